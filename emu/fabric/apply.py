@@ -1,0 +1,85 @@
+"""Make a rendered FabricPlan real in the kernel, and undo it.
+
+Only this module changes kernel state. A build that fails half way destroys what it
+made before the error reaches the caller. Cleanup finds a lab's namespaces by the
+ownership mark on their interfaces (see render.lab_mark), never by name pattern.
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from pyroute2 import IPRoute
+
+from emu.errors import EmuError, FabricError
+from emu.fabric import netns
+from emu.fabric.batch import run_batch, run_batches
+from emu.fabric.render import MARK_PREFIX, FabricPlan
+
+
+def require_root(action: str = "build labs") -> None:
+    if os.geteuid() != 0:
+        raise EmuError(f"root (CAP_NET_ADMIN) is needed to {action}: run as root or with sudo")
+
+
+def build(plan: FabricPlan) -> None:
+    require_root()
+    taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
+    if taken:
+        raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists "
+                          f"(is the lab up? try 'emu down {plan.lab}' or 'emu clean')")
+    try:
+        run_batch("ip", plan.create_lines)
+        for ns in plan.namespaces:
+            netns.write_sysctls(ns.netns, ns.sysctls)
+        jobs = [("ip", ns.ip_lines, ns.netns) for ns in plan.namespaces]
+        jobs += [("tc", ns.tc_lines, ns.netns) for ns in plan.namespaces]
+        run_batches(jobs)
+    except BaseException:
+        destroy(plan.netns_names())
+        raise
+
+
+def destroy(names) -> int:
+    """Stop the processes in these namespaces, then delete the namespaces (their veths go with them)."""
+    names = [n for n in names if netns.netns_path(n).exists()]
+    stopped = netns.stop_processes(names)
+    run_batch("ip", [f"netns del {n}" for n in names], force=True)
+    left = [n for n in names if netns.netns_path(n).exists()]
+    if left:
+        raise FabricError(f"could not delete namespace {left[0]}")
+    return stopped
+
+
+def namespace_mark(name: str) -> str | None:
+    """The lab named by the ownership mark inside namespace `name`, or None if it carries none."""
+    try:
+        with netns.inside(name), IPRoute() as ipr:
+            aliases = [link.get_attr("IFLA_IFALIAS") for link in ipr.get_links()]
+    except OSError:
+        return None
+    for alias in aliases:
+        if alias and alias.startswith(MARK_PREFIX):
+            return alias[len(MARK_PREFIX):].split(":")[0]
+    return None
+
+
+def owned_namespaces() -> dict[str, list[str]]:
+    """lab -> its namespaces, read from the kernel (works with every state file lost)."""
+    if not netns.NETNS_DIR.is_dir():
+        return {}
+    labs: dict[str, list[str]] = {}
+    for entry in sorted(netns.NETNS_DIR.iterdir()):
+        lab = namespace_mark(entry.name)
+        if lab is not None:
+            labs.setdefault(lab, []).append(entry.name)
+    return labs
+
+
+def interface_counters(names) -> dict[str, dict[str, dict]]:
+    """netns -> ifname -> {tx_bytes, rx_bytes, tx_packets, rx_packets, ...} read over netlink."""
+    def read(name):
+        with netns.inside(name), IPRoute() as ipr:
+            return name, {l.get_attr("IFLA_IFNAME"): dict(l.get_attr("IFLA_STATS64") or {})
+                          for l in ipr.get_links()}
+    # netns.inside() switches the calling thread only, so reading in threads is safe.
+    with ThreadPoolExecutor(4) as pool:
+        return dict(pool.map(read, names))

@@ -1,0 +1,28 @@
+"""Batched kernel changes: one `ip -batch` / `tc -batch` call per namespace, never one per object."""
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+from emu.errors import FabricError
+
+WORKERS = 4     # two cores; the kernel work overlaps with process start-up of the next batch
+
+
+def run_batch(tool: str, lines: list[str], netns: str | None = None, force: bool = False) -> None:
+    """Feed `lines` to `ip -batch -` or `tc -batch -`, in namespace `netns` if given."""
+    if not lines:
+        return
+    argv = [tool] + (["-n", netns] if netns else []) + (["-force"] if force else []) + ["-batch", "-"]
+    done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
+    if done.returncode != 0 and not force:
+        where = f" in {netns}" if netns else ""
+        detail = " / ".join(l for l in done.stderr.splitlines() if l and not l.startswith("Warning"))[:400]
+        raise FabricError(f"{tool} -batch failed{where}: {detail}")
+
+
+def run_batches(jobs: list[tuple[str, list[str], str | None]]) -> None:
+    """Run (tool, lines, netns) batches concurrently; raise the first failure after all finish."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        futures = [pool.submit(run_batch, tool, lines, ns) for tool, lines, ns in jobs]
+    errors = [f.exception() for f in futures if f.exception()]
+    if errors:
+        raise errors[0]

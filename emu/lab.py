@@ -1,0 +1,187 @@
+"""The Lab: a Topology made real. up(), down(), node(name).run(...), and a state file.
+
+    lab = Lab.up(topology)            # or: with Lab.up(topology) as lab: ...
+    lab.node("c0").run(["ping", "-c1", lab.node("c1").addr])
+    lab.down()
+
+The state file (/run/emu/<lab>.json, on tmpfs like the namespaces themselves) is
+written before anything is created, so `emu clean` finds a lab even if the
+process that built it was killed; the kernel's ownership marks find it even if
+the state file is lost.
+"""
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from emu.errors import EmuError
+from emu.fabric import apply, netns
+from emu.fabric.render import netns_name, render
+from emu.topo.addressing import AddressPlan
+from emu.topo.loader import topology_from_dict
+from emu.topo.model import Topology
+
+STATE_DIR = Path(os.environ.get("EMU_STATE_DIR", "/run/emu"))
+
+
+def state_path(lab: str) -> Path:
+    return STATE_DIR / f"{lab}.json"
+
+
+@dataclass(frozen=True)
+class NodeHandle:
+    """A node of a running lab: where it lives and how to run programs in it."""
+    name: str
+    kind: str
+    netns: str
+    addrs: tuple[str, ...]
+
+    @property
+    def addr(self) -> str:
+        """The node's first address (its only one unless it is multi-homed)."""
+        return self.addrs[0]
+
+    def popen(self, argv, **kwargs) -> subprocess.Popen:
+        """Start argv in the node's namespace; keyword arguments go to subprocess.Popen."""
+        return netns.popen(self.netns, list(argv), **kwargs)
+
+    def run(self, argv, timeout: float | None = None, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+        """Run argv in the node to completion with its output captured (text)."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("text", True)
+        proc = self.popen(argv, **kwargs)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        if check:
+            done.check_returncode()
+        return done
+
+
+class Lab:
+    def __init__(self, state: dict):
+        self.state = state
+        self.name: str = state["name"]
+        self._topology: Topology | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @classmethod
+    def up(cls, topology: Topology, name: str | None = None) -> "Lab":
+        """Build the lab in the kernel. Raises (having undone everything) on failure."""
+        apply.require_root()
+        name = name or topology.name
+        if name != topology.name:
+            topology = topology_from_dict(topology.to_dict(), topology.source, name)
+        if state_path(name).exists():
+            raise EmuError(f"lab {name!r} is already up (emu down {name}, or emu clean if it is stale)")
+        plan = render(topology, name)
+        addressing = AddressPlan(topology)
+        state = {
+            "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
+            "topology": topology.to_dict(),
+            "nodes": {n.name: {"kind": n.kind, "netns": netns_name(name, n.name),
+                               "addrs": addressing.addrs(n.name)} for n in topology.nodes()},
+        }
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        state_path(name).write_text(json.dumps(state, indent=1))
+        try:
+            apply.build(plan)
+        except BaseException:
+            state_path(name).unlink(missing_ok=True)
+            raise
+        lab = cls(state)
+        lab._topology = topology
+        return lab
+
+    @classmethod
+    def get(cls, name: str | None = None) -> "Lab":
+        """Attach to a running lab; with one lab up, the name may be left out."""
+        if name is None:
+            names = cls.names()
+            if len(names) != 1:
+                raise EmuError("no lab is up" if not names else
+                               f"{len(names)} labs are up ({', '.join(names)}): name one with --lab")
+            name = names[0]
+        try:
+            return cls(json.loads(state_path(name).read_text()))
+        except FileNotFoundError:
+            raise EmuError(f"no lab named {name!r} is up (see 'emu ls')") from None
+
+    @staticmethod
+    def names() -> list[str]:
+        return sorted(p.stem for p in STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []
+
+    def down(self) -> None:
+        apply.require_root("tear labs down")
+        apply.destroy([n["netns"] for n in self.state["nodes"].values()])
+        state_path(self.name).unlink(missing_ok=True)
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    # -- reading --------------------------------------------------------------------
+
+    @property
+    def topology(self) -> Topology:
+        if self._topology is None:
+            self._topology = topology_from_dict(self.state["topology"], self.state.get("source", "<state>"))
+        return self._topology
+
+    def node(self, name: str) -> NodeHandle:
+        try:
+            n = self.state["nodes"][name]
+        except KeyError:
+            raise EmuError(f"lab {self.name!r} has no node {name!r}") from None
+        return NodeHandle(name, n["kind"], n["netns"], tuple(n["addrs"]))
+
+    def nodes(self, kind: str | None = None) -> list[NodeHandle]:
+        return [self.node(n) for n, spec in self.state["nodes"].items() if kind in (None, spec["kind"])]
+
+    def hosts(self) -> list[NodeHandle]:
+        return [n for n in self.nodes() if n.kind != "switch"]
+
+    def tos(self, traffic_class: str) -> int:
+        """TOS byte for a traffic class of this lab's QoS policy."""
+        return self.topology.qos.tos_of(traffic_class)
+
+    def status(self) -> dict:
+        topo = self.topology
+        return {
+            "name": self.name, "scale": topo.scale, "routing": topo.routing,
+            "isolation": topo.qos.isolation,
+            "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "addrs": list(n.addrs)}
+                      for n in self.nodes()],
+            "links": [{"a": l.a, "b": l.b, "rate_bps": topo.emulated_rate(l), "real_rate_bps": l.rate_bps,
+                       "buffer_bytes": l.buffer_bytes} for l in topo.links()],
+        }
+
+
+def clean() -> dict[str, int]:
+    """Remove every lab: those with state files and those only the kernel's marks still know."""
+    apply.require_root("clean labs up")
+    removed: dict[str, int] = {}
+    for lab, names in apply.owned_namespaces().items():
+        apply.destroy(names)
+        removed[lab] = len(names)
+    for name in Lab.names():
+        try:
+            state = json.loads(state_path(name).read_text())
+            names = [n["netns"] for n in state["nodes"].values()]
+        except (OSError, ValueError, KeyError):
+            names = []
+        # Namespaces created in the instant before their marks were set are known only here.
+        removed[name] = removed.get(name, 0) + len([n for n in names if netns.netns_path(n).exists()])
+        apply.destroy(names)
+        state_path(name).unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,40 @@
+"""VL queues of one egress port as `tc -batch` lines (a pure function).
+
+HTB root at the link rate; one class per VL with rate = its weight's share of
+the link and ceil = the link rate (work conserving), a bfifo of `buffer` bytes
+each, and u32 filters sending TOS class selector n (SL n) to the VL of SL2VL[n].
+Unmatched traffic (SL 0 and anything unmarked) goes to SL 0's VL. HTB lends
+spare rate in proportion to each class's quantum, so quantum follows the weight.
+"""
+from emu.qos.policy import QosPolicy
+
+MTU_FRAME = 1514
+MAX_QUANTUM = 200_000     # HTB warns above this
+
+
+def vl_classid(vl: int) -> str:
+    return f"1:{0x10 + vl:x}"
+
+
+def port_commands(dev: str, rate_bps: int, buffer_bytes: int, policy: QosPolicy) -> list[str]:
+    vls = policy.vls()
+    weights = {vl: policy.vlarb[vl] for vl in vls} if policy.isolation else {0: 1}
+    total, smallest = sum(weights.values()), min(weights.values())
+    default_vl = policy.vl_of_sl(0)
+    lines = [
+        f"qdisc add dev {dev} root handle 1: htb default {0x10 + default_vl:x}",
+        f"class add dev {dev} parent 1: classid 1:1 htb rate {rate_bps}bit ceil {rate_bps}bit quantum {MTU_FRAME}",
+    ]
+    for vl in vls:
+        share = max(1, rate_bps * weights[vl] // total)
+        quantum = min(MAX_QUANTUM, MTU_FRAME * weights[vl] // smallest)
+        lines.append(f"class add dev {dev} parent 1:1 classid {vl_classid(vl)} htb "
+                     f"rate {share}bit ceil {rate_bps}bit quantum {quantum}")
+        lines.append(f"qdisc add dev {dev} parent {vl_classid(vl)} handle {0x10 + vl:x}: bfifo limit {buffer_bytes}")
+    if policy.isolation:
+        for sl in sorted(policy.sl2vl):
+            vl = policy.vl_of_sl(sl)
+            if vl != default_vl:
+                lines.append(f"filter add dev {dev} parent 1: protocol ip prio 1 u32 "
+                             f"match ip tos 0x{sl << 5:02x} 0xe0 flowid {vl_classid(vl)}")
+    return lines

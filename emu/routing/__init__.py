@@ -1,0 +1,99 @@
+"""Routing engines: Topology -> per-node forwarding tables, as pure functions.
+
+Switches get one route per destination address (the IB linear forwarding table:
+destination -> port). Engines differ only in which of the shortest-path next hops
+a switch uses for a destination; see `static`, `minhop` and `ecmp`. Hosts get a
+default route through their NIC; multi-homed hosts also get source rules so a
+reply leaves through the NIC that owns the address it answers from.
+"""
+from dataclasses import dataclass
+
+import networkx as nx
+
+from emu.routing import ecmp, minhop, static
+from emu.topo.addressing import AddressPlan, Port
+from emu.topo.model import Topology, natural_key
+
+MAIN_TABLE = 254
+ENGINES = {"static": static.pick, "minhop": minhop.pick, "ecmp": ecmp.pick}
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str                                 # "198.18.0.3/32" or "default"
+    nexthops: tuple[tuple[str, str], ...]    # (gateway, device); several = multipath
+    table: int = MAIN_TABLE
+
+
+@dataclass(frozen=True)
+class Rule:
+    src: str
+    table: int
+    pref: int
+
+
+@dataclass(frozen=True)
+class Destination:
+    addr: str
+    host: str
+    switch: str      # the switch this address hangs off (its NIC's peer)
+    rank: int        # position in LID order: grouped by switch, hosts in topology order
+
+
+@dataclass
+class NodeRoutes:
+    routes: list[Route]
+    rules: list[Rule]
+
+
+def destinations(topo: Topology, plan: AddressPlan) -> list[Destination]:
+    switch_order = {s.name: i for i, s in enumerate(topo.switches())}
+    host_order = {h.name: i for i, h in enumerate(topo.hosts())}
+    ends = [(p.addr, p.node, p.peer) for h in topo.hosts() for p in plan.ports[h.name]]
+    ends.sort(key=lambda e: (switch_order[e[2]], host_order[e[1]]))
+    return [Destination(addr, host, switch, rank) for rank, (addr, host, switch) in enumerate(ends)]
+
+
+def compute_routes(topo: Topology, plan: AddressPlan, mode: str | None = None) -> dict[str, NodeRoutes]:
+    """Forwarding state of every node, for routing `mode` (default: the topology's)."""
+    pick = ENGINES[mode or topo.routing]
+    dests = destinations(topo, plan)
+    fabric = topo.graph.subgraph(s.name for s in topo.switches())
+    dist = {s: nx.single_source_shortest_path_length(fabric, s) for s in {d.switch for d in dests}}
+    tables = {n.name: NodeRoutes([], []) for n in topo.nodes()}
+    for sw in topo.switches():
+        spread: dict[tuple, int] = {}    # candidate set -> destinations spread over it so far
+        for d in dests:
+            if d.switch == sw.name:
+                continue                 # on a directly attached /31: the connected route covers it
+            here = dist[d.switch][sw.name]
+            candidates = tuple(sorted((y for y in fabric[sw.name] if dist[d.switch][y] == here - 1), key=natural_key))
+            ordinal = spread.get(candidates, 0)
+            spread[candidates] = ordinal + 1
+            hops = pick(candidates, ordinal)
+            ports = [plan.port_to(sw.name, y) for y in hops]
+            tables[sw.name].routes.append(Route(f"{d.addr}/32", tuple((p.peer_addr, p.ifname) for p in ports)))
+    for host in topo.hosts():
+        tables[host.name] = _host_routes(plan.ports[host.name], dests, dist)
+    return tables
+
+
+def _host_routes(ports: list[Port], dests: list[Destination], dist) -> NodeRoutes:
+    first = ports[0]
+    routes = [Route("default", ((first.peer_addr, first.ifname),))]
+    rules = []
+    if len(ports) > 1:
+        # Multi-homed: leave through the NIC nearest to each destination (ties: the first NIC) ...
+        own = {p.addr for p in ports}
+        for d in dests:
+            if d.addr in own:
+                continue
+            best = min(ports, key=lambda p: (dist[d.switch].get(p.peer, float("inf")), ports.index(p)))
+            if best is not first:
+                routes.append(Route(f"{d.addr}/32", ((best.peer_addr, best.ifname),)))
+        # ... and answer from an address through the NIC that owns it.
+        for i, p in enumerate(ports):
+            table = 100 + i
+            rules.append(Rule(p.addr, table, 100 + i))
+            routes.append(Route("default", ((p.peer_addr, p.ifname),), table))
+    return NodeRoutes(routes, rules)

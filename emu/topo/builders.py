@@ -1,0 +1,85 @@
+"""Topology generators: star, two-layer leaf-spine (fat-tree) and the paper's two-zone design.
+
+Each builder adds nodes and links to a Topology and is reachable from YAML as
+`fabric: {type: NAME, ...params}` and from Python as `build(NAME, name=..., **params)`.
+Hosts are numbered leaf by leaf, so destination indices are contiguous per leaf
+(as LIDs are in a real subnet), which is what d-mod-k routing expects.
+"""
+import inspect
+
+from emu.errors import TopologyError
+from emu.topo.model import Topology
+
+
+def star(topo: Topology, hosts: int = 4, storage: int = 0) -> None:
+    """One switch, `hosts` compute nodes c0.. and `storage` storage nodes st0.. (an incast star)."""
+    topo.add_node("sw0", "switch")
+    for i in range(hosts):
+        topo.add_node(f"c{i}", "compute")
+        topo.add_link(f"c{i}", "sw0")
+    for i in range(storage):
+        topo.add_node(f"st{i}", "storage")
+        topo.add_link(f"st{i}", "sw0")
+
+
+def leaf_spine(topo: Topology, leaves: int = 2, spines: int = 2, hosts_per_leaf: int = 2,
+               storage_per_leaf: int = 0, uplink_rate=None, prefix: str = "") -> None:
+    """A two-layer fat-tree: every leaf links to every spine; hosts hang off the leaves."""
+    for s in range(spines):
+        topo.add_node(f"{prefix}spine{s}", "switch")
+    host_no = storage_no = 0
+    for l in range(leaves):
+        leaf = f"{prefix}leaf{l}"
+        topo.add_node(leaf, "switch")
+        for s in range(spines):
+            topo.add_link(leaf, f"{prefix}spine{s}", rate=uplink_rate)
+        for _ in range(hosts_per_leaf):
+            topo.add_node(f"{prefix}c{host_no}", "compute")
+            topo.add_link(f"{prefix}c{host_no}", leaf)
+            host_no += 1
+        for _ in range(storage_per_leaf):
+            topo.add_node(f"{prefix}st{storage_no}", "storage")
+            topo.add_link(f"{prefix}st{storage_no}", leaf)
+            storage_no += 1
+
+
+def two_zone(topo: Topology, leaves: int = 2, spines: int = 2, hosts_per_leaf: int = 2,
+             storage: int = 2, interzone_links: int = 1) -> None:
+    """Fire-Flyer 2's network (section III-B): two leaf-spine zones (za-, zb-), storage
+    nodes st0.. with one NIC in each zone, and a few spine-to-spine links between zones."""
+    if not 1 <= interzone_links <= spines:
+        raise TopologyError(topo.source, "fabric.interzone_links", f"must be between 1 and spines ({spines})")
+    for zone in ("za-", "zb-"):
+        leaf_spine(topo, leaves, spines, hosts_per_leaf, prefix=zone)
+    for i in range(storage):
+        topo.add_node(f"st{i}", "storage")
+        # Spread storage NICs over the leaves of each zone, NIC 0 in zone a, NIC 1 in zone b.
+        topo.add_link(f"st{i}", f"za-leaf{i % leaves}")
+        topo.add_link(f"st{i}", f"zb-leaf{i % leaves}")
+    for s in range(interzone_links):
+        topo.add_link(f"za-spine{s}", f"zb-spine{s}")
+
+
+BUILDERS = {"star": star, "leaf-spine": leaf_spine, "fat-tree": leaf_spine, "two-zone": two_zone}
+
+
+def apply_builder(topo: Topology, kind: str, params: dict, key: str = "fabric") -> Topology:
+    """Run builder `kind` with `params`, refusing unknown builders and parameters by key."""
+    if kind not in BUILDERS:
+        raise TopologyError(topo.source, f"{key}.type", f"unknown fabric type {kind!r} (one of {', '.join(BUILDERS)})")
+    builder = BUILDERS[kind]
+    accepted = inspect.signature(builder).parameters
+    for param, value in params.items():
+        if param not in accepted or param in ("topo", "prefix"):
+            allowed = ", ".join(p for p in accepted if p not in ("topo", "prefix"))
+            raise TopologyError(topo.source, f"{key}.{param}", f"unknown parameter for {kind} (allowed: {allowed})")
+        if param != "uplink_rate" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise TopologyError(topo.source, f"{key}.{param}", f"must be a non-negative integer, got {value!r}")
+    builder(topo, **params)
+    return topo.validate()
+
+
+def build(kind: str, name: str, **params) -> Topology:
+    """Python entry point: build('leaf-spine', 'ls', leaves=8, spines=4, hosts_per_leaf=8, scale=0.01)."""
+    topo_keys = {k: params.pop(k) for k in ("scale", "routing", "qos", "rate", "buffer") if k in params}
+    return apply_builder(Topology(name, source=f"<{kind} builder>", **topo_keys), kind, params)

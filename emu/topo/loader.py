@@ -1,0 +1,108 @@
+"""YAML -> Topology. Every refusal names the file, the key and the reason."""
+from pathlib import Path
+
+import yaml
+
+from emu.errors import TopologyError
+from emu.qos import QosPolicy
+from emu.topo.builders import apply_builder
+from emu.topo.model import Topology
+
+TOP_KEYS = {"name", "scale", "defaults", "routing", "qos", "nodes", "links", "fabric"}
+DEFAULT_KEYS = {"rate", "buffer"}
+LINK_KEYS = {"endpoints", "rate", "buffer"}
+QOS_KEYS = {"classes", "sl2vl", "vlarb", "isolation"}
+
+
+def load_topology(path, name: str | None = None) -> Topology:
+    """Read and check a topology file; `name` overrides the lab name in the file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise TopologyError(source, "-", f"cannot read: {e.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f"line {where.line + 1}" if where else "-"
+        raise TopologyError(source, line, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+    return topology_from_dict(doc, source, name)
+
+
+def topology_from_dict(doc, source: str = "<dict>", name: str | None = None) -> Topology:
+    if not isinstance(doc, dict):
+        raise TopologyError(source, "-", "top level must be a mapping")
+    _no_unknown(doc, TOP_KEYS, "", source)
+    if "name" not in doc and name is None:
+        raise TopologyError(source, "name", "missing (or pass --name)")
+    defaults = _mapping(doc.get("defaults", {}), "defaults", source)
+    _no_unknown(defaults, DEFAULT_KEYS, "defaults.", source)
+    routing = _mapping(doc.get("routing", {}), "routing", source)
+    _no_unknown(routing, {"mode"}, "routing.", source)
+    topo = Topology(name or doc["name"], scale=doc.get("scale", 1.0), routing=routing.get("mode", "static"),
+                    qos=_qos(doc.get("qos"), source),
+                    rate=defaults.get("rate", "200Gbit"), buffer=defaults.get("buffer", "128KiB"),
+                    source=source)
+    if "fabric" in doc:
+        if "nodes" in doc or "links" in doc:
+            raise TopologyError(source, "fabric", "use either a fabric generator or nodes/links, not both")
+        fabric = dict(_mapping(doc["fabric"], "fabric", source))
+        if "type" not in fabric:
+            raise TopologyError(source, "fabric.type", "missing (star, leaf-spine, fat-tree or two-zone)")
+        return apply_builder(topo, fabric.pop("type"), fabric)
+
+    nodes = _mapping(doc.get("nodes"), "nodes", source)
+    for node_name, spec in nodes.items():
+        spec = _mapping(spec, f"nodes.{node_name}", source)
+        if "kind" not in spec:
+            raise TopologyError(source, f"nodes.{node_name}.kind", "missing")
+        attrs = {k: v for k, v in spec.items() if k != "kind"}
+        topo.add_node(str(node_name), spec["kind"], **attrs)
+    links = doc.get("links")
+    if not isinstance(links, list):
+        raise TopologyError(source, "links", "must be a list of {endpoints: [a, b]}")
+    for i, spec in enumerate(links):
+        key = f"links[{i}]"
+        spec = _mapping(spec, key, source)
+        _no_unknown(spec, LINK_KEYS, f"{key}.", source)
+        ends = spec.get("endpoints")
+        if not isinstance(ends, list) or len(ends) != 2:
+            raise TopologyError(source, f"{key}.endpoints", "must be a list of two node names")
+        topo.add_link(str(ends[0]), str(ends[1]), rate=spec.get("rate"), buffer=spec.get("buffer"), key=key)
+    return topo.validate()
+
+
+def _qos(spec, source) -> QosPolicy:
+    if spec is None:
+        return QosPolicy()
+    spec = _mapping(spec, "qos", source)
+    _no_unknown(spec, QOS_KEYS, "qos.", source)
+    base = QosPolicy()
+    try:
+        return QosPolicy(
+            classes={str(k): v for k, v in _mapping(spec.get("classes", base.classes), "qos.classes", source).items()},
+            sl2vl=dict(_mapping(spec.get("sl2vl", base.sl2vl), "qos.sl2vl", source)),
+            vlarb=dict(_mapping(spec.get("vlarb", base.vlarb), "qos.vlarb", source)),
+            isolation=_bool(spec.get("isolation", True), "qos.isolation", source))
+    except ValueError as e:
+        key, _, reason = str(e).partition(": ")
+        raise TopologyError(source, f"qos.{key}" if reason else "qos", reason or str(e)) from None
+
+
+def _mapping(value, key, source) -> dict:
+    if not isinstance(value, dict):
+        raise TopologyError(source, key, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _bool(value, key, source) -> bool:
+    if not isinstance(value, bool):
+        raise TopologyError(source, key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _no_unknown(spec: dict, allowed: set, prefix: str, source: str) -> None:
+    for key in spec:
+        if key not in allowed:
+            raise TopologyError(source, f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")

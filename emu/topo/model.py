@@ -1,0 +1,190 @@
+"""The typed Topology: the one source of truth a lab is built from.
+
+A networkx graph holds nodes (with their kind and attributes) and links (rate,
+buffer); the lab-wide settings (scale, routing mode, QoS policy) sit beside it.
+Every check that can refuse input lives here, so builders, the YAML loader and
+Python users all get the same errors before anything is created.
+"""
+import re
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from emu.errors import TopologyError
+from emu.kinds import KINDS
+from emu.qos import DEFAULT_QOS, QosPolicy
+from emu.units import parse_rate, parse_size
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+MAX_LAB_NAME = 12       # lab names prefix namespaces and state files; keep them short
+MAX_NODE_NAME = 24
+ROUTING_MODES = ("static", "minhop", "ecmp", "adaptive")
+DEFAULT_RATE = "200Gbit"    # the paper's NIC and switch port speed
+DEFAULT_BUFFER = "128KiB"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def forwards(self) -> bool:
+        return KINDS[self.kind].forwards
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str
+    b: str
+    rate_bps: int           # the real rate; the lab shapes to rate_bps * scale
+    buffer_bytes: int       # FIFO per VL queue on each egress port
+
+
+def natural_key(name: str):
+    """Sort 'leaf10' after 'leaf9'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+class Topology:
+    def __init__(self, name: str, *, scale: float = 1.0, routing: str = "static",
+                 qos: QosPolicy = DEFAULT_QOS, rate=DEFAULT_RATE, buffer=DEFAULT_BUFFER,
+                 source: str = "<topology>"):
+        self.source = source
+        self.name = self._check_name(name, "name", MAX_LAB_NAME)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise TopologyError(source, "scale", f"must be a number in (0, 1], got {scale!r}")
+        self.scale = float(scale)
+        if routing not in ROUTING_MODES:
+            raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ROUTING_MODES)})")
+        self.routing = routing
+        self.qos = qos
+        self.default_rate = self._rate(rate, "defaults.rate")
+        self.default_buffer = self._size(buffer, "defaults.buffer")
+        self.graph = nx.Graph()
+        self._links: list[Link] = []
+
+    # -- building -------------------------------------------------------------------
+
+    def add_node(self, name: str, kind: str, *, key: str | None = None, **attrs) -> Node:
+        key = key or f"nodes.{name}"
+        self._check_name(name, key, MAX_NODE_NAME)
+        if name in self.graph:
+            raise TopologyError(self.source, key, f"duplicate node {name!r}")
+        if kind not in KINDS:
+            raise TopologyError(self.source, f"{key}.kind", f"unknown kind {kind!r} (one of {', '.join(sorted(KINDS))})")
+        spec = KINDS[kind].attrs
+        values = {}
+        for attr, value in attrs.items():
+            if attr not in spec:
+                allowed = ", ".join(["kind", *spec]) or "kind"
+                raise TopologyError(self.source, f"{key}.{attr}", f"unknown key for a {kind} node (allowed: {allowed})")
+            try:
+                values[attr] = spec[attr][0](value)
+            except ValueError as e:
+                raise TopologyError(self.source, f"{key}.{attr}", str(e)) from None
+        for attr, (_, default) in spec.items():
+            values.setdefault(attr, default)
+        node = Node(name, kind, values)
+        self.graph.add_node(name, node=node)
+        return node
+
+    def add_link(self, a: str, b: str, *, rate=None, buffer=None, key: str | None = None) -> Link:
+        key = key or f"links[{len(self._links)}]"
+        for end in (a, b):
+            if end not in self.graph:
+                raise TopologyError(self.source, f"{key}.endpoints", f"unknown node {end!r}")
+        if a == b:
+            raise TopologyError(self.source, f"{key}.endpoints", f"a link needs two different nodes, got {a!r} twice")
+        if self.graph.has_edge(a, b):
+            raise TopologyError(self.source, f"{key}.endpoints", f"duplicate link {a} <-> {b}")
+        link = Link(a, b,
+                    self._rate(rate, f"{key}.rate") if rate is not None else self.default_rate,
+                    self._size(buffer, f"{key}.buffer") if buffer is not None else self.default_buffer)
+        self.graph.add_edge(a, b, link=link)
+        self._links.append(link)
+        return link
+
+    def validate(self) -> "Topology":
+        """Whole-graph checks, once all nodes and links are in."""
+        if self.graph.number_of_nodes() < 2:
+            raise TopologyError(self.source, "nodes", "a lab needs at least two nodes")
+        if not nx.is_connected(self.graph):
+            parts = sorted((sorted(c, key=natural_key) for c in nx.connected_components(self.graph)), key=len)
+            raise TopologyError(self.source, "links", f"graph is disconnected: {', '.join(parts[0][:5])} cannot reach the rest")
+        for node in self.nodes():
+            if node.forwards:
+                continue
+            for peer in self.graph[node.name]:
+                if not self.node(peer).forwards:
+                    raise TopologyError(self.source, "links",
+                                        f"{node.name} <-> {peer}: hosts connect to switches, not to each other")
+        switches = [n.name for n in self.switches()]
+        if switches and not nx.is_connected(self.graph.subgraph(switches)):
+            raise TopologyError(self.source, "links", "the switches must form one connected fabric (hosts do not forward)")
+        if self.routing == "adaptive":
+            raise TopologyError(self.source, "routing.mode", "'adaptive' is not available yet (static, minhop, ecmp are)")
+        return self
+
+    # -- reading --------------------------------------------------------------------
+
+    def node(self, name: str) -> Node:
+        return self.graph.nodes[name]["node"]
+
+    def nodes(self) -> list[Node]:
+        return [data["node"] for _, data in self.graph.nodes(data=True)]
+
+    def hosts(self) -> list[Node]:
+        return [n for n in self.nodes() if not n.forwards]
+
+    def switches(self) -> list[Node]:
+        return [n for n in self.nodes() if n.forwards]
+
+    def links(self) -> list[Link]:
+        return list(self._links)
+
+    def link(self, a: str, b: str) -> Link:
+        return self.graph.edges[a, b]["link"]
+
+    def emulated_rate(self, link: Link) -> int:
+        return max(1, int(link.rate_bps * self.scale))
+
+    def to_dict(self) -> dict:
+        """The explicit YAML form (nodes + links); topology_from_dict() reads it back."""
+        return {
+            "name": self.name, "scale": self.scale, "routing": {"mode": self.routing},
+            "defaults": {"rate": f"{self.default_rate}bit", "buffer": self.default_buffer},
+            "qos": self.qos.to_dict(),
+            "nodes": {n.name: {"kind": n.kind, **n.attrs} for n in self.nodes()},
+            "links": [{"endpoints": [l.a, l.b], "rate": f"{l.rate_bps}bit", "buffer": l.buffer_bytes}
+                      for l in self._links],
+        }
+
+    def summary(self) -> str:
+        kinds = {}
+        for n in self.nodes():
+            kinds[n.kind] = kinds.get(n.kind, 0) + 1
+        parts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+        return f"{self.name}: {parts}, {len(self._links)} links, scale {self.scale:g}, routing {self.routing}"
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _check_name(self, name, key, limit):
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise TopologyError(self.source, key, f"bad name {name!r}: use lowercase letters, digits and '-'")
+        if len(name) > limit:
+            raise TopologyError(self.source, key, f"name {name!r} is too long ({len(name)} > {limit} characters)")
+        return name
+
+    def _rate(self, value, key):
+        try:
+            return parse_rate(value)
+        except ValueError as e:
+            raise TopologyError(self.source, key, str(e)) from None
+
+    def _size(self, value, key):
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            raise TopologyError(self.source, key, str(e)) from None
