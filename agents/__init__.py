@@ -1,0 +1,1 @@
+"""Programs that run inside node namespaces, one process per role. They never touch the fabric."""

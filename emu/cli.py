@@ -1,0 +1,152 @@
+"""The `emu` command: a thin shell over the library (parse, call, print)."""
+import json
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from emu.errors import EmuError
+
+console = Console()
+
+
+class EmuGroup(click.Group):
+    """Turn every EmuError into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EmuError as e:
+            click.echo(f"emu: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=EmuGroup)
+def main():
+    """Packet-level emulator for AI training cluster fabrics (namespaces, shaped veths, SL/VL queues)."""
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the file's `name`)")
+def up(file, name):
+    """Build the lab described by FILE."""
+    from emu.lab import Lab
+    from emu.topo import load_topology
+    topo = load_topology(file, name)
+    start = time.perf_counter()
+    lab = Lab.up(topo)
+    console.print(f"lab [bold]{lab.name}[/] up in {time.perf_counter() - start:.2f} s: {topo.summary()}")
+
+
+@main.command()
+@click.argument("lab", required=False)
+def down(lab):
+    """Tear LAB down (with one lab up, LAB may be left out)."""
+    from emu.lab import Lab
+    target = Lab.get(lab)
+    start = time.perf_counter()
+    target.down()
+    console.print(f"lab [bold]{target.name}[/] down in {time.perf_counter() - start:.2f} s")
+
+
+@main.command("ls")
+def list_labs():
+    """List the labs that are up."""
+    from emu.lab import Lab
+    table = Table("lab", "nodes", "links", "scale", "routing", "source")
+    for name in Lab.names():
+        lab = Lab.get(name)
+        st = lab.status()
+        table.add_row(name, str(len(st["nodes"])), str(len(st["links"])), f"{st['scale']:g}", st["routing"],
+                      lab.state.get("source", ""))
+    console.print(table if table.rows else "no lab is up")
+
+
+@main.command()
+@click.argument("lab", required=False)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(lab, as_json):
+    """Show a lab's nodes, addresses and links."""
+    from emu.lab import Lab
+    from emu.units import format_rate
+    st = Lab.get(lab).status()
+    if as_json:
+        click.echo(json.dumps(st, indent=1))
+        return
+    console.print(f"lab [bold]{st['name']}[/]: scale {st['scale']:g}, routing {st['routing']}, "
+                  f"isolation {'on' if st['isolation'] else 'off'}")
+    nodes = Table("node", "kind", "netns", "addresses")
+    for n in st["nodes"]:
+        nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]))
+    console.print(nodes)
+    links = Table("a", "b", "emulated rate", "real rate", "buffer/VL")
+    for l in st["links"]:
+        links.add_row(l["a"], l["b"], format_rate(l["rate_bps"]), format_rate(l["real_rate_bps"]),
+                      f"{l['buffer_bytes'] // 1024} KiB")
+    console.print(links)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--lab", help="lab name (optional with one lab up)")
+@click.argument("node")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec(lab, node, cmd):
+    """Run CMD inside NODE: emu exec c0 -- ip addr. The exit code passes through."""
+    from emu.lab import Lab
+    handle = Lab.get(lab).node(node)
+    try:
+        proc = handle.popen(list(cmd))
+    except FileNotFoundError:
+        raise EmuError(f"{cmd[0]}: command not found") from None
+    sys.exit(proc.wait())
+
+
+@main.command()
+def clean():
+    """Remove every namespace, interface and process of every lab, stale ones too."""
+    from emu.lab import clean as clean_all
+    removed = clean_all()
+    if not removed:
+        console.print("nothing to clean")
+    for lab, count in sorted(removed.items()):
+        console.print(f"removed lab [bold]{lab}[/] ({count} namespaces)")
+
+
+@main.group()
+def topo():
+    """Check and draw topology files."""
+
+
+@topo.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def check(file):
+    """Validate FILE without building anything."""
+    from emu.topo import load_topology
+    console.print(f"ok: {load_topology(file).summary()}")
+
+
+@topo.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, help="output PNG")
+def graph(file, out):
+    """Draw FILE as a PNG."""
+    from emu.topo import load_topology
+    from emu.topo.graph import draw
+    draw(load_topology(file), out)
+    console.print(f"wrote {out}")
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--seconds", default=3.0, show_default=True, help="length of each throughput flow")
+def demo(file, seconds):
+    """Bring up a small Fire-Flyer-style lab, check it with real traffic, report, tear down."""
+    from emu.experiments.smoke import run_smoke
+    sys.exit(0 if run_smoke(file, seconds, console) else 1)
+
+
+if __name__ == "__main__":
+    main()

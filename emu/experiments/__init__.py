@@ -1,0 +1,1 @@
+"""Scenario runners and canned experiments."""

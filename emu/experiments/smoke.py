@@ -1,0 +1,54 @@
+"""The Quick start check: a small Fire-Flyer-style lab, real traffic across it, a summary, teardown."""
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+from emu.experiments.flows import Flow, run_flows
+from emu.lab import Lab
+from emu.metrics.mesh import tcp_mesh
+from emu.topo import load_topology
+from emu.units import format_rate
+
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "fire-flyer-mini.yaml"
+
+
+def run_smoke(file, seconds: float, console) -> bool:
+    topo = load_topology(file or DEFAULT_TOPOLOGY)
+    checks: list[tuple[str, str, bool]] = []
+    start = time.perf_counter()
+    with Lab.up(topo) as lab:
+        console.print(f"lab [bold]{lab.name}[/] up in {time.perf_counter() - start:.2f} s: {topo.summary()}")
+        hosts = lab.hosts()
+        mesh = tcp_mesh(hosts)
+        checks.append(("TCP all pairs (every address)", f"{mesh.ok}/{mesh.pairs} in {mesh.seconds:.2f} s, "
+                       f"{mesh.retransmits} retransmits", mesh.ok == mesh.pairs))
+
+        computes = [h.name for h in hosts if h.kind == "compute"]
+        src, dst = computes[0], computes[-1]         # first and last compute node: across the fabric
+        rate = min(topo.emulated_rate(topo.link(*e)) for e in topo.graph.edges)
+        console.print(f"one flow {src} -> {dst} for {seconds:g} s ...")
+        single = run_flows(lab, [Flow(src, dst)], seconds)[0]
+        share = single["bps"] / rate
+        checks.append((f"one TCP flow {src} -> {dst}", f"{format_rate(single['bps'])} of {format_rate(rate)} "
+                       f"({share:.0%}); real scale {format_rate(single['bps'] / topo.scale)}", 0.85 <= share <= 1.02))
+
+        senders = [h for h in computes if h != dst][:5]
+        marked = "hfreduce"
+        weights = topo.qos.vlarb
+        vl_marked, vl_other = topo.qos.vl_of_sl(topo.qos.sl_of(marked)), topo.qos.vl_of_sl(0)
+        expected = weights[vl_marked] / (weights[vl_marked] + weights[vl_other])
+        console.print(f"isolation: 1 '{marked}' flow against {len(senders) - 1} unmarked flows into {dst} ...")
+        flows = [Flow(senders[0], dst, marked, cc="cubic")] + [Flow(s, dst, cc="cubic") for s in senders[1:]]
+        results = run_flows(lab, flows, seconds)
+        total = sum(r["bps"] for r in results)
+        got = results[0]["bps"] / total
+        checks.append((f"'{marked}' (VL{vl_marked}) share of {dst}'s link",
+                       f"{got:.0%} (weighted share {expected:.0%}, fair share {1 / len(flows):.0%})",
+                       got >= 0.8 * expected))
+    table = Table("check", "result", "ok", title=f"emu demo on {topo.name} (scale {topo.scale:g})")
+    for name, result, ok in checks:
+        table.add_row(name, result, "[green]yes[/]" if ok else "[red]NO[/]")
+    console.print(table)
+    console.print(f"lab {topo.name} torn down; total {time.perf_counter() - start:.1f} s")
+    return all(ok for _, _, ok in checks)

@@ -1,0 +1,1 @@
+"""Measurements taken from the root namespace: TCP reachability meshes, kernel counters."""

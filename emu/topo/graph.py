@@ -1,0 +1,43 @@
+"""Draw a Topology as a layered picture (spines on top, hosts at the bottom)."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+
+from emu.topo.model import Topology, natural_key  # noqa: E402
+from emu.units import format_rate  # noqa: E402
+
+COLORS = {"switch": "#4c72b0", "compute": "#55a868", "storage": "#dd8452", "mgmt": "#8172b3"}
+
+
+def layer_of(topo: Topology, name: str) -> int:
+    """0 for hosts, 1 for switches that have hosts (leaves), 2 for switches of switches (spines)."""
+    node = topo.node(name)
+    if not node.forwards:
+        return 0
+    return 1 if any(not topo.node(p).forwards for p in topo.graph[name]) else 2
+
+
+def draw(topo: Topology, out: str) -> None:
+    g = topo.graph
+    for name in g:
+        g.nodes[name]["layer"] = layer_of(topo, name)
+    order = sorted(g, key=natural_key)
+    pos = nx.multipartite_layout(g.subgraph(order), subset_key="layer", align="horizontal")
+    width = max(8.0, 0.35 * max(sum(1 for n in g if g.nodes[n]["layer"] == k) for k in range(3)))
+    fig, ax = plt.subplots(figsize=(width, 6))
+    rates = [topo.link(a, b).rate_bps for a, b in g.edges]
+    top = max(rates)
+    nx.draw_networkx_edges(g, pos, ax=ax, width=[0.5 + 2.5 * r / top for r in rates], edge_color="#999999")
+    for kind, color in COLORS.items():
+        names = [n for n in g if topo.node(n).kind == kind]
+        nx.draw_networkx_nodes(g, pos, nodelist=names, node_color=color, node_size=300, ax=ax, label=kind)
+    nx.draw_networkx_labels(g, pos, font_size=6, ax=ax)
+    ax.set_title(f"{topo.summary()}\nlink rates {format_rate(min(rates))}..{format_rate(top)} (real), "
+                 f"emulated at x{topo.scale:g}", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
