@@ -15,6 +15,7 @@ class Flow:
     dst: str
     traffic_class: str = "other"
     cc: str | None = None        # TCP congestion control; None = the kernel default (bbr here)
+    addr: str | None = None      # which of dst's addresses to use (default: its first)
 
 
 def run_flows(lab, flows: list[Flow], seconds: float, port: int = 5201) -> list[dict]:
@@ -30,7 +31,7 @@ def run_flows(lab, flows: list[Flow], seconds: float, port: int = 5201) -> list[
                 raise EmuError(f"traffic server on {dst} did not start: {srv.stderr.read().strip()}")
         clients = []
         for f in flows:
-            argv = AGENT + ["client", "--dst", lab.node(f.dst).addr, "--port", str(port),
+            argv = AGENT + ["client", "--dst", f.addr or lab.node(f.dst).addr, "--port", str(port),
                             "--seconds", str(seconds), "--tos", str(lab.tos(f.traffic_class))]
             if f.cc:
                 argv += ["--cc", f.cc]

@@ -82,12 +82,17 @@ def _qos(spec, source) -> QosPolicy:
     try:
         return QosPolicy(
             classes={str(k): v for k, v in _mapping(spec.get("classes", base.classes), "qos.classes", source).items()},
-            sl2vl=dict(_mapping(spec.get("sl2vl", base.sl2vl), "qos.sl2vl", source)),
-            vlarb=dict(_mapping(spec.get("vlarb", base.vlarb), "qos.vlarb", source)),
+            sl2vl=_int_keys(_mapping(spec.get("sl2vl", base.sl2vl), "qos.sl2vl", source)),
+            vlarb=_int_keys(_mapping(spec.get("vlarb", base.vlarb), "qos.vlarb", source)),
             isolation=_bool(spec.get("isolation", True), "qos.isolation", source))
     except ValueError as e:
         key, _, reason = str(e).partition(": ")
         raise TopologyError(source, f"qos.{key}" if reason else "qos", reason or str(e)) from None
+
+
+def _int_keys(mapping: dict) -> dict:
+    # JSON (the state file) turns integer keys into strings; read "3" as SL/VL 3.
+    return {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in mapping.items()}
 
 
 def _mapping(value, key, source) -> dict:

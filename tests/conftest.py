@@ -1,0 +1,35 @@
+import os
+import uuid
+
+import pytest
+
+ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="integration test: needs root (CAP_NET_ADMIN) to build namespaces")
+    for item in items:
+        if "integration" in item.keywords and not ROOT:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def lab_name():
+    """A lab name of this test's own, so tests never collide (even across parallel runs)."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_lab(lab_name):
+    """Build labs from Topologies; every lab is torn down when the test ends, pass or fail."""
+    from emu.lab import Lab
+    labs = []
+
+    def make(topo, name=None):
+        lab = Lab.up(topo, name or f"{lab_name}{len(labs) or ''}")
+        labs.append(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.down()

@@ -1,0 +1,173 @@
+"""Lab lifecycle on the real kernel: half-built labs undo themselves, clean works after kill -9,
+labs do not disturb each other, and the CLI keeps its contract."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from emu.experiments.flows import Flow, run_flows
+from emu.fabric import apply, netns
+from emu.fabric.apply import interface_counters
+from emu.lab import Lab, state_path
+from emu.metrics.mesh import tcp_mesh
+from emu.topo import build
+
+pytestmark = pytest.mark.integration
+
+
+def leftovers(lab):
+    """Everything of `lab` the kernel or the state dir still holds."""
+    spaces = [p.name for p in netns.NETNS_DIR.glob(f"emu-{lab}-*")] if netns.NETNS_DIR.is_dir() else []
+    return {"namespaces": spaces, "marked": apply.owned_namespaces().get(lab, []),
+            "state": state_path(lab).exists()}
+
+
+NOTHING = {"namespaces": [], "marked": [], "state": False}
+
+
+def test_build_that_fails_half_way_leaves_nothing(monkeypatch, lab_name):
+    real = netns.write_sysctls
+    calls = []
+
+    def fail_on_fifth(name, values):
+        calls.append(name)
+        if len(calls) == 5:
+            raise OSError("injected failure half way through the build")
+        real(name, values)
+
+    monkeypatch.setattr(netns, "write_sysctls", fail_on_fifth)
+    with pytest.raises(OSError, match="injected"):
+        Lab.up(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=2))
+    assert len(calls) == 5            # namespaces and veths existed when it failed
+    assert leftovers(lab_name) == NOTHING
+
+
+def test_kernel_refusal_is_undone_and_reported(monkeypatch, lab_name):
+    from emu.fabric import render as render_mod
+    real = render_mod.render
+
+    def broken(topo, lab=None):
+        plan = real(topo, lab)
+        plan.namespaces[-1].tc_lines.append("qdisc add dev nosuchdev root handle 1: htb")
+        return plan
+
+    monkeypatch.setattr("emu.lab.render", broken)
+    with pytest.raises(Exception, match="tc -batch failed in emu-"):
+        Lab.up(build("star", lab_name, hosts=3))
+    assert leftovers(lab_name) == NOTHING
+
+
+BUILDER = """
+import sys, time
+from emu.lab import Lab
+from emu.topo import build
+lab = Lab.up(build("leaf-spine", sys.argv[1], leaves=4, spines=2, hosts_per_leaf=4))
+lab.node("c0").popen(["sleep", "300"])
+print("up", flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.parametrize("lose_state", [False, True])
+def test_clean_after_kill_9(lab_name, lose_state):
+    builder = subprocess.Popen([sys.executable, "-c", BUILDER, lab_name], stdout=subprocess.PIPE, text=True)
+    try:
+        assert builder.stdout.readline().strip() == "up"
+        sleeper = list(netns.pids_in([f"emu-{lab_name}-c0"]))
+        assert sleeper, "the process started in c0 should be running"
+        os.kill(builder.pid, signal.SIGKILL)
+        builder.wait()
+        if lose_state:
+            state_path(lab_name).unlink()
+        assert leftovers(lab_name)["marked"]
+        done = subprocess.run(["emu", "clean"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert lab_name in done.stdout
+        assert leftovers(lab_name) == NOTHING
+        time.sleep(0.1)
+        assert not any(os.path.exists(f"/proc/{pid}") and
+                       open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in sleeper)
+    finally:
+        if builder.poll() is None:
+            builder.kill()
+        subprocess.run(["emu", "clean"], capture_output=True)
+
+
+def test_clean_after_kill_9_during_the_build(lab_name):
+    builder = subprocess.Popen([sys.executable, "-c", BUILDER, lab_name], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)              # python start-up plus part of the build
+    builder.kill()
+    builder.wait()
+    done = subprocess.run(["emu", "clean"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert leftovers(lab_name) == NOTHING
+
+
+def test_two_labs_up_at_once_do_not_disturb_each_other(make_lab, lab_name):
+    # Same topology, hence the same addresses and interface names, in both labs.
+    a = make_lab(build("star", lab_name + "a", hosts=3, rate="100Mbit"))
+    b = make_lab(build("star", lab_name + "b", hosts=3, rate="100Mbit"))
+    sw_b = b.node("sw0").netns
+    before = interface_counters([sw_b])[sw_b]
+    got = run_flows(a, [Flow("c0", "c1")], seconds=1.5)[0]["bps"]
+    after = interface_counters([sw_b])[sw_b]
+    assert got > 80e6
+    moved = sum(after[d]["tx_bytes"] - before[d]["tx_bytes"] for d in after)
+    assert moved < 10_000, f"lab b's switch moved {moved} bytes while lab a ran a flow"
+    a.down()
+    result = tcp_mesh(b.hosts())
+    assert result.ok == result.pairs == 6
+    assert leftovers(a.name) == NOTHING
+
+
+def emu(*args, **kwargs):
+    return subprocess.run(["emu", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_cli_contract(tmp_path, lab_name):
+    topo = tmp_path / "t.yaml"
+    topo.write_text("name: ignored\nscale: 0.01\nfabric: {type: leaf-spine, leaves: 2, spines: 1, hosts_per_leaf: 1}\n")
+    try:
+        assert emu("up", str(topo), "--name", lab_name).returncode == 0
+        st = json.loads(emu("status", lab_name, "--json").stdout)
+        assert st["name"] == lab_name and st["scale"] == 0.01 and st["routing"] == "static"
+        nodes = {n["name"]: n for n in st["nodes"]}
+        assert set(nodes) == {"c0", "c1", "leaf0", "leaf1", "spine0"}
+        assert nodes["c0"]["kind"] == "compute" and nodes["c0"]["addrs"]
+        assert all(l["rate_bps"] == 2 * 10**9 for l in st["links"])
+        # the netns name is one `ip netns exec` accepts
+        shown = subprocess.run(["ip", "netns", "exec", nodes["c0"]["netns"], "ip", "-4", "-o", "addr"],
+                               capture_output=True, text=True).stdout
+        assert nodes["c0"]["addrs"][0] in shown
+        ran = emu("exec", "--lab", lab_name, "c0", "--", "sh", "-c", "exit 7")
+        assert ran.returncode == 7
+        assert lab_name in emu("ls").stdout
+        assert emu("down", lab_name).returncode == 0
+        assert leftovers(lab_name) == NOTHING
+        gone = emu("status", lab_name)
+        assert gone.returncode == 1 and gone.stderr.count("\n") == 1 and "no lab named" in gone.stderr
+    finally:
+        emu("down", lab_name)
+
+
+def test_cli_refuses_bad_input_in_one_line_and_creates_nothing(tmp_path, lab_name):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: {lab_name}\nnodes: {{a: {{kind: compute}}, s: {{kind: switch}}}}\n"
+                   "links: [{endpoints: [a, s], rate: 10Gbps}]\n")
+    for verb in (["up"], ["topo", "check"]):
+        done = emu(*verb, str(bad))
+        assert done.returncode == 1
+        assert done.stderr == f"emu: {bad}: links[0].rate: bad rate '10Gbps': use a number and one of bit, Kbit, Mbit, Gbit, Tbit\n"
+    assert leftovers(lab_name) == NOTHING
+
+
+def test_topo_graph_writes_a_png(tmp_path):
+    out = tmp_path / "g.png"
+    done = emu("topo", "graph", "topologies/fire-flyer-mini.yaml", "-o", str(out),
+               cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,47 @@
+"""The kernel plan, checked without root: marks, queues, routes, sysctls."""
+from emu.fabric.render import lab_mark, render
+from emu.qos import QosPolicy
+from emu.qos.htb import port_commands
+from emu.topo import build
+
+
+def test_every_interface_carries_the_lab_mark():
+    topo = build("leaf-spine", "mk", leaves=2, spines=2, hosts_per_leaf=2)
+    plan = render(topo)
+    for ns in plan.namespaces:
+        assert ns.netns == f"emu-mk-{ns.node}"
+        devs = {l.split()[3] for l in ns.ip_lines if l.startswith("link set dev")}
+        marked = {l.split()[3] for l in ns.ip_lines if f"alias {lab_mark('mk')}" in l}
+        assert devs == marked and "lo" in devs
+
+
+def test_vl_queues_follow_weights():
+    lines = port_commands("eth0", 1_000_000_000, 65536, QosPolicy())
+    rates = {l.split("classid ")[1].split()[0]: int(l.split(" rate ")[1].split("bit")[0])
+             for l in lines if "parent 1:1 classid" in l}
+    assert rates == {"1:10": 100_000_000, "1:11": 400_000_000, "1:12": 200_000_000, "1:13": 300_000_000}
+    assert sum("bfifo limit 65536" in l for l in lines) == 4
+    tos = sorted(l.split("match ip tos ")[1].split()[0] for l in lines if "u32" in l)
+    assert tos == ["0x20", "0x40", "0x60"]
+
+
+def test_isolation_off_is_one_queue():
+    lines = port_commands("eth0", 10**8, 65536, QosPolicy(isolation=False))
+    assert sum(" classid 1:1" in l for l in lines) == 2        # root + one VL
+    assert not any("filter" in l for l in lines)
+
+
+def test_scale_multiplies_every_rate():
+    topo = build("star", "sc", hosts=2, rate="200Gbit", scale=0.001)
+    plan = render(topo)
+    roots = [l for ns in plan.namespaces for l in ns.tc_lines if "classid 1:1 " in l]
+    assert roots and all("rate 200000000bit" in l for l in roots)
+
+
+def test_switches_forward_and_hosts_do_not():
+    plan = render(build("leaf-spine", "fw", leaves=2, spines=2, hosts_per_leaf=1, routing="ecmp"))
+    by_node = {ns.node: ns for ns in plan.namespaces}
+    assert by_node["leaf0"].sysctls["net/ipv4/ip_forward"] == "1"
+    assert by_node["leaf0"].sysctls["net/ipv4/fib_multipath_hash_policy"] == "1"
+    assert by_node["c0"].sysctls["net/ipv4/ip_forward"] == "0"
+    assert any("nexthop via" in l for l in by_node["leaf0"].ip_lines)

@@ -1,0 +1,103 @@
+import textwrap
+
+import pytest
+
+from emu.errors import TopologyError
+from emu.topo import build, load_topology, topology_from_dict
+
+EXPLICIT = {
+    "name": "mini", "scale": 0.001,
+    "nodes": {"c0": {"kind": "compute", "gpus": 4}, "st0": {"kind": "storage"}, "leaf0": {"kind": "switch"}},
+    "links": [{"endpoints": ["c0", "leaf0"]}, {"endpoints": ["st0", "leaf0"], "rate": "400Gbit"}],
+}
+
+
+def test_explicit_form():
+    t = topology_from_dict(EXPLICIT)
+    assert t.node("c0").attrs["gpus"] == 4
+    assert t.link("st0", "leaf0").rate_bps == 400 * 10**9
+    assert t.emulated_rate(t.link("c0", "leaf0")) == 200 * 10**6
+    assert t.link("c0", "leaf0").buffer_bytes == 128 * 1024
+
+
+@pytest.mark.parametrize("kind,params,hosts,switches,links", [
+    ("star", {"hosts": 16}, 16, 1, 16),
+    ("star", {"hosts": 4, "storage": 2}, 6, 1, 6),
+    ("leaf-spine", {"leaves": 8, "spines": 4, "hosts_per_leaf": 8}, 64, 12, 64 + 32),
+    ("fat-tree", {"leaves": 4, "spines": 2, "hosts_per_leaf": 2, "storage_per_leaf": 1}, 12, 6, 12 + 8),
+    ("two-zone", {"leaves": 2, "spines": 2, "hosts_per_leaf": 2, "storage": 2, "interzone_links": 1},
+     10, 8, 2 * (4 + 4) + 2 * 2 + 1),
+])
+def test_builder_counts(kind, params, hosts, switches, links):
+    t = build(kind, "b", **params)
+    assert (len(t.hosts()), len(t.switches()), len(t.links())) == (hosts, switches, links)
+
+
+def test_two_zone_storage_is_dual_homed():
+    t = build("two-zone", "ff", leaves=2, spines=2, storage=3)
+    for st in (n for n in t.hosts() if n.kind == "storage"):
+        peers = sorted(t.graph[st.name])
+        assert len(peers) == 2 and peers[0].startswith("za-") and peers[1].startswith("zb-")
+
+
+def write(tmp_path, text):
+    path = tmp_path / "topo.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("text,key,reason", [
+    ("name: x\nnodes: {a: {kind: router}}\nlinks: []\n", "nodes.a.kind", "unknown kind"),
+    ("name: x\ncolour: red\nnodes: {}\nlinks: []\n", "colour", "unknown key"),
+    ("name: x\nnodes: {a: {kind: compute}, s: {kind: switch}}\nlinks: [{endpoints: [a, s], rate: 10Gbps}]\n",
+     "links[0].rate", "bad rate"),
+    ("name: x\nnodes: {a: {kind: compute}, s: {kind: switch}}\nlinks: [{endpoints: [a, z]}]\n",
+     "links[0].endpoints", "unknown node 'z'"),
+    ("name: x\nnodes: {a: {kind: compute}, b: {kind: compute}, s: {kind: switch}, t: {kind: switch}}\n"
+     "links: [{endpoints: [a, s]}, {endpoints: [b, t]}]\n", "links", "disconnected"),
+    ("name: averyveryverylongname\nnodes: {a: {kind: compute}, s: {kind: switch}}\nlinks: [{endpoints: [a, s]}]\n",
+     "name", "too long"),
+    ("name: x\nnodes: {a: {kind: compute}, s: {kind: switch}}\nlinks: [{endpoints: [a, s]}, {endpoints: [s, a]}]\n",
+     "links[1].endpoints", "duplicate link"),
+    ("name: x\nnodes: {a: {kind: compute, gpus: 0}, s: {kind: switch}}\nlinks: [{endpoints: [a, s]}]\n",
+     "nodes.a.gpus", "positive integer"),
+    ("name: x\nnodes: {a: {kind: compute, colour: red}, s: {kind: switch}}\nlinks: [{endpoints: [a, s]}]\n",
+     "nodes.a.colour", "unknown key"),
+    ("name: x\nfabric: {type: leaf-spine, leafs: 2}\n", "fabric.leafs", "unknown parameter"),
+    ("name: x\nfabric: {type: torus}\n", "fabric.type", "unknown fabric type"),
+    ("name: x\nrouting: {mode: ospf}\nfabric: {type: star}\n", "routing.mode", "unknown mode"),
+    ("name: x\nqos: {vlarb: {0: 10}}\nfabric: {type: star}\n", "qos.vlarb", "VL 1"),
+    ("name: x\nscale: 2\nfabric: {type: star}\n", "scale", "(0, 1]"),
+    ("name: x\nnodes: {a: {kind: compute}, b: {kind: compute}}\nlinks: [{endpoints: [a, b]}]\n",
+     "links", "hosts connect to switches"),
+    ("name: [x\n", "line 2", "not valid YAML"),
+])
+def test_bad_input_names_file_key_reason(tmp_path, text, key, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(TopologyError) as e:
+        load_topology(path)
+    assert e.value.source == str(path)
+    assert e.value.key == key
+    assert reason in e.value.reason
+    assert str(e.value).startswith(f"{path}: {key}: ")
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(TopologyError, match="cannot read"):
+        load_topology(tmp_path / "nope.yaml")
+
+
+def test_shipped_topologies_load():
+    from pathlib import Path
+    files = sorted((Path(__file__).parents[2] / "topologies").glob("*.yaml"))
+    assert files
+    for f in files:
+        assert load_topology(f).name
+
+
+def test_roundtrip_through_dict():
+    t = build("two-zone", "ff", leaves=2, spines=2, storage=2)
+    again = topology_from_dict(t.to_dict())
+    assert [(l.a, l.b, l.rate_bps, l.buffer_bytes) for l in again.links()] == \
+           [(l.a, l.b, l.rate_bps, l.buffer_bytes) for l in t.links()]
+    assert again.qos == t.qos
