@@ -26,6 +26,10 @@ def leftovers(lab):
             "state": state_path(lab).exists()}
 
 
+def emu(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "emu.cli", *args], capture_output=True, text=True, **kwargs)
+
+
 NOTHING = {"namespaces": [], "marked": [], "state": False}
 
 
@@ -84,7 +88,7 @@ def test_clean_after_kill_9(lab_name, lose_state):
         if lose_state:
             state_path(lab_name).unlink()
         assert leftovers(lab_name)["marked"]
-        done = subprocess.run(["emu", "clean"], capture_output=True, text=True)
+        done = emu("clean")
         assert done.returncode == 0, done.stderr
         assert lab_name in done.stdout
         assert leftovers(lab_name) == NOTHING
@@ -94,7 +98,7 @@ def test_clean_after_kill_9(lab_name, lose_state):
     finally:
         if builder.poll() is None:
             builder.kill()
-        subprocess.run(["emu", "clean"], capture_output=True)
+        emu("clean")
 
 
 def test_clean_after_kill_9_during_the_build(lab_name):
@@ -102,7 +106,7 @@ def test_clean_after_kill_9_during_the_build(lab_name):
     time.sleep(0.5)              # python start-up plus part of the build
     builder.kill()
     builder.wait()
-    done = subprocess.run(["emu", "clean"], capture_output=True, text=True)
+    done = emu("clean")
     assert done.returncode == 0, done.stderr
     assert leftovers(lab_name) == NOTHING
 
@@ -122,10 +126,6 @@ def test_two_labs_up_at_once_do_not_disturb_each_other(make_lab, lab_name):
     result = tcp_mesh(b.hosts())
     assert result.ok == result.pairs == 6
     assert leftovers(a.name) == NOTHING
-
-
-def emu(*args, **kwargs):
-    return subprocess.run(["emu", *args], capture_output=True, text=True, **kwargs)
 
 
 def test_cli_contract(tmp_path, lab_name):
