@@ -16,7 +16,7 @@ fi
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
     python3 -m venv "$ROOT/.venv"
 fi
-if ! "$ROOT/.venv/bin/python" -c "import emu, pytest, hypothesis, pyroute2" 2>/dev/null; then
+if ! "$ROOT/.venv/bin/python" -c "import emu, pytest, hypothesis, pyroute2, ml_dtypes" 2>/dev/null; then
     echo "installing emu and its dependencies into .venv (pip)"
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
 fi

@@ -1,0 +1,93 @@
+"""One node's side of a collective benchmark: its GPUs, its NIC, timed iterations, a check.
+
+    python -m agents.collective --rank 0 --peers 198.18.0.0:6000,198.18.0.4:6000 \\
+        --algo hfreduce --sizes 1048576,4194304 --dtype fp32 --scale 0.001 --tos 32
+
+Prints one JSON line per size: size (bytes per GPU buffer), count, time_us (mean
+over iterations, between barriers), wrong (elements of this node's GPUs that
+differ from the true sum), and the modelled resources' byte counters.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams, pattern, reference_sum
+from agents.hfreduce import hfreduce
+from agents.nccl import ring_allreduce, tree_allreduce_gpus
+from agents.nic import Mesh
+
+ALGOS = {
+    "hfreduce": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk),
+    "hfreduce-nvlink": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk, nvlink=True),
+    "ring": lambda gpus, mesh, chunk: ring_allreduce(gpus, mesh, chunk),
+    "tree": lambda gpus, mesh, chunk: tree_allreduce_gpus(gpus, mesh, chunk),
+}
+
+
+def fill(gpus: Gpus, node: int, nodes: int) -> None:
+    total = nodes * len(gpus)
+    for g in range(len(gpus)):
+        gpus.mem[g][:] = pattern(node * len(gpus) + g, total, gpus.count, gpus.dtype)
+
+
+def wrong_elements(gpus: Gpus, nodes: int) -> int:
+    expected = reference_sum(nodes * len(gpus), gpus.count, gpus.dtype)
+    return int(sum((gpus.mem[g].astype("float64") != expected).sum() for g in range(len(gpus))))
+
+
+def run(args) -> None:
+    peers = [(h, int(p)) for h, p in (x.rsplit(":", 1) for x in args.peers.split(","))]
+    dtype = DTYPES[args.dtype]
+    params = NodeParams(gpus=args.gpus).scaled(args.scale)
+    mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc)
+    algo = ALGOS[args.algo]
+    try:
+        for size in args.sizes:
+            count = max(1, size // dtype.itemsize)
+            model = NodeModel(params)
+            gpus = Gpus(f"emu-{args.tag}-r{args.rank}-{os.getpid()}", count, dtype, model=model)
+            try:
+                times = []
+                for it in range(args.warmup + args.iters):
+                    fill(gpus, args.rank, len(peers))
+                    mesh.barrier()
+                    start = time.perf_counter()
+                    algo(gpus, mesh, args.chunk)
+                    elapsed = time.perf_counter() - start
+                    if it >= args.warmup:
+                        times.append(elapsed)
+                wrong = wrong_elements(gpus, len(peers))
+                row = {"rank": args.rank, "size": count * dtype.itemsize, "count": count, "type": args.dtype,
+                       "time_us": 1e6 * sum(times) / len(times), "wrong": wrong,
+                       "model_bytes": {k: v // (args.warmup + args.iters) for k, v in model.counters().items()}}
+                print(json.dumps(row), flush=True)
+            finally:
+                gpus.close()
+        mesh.barrier()
+    finally:
+        mesh.close()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="agents.collective", description=__doc__.splitlines()[0])
+    p.add_argument("--rank", type=int, required=True)
+    p.add_argument("--peers", required=True, help="host:port of every rank, in rank order")
+    p.add_argument("--algo", choices=sorted(ALGOS), required=True)
+    p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], required=True)
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--scale", type=float, default=1.0, help="multiplies every modelled bandwidth")
+    p.add_argument("--chunk", type=int, default=256 * 1024, help="pipeline chunk, bytes")
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--tos", type=int, default=0)
+    p.add_argument("--cc", default=None)
+    p.add_argument("--tag", default="bench")
+    run(p.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

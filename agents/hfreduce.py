@@ -1,0 +1,103 @@
+"""HFReduce (paper section IV): allreduce through host memory, reduced by the CPU.
+
+Per node: every GPU's buffer goes to host memory (D2H), the CPU adds the eight
+copies (numpy, vectorised), the node's sum is allreduced across nodes over the
+double binary tree (pipelined chunks over TCP), and the result goes back to every
+GPU (H2D). With `nvlink=True` ("HFReduce with NVLink", IV-C) each NVLink pair
+first reduces into its even GPU, only those go D2H, and on the way back each GPU
+of a pair receives half of the result by H2D and the pair swaps halves over NVLink.
+
+Host-memory traffic is charged per operation as the paper counts it (IV-D3):
+D2H one write per GPU, the intra-node add G reads and one write, a NIC send one
+read, a NIC receive one write, adding a received chunk one read, and H2D one
+read per NUMA node (GDRCopy caches the line for the other GPUs of that node):
+24 bytes of memory traffic per byte of data for 8 GPUs.
+"""
+import threading
+
+import numpy as np
+
+from agents.gpu import Gpus, NodeModel
+from agents.pipeline import Cost, chunk_slices, tree_allreduce
+
+
+class HostMemoryCost(Cost):
+    """Inter-node bytes move between the NIC and host memory."""
+
+    def __init__(self, model: NodeModel):
+        self.model = model
+
+    def send(self, nbytes):
+        return self.model.charge_mem(nbytes)
+
+    def recv(self, nbytes):
+        return self.model.charge_mem(nbytes)
+
+    def reduce(self, nbytes):
+        return self.model.charge_mem(nbytes)
+
+
+def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = False) -> None:
+    """Allreduce (sum) the buffers of every GPU of every node in place."""
+    model, count, n_gpus = gpus.model, gpus.count, len(gpus)
+    sources = list(range(0, n_gpus, 2)) if nvlink else list(range(n_gpus))
+    host = {g: np.empty(count, gpus.dtype) for g in sources}      # D2H staging
+    result = np.empty(count, gpus.dtype)                            # the node's sum, then the global one
+    chunks = chunk_slices(count, chunk_bytes // gpus.dtype.itemsize)
+    ready = [threading.Event() for _ in chunks]
+    done = [threading.Event() for _ in chunks]
+    errors: list[BaseException] = []
+
+    def intra_node():
+        for c, sl in enumerate(chunks):
+            if nvlink:
+                model.settle(max(gpus.nvlink(g + 1, g, sl, reduce=True) for g in sources))
+            model.settle(max(gpus.d2h(g, sl, host[g]) for g in sources))
+            part = result[sl]
+            np.copyto(part, host[sources[0]][sl])
+            for g in sources[1:]:
+                np.add(part, host[g][sl], out=part)
+            model.settle(model.charge_mem((len(sources) + 1) * part.nbytes))
+            ready[c].set()
+
+    def back_to_gpus():
+        first_of_numa = {}
+        for g in range(n_gpus):
+            first_of_numa.setdefault(model.numa_of(g), g)
+        for c, sl in enumerate(chunks):
+            done[c].wait()
+            if errors:
+                return
+            if not nvlink:
+                model.settle(max(gpus.h2d(g, sl, result, read_host=first_of_numa[model.numa_of(g)] == g)
+                                 for g in range(n_gpus)))
+                continue
+            half = sl.start + (sl.stop - sl.start) // 2
+            lo, hi = slice(sl.start, half), slice(half, sl.stop)
+            # GDRCopy: each NUMA node's first pair reads both halves from host memory once.
+            model.settle(max(max(gpus.h2d(g, lo, result, read_host=first_of_numa[model.numa_of(g)] == g),
+                                 gpus.h2d(g + 1, hi, result, read_host=first_of_numa[model.numa_of(g)] == g))
+                             for g in sources))
+            model.settle(max(max(gpus.nvlink(g, g + 1, lo), gpus.nvlink(g + 1, g, hi)) for g in sources))
+
+    def guarded(fn):
+        try:
+            fn()
+        except BaseException as e:
+            errors.append(e)
+            for ev in ready + done:
+                ev.set()
+
+    threads = [threading.Thread(target=guarded, args=(f,)) for f in (intra_node, back_to_gpus)]
+    for t in threads:
+        t.start()
+    try:
+        tree_allreduce(mesh, result, chunks, ready, done, HostMemoryCost(model))
+    except BaseException as e:
+        errors.append(e)
+        for ev in ready + done:
+            ev.set()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

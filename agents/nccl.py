@@ -1,0 +1,135 @@
+"""NCCL-style collectives between emulated GPUs: ring and double-binary-tree allreduce, all-to-all.
+
+Unlike HFReduce, NCCL moves data GPU to GPU: inside a node over PCIe through the
+CPU's root complexes (no PCIe switch on this node), across nodes by GPUDirect
+RDMA, so every inter-node byte crosses the GPU<->NIC peer-to-peer path and its
+cap (~9 GiB/s on EPYC Rome, section IV-D2). Reductions run on the GPUs and are
+not charged.
+
+One process per node plays all of its GPUs; ranks are node-major (global rank =
+node * gpus + gpu), so a ring crosses each node boundary once.
+"""
+import threading
+
+import numpy as np
+
+from agents.gpu import Gpus
+from agents.pipeline import Cost, Stream, chunk_slices, tree_allreduce
+
+RING_CHANNEL = 10
+
+
+def _segments(count: int, parts: int) -> list[slice]:
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def ring_allreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+    """Reduce-scatter then allgather around the ring of all GPUs of all nodes."""
+    n_gpus, nodes, node = len(gpus), len(mesh.addrs), mesh.rank
+    ranks = n_gpus * nodes
+    seg = _segments(gpus.count, ranks)
+    chunk_elems = max(1, chunk_bytes // gpus.dtype.itemsize)
+    nxt = mesh.conn((node + 1) % nodes, RING_CHANNEL) if nodes > 1 else None
+    prv = mesh.conn((node - 1) % nodes, RING_CHANNEL) if nodes > 1 else None
+    tmp = np.empty(max(s.stop - s.start for s in seg), gpus.dtype)
+
+    def step(s: int, reduce: bool) -> None:
+        # GPU g of this node is global rank k; it passes segment (k - s) to k + 1 in reduce-scatter,
+        # (k + 1 - s) in allgather.
+        shift = s if reduce else s - 1
+        outgoing = lambda k: seg[(k - shift) % ranks]
+        base = node * n_gpus
+        deadlines = [gpus.p2p(g - 1, g, outgoing(base + g - 1), reduce=reduce) for g in range(1, n_gpus)]
+        last, first = base + n_gpus - 1, base
+        if nxt is None:      # one node: the ring closes inside it
+            deadlines.append(gpus.p2p(n_gpus - 1, 0, outgoing(last), reduce=reduce))
+            gpus.model.settle(max(deadlines))
+            return
+        sender = threading.Thread(target=_send_segment, args=(gpus, n_gpus - 1, nxt, outgoing(last), chunk_elems))
+        sender.start()
+        _recv_segment(gpus, 0, prv, outgoing(first - 1), chunk_elems, tmp, reduce)
+        sender.join()
+        gpus.model.settle(max(deadlines))
+
+    for s in range(ranks - 1):
+        step(s, reduce=True)
+    for s in range(ranks - 1):
+        step(s, reduce=False)
+
+
+def _send_segment(gpus, gpu, conn, sl, chunk_elems):
+    stream = Stream()
+    for c in chunk_slices(sl.stop - sl.start, chunk_elems):
+        part = gpus.mem[gpu][sl][c]
+        stream.then(gpus.to_nic(gpu, part.nbytes))
+        conn.send(part)
+    stream.flush()
+
+
+def _recv_segment(gpus, gpu, conn, sl, chunk_elems, tmp, reduce):
+    stream = Stream()
+    for c in chunk_slices(sl.stop - sl.start, chunk_elems):
+        part = gpus.mem[gpu][sl][c]
+        incoming = tmp[: part.size]
+        conn.recv_into(incoming)
+        stream.then(gpus.from_nic(gpu, incoming.nbytes))
+        if reduce:
+            np.add(part, incoming, out=part)
+        else:
+            np.copyto(part, incoming)
+    stream.flush()
+
+
+class NicPathCost(Cost):
+    """Inter-node bytes go GPU -> NIC and NIC -> GPU peer to peer (GPU 0 talks to the NIC)."""
+
+    def __init__(self, gpus: Gpus, gpu: int = 0):
+        self.gpus, self.gpu = gpus, gpu
+
+    def send(self, nbytes):
+        return self.gpus.to_nic(self.gpu, nbytes)
+
+    def recv(self, nbytes):
+        return self.gpus.from_nic(self.gpu, nbytes)
+
+
+def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+    """NCCL's tree: reduce up a chain of the node's GPUs into GPU 0, double binary tree across
+    nodes from GPU 0, then broadcast down the chain; pipelined in chunks."""
+    n_gpus = len(gpus)
+    chunks = chunk_slices(gpus.count, chunk_bytes // gpus.dtype.itemsize)
+    ready = [threading.Event() for _ in chunks]
+    done = [threading.Event() for _ in chunks]
+    errors: list[BaseException] = []
+
+    def chain_up():
+        for c, sl in enumerate(chunks):
+            for g in range(n_gpus - 1, 0, -1):
+                gpus.model.settle(gpus.p2p(g, g - 1, sl, reduce=True))
+            ready[c].set()
+
+    def chain_down():
+        for c, sl in enumerate(chunks):
+            done[c].wait()
+            if errors:
+                return
+            for g in range(1, n_gpus):
+                gpus.model.settle(gpus.p2p(g - 1, g, sl))
+
+    def guarded(fn):
+        try:
+            fn()
+        except BaseException as e:
+            errors.append(e)
+            for ev in ready + done:
+                ev.set()
+
+    threads = [threading.Thread(target=guarded, args=(f,)) for f in (chain_up, chain_down)]
+    for t in threads:
+        t.start()
+    guarded(lambda: tree_allreduce(mesh, gpus.mem[0], chunks, ready, done, NicPathCost(gpus), channel_base=20))
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

@@ -1,0 +1,140 @@
+"""NIC agent: TCP connections between ranks, each carrying a traffic class (SL -> DSCP).
+
+A Mesh gives rank r a connection to any peer on any channel (separate sockets
+for separate flows, e.g. one per tree). The lower rank connects, the higher
+accepts; a 8-byte hello says who is calling on which channel. Transfers are
+exact-length (both sides know the chunk sizes), counted per connection.
+"""
+import queue
+import socket
+import struct
+import threading
+import time
+
+import numpy as np
+
+HELLO = struct.Struct("!II")     # rank, channel
+
+
+def _bytes_view(data) -> memoryview:
+    # numpy arrays of ml_dtypes (bf16, fp8) have no buffer-protocol format; view them as bytes.
+    if isinstance(data, np.ndarray):
+        return memoryview(data.view(np.uint8))
+    return memoryview(data).cast("B")
+
+
+class Conn:
+    def __init__(self, sock: socket.socket, peer: int, channel: int):
+        self.sock, self.peer, self.channel = sock, peer, channel
+        self.sent = self.received = 0
+
+    def send(self, data) -> None:
+        view = _bytes_view(data)
+        self.sock.sendall(view)
+        self.sent += len(view)
+
+    def recv_into(self, buf) -> None:
+        view = _bytes_view(buf)
+        got = 0
+        while got < len(view):
+            n = self.sock.recv_into(view[got:])
+            if n == 0:
+                raise ConnectionError(f"rank {self.peer} closed the connection (channel {self.channel})")
+            got += n
+        self.received += got
+
+
+class Mesh:
+    def __init__(self, rank: int, addrs: list[tuple[str, int]], tos: int = 0, cc: str | None = None,
+                 connect_timeout: float = 30.0):
+        self.rank, self.addrs, self.tos, self.cc = rank, addrs, tos, cc
+        self.connect_timeout = connect_timeout
+        self.conns: dict[tuple[int, int], Conn] = {}
+        self._incoming: dict[tuple[int, int], queue.Queue] = {}
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple[int, int], threading.Lock] = {}
+        host, port = addrs[rank]
+        self.listener = socket.create_server(("0.0.0.0", port), backlog=256, reuse_port=True)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _configure(self, s: socket.socket) -> None:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, self.tos)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.cc:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, self.cc.encode())
+
+    def _slot(self, key) -> queue.Queue:
+        with self._lock:
+            return self._incoming.setdefault(key, queue.Queue(1))
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                s, _ = self.listener.accept()
+            except OSError:
+                return
+            self._configure(s)      # TOS of the accepted side: the data it sends back is marked too
+            hello = bytearray(HELLO.size)
+            Conn(s, -1, -1).recv_into(hello)
+            peer, channel = HELLO.unpack(hello)
+            self._slot((peer, channel)).put(Conn(s, peer, channel))
+
+    def conn(self, peer: int, channel: int = 0) -> Conn:
+        """The connection to `peer` on `channel`, made on first use (safe from several threads)."""
+        key = (peer, channel)
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key not in self.conns:
+                self.conns[key] = self._open(peer, channel)
+            return self.conns[key]
+
+    def _open(self, peer: int, channel: int) -> Conn:
+        key = (peer, channel)
+        if peer == self.rank:
+            raise ValueError("a rank does not connect to itself")
+        if self.rank < peer:
+            conn = Conn(self._dial(peer), peer, channel)
+            conn.sock.sendall(HELLO.pack(self.rank, channel))
+        else:
+            try:
+                conn = self._slot(key).get(timeout=self.connect_timeout)
+            except queue.Empty:
+                raise TimeoutError(f"rank {peer} never connected on channel {channel}") from None
+        return conn
+
+    def _dial(self, peer: int) -> socket.socket:
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._configure(s)
+            try:
+                s.connect(self.addrs[peer])
+                return s
+            except (ConnectionRefusedError, OSError):
+                s.close()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"rank {peer} at {self.addrs[peer]} is not listening") from None
+                time.sleep(0.02)
+
+    def barrier(self, channel: int = 1000) -> None:
+        """Everyone waits for everyone, through rank 0."""
+        token = bytearray(1)
+        if self.rank == 0:
+            for peer in range(1, len(self.addrs)):
+                self.conn(peer, channel).recv_into(token)
+            for peer in range(1, len(self.addrs)):
+                self.conn(peer, channel).send(token)
+        else:
+            c = self.conn(0, channel)
+            c.send(token)
+            c.recv_into(token)
+
+    def counters(self) -> dict[str, int]:
+        return {"sent": sum(c.sent for c in self.conns.values()),
+                "received": sum(c.received for c in self.conns.values())}
+
+    def close(self) -> None:
+        self.listener.close()
+        for c in self.conns.values():
+            c.sock.close()

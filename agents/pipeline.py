@@ -1,0 +1,131 @@
+"""Chunked, pipelined tree allreduce over TCP, shared by HFReduce and NCCL's tree.
+
+The buffer is cut into chunks; even chunks travel tree 0, odd chunks tree 1
+(each tree carries half the data). For each tree one thread reduces upward
+(receive from children, add, send to parent) and one broadcasts downward
+(receive the result from the parent, send it to the children), so chunk c is on
+the wire while chunk c+1 is being reduced. `ready[c]` says when the local input
+of chunk c exists; `done[c]` is set when its final value is in the buffer.
+
+What the bytes cost on the node (host memory for HFReduce, the GPU<->NIC path
+for NCCL) is charged through a Cost object; each stream of charges waits for its
+previous charge to complete, so modelled hardware and the network overlap by one
+chunk, as DMA and transmission overlap on a real NIC.
+"""
+import threading
+
+import numpy as np
+
+from agents.dbtree import double_binary_tree
+from agents.gpu import NodeModel
+
+
+class Stream:
+    """Charges made by one thread: wait for the previous one before making the next."""
+
+    def __init__(self):
+        self.deadline = 0.0
+
+    def then(self, deadline: float) -> None:
+        NodeModel.settle(self.deadline)
+        self.deadline = deadline
+
+    def flush(self) -> None:
+        NodeModel.settle(self.deadline)
+
+
+class Cost:
+    """Default: nothing charged (pure network). Subclasses say what each event costs."""
+
+    def send(self, nbytes: int) -> float:
+        return 0.0
+
+    def recv(self, nbytes: int) -> float:
+        return 0.0
+
+    def reduce(self, nbytes: int) -> float:
+        return 0.0
+
+
+def chunk_slices(count: int, chunk_elems: int) -> list[slice]:
+    chunk_elems = max(1, chunk_elems)
+    return [slice(a, min(a + chunk_elems, count)) for a in range(0, count, chunk_elems)] or [slice(0, 0)]
+
+
+def tree_allreduce(mesh, buf: np.ndarray, chunks: list[slice], ready, done, cost: Cost = Cost(),
+                   channel_base: int = 0) -> None:
+    """Allreduce `buf` in place across all ranks of `mesh`, chunk by chunk."""
+    n, rank = len(mesh.addrs), mesh.rank
+    if n == 1:
+        for c in range(len(chunks)):
+            ready[c].wait()
+            done[c].set()
+        return
+    trees = double_binary_tree(n)
+    errors: list[BaseException] = []
+    threads = []
+    for t, tree in enumerate(trees):
+        mine = list(range(t, len(chunks), 2))
+        for role in (_up, _down):
+            th = threading.Thread(target=_guard, args=(errors, role, mesh, tree, channel_base + t, buf, chunks,
+                                                        mine, ready, done, cost))
+            th.start()
+            threads.append(th)
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
+
+
+def _guard(errors, fn, *args):
+    try:
+        fn(*args)
+    except BaseException as e:      # surface in the caller, not as a thread traceback
+        errors.append(e)
+        done = args[-2]
+        for ev in done:             # unblock the sibling threads
+            ev.set()
+
+
+def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
+    rank = mesh.rank
+    kids = [mesh.conn(k, channel) for k in tree.children[rank]]
+    parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
+    tmp = np.empty_like(buf[: max((chunks[c].stop - chunks[c].start) for c in mine)] if mine else buf[:0])
+    stream = Stream()
+    for c in mine:
+        sl = chunks[c]
+        ready[c].wait()
+        part = buf[sl]
+        for kid in kids:
+            incoming = tmp[: part.size]
+            kid.recv_into(incoming)
+            stream.then(max(cost.recv(incoming.nbytes), cost.reduce(incoming.nbytes)))
+            np.add(part, incoming, out=part)
+        if parent is not None:
+            stream.then(cost.send(part.nbytes))
+            parent.send(part)
+        else:
+            stream.flush()
+            done[c].set()
+    stream.flush()
+
+
+def _down(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
+    rank = mesh.rank
+    kids = [mesh.conn(k, channel) for k in tree.children[rank]]
+    parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
+    stream = Stream()
+    for c in mine:
+        part = buf[chunks[c]]
+        if parent is None:
+            done[c].wait()
+        else:
+            parent.recv_into(part)
+            stream.then(cost.recv(part.nbytes))
+            stream.flush()
+            done[c].set()
+        for kid in kids:
+            stream.then(cost.send(part.nbytes))
+            kid.send(part)
+    stream.flush()
