@@ -1,0 +1,120 @@
+"""`emu bench allreduce`: run a collective across compute nodes of a lab, nccl-tests style.
+
+Starts agents/collective.py in every chosen node (one process per node playing
+its GPUs), collects each rank's timing and check, and turns them into rows:
+time = the slowest rank's mean, algbw = size / time, busbw = algbw * 2(n-1)/n
+with n the number of GPUs (as nccl-tests), each also projected to real scale
+(divided by the lab's scale). GB/s are 1e9 bytes per second.
+"""
+import json
+import subprocess
+import sys
+
+from emu.errors import EmuError
+
+ALGOS = ("hfreduce", "hfreduce-nvlink", "ring", "tree")
+TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl"}
+PORT = 6000
+SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'1M:256M' -> 1M, 2M, 4M, ... 256M (doubling, as nccl-tests -b/-e/-f 2); '4M,64M' -> those two."""
+    def one(s):
+        s = s.strip().upper().removesuffix("B")
+        unit = s[-1] if s and s[-1] in SIZE_UNITS else ""
+        try:
+            value = float(s[: len(s) - len(unit)]) * SIZE_UNITS[unit]
+        except ValueError:
+            raise EmuError(f"bad size {s!r}: use bytes with an optional K, M or G") from None
+        if value < 1:
+            raise EmuError(f"bad size {s!r}: must be at least one byte")
+        return int(value)
+    if ":" in text:
+        lo, hi = (one(x) for x in text.split(":", 1))
+        if hi < lo:
+            raise EmuError(f"bad size range {text!r}: the end is below the start")
+        sizes = []
+        while lo <= hi:
+            sizes.append(lo)
+            lo *= 2
+        return sizes
+    return [one(x) for x in text.split(",")]
+
+
+def default_chunk(size: int) -> int:
+    # ~16 chunks per buffer pipelines well and keeps Python's per-chunk cost below the chunk's wire time.
+    return min(4 * 2**20, max(16 * 2**10, size // 16))
+
+
+def bench_allreduce(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
+                    iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
+                    on_row=None) -> list[dict]:
+    if algo not in ALGOS:
+        raise EmuError(f"unknown algorithm {algo!r} (one of {', '.join(ALGOS)})")
+    topo = lab.topology
+    names = nodes or [n.name for n in lab.nodes("compute")]
+    if not names:
+        raise EmuError(f"lab {lab.name!r} has no compute nodes")
+    for name in names:
+        if lab.node(name).kind != "compute":
+            raise EmuError(f"node {name!r} is a {lab.node(name).kind} node, not a compute node")
+    gpus = {topo.node(n).attrs["gpus"] for n in names}
+    if len(gpus) != 1:
+        raise EmuError(f"the nodes have different GPU counts ({sorted(gpus)}); pick nodes with equal counts")
+    n_gpus = gpus.pop()
+    if algo == "hfreduce-nvlink" and n_gpus % 2:
+        raise EmuError("hfreduce-nvlink pairs GPUs over NVLink: the nodes need an even GPU count")
+    peers = ",".join(f"{lab.node(n).addr}:{PORT}" for n in names)
+    rows = []
+    for size in sizes:
+        rows.append(_one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk or default_chunk(size),
+                              cc, n_gpus, topo.scale))
+        if on_row:
+            on_row(rows[-1])
+    return rows
+
+
+def _one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk, cc, n_gpus, scale) -> dict:
+    argv = [sys.executable, "-m", "agents.collective", "--peers", peers, "--algo", algo, "--sizes", str(size),
+            "--dtype", dtype, "--gpus", str(n_gpus), "--scale", repr(scale), "--chunk", str(chunk),
+            "--iters", str(iters), "--warmup", str(warmup), "--tos", str(lab.tos(TRAFFIC_CLASS[algo])),
+            "--tag", lab.name]
+    if cc:
+        argv += ["--cc", cc]
+    procs = []
+    try:
+        for rank, name in enumerate(names):
+            procs.append(lab.node(name).popen(argv + ["--rank", str(rank)], stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, text=True))
+        results = []
+        for name, proc in zip(names, procs):
+            out, err = proc.communicate(timeout=600)
+            if proc.returncode != 0:
+                last = (err.strip().splitlines() or ["no output"])[-1]
+                raise EmuError(f"{algo} agent on {name} failed: {last}")
+            results.append(json.loads(out.splitlines()[0]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    ranks = len(names) * n_gpus
+    time_us = max(r["time_us"] for r in results)
+    algbw = results[0]["size"] / (time_us * 1e-6) / 1e9
+    busbw = algbw * 2 * (ranks - 1) / ranks if ranks > 1 else 0.0
+    return {"size": results[0]["size"], "count": results[0]["count"], "type": dtype, "redop": "sum",
+            "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": algbw / scale,
+            "proj_busbw": busbw / scale, "wrong": sum(r["wrong"] for r in results),
+            "nodes": len(names), "gpus": ranks, "algo": algo, "chunk": chunk,
+            "model_bytes": [r["model_bytes"] for r in results]}
+
+
+HEADER = ("#  size(B)    count   type  redop    time(us)  algbw(GB/s)  busbw(GB/s)  "
+          "proj_algbw  proj_busbw  #wrong")
+
+
+def format_row(r: dict) -> str:
+    return (f"{r['size']:>10} {r['count']:>8} {r['type']:>6} {r['redop']:>6} {r['time_us']:>11.1f} "
+            f"{r['algbw']:>12.4f} {r['busbw']:>12.4f} {r['proj_algbw']:>11.2f} {r['proj_busbw']:>11.2f} "
+            f"{r['wrong']:>7}")
