@@ -50,6 +50,7 @@ def run(args) -> None:
             gpus = Gpus(f"emu-{args.tag}-r{args.rank}-{os.getpid()}", count, dtype, model=model)
             try:
                 times = []
+                net_before = mesh.counters()
                 for it in range(args.warmup + args.iters):
                     fill(gpus, args.rank, len(peers))
                     mesh.barrier()
@@ -58,10 +59,14 @@ def run(args) -> None:
                     elapsed = time.perf_counter() - start
                     if it >= args.warmup:
                         times.append(elapsed)
+                runs = args.warmup + args.iters
+                net = {k: (v - net_before[k]) // runs for k, v in mesh.counters().items()}
                 wrong = wrong_elements(gpus, len(peers))
+                # Per-iteration bytes through every modelled resource and the network, with their
+                # rates: the controller turns them into this algorithm's own lower bound on time.
                 row = {"rank": args.rank, "size": count * dtype.itemsize, "count": count, "type": args.dtype,
-                       "time_us": 1e6 * sum(times) / len(times), "wrong": wrong,
-                       "model_bytes": {k: v // (args.warmup + args.iters) for k, v in model.counters().items()}}
+                       "time_us": 1e6 * sum(times) / len(times), "wrong": wrong, "net": net,
+                       "pipes": {p.name: {"bytes": p.bytes // runs, "rate": p.rate} for p in model.pipes()}}
                 print(json.dumps(row), flush=True)
             finally:
                 gpus.close()

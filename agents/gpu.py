@@ -83,8 +83,8 @@ class NodeModel:
         start = time.monotonic() if start is None else start
         return max(p.reserve(nbytes, start) for p in pipes)
 
-    def charge_mem(self, nbytes: int) -> float:
-        return self.mem.reserve(nbytes, time.monotonic())
+    def charge_mem(self, nbytes: int, start: float | None = None) -> float:
+        return self.mem.reserve(nbytes, time.monotonic() if start is None else start)
 
     @staticmethod
     def settle(deadline: float) -> None:
@@ -93,9 +93,11 @@ class NodeModel:
         if delay > 0:
             time.sleep(delay)
 
+    def pipes(self) -> list[Pipe]:
+        return self.d2h + self.h2d + self.rc + [self.mem, self.nic_tx, self.nic_rx] + self.nvlink
+
     def counters(self) -> dict[str, int]:
-        pipes = self.d2h + self.h2d + self.rc + [self.mem, self.nic_tx, self.nic_rx] + self.nvlink
-        return {p.name: p.bytes for p in pipes}
+        return {p.name: p.bytes for p in self.pipes()}
 
 
 class Gpus:
@@ -115,23 +117,23 @@ class Gpus:
 
     # -- copies, real and charged --------------------------------------------------
 
-    def d2h(self, gpu: int, sl: slice, host: np.ndarray) -> float:
+    def d2h(self, gpu: int, sl: slice, host: np.ndarray, start: float | None = None) -> float:
         """GPU -> host memory (cudaMemcpyAsync D2H): PCIe link, root complex, one host-memory write."""
         np.copyto(host[sl], self.mem[gpu][sl])
         n = host[sl].nbytes
         m = self.model
-        return max(m.charge([m.d2h[gpu], m.root_complex(gpu)], n), m.charge_mem(n))
+        return max(m.charge([m.d2h[gpu], m.root_complex(gpu)], n, start), m.charge_mem(n, start))
 
-    def h2d(self, gpu: int, sl: slice, host: np.ndarray, read_host: bool = True) -> float:
+    def h2d(self, gpu: int, sl: slice, host: np.ndarray, read_host: bool = True, start: float | None = None) -> float:
         """Host -> GPU. With GDRCopy the CPU reads host memory once for all GPUs of a NUMA node
         (caller passes read_host=False for the others)."""
         np.copyto(self.mem[gpu][sl], host[sl])
         n = host[sl].nbytes
         m = self.model
-        done = m.charge([m.h2d[gpu], m.root_complex(gpu)], n)
-        return max(done, m.charge_mem(n)) if read_host else done
+        done = m.charge([m.h2d[gpu], m.root_complex(gpu)], n, start)
+        return max(done, m.charge_mem(n, start)) if read_host else done
 
-    def p2p(self, src: int, dst: int, sl: slice, reduce: bool = False) -> float:
+    def p2p(self, src: int, dst: int, sl: slice, reduce: bool = False, start: float | None = None) -> float:
         """GPU -> GPU over PCIe through the CPU (no NVLink): both links and both root complexes."""
         if reduce:
             np.add(self.mem[dst][sl], self.mem[src][sl], out=self.mem[dst][sl])
@@ -139,9 +141,9 @@ class Gpus:
             np.copyto(self.mem[dst][sl], self.mem[src][sl])
         m = self.model
         pipes = {m.d2h[src], m.root_complex(src), m.root_complex(dst), m.h2d[dst]}
-        return m.charge(pipes, self.mem[src][sl].nbytes)
+        return m.charge(pipes, self.mem[src][sl].nbytes, start)
 
-    def nvlink(self, src: int, dst: int, sl: slice, reduce: bool = False) -> float:
+    def nvlink(self, src: int, dst: int, sl: slice, reduce: bool = False, start: float | None = None) -> float:
         """GPU -> paired GPU over the NVLink bridge."""
         if src // 2 != dst // 2:
             raise ValueError(f"GPU {src} and GPU {dst} share no NVLink bridge")
@@ -149,7 +151,7 @@ class Gpus:
             np.add(self.mem[dst][sl], self.mem[src][sl], out=self.mem[dst][sl])
         else:
             np.copyto(self.mem[dst][sl], self.mem[src][sl])
-        return self.model.charge([self.model.nvlink[src // 2]], self.mem[src][sl].nbytes)
+        return self.model.charge([self.model.nvlink[src // 2]], self.mem[src][sl].nbytes, start)
 
     def to_nic(self, gpu: int, nbytes: int) -> float:
         """GPU memory read by the NIC (GPUDirect RDMA send): PCIe link, root complex, P2P cap."""

@@ -14,11 +14,12 @@ read per NUMA node (GDRCopy caches the line for the other GPUs of that node):
 24 bytes of memory traffic per byte of data for 8 GPUs.
 """
 import threading
+import time
 
 import numpy as np
 
 from agents.gpu import Gpus, NodeModel
-from agents.pipeline import Cost, chunk_slices, tree_allreduce
+from agents.pipeline import Cost, chunk_slices, ready_flags, throttle, tree_allreduce
 
 
 class HostMemoryCost(Cost):
@@ -44,41 +45,46 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
     host = {g: np.empty(count, gpus.dtype) for g in sources}      # D2H staging
     result = np.empty(count, gpus.dtype)                            # the node's sum, then the global one
     chunks = chunk_slices(count, chunk_bytes // gpus.dtype.itemsize)
-    ready = [threading.Event() for _ in chunks]
-    done = [threading.Event() for _ in chunks]
+    ready, done = ready_flags(len(chunks)), ready_flags(len(chunks))
     errors: list[BaseException] = []
 
     def intra_node():
+        # Each stage of a chunk starts when the previous one completes in the model; the thread
+        # does not wait, so copies of later chunks queue behind (and overlap with) earlier ones.
         for c, sl in enumerate(chunks):
+            throttle(ready, c)
+            t = time.monotonic()
             if nvlink:
-                model.settle(max(gpus.nvlink(g + 1, g, sl, reduce=True) for g in sources))
-            model.settle(max(gpus.d2h(g, sl, host[g]) for g in sources))
+                t = max(gpus.nvlink(g + 1, g, sl, reduce=True, start=t) for g in sources)
+            t = max(gpus.d2h(g, sl, host[g], start=t) for g in sources)
             part = result[sl]
             np.copyto(part, host[sources[0]][sl])
             for g in sources[1:]:
                 np.add(part, host[g][sl], out=part)
-            model.settle(model.charge_mem((len(sources) + 1) * part.nbytes))
-            ready[c].set()
+            ready[c].set(at=model.charge_mem((len(sources) + 1) * part.nbytes, start=t))
 
     def back_to_gpus():
         first_of_numa = {}
         for g in range(n_gpus):
             first_of_numa.setdefault(model.numa_of(g), g)
+        finish = 0.0
         for c, sl in enumerate(chunks):
             done[c].wait()
             if errors:
                 return
             if not nvlink:
-                model.settle(max(gpus.h2d(g, sl, result, read_host=first_of_numa[model.numa_of(g)] == g)
-                                 for g in range(n_gpus)))
+                finish = max(finish, *(gpus.h2d(g, sl, result, read_host=first_of_numa[model.numa_of(g)] == g)
+                                       for g in range(n_gpus)))
                 continue
             half = sl.start + (sl.stop - sl.start) // 2
             lo, hi = slice(sl.start, half), slice(half, sl.stop)
             # GDRCopy: each NUMA node's first pair reads both halves from host memory once.
-            model.settle(max(max(gpus.h2d(g, lo, result, read_host=first_of_numa[model.numa_of(g)] == g),
-                                 gpus.h2d(g + 1, hi, result, read_host=first_of_numa[model.numa_of(g)] == g))
-                             for g in sources))
-            model.settle(max(max(gpus.nvlink(g, g + 1, lo), gpus.nvlink(g + 1, g, hi)) for g in sources))
+            t = max(max(gpus.h2d(g, lo, result, read_host=first_of_numa[model.numa_of(g)] == g),
+                        gpus.h2d(g + 1, hi, result, read_host=first_of_numa[model.numa_of(g)] == g))
+                    for g in sources)
+            finish = max(finish, *(max(gpus.nvlink(g, g + 1, lo, start=t), gpus.nvlink(g + 1, g, hi, start=t))
+                                   for g in sources))
+        model.settle(finish)
 
     def guarded(fn):
         try:

@@ -10,11 +10,12 @@ One process per node plays all of its GPUs; ranks are node-major (global rank =
 node * gpus + gpu), so a ring crosses each node boundary once.
 """
 import threading
+import time
 
 import numpy as np
 
 from agents.gpu import Gpus
-from agents.pipeline import Cost, Stream, chunk_slices, tree_allreduce
+from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, throttle, tree_allreduce
 
 RING_CHANNEL = 10
 
@@ -99,23 +100,28 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None
     nodes from GPU 0, then broadcast down the chain; pipelined in chunks."""
     n_gpus = len(gpus)
     chunks = chunk_slices(gpus.count, chunk_bytes // gpus.dtype.itemsize)
-    ready = [threading.Event() for _ in chunks]
-    done = [threading.Event() for _ in chunks]
+    ready, done = ready_flags(len(chunks)), ready_flags(len(chunks))
     errors: list[BaseException] = []
 
     def chain_up():
         for c, sl in enumerate(chunks):
+            throttle(ready, c)
+            t = time.monotonic()
             for g in range(n_gpus - 1, 0, -1):
-                gpus.model.settle(gpus.p2p(g, g - 1, sl, reduce=True))
-            ready[c].set()
+                t = gpus.p2p(g, g - 1, sl, reduce=True, start=t)
+            ready[c].set(at=t)
 
     def chain_down():
+        finish = 0.0
         for c, sl in enumerate(chunks):
             done[c].wait()
             if errors:
                 return
+            t = time.monotonic()
             for g in range(1, n_gpus):
-                gpus.model.settle(gpus.p2p(g - 1, g, sl))
+                t = gpus.p2p(g - 1, g, sl, start=t)
+            finish = max(finish, t)
+        gpus.model.settle(finish)
 
     def guarded(fn):
         try:

@@ -4,8 +4,8 @@ The buffer is cut into chunks; even chunks travel tree 0, odd chunks tree 1
 (each tree carries half the data). For each tree one thread reduces upward
 (receive from children, add, send to parent) and one broadcasts downward
 (receive the result from the parent, send it to the children), so chunk c is on
-the wire while chunk c+1 is being reduced. `ready[c]` says when the local input
-of chunk c exists; `done[c]` is set when its final value is in the buffer.
+the wire while chunk c+1 is being reduced. `ready[c]` (a Ready) says when the
+local input of chunk c exists; `done[c]` is set when its final value is in the buffer.
 
 What the bytes cost on the node (host memory for HFReduce, the GPU<->NIC path
 for NCCL) is charged through a Cost object; each stream of charges waits for its
@@ -18,6 +18,38 @@ import numpy as np
 
 from agents.dbtree import double_binary_tree
 from agents.gpu import NodeModel
+
+
+class Ready:
+    """A chunk that becomes usable at a modelled time. The producer sets it without waiting
+    for that time (so it can queue the next chunk's copies at once); the consumer waits."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.at = 0.0
+
+    def set(self, at: float = 0.0) -> None:
+        self.at = at
+        self._event.set()
+
+    def wait(self) -> None:
+        self._event.wait()
+        NodeModel.settle(self.at)
+
+
+# How many chunks a producer may queue ahead of the model's clock. The model's pipes are FIFOs:
+# queueing every chunk's copies at once would put the other stages' traffic behind all of them.
+LOOKAHEAD = 2
+
+
+def throttle(flags: list[Ready], c: int) -> None:
+    """Before producing chunk c, let the model catch up with chunk c - LOOKAHEAD."""
+    if c >= LOOKAHEAD:
+        NodeModel.settle(flags[c - LOOKAHEAD].at)
+
+
+def ready_flags(n: int) -> list[Ready]:
+    return [Ready() for _ in range(n)]
 
 
 class Stream:

@@ -107,7 +107,29 @@ def _one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk, cc, n_
             "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": algbw / scale,
             "proj_busbw": busbw / scale, "wrong": sum(r["wrong"] for r in results),
             "nodes": len(names), "gpus": ranks, "algo": algo, "chunk": chunk,
-            "model_bytes": [r["model_bytes"] for r in results]}
+            **_bound(results, _link_rate(lab, names), time_us)}
+
+
+def _link_rate(lab, names) -> float:
+    """Bytes per second of the slowest NIC link among the nodes."""
+    topo = lab.topology
+    return min(topo.emulated_rate(topo.link(n, peer)) for n in names for peer in topo.graph[n]) / 8
+
+
+def _bound(results, link_Bps: float, time_us: float) -> dict:
+    """The algorithm's own bound in this run: the busiest resource of the slowest node (bytes it
+    really moved / its rate), network included; and how close the measured time came to it."""
+    worst, limit = 0.0, ""
+    for r in results:
+        for name, p in r["pipes"].items():
+            if p["bytes"] / p["rate"] > worst:
+                worst, limit = p["bytes"] / p["rate"], name
+        for direction in ("sent", "received"):
+            if r["net"][direction] / link_Bps > worst:
+                worst, limit = r["net"][direction] / link_Bps, f"link.{direction}"
+    size = results[0]["size"]
+    bound_algbw = size / worst / 1e9 if worst else float("inf")
+    return {"bound_algbw": bound_algbw, "bound_by": limit, "efficiency": worst / (time_us * 1e-6)}
 
 
 HEADER = ("#  size(B)    count   type  redop    time(us)  algbw(GB/s)  busbw(GB/s)  "

@@ -12,6 +12,10 @@ from emu.topo.addressing import AddressPlan
 from emu.topo.model import Topology
 
 MARK_PREFIX = "emu:"
+# A host's own egress queue models its NIC's send queue, which on InfiniBand never drops (the HCA
+# waits for link credits). Deep enough for several TCP sockets' small-queue allowance (1 MiB each);
+# switch ports keep the topology's `buffer`, where drops are what an experiment looks at.
+HOST_QUEUE_BYTES = 8 * 2**20
 
 
 def lab_mark(lab: str) -> str:
@@ -63,7 +67,8 @@ def render(topo: Topology, lab: str | None = None) -> FabricPlan:
                 f"addr add {p.addr}/31 dev {p.ifname}",
                 f"neigh replace {p.peer_addr} lladdr {p.peer_mac} dev {p.ifname} nud permanent",
             ]
-            ns.tc_lines += port_commands(p.ifname, topo.emulated_rate(p.link), p.link.buffer_bytes, topo.qos)
+            queue = p.link.buffer_bytes if node.forwards else max(p.link.buffer_bytes, HOST_QUEUE_BYTES)
+            ns.tc_lines += port_commands(p.ifname, topo.emulated_rate(p.link), queue, topo.qos)
         ns.ip_lines += _route_lines(routes[node.name])
         ns.sysctls = _sysctls(node.forwards, topo.routing)
         plans.append(ns)

@@ -45,3 +45,11 @@ def test_switches_forward_and_hosts_do_not():
     assert by_node["leaf0"].sysctls["net/ipv4/fib_multipath_hash_policy"] == "1"
     assert by_node["c0"].sysctls["net/ipv4/ip_forward"] == "0"
     assert any("nexthop via" in l for l in by_node["leaf0"].ip_lines)
+
+
+def test_host_queues_do_not_drop_but_switch_queues_keep_the_buffer():
+    from emu.fabric.render import HOST_QUEUE_BYTES
+    plan = render(build("star", "hq", hosts=2, buffer="64KiB"))
+    by_node = {ns.node: ns for ns in plan.namespaces}
+    assert all(f"bfifo limit {64 * 1024}" in l for l in by_node["sw0"].tc_lines if "bfifo" in l)
+    assert all(f"bfifo limit {HOST_QUEUE_BYTES}" in l for l in by_node["c0"].tc_lines if "bfifo" in l)
