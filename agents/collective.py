@@ -15,7 +15,7 @@ import time
 
 from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams, pattern, reference_sum
 from agents.hfreduce import hfreduce
-from agents.nccl import ring_allreduce, tree_allreduce_gpus
+from agents.nccl import alltoall, ring_allreduce, tree_allreduce_gpus
 from agents.nic import Mesh
 
 ALGOS = {
@@ -23,6 +23,7 @@ ALGOS = {
     "hfreduce-nvlink": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk, nvlink=True),
     "ring": lambda gpus, mesh, chunk: ring_allreduce(gpus, mesh, chunk),
     "tree": lambda gpus, mesh, chunk: tree_allreduce_gpus(gpus, mesh, chunk),
+    "alltoall": lambda gpus, mesh, chunk: alltoall(gpus, mesh, chunk),
 }
 
 
@@ -32,9 +33,20 @@ def fill(gpus: Gpus, node: int, nodes: int) -> None:
         gpus.mem[g][:] = pattern(node * len(gpus) + g, total, gpus.count, gpus.dtype)
 
 
-def wrong_elements(gpus: Gpus, nodes: int) -> int:
-    expected = reference_sum(nodes * len(gpus), gpus.count, gpus.dtype)
-    return int(sum((gpus.mem[g].astype("float64") != expected).sum() for g in range(len(gpus))))
+def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce") -> int:
+    """Elements of this node's GPUs that differ from what the collective must leave there."""
+    total = nodes * len(gpus)
+    if algo != "alltoall":
+        expected = reference_sum(total, gpus.count, gpus.dtype)
+        return int(sum((gpus.mem[g].astype("float64") != expected).sum() for g in range(len(gpus))))
+    block = gpus.count // total
+    wrong = 0
+    for g in range(len(gpus)):
+        me = node * len(gpus) + g
+        for src in range(total):   # block src of my buffer = block `me` of GPU src's input
+            sent = pattern(src, total, gpus.count, gpus.dtype)[me * block:(me + 1) * block]
+            wrong += int((gpus.mem[g][src * block:(src + 1) * block] != sent).sum())
+    return wrong
 
 
 def run(args) -> None:
@@ -61,7 +73,7 @@ def run(args) -> None:
                         times.append(elapsed)
                 runs = args.warmup + args.iters
                 net = {k: (v - net_before[k]) // runs for k, v in mesh.counters().items()}
-                wrong = wrong_elements(gpus, len(peers))
+                wrong = wrong_elements(gpus, args.rank, len(peers), args.algo)
                 # Per-iteration bytes through every modelled resource and the network, with their
                 # rates: the controller turns them into this algorithm's own lower bound on time.
                 row = {"rank": args.rank, "size": count * dtype.itemsize, "count": count, "type": args.dtype,

@@ -139,3 +139,65 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None
         t.join()
     if errors:
         raise errors[0]
+
+
+A2A_CHANNEL = 30
+
+
+def alltoall(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+    """All-to-all (expert parallelism's dispatch/combine): every GPU's buffer is cut into one
+    block per GPU of the job; block j goes to global GPU j, which stores what GPU k sent in
+    its block k. Intra-node blocks go GPU to GPU over PCIe, inter-node ones over one connection
+    per node pair, each crossing the GPU<->NIC path at both ends. The result replaces the buffers."""
+    n_gpus, nodes, node = len(gpus), len(mesh.addrs), mesh.rank
+    ranks = n_gpus * nodes
+    block = gpus.count // ranks
+    out = [m.copy() for m in gpus.mem]                  # NCCL's receive buffers
+    errors: list[BaseException] = []
+
+    def blocks_to(peer):     # (local gpu, slice of its buffer, destination gpu on peer), in a fixed order
+        return [(g, slice((peer * n_gpus + d) * block, (peer * n_gpus + d + 1) * block), d)
+                for g in range(n_gpus) for d in range(n_gpus)]
+
+    def send(peer):
+        conn, stream = mesh.conn(peer, A2A_CHANNEL), Stream()
+        for g, sl, _ in blocks_to(peer):
+            part = gpus.mem[g][sl]
+            stream.then(gpus.to_nic(g, part.nbytes))
+            conn.send(part)
+        stream.flush()
+
+    def recv(peer):
+        conn, stream = mesh.conn(peer, A2A_CHANNEL), Stream()
+        for src, _, d in blocks_to(node):           # the peer sends, in the same order, what is ours
+            part = out[d][(peer * n_gpus + src) * block:(peer * n_gpus + src + 1) * block]
+            conn.recv_into(part)
+            stream.then(gpus.from_nic(d, part.nbytes))
+        stream.flush()
+
+    def guarded(fn, peer):
+        try:
+            fn(peer)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(fn, p)) for p in range(nodes) if p != node for fn in (send, recv)]
+    for t in threads:
+        t.start()
+    finish = time.monotonic()
+    for g in range(n_gpus):
+        for d in range(n_gpus):
+            src = slice((node * n_gpus + d) * block, (node * n_gpus + d + 1) * block)
+            dst = slice((node * n_gpus + g) * block, (node * n_gpus + g + 1) * block)
+            np.copyto(out[d][dst], gpus.mem[g][src])
+            if g != d:
+                m = gpus.model
+                finish = max(finish, m.charge({m.d2h[g], m.root_complex(g), m.root_complex(d), m.h2d[d]},
+                                              out[d][dst].nbytes))
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    gpus.model.settle(finish)
+    for g in range(n_gpus):
+        np.copyto(gpus.mem[g], out[g])

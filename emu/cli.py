@@ -148,41 +148,65 @@ def demo(file, seconds):
     sys.exit(0 if run_smoke(file, seconds, console) else 1)
 
 
+_BENCH_OPTIONS = [
+    click.option("--lab", help="lab name (optional with one lab up)"),
+    click.option("--nodes", help="comma-separated compute nodes (default: every compute node)"),
+    click.option("--sizes", default="1M:16M", show_default=True,
+                 help="bytes per GPU buffer: START:END doubling, or a comma list (K, M, G suffixes)"),
+    click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "fp8"]), default="fp32", show_default=True),
+    click.option("--iters", default=5, show_default=True),
+    click.option("--warmup", default=1, show_default=True),
+    click.option("--chunk", type=int, help="pipeline chunk in bytes (default: size/16, 16 KiB..4 MiB)"),
+    click.option("--cc", help="TCP congestion control of the flows (default: the kernel's)"),
+    click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows"),
+]
+
+
+def bench_options(fn):
+    for option in reversed(_BENCH_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @main.group()
 def bench():
     """Benchmarks that run inside a lab."""
 
 
 @bench.command("allreduce")
-@click.option("--lab", help="lab name (optional with one lab up)")
 @click.option("--algo", type=click.Choice(["hfreduce", "hfreduce-nvlink", "ring", "tree"]), default="hfreduce",
               show_default=True)
-@click.option("--nodes", help="comma-separated compute nodes (default: every compute node)")
-@click.option("--sizes", default="1M:16M", show_default=True,
-              help="bytes per GPU buffer: START:END doubling, or a comma list (K, M, G suffixes)")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "fp8"]), default="fp32", show_default=True)
-@click.option("--iters", default=5, show_default=True)
-@click.option("--warmup", default=1, show_default=True)
-@click.option("--chunk", type=int, help="pipeline chunk in bytes (default: size/16, 16 KiB..4 MiB)")
-@click.option("--cc", help="TCP congestion control of the flows (default: the kernel's)")
-@click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
+@bench_options
 def bench_allreduce_cmd(lab, algo, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json):
     """Allreduce across compute nodes, nccl-tests columns, measured and projected to real scale."""
-    from emu.experiments.allreduce import HEADER, bench_allreduce, format_row, parse_sizes
     from emu.lab import Lab
     target = Lab.get(lab)
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
+    _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json)
+
+
+def _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json):
+    from emu.experiments.collectives import HEADER, bench_collective, format_row, parse_sizes
+    op = "alltoall" if algo == "alltoall" else f"{algo} allreduce"
     if not as_json:
-        click.echo(f"# {algo} allreduce on lab {target.name} (scale {target.topology.scale:g}); "
-                   f"proj_* = measured / scale")
+        click.echo(f"# {op} on lab {target.name} (scale {target.topology.scale:g}); proj_* = measured / scale")
         click.echo(HEADER)
-    rows = bench_allreduce(target, algo, node_list, parse_sizes(sizes), dtype, iters, warmup, chunk, cc,
-                           on_row=None if as_json else lambda r: click.echo(format_row(r)))
+    rows = bench_collective(target, algo, node_list, parse_sizes(sizes), dtype, iters, warmup, chunk, cc,
+                            on_row=None if as_json else lambda r: click.echo(format_row(r)))
     if as_json:
         keys = ("size", "count", "type", "redop", "time_us", "algbw", "busbw", "proj_algbw", "proj_busbw", "wrong")
         click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=1))
     elif any(r["wrong"] for r in rows):
         sys.exit(1)
+
+
+@bench.command("alltoall")
+@bench_options
+def bench_alltoall_cmd(lab, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json):
+    """All-to-all across compute nodes (expert parallelism), nccl-tests columns."""
+    from emu.lab import Lab
+    node_list = [n.strip() for n in nodes.split(",")] if nodes else None
+    _run_bench(Lab.get(lab), "alltoall", node_list, sizes, dtype, iters, warmup, chunk, cc, as_json)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ and how close it came. Run as root:  python scripts/bench_allreduce.py
 import argparse
 import json
 
-from emu.experiments.allreduce import ALGOS, bench_allreduce
+from emu.experiments.collectives import ALGOS, bench_collective
 from emu.lab import Lab
 from emu.topo import build
 
@@ -37,7 +37,7 @@ def main():
                      scale=args.scale)
         with Lab.up(topo) as lab:
             for algo in ALGOS:
-                r = bench_allreduce(lab, algo, sizes=[size], iters=args.iters)[0]
+                r = bench_collective(lab, algo, sizes=[size], iters=args.iters)[0]
                 rows.append(r)
                 print(f"{algo:<16} {n:>5} {r['proj_algbw']:>7.2f} {r['proj_busbw']:>7.2f} "
                       f"{r['bound_algbw'] / args.scale:>7.2f} {r['efficiency']:>8.0%}  {r['bound_by']:<12} "

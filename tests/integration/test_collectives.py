@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from emu.experiments.allreduce import ALGOS, bench_allreduce
+from emu.experiments.collectives import ALGOS, bench_collective
 from emu.topo import build
 
 pytestmark = pytest.mark.integration
@@ -16,9 +16,9 @@ def lab(make_lab, lab_name):
     return make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001))
 
 
-@pytest.mark.parametrize("algo", ALGOS)
-def test_allreduce_on_a_lab(lab, algo):
-    rows = bench_allreduce(lab, algo, sizes=[256 * 1024], dtype="bf16", iters=2)
+@pytest.mark.parametrize("algo", ALGOS + ("alltoall",))
+def test_collective_on_a_lab(lab, algo):
+    rows = bench_collective(lab, algo, sizes=[256 * 1024], dtype="bf16", iters=2)
     (row,) = rows
     assert row["wrong"] == 0
     assert row["gpus"] == 16 and row["count"] == 128 * 1024
@@ -30,8 +30,8 @@ def test_allreduce_on_a_lab(lab, algo):
 def test_hfreduce_beats_nccl_ring_on_pcie_nodes(lab):
     """The paper's point (Figure 7a): on PCIe A100 nodes HFReduce outruns NCCL's ring."""
     size = 512 * 1024
-    hf = bench_allreduce(lab, "hfreduce", sizes=[size], iters=2)[0]
-    ring = bench_allreduce(lab, "ring", sizes=[size], iters=2)[0]
+    hf = bench_collective(lab, "hfreduce", sizes=[size], iters=2)[0]
+    ring = bench_collective(lab, "ring", sizes=[size], iters=2)[0]
     assert hf["wrong"] == ring["wrong"] == 0
     assert hf["algbw"] > 1.3 * ring["algbw"]
 

@@ -31,7 +31,8 @@ def test_topo_check_ok_and_bad(tmp_path):
 
 def test_every_verb_has_help():
     runner = CliRunner()
-    for verb in (["up"], ["down"], ["ls"], ["status"], ["exec"], ["clean"], ["topo", "check"], ["topo", "graph"], ["demo"]):
+    for verb in (["up"], ["down"], ["ls"], ["status"], ["exec"], ["clean"], ["topo", "check"], ["topo", "graph"], ["demo"],
+                 ["bench", "allreduce"], ["bench", "alltoall"]):
         result = runner.invoke(main, [*verb, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
 
@@ -39,7 +40,7 @@ def test_every_verb_has_help():
 def test_size_ranges_double_like_nccl_tests():
     import pytest
     from emu.errors import EmuError
-    from emu.experiments.allreduce import parse_sizes
+    from emu.experiments.collectives import parse_sizes
     assert parse_sizes("1M:8M") == [2**20, 2**21, 2**22, 2**23]
     assert parse_sizes("64K,1G") == [65536, 2**30]
     assert parse_sizes("1536") == [1536]

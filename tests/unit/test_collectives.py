@@ -34,7 +34,7 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
         try:
             fill(g, r, nodes)
             ALGOS[algo](g, mesh, chunk)
-            wrong[r] = wrong_elements(g, nodes)
+            wrong[r] = wrong_elements(g, r, nodes, algo)
             counters[r] = g.model.counters()
         except BaseException as e:
             errors.append(e)
@@ -54,10 +54,18 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
 
 @pytest.mark.parametrize("dtype", sorted(DTYPES))
 @pytest.mark.parametrize("nodes", [2, 3, 4, 5])
-@pytest.mark.parametrize("algo", sorted(ALGOS))
+@pytest.mark.parametrize("algo", sorted(set(ALGOS) - {"alltoall"}))
 def test_allreduce_is_exact(algo, nodes, dtype):
     # 1000 elements: not a multiple of the chunk, the ring's segments or the trees' halves.
     assert run_local(algo, nodes, 1000 + nodes, dtype) == [0] * nodes
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3, 5])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_alltoall_delivers_every_block(nodes, dtype):
+    # 4 GPUs a node; 40 elements a block, plus a remainder that all-to-all leaves alone.
+    count = 40 * nodes * 4
+    assert run_local("alltoall", nodes, count, dtype) == [0] * nodes
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

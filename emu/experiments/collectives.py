@@ -1,9 +1,9 @@
-"""`emu bench allreduce`: run a collective across compute nodes of a lab, nccl-tests style.
+"""`emu bench allreduce|alltoall`: run a collective across compute nodes of a lab, nccl-tests style.
 
 Starts agents/collective.py in every chosen node (one process per node playing
 its GPUs), collects each rank's timing and check, and turns them into rows:
-time = the slowest rank's mean, algbw = size / time, busbw = algbw * 2(n-1)/n
-with n the number of GPUs (as nccl-tests), each also projected to real scale
+time = the slowest rank's mean, algbw = size / time, busbw = algbw * 2(n-1)/n for
+allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests), each also projected to real scale
 (divided by the lab's scale). GB/s are 1e9 bytes per second.
 """
 import json
@@ -12,8 +12,9 @@ import sys
 
 from emu.errors import EmuError
 
-ALGOS = ("hfreduce", "hfreduce-nvlink", "ring", "tree")
-TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl"}
+ALGOS = ("hfreduce", "hfreduce-nvlink", "ring", "tree")          # allreduce algorithms
+TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl",
+                 "alltoall": "nccl"}
 PORT = 6000
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 
@@ -47,11 +48,11 @@ def default_chunk(size: int) -> int:
     return min(4 * 2**20, max(16 * 2**10, size // 16))
 
 
-def bench_allreduce(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
+def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
                     iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
                     on_row=None) -> list[dict]:
-    if algo not in ALGOS:
-        raise EmuError(f"unknown algorithm {algo!r} (one of {', '.join(ALGOS)})")
+    if algo not in TRAFFIC_CLASS:
+        raise EmuError(f"unknown algorithm {algo!r} (one of {', '.join(TRAFFIC_CLASS)})")
     topo = lab.topology
     names = nodes or [n.name for n in lab.nodes("compute")]
     if not names:
@@ -102,8 +103,9 @@ def _one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk, cc, n_
     ranks = len(names) * n_gpus
     time_us = max(r["time_us"] for r in results)
     algbw = results[0]["size"] / (time_us * 1e-6) / 1e9
-    busbw = algbw * 2 * (ranks - 1) / ranks if ranks > 1 else 0.0
-    return {"size": results[0]["size"], "count": results[0]["count"], "type": dtype, "redop": "sum",
+    factor = (ranks - 1) / ranks if algo == "alltoall" else 2 * (ranks - 1) / ranks
+    busbw = algbw * factor
+    return {"size": results[0]["size"], "count": results[0]["count"], "type": dtype, "redop": "none" if algo == "alltoall" else "sum",
             "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": algbw / scale,
             "proj_busbw": busbw / scale, "wrong": sum(r["wrong"] for r in results),
             "nodes": len(names), "gpus": ranks, "algo": algo, "chunk": chunk,
