@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from agents.gpu import Gpus, NodeModel
-from agents.pipeline import Cost, chunk_slices, ready_flags, throttle, tree_allreduce
+from agents.pipeline import Cost, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
 
 
 class HostMemoryCost(Cost):
@@ -46,7 +46,6 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
     result = np.empty(count, gpus.dtype)                            # the node's sum, then the global one
     chunks = chunk_slices(count, chunk_bytes // gpus.dtype.itemsize)
     ready, done = ready_flags(len(chunks)), ready_flags(len(chunks))
-    errors: list[BaseException] = []
 
     def intra_node():
         # Each stage of a chunk starts when the previous one completes in the model; the thread
@@ -70,8 +69,6 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
         finish = 0.0
         for c, sl in enumerate(chunks):
             done[c].wait()
-            if errors:
-                return
             if not nvlink:
                 finish = max(finish, *(gpus.h2d(g, sl, result, read_host=first_of_numa[model.numa_of(g)] == g)
                                        for g in range(n_gpus)))
@@ -86,24 +83,6 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
                                    for g in sources))
         model.settle(finish)
 
-    def guarded(fn):
-        try:
-            fn()
-        except BaseException as e:
-            errors.append(e)
-            for ev in ready + done:
-                ev.set()
-
-    threads = [threading.Thread(target=guarded, args=(f,)) for f in (intra_node, back_to_gpus)]
-    for t in threads:
-        t.start()
-    try:
-        tree_allreduce(mesh, result, chunks, ready, done, HostMemoryCost(model))
-    except BaseException as e:
-        errors.append(e)
-        for ev in ready + done:
-            ev.set()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_concurrently([intra_node, back_to_gpus,
+                      lambda: tree_allreduce(mesh, result, chunks, ready, done, HostMemoryCost(model))],
+                     ready + done)

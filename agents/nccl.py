@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from agents.gpu import Gpus
-from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, throttle, tree_allreduce
+from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
 
 RING_CHANNEL = 10
 
@@ -101,7 +101,6 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None
     n_gpus = len(gpus)
     chunks = chunk_slices(gpus.count, chunk_bytes // gpus.dtype.itemsize)
     ready, done = ready_flags(len(chunks)), ready_flags(len(chunks))
-    errors: list[BaseException] = []
 
     def chain_up():
         for c, sl in enumerate(chunks):
@@ -115,30 +114,15 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None
         finish = 0.0
         for c, sl in enumerate(chunks):
             done[c].wait()
-            if errors:
-                return
             t = time.monotonic()
             for g in range(1, n_gpus):
                 t = gpus.p2p(g - 1, g, sl, start=t)
             finish = max(finish, t)
         gpus.model.settle(finish)
 
-    def guarded(fn):
-        try:
-            fn()
-        except BaseException as e:
-            errors.append(e)
-            for ev in ready + done:
-                ev.set()
-
-    threads = [threading.Thread(target=guarded, args=(f,)) for f in (chain_up, chain_down)]
-    for t in threads:
-        t.start()
-    guarded(lambda: tree_allreduce(mesh, gpus.mem[0], chunks, ready, done, NicPathCost(gpus), channel_base=20))
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    run_concurrently([chain_up, chain_down,
+                      lambda: tree_allreduce(mesh, gpus.mem[0], chunks, ready, done, NicPathCost(gpus), channel_base=20)],
+                     ready + done)
 
 
 A2A_CHANNEL = 30

@@ -13,6 +13,7 @@ previous charge to complete, so modelled hardware and the network overlap by one
 chunk, as DMA and transmission overlap on a real NIC.
 """
 import threading
+from functools import partial
 
 import numpy as np
 
@@ -79,6 +80,29 @@ class Cost:
         return 0.0
 
 
+def run_concurrently(fns, flags: list[Ready]) -> None:
+    """Run the stages of a pipeline, the last in the calling thread. A failing stage sets every
+    flag so the others run out instead of waiting forever; the first error is raised."""
+    errors: list[BaseException] = []
+
+    def guarded(fn):
+        try:
+            fn()
+        except BaseException as e:
+            errors.append(e)
+            for flag in flags:
+                flag.set()
+
+    threads = [threading.Thread(target=guarded, args=(fn,)) for fn in fns[:-1]]
+    for t in threads:
+        t.start()
+    guarded(fns[-1])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def chunk_slices(count: int, chunk_elems: int) -> list[slice]:
     chunk_elems = max(1, chunk_elems)
     return [slice(a, min(a + chunk_elems, count)) for a in range(0, count, chunk_elems)] or [slice(0, 0)]
@@ -93,30 +117,12 @@ def tree_allreduce(mesh, buf: np.ndarray, chunks: list[slice], ready, done, cost
             ready[c].wait()
             done[c].set()
         return
-    trees = double_binary_tree(n)
-    errors: list[BaseException] = []
-    threads = []
-    for t, tree in enumerate(trees):
+    stages = []
+    for t, tree in enumerate(double_binary_tree(n)):
         mine = list(range(t, len(chunks), 2))
         for role in (_up, _down):
-            th = threading.Thread(target=_guard, args=(errors, role, mesh, tree, channel_base + t, buf, chunks,
-                                                        mine, ready, done, cost))
-            th.start()
-            threads.append(th)
-    for th in threads:
-        th.join()
-    if errors:
-        raise errors[0]
-
-
-def _guard(errors, fn, *args):
-    try:
-        fn(*args)
-    except BaseException as e:      # surface in the caller, not as a thread traceback
-        errors.append(e)
-        done = args[-2]
-        for ev in done:             # unblock the sibling threads
-            ev.set()
+            stages.append(partial(role, mesh, tree, channel_base + t, buf, chunks, mine, ready, done, cost))
+    run_concurrently(stages, done)
 
 
 def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
