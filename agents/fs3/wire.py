@@ -1,0 +1,75 @@
+"""Messages on the storage network: a JSON header and an optional binary payload."""
+import asyncio
+import json
+import struct
+
+FRAME = struct.Struct("!II")      # header length, payload length
+# What a peer that went away looks like: refused, reset, or a stream cut mid-message.
+DISCONNECTED = (OSError, asyncio.IncompleteReadError)
+
+
+async def send(writer: asyncio.StreamWriter, header: dict, payload: bytes | memoryview = b"") -> None:
+    body = json.dumps(header).encode()
+    writer.write(FRAME.pack(len(body), len(payload)) + body)
+    if payload:
+        writer.write(payload)
+    await writer.drain()
+
+
+async def recv(reader: asyncio.StreamReader) -> tuple[dict, bytes]:
+    head_len, payload_len = FRAME.unpack(await reader.readexactly(FRAME.size))
+    header = json.loads(await reader.readexactly(head_len))
+    payload = await reader.readexactly(payload_len) if payload_len else b""
+    return header, payload
+
+
+async def connect(host: str, port: int, tos: int = 0, cc: str | None = None):
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if cc:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock, limit=2**22)
+
+
+class Pool:
+    """Idle connections per peer, reused one request at a time (a request owns its connection
+    until its reply is read, so no request ids are needed)."""
+
+    def __init__(self, addrs: dict, tos: int = 0, cc: str | None = None):
+        self.addrs, self.tos, self.cc = addrs, tos, cc
+        self.idle: dict = {}
+
+    async def acquire(self, peer):
+        idle = self.idle.setdefault(peer, [])
+        if idle:
+            return idle.pop()
+        return await connect(*self.addrs[peer], tos=self.tos, cc=self.cc)
+
+    def release(self, peer, conn) -> None:
+        self.idle.setdefault(peer, []).append(conn)
+
+    async def request(self, peer, header: dict, payload: bytes = b"") -> tuple[dict, bytes]:
+        """One request/reply exchange; a broken connection is closed, never reused."""
+        reader, writer = await self.acquire(peer)
+        try:
+            await send(writer, header, payload)
+            reply = await recv(reader)
+        except BaseException:
+            writer.close()
+            raise
+        self.release(peer, (reader, writer))
+        return reply
+
+    def close(self) -> None:
+        for conns in self.idle.values():
+            for _, writer in conns:
+                writer.close()
+        self.idle.clear()

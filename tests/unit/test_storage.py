@@ -1,0 +1,169 @@
+"""3FS-style storage over loopback (no root): chain table balance, CRAQ, request-to-send, failures."""
+import asyncio
+import itertools
+import os
+from collections import Counter
+
+import pytest
+from hypothesis import given, strategies as st
+
+from agents.fs3.chains import build_chain_table, file_layout
+from agents.fs3.client import Client
+from agents.fs3.meta import MetaService
+from agents.fs3.storage import StorageService
+
+_ports = itertools.count(23000, 20)
+
+
+@given(nodes=st.integers(1, 12), per_node=st.integers(1, 6), replicas=st.integers(1, 3))
+def test_chain_table_is_balanced(nodes, per_node, replicas):
+    if replicas > nodes or (nodes * per_node) % replicas:
+        with pytest.raises(ValueError):
+            build_chain_table(nodes, per_node, replicas)
+        return
+    table = build_chain_table(nodes, per_node, replicas)
+    assert Counter(table.targets) == {n: per_node for n in range(nodes)}      # every node an even share
+    for chain in table.chains:
+        assert len({table.node_of(t) for t in chain}) == replicas               # replicas on distinct nodes
+    assert sorted(t for c in table.chains for t in c) == list(range(nodes * per_node))   # each target once
+
+
+def test_file_layout_stripes_chunks_over_chains():
+    table = build_chain_table(4, 2, 2)
+    layout = file_layout(table, size=10 * 1024, chunk_size=1024, stripe=3, offset=2)
+    assert layout.chains == (2, 3, 0)
+    assert [layout.chain_of(i) for i in range(5)] == [2, 3, 0, 2, 3]
+    assert layout.chunks() == 10
+
+
+class Cluster:
+    """Meta and storage services as asyncio servers on loopback, in this process."""
+
+    def __init__(self, nodes=3, per_node=2, replicas=3):
+        base = next(_ports)
+        self.table = build_chain_table(nodes, per_node, replicas)
+        self.addrs = {i: ("127.0.0.1", base + 1 + i) for i in range(nodes)}
+        self.meta_addr = ("127.0.0.1", base)
+        self.services, self.servers = {}, {}
+
+    async def start(self):
+        meta = MetaService(self.table)
+        self.meta_server = await asyncio.start_server(meta.handle, *self.meta_addr)
+        for n in self.addrs:
+            await self.start_node(n)
+        return self
+
+    async def start_node(self, n, recover=False):
+        svc = StorageService(n, self.table, self.addrs)
+        self.services[n] = svc
+        self.servers[n] = await asyncio.start_server(svc.handle, *self.addrs[n], limit=2**22)
+        if recover:
+            await svc.recover()
+
+    async def kill(self, n):
+        """A crash: the listener closes and the service forgets everything it stored."""
+        self.servers[n].close()
+        self.services[n].crash()
+        await self.servers[n].wait_closed()
+
+    async def client(self, **kw):
+        return await Client(self.meta_addr, self.addrs, **kw).start()
+
+    async def stop(self):
+        self.meta_server.close()
+        for n, server in self.servers.items():
+            server.close()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_every_read_returns_what_was_written():
+    async def main():
+        cluster = await Cluster().start()
+        client = await cluster.client()
+        layout = await client.create("f", size=40 * 4096, chunk_size=4096, stripe=6)
+        blobs = [os.urandom(4096) for _ in range(40)]
+        versions = await client.batch_write(layout, list(enumerate(blobs)))
+        assert versions == [1] * 40
+        assert await client.batch_read(layout, list(range(40))) == blobs
+        # every replica holds every chunk of its chains, committed
+        for svc in cluster.services.values():
+            for (chain, key), entry in svc.store.items():
+                assert entry.data == blobs[key] and not entry.pending
+        client.close()
+        await cluster.stop()
+    run(main())
+
+
+def test_craq_orders_concurrent_writers():
+    async def main():
+        cluster = await Cluster().start()
+        writers = [await cluster.client() for _ in range(4)]
+        layout = await writers[0].create("hot", size=4096, chunk_size=4096, stripe=1)
+        blobs = {w: bytes([w]) * 4096 for w in range(4)}
+        results = await asyncio.gather(*(c.write_chunk(layout, 0, blobs[w]) for w, c in enumerate(writers)
+                                         for _ in range(5)))
+        assert sorted(results) == list(range(1, 21))        # one version each, no gaps, no repeats
+        chain = layout.chain_of(0)
+        replicas = [svc.store[(chain, 0)] for svc in cluster.services.values() if (chain, 0) in svc.store]
+        assert len(replicas) == 3
+        assert {r.version for r in replicas} == {20} and len({r.data for r in replicas}) == 1
+        assert all(not r.pending for r in replicas)
+        for c in writers:
+            c.close()
+        await cluster.stop()
+    run(main())
+
+
+def test_request_to_send_bounds_concurrent_transmissions():
+    async def main():
+        cluster = await Cluster(nodes=6, per_node=1, replicas=1).start()
+        client = await cluster.client(rts=True, rts_limit=2)
+        layout = await client.create("wide", size=60 * 65536, chunk_size=65536, stripe=6)
+        blobs = [os.urandom(65536) for _ in range(60)]
+        await client.batch_write(layout, list(enumerate(blobs)))
+        assert await client.batch_read(layout, list(range(60))) == blobs
+        assert client.max_transmitting == 2        # reached the limit, never beyond it
+        free = await cluster.client(rts=False)
+        await free.open("wide")
+        assert await free.batch_read(layout, list(range(60))) == blobs
+        assert free.max_transmitting == 0          # no RTS: services sent as soon as they had read
+        client.close()
+        free.close()
+        await cluster.stop()
+    run(main())
+
+
+def test_killing_a_storage_service_loses_no_acknowledged_write_and_a_restart_catches_up():
+    async def main():
+        cluster = await Cluster(nodes=3, per_node=2, replicas=3).start()
+        client = await cluster.client()
+        layout = await client.create("f", size=60 * 4096, chunk_size=4096, stripe=3)
+        blobs = [os.urandom(4096) for _ in range(60)]
+        tasks = [asyncio.ensure_future(client.write_chunk(layout, i, blobs[i])) for i in range(30)]
+        while len(cluster.services[1].store) < 5:      # node 1 has taken part in a few writes
+            await asyncio.sleep(0)
+        in_flight = sum(not t.done() for t in tasks)
+        await cluster.kill(1)                                    # in the middle of the batch
+        assert in_flight > 0
+        acked = await asyncio.gather(*tasks)
+        await client.batch_write(layout, [(i, blobs[i]) for i in range(30, 60)])
+        assert all(v >= 1 for v in acked)
+        failures = client.retries + sum(s.stats["forward_failures"] for n, s in cluster.services.items() if n != 1)
+        assert failures > 0                                      # the chains really lost a member
+        assert await client.batch_read(layout, list(range(60))) == blobs   # from the remaining replicas
+        await cluster.start_node(1, recover=True)                # restart: rejoin, catch up, then serve
+        svc = cluster.services[1]
+        assert svc.serving
+        for chain in svc.my_chains:
+            for i in range(60):
+                if layout.chain_of(i) == chain:
+                    assert svc.store[(chain, i)].data == blobs[i]
+        # new writes reach the restarted node again
+        await client.write_chunk(layout, 0, b"x" * 4096)
+        assert svc.store[(layout.chain_of(0), 0)].data == b"x" * 4096
+        client.close()
+        await cluster.stop()
+    run(main())
