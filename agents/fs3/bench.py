@@ -1,0 +1,101 @@
+"""Client-side storage benchmarks, run inside a client node; one JSON line of results.
+
+    python -m agents.fs3.bench incast --meta H:P --storage H:P,... --senders 8 --rts on
+    python -m agents.fs3.bench read --meta H:P --storage H:P,... --file NAME --seconds 5
+
+`incast` writes a file striped over the first N storage services (one chain each),
+then reads every chunk at once, `--rounds` times: all N services answer this one
+client together. `read` re-reads an existing file in a loop (aggregate throughput
+when many clients run it at once); `write` creates and fills such a file.
+"""
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+from agents.fs3.client import Client
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0
+
+
+async def incast(args, client: Client) -> dict:
+    size = args.senders * args.chunks_per_sender * args.chunk_size
+    layout = await client.create(f"incast-{args.senders}-{os.getpid()}", size, args.chunk_size,
+                                 stripe=args.senders, offset=0)
+    blobs = [os.urandom(args.chunk_size) for _ in range(layout.chunks())]
+    await client.batch_write(layout, list(enumerate(blobs)))
+    client.latencies.clear()
+    start = time.monotonic()
+    for _ in range(args.rounds):
+        got = await client.batch_read(layout, list(range(layout.chunks())))
+        if got != blobs:
+            raise SystemExit("incast read returned bytes that were not written")
+    seconds = time.monotonic() - start
+    total = size * args.rounds
+    return {"senders": args.senders, "rts": client.rts, "rts_limit": client.rts_limit, "bytes": total,
+            "seconds": seconds, "goodput_bps": total * 8 / seconds,
+            "p50_ms": 1e3 * percentile(client.latencies, 0.5), "p99_ms": 1e3 * percentile(client.latencies, 0.99),
+            "max_transmitting": client.max_transmitting, "retries": client.retries}
+
+
+async def write_file(args, client: Client) -> dict:
+    layout = await client.create(args.file, args.chunks * args.chunk_size, args.chunk_size, stripe=args.stripe)
+    blobs = [os.urandom(args.chunk_size) for _ in range(layout.chunks())]
+    await client.batch_write(layout, list(enumerate(blobs)))
+    return {"file": args.file, "chunks": layout.chunks(), "chains": list(layout.chains)}
+
+
+async def read_loop(args, client: Client) -> dict:
+    layout = await client.open(args.file)
+    chunks = list(range(layout.chunks()))
+    total, start = 0, time.monotonic()
+    while time.monotonic() - start < args.seconds:
+        got = await client.batch_read(layout, chunks)
+        total += sum(len(g) for g in got)
+    seconds = time.monotonic() - start
+    return {"bytes": total, "seconds": seconds, "goodput_bps": total * 8 / seconds,
+            "p50_ms": 1e3 * percentile(client.latencies, 0.5), "p99_ms": 1e3 * percentile(client.latencies, 0.99)}
+
+
+async def run(args) -> dict:
+    meta_host, meta_port = args.meta.rsplit(":", 1)
+    storage = {i: (h, int(p)) for i, (h, p) in enumerate(x.rsplit(":", 1) for x in args.storage.split(","))}
+    client = await Client((meta_host, int(meta_port)), storage, tos=args.tos, cc=args.cc, rts=args.rts == "on",
+                          rts_limit=args.rts_limit, max_inflight=args.max_inflight,
+                          per_server=args.per_server).start()
+    try:
+        return await {"incast": incast, "write": write_file, "read": read_loop}[args.mode](args, client)
+    finally:
+        client.close()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="agents.fs3.bench", description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["incast", "write", "read"])
+    p.add_argument("--meta", required=True)
+    p.add_argument("--storage", required=True, help="host:port of every storage node, in node order")
+    p.add_argument("--senders", type=int, default=1)
+    p.add_argument("--chunks-per-sender", type=int, default=8)
+    p.add_argument("--chunk-size", type=int, default=64 * 1024)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--file", default="bench")
+    p.add_argument("--chunks", type=int, default=64)
+    p.add_argument("--stripe", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--rts", choices=["on", "off"], default="on")
+    p.add_argument("--rts-limit", type=int, default=64)
+    p.add_argument("--max-inflight", type=int, default=256)
+    p.add_argument("--per-server", type=int, default=32)
+    p.add_argument("--tos", type=int, default=0)
+    p.add_argument("--cc", default=None)
+    print(json.dumps(asyncio.run(run(p.parse_args(argv)))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Storage experiments: 3FS-style services in a lab, the incast curve, aggregate reads.
+
+`StorageCluster` starts a meta service and one storage service per storage node
+(each in its node's namespace, traffic class `storage`); clients reach a
+dual-homed storage node on the NIC nearest to them (its own zone).
+"""
+import json
+import subprocess
+import sys
+
+import networkx as nx
+
+from emu.errors import EmuError
+from emu.topo.addressing import AddressPlan
+
+META_PORT, STORAGE_PORT = 8000, 8100
+AGENTS = {"meta": "agents.fs3.meta", "storage": "agents.fs3.storage", "bench": "agents.fs3.bench"}
+
+
+def agent(name: str) -> list[str]:
+    return [sys.executable, "-m", AGENTS[name]]
+
+
+class StorageCluster:
+    def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int = 1,
+                 cc: str | None = None):
+        from agents.fs3.chains import build_chain_table
+        self.lab, self.cc = lab, cc
+        self.nodes = nodes or [n.name for n in lab.nodes("storage")]
+        if not self.nodes:
+            raise EmuError(f"lab {lab.name!r} has no storage nodes")
+        try:
+            self.table = build_chain_table(len(self.nodes), targets_per_node, replicas)
+        except ValueError as e:
+            raise EmuError(str(e)) from None
+        self.meta_node = next((n.name for n in lab.nodes("mgmt")), self.nodes[0])
+        self.plan = AddressPlan(lab.topology)
+        self.procs: list[subprocess.Popen] = []
+
+    def addr_for(self, client: str, node: str) -> str:
+        """The address of `node` nearest to `client` (its NIC in the client's zone)."""
+        g = self.lab.topology.graph
+        return min(self.plan.ports[node], key=lambda p: nx.shortest_path_length(g, client, p.peer)).addr
+
+    def storage_arg(self, client: str) -> str:
+        return ",".join(f"{self.addr_for(client, n)}:{STORAGE_PORT}" for n in self.nodes)
+
+    def meta_arg(self, client: str) -> str:
+        return f"{self.addr_for(client, self.meta_node)}:{META_PORT}"
+
+    def start(self) -> "StorageCluster":
+        tos = str(self.lab.tos("storage"))
+        table = json.dumps(self.table.to_dict())
+        cc = ["--cc", self.cc] if self.cc else []
+        self._spawn(self.meta_node, agent("meta") + ["--port", str(META_PORT), "--table", table])
+        for i, node in enumerate(self.nodes):
+            # services talk to each other over each one's first NIC
+            peers = ",".join(f"{self.plan.ports[n][0].addr}:{STORAGE_PORT}" for n in self.nodes)
+            self._spawn(node, agent("storage") + ["--node", str(i), "--table", table, "--peers", peers,
+                                                  "--tos", tos] + cc)
+        return self
+
+    def _spawn(self, node: str, argv: list[str]) -> subprocess.Popen:
+        proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        if not proc.stdout.readline():
+            self.stop()
+            raise EmuError(f"{argv[2]} on {node} did not start: {proc.stderr.read().strip()[-300:]}")
+        return proc
+
+    def run_client(self, client: str, mode: str, args: list[str], timeout: float = 600) -> dict:
+        argv = agent("bench") + [mode, "--meta", self.meta_arg(client), "--storage", self.storage_arg(client),
+                                 "--tos", str(self.lab.tos("storage"))] + (["--cc", self.cc] if self.cc else []) + args
+        done = self.lab.node(client).run(argv, timeout=timeout)
+        if done.returncode != 0:
+            raise EmuError(f"storage client on {client} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        return json.loads(done.stdout)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+        self.procs = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def last_hop(lab, client: str) -> tuple[str, str]:
+    """(switch, interface) whose egress queue feeds `client`: where incast overflows."""
+    port = AddressPlan(lab.topology).ports[client][0]
+    return port.peer, port.peer_ifname
+
+
+def qdisc_drops(lab, node: str, dev: str) -> int:
+    out = lab.node(node).run(["tc", "-s", "-j", "qdisc", "show", "dev", dev]).stdout
+    return sum(q.get("drops", 0) for q in json.loads(out) if q.get("kind") == "bfifo")
+
+
+def incast(lab, client: str, senders: list[int], rts: bool, rts_limit: int = 4, chunk_size: int = 64 * 1024,
+           chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None) -> list[dict]:
+    storage = [n.name for n in lab.nodes("storage")]
+    if max(senders) > len(storage):
+        raise EmuError(f"{max(senders)} senders asked, lab {lab.name!r} has {len(storage)} storage nodes")
+    if lab.node(client).kind == "switch":
+        raise EmuError(f"{client} is a switch, not a client host")
+    switch, dev = last_hop(lab, client)
+    rate = lab.topology.emulated_rate(lab.topology.link(client, switch))
+    rows = []
+    with StorageCluster(lab, storage, cc=cc) as cluster:
+        for n in senders:
+            before = qdisc_drops(lab, switch, dev)
+            r = cluster.run_client(client, "incast", [
+                "--senders", str(n), "--rts", "on" if rts else "off", "--rts-limit", str(rts_limit),
+                "--chunk-size", str(chunk_size), "--chunks-per-sender", str(chunks_per_sender),
+                "--rounds", str(rounds)])
+            # drops counted over the whole run, writes included; writes flow away from the client
+            drops = qdisc_drops(lab, switch, dev) - before
+            rows.append({"senders": n, "rts": rts, "rts_limit": rts_limit, "goodput_bps": r["goodput_bps"],
+                         "proj_goodput_bps": r["goodput_bps"] / lab.topology.scale,
+                         "share": r["goodput_bps"] / rate, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+                         "drops": drops, "max_transmitting": r["max_transmitting"]})
+            if on_row:
+                on_row(rows[-1])
+    return rows
