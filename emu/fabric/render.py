@@ -17,8 +17,8 @@ MARK_PREFIX = "emu:"
 # switch ports keep the topology's `buffer`, where drops are what an experiment looks at.
 HOST_QUEUE_BYTES = 8 * 2**20
 # Largest TCP segment burst a socket may hand to a lab interface (GSO), in MTU-sized segments:
-# 1 would be a real port's pacing but halves what two cores can push; 4 keeps bursts at ~6 KB.
-GSO_SEGS = 4
+# 1 would be a real port's pacing but halves what two cores can push; 8 keeps bursts at ~12 KB.
+GSO_SEGS = 8
 
 
 def lab_mark(lab: str) -> str:
