@@ -209,5 +209,81 @@ def bench_alltoall_cmd(lab, nodes, sizes, dtype, iters, warmup, chunk, cc, as_js
     _run_bench(Lab.get(lab), "alltoall", node_list, sizes, dtype, iters, warmup, chunk, cc, as_json)
 
 
+@main.group("exp")
+def experiment():
+    """Canned experiments."""
+
+
+@experiment.command("incast")
+@click.option("--lab", help="lab name (optional with one lab up)")
+@click.option("--client", required=True, help="the node that reads")
+@click.option("--senders", default="1,2,4,8,16,32", show_default=True, help="storage services per read, a list")
+@click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
+@click.option("--rts-limit", default=4, show_default=True, help="transmissions the client grants at once")
+@click.option("--chunk-size", default=64 * 1024, show_default=True, help="bytes per chunk")
+@click.option("--chunks-per-sender", default=8, show_default=True)
+@click.option("--rounds", default=3, show_default=True, help="reads of the whole file")
+@click.option("--cc", help="TCP congestion control (default: the kernel's)")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
+def incast_cmd(lab, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json):
+    """One client reads a file striped over N storage services (3FS client-side incast)."""
+    from emu.experiments.storage import incast
+    from emu.lab import Lab
+    from emu.units import format_rate
+    target = Lab.get(lab)
+    try:
+        counts = [int(x) for x in senders.split(",")]
+    except ValueError:
+        raise EmuError(f"--senders: {senders!r} is not a comma-separated list of numbers") from None
+    table = Table("senders", "rts", "goodput", "real scale", "share of link", "p50 ms", "p99 ms", "drops",
+                  title=f"incast into {client} on {target.name} (scale {target.topology.scale:g}, "
+                        f"chunk {chunk_size} B, rts limit {rts_limit})")
+
+    def show(r):
+        if not as_json:
+            console.print(f"senders {r['senders']:>3}: goodput {format_rate(r['goodput_bps'])}, "
+                          f"share {r['share']:.0%}, drops {r['drops']}")
+        table.add_row(str(r["senders"]), rts, format_rate(r["goodput_bps"]), format_rate(r["proj_goodput_bps"]),
+                      f"{r['share']:.0%}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["drops"]))
+
+    rows = incast(target, client, counts, rts == "on", rts_limit, chunk_size, chunks_per_sender, rounds, cc,
+                  on_row=show)
+    if as_json:
+        keys = ("senders", "rts", "goodput_bps", "proj_goodput_bps", "share", "p50_ms", "p99_ms", "drops")
+        click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=1))
+    else:
+        console.print(table)
+
+
+@main.group()
+def storage():
+    """3FS-style storage in a lab."""
+
+
+@storage.command("bench")
+@click.option("--lab", help="lab name (optional with one lab up)")
+@click.option("--clients", help="comma-separated client nodes (default: every compute node)")
+@click.option("--seconds", default=5.0, show_default=True)
+@click.option("--replicas", default=1, show_default=True, help="chain length")
+@click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
+@click.option("--rts-limit", default=4, show_default=True, help="transmissions each client grants at once")
+@click.option("--json", "as_json", is_flag=True)
+def storage_bench_cmd(lab, clients, seconds, replicas, rts, rts_limit, as_json):
+    """Aggregate read throughput of all clients against all storage nodes, as a share of their NICs."""
+    from emu.experiments.storage import storage_bench
+    from emu.lab import Lab
+    from emu.units import format_rate
+    target = Lab.get(lab)
+    r = storage_bench(target, [c.strip() for c in clients.split(",")] if clients else None, seconds, replicas,
+                      rts == "on", rts_limit)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in r.items() if k != "per_client"}, indent=1))
+        return
+    console.print(f"{r['clients']} clients read from {r['storage_nodes']} storage nodes ({r['replicas']} replica(s)): "
+                  f"{format_rate(r['aggregate_bps'])} = {r['share']:.0%} of the storage NICs' "
+                  f"{format_rate(r['storage_capacity_bps'])} (real scale {format_rate(r['proj_aggregate_bps'])}); "
+                  f"the paper: 8 of 9 TB/s (89%)")
+
+
 if __name__ == "__main__":
     main()

@@ -47,7 +47,7 @@ async def write_file(args, client: Client) -> dict:
     layout = await client.create(args.file, args.chunks * args.chunk_size, args.chunk_size, stripe=args.stripe)
     blobs = [os.urandom(args.chunk_size) for _ in range(layout.chunks())]
     await client.batch_write(layout, list(enumerate(blobs)))
-    return {"file": args.file, "chunks": layout.chunks(), "chains": list(layout.chains)}
+    return {"file": args.file, "chunks": layout.chunks(), "chains": list(layout.chains), "retries": client.retries}
 
 
 async def read_loop(args, client: Client) -> dict:
@@ -58,7 +58,7 @@ async def read_loop(args, client: Client) -> dict:
         got = await client.batch_read(layout, chunks)
         total += sum(len(g) for g in got)
     seconds = time.monotonic() - start
-    return {"bytes": total, "seconds": seconds, "goodput_bps": total * 8 / seconds,
+    return {"bytes": total, "seconds": seconds, "goodput_bps": total * 8 / seconds, "retries": client.retries,
             "p50_ms": 1e3 * percentile(client.latencies, 0.5), "p99_ms": 1e3 * percentile(client.latencies, 0.99)}
 
 

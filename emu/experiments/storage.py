@@ -49,16 +49,19 @@ class StorageCluster:
         return f"{self.addr_for(client, self.meta_node)}:{META_PORT}"
 
     def start(self) -> "StorageCluster":
-        tos = str(self.lab.tos("storage"))
-        table = json.dumps(self.table.to_dict())
-        cc = ["--cc", self.cc] if self.cc else []
-        self._spawn(self.meta_node, agent("meta") + ["--port", str(META_PORT), "--table", table])
-        for i, node in enumerate(self.nodes):
-            # services talk to each other over each one's first NIC
-            peers = ",".join(f"{self.plan.ports[n][0].addr}:{STORAGE_PORT}" for n in self.nodes)
-            self._spawn(node, agent("storage") + ["--node", str(i), "--table", table, "--peers", peers,
-                                                  "--tos", tos] + cc)
+        self._spawn(self.meta_node, agent("meta") + ["--port", str(META_PORT),
+                                                     "--table", json.dumps(self.table.to_dict())])
+        self.services = [self.start_service(i) for i in range(len(self.nodes))]
         return self
+
+    def start_service(self, i: int, recover: bool = False) -> subprocess.Popen:
+        """Start storage node i's service; with `recover` it catches up from its chains before serving."""
+        # services talk to each other over each one's first NIC
+        peers = ",".join(f"{self.plan.ports[n][0].addr}:{STORAGE_PORT}" for n in self.nodes)
+        argv = agent("storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers,
+                                   "--tos", str(self.lab.tos("storage"))]
+        argv += (["--cc", self.cc] if self.cc else []) + (["--recover"] if recover else [])
+        return self._spawn(self.nodes[i], argv)
 
     def _spawn(self, node: str, argv: list[str]) -> subprocess.Popen:
         proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -68,13 +71,22 @@ class StorageCluster:
             raise EmuError(f"{argv[2]} on {node} did not start: {proc.stderr.read().strip()[-300:]}")
         return proc
 
-    def run_client(self, client: str, mode: str, args: list[str], timeout: float = 600) -> dict:
+    def start_client(self, client: str, mode: str, args: list[str]) -> subprocess.Popen:
         argv = agent("bench") + [mode, "--meta", self.meta_arg(client), "--storage", self.storage_arg(client),
                                  "--tos", str(self.lab.tos("storage"))] + (["--cc", self.cc] if self.cc else []) + args
-        done = self.lab.node(client).run(argv, timeout=timeout)
-        if done.returncode != 0:
-            raise EmuError(f"storage client on {client} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
-        return json.loads(done.stdout)
+        proc = self.lab.node(client).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def result(client: str, proc: subprocess.Popen, timeout: float = 600) -> dict:
+        out, err = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            raise EmuError(f"storage client on {client} failed: {(err.strip().splitlines() or ['?'])[-1]}")
+        return json.loads(out)
+
+    def run_client(self, client: str, mode: str, args: list[str]) -> dict:
+        return self.result(client, self.start_client(client, mode, args))
 
     def stop(self) -> None:
         for p in self.procs:
@@ -127,3 +139,28 @@ def incast(lab, client: str, senders: list[int], rts: bool, rts_limit: int = 4, 
             if on_row:
                 on_row(rows[-1])
     return rows
+
+
+def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, replicas: int = 1,
+                  rts: bool = True, rts_limit: int = 4, chunk_size: int = 64 * 1024, cc: str | None = None) -> dict:
+    """Every client reads a file striped over every chain, all at once: aggregate read throughput
+    against the storage nodes' NIC capacity (the paper: 8 of 9 TB/s)."""
+    topo = lab.topology
+    clients = clients or [n.name for n in lab.nodes("compute")]
+    storage = [n.name for n in lab.nodes("storage")]
+    capacity = sum(topo.emulated_rate(topo.link(s, peer)) for s in storage for peer in topo.graph[s])
+    client_capacity = sum(topo.emulated_rate(topo.link(c, peer)) for c in clients for peer in topo.graph[c])
+    with StorageCluster(lab, storage, replicas=replicas, cc=cc) as cluster:
+        chains = len(cluster.table.chains)
+        chunks = max(chains, 4 * chains)
+        cluster.run_client(clients[0], "write", ["--file", "bench", "--chunks", str(chunks), "--stripe", str(chains),
+                                                 "--chunk-size", str(chunk_size)])
+        procs = [(c, cluster.start_client(c, "read", ["--file", "bench", "--seconds", str(seconds),
+                                                      "--rts", "on" if rts else "off", "--rts-limit", str(rts_limit)]))
+                 for c in clients]
+        results = {c: cluster.result(c, p) for c, p in procs}
+    aggregate = sum(r["goodput_bps"] for r in results.values())
+    return {"clients": len(clients), "storage_nodes": len(storage), "replicas": replicas,
+            "aggregate_bps": aggregate, "proj_aggregate_bps": aggregate / topo.scale,
+            "storage_capacity_bps": capacity, "client_capacity_bps": client_capacity,
+            "share": aggregate / capacity, "per_client": results}
