@@ -285,5 +285,35 @@ def storage_bench_cmd(lab, clients, seconds, replicas, rts, rts_limit, as_json):
                   f"the paper: 8 of 9 TB/s (89%)")
 
 
+@storage.command("checkpoint")
+@click.option("--lab", help="lab name (optional with one lab up)")
+@click.option("--node", required=True, help="the compute node whose GPU state is saved")
+@click.option("--state", default="4M", show_default=True, help="bytes of state per GPU (K, M suffixes)")
+@click.option("--saves", default=2, show_default=True)
+@click.option("--period", default=1.0, show_default=True, help="seconds between saves")
+@click.option("--replicas", default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def checkpoint_cmd(lab, node, state, saves, period, replicas, as_json):
+    """Checkpoint manager: save GPU state to storage periodically, then load and verify it."""
+    from emu.experiments.collectives import parse_sizes
+    from emu.experiments.storage import checkpoint
+    from emu.lab import Lab
+    from emu.units import format_rate
+    target = Lab.get(lab)
+    r = checkpoint(target, node, parse_sizes(state)[0], saves, period, replicas)
+    if as_json:
+        click.echo(json.dumps(r, indent=1))
+        return
+    for s in r["saves"]:
+        console.print(f"save {s['name']}: {s['bytes']} B in {s['seconds']:.2f} s, {format_rate(s['bps'])} "
+                      f"(real scale {format_rate(s['proj_bps'])})")
+    ld = r["load"]
+    console.print(f"load {ld['name']}: {ld['bytes']} B in {ld['seconds']:.2f} s, {format_rate(ld['bps'])} "
+                  f"(real scale {format_rate(ld['proj_bps'])}), {ld['tensors']} tensors, "
+                  f"{'verified' if ld['verified'] else '[red]MISMATCH[/]'}")
+    if not ld["verified"]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -38,6 +38,10 @@ class Layout:
     chunk_size: int
     chains: tuple[int, ...]     # the file's stripe: chunk i lives on chains[i % len(chains)]
     size: int
+    inode: int = 0              # the file's id: chunk keys on a target are (inode, index)
+
+    def key(self, chunk: int) -> str:
+        return f"{self.inode}/{chunk}"
 
     def chain_of(self, chunk: int) -> int:
         return self.chains[chunk % len(self.chains)]
@@ -46,7 +50,7 @@ class Layout:
         return -(-self.size // self.chunk_size)
 
 
-def file_layout(table: ChainTable, size: int, chunk_size: int, stripe: int, offset: int) -> Layout:
+def file_layout(table: ChainTable, size: int, chunk_size: int, stripe: int, offset: int, inode: int = 0) -> Layout:
     """Take `stripe` consecutive chains from the table, starting at `offset` (wrapping)."""
     k = min(stripe, len(table.chains))
-    return Layout(chunk_size, tuple((offset + i) % len(table.chains) for i in range(k)), size)
+    return Layout(chunk_size, tuple((offset + i) % len(table.chains) for i in range(k)), size, inode)

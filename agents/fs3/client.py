@@ -66,7 +66,7 @@ class Client:
 
     async def write_chunk(self, layout: Layout, index: int, data: bytes) -> int:
         chain = layout.chain_of(index)
-        header = {"op": "write", "chain": chain, "chunk": index, "crc": zlib.crc32(data)}
+        header = {"op": "write", "chain": chain, "chunk": layout.key(index), "crc": zlib.crc32(data)}
         async with self.inflight:
             while members := self.live(chain):
                 head = self.table.node_of(members[0])
@@ -97,7 +97,7 @@ class Client:
                 target = members[-1] if attempt else members[index % len(members)]
                 attempt += 1
                 try:
-                    status, data = await self._read_from(target, chain, index)
+                    status, data = await self._read_from(target, chain, layout.key(index))
                 except wire.DISCONNECTED:
                     self.offline.add(target)
                     self.retries += 1
@@ -113,12 +113,12 @@ class Client:
                 raise StorageError(f"read of chunk {index} from target {target}: {status}")
         raise StorageError(f"read of chunk {index}: every target of chain {chain} is down")
 
-    async def _read_from(self, target: int, chain: int, index: int) -> tuple[str, bytes]:
+    async def _read_from(self, target: int, chain: int, key: str) -> tuple[str, bytes]:
         node = self.table.node_of(target)
         async with self.per_server[node]:
             reader, writer = await self.pool.acquire(node)
             try:
-                await wire.send(writer, {"op": "read", "chain": chain, "chunk": index, "rts": self.rts})
+                await wire.send(writer, {"op": "read", "chain": chain, "chunk": key, "rts": self.rts})
                 reply, data = await wire.recv(reader)
                 if reply["status"] == "rts":
                     async with self.grants:           # at most rts_limit transmissions at once
@@ -134,9 +134,9 @@ class Client:
                 raise
             self.pool.release(node, (reader, writer))
         if reply["status"] == "ok" and zlib.crc32(data) != reply["crc"]:
-            raise StorageError(f"chunk {index} from target {target}: checksum mismatch")
+            raise StorageError(f"chunk {key} from target {target}: checksum mismatch")
         return reply["status"], data
 
 
 def _layout(d: dict) -> Layout:
-    return Layout(d["chunk_size"], tuple(d["chains"]), d["size"])
+    return Layout(d["chunk_size"], tuple(d["chains"]), d["size"], d["inode"])

@@ -20,8 +20,9 @@ class MetaService:
     def create(self, name: str, size: int, chunk_size: int, stripe: int, offset: int | None) -> dict:
         if offset is None:
             offset, self.next_offset = self.next_offset, (self.next_offset + stripe) % len(self.table.chains)
-        layout = file_layout(self.table, size, chunk_size, stripe, offset)
-        self.files[name] = {"chunk_size": layout.chunk_size, "chains": list(layout.chains), "size": size}
+        layout = file_layout(self.table, size, chunk_size, stripe, offset, inode=len(self.files) + 1)
+        self.files[name] = {"chunk_size": layout.chunk_size, "chains": list(layout.chains), "size": size,
+                            "inode": layout.inode}
         return self.files[name]
 
     async def handle(self, reader, writer) -> None:

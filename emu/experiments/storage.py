@@ -14,7 +14,8 @@ from emu.errors import EmuError
 from emu.topo.addressing import AddressPlan
 
 META_PORT, STORAGE_PORT = 8000, 8100
-AGENTS = {"meta": "agents.fs3.meta", "storage": "agents.fs3.storage", "bench": "agents.fs3.bench"}
+AGENTS = {"meta": "agents.fs3.meta", "storage": "agents.fs3.storage", "bench": "agents.fs3.bench",
+          "checkpoint": "agents.checkpoint"}
 
 
 def agent(name: str) -> list[str]:
@@ -71,8 +72,8 @@ class StorageCluster:
             raise EmuError(f"{argv[2]} on {node} did not start: {proc.stderr.read().strip()[-300:]}")
         return proc
 
-    def start_client(self, client: str, mode: str, args: list[str]) -> subprocess.Popen:
-        argv = agent("bench") + [mode, "--meta", self.meta_arg(client), "--storage", self.storage_arg(client),
+    def start_client(self, client: str, mode: str, args: list[str], program: str = "bench") -> subprocess.Popen:
+        argv = agent(program) + ([mode] if mode else []) + ["--meta", self.meta_arg(client), "--storage", self.storage_arg(client),
                                  "--tos", str(self.lab.tos("storage"))] + (["--cc", self.cc] if self.cc else []) + args
         proc = self.lab.node(client).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
@@ -164,3 +165,21 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
             "aggregate_bps": aggregate, "proj_aggregate_bps": aggregate / topo.scale,
             "storage_capacity_bps": capacity, "client_capacity_bps": client_capacity,
             "share": aggregate / capacity, "per_client": results}
+
+
+def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float = 1.0, replicas: int = 1,
+               chunk_size: int = 256 * 1024) -> dict:
+    """Save a compute node's GPU state to the lab's storage `saves` times, then load and verify it."""
+    if lab.node(node).kind != "compute":
+        raise EmuError(f"{node} is a {lab.node(node).kind} node; checkpoints are taken on compute nodes")
+    topo = lab.topology
+    with StorageCluster(lab, replicas=replicas) as cluster:
+        proc = cluster.start_client(node, "", [
+            "--gpus", str(topo.node(node).attrs["gpus"]), "--state-bytes", str(state_bytes),
+            "--scale", repr(topo.scale), "--saves", str(saves), "--period", str(period),
+            "--chunk-size", str(chunk_size), "--stripe", str(len(cluster.table.chains)), "--tag", lab.name],
+            program="checkpoint")
+        r = cluster.result(node, proc)
+    for step in r["saves"] + [r["load"]]:
+        step["proj_bps"] = step["bps"] / topo.scale
+    return r

@@ -62,3 +62,14 @@ def test_cli_incast_json(make_lab, lab_name):
     rows = json.loads(done.stdout)
     assert [r["senders"] for r in rows] == [1, 2]
     assert set(rows[0]) == {"senders", "rts", "goodput_bps", "proj_goodput_bps", "share", "p50_ms", "p99_ms", "drops"}
+
+
+def test_checkpoint_saves_and_loads_gpu_state(make_lab, lab_name):
+    from emu.experiments.storage import checkpoint
+    lab = make_lab(build("two-zone", lab_name, leaves=1, spines=1, hosts_per_leaf=1, storage=2, scale=0.001))
+    r = checkpoint(lab, "za-c0", state_bytes=256 * 1024, saves=2, period=0.5)
+    assert len(r["saves"]) == 2
+    assert r["load"]["verified"] and r["load"]["bad_tensors"] == 0
+    assert r["load"]["bytes"] == 8 * 256 * 1024 and r["load"]["tensors"] == 8 * 4
+    # a save cannot beat the node's one 200 Gbit/s NIC (real scale)
+    assert all(0 < s["proj_bps"] <= 200e9 * 1.02 for s in r["saves"])

@@ -91,7 +91,7 @@ def test_every_read_returns_what_was_written():
         # every replica holds every chunk of its chains, committed
         for svc in cluster.services.values():
             for (chain, key), entry in svc.store.items():
-                assert entry.data == blobs[key] and not entry.pending
+                assert entry.data == blobs[int(key.split("/")[1])] and not entry.pending
         client.close()
         await cluster.stop()
     run(main())
@@ -107,7 +107,8 @@ def test_craq_orders_concurrent_writers():
                                          for _ in range(5)))
         assert sorted(results) == list(range(1, 21))        # one version each, no gaps, no repeats
         chain = layout.chain_of(0)
-        replicas = [svc.store[(chain, 0)] for svc in cluster.services.values() if (chain, 0) in svc.store]
+        replicas = [svc.store[(chain, layout.key(0))] for svc in cluster.services.values()
+                    if (chain, layout.key(0)) in svc.store]
         assert len(replicas) == 3
         assert {r.version for r in replicas} == {20} and len({r.data for r in replicas}) == 1
         assert all(not r.pending for r in replicas)
@@ -160,10 +161,25 @@ def test_killing_a_storage_service_loses_no_acknowledged_write_and_a_restart_cat
         for chain in svc.my_chains:
             for i in range(60):
                 if layout.chain_of(i) == chain:
-                    assert svc.store[(chain, i)].data == blobs[i]
+                    assert svc.store[(chain, layout.key(i))].data == blobs[i]
         # new writes reach the restarted node again
         await client.write_chunk(layout, 0, b"x" * 4096)
-        assert svc.store[(layout.chain_of(0), 0)].data == b"x" * 4096
+        assert svc.store[(layout.chain_of(0), layout.key(0))].data == b"x" * 4096
+        client.close()
+        await cluster.stop()
+    run(main())
+
+
+def test_files_on_the_same_chains_keep_their_own_chunks():
+    async def main():
+        cluster = await Cluster(nodes=2, per_node=1, replicas=1).start()
+        client = await cluster.client()
+        a = await client.create("a", 4 * 1024, 1024, stripe=2, offset=0)
+        b = await client.create("b", 4 * 1024, 1024, stripe=2, offset=0)
+        assert a.chains == b.chains and a.inode != b.inode
+        await client.batch_write(a, [(i, b"a" * 1024) for i in range(4)])
+        await client.batch_write(b, [(i, b"b" * 1024) for i in range(4)])
+        assert await client.batch_read(a, list(range(4))) == [b"a" * 1024] * 4
         client.close()
         await cluster.stop()
     run(main())

@@ -1,0 +1,143 @@
+"""The checkpoint manager (paper section VII-A), run on a compute node against 3FS-style storage.
+
+    python -m agents.checkpoint --meta H:P --storage H:P,... --gpus 8 --state-bytes 4194304 --saves 2
+
+Each GPU's state (parameters and optimizer moments, as named tensors) is copied
+to host memory asynchronously (D2H, charged to the node's bandwidth model) while
+"training" goes on, then split into chunks and written with batch writes. Each
+tensor is recorded in an index with its offset, length and CRC32, stored as a
+file of its own. Loading reads the index, batch-reads the chunks, copies every
+tensor back to its GPU (H2D) and verifies it. Saves repeat every --period seconds.
+Prints one JSON line: per save and for the load, seconds and bytes per second.
+"""
+import argparse
+import asyncio
+import json
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+
+from agents.fs3.client import Client
+from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams
+
+TENSORS = (("param", 0.25), ("grad", 0.25), ("adam_m", 0.25), ("adam_v", 0.25))   # shares of a GPU's state
+
+
+def tensor_slices(count: int) -> list[tuple[str, slice]]:
+    out, start = [], 0
+    for i, (name, share) in enumerate(TENSORS):
+        stop = count if i == len(TENSORS) - 1 else start + int(count * share)
+        out.append((name, slice(start, stop)))
+        start = stop
+    return out
+
+
+def snapshot_to_host(gpus: Gpus) -> tuple[np.ndarray, threading.Thread]:
+    """Start the asynchronous D2H of every GPU's state into one host buffer."""
+    host = np.empty(len(gpus) * gpus.count, gpus.dtype)
+    views = [host[g * gpus.count:(g + 1) * gpus.count] for g in range(len(gpus))]
+
+    def copy():
+        whole = slice(0, gpus.count)
+        gpus.model.settle(max(gpus.d2h(g, whole, views[g]) for g in range(len(gpus))))
+
+    thread = threading.Thread(target=copy)
+    thread.start()
+    return host, thread
+
+
+async def save(client: Client, gpus: Gpus, name: str, chunk_size: int, stripe: int) -> dict:
+    start = time.monotonic()
+    host, copying = snapshot_to_host(gpus)
+    copying.join()                      # training would go on here; the write needs the snapshot
+    raw = host.view(np.uint8)
+    index = []
+    for g in range(len(gpus)):
+        for tensor, sl in tensor_slices(gpus.count):
+            part = host[g * gpus.count + sl.start: g * gpus.count + sl.stop]
+            offset = (g * gpus.count + sl.start) * gpus.dtype.itemsize
+            index.append({"gpu": g, "tensor": tensor, "offset": offset, "bytes": part.nbytes,
+                          "crc": zlib.crc32(part.view(np.uint8))})
+    layout = await client.create(name, raw.nbytes, chunk_size, stripe)
+    chunks = [(i, bytes(raw[i * chunk_size:(i + 1) * chunk_size])) for i in range(layout.chunks())]
+    await client.batch_write(layout, chunks)
+    blob = json.dumps({"count": gpus.count, "dtype": str(gpus.dtype), "gpus": len(gpus), "tensors": index}).encode()
+    index_layout = await client.create(name + ".index", len(blob), max(len(blob), 1), 1)
+    await client.batch_write(index_layout, [(0, blob)])
+    seconds = time.monotonic() - start
+    return {"name": name, "bytes": raw.nbytes, "seconds": seconds, "bps": raw.nbytes * 8 / seconds}
+
+
+async def load(client: Client, gpus: Gpus, name: str) -> dict:
+    start = time.monotonic()
+    index_layout = await client.open(name + ".index")
+    index = json.loads((await client.batch_read(index_layout, [0]))[0])
+    layout = await client.open(name)
+    data = b"".join(await client.batch_read(layout, list(range(layout.chunks()))))
+    host = np.frombuffer(data, dtype=gpus.dtype)
+    bad = [t for t in index["tensors"] if zlib.crc32(data[t["offset"]:t["offset"] + t["bytes"]]) != t["crc"]]
+    finish = 0.0
+    for g in range(len(gpus)):
+        finish = max(finish, gpus.h2d(g, slice(0, gpus.count), host[g * gpus.count:(g + 1) * gpus.count]))
+    NodeModel.settle(finish)
+    seconds = time.monotonic() - start
+    return {"name": name, "bytes": len(data), "seconds": seconds, "bps": len(data) * 8 / seconds,
+            "tensors": len(index["tensors"]), "bad_tensors": len(bad)}
+
+
+async def run(args) -> dict:
+    meta_host, meta_port = args.meta.rsplit(":", 1)
+    storage = {i: (h, int(p)) for i, (h, p) in enumerate(x.rsplit(":", 1) for x in args.storage.split(","))}
+    client = await Client((meta_host, int(meta_port)), storage, tos=args.tos, cc=args.cc,
+                          rts_limit=args.rts_limit).start()
+    dtype = DTYPES[args.dtype]
+    gpus = Gpus(f"emu-ckpt-{args.tag}", args.state_bytes // dtype.itemsize, dtype,
+                NodeParams(gpus=args.gpus).scaled(args.scale))
+    try:
+        rng = np.random.default_rng(1)
+        for g in range(len(gpus)):
+            gpus.mem[g][:] = rng.standard_normal(gpus.count).astype(dtype)
+        saves = []
+        for k in range(args.saves):
+            if k:
+                time.sleep(max(0.0, args.period - saves[-1]["seconds"]))
+                for g in range(len(gpus)):       # a training step changes the state between saves
+                    gpus.mem[g][: gpus.count // 4] += dtype.type(1)
+            saves.append(await save(client, gpus, f"{args.tag}-step{k}", args.chunk_size, args.stripe))
+        expected = [m.copy() for m in gpus.mem]
+        for m in gpus.mem:                       # lose the GPU state, as a failed job would
+            m[:] = 0
+        loaded = await load(client, gpus, saves[-1]["name"])
+        loaded["verified"] = loaded["bad_tensors"] == 0 and all(
+            np.array_equal(a.view(np.uint8), b.view(np.uint8)) for a, b in zip(gpus.mem, expected))
+        return {"saves": saves, "load": loaded}
+    finally:
+        gpus.close()
+        client.close()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="agents.checkpoint", description=__doc__.splitlines()[0])
+    p.add_argument("--meta", required=True)
+    p.add_argument("--storage", required=True)
+    p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--state-bytes", type=int, default=4 * 2**20, help="per GPU")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--saves", type=int, default=2)
+    p.add_argument("--period", type=float, default=1.0, help="seconds between saves")
+    p.add_argument("--chunk-size", type=int, default=256 * 1024)
+    p.add_argument("--stripe", type=int, default=64)
+    p.add_argument("--rts-limit", type=int, default=4)
+    p.add_argument("--tos", type=int, default=0)
+    p.add_argument("--cc", default=None)
+    p.add_argument("--tag", default="ckpt")
+    print(json.dumps(asyncio.run(run(p.parse_args(argv)))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
