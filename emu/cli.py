@@ -105,10 +105,11 @@ def exec(lab, node, cmd):
 
 
 @main.command()
-def clean():
-    """Remove every namespace, interface and process of every lab, stale ones too."""
-    from emu.lab import clean as clean_all
-    removed = clean_all()
+@click.argument("lab", required=False)
+def clean(lab):
+    """Remove every namespace, interface and process of every lab (or of LAB), stale ones too."""
+    from emu.lab import clean as clean_labs
+    removed = clean_labs(lab)
     if not removed:
         console.print("nothing to clean")
     for lab, count in sorted(removed.items()):

@@ -167,14 +167,18 @@ class Lab:
         }
 
 
-def clean() -> dict[str, int]:
-    """Remove every lab: those with state files and those only the kernel's marks still know."""
+def clean(only: str | None = None) -> dict[str, int]:
+    """Remove every lab (or only lab `only`): those with state files and those only the kernel's
+    marks still know."""
     apply.require_root("clean labs up")
     removed: dict[str, int] = {}
     for lab, names in apply.owned_namespaces().items():
-        apply.destroy(names)
-        removed[lab] = len(names)
+        if only in (None, lab):
+            apply.destroy(names)
+            removed[lab] = len(names)
     for name in Lab.names():
+        if only not in (None, name):
+            continue
         try:
             state = json.loads(state_path(name).read_text())
             names = [n["netns"] for n in state["nodes"].values()]

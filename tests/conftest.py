@@ -20,13 +20,13 @@ def lab_name():
 
 
 @pytest.fixture
-def make_lab(lab_name):
+def make_lab():
     """Build labs from Topologies; every lab is torn down when the test ends, pass or fail."""
     from emu.lab import Lab
     labs = []
 
     def make(topo, name=None):
-        lab = Lab.up(topo, name or f"{lab_name}{len(labs) or ''}")
+        lab = Lab.up(topo, name or topo.name)     # tests name topologies after their lab_name
         labs.append(lab)
         return lab
 

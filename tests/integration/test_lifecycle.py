@@ -88,7 +88,7 @@ def test_clean_after_kill_9(lab_name, lose_state):
         if lose_state:
             state_path(lab_name).unlink()
         assert leftovers(lab_name)["marked"]
-        done = emu("clean")
+        done = emu("clean", lab_name)           # only this test's lab: others on the machine stay up
         assert done.returncode == 0, done.stderr
         assert lab_name in done.stdout
         assert leftovers(lab_name) == NOTHING
@@ -98,7 +98,7 @@ def test_clean_after_kill_9(lab_name, lose_state):
     finally:
         if builder.poll() is None:
             builder.kill()
-        emu("clean")
+        emu("clean", lab_name)
 
 
 def test_clean_after_kill_9_during_the_build(lab_name):
@@ -106,7 +106,7 @@ def test_clean_after_kill_9_during_the_build(lab_name):
     time.sleep(0.5)              # python start-up plus part of the build
     builder.kill()
     builder.wait()
-    done = emu("clean")
+    done = emu("clean", lab_name)
     assert done.returncode == 0, done.stderr
     assert leftovers(lab_name) == NOTHING
 
@@ -171,3 +171,14 @@ def test_topo_graph_writes_a_png(tmp_path):
                cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert done.returncode == 0, done.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_clean_of_one_lab_leaves_the_others(make_lab, lab_name):
+    other = make_lab(build("star", lab_name + "o", hosts=2))
+    victim = make_lab(build("star", lab_name + "v", hosts=2))
+    done = emu("clean", victim.name)
+    assert done.returncode == 0
+    assert done.stdout.split() == ["removed", "lab", victim.name, "(3", "namespaces)"]
+    assert leftovers(victim.name) == NOTHING
+    assert tcp_mesh(other.hosts()).ok == 2
+    victim.state["nodes"] = {}           # already gone; let the fixture's down() find nothing to do
