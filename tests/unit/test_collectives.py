@@ -142,3 +142,41 @@ def test_hfreduce_host_memory_traffic_per_byte(nodes):
         assert counters[r]["hostmem"] / size == pytest.approx(8 + 9 + 2 + network)
     if nodes == 6:      # rank 2: two children in tree 0, a leaf in tree 1
         assert counters[2]["hostmem"] / size == pytest.approx(24)
+
+
+ROUNDING = {"fp32": 2.0**-24, "fp16": 2.0**-11, "bf16": 2.0**-8, "fp8": 2.0**-4}   # unit roundoff
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16", "fp8"])
+@pytest.mark.parametrize("algo", ["hfreduce", "ring"])
+def test_random_data_within_the_dtype_tolerance(algo, dtype):
+    """Real-valued data: each partial sum is rounded to the dtype on the way, so an element may be
+    off by at most (additions) x (unit roundoff) x (sum of |contributions|), the stated tolerance."""
+    import numpy as np
+    nodes, gpus, count = 3, 4, 512
+    total = nodes * gpus
+    inputs = {k: np.random.default_rng(k).standard_normal(count).astype(DTYPES[dtype]) for k in range(total)}
+    exact = sum(x.astype(np.float64) for x in inputs.values())
+    bound = total * ROUNDING[dtype] * sum(np.abs(x.astype(np.float64)) for x in inputs.values())
+    base = next(_ports)
+    peers = [("127.0.0.1", base + i) for i in range(nodes)]
+    worst = [None] * nodes
+
+    def rank(r):
+        mesh = Mesh(r, peers)
+        g = Gpus(f"emu-test-rnd-{base}-{r}", count, DTYPES[dtype], NodeParams(gpus=gpus))
+        try:
+            for i in range(gpus):
+                g.mem[i][:] = inputs[r * gpus + i]
+            ALGOS[algo](g, mesh, 1024)
+            worst[r] = max(float(np.max(np.abs(m.astype(np.float64) - exact) - bound)) for m in g.mem)
+        finally:
+            g.close()
+            mesh.close()
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in range(nodes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(w is not None and w <= 0 for w in worst), worst
