@@ -226,7 +226,8 @@ def experiment():
 @click.option("--rounds", default=3, show_default=True, help="reads of the whole file")
 @click.option("--cc", help="TCP congestion control (default: the kernel's)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
-def incast_cmd(lab, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json):
+@click.option("--plot", help="also draw goodput share and p99 latency to this PNG")
+def incast_cmd(lab, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json, plot):
     """One client reads a file striped over N storage services (3FS client-side incast)."""
     from emu.experiments.storage import incast
     from emu.lab import Lab
@@ -249,6 +250,9 @@ def incast_cmd(lab, client, senders, rts, rts_limit, chunk_size, chunks_per_send
 
     rows = incast(target, client, counts, rts == "on", rts_limit, chunk_size, chunks_per_sender, rounds, cc,
                   on_row=show)
+    if plot:
+        from emu.experiments.plots import incast_plot
+        incast_plot({f"request-to-send {rts}": rows}, plot, f"incast into {client} on {target.name}")
     if as_json:
         keys = ("senders", "rts", "goodput_bps", "proj_goodput_bps", "share", "p50_ms", "p99_ms", "drops")
         click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=1))

@@ -9,6 +9,7 @@ every storage node. Run as root:  python scripts/bench_storage.py
 """
 import argparse
 
+from emu.experiments.plots import incast_plot
 from emu.experiments.storage import incast, storage_bench
 from emu.lab import Lab
 from emu.topo import build
@@ -21,6 +22,7 @@ def main():
     ap.add_argument("--buffer", default="32KiB")
     ap.add_argument("--senders", default="1,2,4,8,16,32")
     ap.add_argument("--rts-limit", type=int, default=4)
+    ap.add_argument("--plot", default="incast.png", help="PNG of the incast curves")
     args = ap.parse_args()
     senders = [int(x) for x in args.senders.split(",")]
     print(f"# incast: 1 client, {max(senders)} storage services, switch buffer {args.buffer}/VL, "
@@ -34,6 +36,9 @@ def main():
     for a, b in zip(off, on):
         print(f"{a['senders']:>7} | {a['share']:>9.0%} {a['p99_ms']:>7.0f}ms {a['drops']:>9} | "
               f"{b['share']:>8.0%} {b['p99_ms']:>6.0f}ms {b['drops']:>8}", flush=True)
+    incast_plot({"request-to-send off": off, f"request-to-send on (limit {args.rts_limit})": on}, args.plot,
+                f"incast into one client, switch buffer {args.buffer}/VL, scale {args.scale:g}")
+    print(f"wrote {args.plot}")
 
     topo = build("two-zone", "agg", leaves=2, spines=2, hosts_per_leaf=4, storage=4, interzone_links=1,
                  scale=args.scale)

@@ -4,7 +4,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
+from emu.experiments.storage import StorageCluster
 from emu.lab import Lab
 from emu.metrics.mesh import tcp_mesh
 from emu.topo import load_topology
@@ -46,6 +48,22 @@ def run_smoke(file, seconds: float, console) -> bool:
         checks.append((f"'{marked}' (VL{vl_marked}) share of {dst}'s link",
                        f"{got:.0%} (weighted share {expected:.0%}, fair share {1 / len(flows):.0%})",
                        got >= 0.8 * expected))
+
+        size = 256 * 1024
+        console.print(f"allreduce of {size // 1024} KiB per GPU over {len(computes)} nodes: hfreduce and ring ...")
+        for algo in ("hfreduce", "ring"):
+            r = bench_collective(lab, algo, sizes=[size], iters=2)[0]
+            checks.append((f"{algo} allreduce, {r['gpus']} GPUs", f"algbw {r['proj_algbw']:.2f} GB/s real scale, "
+                           f"{r['efficiency']:.0%} of its bound ({r['bound_by']}), #wrong {r['wrong']}",
+                           r["wrong"] == 0))
+
+        if lab.nodes("storage"):
+            console.print("storage: write and read back a striped file ...")
+            with StorageCluster(lab, replicas=min(2, len(lab.nodes("storage")))) as cluster:
+                cluster.run_client(src, "write", ["--file", "demo", "--chunks", "32", "--stripe", "8"])
+                r = cluster.run_client(dst, "read", ["--file", "demo", "--seconds", "1", "--rts-limit", "4"])
+            checks.append((f"3FS-style read {dst} <- storage", f"{format_rate(r['goodput_bps'])} checksummed, "
+                           f"p99 {r['p99_ms']:.0f} ms", r["bytes"] > 0))
     table = Table("check", "result", "ok", title=f"emu demo on {topo.name} (scale {topo.scale:g})")
     for name, result, ok in checks:
         table.add_row(name, result, "[green]yes[/]" if ok else "[red]NO[/]")
