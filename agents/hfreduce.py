@@ -13,7 +13,6 @@ read, a NIC receive one write, adding a received chunk one read, and H2D one
 read per NUMA node (GDRCopy caches the line for the other GPUs of that node):
 24 bytes of memory traffic per byte of data for 8 GPUs.
 """
-import threading
 import time
 
 import numpy as np

@@ -111,8 +111,7 @@ def chunk_slices(count: int, chunk_elems: int) -> list[slice]:
 def tree_allreduce(mesh, buf: np.ndarray, chunks: list[slice], ready, done, cost: Cost = Cost(),
                    channel_base: int = 0) -> None:
     """Allreduce `buf` in place across all ranks of `mesh`, chunk by chunk."""
-    n, rank = len(mesh.addrs), mesh.rank
-    if n == 1:
+    if len(mesh.addrs) == 1:
         for c in range(len(chunks)):
             ready[c].wait()
             done[c].set()
