@@ -46,9 +46,10 @@ class Conn:
 
 class Mesh:
     def __init__(self, rank: int, addrs: list[tuple[str, int]], tos: int = 0, cc: str | None = None,
-                 connect_timeout: float = 30.0):
+                 connect_timeout: float = 30.0, io_timeout: float = 300.0):
         self.rank, self.addrs, self.tos, self.cc = rank, addrs, tos, cc
         self.connect_timeout = connect_timeout
+        self.io_timeout = io_timeout      # a peer that died mid-collective becomes an error, not a hang
         self.conns: dict[tuple[int, int], Conn] = {}
         self._incoming: dict[tuple[int, int], queue.Queue] = {}
         self._lock = threading.Lock()
@@ -58,6 +59,7 @@ class Mesh:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _configure(self, s: socket.socket) -> None:
+        s.settimeout(self.io_timeout)
         s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, self.tos)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.cc:

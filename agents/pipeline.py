@@ -117,7 +117,7 @@ def tree_allreduce(mesh, buf: np.ndarray, chunks: list[slice], ready, done, cost
             done[c].set()
         return
     stages = []
-    for t, tree in enumerate(double_binary_tree(n)):
+    for t, tree in enumerate(double_binary_tree(len(mesh.addrs))):
         mine = list(range(t, len(chunks), 2))
         for role in (_up, _down):
             stages.append(partial(role, mesh, tree, channel_base + t, buf, chunks, mine, ready, done, cost))

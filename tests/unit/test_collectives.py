@@ -29,7 +29,7 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
     counters = counters if counters is not None else [None] * nodes
 
     def rank(r):
-        mesh = Mesh(r, peers, connect_timeout=20)
+        mesh = Mesh(r, peers, connect_timeout=20, io_timeout=20)
         g = Gpus(f"emu-test-{base}-{r}", count, DTYPES[dtype], NodeParams(gpus=gpus))
         try:
             fill(g, r, nodes)
