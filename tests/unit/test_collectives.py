@@ -20,21 +20,25 @@ from agents.nic import Mesh
 _ports = itertools.count(21000, 10)
 
 
-def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chunk: int = 4096, counters=None):
-    """Run `algo` on `nodes` ranks over loopback; the wrong-element count of each rank."""
+def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chunk: int = 4096, counters=None,
+              setup=None, check=None):
+    """Run `algo` on `nodes` ranks over loopback. Each rank's GPUs are filled by setup(gpus, rank)
+    (default: the exact pattern) and judged by check(gpus, rank) (default: wrong elements)."""
     base = next(_ports)
     peers = [("127.0.0.1", base + i) for i in range(nodes)]
     wrong = [None] * nodes
     errors = []
     counters = counters if counters is not None else [None] * nodes
+    setup = setup or (lambda g, r: fill(g, r, nodes))
+    check = check or (lambda g, r: wrong_elements(g, r, nodes, algo))
 
     def rank(r):
         mesh = Mesh(r, peers, connect_timeout=20, io_timeout=20)
         g = Gpus(f"emu-test-{base}-{r}", count, DTYPES[dtype], NodeParams(gpus=gpus))
         try:
-            fill(g, r, nodes)
+            setup(g, r)
             ALGOS[algo](g, mesh, chunk)
-            wrong[r] = wrong_elements(g, r, nodes, algo)
+            wrong[r] = check(g, r)
             counters[r] = g.model.counters()
         except BaseException as e:
             errors.append(e)
@@ -158,25 +162,13 @@ def test_random_data_within_the_dtype_tolerance(algo, dtype):
     inputs = {k: np.random.default_rng(k).standard_normal(count).astype(DTYPES[dtype]) for k in range(total)}
     exact = sum(x.astype(np.float64) for x in inputs.values())
     bound = total * ROUNDING[dtype] * sum(np.abs(x.astype(np.float64)) for x in inputs.values())
-    base = next(_ports)
-    peers = [("127.0.0.1", base + i) for i in range(nodes)]
-    worst = [None] * nodes
 
-    def rank(r):
-        mesh = Mesh(r, peers)
-        g = Gpus(f"emu-test-rnd-{base}-{r}", count, DTYPES[dtype], NodeParams(gpus=gpus))
-        try:
-            for i in range(gpus):
-                g.mem[i][:] = inputs[r * gpus + i]
-            ALGOS[algo](g, mesh, 1024)
-            worst[r] = max(float(np.max(np.abs(m.astype(np.float64) - exact) - bound)) for m in g.mem)
-        finally:
-            g.close()
-            mesh.close()
+    def setup(g, r):
+        for i in range(gpus):
+            g.mem[i][:] = inputs[r * gpus + i]
 
-    threads = [threading.Thread(target=rank, args=(r,)) for r in range(nodes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert all(w is not None and w <= 0 for w in worst), worst
+    def excess(g, r):      # how far the worst element lies beyond the bound (<= 0: within)
+        return max(float(np.max(np.abs(m.astype(np.float64) - exact) - bound)) for m in g.mem)
+
+    worst = run_local(algo, nodes, count, dtype, gpus=gpus, chunk=1024, setup=setup, check=excess)
+    assert all(w <= 0 for w in worst), worst
