@@ -23,13 +23,15 @@ def agent(name: str) -> list[str]:
 
 
 class StorageCluster:
-    def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int = 1,
+    def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int | None = None,
                  cc: str | None = None):
         from agents.fs3.chains import build_chain_table
         self.lab, self.cc = lab, cc
         self.nodes = nodes or [n.name for n in lab.nodes("storage")]
         if not self.nodes:
             raise EmuError(f"lab {lab.name!r} has no storage nodes")
+        if targets_per_node is None:     # the topology's `targets` (the chain table wants equal counts)
+            targets_per_node = min(lab.topology.node(n).attrs["targets"] for n in self.nodes)
         try:
             self.table = build_chain_table(len(self.nodes), targets_per_node, replicas)
         except ValueError as e:
@@ -124,7 +126,7 @@ def incast(lab, client: str, senders: list[int], rts: bool, rts_limit: int = 4, 
     switch, dev = last_hop(lab, client)
     rate = lab.topology.emulated_rate(lab.topology.link(client, switch))
     rows = []
-    with StorageCluster(lab, storage, cc=cc) as cluster:
+    with StorageCluster(lab, storage, targets_per_node=1, cc=cc) as cluster:   # one chain per service
         for n in senders:
             before = qdisc_drops(lab, switch, dev)
             r = cluster.run_client(client, "incast", [
