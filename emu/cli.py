@@ -160,6 +160,7 @@ _BENCH_OPTIONS = [
     click.option("--chunk", type=int, help="pipeline chunk in bytes (default: size/16, 16 KiB..4 MiB)"),
     click.option("--cc", help="TCP congestion control of the flows (default: the kernel's)"),
     click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows"),
+    click.option("--plot", help="also draw projected busbw against size to this PNG"),
 ]
 
 
@@ -178,15 +179,15 @@ def bench():
 @click.option("--algo", type=click.Choice(["hfreduce", "hfreduce-nvlink", "ring", "tree"]), default="hfreduce",
               show_default=True)
 @bench_options
-def bench_allreduce_cmd(lab, algo, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json):
+def bench_allreduce_cmd(lab, algo, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
     """Allreduce across compute nodes, nccl-tests columns, measured and projected to real scale."""
     from emu.lab import Lab
     target = Lab.get(lab)
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
-    _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json)
+    _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot)
 
 
-def _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json):
+def _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
     from emu.experiments.collectives import HEADER, bench_collective, format_row, parse_sizes
     op = "alltoall" if algo == "alltoall" else f"{algo} allreduce"
     if not as_json:
@@ -194,6 +195,10 @@ def _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, 
         click.echo(HEADER)
     rows = bench_collective(target, algo, node_list, parse_sizes(sizes), dtype, iters, warmup, chunk, cc,
                             on_row=None if as_json else lambda r: click.echo(format_row(r)))
+    if plot:
+        from emu.experiments.plots import bandwidth_plot
+        bandwidth_plot({algo: rows}, plot, f"{op} on {target.name}, {rows[0]['nodes']} nodes x "
+                       f"{rows[0]['gpus'] // rows[0]['nodes']} GPUs, scale {target.topology.scale:g}")
     if as_json:
         keys = ("size", "count", "type", "redop", "time_us", "algbw", "busbw", "proj_algbw", "proj_busbw", "wrong")
         click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=1))
@@ -203,11 +208,11 @@ def _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, 
 
 @bench.command("alltoall")
 @bench_options
-def bench_alltoall_cmd(lab, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json):
+def bench_alltoall_cmd(lab, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
     """All-to-all across compute nodes (expert parallelism), nccl-tests columns."""
     from emu.lab import Lab
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
-    _run_bench(Lab.get(lab), "alltoall", node_list, sizes, dtype, iters, warmup, chunk, cc, as_json)
+    _run_bench(Lab.get(lab), "alltoall", node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot)
 
 
 @main.group("exp")
