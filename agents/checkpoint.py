@@ -3,8 +3,9 @@
     python -m agents.checkpoint --meta H:P --storage H:P,... --gpus 8 --state-bytes 4194304 --saves 2
 
 Each GPU's state (parameters and optimizer moments, as named tensors) is copied
-to host memory asynchronously (D2H, charged to the node's bandwidth model) while
-"training" goes on, then split into chunks and written with batch writes. Each
+to host memory (D2H of all GPUs at once, charged to the node's bandwidth model),
+then split into chunks and written with batch writes. Training does not run
+during a save here: what the paper overlaps, this measures end to end. Each
 tensor is recorded in an index with its offset, length and CRC32, stored as a
 file of its own. Loading reads the index, batch-reads the chunks, copies every
 tensor back to its GPU (H2D) and verifies it. Saves repeat every --period seconds.
@@ -14,7 +15,6 @@ import argparse
 import asyncio
 import json
 import sys
-import threading
 import time
 import zlib
 
@@ -35,24 +35,17 @@ def tensor_slices(count: int) -> list[tuple[str, slice]]:
     return out
 
 
-def snapshot_to_host(gpus: Gpus) -> tuple[np.ndarray, threading.Thread]:
-    """Start the asynchronous D2H of every GPU's state into one host buffer."""
+def snapshot_to_host(gpus: Gpus) -> np.ndarray:
+    """D2H of every GPU's state, all GPUs at once, into one host buffer."""
     host = np.empty(len(gpus) * gpus.count, gpus.dtype)
-    views = [host[g * gpus.count:(g + 1) * gpus.count] for g in range(len(gpus))]
-
-    def copy():
-        whole = slice(0, gpus.count)
-        gpus.model.settle(max(gpus.d2h(g, whole, views[g]) for g in range(len(gpus))))
-
-    thread = threading.Thread(target=copy)
-    thread.start()
-    return host, thread
+    whole = slice(0, gpus.count)
+    NodeModel.settle(max(gpus.d2h(g, whole, host[g * gpus.count:(g + 1) * gpus.count]) for g in range(len(gpus))))
+    return host
 
 
 async def save(client: Client, gpus: Gpus, name: str, chunk_size: int, stripe: int) -> dict:
     start = time.monotonic()
-    host, copying = snapshot_to_host(gpus)
-    copying.join()                      # training would go on here; the write needs the snapshot
+    host = snapshot_to_host(gpus)
     raw = host.view(np.uint8)
     index = []
     for g in range(len(gpus)):
@@ -89,10 +82,8 @@ async def load(client: Client, gpus: Gpus, name: str) -> dict:
 
 
 async def run(args) -> dict:
-    meta_host, meta_port = args.meta.rsplit(":", 1)
-    storage = {i: (h, int(p)) for i, (h, p) in enumerate(x.rsplit(":", 1) for x in args.storage.split(","))}
-    client = await Client((meta_host, int(meta_port)), storage, tos=args.tos, cc=args.cc,
-                          rts_limit=args.rts_limit).start()
+    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc,
+                                    rts_limit=args.rts_limit).start()
     dtype = DTYPES[args.dtype]
     gpus = Gpus(f"emu-ckpt-{args.tag}", args.state_bytes // dtype.itemsize, dtype,
                 NodeParams(gpus=args.gpus).scaled(args.scale))

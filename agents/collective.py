@@ -16,7 +16,7 @@ import time
 from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams, pattern, reference_sum
 from agents.hfreduce import hfreduce
 from agents.nccl import alltoall, ring_allreduce, tree_allreduce_gpus
-from agents.nic import Mesh
+from agents.nic import Mesh, endpoints
 
 ALGOS = {
     "hfreduce": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk),
@@ -50,7 +50,7 @@ def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce") ->
 
 
 def run(args) -> None:
-    peers = [(h, int(p)) for h, p in (x.rsplit(":", 1) for x in args.peers.split(","))]
+    peers = endpoints(args.peers)
     dtype = DTYPES[args.dtype]
     params = NodeParams(gpus=args.gpus).scaled(args.scale)
     mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc)

@@ -139,9 +139,12 @@ class Gpus:
             np.add(self.mem[dst][sl], self.mem[src][sl], out=self.mem[dst][sl])
         else:
             np.copyto(self.mem[dst][sl], self.mem[src][sl])
+        return self.charge_p2p(src, dst, self.mem[src][sl].nbytes, start)
+
+    def charge_p2p(self, src: int, dst: int, nbytes: int, start: float | None = None) -> float:
+        """What a GPU -> GPU PCIe transfer crosses: both links and both root complexes (once if shared)."""
         m = self.model
-        pipes = {m.d2h[src], m.root_complex(src), m.root_complex(dst), m.h2d[dst]}
-        return m.charge(pipes, self.mem[src][sl].nbytes, start)
+        return m.charge({m.d2h[src], m.root_complex(src), m.root_complex(dst), m.h2d[dst]}, nbytes, start)
 
     def nvlink(self, src: int, dst: int, sl: slice, reduce: bool = False, start: float | None = None) -> float:
         """GPU -> paired GPU over the NVLink bridge."""

@@ -11,6 +11,7 @@ node * gpus + gpu), so a ring crosses each node boundary once.
 """
 import threading
 import time
+from functools import partial
 
 import numpy as np
 
@@ -137,7 +138,6 @@ def alltoall(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
     ranks = n_gpus * nodes
     block = gpus.count // ranks
     out = [m.copy() for m in gpus.mem]                  # NCCL's receive buffers
-    errors: list[BaseException] = []
 
     def blocks_to(peer):     # (local gpu, slice of its buffer, destination gpu on peer), in a fixed order
         return [(g, slice((peer * n_gpus + d) * block, (peer * n_gpus + d + 1) * block), d)
@@ -159,29 +159,18 @@ def alltoall(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
             stream.then(gpus.from_nic(d, part.nbytes))
         stream.flush()
 
-    def guarded(fn, peer):
-        try:
-            fn(peer)
-        except BaseException as e:
-            errors.append(e)
+    def local():
+        finish = time.monotonic()
+        for g in range(n_gpus):
+            for d in range(n_gpus):
+                src = slice((node * n_gpus + d) * block, (node * n_gpus + d + 1) * block)
+                dst = slice((node * n_gpus + g) * block, (node * n_gpus + g + 1) * block)
+                np.copyto(out[d][dst], gpus.mem[g][src])
+                if g != d:
+                    finish = max(finish, gpus.charge_p2p(g, d, out[d][dst].nbytes))
+        gpus.model.settle(finish)
 
-    threads = [threading.Thread(target=guarded, args=(fn, p)) for p in range(nodes) if p != node for fn in (send, recv)]
-    for t in threads:
-        t.start()
-    finish = time.monotonic()
-    for g in range(n_gpus):
-        for d in range(n_gpus):
-            src = slice((node * n_gpus + d) * block, (node * n_gpus + d + 1) * block)
-            dst = slice((node * n_gpus + g) * block, (node * n_gpus + g + 1) * block)
-            np.copyto(out[d][dst], gpus.mem[g][src])
-            if g != d:
-                m = gpus.model
-                finish = max(finish, m.charge({m.d2h[g], m.root_complex(g), m.root_complex(d), m.h2d[d]},
-                                              out[d][dst].nbytes))
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    gpus.model.settle(finish)
+    remote = [partial(fn, p) for p in range(nodes) if p != node for fn in (send, recv)]
+    run_concurrently(remote + [local], [])
     for g in range(n_gpus):
         np.copyto(gpus.mem[g], out[g])

@@ -16,6 +16,11 @@ import numpy as np
 HELLO = struct.Struct("!II")     # rank, channel
 
 
+def endpoints(text: str) -> list[tuple[str, int]]:
+    """'198.18.0.0:6000,198.18.0.4:6000' -> [(host, port), ...], in rank order."""
+    return [(host, int(port)) for host, port in (x.rsplit(":", 1) for x in text.split(","))]
+
+
 def _bytes_view(data) -> memoryview:
     # numpy arrays of ml_dtypes (bf16, fp8) have no buffer-protocol format; view them as bytes.
     if isinstance(data, np.ndarray):

@@ -16,9 +16,12 @@ fi
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
     python3 -m venv "$ROOT/.venv"
 fi
-if ! "$ROOT/.venv/bin/python" -c "import emu, pytest, hypothesis, pyroute2, ml_dtypes" 2>/dev/null; then
+# Reinstall whenever pyproject.toml (the dependency list) differs from the one last installed.
+stamp="$ROOT/.venv/.installed-pyproject"
+if ! cmp -s "$ROOT/pyproject.toml" "$stamp"; then
     echo "installing emu and its dependencies into .venv (pip)"
     "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+    cp "$ROOT/pyproject.toml" "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
 cd "$ROOT"

@@ -63,11 +63,9 @@ async def read_loop(args, client: Client) -> dict:
 
 
 async def run(args) -> dict:
-    meta_host, meta_port = args.meta.rsplit(":", 1)
-    storage = {i: (h, int(p)) for i, (h, p) in enumerate(x.rsplit(":", 1) for x in args.storage.split(","))}
-    client = await Client((meta_host, int(meta_port)), storage, tos=args.tos, cc=args.cc, rts=args.rts == "on",
-                          rts_limit=args.rts_limit, max_inflight=args.max_inflight,
-                          per_server=args.per_server).start()
+    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc, rts=args.rts == "on",
+                                    rts_limit=args.rts_limit, max_inflight=args.max_inflight,
+                                    per_server=args.per_server).start()
     try:
         return await {"incast": incast, "write": write_file, "read": read_loop}[args.mode](args, client)
     finally:

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from agents.fs3 import wire
 from agents.fs3.chains import ChainTable, Layout
+from agents.nic import endpoints
 
 
 class StorageError(IOError):
@@ -34,6 +35,11 @@ class Client:
         self.transmitting = self.max_transmitting = 0
         self.latencies: list[float] = []
         self.retries = 0
+
+    @classmethod
+    def from_args(cls, meta: str, storage: str, **kwargs) -> "Client":
+        """A client from the command-line forms 'host:port' (meta) and 'host:port,...' (storage nodes)."""
+        return cls(endpoints(meta)[0], dict(enumerate(endpoints(storage))), **kwargs)
 
     async def start(self) -> "Client":
         reply, _ = await self.meta.request(0, {"op": "table"})

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from agents.fs3 import wire
 from agents.fs3.chains import ChainTable
+from agents.nic import endpoints
 
 
 @dataclass
@@ -176,7 +177,7 @@ class StorageService:
 
 async def serve(args) -> None:
     table = ChainTable.from_dict(json.loads(args.table))
-    peers = {i: (h, int(p)) for i, (h, p) in enumerate(x.rsplit(":", 1) for x in args.peers.split(","))}
+    peers = dict(enumerate(endpoints(args.peers)))
     service = StorageService(args.node, table, peers, args.tos, args.cc)
     server = await asyncio.start_server(service.handle, "0.0.0.0", peers[args.node][1], limit=2**22,
                                         reuse_port=True)

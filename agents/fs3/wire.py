@@ -1,6 +1,7 @@
 """Messages on the storage network: a JSON header and an optional binary payload."""
 import asyncio
 import json
+import socket
 import struct
 
 FRAME = struct.Struct("!II")      # header length, payload length
@@ -24,7 +25,6 @@ async def recv(reader: asyncio.StreamReader) -> tuple[dict, bytes]:
 
 
 async def connect(host: str, port: int, tos: int = 0, cc: str | None = None):
-    import socket
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -6,11 +6,8 @@ time = the slowest rank's mean, algbw = size / time, busbw = algbw * 2(n-1)/n fo
 allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests), each also projected to real scale
 (divided by the lab's scale). GB/s are 1e9 bytes per second.
 """
-import json
-import subprocess
-import sys
-
 from emu.errors import EmuError
+from emu.experiments.agents import Agents, command
 
 ALGOS = ("hfreduce", "hfreduce-nvlink", "ring", "tree")          # allreduce algorithms
 TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl",
@@ -77,29 +74,13 @@ def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**2
 
 
 def _one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk, cc, n_gpus, scale) -> dict:
-    argv = [sys.executable, "-m", "agents.collective", "--peers", peers, "--algo", algo, "--sizes", str(size),
-            "--dtype", dtype, "--gpus", str(n_gpus), "--scale", repr(scale), "--chunk", str(chunk),
-            "--iters", str(iters), "--warmup", str(warmup), "--tos", str(lab.tos(TRAFFIC_CLASS[algo])),
-            "--tag", lab.name]
-    if cc:
-        argv += ["--cc", cc]
-    procs = []
-    try:
-        for rank, name in enumerate(names):
-            procs.append(lab.node(name).popen(argv + ["--rank", str(rank)], stdout=subprocess.PIPE,
-                                              stderr=subprocess.PIPE, text=True))
-        results = []
-        for name, proc in zip(names, procs):
-            out, err = proc.communicate(timeout=600)
-            if proc.returncode != 0:
-                last = (err.strip().splitlines() or ["no output"])[-1]
-                raise EmuError(f"{algo} agent on {name} failed: {last}")
-            results.append(json.loads(out.splitlines()[0]))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
+    argv = command("collective") + [
+        "--peers", peers, "--algo", algo, "--sizes", str(size), "--dtype", dtype, "--gpus", str(n_gpus),
+        "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(iters), "--warmup", str(warmup),
+        "--tos", str(lab.tos(TRAFFIC_CLASS[algo])), "--tag", lab.name] + (["--cc", cc] if cc else [])
+    with Agents(lab) as agents:
+        procs = [agents.start(name, argv + ["--rank", str(rank)]) for rank, name in enumerate(names)]
+        results = [agents.result(name, proc) for name, proc in zip(names, procs)]
     ranks = len(names) * n_gpus
     time_us = max(r["time_us"] for r in results)
     algbw = results[0]["size"] / (time_us * 1e-6) / 1e9

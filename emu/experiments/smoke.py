@@ -60,8 +60,8 @@ def run_smoke(file, seconds: float, console) -> bool:
         if lab.nodes("storage"):
             console.print("storage: write and read back a striped file ...")
             with StorageCluster(lab, replicas=min(2, len(lab.nodes("storage")))) as cluster:
-                cluster.run_client(src, "write", ["--file", "demo", "--chunks", "32", "--stripe", "8"])
-                r = cluster.run_client(dst, "read", ["--file", "demo", "--seconds", "1", "--rts-limit", "4"])
+                cluster.run_client(src, ["write", "--file", "demo", "--chunks", "32", "--stripe", "8"])
+                r = cluster.run_client(dst, ["read", "--file", "demo", "--seconds", "1", "--rts-limit", "4"])
             checks.append((f"3FS-style read {dst} <- storage", f"{format_rate(r['goodput_bps'])} checksummed, "
                            f"p99 {r['p99_ms']:.0f} ms", r["bytes"] > 0))
     table = Table("check", "result", "ok", title=f"emu demo on {topo.name} (scale {topo.scale:g})")

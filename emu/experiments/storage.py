@@ -6,20 +6,15 @@ dual-homed storage node on the NIC nearest to them (its own zone).
 """
 import json
 import subprocess
-import sys
 
 import networkx as nx
 
 from emu.errors import EmuError
+from emu.experiments.agents import Agents, command
+from emu.metrics.counters import queue_drops
 from emu.topo.addressing import AddressPlan
 
 META_PORT, STORAGE_PORT = 8000, 8100
-AGENTS = {"meta": "agents.fs3.meta", "storage": "agents.fs3.storage", "bench": "agents.fs3.bench",
-          "checkpoint": "agents.checkpoint"}
-
-
-def agent(name: str) -> list[str]:
-    return [sys.executable, "-m", AGENTS[name]]
 
 
 class StorageCluster:
@@ -38,7 +33,7 @@ class StorageCluster:
             raise EmuError(str(e)) from None
         self.meta_node = next((n.name for n in lab.nodes("mgmt")), self.nodes[0])
         self.plan = AddressPlan(lab.topology)
-        self.procs: list[subprocess.Popen] = []
+        self.agents = Agents(lab)
 
     def addr_for(self, client: str, node: str) -> str:
         """The address of `node` nearest to `client` (its NIC in the client's zone)."""
@@ -52,51 +47,38 @@ class StorageCluster:
         return f"{self.addr_for(client, self.meta_node)}:{META_PORT}"
 
     def start(self) -> "StorageCluster":
-        self._spawn(self.meta_node, agent("meta") + ["--port", str(META_PORT),
-                                                     "--table", json.dumps(self.table.to_dict())])
-        self.services = [self.start_service(i) for i in range(len(self.nodes))]
+        try:
+            self.agents.start(self.meta_node, command("fs3.meta") + [
+                "--port", str(META_PORT), "--table", json.dumps(self.table.to_dict())], ready=True)
+            self.services = [self.start_service(i) for i in range(len(self.nodes))]
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def start_service(self, i: int, recover: bool = False) -> subprocess.Popen:
         """Start storage node i's service; with `recover` it catches up from its chains before serving."""
         # services talk to each other over each one's first NIC
         peers = ",".join(f"{self.plan.ports[n][0].addr}:{STORAGE_PORT}" for n in self.nodes)
-        argv = agent("storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers,
+        argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers,
                                    "--tos", str(self.lab.tos("storage"))]
         argv += (["--cc", self.cc] if self.cc else []) + (["--recover"] if recover else [])
-        return self._spawn(self.nodes[i], argv)
+        return self.agents.start(self.nodes[i], argv, ready=True)
 
-    def _spawn(self, node: str, argv: list[str]) -> subprocess.Popen:
-        proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.procs.append(proc)
-        if not proc.stdout.readline():
-            self.stop()
-            raise EmuError(f"{argv[2]} on {node} did not start: {proc.stderr.read().strip()[-300:]}")
-        return proc
+    def start_client(self, client: str, args: list[str], module: str = "fs3.bench") -> subprocess.Popen:
+        """Start a storage client program (agents.<module> with `args`) in `client`, pointed at this cluster."""
+        argv = command(module) + args + ["--meta", self.meta_arg(client), "--storage", self.storage_arg(client),
+                                         "--tos", str(self.lab.tos("storage"))]
+        return self.agents.start(client, argv + (["--cc", self.cc] if self.cc else []))
 
-    def start_client(self, client: str, mode: str, args: list[str], program: str = "bench") -> subprocess.Popen:
-        argv = agent(program) + ([mode] if mode else []) + ["--meta", self.meta_arg(client), "--storage", self.storage_arg(client),
-                                 "--tos", str(self.lab.tos("storage"))] + (["--cc", self.cc] if self.cc else []) + args
-        proc = self.lab.node(client).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.procs.append(proc)
-        return proc
+    def result(self, client: str, proc: subprocess.Popen) -> dict:
+        return self.agents.result(client, proc)
 
-    @staticmethod
-    def result(client: str, proc: subprocess.Popen, timeout: float = 600) -> dict:
-        out, err = proc.communicate(timeout=timeout)
-        if proc.returncode != 0:
-            raise EmuError(f"storage client on {client} failed: {(err.strip().splitlines() or ['?'])[-1]}")
-        return json.loads(out)
-
-    def run_client(self, client: str, mode: str, args: list[str]) -> dict:
-        return self.result(client, self.start_client(client, mode, args))
+    def run_client(self, client: str, args: list[str]) -> dict:
+        return self.result(client, self.start_client(client, args))
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()
-        self.procs = []
+        self.agents.stop()
 
     def __enter__(self):
         return self.start()
@@ -111,11 +93,6 @@ def last_hop(lab, client: str) -> tuple[str, str]:
     return port.peer, port.peer_ifname
 
 
-def qdisc_drops(lab, node: str, dev: str) -> int:
-    out = lab.node(node).run(["tc", "-s", "-j", "qdisc", "show", "dev", dev]).stdout
-    return sum(q.get("drops", 0) for q in json.loads(out) if q.get("kind") == "bfifo")
-
-
 def incast(lab, client: str, senders: list[int], rts: bool, rts_limit: int = 4, chunk_size: int = 64 * 1024,
            chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None) -> list[dict]:
     storage = [n.name for n in lab.nodes("storage")]
@@ -128,13 +105,13 @@ def incast(lab, client: str, senders: list[int], rts: bool, rts_limit: int = 4, 
     rows = []
     with StorageCluster(lab, storage, targets_per_node=1, cc=cc) as cluster:   # one chain per service
         for n in senders:
-            before = qdisc_drops(lab, switch, dev)
-            r = cluster.run_client(client, "incast", [
+            before = queue_drops(lab.node(switch).netns, dev)
+            r = cluster.run_client(client, ["incast",
                 "--senders", str(n), "--rts", "on" if rts else "off", "--rts-limit", str(rts_limit),
                 "--chunk-size", str(chunk_size), "--chunks-per-sender", str(chunks_per_sender),
                 "--rounds", str(rounds)])
             # drops counted over the whole run, writes included; writes flow away from the client
-            drops = qdisc_drops(lab, switch, dev) - before
+            drops = queue_drops(lab.node(switch).netns, dev) - before
             rows.append({"senders": n, "rts": rts, "rts_limit": rts_limit, "goodput_bps": r["goodput_bps"],
                          "proj_goodput_bps": r["goodput_bps"] / lab.topology.scale,
                          "share": r["goodput_bps"] / rate, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
@@ -155,11 +132,10 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
     client_capacity = sum(topo.emulated_rate(topo.link(c, peer)) for c in clients for peer in topo.graph[c])
     with StorageCluster(lab, storage, replicas=replicas, cc=cc) as cluster:
         chains = len(cluster.table.chains)
-        chunks = max(chains, 4 * chains)
-        cluster.run_client(clients[0], "write", ["--file", "bench", "--chunks", str(chunks), "--stripe", str(chains),
-                                                 "--chunk-size", str(chunk_size)])
-        procs = [(c, cluster.start_client(c, "read", ["--file", "bench", "--seconds", str(seconds),
-                                                      "--rts", "on" if rts else "off", "--rts-limit", str(rts_limit)]))
+        cluster.run_client(clients[0], ["write", "--file", "bench", "--chunks", str(4 * chains),
+                                         "--stripe", str(chains), "--chunk-size", str(chunk_size)])
+        procs = [(c, cluster.start_client(c, ["read", "--file", "bench", "--seconds", str(seconds),
+                                              "--rts", "on" if rts else "off", "--rts-limit", str(rts_limit)]))
                  for c in clients]
         results = {c: cluster.result(c, p) for c, p in procs}
     aggregate = sum(r["goodput_bps"] for r in results.values())
@@ -176,11 +152,11 @@ def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float =
         raise EmuError(f"{node} is a {lab.node(node).kind} node; checkpoints are taken on compute nodes")
     topo = lab.topology
     with StorageCluster(lab, replicas=replicas) as cluster:
-        proc = cluster.start_client(node, "", [
+        proc = cluster.start_client(node, [
             "--gpus", str(topo.node(node).attrs["gpus"]), "--state-bytes", str(state_bytes),
             "--scale", repr(topo.scale), "--saves", str(saves), "--period", str(period),
             "--chunk-size", str(chunk_size), "--stripe", str(len(cluster.table.chains)), "--tag", lab.name],
-            program="checkpoint")
+            module="checkpoint")
         r = cluster.result(node, proc)
     for step in r["saves"] + [r["load"]]:
         step["proj_bps"] = step["bps"] / topo.scale

@@ -5,7 +5,6 @@ made before the error reaches the caller. Cleanup finds a lab's namespaces by th
 ownership mark on their interfaces (see render.lab_mark), never by name pattern.
 """
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 from pyroute2 import IPRoute
 
@@ -72,14 +71,3 @@ def owned_namespaces() -> dict[str, list[str]]:
         if lab is not None:
             labs.setdefault(lab, []).append(entry.name)
     return labs
-
-
-def interface_counters(names) -> dict[str, dict[str, dict]]:
-    """netns -> ifname -> {tx_bytes, rx_bytes, tx_packets, rx_packets, ...} read over netlink."""
-    def read(name):
-        with netns.inside(name), IPRoute() as ipr:
-            return name, {l.get_attr("IFLA_IFNAME"): dict(l.get_attr("IFLA_STATS64") or {})
-                          for l in ipr.get_links()}
-    # netns.inside() switches the calling thread only, so reading in threads is safe.
-    with ThreadPoolExecutor(4) as pool:
-        return dict(pool.map(read, names))

@@ -11,7 +11,7 @@ import pytest
 
 from emu.experiments.flows import Flow, run_flows
 from emu.fabric import apply, netns
-from emu.fabric.apply import interface_counters
+from emu.metrics.counters import interface_counters
 from emu.lab import Lab, state_path
 from emu.metrics.mesh import tcp_mesh
 from emu.topo import build

@@ -17,10 +17,10 @@ def test_a_killed_storage_process_loses_no_acknowledged_write_and_a_restart_catc
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, storage_per_leaf=2,
                          scale=0.001))
     with StorageCluster(lab, replicas=3, targets_per_node=3) as cluster:
-        cluster.run_client("c0", "write", ["--file", "f", "--chunks", "64", "--stripe", "4", "--chunk-size", "16384"])
+        cluster.run_client("c0", ["write", "--file", "f", "--chunks", "64", "--stripe", "4", "--chunk-size", "16384"])
         victim = cluster.services[2]             # node 2 heads chain 2 of the stripe
         # 16 MiB through c1's 200 Mbit/s link: over half a second of writes to kill node 2 in
-        writer = cluster.start_client("c1", "write", ["--file", "g", "--chunks", "1024", "--stripe", "4",
+        writer = cluster.start_client("c1", ["write", "--file", "g", "--chunks", "1024", "--stripe", "4",
                                                       "--chunk-size", "16384"])
         time.sleep(0.4)
         os.kill(victim.pid, signal.SIGKILL)
@@ -28,11 +28,11 @@ def test_a_killed_storage_process_loses_no_acknowledged_write_and_a_restart_catc
         assert written["chunks"] == 1024
         assert written["retries"] > 0            # the client lost a head in the middle of the batch
         for name in ("f", "g"):                  # every acknowledged chunk reads back, checksummed
-            r = cluster.run_client("c0", "read", ["--file", name, "--seconds", "0.1"])
+            r = cluster.run_client("c0", ["read", "--file", name, "--seconds", "0.1"])
             assert r["bytes"] >= (64 if name == "f" else 1024) * 16384
         cluster.start_service(2, recover=True)   # back: rejoins its chains, copies what it missed, then serves
         # A fresh client spreads reads over all three replicas, node 2 included; every chunk must verify.
-        r = cluster.run_client("c1", "read", ["--file", "g", "--seconds", "0.5"])
+        r = cluster.run_client("c1", ["read", "--file", "g", "--seconds", "0.5"])
         assert r["retries"] == 0 and r["bytes"] >= 1024 * 16384
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 from emu.experiments.flows import Flow, run_flows
-from emu.fabric.apply import interface_counters
+from emu.metrics.counters import interface_counters
 from emu.metrics.mesh import tcp_mesh
 from emu.qos import QosPolicy
 from emu.topo import build
