@@ -23,3 +23,16 @@ def queue_drops(name: str, ifname: str) -> int:
         index = ipr.link_lookup(ifname=ifname)[0]
         return sum(q.get_attr("TCA_STATS")["drop"] for q in ipr.get_qdiscs(index)
                    if q.get_attr("TCA_KIND") == "bfifo")
+
+
+def vl_bytes(name: str, ifname: str) -> dict[int, int]:
+    """VL -> bytes sent by that VL's queue on one egress port (the HTB class of each VL)."""
+    from emu.qos.htb import VL_CLASS_BASE
+    with netns.inside(name), IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        found = {}
+        for c in ipr.get_classes(index):
+            minor = c["handle"] & 0xFFFF
+            if minor >= VL_CLASS_BASE:
+                found[minor - VL_CLASS_BASE] = c.get_attr("TCA_STATS")["bytes"]
+        return found

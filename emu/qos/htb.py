@@ -10,10 +10,11 @@ from emu.qos.policy import QosPolicy
 
 MTU_FRAME = 1514
 MAX_QUANTUM = 200_000     # HTB warns above this
+VL_CLASS_BASE = 0x10      # VL n is HTB class 1:(0x10 + n), its bfifo handle (0x10 + n):
 
 
 def vl_classid(vl: int) -> str:
-    return f"1:{0x10 + vl:x}"
+    return f"1:{VL_CLASS_BASE + vl:x}"
 
 
 def port_commands(dev: str, rate_bps: int, buffer_bytes: int, policy: QosPolicy) -> list[str]:
@@ -22,7 +23,7 @@ def port_commands(dev: str, rate_bps: int, buffer_bytes: int, policy: QosPolicy)
     total, smallest = sum(weights.values()), min(weights.values())
     default_vl = policy.vl_of_sl(0)
     lines = [
-        f"qdisc add dev {dev} root handle 1: htb default {0x10 + default_vl:x}",
+        f"qdisc add dev {dev} root handle 1: htb default {VL_CLASS_BASE + default_vl:x}",
         f"class add dev {dev} parent 1: classid 1:1 htb rate {rate_bps}bit ceil {rate_bps}bit quantum {MTU_FRAME}",
     ]
     for vl in vls:
@@ -30,7 +31,7 @@ def port_commands(dev: str, rate_bps: int, buffer_bytes: int, policy: QosPolicy)
         quantum = min(MAX_QUANTUM, MTU_FRAME * weights[vl] // smallest)
         lines.append(f"class add dev {dev} parent 1:1 classid {vl_classid(vl)} htb "
                      f"rate {share}bit ceil {rate_bps}bit quantum {quantum}")
-        lines.append(f"qdisc add dev {dev} parent {vl_classid(vl)} handle {0x10 + vl:x}: bfifo limit {buffer_bytes}")
+        lines.append(f"qdisc add dev {dev} parent {vl_classid(vl)} handle {VL_CLASS_BASE + vl:x}: bfifo limit {buffer_bytes}")
     if policy.isolation:
         for sl in sorted(policy.sl2vl):
             vl = policy.vl_of_sl(sl)
