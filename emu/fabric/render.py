@@ -6,7 +6,7 @@ addresses, static neighbours, rules, routes) and one `tc -batch` (VL queues).
 """
 from dataclasses import dataclass, field
 
-from emu.qos.htb import port_commands
+from emu.qos.htb import GSO_SEGS, port_commands
 from emu.routing import NodeRoutes, Route, compute_routes
 from emu.topo.addressing import AddressPlan
 from emu.topo.model import Topology
@@ -16,9 +16,6 @@ MARK_PREFIX = "emu:"
 # waits for link credits). Deep enough for several TCP sockets' small-queue allowance (1 MiB each);
 # switch ports keep the topology's `buffer`, where drops are what an experiment looks at.
 HOST_QUEUE_BYTES = 8 * 2**20
-# Largest TCP segment burst a socket may hand to a lab interface (GSO), in MTU-sized segments:
-# 1 would be a real port's pacing but halves what two cores can push; 8 keeps bursts at ~12 KB.
-GSO_SEGS = 8
 
 
 def lab_mark(lab: str) -> str:

@@ -18,11 +18,22 @@ def test_two_zone_reaches_every_address(make_lab, lab_name):
     assert result.failures == [] and result.retransmits == 0
 
 
+def carried(make_lab, name, rate) -> float:
+    lab = make_lab(build("leaf-spine", name, leaves=2, spines=1, hosts_per_leaf=1, rate=rate))
+    return run_flows(lab, [Flow("c0", "c1")], seconds=3)[0]["bps"]
+
+
 @pytest.mark.parametrize("rate,bps", [("100Mbit", 100e6), ("1Gbit", 1e9)])
 def test_single_flow_gets_the_shaped_rate(make_lab, lab_name, rate, bps):
-    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, rate=rate))
-    got = run_flows(lab, [Flow("c0", "c1")], seconds=3)[0]["bps"]
-    assert 0.90 * bps <= got <= 1.02 * bps, f"{got / 1e6:.1f} Mbit/s on a {rate} link"
+    """The shaper is right when a flow gets its rate, or as much of it as this machine carries on
+    the same path with the shaper far above what the CPU can push (measured here, same run)."""
+    got = carried(make_lab, lab_name, rate)
+    assert got <= 1.02 * bps, f"{got / 1e6:.1f} Mbit/s on a {rate} link: the shaper lets too much through"
+    if got >= 0.90 * bps:
+        return
+    machine = carried(make_lab, lab_name + "u", "100Gbit")
+    assert got >= 0.90 * min(bps, machine), (f"{got / 1e6:.1f} Mbit/s on a {rate} link; this machine carries "
+                                             f"{machine / 1e6:.0f} Mbit/s on the same path unshaped")
 
 
 def contend(make_lab, name, isolation: bool):
