@@ -1,4 +1,5 @@
 """Parsing of rates (bits per second) and sizes (bytes) as written in topology files."""
+import math
 import re
 
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12}
@@ -8,30 +9,31 @@ _NUMBER_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
 def parse_rate(text) -> int:
-    """'200Gbit' -> 200_000_000_000. Bits per second; 'bps' is refused (tc reads it as bytes)."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool) and text > 0:
-        return int(text)
-    m = _NUMBER_UNIT.match(str(text))
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _RATE_UNITS:
-        raise ValueError(f"bad rate {text!r}: use a number and one of bit, Kbit, Mbit, Gbit, Tbit")
-    value = float(m.group(1)) * _RATE_UNITS[unit]
-    if value < 1:
-        raise ValueError(f"bad rate {text!r}: must be positive")
-    return int(value)
+    """'200Gbit' -> 200_000_000_000. Bits per second (a plain number too); 'bps' is refused
+    (tc reads it as bytes)."""
+    return _parse(text, _RATE_UNITS, "bit", "rate", "bit, Kbit, Mbit, Gbit, Tbit", 1)
 
 
 def parse_size(text) -> int:
-    """'128KiB' -> 131072. Plain integers are bytes."""
-    if isinstance(text, int) and not isinstance(text, bool) and text > 0:
-        return text
-    m = _NUMBER_UNIT.match(str(text))
-    unit = (m.group(2).lower() or "b") if m else ""
-    if not m or unit not in _SIZE_UNITS:
-        raise ValueError(f"bad size {text!r}: use a number and one of B, KiB, MiB, GiB, kB, MB, GB")
-    value = float(m.group(1)) * _SIZE_UNITS[unit]
-    if value < 1:
-        raise ValueError(f"bad size {text!r}: must be positive")
+    """'128KiB' -> 131072. Plain numbers are bytes."""
+    return _parse(text, _SIZE_UNITS, "b", "size", "B, KiB, MiB, GiB, kB, MB, GB", 1)
+
+
+def _parse(text, units: dict, bare_unit: str, what: str, names: str, least: int) -> int:
+    if isinstance(text, bool):
+        raise ValueError(f"bad {what} {text!r}: use a number and one of {names}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        m = _NUMBER_UNIT.match(str(text))
+        unit = (m.group(2).lower() or bare_unit) if m else ""
+        if not m or unit not in units:
+            raise ValueError(f"bad {what} {text!r}: use a number and one of {names}")
+        value = float(m.group(1)) * units[unit]
+    if not math.isfinite(value):
+        raise ValueError(f"bad {what} {text!r}: must be finite")
+    if value < least:
+        raise ValueError(f"bad {what} {text!r}: must be at least {least} {'bit/s' if what == 'rate' else 'byte'}")
     return int(value)
 
 

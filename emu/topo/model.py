@@ -5,6 +5,7 @@ buffer); the lab-wide settings (scale, routing mode, QoS policy) sit beside it.
 Every check that can refuse input lives here, so builders, the YAML loader and
 Python users all get the same errors before anything is created.
 """
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -13,11 +14,22 @@ import networkx as nx
 from emu.errors import TopologyError
 from emu.kinds import KINDS
 from emu.qos import DEFAULT_QOS, QosPolicy
-from emu.units import parse_rate, parse_size
+from emu.units import format_rate, parse_rate, parse_size
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]*")     # whole names only (fullmatch): no trailing newline
 MAX_LAB_NAME = 12       # lab names prefix namespaces and state files; keep them short
 MAX_NODE_NAME = 24
+# What one lab may hold. Nodes: each is a namespace with its processes and queues (4096 is
+# twice the Fire-Flyer 2 network's ~1,600 hosts and switches). Ports: veths in one namespace,
+# each with 14 tc objects. Links: every link is a /31 of 198.18.0.0/15, which holds 65,536.
+MAX_NODES = 4096
+MAX_PORTS = 1024
+MAX_LINKS = 2**16
+# Emulated (scaled) link rates: below 100 Kbit a full frame takes over 0.12 s on the wire and
+# TCP's timers fight the link; tc shapes up to 10 Tbit. VL buffers hold at least two full
+# frames (4 KiB) and at most 1 GiB (tc's limit is 4 GiB, memory runs out first).
+MIN_RATE, MAX_RATE = 100_000, 10 * 10**12
+MIN_BUFFER, MAX_BUFFER = 4096, 2**30
 ROUTING_MODES = ("static", "minhop", "ecmp", "adaptive")
 DEFAULT_RATE = "200Gbit"    # the paper's NIC and switch port speed
 DEFAULT_BUFFER = "128KiB"
@@ -53,9 +65,7 @@ class Topology:
                  source: str = "<topology>"):
         self.source = source
         self.name = self._check_name(name, "name", MAX_LAB_NAME)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
-            raise TopologyError(source, "scale", f"must be a number in (0, 1], got {scale!r}")
-        self.scale = float(scale)
+        self.scale = _scale(scale, source)
         if routing not in ROUTING_MODES:
             raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ROUTING_MODES)})")
         self.routing = routing
@@ -70,6 +80,8 @@ class Topology:
     def add_node(self, name: str, kind: str, *, key: str | None = None, **attrs) -> Node:
         key = key or f"nodes.{name}"
         self._check_name(name, key, MAX_NODE_NAME)
+        if self.graph.number_of_nodes() >= MAX_NODES:
+            raise TopologyError(self.source, key, f"a lab holds at most {MAX_NODES} nodes")
         if name in self.graph:
             raise TopologyError(self.source, key, f"duplicate node {name!r}")
         if kind not in KINDS:
@@ -99,6 +111,12 @@ class Topology:
             raise TopologyError(self.source, f"{key}.endpoints", f"a link needs two different nodes, got {a!r} twice")
         if self.graph.has_edge(a, b):
             raise TopologyError(self.source, f"{key}.endpoints", f"duplicate link {a} <-> {b}")
+        if len(self._links) >= MAX_LINKS:
+            raise TopologyError(self.source, key, f"a lab holds at most {MAX_LINKS} links "
+                                                  f"(one /31 each in 198.18.0.0/15)")
+        for end in (a, b):
+            if self.graph.degree(end) >= MAX_PORTS:
+                raise TopologyError(self.source, f"{key}.endpoints", f"{end} would have more than {MAX_PORTS} ports")
         link = Link(a, b,
                     self._rate(rate, f"{key}.rate") if rate is not None else self.default_rate,
                     self._size(buffer, f"{key}.buffer") if buffer is not None else self.default_buffer)
@@ -171,20 +189,41 @@ class Topology:
     # -- helpers --------------------------------------------------------------------
 
     def _check_name(self, name, key, limit):
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise TopologyError(self.source, key, f"bad name {name!r}: use lowercase letters, digits and '-'")
         if len(name) > limit:
             raise TopologyError(self.source, key, f"name {name!r} is too long ({len(name)} > {limit} characters)")
         return name
 
     def _rate(self, value, key):
+        """A real link rate whose emulated rate (times scale) tc can shape and TCP can use."""
         try:
-            return parse_rate(value)
+            bps = parse_rate(value)
         except ValueError as e:
             raise TopologyError(self.source, key, str(e)) from None
+        emulated = bps * self.scale
+        if not MIN_RATE <= emulated <= MAX_RATE:
+            raise TopologyError(self.source, key, f"{value} at scale {self.scale:g} is {format_rate(emulated)} "
+                                                  f"emulated; links are shaped to {format_rate(MIN_RATE)}.."
+                                                  f"{format_rate(MAX_RATE)}")
+        return bps
 
     def _size(self, value, key):
         try:
-            return parse_size(value)
+            size = parse_size(value)
         except ValueError as e:
             raise TopologyError(self.source, key, str(e)) from None
+        if not MIN_BUFFER <= size <= MAX_BUFFER:
+            raise TopologyError(self.source, key, f"{value}: a VL buffer holds {MIN_BUFFER} B..{MAX_BUFFER // 2**30} GiB")
+        return size
+
+
+def _scale(value, source) -> float:
+    """`scale` in (0, 1]; a string such as '1e-3' (YAML 1.1 reads exponents without a dot as text) counts."""
+    try:
+        scale = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        scale = math.nan
+    if not 0 < scale <= 1:
+        raise TopologyError(source, "scale", f"must be a number in (0, 1], got {value!r}")
+    return scale
