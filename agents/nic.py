@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from agents import sockets
+
 HELLO = struct.Struct("!II")     # rank, channel
 
 
@@ -60,15 +62,9 @@ class Mesh:
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[int, int], threading.Lock] = {}
         host, port = addrs[rank]
-        self.listener = socket.create_server(("0.0.0.0", port), backlog=256, reuse_port=True)
+        self.listener = sockets.listening(port, tos, cc)
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def _configure(self, s: socket.socket) -> None:
-        s.settimeout(self.io_timeout)
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, self.tos)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.cc:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, self.cc.encode())
 
     def _slot(self, key) -> queue.Queue:
         with self._lock:
@@ -80,7 +76,7 @@ class Mesh:
                 s, _ = self.listener.accept()
             except OSError:
                 return
-            self._configure(s)      # TOS of the accepted side: the data it sends back is marked too
+            s.settimeout(self.io_timeout)     # its class it inherited from the listener
             hello = bytearray(HELLO.size)
             Conn(s, -1, -1).recv_into(hello)
             peer, channel = HELLO.unpack(hello)
@@ -113,8 +109,8 @@ class Mesh:
     def _dial(self, peer: int) -> socket.socket:
         deadline = time.monotonic() + self.connect_timeout
         while True:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._configure(s)
+            s = sockets.connecting(self.tos, self.cc)
+            s.settimeout(self.io_timeout)
             try:
                 s.connect(self.addrs[peer])
                 return s

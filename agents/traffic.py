@@ -13,11 +13,15 @@ import sys
 import threading
 import time
 
+from agents import sockets
+
 CHUNK = 256 * 1024
 
 
 def serve(port: int, max_conns: int | None) -> None:
-    listener = socket.create_server(("0.0.0.0", port), backlog=256, reuse_port=True)
+    # Unmarked listener: the lab's hosts reflect each connection's class (tcp_reflect_tos), so one
+    # server answers a marked and an unmarked flow each in its own VL.
+    listener = sockets.listening(port, nodelay=False)
     print(json.dumps({"listening": port}), flush=True)
     threads = []
     served = 0
@@ -49,10 +53,7 @@ def _receive(conn: socket.socket) -> None:
 
 def send(dst: str, port: int, seconds: float, tos: int, cc: str | None, results: list, index: int) -> None:
     payload = memoryview(bytes(CHUNK))
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
-        if cc:
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    with sockets.connecting(tos, cc, nodelay=False) as s:
         s.connect((dst, port))
         end = time.monotonic() + seconds
         sent = 0

@@ -1,6 +1,6 @@
 """The meta service: file -> layout (chunk size, stripe of chains), over the chain table.
 
-    python -m agents.fs3.meta --port 8000 --table TABLE_JSON
+    python -m agents.fs3.meta --port 8000 --table TABLE_JSON [--tos 96]
 """
 import argparse
 import asyncio
@@ -47,9 +47,9 @@ class MetaService:
             writer.close()
 
 
-async def serve(port: int, table: ChainTable) -> None:
+async def serve(port: int, table: ChainTable, tos: int = 0, cc: str | None = None) -> None:
     meta = MetaService(table)
-    server = await asyncio.start_server(meta.handle, "0.0.0.0", port, reuse_port=True)
+    server = await wire.serve(meta.handle, port, tos, cc)
     print(json.dumps({"listening": port}), flush=True)
     async with server:
         await server.serve_forever()
@@ -59,9 +59,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.fs3.meta", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--table", required=True, help="chain table as JSON")
+    p.add_argument("--tos", type=int, default=0, help="TOS byte of its replies (the storage class)")
+    p.add_argument("--cc", default=None)
     args = p.parse_args(argv)
     try:
-        asyncio.run(serve(args.port, ChainTable.from_dict(json.loads(args.table))))
+        asyncio.run(serve(args.port, ChainTable.from_dict(json.loads(args.table)), args.tos, args.cc))
     except KeyboardInterrupt:
         pass
     return 0

@@ -179,8 +179,7 @@ async def serve(args) -> None:
     table = ChainTable.from_dict(json.loads(args.table))
     peers = dict(enumerate(endpoints(args.peers)))
     service = StorageService(args.node, table, peers, args.tos, args.cc)
-    server = await asyncio.start_server(service.handle, "0.0.0.0", peers[args.node][1], limit=2**22,
-                                        reuse_port=True)
+    server = await wire.serve(service.handle, peers[args.node][1], args.tos, args.cc)
     if args.recover:
         await service.recover()
     print(json.dumps({"listening": peers[args.node][1], "node": args.node, "targets": len(service.my_chains)}),

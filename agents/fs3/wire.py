@@ -1,12 +1,14 @@
 """Messages on the storage network: a JSON header and an optional binary payload."""
 import asyncio
 import json
-import socket
 import struct
+
+from agents import sockets
 
 FRAME = struct.Struct("!II")      # header length, payload length
 # What a peer that went away looks like: refused, reset, or a stream cut mid-message.
 DISCONNECTED = (OSError, asyncio.IncompleteReadError)
+STREAM_LIMIT = 2**22
 
 
 async def send(writer: asyncio.StreamWriter, header: dict, payload: bytes | memoryview = b"") -> None:
@@ -25,18 +27,19 @@ async def recv(reader: asyncio.StreamReader) -> tuple[dict, bytes]:
 
 
 async def connect(host: str, port: int, tos: int = 0, cc: str | None = None):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if cc:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+    sock = sockets.connecting(tos, cc)
     sock.setblocking(False)
     try:
         await asyncio.get_running_loop().sock_connect(sock, (host, port))
     except BaseException:
         sock.close()
         raise
-    return await asyncio.open_connection(sock=sock, limit=2**22)
+    return await asyncio.open_connection(sock=sock, limit=STREAM_LIMIT)
+
+
+async def serve(handler, port: int, tos: int = 0, cc: str | None = None) -> asyncio.Server:
+    """A server on `port` whose accepted connections carry class `tos` (see agents.sockets)."""
+    return await asyncio.start_server(handler, sock=sockets.listening(port, tos, cc), limit=STREAM_LIMIT)
 
 
 class Pool:

@@ -49,7 +49,7 @@ class StorageCluster:
     def start(self) -> "StorageCluster":
         try:
             self.agents.start(self.meta_node, command("fs3.meta") + [
-                "--port", str(META_PORT), "--table", json.dumps(self.table.to_dict())], ready=True)
+                "--port", str(META_PORT), "--table", json.dumps(self.table.to_dict())] + self.class_args(), ready=True)
             self.services = [self.start_service(i) for i in range(len(self.nodes))]
         except BaseException:
             self.stop()
@@ -60,16 +60,18 @@ class StorageCluster:
         """Start storage node i's service; with `recover` it catches up from its chains before serving."""
         # services talk to each other over each one's first NIC
         peers = ",".join(f"{self.plan.ports[n][0].addr}:{STORAGE_PORT}" for n in self.nodes)
-        argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers,
-                                   "--tos", str(self.lab.tos("storage"))]
-        argv += (["--cc", self.cc] if self.cc else []) + (["--recover"] if recover else [])
+        argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
+        argv += self.class_args() + (["--recover"] if recover else [])
         return self.agents.start(self.nodes[i], argv, ready=True)
 
     def start_client(self, client: str, args: list[str], module: str = "fs3.bench") -> subprocess.Popen:
         """Start a storage client program (agents.<module> with `args`) in `client`, pointed at this cluster."""
-        argv = command(module) + args + ["--meta", self.meta_arg(client), "--storage", self.storage_arg(client),
-                                         "--tos", str(self.lab.tos("storage"))]
-        return self.agents.start(client, argv + (["--cc", self.cc] if self.cc else []))
+        argv = command(module) + args + ["--meta", self.meta_arg(client), "--storage", self.storage_arg(client)]
+        return self.agents.start(client, argv + self.class_args())
+
+    def class_args(self) -> list[str]:
+        """Every storage agent's sockets, both ends, carry the `storage` class."""
+        return ["--tos", str(self.lab.tos("storage"))] + (["--cc", self.cc] if self.cc else [])
 
     def result(self, client: str, proc: subprocess.Popen) -> dict:
         return self.agents.result(client, proc)

@@ -96,6 +96,10 @@ def _sysctls(forwards: bool, routing: str) -> dict[str, str]:
     values = {"net/ipv6/conf/all/disable_ipv6": "1",    # no IPv6 chatter in the VL queues
               "net/ipv6/conf/default/disable_ipv6": "1",
               "net/ipv4/ip_forward": "1" if forwards else "0"}
+    if not forwards:
+        # A TCP responder answers in the class it was asked in (as an IB responder's QP uses the
+        # requester's SL): the SYN-ACK and every reply of an accepted connection carry the SYN's TOS.
+        values["net/ipv4/tcp_reflect_tos"] = "1"
     if forwards and routing == "ecmp":
         values["net/ipv4/fib_multipath_hash_policy"] = "1"   # hash on the L4 5-tuple
     return values
