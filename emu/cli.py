@@ -23,9 +23,30 @@ class EmuGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=EmuGroup)
+@click.group(cls=EmuGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="emu", prog_name="emu")
 def main():
     """Packet-level emulator for AI training cluster fabrics (namespaces, shaped veths, SL/VL queues)."""
+
+
+# Every verb names its lab the same way: `--lab LAB`, or LAB as the argument where the lab is the
+# verb's only subject (status, down, clean, agents). Only `status` may leave it out, with one lab up:
+# the others act on a lab, and acting on whichever lab happens to be up could be someone else's.
+lab_option = click.option("--lab", "lab_opt", metavar="LAB", help="the lab's name")
+
+
+def lab_name(positional: str | None, option: str | None, required: bool = True) -> str | None:
+    if positional and option and positional != option:
+        raise EmuError(f"two lab names given ({positional} and --lab {option})")
+    name = positional or option
+    if name is None and required:
+        raise EmuError("name the lab (LAB or --lab LAB; see 'emu ls')")
+    return name
+
+
+def attach(positional: str | None = None, option: str | None = None, required: bool = True):
+    from emu.lab import Lab
+    return Lab.get(lab_name(positional, option, required))
 
 
 @main.command()
@@ -43,13 +64,17 @@ def up(file, name):
 
 @main.command()
 @click.argument("lab", required=False)
-def down(lab):
-    """Tear LAB down (with one lab up, LAB may be left out)."""
+@lab_option
+@click.option("--all", "every", is_flag=True, help="tear down every lab that is up")
+def down(lab, lab_opt, every):
+    """Tear LAB down (or every lab, with --all)."""
     from emu.lab import Lab
-    target = Lab.get(lab)
-    start = time.perf_counter()
-    target.down()
-    console.print(f"lab [bold]{target.name}[/] down in {time.perf_counter() - start:.2f} s")
+    if every == bool(lab or lab_opt):
+        raise EmuError("name the lab to tear down (LAB or --lab LAB), or pass --all")
+    for target in ([Lab.get(n) for n in Lab.names()] if every else [attach(lab, lab_opt)]):
+        start = time.perf_counter()
+        target.down()
+        console.print(f"lab [bold]{target.name}[/] down in {time.perf_counter() - start:.2f} s")
 
 
 @main.command("ls")
@@ -67,12 +92,12 @@ def list_labs():
 
 @main.command()
 @click.argument("lab", required=False)
+@lab_option
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def status(lab, as_json):
-    """Show a lab's nodes, addresses and links."""
-    from emu.lab import Lab
+def status(lab, lab_opt, as_json):
+    """Show a lab's nodes, addresses and links (LAB may be left out with one lab up)."""
     from emu.units import format_rate
-    st = Lab.get(lab).status()
+    st = attach(lab, lab_opt, required=False).status()
     if as_json:
         click.echo(json.dumps(st, indent=1))
         return
@@ -90,13 +115,12 @@ def status(lab, as_json):
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--lab", help="lab name (optional with one lab up)")
+@lab_option
 @click.argument("node")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec(lab, node, cmd):
-    """Run CMD inside NODE: emu exec c0 -- ip addr. The exit code passes through."""
-    from emu.lab import Lab
-    handle = Lab.get(lab).node(node)
+def exec(lab_opt, node, cmd):
+    """Run CMD inside NODE: emu exec --lab LAB c0 -- ip addr. The exit code passes through."""
+    handle = attach(None, lab_opt).node(node)
     try:
         proc = handle.popen(list(cmd))
     except FileNotFoundError:
@@ -106,14 +130,35 @@ def exec(lab, node, cmd):
 
 @main.command()
 @click.argument("lab", required=False)
-def clean(lab):
-    """Remove every namespace, interface and process of every lab (or of LAB), stale ones too."""
+@lab_option
+@click.option("--all", "every", is_flag=True, help="every lab on the machine, stale ones too")
+def clean(lab, lab_opt, every):
+    """Remove every namespace, interface and process of LAB (or of every lab, with --all), stale ones too."""
     from emu.lab import clean as clean_labs
-    removed = clean_labs(lab)
+    if every == bool(lab or lab_opt):
+        raise EmuError("name the lab to clean (LAB or --lab LAB), or pass --all")
+    removed = clean_labs(None if every else lab_name(lab, lab_opt))
     if not removed:
         console.print("nothing to clean")
     for lab, count in sorted(removed.items()):
         console.print(f"removed lab [bold]{lab}[/] ({count} namespaces)")
+
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--stop", is_flag=True, help="end them (by PID)")
+def agents(lab, lab_opt, stop):
+    """List the agent processes running in LAB (left over by a killed run, say); --stop ends them."""
+    from emu.experiments.agents import running_agents, stop_agents
+    target = attach(lab, lab_opt)
+    found = running_agents(target)
+    for pid, node, module in found:
+        console.print(f"{pid:>8}  {node:<12} {module}")
+    if stop:
+        console.print(f"stopped {stop_agents(target)} agent(s) in lab [bold]{target.name}[/]")
+    elif not found:
+        console.print(f"no agents run in lab [bold]{target.name}[/]")
 
 
 @main.group()
@@ -142,15 +187,16 @@ def graph(file, out):
 
 @main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the file's `name`; give another to run two demos at once)")
 @click.option("--seconds", default=3.0, show_default=True, help="length of each throughput flow")
-def demo(file, seconds):
+def demo(file, name, seconds):
     """Bring up a small Fire-Flyer-style lab, check it with real traffic, report, tear down."""
     from emu.experiments.smoke import run_smoke
-    sys.exit(0 if run_smoke(file, seconds, console) else 1)
+    sys.exit(0 if run_smoke(file, seconds, console, name) else 1)
 
 
 _BENCH_OPTIONS = [
-    click.option("--lab", help="lab name (optional with one lab up)"),
+    lab_option,
     click.option("--nodes", help="comma-separated compute nodes (default: every compute node)"),
     click.option("--sizes", default="1M:16M", show_default=True,
                  help="bytes per GPU buffer: START:END doubling, or a comma list (K, M, G suffixes)"),
@@ -179,10 +225,9 @@ def bench():
 @click.option("--algo", type=click.Choice(["hfreduce", "hfreduce-nvlink", "ring", "tree"]), default="hfreduce",
               show_default=True)
 @bench_options
-def bench_allreduce_cmd(lab, algo, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
+def bench_allreduce_cmd(lab_opt, algo, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
     """Allreduce across compute nodes, nccl-tests columns, measured and projected to real scale."""
-    from emu.lab import Lab
-    target = Lab.get(lab)
+    target = attach(None, lab_opt)
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
     _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot)
 
@@ -208,11 +253,10 @@ def _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, 
 
 @bench.command("alltoall")
 @bench_options
-def bench_alltoall_cmd(lab, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
+def bench_alltoall_cmd(lab_opt, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
     """All-to-all across compute nodes (expert parallelism), nccl-tests columns."""
-    from emu.lab import Lab
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
-    _run_bench(Lab.get(lab), "alltoall", node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot)
+    _run_bench(attach(None, lab_opt), "alltoall", node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot)
 
 
 @main.group("exp")
@@ -221,9 +265,9 @@ def experiment():
 
 
 @experiment.command("incast")
-@click.option("--lab", help="lab name (optional with one lab up)")
+@lab_option
 @click.option("--client", required=True, help="the node that reads")
-@click.option("--senders", default="1,2,4,8,16,32", show_default=True, help="storage services per read, a list")
+@click.option("--senders", help="storage services per read, a list (default: 1, 2, 4, ... up to the lab's storage nodes)")
 @click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
 @click.option("--rts-limit", default=4, show_default=True, help="transmissions the client grants at once")
 @click.option("--chunk-size", default=64 * 1024, show_default=True, help="bytes per chunk")
@@ -232,14 +276,13 @@ def experiment():
 @click.option("--cc", help="TCP congestion control (default: the kernel's)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
 @click.option("--plot", help="also draw goodput share and p99 latency to this PNG")
-def incast_cmd(lab, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json, plot):
+def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json, plot):
     """One client reads a file striped over N storage services (3FS client-side incast)."""
     from emu.experiments.storage import incast
-    from emu.lab import Lab
     from emu.units import format_rate
-    target = Lab.get(lab)
+    target = attach(None, lab_opt)
     try:
-        counts = [int(x) for x in senders.split(",")]
+        counts = [int(x) for x in senders.split(",")] if senders else None
     except ValueError:
         raise EmuError(f"--senders: {senders!r} is not a comma-separated list of numbers") from None
     table = Table("senders", "rts", "goodput", "real scale", "share of link", "p50 ms", "p99 ms", "drops",
@@ -271,19 +314,18 @@ def storage():
 
 
 @storage.command("bench")
-@click.option("--lab", help="lab name (optional with one lab up)")
+@lab_option
 @click.option("--clients", help="comma-separated client nodes (default: every compute node)")
 @click.option("--seconds", default=5.0, show_default=True)
 @click.option("--replicas", default=1, show_default=True, help="chain length")
 @click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
 @click.option("--rts-limit", default=4, show_default=True, help="transmissions each client grants at once")
 @click.option("--json", "as_json", is_flag=True)
-def storage_bench_cmd(lab, clients, seconds, replicas, rts, rts_limit, as_json):
+def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_json):
     """Aggregate read throughput of all clients against all storage nodes, as a share of their NICs."""
     from emu.experiments.storage import storage_bench
-    from emu.lab import Lab
     from emu.units import format_rate
-    target = Lab.get(lab)
+    target = attach(None, lab_opt)
     r = storage_bench(target, [c.strip() for c in clients.split(",")] if clients else None, seconds, replicas,
                       rts == "on", rts_limit)
     if as_json:
@@ -296,20 +338,19 @@ def storage_bench_cmd(lab, clients, seconds, replicas, rts, rts_limit, as_json):
 
 
 @storage.command("checkpoint")
-@click.option("--lab", help="lab name (optional with one lab up)")
+@lab_option
 @click.option("--node", required=True, help="the compute node whose GPU state is saved")
 @click.option("--state", default="4M", show_default=True, help="bytes of state per GPU (K, M suffixes)")
 @click.option("--saves", default=2, show_default=True)
 @click.option("--period", default=1.0, show_default=True, help="seconds between saves")
 @click.option("--replicas", default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def checkpoint_cmd(lab, node, state, saves, period, replicas, as_json):
+def checkpoint_cmd(lab_opt, node, state, saves, period, replicas, as_json):
     """Checkpoint manager: save GPU state to storage periodically, then load and verify it."""
     from emu.experiments.collectives import parse_sizes
     from emu.experiments.storage import checkpoint
-    from emu.lab import Lab
     from emu.units import format_rate
-    target = Lab.get(lab)
+    target = attach(None, lab_opt)
     r = checkpoint(target, node, parse_sizes(state)[0], saves, period, replicas)
     if as_json:
         click.echo(json.dumps(r, indent=1))

@@ -16,18 +16,51 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from emu.errors import EmuError
+from emu.errors import EmuError, FabricError, shorten
 from emu.fabric import apply, netns
 from emu.fabric.render import netns_name, render
 from emu.topo.addressing import AddressPlan
 from emu.topo.loader import topology_from_dict
-from emu.topo.model import Topology
+from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
 
 STATE_DIR = Path(os.environ.get("EMU_STATE_DIR", "/run/emu"))
 
 
+def check_lab_name(name) -> str:
+    """A lab name as given on the command line or found in the state dir: never a path."""
+    if not isinstance(name, str) or len(name) > MAX_LAB_NAME or not NAME_RE.fullmatch(name):
+        raise EmuError(f"bad lab name {shorten(repr(name), 60)}: up to {MAX_LAB_NAME} of a-z, 0-9 and '-'")
+    return name
+
+
 def state_path(lab: str) -> Path:
-    return STATE_DIR / f"{lab}.json"
+    return STATE_DIR / f"{check_lab_name(lab)}.json"
+
+
+def _write_state(lab: str, state: dict, exclusive: bool = False) -> None:
+    """Exclusive: claim the name (fails if the file exists). Otherwise replace it atomically."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(state, indent=1)
+    if exclusive:
+        try:
+            with open(state_path(lab), "x") as f:
+                f.write(text)
+        except FileExistsError:
+            raise EmuError(f"lab {lab!r} is already up or being built (emu down {lab})") from None
+        return
+    tmp = state_path(lab).with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(state_path(lab))
+
+
+def namespaces_of(lab: str, state: dict) -> list[str]:
+    """The namespaces a state file speaks for, derived from its (checked) node names, never read
+    from it: a tampered or stale file cannot point emu at a namespace outside the lab's names."""
+    if not state.get("claimed"):
+        return []            # killed before its build began: nothing of it was created
+    nodes = state.get("nodes", {})
+    return [netns_name(lab, n) for n in nodes if isinstance(n, str) and len(n) <= MAX_NODE_NAME
+            and NAME_RE.fullmatch(n)]
 
 
 @dataclass(frozen=True)
@@ -45,6 +78,7 @@ class NodeHandle:
 
     def popen(self, argv, **kwargs) -> subprocess.Popen:
         """Start argv in the node's namespace; keyword arguments go to subprocess.Popen."""
+        apply.require_root("run programs in lab nodes")
         return netns.popen(self.netns, list(argv), **kwargs)
 
     def run(self, argv, timeout: float | None = None, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
@@ -80,19 +114,25 @@ class Lab:
         name = name or topology.name
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
-        if state_path(name).exists():
-            raise EmuError(f"lab {name!r} is already up (emu down {name}, or emu clean if it is stale)")
         plan = render(topology, name)
         addressing = AddressPlan(topology)
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
-            "topology": topology.to_dict(),
+            "claimed": False, "topology": topology.to_dict(),
             "nodes": {n.name: {"kind": n.kind, "netns": netns_name(name, n.name),
                                "addrs": addressing.addrs(n.name)} for n in topology.nodes()},
         }
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        state_path(name).write_text(json.dumps(state, indent=1))
+        # Claim the name first (two `up` of one name: one wins, the other touches nothing), then make
+        # sure no namespace of ours-to-be exists, and only then mark the state as the namespaces'
+        # owner: `emu clean` never deletes a namespace that someone else made under our names.
+        _write_state(name, state, exclusive=True)
         try:
+            taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
+            if taken:
+                raise FabricError(f"lab {name!r} cannot be built: namespace {taken[0]} already exists and is "
+                                  f"not this lab's")
+            state["claimed"] = True
+            _write_state(name, state)
             apply.build(plan)
         except BaseException:
             state_path(name).unlink(missing_ok=True)
@@ -108,20 +148,25 @@ class Lab:
             names = cls.names()
             if len(names) != 1:
                 raise EmuError("no lab is up" if not names else
-                               f"{len(names)} labs are up ({', '.join(names)}): name one with --lab")
+                               f"{len(names)} labs are up ({', '.join(names)}): name one")
             name = names[0]
         try:
             return cls(json.loads(state_path(name).read_text()))
         except FileNotFoundError:
             raise EmuError(f"no lab named {name!r} is up (see 'emu ls')") from None
+        except ValueError:
+            raise EmuError(f"the state file of lab {name!r} is damaged ({state_path(name)}): emu clean {name}") from None
 
     @staticmethod
     def names() -> list[str]:
-        return sorted(p.stem for p in STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []
+        if not STATE_DIR.is_dir():
+            return []
+        return sorted(p.stem for p in STATE_DIR.glob("*.json") if len(p.stem) <= MAX_LAB_NAME
+                      and NAME_RE.fullmatch(p.stem))
 
     def down(self) -> None:
         apply.require_root("tear labs down")
-        apply.destroy([n["netns"] for n in self.state["nodes"].values()])
+        apply.destroy(namespaces_of(self.name, self.state))
         state_path(self.name).unlink(missing_ok=True)
 
     def __enter__(self) -> "Lab":
@@ -169,20 +214,21 @@ class Lab:
 
 def clean(only: str | None = None) -> dict[str, int]:
     """Remove every lab (or only lab `only`): those with state files and those only the kernel's
-    marks still know."""
+    marks still know. A namespace goes only if its name and its mark both say it is the lab's,
+    or if the lab's own state file claimed it before it was created."""
     apply.require_root("clean labs up")
+    if only is not None:
+        check_lab_name(only)
     removed: dict[str, int] = {}
-    for lab, names in apply.owned_namespaces().items():
-        if only in (None, lab):
-            apply.destroy(names)
-            removed[lab] = len(names)
+    for lab, names in apply.owned_namespaces(only).items():
+        apply.destroy(names)
+        removed[lab] = len(names)
     for name in Lab.names():
         if only not in (None, name):
             continue
         try:
-            state = json.loads(state_path(name).read_text())
-            names = [n["netns"] for n in state["nodes"].values()]
-        except (OSError, ValueError, KeyError):
+            names = namespaces_of(name, json.loads(state_path(name).read_text()))
+        except (OSError, ValueError, AttributeError):
             names = []
         # Namespaces created in the instant before their marks were set are known only here.
         removed[name] = removed.get(name, 0) + len([n for n in names if netns.netns_path(n).exists()])

@@ -1,14 +1,58 @@
-"""Agent processes an experiment starts in lab nodes: started, awaited, and always stopped."""
+"""Agent processes an experiment starts in lab nodes: started, awaited, and always stopped.
+
+An agent is `python -m agents.<module>` in a node. A server prints one line when it is
+ready (listening); every agent prints its results as JSON, one object per line, on
+stdout, and its errors on stderr. A run refuses to start while agents of an earlier
+run still live in the lab (a killed run leaves its servers holding their ports).
+"""
 import json
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
-from emu.errors import EmuError
+from emu.errors import EmuError, shorten
+from emu.fabric import netns
 
 
 def command(module: str) -> list[str]:
     """argv prefix running agents.<module> with this interpreter (the one emu is installed in)."""
     return [sys.executable, "-m", f"agents.{module}"]
+
+
+def agent_module(pid: int) -> str | None:
+    """'agents.fs3.storage' if process `pid` runs an agent, else None."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for flag, module in zip(argv, argv[1:]):
+        if flag == "-m" and module.startswith("agents."):
+            return module
+    return None
+
+
+def running_agents(lab) -> list[tuple[int, str, str]]:
+    """(pid, node, module) of every agent process living in the lab's namespaces."""
+    nodes = {n.netns: n.name for n in lab.nodes()}
+    found = []
+    for pid, ns in sorted(netns.pids_in(nodes).items()):
+        module = agent_module(pid)
+        if module:
+            found.append((pid, nodes[ns], module))
+    return found
+
+
+def stop_agents(lab) -> int:
+    """End every agent process of the lab, by PID. Returns how many were found."""
+    found = running_agents(lab)
+    for pid, _, _ in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(found)
 
 
 class Agents:
@@ -17,22 +61,43 @@ class Agents:
     def __init__(self, lab):
         self.lab = lab
         self.procs: list[subprocess.Popen] = []
+        self.modules: dict[int, str] = {}
 
     def start(self, node: str, argv: list[str], ready: bool = False) -> subprocess.Popen:
         """Start argv in `node`; with `ready`, wait for the first line it prints (a server listening)."""
+        if not self.procs:
+            self._refuse_stale()
         proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
+        self.modules[proc.pid] = argv[2]
         if ready and not proc.stdout.readline():
-            raise EmuError(f"{argv[2]} on {node} did not start: {_last_line(proc.stderr.read())}")
+            proc.wait()
+            raise EmuError(f"{argv[2]} on {node} did not start: {_why(proc, proc.stderr.read())}")
         return proc
 
-    @staticmethod
-    def result(node: str, proc: subprocess.Popen, timeout: float = 600) -> dict:
-        """The JSON object the agent printed (its first line), or its last error line as an EmuError."""
-        out, err = proc.communicate(timeout=timeout)
+    def _refuse_stale(self) -> None:
+        stale = running_agents(self.lab)
+        if stale:
+            pid, node, module = stale[0]
+            raise EmuError(f"lab {self.lab.name!r} still runs {len(stale)} agent(s) of an earlier run "
+                           f"({module} on {node}, PID {pid}): stop them with 'emu agents {self.lab.name} --stop'")
+
+    def result(self, node: str, proc: subprocess.Popen, timeout: float = 600) -> dict:
+        """The JSON object the agent printed (its first line), or one line saying why there is none."""
+        module = self.modules.get(proc.pid, "agent")
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise EmuError(f"{module} on {node} gave no result within {timeout:.0f} s "
+                           f"(a peer or a link lost?)") from None
         if proc.returncode != 0:
-            raise EmuError(f"{proc.args[2]} on {node} failed: {_last_line(err)}")
-        return json.loads(out.splitlines()[0])
+            raise EmuError(f"{module} on {node} failed: {_why(proc, err)}")
+        try:
+            return json.loads(out.splitlines()[0])
+        except (IndexError, ValueError):
+            raise EmuError(f"{module} on {node} printed no JSON result: {_last_line(out)}") from None
 
     def stop(self) -> None:
         for p in self.procs:
@@ -48,5 +113,12 @@ class Agents:
         self.stop()
 
 
+def _why(proc: subprocess.Popen, err: str) -> str:
+    if proc.returncode is not None and proc.returncode < 0:
+        return f"killed by signal {-proc.returncode} ({signal.Signals(-proc.returncode).name})"
+    lines = [l for l in (err or "").strip().splitlines() if not l.startswith(" ") and "warn" not in l.lower()]
+    return _last_line("\n".join(lines) or err)
+
+
 def _last_line(text: str) -> str:
-    return (text.strip().splitlines() or ["no output"])[-1]
+    return shorten((text.strip().splitlines() or ["no output"])[-1], 300)

@@ -15,8 +15,8 @@ from emu.units import format_rate
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "fire-flyer-mini.yaml"
 
 
-def run_smoke(file, seconds: float, console) -> bool:
-    topo = load_topology(file or DEFAULT_TOPOLOGY)
+def run_smoke(file, seconds: float, console, name: str | None = None) -> bool:
+    topo = load_topology(file or DEFAULT_TOPOLOGY, name)
     checks: list[tuple[str, str, bool]] = []
     start = time.perf_counter()
     with Lab.up(topo) as lab:

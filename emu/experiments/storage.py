@@ -95,9 +95,14 @@ def last_hop(lab, client: str) -> tuple[str, str]:
     return port.peer, port.peer_ifname
 
 
-def incast(lab, client: str, senders: list[int], rts: bool, rts_limit: int = 4, chunk_size: int = 64 * 1024,
+def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 4, chunk_size: int = 64 * 1024,
            chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None) -> list[dict]:
     storage = [n.name for n in lab.nodes("storage")]
+    if not storage:
+        raise EmuError(f"lab {lab.name!r} has no storage nodes")
+    senders = senders or [2**k for k in range(len(storage).bit_length())]    # 1, 2, 4, ... <= storage nodes
+    if min(senders) < 1:
+        raise EmuError("--senders: every count must be at least 1")
     if max(senders) > len(storage):
         raise EmuError(f"{max(senders)} senders asked, lab {lab.name!r} has {len(storage)} storage nodes")
     if lab.node(client).kind == "switch":

@@ -11,7 +11,7 @@ from pyroute2 import IPRoute
 from emu.errors import EmuError, FabricError
 from emu.fabric import netns
 from emu.fabric.batch import run_batch, run_batches
-from emu.fabric.render import MARK_PREFIX, FabricPlan
+from emu.fabric.render import MARK_PREFIX, FabricPlan, netns_name
 
 
 def require_root(action: str = "build labs") -> None:
@@ -23,8 +23,7 @@ def build(plan: FabricPlan) -> None:
     require_root()
     taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
     if taken:
-        raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists "
-                          f"(is the lab up? try 'emu down {plan.lab}' or 'emu clean')")
+        raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists")
     try:
         run_batch("ip", plan.create_lines)
         for ns in plan.namespaces:
@@ -61,13 +60,18 @@ def namespace_mark(name: str) -> str | None:
     return None
 
 
-def owned_namespaces() -> dict[str, list[str]]:
-    """lab -> its namespaces, read from the kernel (works with every state file lost)."""
+def owned_namespaces(only: str | None = None) -> dict[str, list[str]]:
+    """lab -> its namespaces, read from the kernel (works with every state file lost). Only
+    namespaces named like a lab's (emu-<lab>-...) are entered, and one counts only if the mark
+    inside names the same lab as its name does."""
     if not netns.NETNS_DIR.is_dir():
         return {}
+    prefix = netns_name(only, "") if only else netns_name("", "")[:-1]
     labs: dict[str, list[str]] = {}
     for entry in sorted(netns.NETNS_DIR.iterdir()):
+        if not entry.name.startswith(prefix):
+            continue
         lab = namespace_mark(entry.name)
-        if lab is not None:
+        if lab is not None and entry.name.startswith(netns_name(lab, "")) and only in (None, lab):
             labs.setdefault(lab, []).append(entry.name)
     return labs

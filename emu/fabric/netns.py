@@ -11,6 +11,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from emu.errors import FabricError
+
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -50,15 +52,13 @@ def write_sysctls(name: str, values: dict[str, str]) -> None:
 
 
 def popen(name: str, argv, **kwargs) -> subprocess.Popen:
-    """Start argv inside namespace `name` (fork, setns, exec), like `ip netns exec` without its extra exec."""
-    path = str(netns_path(name))
-
-    def enter():
-        fd = os.open(path, os.O_RDONLY)
-        _setns(fd)
-        os.close(fd)
-
-    return subprocess.Popen(argv, preexec_fn=enter, **kwargs)
+    """Start argv inside namespace `name`: the calling thread enters it, forks (the child inherits
+    the thread's namespace, so it runs there before Popen returns) and comes back. No preexec_fn,
+    which Python documents as unsafe in a process with threads, as the build and experiments are."""
+    if not netns_path(name).exists():
+        raise FabricError(f"namespace {name} does not exist (was the lab torn down?)")
+    with inside(name):
+        return subprocess.Popen(argv, **kwargs)
 
 
 def namespace_ids(names) -> dict[tuple[int, int], str]:
