@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from emu.errors import EmuError
 from emu.experiments.flows import Flow, run_flows
 from emu.fabric import apply, netns
 from emu.metrics.counters import interface_counters
@@ -182,3 +183,66 @@ def test_clean_of_one_lab_leaves_the_others(make_lab, lab_name):
     assert leftovers(victim.name) == NOTHING
     assert tcp_mesh(other.hosts()).ok == 2
     victim.state["nodes"] = {}           # already gone; let the fixture's down() find nothing to do
+
+
+def test_destructive_verbs_need_a_lab_name(make_lab, lab_name):
+    lab = make_lab(build("star", lab_name, hosts=2))
+    for verb in (["down"], ["clean"]):
+        done = emu(*verb)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert "--all" in done.stderr and "emu clean\n" not in done.stderr
+    done = emu("bench", "allreduce", "--sizes", "64K")
+    assert done.returncode == 1 and "name the lab" in done.stderr
+    assert leftovers(lab.name)["marked"] and tcp_mesh(lab.hosts()).ok == 2      # still up, untouched
+
+
+@pytest.mark.parametrize("bad", ["../../tmp/evil", "x\n", "A", "a" * 13])
+def test_lab_names_that_are_not_names_are_refused(bad):
+    for verb in (["down", bad], ["clean", bad], ["status", bad]):
+        done = emu(*verb)
+        assert done.returncode == 1 and done.stderr.startswith("emu: bad lab name"), (verb, done.stderr)
+
+
+def test_two_concurrent_ups_of_one_name_one_wins(tmp_path, lab_name):
+    topo = tmp_path / "t.yaml"
+    topo.write_text(f"name: {lab_name}\nfabric: {{type: leaf-spine, leaves: 4, spines: 2, hosts_per_leaf: 4}}\n")
+    try:
+        procs = [subprocess.Popen([sys.executable, "-m", "emu.cli", "up", str(topo)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+        codes = sorted(r[2] for r in results)
+        assert codes == [0, 1], results
+        loser = next(r for r in results if r[2] == 1)
+        assert loser[1].count("\n") == 1 and "already up or being built" in loser[1]
+        # the winner's lab is whole: its state, its marks, all its hosts reachable
+        lab = Lab.get(lab_name)
+        assert len(leftovers(lab_name)["marked"]) == 22
+        assert tcp_mesh(lab.hosts()).ok == 16 * 15
+    finally:
+        emu("clean", lab_name)
+
+
+def test_a_foreign_namespace_under_our_name_is_never_touched(lab_name):
+    foreign = f"emu-{lab_name}-c0"
+    subprocess.run(["ip", "netns", "add", foreign], check=True)
+    try:
+        with pytest.raises(EmuError, match=f"namespace {foreign} already exists and is not this lab's"):
+            Lab.up(build("star", lab_name, hosts=2))
+        assert not state_path(lab_name).exists()
+        assert emu("clean", lab_name).returncode == 0
+        assert netns.netns_path(foreign).exists()
+        # a state file that never claimed its namespaces (killed before the check) does not make them ours
+        state_path(lab_name).write_text(json.dumps({"name": lab_name, "claimed": False, "nodes": {"c0": {}}}))
+        assert emu("clean", lab_name).returncode == 0
+        assert netns.netns_path(foreign).exists() and not state_path(lab_name).exists()
+    finally:
+        subprocess.run(["ip", "netns", "del", foreign])
+        state_path(lab_name).unlink(missing_ok=True)
+
+
+def test_a_program_in_a_deleted_namespace_is_one_line(make_lab, lab_name):
+    lab = make_lab(build("star", lab_name, hosts=2))
+    node = lab.node("c0")
+    subprocess.run(["ip", "netns", "del", node.netns], check=True)
+    with pytest.raises(EmuError, match="does not exist"):
+        node.popen(["true"])
