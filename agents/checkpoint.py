@@ -14,12 +14,15 @@ Prints one JSON line: per save and for the load, seconds and bytes per second.
 import argparse
 import asyncio
 import json
+import os
+import secrets
 import sys
 import time
 import zlib
 
 import numpy as np
 
+from agents.errors import one_line_errors
 from agents.fs3.client import Client
 from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams
 
@@ -82,10 +85,11 @@ async def load(client: Client, gpus: Gpus, name: str) -> dict:
 
 
 async def run(args) -> dict:
-    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc,
+    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc, timeout=args.timeout,
                                     rts_limit=args.rts_limit).start()
     dtype = DTYPES[args.dtype]
-    gpus = Gpus(f"emu-ckpt-{args.tag}", args.state_bytes // dtype.itemsize, dtype,
+    # A name of this process's own: two checkpoints in one lab (or a file someone made) never collide.
+    gpus = Gpus(f"emu-ckpt-{args.tag}-{os.getpid()}-{secrets.token_hex(4)}", args.state_bytes // dtype.itemsize, dtype,
                 NodeParams(gpus=args.gpus).scaled(args.scale))
     try:
         rng = np.random.default_rng(1)
@@ -125,9 +129,11 @@ def main(argv=None) -> int:
     p.add_argument("--rts-limit", type=int, default=4)
     p.add_argument("--tos", type=int, default=0)
     p.add_argument("--cc", default=None)
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds without an answer after which a storage service counts as lost")
     p.add_argument("--tag", default="ckpt")
-    print(json.dumps(asyncio.run(run(p.parse_args(argv)))), flush=True)
-    return 0
+    args = p.parse_args(argv)
+    return one_line_errors(lambda: print(json.dumps(asyncio.run(run(args))), flush=True), "checkpoint")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ import time
 from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams, pattern, reference_sum
 from agents.hfreduce import hfreduce
 from agents.nccl import alltoall, ring_allreduce, tree_allreduce_gpus
+from agents.errors import one_line_errors
 from agents.nic import Mesh, endpoints
+from agents.pipeline import Ready
 
 ALGOS = {
     "hfreduce": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk),
@@ -53,7 +55,8 @@ def run(args) -> None:
     peers = endpoints(args.peers)
     dtype = DTYPES[args.dtype]
     params = NodeParams(gpus=args.gpus).scaled(args.scale)
-    mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc)
+    Ready.limit = args.timeout
+    mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc, connect_timeout=args.timeout, io_timeout=args.timeout)
     algo = ALGOS[args.algo]
     try:
         for size in args.sizes:
@@ -102,8 +105,10 @@ def main(argv=None) -> int:
     p.add_argument("--tos", type=int, default=0)
     p.add_argument("--cc", default=None)
     p.add_argument("--tag", default="bench")
-    run(p.parse_args(argv))
-    return 0
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds without progress from a peer after which it counts as lost")
+    args = p.parse_args(argv)
+    return one_line_errors(lambda: run(args), f"rank {args.rank}")
 
 
 if __name__ == "__main__":

@@ -37,23 +37,33 @@ class Conn:
 
     def send(self, data) -> None:
         view = _bytes_view(data)
-        self.sock.sendall(view)
+        try:
+            self.sock.sendall(view)
+        except TimeoutError:
+            raise self._lost("took none of") from None
         self.sent += len(view)
 
     def recv_into(self, buf) -> None:
         view = _bytes_view(buf)
         got = 0
         while got < len(view):
-            n = self.sock.recv_into(view[got:])
+            try:
+                n = self.sock.recv_into(view[got:])
+            except TimeoutError:
+                raise self._lost("sent none of") from None
             if n == 0:
                 raise ConnectionError(f"rank {self.peer} closed the connection (channel {self.channel})")
             got += n
         self.received += got
 
+    def _lost(self, what: str) -> TimeoutError:
+        return TimeoutError(f"rank {self.peer} {what} its data for {self.sock.gettimeout():g} s "
+                            f"(channel {self.channel}): the peer or a link is lost")
+
 
 class Mesh:
     def __init__(self, rank: int, addrs: list[tuple[str, int]], tos: int = 0, cc: str | None = None,
-                 connect_timeout: float = 30.0, io_timeout: float = 300.0):
+                 connect_timeout: float = 30.0, io_timeout: float = 60.0):
         self.rank, self.addrs, self.tos, self.cc = rank, addrs, tos, cc
         self.connect_timeout = connect_timeout
         self.io_timeout = io_timeout      # a peer that died mid-collective becomes an error, not a hang

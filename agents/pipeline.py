@@ -23,7 +23,10 @@ from agents.gpu import NodeModel
 
 class Ready:
     """A chunk that becomes usable at a modelled time. The producer sets it without waiting
-    for that time (so it can queue the next chunk's copies at once); the consumer waits."""
+    for that time (so it can queue the next chunk's copies at once); the consumer waits, at most
+    `limit` seconds: a producer stuck that long is stuck on a lost peer (its socket times out
+    first and the failure sets every flag; this bound is the backstop)."""
+    limit = 600.0
 
     def __init__(self):
         self._event = threading.Event()
@@ -34,7 +37,8 @@ class Ready:
         self._event.set()
 
     def wait(self) -> None:
-        self._event.wait()
+        if not self._event.wait(self.limit):
+            raise TimeoutError(f"a pipeline stage made no progress for {self.limit:g} s")
         NodeModel.settle(self.at)
 
 

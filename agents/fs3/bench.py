@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from agents.errors import one_line_errors
 from agents.fs3.client import Client
 
 
@@ -63,7 +64,8 @@ async def read_loop(args, client: Client) -> dict:
 
 
 async def run(args) -> dict:
-    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc, rts=args.rts == "on",
+    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc, timeout=args.timeout,
+                                    rts=args.rts == "on",
                                     rts_limit=args.rts_limit, max_inflight=args.max_inflight,
                                     per_server=args.per_server).start()
     try:
@@ -91,8 +93,10 @@ def main(argv=None) -> int:
     p.add_argument("--per-server", type=int, default=32)
     p.add_argument("--tos", type=int, default=0)
     p.add_argument("--cc", default=None)
-    print(json.dumps(asyncio.run(run(p.parse_args(argv)))), flush=True)
-    return 0
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds without an answer after which a storage service counts as lost")
+    args = p.parse_args(argv)
+    return one_line_errors(lambda: print(json.dumps(asyncio.run(run(args))), flush=True), args.mode)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ class StorageError(IOError):
 class Client:
     def __init__(self, meta: tuple[str, int], storage: dict[int, tuple[str, int]], tos: int = 0,
                  cc: str | None = None, rts: bool = True, rts_limit: int = 64, max_inflight: int = 256,
-                 per_server: int = 32):
-        self.meta = wire.Pool({0: meta}, tos, cc)
-        self.pool = wire.Pool(storage, tos, cc)
+                 per_server: int = 32, timeout: float = 60.0):
+        self.meta = wire.Pool({0: meta}, tos, cc, timeout)
+        self.pool = wire.Pool(storage, tos, cc, timeout)
         self.rts, self.rts_limit = rts, rts_limit
         self.grants = asyncio.Semaphore(rts_limit)
         self.inflight = asyncio.Semaphore(max_inflight)
@@ -125,14 +125,14 @@ class Client:
             reader, writer = await self.pool.acquire(node)
             try:
                 await wire.send(writer, {"op": "read", "chain": chain, "chunk": key, "rts": self.rts})
-                reply, data = await wire.recv(reader)
+                reply, data = await self.pool.recv(reader)
                 if reply["status"] == "rts":
                     async with self.grants:           # at most rts_limit transmissions at once
                         self.transmitting += 1
                         self.max_transmitting = max(self.max_transmitting, self.transmitting)
                         try:
                             await wire.send(writer, {"op": "grant"})
-                            reply, data = await wire.recv(reader)
+                            reply, data = await self.pool.recv(reader)
                         finally:
                             self.transmitting -= 1
             except BaseException:

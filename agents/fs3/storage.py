@@ -43,14 +43,14 @@ class Entry:
 
 class StorageService:
     def __init__(self, node: int, table: ChainTable, peers: dict[int, tuple[str, int]], tos: int = 0,
-                 cc: str | None = None):
+                 cc: str | None = None, timeout: float = 60.0):
         self.node, self.table = node, table
         self.my_chains = {c: chain.index(t) for c, chain in enumerate(table.chains)
                           for t in chain if table.node_of(t) == node}
         self.store: dict[tuple[int, int], Entry] = {}
         self.locks: dict[tuple[int, int], asyncio.Lock] = {}
         self.offline: set[int] = set()
-        self.pool = wire.Pool(peers, tos, cc)
+        self.pool = wire.Pool(peers, tos, cc, timeout)
         self.serving = True
         self.connections: set = set()
         self.stats = {"writes": 0, "reads": 0, "rts": 0, "forward_failures": 0}
@@ -178,7 +178,7 @@ class StorageService:
 async def serve(args) -> None:
     table = ChainTable.from_dict(json.loads(args.table))
     peers = dict(enumerate(endpoints(args.peers)))
-    service = StorageService(args.node, table, peers, args.tos, args.cc)
+    service = StorageService(args.node, table, peers, args.tos, args.cc, args.timeout)
     server = await wire.serve(service.handle, peers[args.node][1], args.tos, args.cc)
     if args.recover:
         await service.recover()
@@ -196,6 +196,7 @@ def main(argv=None) -> int:
     p.add_argument("--recover", action="store_true", help="catch up from the chains before serving reads")
     p.add_argument("--tos", type=int, default=0)
     p.add_argument("--cc", default=None)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds a successor may take to answer")
     try:
         asyncio.run(serve(p.parse_args(argv)))
     except KeyboardInterrupt:

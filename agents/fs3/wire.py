@@ -44,17 +44,23 @@ async def serve(handler, port: int, tos: int = 0, cc: str | None = None) -> asyn
 
 class Pool:
     """Idle connections per peer, reused one request at a time (a request owns its connection
-    until its reply is read, so no request ids are needed)."""
+    until its reply is read, so no request ids are needed). A peer that does not answer a
+    connect or a request within `timeout` seconds counts as disconnected (TimeoutError is an
+    OSError): a cut link must end a request, not hang it."""
 
-    def __init__(self, addrs: dict, tos: int = 0, cc: str | None = None):
-        self.addrs, self.tos, self.cc = addrs, tos, cc
+    def __init__(self, addrs: dict, tos: int = 0, cc: str | None = None, timeout: float = 60.0):
+        self.addrs, self.tos, self.cc, self.timeout = addrs, tos, cc, timeout
         self.idle: dict = {}
 
     async def acquire(self, peer):
         idle = self.idle.setdefault(peer, [])
         if idle:
             return idle.pop()
-        return await connect(*self.addrs[peer], tos=self.tos, cc=self.cc)
+        return await asyncio.wait_for(connect(*self.addrs[peer], tos=self.tos, cc=self.cc), self.timeout)
+
+    async def recv(self, reader) -> tuple[dict, bytes]:
+        """One message from a peer, or TimeoutError after `timeout` seconds of waiting."""
+        return await asyncio.wait_for(recv(reader), self.timeout)
 
     def release(self, peer, conn) -> None:
         self.idle.setdefault(peer, []).append(conn)
@@ -63,8 +69,8 @@ class Pool:
         """One request/reply exchange; a broken connection is closed, never reused."""
         reader, writer = await self.acquire(peer)
         try:
-            await send(writer, header, payload)
-            reply = await recv(reader)
+            await asyncio.wait_for(send(writer, header, payload), self.timeout)
+            reply = await self.recv(reader)
         except BaseException:
             writer.close()
             raise

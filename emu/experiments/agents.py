@@ -16,6 +16,18 @@ from emu.errors import EmuError, shorten
 from emu.fabric import netns
 
 
+# How long an agent waits on a silent peer before it calls the peer (or the link to it) lost:
+# PEER_TIMEOUT_BASE seconds, plus 8 times what the largest message of the run takes on the
+# slowest host NIC of the lab (so a slow, scaled-down lab is not mistaken for a broken one).
+PEER_TIMEOUT_BASE = 20.0
+
+
+def peer_timeout(lab, message_bytes: int, base: float | None = None) -> float:
+    topo = lab.topology
+    slowest = min(topo.emulated_rate(l) for l in topo.links())
+    return (PEER_TIMEOUT_BASE if base is None else base) + 8 * message_bytes * 8 / slowest
+
+
 def command(module: str) -> list[str]:
     """argv prefix running agents.<module> with this interpreter (the one emu is installed in)."""
     return [sys.executable, "-m", f"agents.{module}"]

@@ -7,7 +7,7 @@ allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests),
 (divided by the lab's scale). GB/s are 1e9 bytes per second.
 """
 from emu.errors import EmuError
-from emu.experiments.agents import Agents, command
+from emu.experiments.agents import Agents, command, peer_timeout
 
 ALGOS = ("hfreduce", "hfreduce-nvlink", "ring", "tree")          # allreduce algorithms
 TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl",
@@ -47,7 +47,7 @@ def default_chunk(size: int) -> int:
 
 def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
                     iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
-                    on_row=None) -> list[dict]:
+                    on_row=None, timeout_base: float | None = None) -> list[dict]:
     if algo not in TRAFFIC_CLASS:
         raise EmuError(f"unknown algorithm {algo!r} (one of {', '.join(TRAFFIC_CLASS)})")
     topo = lab.topology
@@ -66,21 +66,24 @@ def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**2
     peers = ",".join(f"{lab.node(n).addr}:{PORT}" for n in names)
     rows = []
     for size in sizes:
+        timeout = peer_timeout(lab, size * n_gpus, timeout_base)     # one node's data
         rows.append(_one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk or default_chunk(size),
-                              cc, n_gpus, topo.scale))
+                              cc, n_gpus, topo.scale, timeout))
         if on_row:
             on_row(rows[-1])
     return rows
 
 
-def _one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk, cc, n_gpus, scale) -> dict:
+def _one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk, cc, n_gpus, scale, timeout) -> dict:
     argv = command("collective") + [
         "--peers", peers, "--algo", algo, "--sizes", str(size), "--dtype", dtype, "--gpus", str(n_gpus),
         "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(iters), "--warmup", str(warmup),
-        "--tos", str(lab.tos(TRAFFIC_CLASS[algo])), "--tag", lab.name] + (["--cc", cc] if cc else [])
+        "--tos", str(lab.tos(TRAFFIC_CLASS[algo])), "--tag", lab.name, "--timeout", f"{timeout:.1f}"]
+    argv += ["--cc", cc] if cc else []
     with Agents(lab) as agents:
         procs = [agents.start(name, argv + ["--rank", str(rank)]) for rank, name in enumerate(names)]
-        results = [agents.result(name, proc) for name, proc in zip(names, procs)]
+        # Each rank ends itself within `timeout` of losing a peer; this bound is only the backstop.
+        results = [agents.result(name, proc, timeout * (warmup + iters + 2) + 60) for name, proc in zip(names, procs)]
     ranks = len(names) * n_gpus
     time_us = max(r["time_us"] for r in results)
     algbw = results[0]["size"] / (time_us * 1e-6) / 1e9

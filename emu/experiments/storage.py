@@ -10,7 +10,7 @@ import subprocess
 import networkx as nx
 
 from emu.errors import EmuError
-from emu.experiments.agents import Agents, command
+from emu.experiments.agents import Agents, command, peer_timeout
 from emu.metrics.counters import queue_drops
 from emu.topo.addressing import AddressPlan
 
@@ -19,9 +19,11 @@ META_PORT, STORAGE_PORT = 8000, 8100
 
 class StorageCluster:
     def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int | None = None,
-                 cc: str | None = None):
+                 cc: str | None = None, chunk_size: int = 256 * 1024, timeout_base: float | None = None):
         from agents.fs3.chains import build_chain_table
         self.lab, self.cc = lab, cc
+        # a reply may queue behind a server's other in-flight requests (32 per client, fs3.client)
+        self.timeout = peer_timeout(lab, 32 * chunk_size, timeout_base)
         self.nodes = nodes or [n.name for n in lab.nodes("storage")]
         if not self.nodes:
             raise EmuError(f"lab {lab.name!r} has no storage nodes")
@@ -61,20 +63,26 @@ class StorageCluster:
         # services talk to each other over each one's first NIC
         peers = ",".join(f"{self.plan.ports[n][0].addr}:{STORAGE_PORT}" for n in self.nodes)
         argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
-        argv += self.class_args() + (["--recover"] if recover else [])
+        argv += self.class_args() + self.timeout_args() + (["--recover"] if recover else [])
         return self.agents.start(self.nodes[i], argv, ready=True)
 
     def start_client(self, client: str, args: list[str], module: str = "fs3.bench") -> subprocess.Popen:
         """Start a storage client program (agents.<module> with `args`) in `client`, pointed at this cluster."""
         argv = command(module) + args + ["--meta", self.meta_arg(client), "--storage", self.storage_arg(client)]
-        return self.agents.start(client, argv + self.class_args())
+        return self.agents.start(client, argv + self.class_args() + self.timeout_args())
 
     def class_args(self) -> list[str]:
         """Every storage agent's sockets, both ends, carry the `storage` class."""
         return ["--tos", str(self.lab.tos("storage"))] + (["--cc", self.cc] if self.cc else [])
 
+    def timeout_args(self) -> list[str]:
+        """Services and clients give up on a silent peer after `timeout` seconds."""
+        return ["--timeout", f"{self.timeout:.1f}"]
+
     def result(self, client: str, proc: subprocess.Popen) -> dict:
-        return self.agents.result(client, proc)
+        """The client's result. It ends itself within `timeout` of losing a service; this wait's
+        bound is only the backstop."""
+        return self.agents.result(client, proc, 600 + 10 * self.timeout)
 
     def run_client(self, client: str, args: list[str]) -> dict:
         return self.result(client, self.start_client(client, args))
@@ -96,7 +104,8 @@ def last_hop(lab, client: str) -> tuple[str, str]:
 
 
 def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 4, chunk_size: int = 64 * 1024,
-           chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None) -> list[dict]:
+           chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None,
+           timeout_base: float | None = None) -> list[dict]:
     storage = [n.name for n in lab.nodes("storage")]
     if not storage:
         raise EmuError(f"lab {lab.name!r} has no storage nodes")
@@ -110,7 +119,8 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
     switch, dev = last_hop(lab, client)
     rate = lab.topology.emulated_rate(lab.topology.link(client, switch))
     rows = []
-    with StorageCluster(lab, storage, targets_per_node=1, cc=cc) as cluster:   # one chain per service
+    with StorageCluster(lab, storage, targets_per_node=1, cc=cc, chunk_size=chunk_size,      # one chain per service
+                        timeout_base=timeout_base) as cluster:
         for n in senders:
             before = queue_drops(lab.node(switch).netns, dev)
             r = cluster.run_client(client, ["incast",
@@ -129,7 +139,8 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
 
 
 def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, replicas: int = 1,
-                  rts: bool = True, rts_limit: int = 4, chunk_size: int = 64 * 1024, cc: str | None = None) -> dict:
+                  rts: bool = True, rts_limit: int = 4, chunk_size: int = 64 * 1024, cc: str | None = None,
+                  timeout_base: float | None = None) -> dict:
     """Every client reads a file striped over every chain, all at once: aggregate read throughput
     against the storage nodes' NIC capacity (the paper: 8 of 9 TB/s)."""
     topo = lab.topology
@@ -137,7 +148,8 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
     storage = [n.name for n in lab.nodes("storage")]
     capacity = sum(topo.emulated_rate(topo.link(s, peer)) for s in storage for peer in topo.graph[s])
     client_capacity = sum(topo.emulated_rate(topo.link(c, peer)) for c in clients for peer in topo.graph[c])
-    with StorageCluster(lab, storage, replicas=replicas, cc=cc) as cluster:
+    with StorageCluster(lab, storage, replicas=replicas, cc=cc, chunk_size=chunk_size,
+                        timeout_base=timeout_base) as cluster:
         chains = len(cluster.table.chains)
         cluster.run_client(clients[0], ["write", "--file", "bench", "--chunks", str(4 * chains),
                                          "--stripe", str(chains), "--chunk-size", str(chunk_size)])
@@ -153,12 +165,12 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
 
 
 def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float = 1.0, replicas: int = 1,
-               chunk_size: int = 256 * 1024) -> dict:
+               chunk_size: int = 256 * 1024, timeout_base: float | None = None) -> dict:
     """Save a compute node's GPU state to the lab's storage `saves` times, then load and verify it."""
     if lab.node(node).kind != "compute":
         raise EmuError(f"{node} is a {lab.node(node).kind} node; checkpoints are taken on compute nodes")
     topo = lab.topology
-    with StorageCluster(lab, replicas=replicas) as cluster:
+    with StorageCluster(lab, replicas=replicas, chunk_size=chunk_size, timeout_base=timeout_base) as cluster:
         proc = cluster.start_client(node, [
             "--gpus", str(topo.node(node).attrs["gpus"]), "--state-bytes", str(state_bytes),
             "--scale", repr(topo.scale), "--saves", str(saves), "--period", str(period),
