@@ -55,7 +55,7 @@ def run(args) -> None:
     peers = endpoints(args.peers)
     dtype = DTYPES[args.dtype]
     params = NodeParams(gpus=args.gpus).scaled(args.scale)
-    Ready.limit = args.timeout
+    Ready.limit = 2 * args.timeout      # the sockets' timeouts name the lost peer first
     mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc, connect_timeout=args.timeout, io_timeout=args.timeout)
     algo = ALGOS[args.algo]
     try:

@@ -38,7 +38,7 @@ class Ready:
 
     def wait(self) -> None:
         if not self._event.wait(self.limit):
-            raise TimeoutError(f"a pipeline stage made no progress for {self.limit:g} s")
+            raise TimeoutError(f"a pipeline stage made no progress for {self.limit:g} s: a peer or a link is lost")
         NodeModel.settle(self.at)
 
 
