@@ -44,9 +44,14 @@ def lab_name(positional: str | None, option: str | None, required: bool = True) 
     return name
 
 
-def attach(positional: str | None = None, option: str | None = None, required: bool = True):
+def attach(positional: str | None = None, option: str | None = None, required: bool = True, acts: bool = True):
+    """The named lab; `acts`: the verb runs programs in it, which needs root (checked before any output)."""
+    from emu.fabric.apply import require_root
     from emu.lab import Lab
-    return Lab.get(lab_name(positional, option, required))
+    lab = Lab.get(lab_name(positional, option, required))
+    if acts:
+        require_root("run programs in lab nodes")
+    return lab
 
 
 @main.command()
@@ -56,9 +61,14 @@ def up(file, name):
     """Build the lab described by FILE."""
     from emu.lab import Lab
     from emu.topo import load_topology
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     topo = load_topology(file, name)
     start = time.perf_counter()
-    lab = Lab.up(topo)
+    # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
+    with Progress("building", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True, disable=len(topo.nodes()) < 200) as bar:
+        task = bar.add_task("build", total=None)
+        lab = Lab.up(topo, progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"lab [bold]{lab.name}[/] up in {time.perf_counter() - start:.2f} s: {topo.summary()}")
 
 
@@ -71,7 +81,7 @@ def down(lab, lab_opt, every):
     from emu.lab import Lab
     if every == bool(lab or lab_opt):
         raise EmuError("name the lab to tear down (LAB or --lab LAB), or pass --all")
-    for target in ([Lab.get(n) for n in Lab.names()] if every else [attach(lab, lab_opt)]):
+    for target in ([Lab.get(n) for n in Lab.names()] if every else [attach(lab, lab_opt, acts=False)]):
         start = time.perf_counter()
         target.down()
         console.print(f"lab [bold]{target.name}[/] down in {time.perf_counter() - start:.2f} s")
@@ -97,7 +107,7 @@ def list_labs():
 def status(lab, lab_opt, as_json):
     """Show a lab's nodes, addresses and links (LAB may be left out with one lab up)."""
     from emu.units import format_rate
-    st = attach(lab, lab_opt, required=False).status()
+    st = attach(lab, lab_opt, required=False, acts=False).status()
     if as_json:
         click.echo(json.dumps(st, indent=1))
         return

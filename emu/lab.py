@@ -108,8 +108,9 @@ class Lab:
     # -- lifecycle ------------------------------------------------------------------
 
     @classmethod
-    def up(cls, topology: Topology, name: str | None = None) -> "Lab":
-        """Build the lab in the kernel. Raises (having undone everything) on failure."""
+    def up(cls, topology: Topology, name: str | None = None, progress=None) -> "Lab":
+        """Build the lab in the kernel. Raises (having undone everything) on failure.
+        progress(done, total) hears of each build step (see fabric.apply.build)."""
         apply.require_root()
         name = name or topology.name
         if name != topology.name:
@@ -133,7 +134,7 @@ class Lab:
                                   f"not this lab's")
             state["claimed"] = True
             _write_state(name, state)
-            apply.build(plan)
+            apply.build(plan, progress)
         except BaseException:
             state_path(name).unlink(missing_ok=True)
             raise

@@ -19,18 +19,30 @@ def require_root(action: str = "build labs") -> None:
         raise EmuError(f"root (CAP_NET_ADMIN) is needed to {action}: run as root or with sudo")
 
 
-def build(plan: FabricPlan) -> None:
+def build(plan: FabricPlan, progress=None) -> None:
+    """Make the plan real. progress(done, total), if given, hears of each step (one per namespace
+    for sysctls, one per batch), so a caller can show a large build advancing."""
     require_root()
     taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
     if taken:
         raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists")
+    total = 1 + 3 * len(plan.namespaces)
+    done = 0
+
+    def step():
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
     try:
         run_batch("ip", plan.create_lines)
+        step()
         for ns in plan.namespaces:
             netns.write_sysctls(ns.netns, ns.sysctls)
+            step()
         jobs = [("ip", ns.ip_lines, ns.netns) for ns in plan.namespaces]
         jobs += [("tc", ns.tc_lines, ns.netns) for ns in plan.namespaces]
-        run_batches(jobs)
+        run_batches(jobs, on_done=step)
     except BaseException:
         destroy(plan.netns_names())
         raise

@@ -1,6 +1,6 @@
 """Batched kernel changes: one `ip -batch` / `tc -batch` call per namespace, never one per object."""
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from emu.errors import FabricError
 
@@ -19,10 +19,14 @@ def run_batch(tool: str, lines: list[str], netns: str | None = None, force: bool
         raise FabricError(f"{tool} -batch failed{where}: {detail}")
 
 
-def run_batches(jobs: list[tuple[str, list[str], str | None]]) -> None:
-    """Run (tool, lines, netns) batches concurrently; raise the first failure after all finish."""
+def run_batches(jobs: list[tuple[str, list[str], str | None]], on_done=None) -> None:
+    """Run (tool, lines, netns) batches concurrently; raise the first failure after all finish.
+    on_done(), if given, is called once per finished batch (for progress)."""
     with ThreadPoolExecutor(WORKERS) as pool:
         futures = [pool.submit(run_batch, tool, lines, ns) for tool, lines, ns in jobs]
+        for future in as_completed(futures):
+            if on_done:
+                on_done()
     errors = [f.exception() for f in futures if f.exception()]
     if errors:
         raise errors[0]

@@ -47,3 +47,43 @@ def test_size_ranges_double_like_nccl_tests():
     for bad in ("8M:1M", "lots", "0"):
         with pytest.raises(EmuError):
             parse_sizes(bad)
+
+
+def test_help_and_version():
+    for flag in ("-h", "--help"):
+        result = CliRunner().invoke(main, [flag])
+        assert result.exit_code == 0 and "Usage:" in result.output and "--version" in result.output
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("emu, version ")
+
+
+def fake_lab(tmp_path, monkeypatch, name="fk"):
+    """A state file for a lab that is not in the kernel: enough for verbs that read state first."""
+    import json
+    from emu import lab as lab_mod
+    from emu.topo import build
+    monkeypatch.setattr(lab_mod, "STATE_DIR", tmp_path)
+    topo = build("star", name, hosts=2)
+    (tmp_path / f"{name}.json").write_text(json.dumps({
+        "name": name, "claimed": True, "topology": topo.to_dict(),
+        "nodes": {n.name: {"kind": n.kind, "netns": f"emu-{name}-{n.name}", "addrs": ["198.18.0.0"]}
+                  for n in topo.nodes()}}))
+    return name
+
+
+def test_non_root_exec_and_bench_get_one_line(tmp_path, monkeypatch):
+    name = fake_lab(tmp_path, monkeypatch)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    for argv in (["exec", "--lab", name, "c0", "--", "true"],
+                 ["bench", "allreduce", "--lab", name, "--sizes", "64K"]):
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 1, result.output
+        assert result.output == "emu: root (CAP_NET_ADMIN) is needed to run programs in lab nodes: run as root or with sudo\n"
+
+
+def test_lab_named_twice_differently_is_refused(tmp_path, monkeypatch):
+    name = fake_lab(tmp_path, monkeypatch)
+    result = CliRunner().invoke(main, ["status", name, "--lab", "other"])
+    assert result.exit_code == 1 and result.output == f"emu: two lab names given ({name} and --lab other)\n"
+    result = CliRunner().invoke(main, ["status", "--lab", name, "--json"])
+    assert result.exit_code == 0 and f'"name": "{name}"' in result.output
