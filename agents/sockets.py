@@ -29,6 +29,20 @@ def connecting(tos: int = 0, cc: str | None = None, nodelay: bool = True) -> soc
     return mark(socket.socket(socket.AF_INET, socket.SOCK_STREAM), tos, cc, nodelay)
 
 
+def lose_after(sock: socket.socket, seconds: float) -> socket.socket:
+    """Let the kernel end the connection (ETIMEDOUT) once the peer has been silent for `seconds`:
+    data unacknowledged that long (TCP_USER_TIMEOUT), or, while waiting for a reply, no answer to
+    keepalive probes sent every second. A peer that is merely slow, its replies stuck behind an
+    incast, still answers probes, so only a lost peer or a cut link trips this; a timer on the
+    request itself cannot tell the two apart (a read under heavy incast can wait 20 s and more)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, max(1, int(seconds)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(seconds * 1000))
+    return sock
+
+
 def listening(port: int, tos: int = 0, cc: str | None = None, backlog: int = 256,
               nodelay: bool = True) -> socket.socket:
     """A TCP listener on every address of the node; the sockets it accepts inherit its class."""

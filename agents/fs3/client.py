@@ -125,14 +125,14 @@ class Client:
             reader, writer = await self.pool.acquire(node)
             try:
                 await wire.send(writer, {"op": "read", "chain": chain, "chunk": key, "rts": self.rts})
-                reply, data = await self.pool.recv(reader)
+                reply, data = await wire.recv(reader)
                 if reply["status"] == "rts":
                     async with self.grants:           # at most rts_limit transmissions at once
                         self.transmitting += 1
                         self.max_transmitting = max(self.max_transmitting, self.transmitting)
                         try:
                             await wire.send(writer, {"op": "grant"})
-                            reply, data = await self.pool.recv(reader)
+                            reply, data = await wire.recv(reader)
                         finally:
                             self.transmitting -= 1
             except BaseException:

@@ -26,11 +26,12 @@ async def recv(reader: asyncio.StreamReader) -> tuple[dict, bytes]:
     return header, payload
 
 
-async def connect(host: str, port: int, tos: int = 0, cc: str | None = None):
-    sock = sockets.connecting(tos, cc)
+async def connect(host: str, port: int, tos: int = 0, cc: str | None = None, timeout: float = 60.0):
+    """A stream to host:port in class `tos` that fails (an OSError) once the peer is lost for `timeout` s."""
+    sock = sockets.lose_after(sockets.connecting(tos, cc), timeout)
     sock.setblocking(False)
     try:
-        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), timeout)
     except BaseException:
         sock.close()
         raise
@@ -44,9 +45,9 @@ async def serve(handler, port: int, tos: int = 0, cc: str | None = None) -> asyn
 
 class Pool:
     """Idle connections per peer, reused one request at a time (a request owns its connection
-    until its reply is read, so no request ids are needed). A peer that does not answer a
-    connect or a request within `timeout` seconds counts as disconnected (TimeoutError is an
-    OSError): a cut link must end a request, not hang it."""
+    until its reply is read, so no request ids are needed). A peer lost for `timeout` seconds
+    breaks its connections (see agents.sockets.lose_after): a cut link ends a request, never
+    hangs it, while a slow reply is waited for as long as it takes."""
 
     def __init__(self, addrs: dict, tos: int = 0, cc: str | None = None, timeout: float = 60.0):
         self.addrs, self.tos, self.cc, self.timeout = addrs, tos, cc, timeout
@@ -56,11 +57,7 @@ class Pool:
         idle = self.idle.setdefault(peer, [])
         if idle:
             return idle.pop()
-        return await asyncio.wait_for(connect(*self.addrs[peer], tos=self.tos, cc=self.cc), self.timeout)
-
-    async def recv(self, reader) -> tuple[dict, bytes]:
-        """One message from a peer, or TimeoutError after `timeout` seconds of waiting."""
-        return await asyncio.wait_for(recv(reader), self.timeout)
+        return await connect(*self.addrs[peer], tos=self.tos, cc=self.cc, timeout=self.timeout)
 
     def release(self, peer, conn) -> None:
         self.idle.setdefault(peer, []).append(conn)
@@ -69,8 +66,8 @@ class Pool:
         """One request/reply exchange; a broken connection is closed, never reused."""
         reader, writer = await self.acquire(peer)
         try:
-            await asyncio.wait_for(send(writer, header, payload), self.timeout)
-            reply = await self.recv(reader)
+            await send(writer, header, payload)
+            reply = await recv(reader)
         except BaseException:
             writer.close()
             raise
