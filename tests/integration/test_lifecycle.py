@@ -246,3 +246,15 @@ def test_a_program_in_a_deleted_namespace_is_one_line(make_lab, lab_name):
     subprocess.run(["ip", "netns", "del", node.netns], check=True)
     with pytest.raises(EmuError, match="does not exist"):
         node.popen(["true"])
+
+
+def test_clean_of_one_lab_enters_no_other_labs_namespaces(make_lab, lab_name, monkeypatch):
+    make_lab(build("star", lab_name + "b", hosts=30))
+    victim = make_lab(build("star", lab_name + "v", hosts=2))
+    entered = []
+    real = apply.namespace_mark
+    monkeypatch.setattr(apply, "namespace_mark", lambda name: entered.append(name) or real(name))
+    from emu.lab import clean
+    assert clean(victim.name) == {victim.name: 3}
+    assert sorted(entered) == sorted(f"emu-{victim.name}-{n}" for n in ("sw0", "c0", "c1"))
+    victim.state["nodes"] = {}
