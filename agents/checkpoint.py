@@ -24,7 +24,8 @@ import numpy as np
 
 from agents.errors import one_line_errors
 from agents.fs3.client import Client
-from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams
+from agents.gpu import Gpus, NodeModel
+from cluster.node import DTYPES, NodeParams
 
 TENSORS = (("param", 0.25), ("grad", 0.25), ("adam_m", 0.25), ("adam_v", 0.25))   # shares of a GPU's state
 

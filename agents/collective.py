@@ -13,12 +13,13 @@ import os
 import sys
 import time
 
-from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams, pattern, reference_sum
+from agents.errors import one_line_errors
+from agents.gpu import Gpus, NodeModel, pattern, reference_sum
 from agents.hfreduce import hfreduce
 from agents.nccl import alltoall, ring_allreduce, tree_allreduce_gpus
-from agents.errors import one_line_errors
 from agents.nic import Mesh, endpoints
 from agents.pipeline import Ready
+from cluster.node import DTYPES, NodeParams
 
 ALGOS = {
     "hfreduce": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk),

@@ -17,8 +17,8 @@ from functools import partial
 
 import numpy as np
 
-from agents.dbtree import double_binary_tree
 from agents.gpu import NodeModel
+from cluster.dbtree import double_binary_tree
 
 
 class Ready:

@@ -7,6 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cluster.collectives import ALLREDUCE
 from emu.errors import EmuError
 
 console = Console()
@@ -232,7 +233,7 @@ def bench():
 
 
 @bench.command("allreduce")
-@click.option("--algo", type=click.Choice(["hfreduce", "hfreduce-nvlink", "ring", "tree"]), default="hfreduce",
+@click.option("--algo", type=click.Choice(ALLREDUCE), default="hfreduce",
               show_default=True)
 @bench_options
 def bench_allreduce_cmd(lab_opt, algo, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):

@@ -12,8 +12,8 @@ import zlib
 from collections import defaultdict
 
 from agents.fs3 import wire
-from agents.fs3.chains import ChainTable, Layout
 from agents.nic import endpoints
+from cluster.chains import ChainTable, Layout
 
 
 class StorageError(IOError):

@@ -8,7 +8,7 @@ import json
 import sys
 
 from agents.fs3 import wire
-from agents.fs3.chains import ChainTable, file_layout
+from cluster.chains import ChainTable, file_layout
 
 
 class MetaService:

@@ -24,8 +24,8 @@ import zlib
 from dataclasses import dataclass, field
 
 from agents.fs3 import wire
-from agents.fs3.chains import ChainTable
 from agents.nic import endpoints
+from cluster.chains import ChainTable
 
 
 @dataclass

@@ -6,12 +6,11 @@ time = the slowest rank's mean, algbw = size / time, busbw = algbw * 2(n-1)/n fo
 allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests), each also projected to real scale
 (divided by the lab's scale). GB/s are 1e9 bytes per second.
 """
+from cluster.collectives import ALLREDUCE, TRAFFIC_CLASS
 from emu.errors import EmuError
 from emu.experiments.agents import Agents, command, peer_timeout
 
-ALGOS = ("hfreduce", "hfreduce-nvlink", "ring", "tree")          # allreduce algorithms
-TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl",
-                 "alltoall": "nccl"}
+ALGOS = ALLREDUCE
 PORT = 6000
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 

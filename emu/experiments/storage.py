@@ -20,7 +20,7 @@ META_PORT, STORAGE_PORT = 8000, 8100
 class StorageCluster:
     def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int | None = None,
                  cc: str | None = None, chunk_size: int = 256 * 1024, timeout_base: float | None = None):
-        from agents.fs3.chains import build_chain_table
+        from cluster.chains import build_chain_table
         self.lab, self.cc = lab, cc
         # a reply may queue behind a server's other in-flight requests (32 per client, fs3.client)
         self.timeout = peer_timeout(lab, 32 * chunk_size, timeout_base)

@@ -10,12 +10,14 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agents.collective import ALGOS, fill, wrong_elements
-from agents.dbtree import double_binary_tree
-from agents.gpu import DTYPES, Gpus, NodeModel, NodeParams
+from agents.gpu import Gpus, NodeModel
 from agents.nic import Mesh
+from cluster.dbtree import double_binary_tree
+from cluster.node import DTYPES, NodeParams
 
 _ports = itertools.count(21000, 10)
 

@@ -5,12 +5,13 @@ import os
 from collections import Counter
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agents.fs3.chains import build_chain_table, file_layout
 from agents.fs3.client import Client
 from agents.fs3.meta import MetaService
 from agents.fs3.storage import StorageService
+from cluster.chains import build_chain_table, file_layout
 
 _ports = itertools.count(23000, 20)
 

@@ -1,0 +1,30 @@
+"""What a compute node is made of, in numbers: its hardware figures and the dtypes its GPUs hold.
+
+Defaults are the paper's PCIe A100 node (Table I and section IV-D). Read by the agents that
+emulate the node and by the control plane (bounds, projections, a flow-level model).
+"""
+from dataclasses import dataclass, replace
+
+import ml_dtypes
+import numpy as np
+
+DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16),
+          "bf16": np.dtype(ml_dtypes.bfloat16), "fp8": np.dtype(ml_dtypes.float8_e4m3fn)}
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Hardware figures of one compute node, in bytes per second (real scale)."""
+    gpus: int = 8
+    pcie_bps: float = 27e9                 # GPU <-> CPU per direction, PCIe 4.0 x16 (measured >27 GB/s)
+    root_complex_bps: float = 37.5e9       # one host bridge, shared by its GPUs and both directions
+    gpus_per_root_complex: int = 2         # e.g. GPU5 and GPU6 on one port
+    gpu_nic_p2p_bps: float = 9 * 2**30     # GPU <-> IB NIC peer to peer on EPYC Rome (~9 GiB/s)
+    host_mem_bps: float = 320e9            # 16 channels DDR4-3200, practical
+    nvlink_bps: float = 600e9              # NVLink bridge between the GPUs of a pair
+    numa_nodes: int = 2                    # GDRCopy H2D reads host memory once per NUMA node
+
+    def scaled(self, scale: float) -> "NodeParams":
+        return replace(self, pcie_bps=self.pcie_bps * scale, root_complex_bps=self.root_complex_bps * scale,
+                       gpu_nic_p2p_bps=self.gpu_nic_p2p_bps * scale, host_mem_bps=self.host_mem_bps * scale,
+                       nvlink_bps=self.nvlink_bps * scale)
