@@ -22,7 +22,7 @@ def serve(port: int, max_conns: int | None) -> None:
     # Unmarked listener: the lab's hosts reflect each connection's class (tcp_reflect_tos), so one
     # server answers a marked and an unmarked flow each in its own VL.
     listener = sockets.listening(port, nodelay=False)
-    print(json.dumps({"listening": port}), flush=True)
+    print(json.dumps({"ready": True, "port": port}), flush=True)
     threads = []
     served = 0
     while max_conns is None or served < max_conns:

@@ -1,13 +1,11 @@
 """The `emu` command: a thin shell over the library (parse, call, print)."""
-import json
 import sys
 import time
 
 import click
 from rich.console import Console
-from rich.table import Table
 
-from cluster.collectives import ALLREDUCE
+from cluster.collectives import ALLREDUCE, ALLTOALL
 from emu.errors import EmuError
 
 console = Console()
@@ -92,13 +90,9 @@ def down(lab, lab_opt, every):
 def list_labs():
     """List the labs that are up."""
     from emu.lab import Lab
-    table = Table("lab", "nodes", "links", "scale", "routing", "source")
-    for name in Lab.names():
-        lab = Lab.get(name)
-        st = lab.status()
-        table.add_row(name, str(len(st["nodes"])), str(len(st["links"])), f"{st['scale']:g}", st["routing"],
-                      lab.state.get("source", ""))
-    console.print(table if table.rows else "no lab is up")
+    from emu.report.tables import labs_table
+    labs = [Lab.get(name) for name in Lab.names()]
+    console.print(labs_table([{**lab.status(), "source": lab.state.get("source", "")} for lab in labs]))
 
 
 @main.command()
@@ -107,22 +101,13 @@ def list_labs():
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status(lab, lab_opt, as_json):
     """Show a lab's nodes, addresses and links (LAB may be left out with one lab up)."""
-    from emu.units import format_rate
+    from emu.report.tables import json_rows, status_tables
     st = attach(lab, lab_opt, required=False, acts=False).status()
     if as_json:
-        click.echo(json.dumps(st, indent=1))
+        click.echo(json_rows(st))
         return
-    console.print(f"lab [bold]{st['name']}[/]: scale {st['scale']:g}, routing {st['routing']}, "
-                  f"isolation {'on' if st['isolation'] else 'off'}")
-    nodes = Table("node", "kind", "netns", "addresses")
-    for n in st["nodes"]:
-        nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]))
-    console.print(nodes)
-    links = Table("a", "b", "emulated rate", "real rate", "buffer/VL")
-    for l in st["links"]:
-        links.add_row(l["a"], l["b"], format_rate(l["rate_bps"]), format_rate(l["real_rate_bps"]),
-                      f"{l['buffer_bytes'] // 1024} KiB")
-    console.print(links)
+    for part in status_tables(st):
+        console.print(part)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -161,7 +146,7 @@ def clean(lab, lab_opt, every):
 @click.option("--stop", is_flag=True, help="end them (by PID)")
 def agents(lab, lab_opt, stop):
     """List the agent processes running in LAB (left over by a killed run, say); --stop ends them."""
-    from emu.experiments.agents import running_agents, stop_agents
+    from emu.launch import running_agents, stop_agents
     target = attach(lab, lab_opt)
     found = running_agents(target)
     for pid, node, module in found:
@@ -183,6 +168,36 @@ def check(file):
     """Validate FILE without building anything."""
     from emu.topo import load_topology
     console.print(f"ok: {load_topology(file).summary()}")
+
+
+@topo.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the file's `name`)")
+@click.option("--json", "as_json", is_flag=True, help="the whole plan as JSON")
+@click.option("--lines", is_flag=True, help="the exact ip/tc batch lines and sysctls `emu up` would run")
+def plan(file, name, as_json, lines):
+    """Show what FILE's lab would be (ports, routes, VL queues), building nothing."""
+    from emu.fabric.render import render
+    from emu.plan import make_plan
+    from emu.report.tables import json_rows, plan_tables
+    from emu.topo import load_topology
+    lab_plan = make_plan(load_topology(file, name))
+    if as_json:
+        click.echo(json_rows(lab_plan.to_dict()))
+    elif lines:
+        batch = render(lab_plan)
+        click.echo("# ip -batch (root namespace)")
+        click.echo("\n".join(batch.create_lines))
+        for ns in batch.namespaces:
+            click.echo(f"# {ns.netns}: sysctls")
+            click.echo("\n".join(f"{k} = {v}" for k, v in ns.sysctls.items()))
+            click.echo(f"# {ns.netns}: ip -batch")
+            click.echo("\n".join(ns.ip_lines))
+            click.echo(f"# {ns.netns}: tc -batch")
+            click.echo("\n".join(ns.tc_lines))
+    else:
+        for part in plan_tables(lab_plan):
+            console.print(part)
 
 
 @topo.command()
@@ -210,7 +225,7 @@ _BENCH_OPTIONS = [
     lab_option,
     click.option("--nodes", help="comma-separated compute nodes (default: every compute node)"),
     click.option("--sizes", default="1M:16M", show_default=True,
-                 help="bytes per GPU buffer: START:END doubling, or a comma list (K, M, G suffixes)"),
+                 help="bytes per GPU buffer: START:END doubling, or a comma list (64K = 64KiB = 65536)"),
     click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "fp8"]), default="fp32", show_default=True),
     click.option("--iters", default=5, show_default=True),
     click.option("--warmup", default=1, show_default=True),
@@ -236,38 +251,38 @@ def bench():
 @click.option("--algo", type=click.Choice(ALLREDUCE), default="hfreduce",
               show_default=True)
 @bench_options
-def bench_allreduce_cmd(lab_opt, algo, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
+def bench_allreduce_cmd(lab_opt, algo, **options):
     """Allreduce across compute nodes, nccl-tests columns, measured and projected to real scale."""
-    target = attach(None, lab_opt)
-    node_list = [n.strip() for n in nodes.split(",")] if nodes else None
-    _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot)
+    _run_bench(attach(None, lab_opt), algo, **options)
 
 
-def _run_bench(target, algo, node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
-    from emu.experiments.collectives import HEADER, bench_collective, format_row, parse_sizes
+def _run_bench(target, algo, nodes, sizes, as_json, plot, **choices):
+    """choices: dtype, iters, warmup, chunk, cc (bench_collective's keywords)."""
+    from emu.experiments.collectives import bench_collective
+    from emu.report.tables import COLLECTIVE_HEADER, COLLECTIVE_KEYS, collective_row, json_rows
+    from emu.units import parse_sizes
     op = "alltoall" if algo == "alltoall" else f"{algo} allreduce"
     if not as_json:
-        click.echo(f"# {op} on lab {target.name} (scale {target.topology.scale:g}); proj_* = measured / scale")
-        click.echo(HEADER)
-    rows = bench_collective(target, algo, node_list, parse_sizes(sizes), dtype, iters, warmup, chunk, cc,
-                            on_row=None if as_json else lambda r: click.echo(format_row(r)))
+        click.echo(f"# {op} on lab {target.name} (scale {target.plan.scale:g}); proj_* = measured / scale")
+        click.echo(COLLECTIVE_HEADER)
+    node_list = [n.strip() for n in nodes.split(",")] if nodes else None
+    rows = bench_collective(target, algo, node_list, parse_sizes(sizes), **choices,
+                            on_row=None if as_json else lambda r: click.echo(collective_row(r)))
     if plot:
-        from emu.experiments.plots import bandwidth_plot
+        from emu.report.plots import bandwidth_plot
         bandwidth_plot({algo: rows}, plot, f"{op} on {target.name}, {rows[0]['nodes']} nodes x "
-                       f"{rows[0]['gpus'] // rows[0]['nodes']} GPUs, scale {target.topology.scale:g}")
+                       f"{rows[0]['gpus'] // rows[0]['nodes']} GPUs, scale {target.plan.scale:g}")
     if as_json:
-        keys = ("size", "count", "type", "redop", "time_us", "algbw", "busbw", "proj_algbw", "proj_busbw", "wrong")
-        click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=1))
+        click.echo(json_rows(rows, COLLECTIVE_KEYS))
     elif any(r["wrong"] for r in rows):
         sys.exit(1)
 
 
 @bench.command("alltoall")
 @bench_options
-def bench_alltoall_cmd(lab_opt, nodes, sizes, dtype, iters, warmup, chunk, cc, as_json, plot):
+def bench_alltoall_cmd(lab_opt, **options):
     """All-to-all across compute nodes (expert parallelism), nccl-tests columns."""
-    node_list = [n.strip() for n in nodes.split(",")] if nodes else None
-    _run_bench(attach(None, lab_opt), "alltoall", node_list, sizes, dtype, iters, warmup, chunk, cc, as_json, plot)
+    _run_bench(attach(None, lab_opt), ALLTOALL, **options)
 
 
 @main.group("exp")
@@ -290,33 +305,22 @@ def experiment():
 def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json, plot):
     """One client reads a file striped over N storage services (3FS client-side incast)."""
     from emu.experiments.storage import incast
-    from emu.units import format_rate
+    from emu.report.tables import INCAST_KEYS, incast_line, incast_table, json_rows
     target = attach(None, lab_opt)
     try:
         counts = [int(x) for x in senders.split(",")] if senders else None
     except ValueError:
         raise EmuError(f"--senders: {senders!r} is not a comma-separated list of numbers") from None
-    table = Table("senders", "rts", "goodput", "real scale", "share of link", "p50 ms", "p99 ms", "drops",
-                  title=f"incast into {client} on {target.name} (scale {target.topology.scale:g}, "
-                        f"chunk {chunk_size} B, rts limit {rts_limit})")
-
-    def show(r):
-        if not as_json:
-            console.print(f"senders {r['senders']:>3}: goodput {format_rate(r['goodput_bps'])}, "
-                          f"share {r['share']:.0%}, drops {r['drops']}")
-        table.add_row(str(r["senders"]), rts, format_rate(r["goodput_bps"]), format_rate(r["proj_goodput_bps"]),
-                      f"{r['share']:.0%}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["drops"]))
-
     rows = incast(target, client, counts, rts == "on", rts_limit, chunk_size, chunks_per_sender, rounds, cc,
-                  on_row=show)
+                  on_row=None if as_json else lambda r: console.print(incast_line(r)))
     if plot:
-        from emu.experiments.plots import incast_plot
+        from emu.report.plots import incast_plot
         incast_plot({f"request-to-send {rts}": rows}, plot, f"incast into {client} on {target.name}")
     if as_json:
-        keys = ("senders", "rts", "goodput_bps", "proj_goodput_bps", "share", "p50_ms", "p99_ms", "drops")
-        click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=1))
+        click.echo(json_rows(rows, INCAST_KEYS))
     else:
-        console.print(table)
+        console.print(incast_table(rows, f"incast into {client} on {target.name} (scale {target.plan.scale:g}, "
+                                         f"chunk {chunk_size} B, rts limit {rts_limit})"))
 
 
 @main.group()
@@ -335,45 +339,41 @@ def storage():
 def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_json):
     """Aggregate read throughput of all clients against all storage nodes, as a share of their NICs."""
     from emu.experiments.storage import storage_bench
-    from emu.units import format_rate
+    from emu.report.tables import json_rows, storage_bench_line
     target = attach(None, lab_opt)
     r = storage_bench(target, [c.strip() for c in clients.split(",")] if clients else None, seconds, replicas,
                       rts == "on", rts_limit)
     if as_json:
-        click.echo(json.dumps({k: v for k, v in r.items() if k != "per_client"}, indent=1))
+        click.echo(json_rows(r, [k for k in r if k != "per_client"]))
         return
-    console.print(f"{r['clients']} clients read from {r['storage_nodes']} storage nodes ({r['replicas']} replica(s)): "
-                  f"{format_rate(r['aggregate_bps'])} = {r['share']:.0%} of the storage NICs' "
-                  f"{format_rate(r['storage_capacity_bps'])} (real scale {format_rate(r['proj_aggregate_bps'])}); "
-                  f"the paper: 8 of 9 TB/s (89%)")
+    console.print(storage_bench_line(r))
 
 
 @storage.command("checkpoint")
 @lab_option
 @click.option("--node", required=True, help="the compute node whose GPU state is saved")
-@click.option("--state", default="4M", show_default=True, help="bytes of state per GPU (K, M suffixes)")
+@click.option("--state", default="4M", show_default=True, help="bytes of state per GPU (4M = 4MiB = 4194304)")
 @click.option("--saves", default=2, show_default=True)
 @click.option("--period", default=1.0, show_default=True, help="seconds between saves")
 @click.option("--replicas", default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def checkpoint_cmd(lab_opt, node, state, saves, period, replicas, as_json):
     """Checkpoint manager: save GPU state to storage periodically, then load and verify it."""
-    from emu.experiments.collectives import parse_sizes
     from emu.experiments.storage import checkpoint
-    from emu.units import format_rate
+    from emu.report.tables import checkpoint_lines, json_rows
+    from emu.units import parse_size
     target = attach(None, lab_opt)
-    r = checkpoint(target, node, parse_sizes(state)[0], saves, period, replicas)
+    try:
+        state_bytes = parse_size(state)
+    except ValueError as e:
+        raise EmuError(f"--state: {e}") from None
+    r = checkpoint(target, node, state_bytes, saves, period, replicas)
     if as_json:
-        click.echo(json.dumps(r, indent=1))
-        return
-    for s in r["saves"]:
-        console.print(f"save {s['name']}: {s['bytes']} B in {s['seconds']:.2f} s, {format_rate(s['bps'])} "
-                      f"(real scale {format_rate(s['proj_bps'])})")
-    ld = r["load"]
-    console.print(f"load {ld['name']}: {ld['bytes']} B in {ld['seconds']:.2f} s, {format_rate(ld['bps'])} "
-                  f"(real scale {format_rate(ld['proj_bps'])}), {ld['tensors']} tensors, "
-                  f"{'verified' if ld['verified'] else '[red]MISMATCH[/]'}")
-    if not ld["verified"]:
+        click.echo(json_rows(r))
+    else:
+        for line in checkpoint_lines(r):
+            console.print(line)
+    if not r["load"]["verified"]:
         sys.exit(1)
 
 

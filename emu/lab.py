@@ -13,13 +13,13 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emu.errors import EmuError, FabricError, shorten
-from emu.fabric import apply, netns
-from emu.fabric.render import netns_name, render
-from emu.topo.addressing import AddressPlan
+from emu.fabric import apply, backend, netns
+from emu.plan import LabPlan, make_plan, netns_name
+from emu.routing import Route
 from emu.topo.loader import topology_from_dict
 from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
 
@@ -58,8 +58,8 @@ def namespaces_of(lab: str, state: dict) -> list[str]:
     from it: a tampered or stale file cannot point emu at a namespace outside the lab's names."""
     if not state.get("claimed"):
         return []            # killed before its build began: nothing of it was created
-    nodes = state.get("nodes", {})
-    return [netns_name(lab, n) for n in nodes if isinstance(n, str) and len(n) <= MAX_NODE_NAME
+    names = [n.get("name") for n in state.get("plan", {}).get("nodes", []) if isinstance(n, dict)]
+    return [netns_name(lab, n) for n in names if isinstance(n, str) and len(n) <= MAX_NODE_NAME
             and NAME_RE.fullmatch(n)]
 
 
@@ -70,6 +70,7 @@ class NodeHandle:
     kind: str
     netns: str
     addrs: tuple[str, ...]
+    forwards: bool = False
 
     @property
     def addr(self) -> str:
@@ -104,6 +105,8 @@ class Lab:
         self.state = state
         self.name: str = state["name"]
         self._topology: Topology | None = None
+        self._plan: LabPlan | None = None
+        self.backend = backend.get(state.get("backend", "kernel"))
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -115,13 +118,11 @@ class Lab:
         name = name or topology.name
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
-        plan = render(topology, name)
-        addressing = AddressPlan(topology)
+        plan = make_plan(topology, name)
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
-            "claimed": False, "topology": topology.to_dict(),
-            "nodes": {n.name: {"kind": n.kind, "netns": netns_name(name, n.name),
-                               "addrs": addressing.addrs(n.name)} for n in topology.nodes()},
+            "claimed": False, "backend": "kernel", "topology": topology.to_dict(), "plan": plan.to_dict(),
+            "events": [],
         }
         # Claim the name first (two `up` of one name: one wins, the other touches nothing), then make
         # sure no namespace of ours-to-be exists, and only then mark the state as the namespaces'
@@ -134,12 +135,12 @@ class Lab:
                                   f"not this lab's")
             state["claimed"] = True
             _write_state(name, state)
-            apply.build(plan, progress)
+            lab = cls(state)
+            lab.backend.build(plan, progress)
         except BaseException:
             state_path(name).unlink(missing_ok=True)
             raise
-        lab = cls(state)
-        lab._topology = topology
+        lab._topology, lab._plan = topology, plan
         return lab
 
     @classmethod
@@ -152,11 +153,15 @@ class Lab:
                                f"{len(names)} labs are up ({', '.join(names)}): name one")
             name = names[0]
         try:
-            return cls(json.loads(state_path(name).read_text()))
+            state = json.loads(state_path(name).read_text())
         except FileNotFoundError:
             raise EmuError(f"no lab named {name!r} is up (see 'emu ls')") from None
         except ValueError:
-            raise EmuError(f"the state file of lab {name!r} is damaged ({state_path(name)}): emu clean {name}") from None
+            state = None
+        if not isinstance(state, dict) or not {"name", "topology", "plan"} <= state.keys():
+            raise EmuError(f"the state file of lab {name!r} is damaged or from an older emu ({state_path(name)}): "
+                           f"emu clean {name}")
+        return cls(state)
 
     @staticmethod
     def names() -> list[str]:
@@ -167,8 +172,49 @@ class Lab:
 
     def down(self) -> None:
         apply.require_root("tear labs down")
-        apply.destroy(namespaces_of(self.name, self.state))
+        self.backend.destroy(namespaces_of(self.name, self.state))
         state_path(self.name).unlink(missing_ok=True)
+
+    def launch(self):
+        """A Launcher for agent processes in this lab's nodes (`with lab.launch() as agents:`)."""
+        from emu.launch import Launcher
+        return Launcher(self)
+
+    # -- changes to the running lab (through the backend, recorded in the kept plan) ---------
+
+    def replace_routes(self, node: str, routes: list[Route]) -> None:
+        """Make `routes` the node's whole routing table (rules unchanged)."""
+        n = self.plan.node(node)
+        self.backend.replace_routes(n, n.routes, tuple(routes))
+        self._record(replace(n, routes=tuple(routes)), "routes", node=node, routes=len(routes))
+
+    def set_link(self, a: str, b: str, up: bool) -> None:
+        """Take the link a <-> b down (both ends; the kernel drops the routes over it) or up again
+        (the planned routes over it come back)."""
+        for end, peer in ((a, b), (b, a)):
+            n = self.plan.node(end)
+            port = n.port_to(peer)
+            self.backend.set_link(n, port, up)
+            self._record(replace(n, ports=tuple(replace(p, up=up) if p is port else p for p in n.ports)),
+                         "link", node=end, ifname=port.ifname, up=up)
+
+    def set_vl_rate(self, node: str, ifname: str, vl: int, rate_bps: int, ceil_bps: int | None = None) -> None:
+        """Change a VL's guaranteed rate (and ceiling, default: the port rate) on one egress port."""
+        n = self.plan.node(node)
+        port = n.port(ifname)
+        ceil = port.rate_bps if ceil_bps is None else ceil_bps
+        if not any(q.vl == vl for q in port.queues):
+            raise EmuError(f"{node}:{ifname} has no queue for VL {vl}")
+        self.backend.set_vl_rate(n, port, vl, rate_bps, ceil)
+        queues = tuple(replace(q, rate_bps=rate_bps, ceil_bps=ceil) if q.vl == vl else q for q in port.queues)
+        self._record(replace(n, ports=tuple(replace(p, queues=queues) if p is port else p for p in n.ports)),
+                     "vl_rate", node=node, ifname=ifname, vl=vl, rate_bps=rate_bps, ceil_bps=ceil)
+
+    def _record(self, node, change: str, **what) -> None:
+        self._plan = self.plan.with_node(node)
+        self.state["plan"] = self._plan.to_dict()
+        self.state.setdefault("events", []).append({"t": time.time(), "change": change, **what})
+        _write_state(self.name, self.state)
 
     def __enter__(self) -> "Lab":
         return self
@@ -184,32 +230,43 @@ class Lab:
             self._topology = topology_from_dict(self.state["topology"], self.state.get("source", "<state>"))
         return self._topology
 
+    @property
+    def plan(self) -> LabPlan:
+        """What is installed: the plan the lab was built from, with every runtime change since."""
+        if self._plan is None:
+            self._plan = LabPlan.from_dict(self.state["plan"])
+        return self._plan
+
     def node(self, name: str) -> NodeHandle:
         try:
-            n = self.state["nodes"][name]
+            n = self.plan.node(name)
         except KeyError:
             raise EmuError(f"lab {self.name!r} has no node {name!r}") from None
-        return NodeHandle(name, n["kind"], n["netns"], tuple(n["addrs"]))
+        return NodeHandle(n.name, n.kind, n.netns, tuple(n.addrs), n.forwards)
 
     def nodes(self, kind: str | None = None) -> list[NodeHandle]:
-        return [self.node(n) for n, spec in self.state["nodes"].items() if kind in (None, spec["kind"])]
+        return [self.node(n.name) for n in self.plan.nodes if kind in (None, n.kind)]
 
     def hosts(self) -> list[NodeHandle]:
-        return [n for n in self.nodes() if n.kind != "switch"]
+        return [n for n in self.nodes() if not n.forwards]
 
     def tos(self, traffic_class: str) -> int:
         """TOS byte for a traffic class of this lab's QoS policy."""
         return self.topology.qos.tos_of(traffic_class)
 
     def status(self) -> dict:
-        topo = self.topology
+        plan = self.plan
+        links = []
+        for a, a_if, b, _ in plan.links:
+            port = plan.node(a).port(a_if)
+            links.append({"a": a, "b": b, "rate_bps": port.rate_bps, "real_rate_bps": port.real_rate_bps,
+                          "buffer_bytes": self.topology.link(a, b).buffer_bytes, "up": port.up})
         return {
-            "name": self.name, "scale": topo.scale, "routing": topo.routing,
-            "isolation": topo.qos.isolation,
+            "name": self.name, "scale": plan.scale, "routing": plan.routing,
+            "isolation": self.topology.qos.isolation,
             "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "addrs": list(n.addrs)}
                       for n in self.nodes()],
-            "links": [{"a": l.a, "b": l.b, "rate_bps": topo.emulated_rate(l), "real_rate_bps": l.rate_bps,
-                       "buffer_bytes": l.buffer_bytes} for l in topo.links()],
+            "links": links,
         }
 
 
@@ -220,9 +277,10 @@ def clean(only: str | None = None) -> dict[str, int]:
     apply.require_root("clean labs up")
     if only is not None:
         check_lab_name(only)
+    fabric = backend.get()
     removed: dict[str, int] = {}
-    for lab, names in apply.owned_namespaces(only).items():
-        apply.destroy(names)
+    for lab, names in fabric.owned(only).items():
+        fabric.destroy(names)
         removed[lab] = len(names)
     for name in Lab.names():
         if only not in (None, name):
@@ -233,6 +291,6 @@ def clean(only: str | None = None) -> dict[str, int]:
             names = []
         # Namespaces created in the instant before their marks were set are known only here.
         removed[name] = removed.get(name, 0) + len([n for n in names if netns.netns_path(n).exists()])
-        apply.destroy(names)
+        fabric.destroy(names)
         state_path(name).unlink(missing_ok=True)
     return removed

@@ -2,9 +2,12 @@
 import math
 import re
 
+from emu.errors import EmuError
+
 _RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12}
+# One size grammar for topology files and the CLI: K, KiB (and k) are 2**10, kB is 10**3, etc.
 _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30}
+               "k": 2**10, "m": 2**20, "g": 2**30, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 _NUMBER_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 
 
@@ -15,8 +18,21 @@ def parse_rate(text) -> int:
 
 
 def parse_size(text) -> int:
-    """'128KiB' -> 131072. Plain numbers are bytes."""
-    return _parse(text, _SIZE_UNITS, "b", "size", "B, KiB, MiB, GiB, kB, MB, GB", 1)
+    """'128KiB' and '128K' -> 131072, '128kB' -> 128000. Plain numbers are bytes."""
+    return _parse(text, _SIZE_UNITS, "b", "size", "B, K/KiB, M/MiB, G/GiB, kB, MB, GB", 1)
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'1M:256M' -> 1M, 2M, 4M, ... 256M (doubling, as nccl-tests -b/-e/-f 2); '4M,64M' -> those two."""
+    try:
+        if ":" in text:
+            lo, hi = (parse_size(x) for x in text.split(":", 1))
+            if hi < lo:
+                raise ValueError(f"bad size range {text!r}: the end is below the start")
+            return [lo << k for k in range((hi // lo).bit_length())]
+        return [parse_size(x) for x in text.split(",")]
+    except ValueError as e:
+        raise EmuError(str(e)) from None
 
 
 def _parse(text, units: dict, bare_unit: str, what: str, names: str, least: int) -> int:

@@ -9,7 +9,7 @@ every storage node. Run as root:  python scripts/bench_storage.py
 """
 import argparse
 
-from emu.experiments.plots import incast_plot
+from emu.report.plots import incast_plot
 from emu.experiments.storage import incast, storage_bench
 from emu.lab import Lab
 from emu.topo import build

@@ -50,7 +50,7 @@ class MetaService:
 async def serve(port: int, table: ChainTable, tos: int = 0, cc: str | None = None) -> None:
     meta = MetaService(table)
     server = await wire.serve(meta.handle, port, tos, cc)
-    print(json.dumps({"listening": port}), flush=True)
+    print(json.dumps({"ready": True, "port": port}), flush=True)
     async with server:
         await server.serve_forever()
 

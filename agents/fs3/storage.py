@@ -182,7 +182,7 @@ async def serve(args) -> None:
     server = await wire.serve(service.handle, peers[args.node][1], args.tos, args.cc)
     if args.recover:
         await service.recover()
-    print(json.dumps({"listening": peers[args.node][1], "node": args.node, "targets": len(service.my_chains)}),
+    print(json.dumps({"ready": True, "port": peers[args.node][1], "node": args.node, "targets": len(service.my_chains)}),
           flush=True)
     async with server:
         await server.serve_forever()

@@ -6,37 +6,15 @@ time = the slowest rank's mean, algbw = size / time, busbw = algbw * 2(n-1)/n fo
 allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests), each also projected to real scale
 (divided by the lab's scale). GB/s are 1e9 bytes per second.
 """
-from cluster.collectives import ALLREDUCE, TRAFFIC_CLASS
+from dataclasses import dataclass
+
+from cluster.collectives import ALLREDUCE, ALLTOALL, TRAFFIC_CLASS
 from emu.errors import EmuError
-from emu.experiments.agents import Agents, command, peer_timeout
+from emu.launch import command, peer_timeout
+from emu.report.project import to_real
 
 ALGOS = ALLREDUCE
 PORT = 6000
-SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
-
-
-def parse_sizes(text: str) -> list[int]:
-    """'1M:256M' -> 1M, 2M, 4M, ... 256M (doubling, as nccl-tests -b/-e/-f 2); '4M,64M' -> those two."""
-    def one(s):
-        s = s.strip().upper().removesuffix("B")
-        unit = s[-1] if s and s[-1] in SIZE_UNITS else ""
-        try:
-            value = float(s[: len(s) - len(unit)]) * SIZE_UNITS[unit]
-        except ValueError:
-            raise EmuError(f"bad size {s!r}: use bytes with an optional K, M or G") from None
-        if value < 1:
-            raise EmuError(f"bad size {s!r}: must be at least one byte")
-        return int(value)
-    if ":" in text:
-        lo, hi = (one(x) for x in text.split(":", 1))
-        if hi < lo:
-            raise EmuError(f"bad size range {text!r}: the end is below the start")
-        sizes = []
-        while lo <= hi:
-            sizes.append(lo)
-            lo *= 2
-        return sizes
-    return [one(x) for x in text.split(",")]
 
 
 def default_chunk(size: int) -> int:
@@ -44,61 +22,84 @@ def default_chunk(size: int) -> int:
     return min(4 * 2**20, max(16 * 2**10, size // 16))
 
 
+@dataclass(frozen=True)
+class CollectiveRun:
+    """The choices of one benchmark run (what nccl-tests takes as flags), checked against the lab."""
+    algo: str
+    nodes: tuple[str, ...]
+    gpus: int                       # per node
+    dtype: str = "fp32"
+    iters: int = 5
+    warmup: int = 1
+    chunk: int | None = None        # default: default_chunk(size)
+    cc: str | None = None
+    timeout_base: float | None = None
+
+    @property
+    def ranks(self) -> int:
+        return len(self.nodes) * self.gpus
+
+
 def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
-                    iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
-                    on_row=None, timeout_base: float | None = None) -> list[dict]:
+                     iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
+                     on_row=None, timeout_base: float | None = None) -> list[dict]:
+    run = plan_run(lab, algo, nodes, dtype=dtype, iters=iters, warmup=warmup, chunk=chunk, cc=cc,
+                   timeout_base=timeout_base)
+    rows = []
+    for size in sizes:
+        rows.append(_one_size(lab, run, size))
+        if on_row:
+            on_row(rows[-1])
+    return rows
+
+
+def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRun:
     if algo not in TRAFFIC_CLASS:
         raise EmuError(f"unknown algorithm {algo!r} (one of {', '.join(TRAFFIC_CLASS)})")
-    topo = lab.topology
     names = nodes or [n.name for n in lab.nodes("compute")]
     if not names:
         raise EmuError(f"lab {lab.name!r} has no compute nodes")
     for name in names:
         if lab.node(name).kind != "compute":
             raise EmuError(f"node {name!r} is a {lab.node(name).kind} node, not a compute node")
-    gpus = {topo.node(n).attrs["gpus"] for n in names}
+    gpus = {lab.topology.node(n).attrs["gpus"] for n in names}
     if len(gpus) != 1:
         raise EmuError(f"the nodes have different GPU counts ({sorted(gpus)}); pick nodes with equal counts")
     n_gpus = gpus.pop()
     if algo == "hfreduce-nvlink" and n_gpus % 2:
         raise EmuError("hfreduce-nvlink pairs GPUs over NVLink: the nodes need an even GPU count")
-    peers = ",".join(f"{lab.node(n).addr}:{PORT}" for n in names)
-    rows = []
-    for size in sizes:
-        timeout = peer_timeout(lab, size * n_gpus, timeout_base)     # one node's data
-        rows.append(_one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk or default_chunk(size),
-                              cc, n_gpus, topo.scale, timeout))
-        if on_row:
-            on_row(rows[-1])
-    return rows
+    return CollectiveRun(algo, tuple(names), n_gpus, **choices)
 
 
-def _one_size(lab, algo, names, peers, size, dtype, iters, warmup, chunk, cc, n_gpus, scale, timeout) -> dict:
+def _one_size(lab, run: CollectiveRun, size: int) -> dict:
+    scale, chunk = lab.plan.scale, run.chunk or default_chunk(size)
+    timeout = peer_timeout(lab, size * run.gpus, run.timeout_base)     # one node's data
+    peers = ",".join(f"{lab.node(n).addr}:{PORT}" for n in run.nodes)
     argv = command("collective") + [
-        "--peers", peers, "--algo", algo, "--sizes", str(size), "--dtype", dtype, "--gpus", str(n_gpus),
-        "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(iters), "--warmup", str(warmup),
-        "--tos", str(lab.tos(TRAFFIC_CLASS[algo])), "--tag", lab.name, "--timeout", f"{timeout:.1f}"]
-    argv += ["--cc", cc] if cc else []
-    with Agents(lab) as agents:
-        procs = [agents.start(name, argv + ["--rank", str(rank)]) for rank, name in enumerate(names)]
-        # Each rank ends itself within `timeout` of losing a peer; this bound is only the backstop.
-        results = [agents.result(name, proc, timeout * (warmup + iters + 2) + 60) for name, proc in zip(names, procs)]
-    ranks = len(names) * n_gpus
+        "--peers", peers, "--algo", run.algo, "--sizes", str(size), "--dtype", run.dtype, "--gpus", str(run.gpus),
+        "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(run.iters), "--warmup", str(run.warmup),
+        "--tos", str(lab.tos(TRAFFIC_CLASS[run.algo])), "--tag", lab.name, "--timeout", f"{timeout:.1f}"]
+    argv += ["--cc", run.cc] if run.cc else []
+    backstop = timeout * (run.warmup + run.iters + 2) + 60   # each rank ends itself within `timeout` of a loss
+    with lab.launch() as agents:
+        procs = [agents.start(name, argv + ["--rank", str(rank)]) for rank, name in enumerate(run.nodes)]
+        results = [agents.result(name, proc, backstop) for name, proc in zip(run.nodes, procs)]
+    ranks = run.ranks
     time_us = max(r["time_us"] for r in results)
     algbw = results[0]["size"] / (time_us * 1e-6) / 1e9
-    factor = (ranks - 1) / ranks if algo == "alltoall" else 2 * (ranks - 1) / ranks
+    factor = (ranks - 1) / ranks if run.algo == ALLTOALL else 2 * (ranks - 1) / ranks
     busbw = algbw * factor
-    return {"size": results[0]["size"], "count": results[0]["count"], "type": dtype, "redop": "none" if algo == "alltoall" else "sum",
-            "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": algbw / scale,
-            "proj_busbw": busbw / scale, "wrong": sum(r["wrong"] for r in results),
-            "nodes": len(names), "gpus": ranks, "algo": algo, "chunk": chunk,
-            **_bound(results, _link_rate(lab, names), time_us)}
+    return {"size": results[0]["size"], "count": results[0]["count"], "type": run.dtype,
+            "redop": "none" if run.algo == ALLTOALL else "sum",
+            "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": to_real(algbw, scale),
+            "proj_busbw": to_real(busbw, scale), "wrong": sum(r["wrong"] for r in results),
+            "nodes": len(run.nodes), "gpus": ranks, "algo": run.algo, "chunk": chunk,
+            **_bound(results, _link_rate(lab, run.nodes), time_us)}
 
 
 def _link_rate(lab, names) -> float:
     """Bytes per second of the slowest NIC link among the nodes."""
-    topo = lab.topology
-    return min(topo.emulated_rate(topo.link(n, peer)) for n in names for peer in topo.graph[n]) / 8
+    return lab.plan.slowest_bps(names) / 8
 
 
 def _bound(results, link_Bps: float, time_us: float) -> dict:
@@ -115,13 +116,3 @@ def _bound(results, link_Bps: float, time_us: float) -> dict:
     size = results[0]["size"]
     bound_algbw = size / worst / 1e9 if worst else float("inf")
     return {"bound_algbw": bound_algbw, "bound_by": limit, "efficiency": worst / (time_us * 1e-6)}
-
-
-HEADER = ("#  size(B)    count   type  redop    time(us)  algbw(GB/s)  busbw(GB/s)  "
-          "proj_algbw  proj_busbw  #wrong")
-
-
-def format_row(r: dict) -> str:
-    return (f"{r['size']:>10} {r['count']:>8} {r['type']:>6} {r['redop']:>6} {r['time_us']:>11.1f} "
-            f"{r['algbw']:>12.4f} {r['busbw']:>12.4f} {r['proj_algbw']:>11.2f} {r['proj_busbw']:>11.2f} "
-            f"{r['wrong']:>7}")

@@ -1,7 +1,7 @@
 """Run bulk TCP flows between lab nodes with agents/traffic.py and collect what the receivers measured."""
 from dataclasses import dataclass
 
-from emu.experiments.agents import Agents, command
+from emu.launch import command
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class Flow:
 
 def run_flows(lab, flows: list[Flow], seconds: float, port: int = 5201) -> list[dict]:
     """Run all flows at once for `seconds`; one result dict per flow (bps measured at the receiver)."""
-    with Agents(lab) as agents:
+    with lab.launch() as agents:
         for dst in sorted({f.dst for f in flows}):
             count = sum(1 for f in flows if f.dst == dst)
             agents.start(dst, command("traffic") + ["server", "--port", str(port), "--conns", str(count)], ready=True)

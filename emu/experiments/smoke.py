@@ -2,13 +2,13 @@
 import time
 from pathlib import Path
 
-from rich.table import Table
-
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.storage import StorageCluster
 from emu.lab import Lab
 from emu.metrics.mesh import tcp_mesh
+from emu.report.project import to_real
+from emu.report.tables import checks_table
 from emu.topo import load_topology
 from emu.units import format_rate
 
@@ -28,12 +28,12 @@ def run_smoke(file, seconds: float, console, name: str | None = None) -> bool:
 
         computes = [h.name for h in hosts if h.kind == "compute"]
         src, dst = computes[0], computes[-1]         # first and last compute node: across the fabric
-        rate = min(topo.emulated_rate(topo.link(*e)) for e in topo.graph.edges)
+        rate = lab.plan.slowest_bps()
         console.print(f"one flow {src} -> {dst} for {seconds:g} s ...")
         single = run_flows(lab, [Flow(src, dst)], seconds)[0]
         share = single["bps"] / rate
         checks.append((f"one TCP flow {src} -> {dst}", f"{format_rate(single['bps'])} of {format_rate(rate)} "
-                       f"({share:.0%}); real scale {format_rate(single['bps'] / topo.scale)}", 0.85 <= share <= 1.02))
+                       f"({share:.0%}); real scale {format_rate(to_real(single['bps'], topo.scale))}", 0.85 <= share <= 1.02))
 
         senders = [h for h in computes if h != dst][:5]
         marked = "hfreduce"
@@ -64,9 +64,6 @@ def run_smoke(file, seconds: float, console, name: str | None = None) -> bool:
                 r = cluster.run_client(dst, ["read", "--file", "demo", "--seconds", "1", "--rts-limit", "4"])
             checks.append((f"3FS-style read {dst} <- storage", f"{format_rate(r['goodput_bps'])} checksummed, "
                            f"p99 {r['p99_ms']:.0f} ms", r["bytes"] > 0))
-    table = Table("check", "result", "ok", title=f"emu demo on {topo.name} (scale {topo.scale:g})")
-    for name, result, ok in checks:
-        table.add_row(name, result, "[green]yes[/]" if ok else "[red]NO[/]")
-    console.print(table)
-    console.print(f"lab {topo.name} torn down; total {time.perf_counter() - start:.1f} s")
+    console.print(checks_table(checks, f"emu demo on {lab.name} (scale {topo.scale:g})"))
+    console.print(f"lab {lab.name} torn down; total {time.perf_counter() - start:.1f} s")
     return all(ok for _, _, ok in checks)

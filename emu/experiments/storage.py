@@ -7,12 +7,11 @@ dual-homed storage node on the NIC nearest to them (its own zone).
 import json
 import subprocess
 
-import networkx as nx
-
 from emu.errors import EmuError
-from emu.experiments.agents import Agents, command, peer_timeout
+from emu.launch import command, peer_timeout
 from emu.metrics.counters import queue_drops
-from emu.topo.addressing import AddressPlan
+from emu.report.project import project, to_real
+from emu.routing import port_towards
 
 META_PORT, STORAGE_PORT = 8000, 8100
 
@@ -34,13 +33,11 @@ class StorageCluster:
         except ValueError as e:
             raise EmuError(str(e)) from None
         self.meta_node = next((n.name for n in lab.nodes("mgmt")), self.nodes[0])
-        self.plan = AddressPlan(lab.topology)
-        self.agents = Agents(lab)
+        self.agents = lab.launch()
 
     def addr_for(self, client: str, node: str) -> str:
         """The address of `node` nearest to `client` (its NIC in the client's zone)."""
-        g = self.lab.topology.graph
-        return min(self.plan.ports[node], key=lambda p: nx.shortest_path_length(g, client, p.peer)).addr
+        return port_towards(self.lab.topology, list(self.lab.plan.node(node).ports), client).addr
 
     def storage_arg(self, client: str) -> str:
         return ",".join(f"{self.addr_for(client, n)}:{STORAGE_PORT}" for n in self.nodes)
@@ -61,7 +58,7 @@ class StorageCluster:
     def start_service(self, i: int, recover: bool = False) -> subprocess.Popen:
         """Start storage node i's service; with `recover` it catches up from its chains before serving."""
         # services talk to each other over each one's first NIC
-        peers = ",".join(f"{self.plan.ports[n][0].addr}:{STORAGE_PORT}" for n in self.nodes)
+        peers = ",".join(f"{self.lab.node(n).addr}:{STORAGE_PORT}" for n in self.nodes)
         argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
         argv += self.class_args() + self.timeout_args() + (["--recover"] if recover else [])
         return self.agents.start(self.nodes[i], argv, ready=True)
@@ -99,7 +96,7 @@ class StorageCluster:
 
 def last_hop(lab, client: str) -> tuple[str, str]:
     """(switch, interface) whose egress queue feeds `client`: where incast overflows."""
-    port = AddressPlan(lab.topology).ports[client][0]
+    port = lab.plan.node(client).ports[0]
     return port.peer, port.peer_ifname
 
 
@@ -114,10 +111,10 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
         raise EmuError("--senders: every count must be at least 1")
     if max(senders) > len(storage):
         raise EmuError(f"{max(senders)} senders asked, lab {lab.name!r} has {len(storage)} storage nodes")
-    if lab.node(client).kind == "switch":
+    if lab.node(client).forwards:
         raise EmuError(f"{client} is a switch, not a client host")
     switch, dev = last_hop(lab, client)
-    rate = lab.topology.emulated_rate(lab.topology.link(client, switch))
+    rate = lab.plan.node(client).port_to(switch).rate_bps
     rows = []
     with StorageCluster(lab, storage, targets_per_node=1, cc=cc, chunk_size=chunk_size,      # one chain per service
                         timeout_base=timeout_base) as cluster:
@@ -130,7 +127,7 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
             # drops counted over the whole run, writes included; writes flow away from the client
             drops = queue_drops(lab.node(switch).netns, dev) - before
             rows.append({"senders": n, "rts": rts, "rts_limit": rts_limit, "goodput_bps": r["goodput_bps"],
-                         "proj_goodput_bps": r["goodput_bps"] / lab.topology.scale,
+                         "proj_goodput_bps": to_real(r["goodput_bps"], lab.plan.scale),
                          "share": r["goodput_bps"] / rate, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
                          "drops": drops, "max_transmitting": r["max_transmitting"]})
             if on_row:
@@ -146,8 +143,8 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
     topo = lab.topology
     clients = clients or [n.name for n in lab.nodes("compute")]
     storage = [n.name for n in lab.nodes("storage")]
-    capacity = sum(topo.emulated_rate(topo.link(s, peer)) for s in storage for peer in topo.graph[s])
-    client_capacity = sum(topo.emulated_rate(topo.link(c, peer)) for c in clients for peer in topo.graph[c])
+    capacity = sum(lab.plan.nic_bps(s) for s in storage)
+    client_capacity = sum(lab.plan.nic_bps(c) for c in clients)
     with StorageCluster(lab, storage, replicas=replicas, cc=cc, chunk_size=chunk_size,
                         timeout_base=timeout_base) as cluster:
         chains = len(cluster.table.chains)
@@ -159,7 +156,7 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
         results = {c: cluster.result(c, p) for c, p in procs}
     aggregate = sum(r["goodput_bps"] for r in results.values())
     return {"clients": len(clients), "storage_nodes": len(storage), "replicas": replicas,
-            "aggregate_bps": aggregate, "proj_aggregate_bps": aggregate / topo.scale,
+            "aggregate_bps": aggregate, "proj_aggregate_bps": to_real(aggregate, topo.scale),
             "storage_capacity_bps": capacity, "client_capacity_bps": client_capacity,
             "share": aggregate / capacity, "per_client": results}
 
@@ -178,5 +175,5 @@ def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float =
             module="checkpoint")
         r = cluster.result(node, proc)
     for step in r["saves"] + [r["load"]]:
-        step["proj_bps"] = step["bps"] / topo.scale
+        project(step, topo.scale, "bps")
     return r

@@ -1,8 +1,10 @@
-"""Make a rendered FabricPlan real in the kernel, and undo it.
+"""The kernel backend: makes a LabPlan real with namespaces, veths, ip routes and tc queues,
+changes it at run time, and undoes it.
 
-Only this module changes kernel state. A build that fails half way destroys what it
-made before the error reaches the caller. Cleanup finds a lab's namespaces by the
-ownership mark on their interfaces (see render.lab_mark), never by name pattern.
+Only this module changes kernel state. Every change is one batched `ip`/`tc` call per
+namespace. A build that fails half way destroys what it made before the error reaches
+the caller. Cleanup finds a lab's namespaces by their names and the ownership mark on
+their interfaces together (see plan.lab_mark).
 """
 import os
 
@@ -11,7 +13,10 @@ from pyroute2 import IPRoute
 from emu.errors import EmuError, FabricError
 from emu.fabric import netns
 from emu.fabric.batch import run_batch, run_batches
-from emu.fabric.render import MARK_PREFIX, FabricPlan, netns_name
+from emu.fabric.render import render, route_line
+from emu.plan import LabPlan, NodePlan, PortPlan, netns_name
+from emu.plan.make import MARK_PREFIX
+from emu.qos.htb import vl_classid
 
 
 def require_root(action: str = "build labs") -> None:
@@ -19,10 +24,11 @@ def require_root(action: str = "build labs") -> None:
         raise EmuError(f"root (CAP_NET_ADMIN) is needed to {action}: run as root or with sudo")
 
 
-def build(plan: FabricPlan, progress=None) -> None:
+def build(lab_plan: LabPlan, progress=None) -> None:
     """Make the plan real. progress(done, total), if given, hears of each step (one per namespace
     for sysctls, one per batch), so a caller can show a large build advancing."""
     require_root()
+    plan = render(lab_plan)
     taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
     if taken:
         raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists")
@@ -87,3 +93,42 @@ def owned_namespaces(only: str | None = None) -> dict[str, list[str]]:
         if lab is not None and entry.name.startswith(netns_name(lab, "")) and only in (None, lab):
             labs.setdefault(lab, []).append(entry.name)
     return labs
+
+
+# -- changes to a running lab -----------------------------------------------------------
+
+def replace_routes(node: NodePlan, old: tuple, new: tuple) -> None:
+    """Install `new` as the node's routes: replace what changed, delete what is gone."""
+    keep = {(r.dst, r.table) for r in new}
+    lines = [route_line("del", r) for r in old if (r.dst, r.table) not in keep]
+    lines += [route_line("replace", r) for r in new if r not in set(old)]
+    run_batch("ip", lines, node.netns)
+
+
+def set_link(node: NodePlan, port: PortPlan, up: bool) -> None:
+    """One end of a link up or down. Down makes the kernel flush the routes through it; up puts
+    the node's planned routes through that port back."""
+    lines = [f"link set dev {port.ifname} {'up' if up else 'down'}"]
+    if up:
+        lines += [route_line("replace", r) for r in node.routes
+                  if any(dev == port.ifname for _, dev in r.nexthops)]
+    run_batch("ip", lines, node.netns)
+
+
+def set_vl_rate(node: NodePlan, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None:
+    """Change one VL class's guaranteed rate and ceiling on a port (pauses, controllers)."""
+    q = next(q for q in port.queues if q.vl == vl)
+    run_batch("tc", [f"class change dev {port.ifname} parent 1:1 classid {vl_classid(vl)} htb rate {rate_bps}bit "
+                     f"ceil {ceil_bps}bit burst {q.burst_bytes} cburst {q.burst_bytes} quantum {q.quantum}"],
+              node.netns)
+
+
+class KernelBackend:
+    """The backend seam (see fabric.backend.Backend) over this module's functions."""
+    name = "kernel"
+    build = staticmethod(build)
+    destroy = staticmethod(destroy)
+    owned = staticmethod(owned_namespaces)
+    replace_routes = staticmethod(replace_routes)
+    set_link = staticmethod(set_link)
+    set_vl_rate = staticmethod(set_vl_rate)

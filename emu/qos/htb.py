@@ -1,4 +1,4 @@
-"""VL queues of one egress port as `tc -batch` lines (a pure function).
+"""VL queues of one egress port: their layout (port_queues) and their `tc -batch` lines (render_port).
 
 HTB root at the link rate; one class per VL with rate = its weight's share of
 the link and ceil = the link rate (work conserving), a bfifo of `buffer` bytes
@@ -6,6 +6,8 @@ each, and u32 filters sending TOS class selector n (SL n) to the VL of SL2VL[n].
 Unmatched traffic (SL 0 and anything unmarked) goes to SL 0's VL. HTB lends
 spare rate in proportion to each class's quantum, so quantum follows the weight.
 """
+from dataclasses import dataclass
+
 from emu.qos.policy import QosPolicy
 
 MTU_FRAME = 1514
@@ -26,26 +28,55 @@ def vl_classid(vl: int) -> str:
     return f"1:{VL_CLASS_BASE + vl:x}"
 
 
-def port_commands(dev: str, rate_bps: int, buffer_bytes: int, policy: QosPolicy) -> list[str]:
+@dataclass(frozen=True)
+class VLQueue:
+    """One VL's queue on an egress port: an HTB class and the FIFO under it."""
+    vl: int
+    rate_bps: int           # guaranteed: the VL's weight share of the port
+    ceil_bps: int           # what it may borrow up to (the port rate: work conserving)
+    quantum: int            # HTB lends spare rate in proportion to it
+    burst_bytes: int
+    limit_bytes: int        # FIFO depth
+
+
+def port_queues(rate_bps: int, buffer_bytes: int, policy: QosPolicy) -> tuple[VLQueue, ...]:
+    """The VL queues of one egress port of `rate_bps`, each `buffer_bytes` deep."""
     vls = policy.vls()
     weights = {vl: policy.vlarb[vl] for vl in vls} if policy.isolation else {0: 1}
     total, smallest = sum(weights.values()), min(weights.values())
-    default_vl = policy.vl_of_sl(0)
+    return tuple(VLQueue(vl, max(1, rate_bps * weights[vl] // total), rate_bps,
+                         min(MAX_QUANTUM, MTU_FRAME * weights[vl] // smallest), BURST_BYTES, buffer_bytes)
+                 for vl in vls)
+
+
+def tos_filters(policy: QosPolicy) -> tuple[tuple[int, int], ...]:
+    """(TOS class selector, VL) for every SL whose VL is not the default one's."""
+    if not policy.isolation:
+        return ()
+    default = policy.vl_of_sl(0)
+    return tuple((sl << 5, policy.vl_of_sl(sl)) for sl in sorted(policy.sl2vl) if policy.vl_of_sl(sl) != default)
+
+
+def render_port(dev: str, rate_bps: int, queues: tuple[VLQueue, ...], filters, default_vl: int) -> list[str]:
+    """The `tc -batch` lines of one egress port."""
+    burst = max(q.burst_bytes for q in queues)
     lines = [
         f"qdisc add dev {dev} root handle 1: htb default {VL_CLASS_BASE + default_vl:x}",
         f"class add dev {dev} parent 1: classid 1:1 htb rate {rate_bps}bit ceil {rate_bps}bit "
-        f"burst {BURST_BYTES} cburst {BURST_BYTES} quantum {MTU_FRAME}",
+        f"burst {burst} cburst {burst} quantum {MTU_FRAME}",
     ]
-    for vl in vls:
-        share = max(1, rate_bps * weights[vl] // total)
-        quantum = min(MAX_QUANTUM, MTU_FRAME * weights[vl] // smallest)
-        lines.append(f"class add dev {dev} parent 1:1 classid {vl_classid(vl)} htb "
-                     f"rate {share}bit ceil {rate_bps}bit burst {BURST_BYTES} cburst {BURST_BYTES} quantum {quantum}")
-        lines.append(f"qdisc add dev {dev} parent {vl_classid(vl)} handle {VL_CLASS_BASE + vl:x}: bfifo limit {buffer_bytes}")
-    if policy.isolation:
-        for sl in sorted(policy.sl2vl):
-            vl = policy.vl_of_sl(sl)
-            if vl != default_vl:
-                lines.append(f"filter add dev {dev} parent 1: protocol ip prio 1 u32 "
-                             f"match ip tos 0x{sl << 5:02x} 0xe0 flowid {vl_classid(vl)}")
+    for q in queues:
+        lines.append(f"class add dev {dev} parent 1:1 classid {vl_classid(q.vl)} htb rate {q.rate_bps}bit "
+                     f"ceil {q.ceil_bps}bit burst {q.burst_bytes} cburst {q.burst_bytes} quantum {q.quantum}")
+        lines.append(f"qdisc add dev {dev} parent {vl_classid(q.vl)} handle {VL_CLASS_BASE + q.vl:x}: "
+                     f"bfifo limit {q.limit_bytes}")
+    for tos, vl in filters:
+        lines.append(f"filter add dev {dev} parent 1: protocol ip prio 1 u32 match ip tos 0x{tos:02x} 0xe0 "
+                     f"flowid {vl_classid(vl)}")
     return lines
+
+
+def port_commands(dev: str, rate_bps: int, buffer_bytes: int, policy: QosPolicy) -> list[str]:
+    """One port's lines straight from a policy (what make_plan and render do in two steps)."""
+    return render_port(dev, rate_bps, port_queues(rate_bps, buffer_bytes, policy), tos_filters(policy),
+                       policy.vl_of_sl(0))

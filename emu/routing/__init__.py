@@ -16,6 +16,7 @@ from emu.topo.model import Topology, natural_key
 
 MAIN_TABLE = 254
 ENGINES = {"static": static.pick, "minhop": minhop.pick, "ecmp": ecmp.pick}
+NOT_YET = {"adaptive": "it needs a runtime controller"}      # modes a topology may name but not run yet
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _host_routes(ports: list[Port], dests: list[Destination], dist) -> NodeRoute
         for d in dests:
             if d.addr in own:
                 continue
-            best = min(ports, key=lambda p: (dist[d.switch].get(p.peer, float("inf")), ports.index(p)))
+            best = nearest_port(ports, lambda switch: dist[d.switch].get(switch, float("inf")))
             if best is not first:
                 routes.append(Route(f"{d.addr}/32", ((best.peer_addr, best.ifname),)))
         # ... and answer from an address through the NIC that owns it.
@@ -97,3 +98,18 @@ def _host_routes(ports: list[Port], dests: list[Destination], dist) -> NodeRoute
             rules.append(Rule(p.addr, table, 100 + i))
             routes.append(Route("default", ((p.peer_addr, p.ifname),), table))
     return NodeRoutes(routes, rules)
+
+
+def nearest_port(ports: list, hops) -> object:
+    """The NIC a multi-homed host uses towards another host, and is reached on from it: the one
+    whose switch is the fewest switch hops (`hops(switch)`) from the other end; ties go to the
+    first NIC. Routes (above) and experiments choosing an address (port_towards) share it."""
+    return min(ports, key=lambda p: (hops(p.peer), ports.index(p)))
+
+
+def port_towards(topo: Topology, ports: list, src: str):
+    """Which of a host's `ports` a host `src` reaches it on (see nearest_port)."""
+    fabric = topo.graph.subgraph(s.name for s in topo.switches())
+    src_switch = next(iter(topo.graph[src]))
+    dist = nx.single_source_shortest_path_length(fabric, src_switch)
+    return nearest_port(ports, lambda switch: dist.get(switch, float("inf")))

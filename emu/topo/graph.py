@@ -20,12 +20,13 @@ def layer_of(topo: Topology, name: str) -> int:
 
 
 def draw(topo: Topology, out: str) -> None:
+    """Write a PNG of `topo` (which it leaves as it found it)."""
     g = topo.graph
-    for name in g:
-        g.nodes[name]["layer"] = layer_of(topo, name)
-    order = sorted(g, key=natural_key)
-    pos = nx.multipartite_layout(g.subgraph(order), subset_key="layer", align="horizontal")
-    width = max(8.0, 0.35 * max(sum(1 for n in g if g.nodes[n]["layer"] == k) for k in range(3)))
+    layers = {name: layer_of(topo, name) for name in g}
+    layout = nx.Graph()
+    layout.add_nodes_from((name, {"layer": layers[name]}) for name in sorted(g, key=natural_key))
+    pos = nx.multipartite_layout(layout, subset_key="layer", align="horizontal")
+    width = max(8.0, 0.35 * max(sum(1 for n in g if layers[n] == k) for k in range(3)))
     fig, ax = plt.subplots(figsize=(width, 6))
     rates = [topo.link(a, b).rate_bps for a, b in g.edges]
     top = max(rates)

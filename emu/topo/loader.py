@@ -3,7 +3,7 @@ import yaml
 
 from emu.errors import TopologyError
 from emu.qos import QosPolicy
-from emu.topo.builders import apply_builder
+from emu.topo.builders import BUILDERS, apply_builder
 from emu.topo.model import Topology
 
 TOP_KEYS = {"name", "scale", "defaults", "routing", "qos", "nodes", "links", "fabric"}
@@ -94,7 +94,7 @@ def topology_from_dict(doc, source: str = "<dict>", name: str | None = None) -> 
             raise TopologyError(source, "fabric", "use either a fabric generator or nodes/links, not both")
         fabric = dict(_mapping(doc["fabric"], "fabric", source))
         if "type" not in fabric:
-            raise TopologyError(source, "fabric.type", "missing (star, leaf-spine, fat-tree or two-zone)")
+            raise TopologyError(source, "fabric.type", f"missing (one of {', '.join(BUILDERS)})")
         return apply_builder(topo, fabric.pop("type"), fabric)
 
     nodes = _mapping(doc.get("nodes"), "nodes", source)

@@ -30,7 +30,6 @@ MAX_LINKS = 2**16
 # frames (4 KiB) and at most 1 GiB (tc's limit is 4 GiB, memory runs out first).
 MIN_RATE, MAX_RATE = 100_000, 10 * 10**12
 MIN_BUFFER, MAX_BUFFER = 4096, 2**30
-ROUTING_MODES = ("static", "minhop", "ecmp", "adaptive")
 DEFAULT_RATE = "200Gbit"    # the paper's NIC and switch port speed
 DEFAULT_BUFFER = "128KiB"
 
@@ -66,8 +65,12 @@ class Topology:
         self.source = source
         self.name = self._check_name(name, "name", MAX_LAB_NAME)
         self.scale = _scale(scale, source)
-        if routing not in ROUTING_MODES:
-            raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ROUTING_MODES)})")
+        from emu.routing import ENGINES, NOT_YET     # the engines are built on this model: import at use
+        if routing in NOT_YET:
+            raise TopologyError(source, "routing.mode", f"{routing!r} is not available yet ({NOT_YET[routing]}); "
+                                                        f"{', '.join(ENGINES)} are")
+        if routing not in ENGINES:
+            raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ENGINES)})")
         self.routing = routing
         self.qos = qos
         self.default_rate = self._rate(rate, "defaults.rate")
@@ -141,8 +144,6 @@ class Topology:
         switches = [n.name for n in self.switches()]
         if switches and not nx.is_connected(self.graph.subgraph(switches)):
             raise TopologyError(self.source, "links", "the switches must form one connected fabric (hosts do not forward)")
-        if self.routing == "adaptive":
-            raise TopologyError(self.source, "routing.mode", "'adaptive' is not available yet (static, minhop, ecmp are)")
         return self
 
     # -- reading --------------------------------------------------------------------

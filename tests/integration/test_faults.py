@@ -10,7 +10,7 @@ import time
 import pytest
 
 from emu.errors import EmuError
-from emu.experiments.agents import peer_timeout, running_agents
+from emu.launch import peer_timeout, running_agents
 from emu.experiments.collectives import bench_collective
 from emu.experiments.storage import StorageCluster, incast
 from emu.topo import build

@@ -55,12 +55,12 @@ def test_kernel_refusal_is_undone_and_reported(monkeypatch, lab_name):
     from emu.fabric import render as render_mod
     real = render_mod.render
 
-    def broken(topo, lab=None):
-        plan = real(topo, lab)
-        plan.namespaces[-1].tc_lines.append("qdisc add dev nosuchdev root handle 1: htb")
-        return plan
+    def broken(plan):
+        lines = real(plan)
+        lines.namespaces[-1].tc_lines.append("qdisc add dev nosuchdev root handle 1: htb")
+        return lines
 
-    monkeypatch.setattr("emu.lab.render", broken)
+    monkeypatch.setattr("emu.fabric.apply.render", broken)
     with pytest.raises(Exception, match="tc -batch failed in emu-"):
         Lab.up(build("star", lab_name, hosts=3))
     assert leftovers(lab_name) == NOTHING

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from emu.errors import EmuError
-from emu.experiments.agents import Agents, agent_module
+from emu.launch import Launcher, agent_module
 
 
 class NoLab:
@@ -17,7 +17,7 @@ class NoLab:
 
 
 def start(argv):
-    agents = Agents(NoLab())
+    agents = Launcher(NoLab())
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     agents.procs.append(proc)
     agents.modules[proc.pid] = "agents.test"

@@ -40,7 +40,7 @@ def test_every_verb_has_help():
 def test_size_ranges_double_like_nccl_tests():
     import pytest
     from emu.errors import EmuError
-    from emu.experiments.collectives import parse_sizes
+    from emu.units import parse_sizes
     assert parse_sizes("1M:8M") == [2**20, 2**21, 2**22, 2**23]
     assert parse_sizes("64K,1G") == [65536, 2**30]
     assert parse_sizes("1536") == [1536]
@@ -64,10 +64,9 @@ def fake_lab(tmp_path, monkeypatch, name="fk"):
     from emu.topo import build
     monkeypatch.setattr(lab_mod, "STATE_DIR", tmp_path)
     topo = build("star", name, hosts=2)
+    from emu.plan import make_plan
     (tmp_path / f"{name}.json").write_text(json.dumps({
-        "name": name, "claimed": True, "topology": topo.to_dict(),
-        "nodes": {n.name: {"kind": n.kind, "netns": f"emu-{name}-{n.name}", "addrs": ["198.18.0.0"]}
-                  for n in topo.nodes()}}))
+        "name": name, "claimed": True, "topology": topo.to_dict(), "plan": make_plan(topo).to_dict()}))
     return name
 
 

@@ -1,5 +1,6 @@
 """The kernel plan, checked without root: marks, queues, routes, sysctls."""
-from emu.fabric.render import lab_mark, render
+from emu.fabric.render import render
+from emu.plan import lab_mark, make_plan
 from emu.qos import QosPolicy
 from emu.qos.htb import port_commands
 from emu.topo import build
@@ -7,7 +8,7 @@ from emu.topo import build
 
 def test_every_interface_carries_the_lab_mark():
     topo = build("leaf-spine", "mk", leaves=2, spines=2, hosts_per_leaf=2)
-    plan = render(topo)
+    plan = render(make_plan(topo))
     for ns in plan.namespaces:
         assert ns.netns == f"emu-mk-{ns.node}"
         devs = {l.split()[3] for l in ns.ip_lines if l.startswith("link set dev")}
@@ -33,13 +34,13 @@ def test_isolation_off_is_one_queue():
 
 def test_scale_multiplies_every_rate():
     topo = build("star", "sc", hosts=2, rate="200Gbit", scale=0.001)
-    plan = render(topo)
+    plan = render(make_plan(topo))
     roots = [l for ns in plan.namespaces for l in ns.tc_lines if "classid 1:1 " in l]
     assert roots and all("rate 200000000bit" in l for l in roots)
 
 
 def test_switches_forward_and_hosts_do_not():
-    plan = render(build("leaf-spine", "fw", leaves=2, spines=2, hosts_per_leaf=1, routing="ecmp"))
+    plan = render(make_plan(build("leaf-spine", "fw", leaves=2, spines=2, hosts_per_leaf=1, routing="ecmp")))
     by_node = {ns.node: ns for ns in plan.namespaces}
     assert by_node["leaf0"].sysctls["net/ipv4/ip_forward"] == "1"
     assert by_node["leaf0"].sysctls["net/ipv4/fib_multipath_hash_policy"] == "1"
@@ -48,8 +49,8 @@ def test_switches_forward_and_hosts_do_not():
 
 
 def test_host_queues_do_not_drop_but_switch_queues_keep_the_buffer():
-    from emu.fabric.render import HOST_QUEUE_BYTES
-    plan = render(build("star", "hq", hosts=2, buffer="64KiB"))
+    from emu.plan import HOST_QUEUE_BYTES
+    plan = render(make_plan(build("star", "hq", hosts=2, buffer="64KiB")))
     by_node = {ns.node: ns for ns in plan.namespaces}
     assert all(f"bfifo limit {64 * 1024}" in l for l in by_node["sw0"].tc_lines if "bfifo" in l)
     assert all(f"bfifo limit {HOST_QUEUE_BYTES}" in l for l in by_node["c0"].tc_lines if "bfifo" in l)

@@ -1,9 +1,12 @@
-"""Agent processes an experiment starts in lab nodes: started, awaited, and always stopped.
+"""The launcher: agent processes in lab nodes, started, awaited, and always stopped by PID.
 
-An agent is `python -m agents.<module>` in a node. A server prints one line when it is
-ready (listening); every agent prints its results as JSON, one object per line, on
-stdout, and its errors on stderr. A run refuses to start while agents of an earlier
-run still live in the lab (a killed run leaves its servers holding their ports).
+The agent output protocol (docs/ARCHITECTURE.md):
+- an agent is `python -m agents.<module> ...` started in a node's namespace;
+- a server's first stdout line is a JSON object with "ready": true, printed once it listens;
+- then every stdout line is one JSON object (a record); clients print their results so;
+- errors go to stderr, the last line saying what went wrong (agents.errors), exit status 1.
+A run refuses to start while agents of an earlier run still live in the lab (a killed run
+leaves its servers holding their ports).
 """
 import json
 import os
@@ -15,7 +18,6 @@ from pathlib import Path
 from emu.errors import EmuError, shorten
 from emu.fabric import netns
 
-
 # How long an agent waits on a silent peer before it calls the peer (or the link to it) lost:
 # PEER_TIMEOUT_BASE seconds, plus 8 times what the largest message of the run takes on the
 # slowest host NIC of the lab (so a slow, scaled-down lab is not mistaken for a broken one).
@@ -23,9 +25,7 @@ PEER_TIMEOUT_BASE = 20.0
 
 
 def peer_timeout(lab, message_bytes: int, base: float | None = None) -> float:
-    topo = lab.topology
-    slowest = min(topo.emulated_rate(l) for l in topo.links())
-    return (PEER_TIMEOUT_BASE if base is None else base) + 8 * message_bytes * 8 / slowest
+    return (PEER_TIMEOUT_BASE if base is None else base) + 8 * message_bytes * 8 / lab.plan.slowest_bps()
 
 
 def command(module: str) -> list[str]:
@@ -67,8 +67,8 @@ def stop_agents(lab) -> int:
     return len(found)
 
 
-class Agents:
-    """The processes of one run; `with Agents(lab) as agents:` stops whatever is left on exit."""
+class Launcher:
+    """The agents of one run; `with lab.launch() as agents:` stops whatever is left on exit."""
 
     def __init__(self, lab):
         self.lab = lab
@@ -76,15 +76,19 @@ class Agents:
         self.modules: dict[int, str] = {}
 
     def start(self, node: str, argv: list[str], ready: bool = False) -> subprocess.Popen:
-        """Start argv in `node`; with `ready`, wait for the first line it prints (a server listening)."""
+        """Start argv in `node`; with `ready`, wait for its readiness line (a server listening)."""
         if not self.procs:
             self._refuse_stale()
         proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
         self.modules[proc.pid] = argv[2]
-        if ready and not proc.stdout.readline():
-            proc.wait()
-            raise EmuError(f"{argv[2]} on {node} did not start: {_why(proc, proc.stderr.read())}")
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                proc.wait()
+                raise EmuError(f"{argv[2]} on {node} did not start: {_why(proc, proc.stderr.read())}")
+            if not _record(line).get("ready"):
+                raise EmuError(f"{argv[2]} on {node} did not say it was ready: {_last_line(line)}")
         return proc
 
     def _refuse_stale(self) -> None:
@@ -95,7 +99,11 @@ class Agents:
                            f"({module} on {node}, PID {pid}): stop them with 'emu agents {self.lab.name} --stop'")
 
     def result(self, node: str, proc: subprocess.Popen, timeout: float = 600) -> dict:
-        """The JSON object the agent printed (its first line), or one line saying why there is none."""
+        """The agent's (first) record, or one line saying why there is none."""
+        return self.records(node, proc, timeout)[0]
+
+    def records(self, node: str, proc: subprocess.Popen, timeout: float = 600) -> list[dict]:
+        """Every record the agent printed once it ends, or one line saying why there are none."""
         module = self.modules.get(proc.pid, "agent")
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -106,10 +114,10 @@ class Agents:
                            f"(a peer or a link lost?)") from None
         if proc.returncode != 0:
             raise EmuError(f"{module} on {node} failed: {_why(proc, err)}")
-        try:
-            return json.loads(out.splitlines()[0])
-        except (IndexError, ValueError):
-            raise EmuError(f"{module} on {node} printed no JSON result: {_last_line(out)}") from None
+        records = [_record(line) for line in out.splitlines() if line.strip()]
+        if not records or not all(records):
+            raise EmuError(f"{module} on {node} printed no JSON records: {_last_line(out)}")
+        return records
 
     def stop(self) -> None:
         for p in self.procs:
@@ -118,11 +126,20 @@ class Agents:
             p.communicate()
         self.procs = []
 
-    def __enter__(self) -> "Agents":
+    def __enter__(self) -> "Launcher":
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _record(line: str) -> dict:
+    """One line of the protocol as a dict ({} if it is not a JSON object)."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _why(proc: subprocess.Popen, err: str) -> str:

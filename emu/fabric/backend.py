@@ -1,0 +1,36 @@
+"""The backend seam: what a lab needs from whatever makes its fabric real.
+
+A backend builds a LabPlan, destroys a lab's nodes, lists what it owns, and changes a
+running lab: a node's routes, a link's state, a VL class's rate on a port. The Lab calls
+it and records every change in the plan it keeps (the installed state), so a change can
+be diffed against the plan (emu.plan.diff). Today's backend is the kernel's
+(emu.fabric.apply); docs/ARCHITECTURE.md says how an OpenFlow one fits.
+"""
+from typing import Protocol
+
+from emu.errors import EmuError
+from emu.plan import LabPlan, NodePlan, PortPlan
+
+
+class Backend(Protocol):
+    name: str
+
+    def build(self, plan: LabPlan, progress=None) -> None: ...
+
+    def destroy(self, names: list[str]) -> int: ...
+
+    def owned(self, only: str | None = None) -> dict[str, list[str]]: ...
+
+    def replace_routes(self, node: NodePlan, old: tuple, new: tuple) -> None: ...
+
+    def set_link(self, node: NodePlan, port: PortPlan, up: bool) -> None: ...
+
+    def set_vl_rate(self, node: NodePlan, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None: ...
+
+
+def get(name: str = "kernel") -> Backend:
+    from emu.fabric.apply import KernelBackend
+    backends = {"kernel": KernelBackend}
+    if name not in backends:
+        raise EmuError(f"unknown fabric backend {name!r} (one of {', '.join(backends)})")
+    return backends[name]()

@@ -1,0 +1,110 @@
+"""The LabPlan: everything the kernel must hold for a lab, as plain values that round-trip JSON.
+
+Made once by make_plan(topology), kept in the lab's state file, read by the renderer, the
+backend, the Lab, experiments and controllers: nothing downstream recomputes it.
+"""
+from dataclasses import asdict, dataclass, field, replace
+
+from emu.qos.htb import VLQueue
+from emu.routing import Route, Rule
+
+
+@dataclass(frozen=True)
+class PortPlan:
+    """One end of a link, seen from its node; the queues are this port's egress."""
+    ifname: str
+    addr: str
+    mac: str
+    peer: str
+    peer_ifname: str
+    peer_addr: str
+    peer_mac: str
+    rate_bps: int           # emulated (shaped) rate
+    real_rate_bps: int
+    queues: tuple[VLQueue, ...]
+    up: bool = True         # a runtime change may set it down
+
+    @property
+    def buffer_bytes(self) -> int:
+        return self.queues[0].limit_bytes
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    kind: str
+    forwards: bool
+    netns: str
+    ports: tuple[PortPlan, ...]
+    routes: tuple[Route, ...]
+    rules: tuple[Rule, ...]
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def addrs(self) -> list[str]:
+        return [p.addr for p in self.ports]
+
+    def port(self, ifname: str) -> PortPlan:
+        for p in self.ports:
+            if p.ifname == ifname:
+                return p
+        raise KeyError(f"{self.name} has no port {ifname}")
+
+    def port_to(self, peer: str) -> PortPlan:
+        for p in self.ports:
+            if p.peer == peer:
+                return p
+        raise KeyError(f"{self.name} has no link to {peer}")
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    lab: str
+    scale: float
+    routing: str
+    mark: str                            # ownership alias of every interface
+    gso_segs: int                        # largest segment burst a socket hands a lab interface
+    filters: tuple[tuple[int, int], ...]  # (TOS class selector, VL) steered off the default VL
+    default_vl: int                      # unmarked traffic and unlisted SLs
+    nodes: tuple[NodePlan, ...]
+    links: tuple[tuple[str, str, str, str], ...]   # (a, a_ifname, b, b_ifname), topology order
+
+    def node(self, name: str) -> NodePlan:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"lab {self.lab!r} has no node {name!r}")
+
+    def hosts(self) -> list[NodePlan]:
+        return [n for n in self.nodes if not n.forwards]
+
+    def nic_bps(self, name: str) -> int:
+        """What a node's NICs can send at once (emulated): the sum of its ports' rates."""
+        return sum(p.rate_bps for p in self.node(name).ports)
+
+    def slowest_bps(self, names=None) -> int:
+        """The slowest port (emulated rate) of the named nodes, or of the whole lab."""
+        nodes = self.nodes if names is None else [self.node(n) for n in names]
+        return min(p.rate_bps for n in nodes for p in n.ports)
+
+    def netns_names(self) -> list[str]:
+        return [n.netns for n in self.nodes]
+
+    def with_node(self, node: NodePlan) -> "LabPlan":
+        """This plan with one node replaced (runtime changes record themselves this way)."""
+        return replace(self, nodes=tuple(node if n.name == node.name else n for n in self.nodes))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LabPlan":
+        nodes = tuple(
+            NodePlan(n["name"], n["kind"], n["forwards"], n["netns"],
+                     tuple(PortPlan(**{**p, "queues": tuple(VLQueue(**q) for q in p["queues"])}) for p in n["ports"]),
+                     tuple(Route(r["dst"], tuple(tuple(h) for h in r["nexthops"]), r["table"]) for r in n["routes"]),
+                     tuple(Rule(**r) for r in n["rules"]), dict(n["sysctls"]))
+            for n in d["nodes"])
+        return cls(d["lab"], d["scale"], d["routing"], d["mark"], d["gso_segs"],
+                   tuple(tuple(f) for f in d["filters"]), d["default_vl"], nodes,
+                   tuple(tuple(link) for link in d["links"]))

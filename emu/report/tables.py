@@ -1,0 +1,117 @@
+"""Results as a person reads them: rich tables and nccl-tests style text rows."""
+import json
+
+from rich.table import Table
+
+from emu.units import format_rate
+
+# -- labs -------------------------------------------------------------------------------
+
+
+def labs_table(labs: list[dict]) -> Table | str:
+    """labs: status dicts (with 'source')."""
+    table = Table("lab", "nodes", "links", "scale", "routing", "source")
+    for st in labs:
+        table.add_row(st["name"], str(len(st["nodes"])), str(len(st["links"])), f"{st['scale']:g}", st["routing"],
+                      st.get("source", ""))
+    return table if labs else "no lab is up"
+
+
+def status_tables(st: dict) -> list:
+    head = (f"lab [bold]{st['name']}[/]: scale {st['scale']:g}, routing {st['routing']}, "
+            f"isolation {'on' if st['isolation'] else 'off'}")
+    nodes = Table("node", "kind", "netns", "addresses")
+    for n in st["nodes"]:
+        nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]))
+    links = Table("a", "b", "emulated rate", "real rate", "buffer/VL", "state")
+    for l in st["links"]:
+        links.add_row(l["a"], l["b"], format_rate(l["rate_bps"]), format_rate(l["real_rate_bps"]),
+                      f"{l['buffer_bytes'] // 1024} KiB", "up" if l.get("up", True) else "[red]down[/]")
+    return [head, nodes, links]
+
+
+def plan_tables(plan) -> list:
+    """A LabPlan in brief: per node its ports, routes and rules; the VL layout of one port."""
+    head = (f"plan of lab [bold]{plan.lab}[/]: {len(plan.nodes)} nodes, {len(plan.links)} links, scale "
+            f"{plan.scale:g}, routing {plan.routing}, GSO bursts of {plan.gso_segs} segments")
+    nodes = Table("node", "kind", "netns", "ports (addr -> peer, rate)", "routes", "rules")
+    for n in plan.nodes:
+        ports = ", ".join(f"{p.ifname} {p.addr} -> {p.peer} {format_rate(p.rate_bps)}" for p in n.ports)
+        nodes.add_row(n.name, n.kind, n.netns, ports, str(len(n.routes)), str(len(n.rules)))
+    out = [head, nodes]
+    first = next((p for n in plan.nodes if n.forwards for p in n.ports), None)
+    if first is not None:
+        steer = {vl: [f"0x{tos:02x}" for tos, v in plan.filters if v == vl] for vl in {q.vl for q in first.queues}}
+        queues = Table("VL", "rate", "ceil", "quantum", "burst", "FIFO", "TOS steered here",
+                       title=f"VL queues of a {format_rate(first.rate_bps)} port (switch ports; host ports "
+                             f"keep deeper FIFOs)")
+        for q in first.queues:
+            queues.add_row(str(q.vl), format_rate(q.rate_bps), format_rate(q.ceil_bps), str(q.quantum),
+                           f"{q.burst_bytes} B", f"{q.limit_bytes} B",
+                           "default" if q.vl == plan.default_vl else " ".join(steer[q.vl]))
+        out.append(queues)
+    return out
+
+
+def checks_table(checks: list[tuple[str, str, bool]], title: str) -> Table:
+    table = Table("check", "result", "ok", title=title)
+    for name, result, ok in checks:
+        table.add_row(name, result, "[green]yes[/]" if ok else "[red]NO[/]")
+    return table
+
+
+# -- collectives (nccl-tests columns) -----------------------------------------------------
+
+COLLECTIVE_HEADER = ("#  size(B)    count   type  redop    time(us)  algbw(GB/s)  busbw(GB/s)  "
+                     "proj_algbw  proj_busbw  #wrong")
+COLLECTIVE_KEYS = ("size", "count", "type", "redop", "time_us", "algbw", "busbw", "proj_algbw", "proj_busbw",
+                   "wrong")
+
+
+def collective_row(r: dict) -> str:
+    return (f"{r['size']:>10} {r['count']:>8} {r['type']:>6} {r['redop']:>6} {r['time_us']:>11.1f} "
+            f"{r['algbw']:>12.4f} {r['busbw']:>12.4f} {r['proj_algbw']:>11.2f} {r['proj_busbw']:>11.2f} "
+            f"{r['wrong']:>7}")
+
+
+# -- storage ---------------------------------------------------------------------------
+
+INCAST_KEYS = ("senders", "rts", "goodput_bps", "proj_goodput_bps", "share", "p50_ms", "p99_ms", "drops")
+
+
+def incast_line(r: dict) -> str:
+    return (f"senders {r['senders']:>3}: goodput {format_rate(r['goodput_bps'])}, share {r['share']:.0%}, "
+            f"drops {r['drops']}")
+
+
+def incast_table(rows: list[dict], title: str) -> Table:
+    table = Table("senders", "rts", "goodput", "real scale", "share of link", "p50 ms", "p99 ms", "drops", title=title)
+    for r in rows:
+        table.add_row(str(r["senders"]), "on" if r["rts"] else "off", format_rate(r["goodput_bps"]),
+                      format_rate(r["proj_goodput_bps"]), f"{r['share']:.0%}", f"{r['p50_ms']:.1f}",
+                      f"{r['p99_ms']:.1f}", str(r["drops"]))
+    return table
+
+
+def storage_bench_line(r: dict) -> str:
+    return (f"{r['clients']} clients read from {r['storage_nodes']} storage nodes ({r['replicas']} replica(s)): "
+            f"{format_rate(r['aggregate_bps'])} = {r['share']:.0%} of the storage NICs' "
+            f"{format_rate(r['storage_capacity_bps'])} (real scale {format_rate(r['proj_aggregate_bps'])}); "
+            f"the paper: 8 of 9 TB/s (89%)")
+
+
+def checkpoint_lines(r: dict) -> list[str]:
+    lines = [f"save {s['name']}: {s['bytes']} B in {s['seconds']:.2f} s, {format_rate(s['bps'])} "
+             f"(real scale {format_rate(s['proj_bps'])})" for s in r["saves"]]
+    ld = r["load"]
+    lines.append(f"load {ld['name']}: {ld['bytes']} B in {ld['seconds']:.2f} s, {format_rate(ld['bps'])} "
+                 f"(real scale {format_rate(ld['proj_bps'])}), {ld['tensors']} tensors, "
+                 f"{'verified' if ld['verified'] else '[red]MISMATCH[/]'}")
+    return lines
+
+
+def json_rows(rows, keys=None) -> str:
+    """Rows (or one dict) as indented JSON, keeping only `keys` where given."""
+    if keys is not None:
+        rows = [{k: r[k] for k in keys} for r in rows] if isinstance(rows, list) else {k: rows[k] for k in keys}
+    return json.dumps(rows, indent=1)

@@ -1,0 +1,58 @@
+"""Changes to a running lab through the backend seam: a VL's rate, a link's state, a node's routes.
+Each is checked on the wire (rates measured, counters read) and in the plan the lab keeps."""
+import pytest
+
+from emu.experiments.flows import Flow, run_flows
+from emu.lab import Lab
+from emu.metrics.counters import interface_counters
+from emu.metrics.mesh import tcp_mesh
+from emu.routing import Route
+from emu.topo import build
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_vl_rate_change_shapes_the_running_lab(make_lab, lab_name):
+    lab = make_lab(build("star", lab_name, hosts=2, rate="100Mbit"))
+    before = run_flows(lab, [Flow("c0", "c1")], seconds=1.5)[0]["bps"]
+    port = lab.plan.node("sw0").port_to("c1")
+    lab.set_vl_rate("sw0", port.ifname, vl=0, rate_bps=10_000_000, ceil_bps=20_000_000)
+    after = run_flows(lab, [Flow("c0", "c1")], seconds=2)[0]["bps"]
+    assert before > 60e6, before
+    assert 0.5 * 20e6 <= after <= 1.05 * 20e6, f"{after / 1e6:.1f} Mbit/s through a VL capped at 20 Mbit/s"
+    kept = Lab.get(lab.name).plan.node("sw0").port(port.ifname).queues[0]     # from the state file
+    assert (kept.rate_bps, kept.ceil_bps) == (10_000_000, 20_000_000)
+    assert Lab.get(lab.name).state["events"][-1]["change"] == "vl_rate"
+
+
+def test_a_link_down_cuts_the_path_and_up_restores_it(make_lab, lab_name):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1))
+    assert tcp_mesh(lab.hosts()).ok == 2
+    lab.set_link("leaf0", "spine0", up=False)
+    assert tcp_mesh(lab.hosts(), timeout=2).ok == 0
+    assert not Lab.get(lab.name).plan.node("leaf0").port_to("spine0").up
+    assert [l["up"] for l in lab.status()["links"] if {l["a"], l["b"]} == {"leaf0", "spine0"}] == [False]
+    lab.set_link("leaf0", "spine0", up=True)          # the planned routes over it come back
+    assert tcp_mesh(lab.hosts()).ok == 2
+
+
+def uplink_tx(lab, node):
+    ns = lab.node(node).netns
+    return {dev: c["tx_bytes"] for dev, c in interface_counters([ns])[ns].items()}
+
+
+def test_replaced_routes_carry_the_traffic(make_lab, lab_name):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=1, rate="100Mbit"))
+    leaf = lab.plan.node("leaf0")
+    dst = lab.node("c1").addr
+    (old,) = [r for r in leaf.routes if r.dst == f"{dst}/32"]
+    used = old.nexthops[0][1]
+    other = next(p for p in leaf.ports if p.peer.startswith("spine") and p.ifname != used)
+    routes = [Route(r.dst, ((other.peer_addr, other.ifname),)) if r is old else r for r in leaf.routes]
+    lab.replace_routes("leaf0", routes)
+    before = uplink_tx(lab, "leaf0")
+    run_flows(lab, [Flow("c0", "c1")], seconds=1)
+    after = uplink_tx(lab, "leaf0")
+    moved = {dev: after[dev] - before[dev] for dev in (used, other.ifname)}
+    assert moved[other.ifname] > 5_000_000 and moved[used] < 0.01 * moved[other.ifname], moved
+    assert Lab.get(lab.name).plan.node("leaf0").routes == tuple(routes)

@@ -1,0 +1,59 @@
+"""The plan stage: deterministic, JSON round trip, rendering from a kept plan, `emu topo plan`."""
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from emu.cli import main
+from emu.fabric.render import render
+from emu.plan import LabPlan, make_plan
+from emu.topo import build, load_topology
+
+TOPOLOGIES = sorted((Path(__file__).resolve().parents[2] / "topologies").glob("*.yaml"))
+SHAPES = [build("two-zone", "tz", leaves=2, spines=2, hosts_per_leaf=2, storage=2),
+          build("leaf-spine", "ec", leaves=3, spines=2, hosts_per_leaf=2, routing="ecmp", scale=0.01)]
+
+
+def lines(batch) -> list:
+    return [batch.create_lines] + [(ns.netns, ns.ip_lines, ns.tc_lines, ns.sysctls) for ns in batch.namespaces]
+
+
+@pytest.mark.parametrize("topo", SHAPES, ids=lambda t: t.name)
+def test_make_plan_is_deterministic_and_round_trips_json(topo):
+    plan = make_plan(topo)
+    assert make_plan(topo) == plan
+    text = json.dumps(plan.to_dict())
+    again = LabPlan.from_dict(json.loads(text))
+    assert again == plan
+    assert json.dumps(again.to_dict()) == text
+
+
+@pytest.mark.parametrize("topo", SHAPES, ids=lambda t: t.name)
+def test_rendering_a_plan_loaded_from_json_gives_the_same_lines(topo):
+    plan = make_plan(topo)
+    kept = LabPlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert lines(render(kept)) == lines(render(plan))
+
+
+def test_the_plan_holds_what_the_kernel_gets():
+    plan = make_plan(build("two-zone", "pz", leaves=1, spines=1, hosts_per_leaf=1, storage=1, scale=0.001))
+    st = plan.node("st0")
+    assert [p.peer for p in st.ports] == ["za-leaf0", "zb-leaf0"] and len(st.rules) == 2
+    assert all(p.rate_bps == 200_000_000 and p.real_rate_bps == 200 * 10**9 for p in st.ports)
+    assert [q.vl for q in st.ports[0].queues] == [0, 1, 2, 3]
+    assert plan.filters == ((0x20, 1), (0x40, 2), (0x60, 3))
+    assert plan.node("za-leaf0").sysctls["net/ipv4/ip_forward"] == "1"
+    assert plan.nic_bps("st0") == 400_000_000
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
+def test_topo_plan_works_on_every_shipped_topology(path):
+    for flags in ([], ["--json"], ["--lines"]):
+        result = CliRunner().invoke(main, ["topo", "plan", str(path), *flags])
+        assert result.exit_code == 0, result.output
+    plan = make_plan(load_topology(path))
+    shown = json.loads(CliRunner().invoke(main, ["topo", "plan", str(path), "--json"]).output)
+    assert LabPlan.from_dict(shown) == plan
+    listed = CliRunner().invoke(main, ["topo", "plan", str(path), "--lines"]).output
+    assert all(line in listed for line in render(plan).create_lines)
