@@ -99,10 +99,18 @@ def list_labs():
 @click.argument("lab", required=False)
 @lab_option
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def status(lab, lab_opt, as_json):
+@click.option("--changes", is_flag=True, help="what runtime changes made the lab differ from its plan")
+def status(lab, lab_opt, as_json, changes):
     """Show a lab's nodes, addresses and links (LAB may be left out with one lab up)."""
     from emu.report.tables import json_rows, status_tables
-    st = attach(lab, lab_opt, required=False, acts=False).status()
+    target = attach(lab, lab_opt, required=False, acts=False)
+    if changes:
+        from emu.plan import make_plan
+        from emu.plan.diff import diff
+        lines = diff(target.plan, make_plan(target.topology, target.name))
+        console.print("\n".join(lines) if lines else f"lab {target.name} is as planned")
+        return
+    st = target.status()
     if as_json:
         click.echo(json_rows(st))
         return

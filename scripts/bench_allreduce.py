@@ -13,6 +13,7 @@ import json
 
 from emu.experiments.collectives import ALGOS, bench_collective
 from emu.lab import Lab
+from emu.report.project import to_real
 from emu.topo import build
 
 PAPER = {"hfreduce": "6.3-8.1", "hfreduce-nvlink": "> 10", "ring": "1.6-4.8 (NCCL)", "tree": "1.6-4.8 (NCCL)"}
@@ -40,7 +41,7 @@ def main():
                 r = bench_collective(lab, algo, sizes=[size], iters=args.iters)[0]
                 rows.append(r)
                 print(f"{algo:<16} {n:>5} {r['proj_algbw']:>7.2f} {r['proj_busbw']:>7.2f} "
-                      f"{r['bound_algbw'] / args.scale:>7.2f} {r['efficiency']:>8.0%}  {r['bound_by']:<12} "
+                      f"{to_real(r['bound_algbw'], args.scale):>7.2f} {r['efficiency']:>8.0%}  {r['bound_by']:<12} "
                       f"{r['wrong']:>6}  {PAPER[algo]}", flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -15,8 +15,8 @@ import time
 from emu.fabric.batch import run_batch, run_batches
 from emu.fabric.render import render
 from emu.lab import Lab
+from emu.plan import make_plan
 from emu.topo import build
-from emu.topo.addressing import AddressPlan
 
 SHAPES = [
     ("star", 16, dict(hosts=16)),
@@ -30,14 +30,14 @@ SHAPES = [
 
 def floor(topo) -> tuple[float, float]:
     """Seconds to create and to delete the bare namespaces and veths of `topo`."""
-    plan = render(topo, "bfl")            # reuse only its create lines: netns add + veth pairs
-    addressing = AddressPlan(topo)
+    plan = make_plan(topo, "bfl")
+    batch = render(plan)                   # reuse only its create lines: netns add + veth pairs
     start = time.perf_counter()
-    run_batch("ip", plan.create_lines)
-    run_batches([("ip", ["link set dev lo up"] + [l for p in addressing.ports[ns.node]
+    run_batch("ip", batch.create_lines)
+    run_batches([("ip", ["link set dev lo up"] + [l for p in node.ports
                                                    for l in (f"addr add {p.addr}/31 dev {p.ifname}",
-                                                             f"link set dev {p.ifname} up")], ns.netns)
-                 for ns in plan.namespaces])
+                                                             f"link set dev {p.ifname} up")], node.netns)
+                 for node in plan.nodes])
     up = time.perf_counter() - start
     start = time.perf_counter()
     run_batch("ip", [f"netns del {n}" for n in plan.netns_names()])

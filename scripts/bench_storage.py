@@ -9,9 +9,9 @@ every storage node. Run as root:  python scripts/bench_storage.py
 """
 import argparse
 
-from emu.report.plots import incast_plot
 from emu.experiments.storage import incast, storage_bench
 from emu.lab import Lab
+from emu.report.plots import incast_plot
 from emu.topo import build
 from emu.units import format_rate
 

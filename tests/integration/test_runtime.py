@@ -56,3 +56,18 @@ def test_replaced_routes_carry_the_traffic(make_lab, lab_name):
     moved = {dev: after[dev] - before[dev] for dev in (used, other.ifname)}
     assert moved[other.ifname] > 5_000_000 and moved[used] < 0.01 * moved[other.ifname], moved
     assert Lab.get(lab.name).plan.node("leaf0").routes == tuple(routes)
+
+
+def test_status_changes_lists_what_differs_from_the_plan(make_lab, lab_name):
+    import subprocess
+    import sys
+    lab = make_lab(build("star", lab_name, hosts=2))
+
+    def changes():
+        done = subprocess.run([sys.executable, "-m", "emu.cli", "status", lab.name, "--changes"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+    assert changes() == f"lab {lab.name} is as planned"
+    lab.set_link("sw0", "c1", up=False)
+    assert sorted(changes().splitlines()) == ["c1:eth0: down -> up", "sw0:swp1: down -> up"]

@@ -57,3 +57,30 @@ def test_topo_plan_works_on_every_shipped_topology(path):
     assert LabPlan.from_dict(shown) == plan
     listed = CliRunner().invoke(main, ["topo", "plan", str(path), "--lines"]).output
     assert all(line in listed for line in render(plan).create_lines)
+
+
+def test_drawing_leaves_the_topology_as_it_was(tmp_path):
+    from emu.topo.graph import draw
+    topo = build("leaf-spine", "dr", leaves=2, spines=2, hosts_per_leaf=2)
+    before = {n: dict(d) for n, d in topo.graph.nodes(data=True)}
+    draw(topo, str(tmp_path / "g.png"))
+    assert {n: dict(d) for n, d in topo.graph.nodes(data=True)} == before
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_diff_names_each_change_against_a_fresh_plan():
+    from dataclasses import replace
+
+    from emu.plan.diff import diff
+    plan = make_plan(build("leaf-spine", "df", leaves=2, spines=2, hosts_per_leaf=1))
+    assert diff(plan, make_plan(build("leaf-spine", "df", leaves=2, spines=2, hosts_per_leaf=1))) == []
+    leaf = plan.node("leaf0")
+    port = leaf.ports[0]
+    queues = (replace(port.queues[0], rate_bps=1000),) + port.queues[1:]
+    changed = plan.with_node(replace(leaf, routes=leaf.routes[1:],
+                                     ports=(replace(port, up=False, queues=queues),) + leaf.ports[1:]))
+    lines = diff(changed, plan)
+    assert len(lines) == 3
+    assert lines[0].startswith(f"leaf0: route {leaf.routes[0].dst} (table 254): none -> ")
+    assert f"leaf0:{port.ifname}: down -> up" in lines
+    assert any("VL0: rate/ceil 1000/" in line for line in lines)
