@@ -13,7 +13,7 @@ from pyroute2 import IPRoute
 from emu.errors import EmuError, FabricError
 from emu.fabric import netns
 from emu.fabric.batch import run_batch, run_batches
-from emu.fabric.render import render, route_line
+from emu.fabric.render import neighbour_line, render, route_line
 from emu.plan import LabPlan, NodePlan, PortPlan, netns_name
 from emu.plan.make import MARK_PREFIX
 from emu.qos.htb import vl_classid
@@ -106,10 +106,11 @@ def replace_routes(node: NodePlan, old: tuple, new: tuple) -> None:
 
 
 def set_link(node: NodePlan, port: PortPlan, up: bool) -> None:
-    """One end of a link up or down. Down makes the kernel flush the routes through it; up puts
-    the node's planned routes through that port back."""
+    """One end of a link up or down. Down makes the kernel flush the routes and the (permanent)
+    neighbour entry through it; up puts the planned ones back."""
     lines = [f"link set dev {port.ifname} {'up' if up else 'down'}"]
     if up:
+        lines.append(neighbour_line(port))
         lines += [route_line("replace", r) for r in node.routes
                   if any(dev == port.ifname for _, dev in r.nexthops)]
     run_batch("ip", lines, node.netns)

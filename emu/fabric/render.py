@@ -6,7 +6,7 @@ One root `ip -batch` makes the namespaces and veth pairs; then per namespace one
 """
 from dataclasses import dataclass, field
 
-from emu.plan import LabPlan, NodePlan
+from emu.plan import LabPlan, NodePlan, PortPlan
 from emu.qos.htb import render_port
 from emu.routing import Route
 
@@ -48,7 +48,7 @@ def ip_lines(plan: LabPlan, node: NodePlan) -> list[str]:
             # real port serialises frames, not 64 KB GSO bursts that no shallow buffer absorbs.
             f"link set dev {p.ifname} alias {plan.mark} gso_max_segs {plan.gso_segs} {'up' if p.up else 'down'}",
             f"addr add {p.addr}/31 dev {p.ifname}",
-            f"neigh replace {p.peer_addr} lladdr {p.peer_mac} dev {p.ifname} nud permanent",
+            neighbour_line(p),
         ]
     lines += [f"rule add from {r.src} lookup {r.table} pref {r.pref}" for r in node.rules]
     lines += [route_line("add", r) for r in node.routes]
@@ -58,6 +58,11 @@ def ip_lines(plan: LabPlan, node: NodePlan) -> list[str]:
 def tc_lines(plan: LabPlan, node: NodePlan) -> list[str]:
     return [line for p in node.ports for line in render_port(p.ifname, p.rate_bps, p.queues, plan.filters,
                                                              plan.default_vl)]
+
+
+def neighbour_line(port: PortPlan) -> str:
+    """The peer's permanent neighbour entry: no ARP in a lab, at any size."""
+    return f"neigh replace {port.peer_addr} lladdr {port.peer_mac} dev {port.ifname} nud permanent"
 
 
 def route_line(verb: str, route: Route) -> str:

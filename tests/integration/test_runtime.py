@@ -34,6 +34,9 @@ def test_a_link_down_cuts_the_path_and_up_restores_it(make_lab, lab_name):
     assert [l["up"] for l in lab.status()["links"] if {l["a"], l["b"]} == {"leaf0", "spine0"}] == [False]
     lab.set_link("leaf0", "spine0", up=True)          # the planned routes over it come back
     assert tcp_mesh(lab.hosts()).ok == 2
+    port = lab.plan.node("leaf0").port_to("spine0")      # and its permanent neighbour entry: no ARP
+    shown = lab.node("leaf0").run(["ip", "neigh", "show", "dev", port.ifname], check=True).stdout
+    assert f"{port.peer_addr} lladdr {port.peer_mac} PERMANENT" in shown, shown
 
 
 def uplink_tx(lab, node):
