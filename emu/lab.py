@@ -4,10 +4,11 @@
     lab.node("c0").run(["ping", "-c1", lab.node("c1").addr])
     lab.down()
 
-The state file (/run/emu/<lab>.json, on tmpfs like the namespaces themselves) is
-written before anything is created, so `emu clean` finds a lab even if the
-process that built it was killed; the kernel's ownership marks find it even if
-the state file is lost.
+The state file (/run/emu/<lab>.json, on tmpfs like the namespaces themselves) holds the
+Topology and the LabPlan as installed (runtime changes included, each also logged as an
+event). It is claimed before anything is created, so `emu clean` finds a lab even if the
+process that built it was killed; the kernel's ownership marks find it even if the state
+file is lost. Kernel work goes through the lab's backend (emu.fabric.backend).
 """
 import json
 import os
@@ -210,8 +211,9 @@ class Lab:
         self._record(replace(n, ports=tuple(replace(p, queues=queues) if p is port else p for p in n.ports)),
                      "vl_rate", node=node, ifname=ifname, vl=vl, rate_bps=rate_bps, ceil_bps=ceil)
 
-    def _record(self, node, change: str, **what) -> None:
-        self._plan = self.plan.with_node(node)
+    def _record(self, changed, change: str, **what) -> None:
+        """Keep `changed` (a NodePlan) as installed and log the change."""
+        self._plan = self.plan.with_node(changed)
         self.state["plan"] = self._plan.to_dict()
         self.state.setdefault("events", []).append({"t": time.time(), "change": change, **what})
         _write_state(self.name, self.state)
