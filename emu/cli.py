@@ -91,8 +91,16 @@ def list_labs():
     """List the labs that are up."""
     from emu.lab import Lab
     from emu.report.tables import labs_table
-    labs = [Lab.get(name) for name in Lab.names()]
-    console.print(labs_table([{**lab.status(), "source": lab.state.get("source", "")} for lab in labs]))
+    rows = []
+    for name in Lab.names():
+        try:
+            lab = Lab.get(name)
+        except EmuError:          # claimed a moment ago and not built yet, or a damaged file
+            rows.append({"name": name, "nodes": [], "links": [], "scale": 0, "routing": "-",
+                         "source": "(being built, or a damaged state file)"})
+            continue
+        rows.append({**lab.status(), "source": lab.state.get("source", "")})
+    console.print(labs_table(rows))
 
 
 @main.command()

@@ -41,7 +41,7 @@ def state_path(lab: str) -> Path:
 def _write_state(lab: str, state: dict, exclusive: bool = False) -> None:
     """Exclusive: claim the name (fails if the file exists). Otherwise replace it atomically."""
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(state, indent=1)
+    text = json.dumps(state, separators=(",", ":"))     # compact: a large lab's plan is megabytes
     if exclusive:
         try:
             with open(state_path(lab), "x") as f:
@@ -128,7 +128,7 @@ class Lab:
         # Claim the name first (two `up` of one name: one wins, the other touches nothing), then make
         # sure no namespace of ours-to-be exists, and only then mark the state as the namespaces'
         # owner: `emu clean` never deletes a namespace that someone else made under our names.
-        _write_state(name, state, exclusive=True)
+        _write_state(name, {k: state[k] for k in ("name", "pid", "created", "claimed")}, exclusive=True)
         try:
             taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
             if taken:
