@@ -71,16 +71,26 @@ def up(file, name):
     console.print(f"lab [bold]{lab.name}[/] up in {time.perf_counter() - start:.2f} s: {topo.summary()}")
 
 
+def lab_or_all(fn):
+    """A destructive verb's subject: LAB (or --lab LAB), or --all; one of them, never neither."""
+    fn = click.option("--all", "every", is_flag=True, help="every lab on the machine")(fn)
+    return click.argument("lab", required=False)(lab_option(fn))
+
+
+def one_or_all(lab, lab_opt, every, what: str) -> str | None:
+    """The named lab, or None for --all."""
+    if every == bool(lab or lab_opt):
+        raise EmuError(f"name the lab to {what} (LAB or --lab LAB), or pass --all")
+    return None if every else lab_name(lab, lab_opt)
+
+
 @main.command()
-@click.argument("lab", required=False)
-@lab_option
-@click.option("--all", "every", is_flag=True, help="tear down every lab that is up")
+@lab_or_all
 def down(lab, lab_opt, every):
     """Tear LAB down (or every lab, with --all)."""
     from emu.lab import Lab
-    if every == bool(lab or lab_opt):
-        raise EmuError("name the lab to tear down (LAB or --lab LAB), or pass --all")
-    for target in ([Lab.get(n) for n in Lab.names()] if every else [attach(lab, lab_opt, acts=False)]):
+    name = one_or_all(lab, lab_opt, every, "tear down")
+    for target in ([Lab.get(n) for n in Lab.names()] if name is None else [Lab.get(name)]):
         start = time.perf_counter()
         target.down()
         console.print(f"lab [bold]{target.name}[/] down in {time.perf_counter() - start:.2f} s")
@@ -141,15 +151,11 @@ def exec(lab_opt, node, cmd):
 
 
 @main.command()
-@click.argument("lab", required=False)
-@lab_option
-@click.option("--all", "every", is_flag=True, help="every lab on the machine, stale ones too")
+@lab_or_all
 def clean(lab, lab_opt, every):
     """Remove every namespace, interface and process of LAB (or of every lab, with --all), stale ones too."""
     from emu.lab import clean as clean_labs
-    if every == bool(lab or lab_opt):
-        raise EmuError("name the lab to clean (LAB or --lab LAB), or pass --all")
-    removed = clean_labs(None if every else lab_name(lab, lab_opt))
+    removed = clean_labs(one_or_all(lab, lab_opt, every, "clean"))
     if not removed:
         console.print("nothing to clean")
     for lab, count in sorted(removed.items()):

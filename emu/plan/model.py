@@ -7,18 +7,12 @@ from dataclasses import asdict, dataclass, field, replace
 
 from emu.qos.htb import VLQueue
 from emu.routing import Route, Rule
+from emu.topo.addressing import LinkEnd
 
 
 @dataclass(frozen=True)
-class PortPlan:
+class PortPlan(LinkEnd):
     """One end of a link, seen from its node; the queues are this port's egress."""
-    ifname: str
-    addr: str
-    mac: str
-    peer: str
-    peer_ifname: str
-    peer_addr: str
-    peer_mac: str
     rate_bps: int           # emulated (shaped) rate
     real_rate_bps: int
     queues: tuple[VLQueue, ...]

@@ -16,9 +16,8 @@ MAX_LINKS = 2**16   # a /15 holds 65536 /31s
 
 
 @dataclass(frozen=True)
-class Port:
-    """One end of a link, as seen from `node`."""
-    node: str
+class LinkEnd:
+    """One end of a link as its node sees it: its interface and address, and the other end's."""
     ifname: str
     addr: str
     mac: str
@@ -26,6 +25,12 @@ class Port:
     peer_ifname: str
     peer_addr: str
     peer_mac: str
+
+
+@dataclass(frozen=True)
+class Port(LinkEnd):
+    """A LinkEnd of `node`, with the link it ends."""
+    node: str
     link: Link
 
 
@@ -39,8 +44,8 @@ class AddressPlan:
             a_mac, b_mac = _mac(k, 0), _mac(k, 1)
             a_if = _ifname(topo, link.a, len(self.ports[link.a]))
             b_if = _ifname(topo, link.b, len(self.ports[link.b]))
-            self.ports[link.a].append(Port(link.a, a_if, a_addr, a_mac, link.b, b_if, b_addr, b_mac, link))
-            self.ports[link.b].append(Port(link.b, b_if, b_addr, b_mac, link.a, a_if, a_addr, a_mac, link))
+            self.ports[link.a].append(Port(a_if, a_addr, a_mac, link.b, b_if, b_addr, b_mac, node=link.a, link=link))
+            self.ports[link.b].append(Port(b_if, b_addr, b_mac, link.a, a_if, a_addr, a_mac, node=link.b, link=link))
         self.owner: dict[str, Port] = {p.addr: p for ports in self.ports.values() for p in ports}
 
     def addrs(self, node: str) -> list[str]:
