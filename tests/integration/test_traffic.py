@@ -72,8 +72,9 @@ def test_ecmp_spreads_flows_over_spines(make_lab, lab_name, mode, min_used):
     after = uplink_bytes(lab, "leaf0")
     uplinks = [dev for dev in after if dev != "swp4"]       # swp0..3 go to the spines, swp4 to c0
     moved = {dev: after[dev] - before[dev] for dev in uplinks}
-    total = sum(moved.values())
-    used = [dev for dev, b in moved.items() if b > 0.05 * total]
+    # An uplink is used if any flow rides it: the 16 flows share one 100 Mbit bottleneck unevenly,
+    # so a flow alone on its uplink can get a few percent of the bytes; an unused uplink moves none.
+    used = [dev for dev, b in moved.items() if b > 50_000]
     if mode == "ecmp":
         assert len(used) >= min_used, f"ECMP used {used} of 4 uplinks: {moved}"
     else:
