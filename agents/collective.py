@@ -5,7 +5,8 @@
 
 Prints one JSON line per size: size (bytes per GPU buffer), count, time_us (mean
 over iterations, between barriers), wrong (elements of this node's GPUs that
-differ from the true sum), and the modelled resources' byte counters.
+differ from the true sum), the modelled resources' byte counters, and spans: (start, end) of
+each measured iteration on the machine's monotonic clock, which every namespace shares.
 """
 import argparse
 import json
@@ -65,23 +66,24 @@ def run(args) -> None:
             model = NodeModel(params)
             gpus = Gpus(f"emu-{args.tag}-r{args.rank}-{os.getpid()}", count, dtype, model=model)
             try:
-                times = []
+                times, spans = [], []
                 net_before = mesh.counters()
                 for it in range(args.warmup + args.iters):
                     fill(gpus, args.rank, len(peers))
                     mesh.barrier()
-                    start = time.perf_counter()
+                    start, began = time.perf_counter(), time.monotonic()
                     algo(gpus, mesh, args.chunk)
                     elapsed = time.perf_counter() - start
                     if it >= args.warmup:
                         times.append(elapsed)
+                        spans.append((began, time.monotonic()))     # monotonic: comparable across nodes
                 runs = args.warmup + args.iters
                 net = {k: (v - net_before[k]) // runs for k, v in mesh.counters().items()}
                 wrong = wrong_elements(gpus, args.rank, len(peers), args.algo)
                 # Per-iteration bytes through every modelled resource and the network, with their
                 # rates: the controller turns them into this algorithm's own lower bound on time.
                 row = {"rank": args.rank, "size": count * dtype.itemsize, "count": count, "type": args.dtype,
-                       "time_us": 1e6 * sum(times) / len(times), "wrong": wrong, "net": net,
+                       "time_us": 1e6 * sum(times) / len(times), "wrong": wrong, "net": net, "spans": spans,
                        "pipes": {p.name: {"bytes": p.bytes // runs, "rate": p.rate} for p in model.pipes()}}
                 print(json.dumps(row), flush=True)
             finally:

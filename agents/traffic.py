@@ -53,7 +53,9 @@ def _receive(conn: socket.socket) -> None:
 
 def send(dst: str, port: int, seconds: float, tos: int, cc: str | None, results: list, index: int) -> None:
     payload = memoryview(bytes(CHUNK))
+    started = time.monotonic()      # one clock for every namespace of the machine: runs line them up
     with sockets.connecting(tos, cc, nodelay=False) as s:
+        s.settimeout(seconds + 30)      # a path lost for good ends the flow with an error, not a hang
         s.connect((dst, port))
         end = time.monotonic() + seconds
         sent = 0
@@ -66,7 +68,8 @@ def send(dst: str, port: int, seconds: float, tos: int, cc: str | None, results:
     measured = json.loads(reply)
     bps = measured["bytes"] * 8 / measured["seconds"] if measured["seconds"] > 0 else 0.0
     results[index] = {"flow": index, "sent": sent, "bytes": measured["bytes"],
-                      "seconds": measured["seconds"], "bps": bps, "tos": tos}
+                      "seconds": measured["seconds"], "bps": bps, "tos": tos, "start": started,
+                      "end": time.monotonic()}
 
 
 def main(argv=None) -> int:

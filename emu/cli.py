@@ -1,4 +1,5 @@
 """The `emu` command: a thin shell over the library (parse, call, print)."""
+import json
 import sys
 import time
 
@@ -56,7 +57,8 @@ def attach(positional: str | None = None, option: str | None = None, required: b
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the file's `name`)")
-def up(file, name):
+@click.option("--json", "as_json", is_flag=True, help="print the lab's status as JSON")
+def up(file, name, as_json):
     """Build the lab described by FILE."""
     from emu.lab import Lab
     from emu.topo import load_topology
@@ -65,10 +67,15 @@ def up(file, name):
     start = time.perf_counter()
     # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
     with Progress("building", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True, disable=len(topo.nodes()) < 200) as bar:
+                  transient=True, disable=as_json or len(topo.nodes()) < 200) as bar:
         task = bar.add_task("build", total=None)
         lab = Lab.up(topo, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"lab [bold]{lab.name}[/] up in {time.perf_counter() - start:.2f} s: {topo.summary()}")
+    seconds = time.perf_counter() - start
+    if as_json:
+        from emu.report.tables import json_rows
+        click.echo(json_rows({**lab.status(), "up_seconds": seconds}))
+        return
+    console.print(f"lab [bold]{lab.name}[/] up in {seconds:.2f} s: {topo.summary()}")
 
 
 def lab_or_all(fn):
@@ -86,18 +93,25 @@ def one_or_all(lab, lab_opt, every, what: str) -> str | None:
 
 @main.command()
 @lab_or_all
-def down(lab, lab_opt, every):
+@click.option("--json", "as_json", is_flag=True)
+def down(lab, lab_opt, every, as_json):
     """Tear LAB down (or every lab, with --all)."""
     from emu.lab import Lab
     name = one_or_all(lab, lab_opt, every, "tear down")
+    done = []
     for target in ([Lab.get(n) for n in Lab.names()] if name is None else [Lab.get(name)]):
         start = time.perf_counter()
         target.down()
-        console.print(f"lab [bold]{target.name}[/] down in {time.perf_counter() - start:.2f} s")
+        done.append({"name": target.name, "down_seconds": time.perf_counter() - start})
+        if not as_json:
+            console.print(f"lab [bold]{target.name}[/] down in {done[-1]['down_seconds']:.2f} s")
+    if as_json:
+        click.echo(json.dumps(done, indent=1))
 
 
 @main.command("ls")
-def list_labs():
+@click.option("--json", "as_json", is_flag=True)
+def list_labs(as_json):
     """List the labs that are up."""
     from emu.lab import Lab
     from emu.report.tables import labs_table
@@ -110,6 +124,10 @@ def list_labs():
                          "source": "(being built, or a damaged state file)"})
             continue
         rows.append({**lab.status(), "source": lab.state.get("source", "")})
+    if as_json:
+        click.echo(json.dumps([{k: r[k] for k in ("name", "scale", "routing", "source")} |
+                               {"nodes": len(r["nodes"]), "links": len(r["links"])} for r in rows], indent=1))
+        return
     console.print(labs_table(rows))
 
 
@@ -186,10 +204,19 @@ def topo():
 
 @topo.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-def check(file):
+@click.option("--json", "as_json", is_flag=True)
+def check(file, as_json):
     """Validate FILE without building anything."""
     from emu.topo import load_topology
-    console.print(f"ok: {load_topology(file).summary()}")
+    topo = load_topology(file)
+    if as_json:
+        kinds = {}
+        for n in topo.nodes():
+            kinds[n.kind] = kinds.get(n.kind, 0) + 1
+        click.echo(json.dumps({"ok": True, "name": topo.name, "nodes": kinds, "links": len(topo.links()),
+                               "scale": topo.scale, "routing": topo.routing}, indent=1))
+        return
+    console.print(f"ok: {topo.summary()}")
 
 
 @topo.command()
@@ -397,6 +424,130 @@ def checkpoint_cmd(lab_opt, node, state, saves, period, replicas, as_json):
             console.print(line)
     if not r["load"]["verified"]:
         sys.exit(1)
+
+
+@main.command("run")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--out", help="run directory (default: runs/<scenario name>-<UTC time>/)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON (with run_dir)")
+@lab_option
+def run_cmd(scenario, out, as_json, lab_opt):
+    """Run a scenario file: workloads and faults on one timeline, sampled, written to a run directory."""
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+    from emu.experiments.scenario import load_scenario
+    from emu.fabric.apply import require_root
+    spec = load_scenario(scenario)          # every key checked before anything is built
+    require_root("run scenarios")
+    from emu.experiments.runner import run_scenario
+    from emu.report.tables import json_rows, run_summary_table
+    with Progress(f"running {spec.name}", BarColumn(), "{task.completed:.1f}/{task.total:.1f} s",
+                  TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("run", total=spec.duration)
+        summary, directory = run_scenario(spec, out, lambda done, total: bar.update(task, completed=done),
+                                          lab_opt)
+    if as_json:
+        click.echo(json_rows({**summary, "run_dir": str(directory)}))
+        return
+    console.print(run_summary_table(summary))
+    click.echo(str(directory))
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True)
+def report_cmd(run_dir, as_json):
+    """Re-render RUN_DIR's summary.json, report.md and plots from its files alone."""
+    from emu.report.runs import render_run
+    from emu.report.tables import json_rows, run_summary_table
+    summary = render_run(run_dir)
+    if as_json:
+        click.echo(json_rows(summary))
+    else:
+        console.print(run_summary_table(summary))
+        click.echo(f"{run_dir}/report.md")
+
+
+@main.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True)
+def compare_cmd(run_dirs, as_json):
+    """Compare runs side by side: per workload and per link group."""
+    from emu.report.runs import compare
+    from emu.report.tables import compare_tables, json_rows
+    if len(run_dirs) < 2:
+        raise EmuError("compare needs at least two run directories")
+    workloads, links = compare(list(run_dirs))
+    if as_json:
+        click.echo(json_rows({"workloads": workloads, "links": links}))
+        return
+    for table in compare_tables(workloads, links, run_dirs):
+        console.print(table)
+
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--top", "rows", default=15, show_default=True, help="ports and VLs shown")
+@click.option("--count", type=int, help="refreshes before it stops (default: until Ctrl-C)")
+def top(lab, lab_opt, rows, count):
+    """A live view of LAB's busiest ports and VLs: utilisation, backlog, drops, every second."""
+    from rich.live import Live
+    from rich.table import Table
+    from emu.metrics.live import Watch
+    from emu.units import format_rate
+    target = attach(lab, lab_opt)
+    watch = Watch(target.plan)
+
+    def view():
+        table = Table("port", "VL", "rate", "util", "backlog", "drops/s", title=f"emu top: {target.name}")
+        for r in watch.rows(rows):
+            table.add_row(f"{r['node']}:{r['port']} > {r['peer']}", str(r["vl"]), format_rate(r["bps"]),
+                          f"{r['util']:.0%}", f"{r['backlog_bytes']} B", str(r["drops"]))
+        return table
+    try:
+        with Live(view(), console=console, refresh_per_second=4) as live:
+            n = 0
+            while count is None or n < count:
+                time.sleep(1.0)
+                live.update(view())
+                n += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watch.close()
+
+
+@main.command()
+@lab_option
+@click.argument("node")
+@click.argument("port")
+@click.option("-c", "--count", type=int, help="stop after this many packets")
+@click.option("--duration", default="5s", show_default=True, help="stop after this long")
+@click.option("-o", "--out", required=True, help="the pcap file to write")
+@click.option("--json", "as_json", is_flag=True)
+def capture(lab_opt, node, port, count, duration, out, as_json):
+    """Capture NODE's PORT to a pcap (tcpdump, headers only) and summarise it (scapy): bytes per class, top talkers."""
+    from emu.metrics.capture import capture as run_capture
+    from emu.metrics.capture import summarise
+    from emu.units import parse_duration
+    target = attach(None, lab_opt)
+    handle = target.node(node)
+    try:
+        target.plan.node(node).port(port)
+        seconds = parse_duration(duration)
+    except (KeyError, ValueError) as e:
+        raise EmuError(str(e).strip("'\"")) from None
+    run_capture(handle, port, out, count, seconds)
+    sls = {sl: name for name, sl in target.topology.qos.classes.items()}
+    summary = summarise(out, sls)
+    if as_json:
+        click.echo(json.dumps({"pcap": out, **summary}, indent=1))
+        return
+    for c in summary["classes"]:
+        console.print(f"SL{c['sl']} (TOS {c['tos']}, {c['class']}): {c['packets']} packets, {c['bytes']} bytes")
+    for t in summary["talkers"]:
+        console.print(f"  {t['src']} -> {t['dst']}: {t['bytes']} bytes")
+    click.echo(out)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ class Lab:
         self._topology: Topology | None = None
         self._plan: LabPlan | None = None
         self.backend = backend.get(state.get("backend", "kernel"))
+        # Set by a scenario run, which checked for stale agents once and then starts several
+        # launchers at once (each would take the others' agents for stale ones).
+        self.concurrent_runs = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -179,7 +182,7 @@ class Lab:
     def launch(self):
         """A Launcher for agent processes in this lab's nodes (`with lab.launch() as agents:`)."""
         from emu.launch import Launcher
-        return Launcher(self)
+        return Launcher(self, check_stale=not self.concurrent_runs)
 
     # -- changes to the running lab (through the backend, recorded in the kept plan) ---------
 

@@ -58,3 +58,23 @@ def format_rate(bps: float) -> str:
         if bps >= factor:
             return f"{bps / factor:.3g}{unit}"
     return f"{bps:.3g}bit"
+
+
+_DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def parse_duration(text) -> float:
+    """'2s', '500ms', '1.5m' or a plain number of seconds -> seconds (>= 0)."""
+    if isinstance(text, bool):
+        raise ValueError(f"bad duration {text!r}: use a number and one of ms, s, m")
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        m = _NUMBER_UNIT.match(str(text))
+        unit = (m.group(2).lower() or "s") if m else ""
+        if not m or unit not in _DURATION_UNITS:
+            raise ValueError(f"bad duration {text!r}: use a number and one of ms, s, m")
+        value = float(m.group(1)) * _DURATION_UNITS[unit]
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"bad duration {text!r}: must be a finite time >= 0")
+    return value

@@ -9,6 +9,7 @@ fi
 need_apt=()
 command -v ip >/dev/null && command -v tc >/dev/null || need_apt+=(iproute2)
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
+command -v tcpdump >/dev/null || need_apt+=(tcpdump)     # emu capture
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null

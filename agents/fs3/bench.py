@@ -47,8 +47,13 @@ async def incast(args, client: Client) -> dict:
 async def write_file(args, client: Client) -> dict:
     layout = await client.create(args.file, args.chunks * args.chunk_size, args.chunk_size, stripe=args.stripe)
     blobs = [os.urandom(args.chunk_size) for _ in range(layout.chunks())]
+    start = time.monotonic()
     await client.batch_write(layout, list(enumerate(blobs)))
-    return {"file": args.file, "chunks": layout.chunks(), "chains": list(layout.chains), "retries": client.retries}
+    seconds = time.monotonic() - start
+    total = layout.chunks() * args.chunk_size
+    return {"file": args.file, "chunks": layout.chunks(), "chains": list(layout.chains), "retries": client.retries,
+            "bytes": total, "seconds": seconds, "goodput_bps": total * 8 / seconds, "start": start,
+            "end": start + seconds}
 
 
 async def read_loop(args, client: Client) -> dict:

@@ -34,6 +34,7 @@ class CollectiveRun:
     chunk: int | None = None        # default: default_chunk(size)
     cc: str | None = None
     timeout_base: float | None = None
+    port: int = PORT                # ranks listen here (concurrent runs in one lab need their own)
 
     @property
     def ranks(self) -> int:
@@ -42,9 +43,9 @@ class CollectiveRun:
 
 def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
                      iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
-                     on_row=None, timeout_base: float | None = None) -> list[dict]:
+                     on_row=None, timeout_base: float | None = None, port: int = PORT) -> list[dict]:
     run = plan_run(lab, algo, nodes, dtype=dtype, iters=iters, warmup=warmup, chunk=chunk, cc=cc,
-                   timeout_base=timeout_base)
+                   timeout_base=timeout_base, port=port)
     rows = []
     for size in sizes:
         rows.append(_one_size(lab, run, size))
@@ -74,7 +75,7 @@ def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRu
 def _one_size(lab, run: CollectiveRun, size: int) -> dict:
     scale, chunk = lab.plan.scale, run.chunk or default_chunk(size)
     timeout = peer_timeout(lab, size * run.gpus, run.timeout_base)     # one node's data
-    peers = ",".join(f"{lab.node(n).addr}:{PORT}" for n in run.nodes)
+    peers = ",".join(f"{lab.node(n).addr}:{run.port}" for n in run.nodes)
     argv = command("collective") + [
         "--peers", peers, "--algo", run.algo, "--sizes", str(size), "--dtype", run.dtype, "--gpus", str(run.gpus),
         "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(run.iters), "--warmup", str(run.warmup),
@@ -94,6 +95,8 @@ def _one_size(lab, run: CollectiveRun, size: int) -> dict:
             "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": to_real(algbw, scale),
             "proj_busbw": to_real(busbw, scale), "wrong": sum(r["wrong"] for r in results),
             "nodes": len(run.nodes), "gpus": ranks, "algo": run.algo, "chunk": chunk,
+            # each iteration from its first rank's start to its last rank's end (monotonic clock)
+            "spans": [(min(s[0] for s in it), max(s[1] for s in it)) for it in zip(*(r["spans"] for r in results))],
             **_bound(results, _link_rate(lab, run.nodes), time_us)}
 
 

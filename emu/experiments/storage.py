@@ -18,9 +18,11 @@ META_PORT, STORAGE_PORT = 8000, 8100
 
 class StorageCluster:
     def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int | None = None,
-                 cc: str | None = None, chunk_size: int = 256 * 1024, timeout_base: float | None = None):
+                 cc: str | None = None, chunk_size: int = 256 * 1024, timeout_base: float | None = None,
+                 port_offset: int = 0):
         from cluster.chains import build_chain_table
         self.lab, self.cc = lab, cc
+        self.meta_port, self.storage_port = META_PORT + port_offset, STORAGE_PORT + port_offset
         # a reply may queue behind a server's other in-flight requests (32 per client, fs3.client)
         self.timeout = peer_timeout(lab, 32 * chunk_size, timeout_base)
         self.nodes = nodes or [n.name for n in lab.nodes("storage")]
@@ -40,15 +42,15 @@ class StorageCluster:
         return port_towards(self.lab.topology, list(self.lab.plan.node(node).ports), client).addr
 
     def storage_arg(self, client: str) -> str:
-        return ",".join(f"{self.addr_for(client, n)}:{STORAGE_PORT}" for n in self.nodes)
+        return ",".join(f"{self.addr_for(client, n)}:{self.storage_port}" for n in self.nodes)
 
     def meta_arg(self, client: str) -> str:
-        return f"{self.addr_for(client, self.meta_node)}:{META_PORT}"
+        return f"{self.addr_for(client, self.meta_node)}:{self.meta_port}"
 
     def start(self) -> "StorageCluster":
         try:
             self.agents.start(self.meta_node, command("fs3.meta") + [
-                "--port", str(META_PORT), "--table", json.dumps(self.table.to_dict())] + self.class_args(), ready=True)
+                "--port", str(self.meta_port), "--table", json.dumps(self.table.to_dict())] + self.class_args(), ready=True)
             self.services = [self.start_service(i) for i in range(len(self.nodes))]
         except BaseException:
             self.stop()
@@ -58,7 +60,7 @@ class StorageCluster:
     def start_service(self, i: int, recover: bool = False) -> subprocess.Popen:
         """Start storage node i's service; with `recover` it catches up from its chains before serving."""
         # services talk to each other over each one's first NIC
-        peers = ",".join(f"{self.lab.node(n).addr}:{STORAGE_PORT}" for n in self.nodes)
+        peers = ",".join(f"{self.lab.node(n).addr}:{self.storage_port}" for n in self.nodes)
         argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
         argv += self.class_args() + self.timeout_args() + (["--recover"] if recover else [])
         return self.agents.start(self.nodes[i], argv, ready=True)
@@ -102,7 +104,7 @@ def last_hop(lab, client: str) -> tuple[str, str]:
 
 def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 4, chunk_size: int = 64 * 1024,
            chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None,
-           timeout_base: float | None = None) -> list[dict]:
+           timeout_base: float | None = None, port_offset: int = 0) -> list[dict]:
     storage = [n.name for n in lab.nodes("storage")]
     if not storage:
         raise EmuError(f"lab {lab.name!r} has no storage nodes")
@@ -117,7 +119,7 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
     rate = lab.plan.node(client).port_to(switch).rate_bps
     rows = []
     with StorageCluster(lab, storage, targets_per_node=1, cc=cc, chunk_size=chunk_size,      # one chain per service
-                        timeout_base=timeout_base) as cluster:
+                        timeout_base=timeout_base, port_offset=port_offset) as cluster:
         for n in senders:
             before = queue_drops(lab.node(switch).netns, dev)
             r = cluster.run_client(client, ["incast",
@@ -162,18 +164,22 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
 
 
 def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float = 1.0, replicas: int = 1,
-               chunk_size: int = 256 * 1024, timeout_base: float | None = None) -> dict:
-    """Save a compute node's GPU state to the lab's storage `saves` times, then load and verify it."""
+               chunk_size: int = 256 * 1024, timeout_base: float | None = None,
+               cluster: StorageCluster | None = None) -> dict:
+    """Save a compute node's GPU state to the lab's storage `saves` times, then load and verify it
+    (through `cluster` if one runs already, else through one of its own)."""
     if lab.node(node).kind != "compute":
         raise EmuError(f"{node} is a {lab.node(node).kind} node; checkpoints are taken on compute nodes")
+    if cluster is None:
+        with StorageCluster(lab, replicas=replicas, chunk_size=chunk_size, timeout_base=timeout_base) as own:
+            return checkpoint(lab, node, state_bytes, saves, period, replicas, chunk_size, cluster=own)
     topo = lab.topology
-    with StorageCluster(lab, replicas=replicas, chunk_size=chunk_size, timeout_base=timeout_base) as cluster:
-        proc = cluster.start_client(node, [
-            "--gpus", str(topo.node(node).attrs["gpus"]), "--state-bytes", str(state_bytes),
-            "--scale", repr(topo.scale), "--saves", str(saves), "--period", str(period),
-            "--chunk-size", str(chunk_size), "--stripe", str(len(cluster.table.chains)), "--tag", lab.name],
-            module="checkpoint")
-        r = cluster.result(node, proc)
+    proc = cluster.start_client(node, [
+        "--gpus", str(topo.node(node).attrs["gpus"]), "--state-bytes", str(state_bytes),
+        "--scale", repr(topo.scale), "--saves", str(saves), "--period", str(period),
+        "--chunk-size", str(chunk_size), "--stripe", str(len(cluster.table.chains)), "--tag", lab.name],
+        module="checkpoint")
+    r = cluster.result(node, proc)
     for step in r["saves"] + [r["load"]]:
         project(step, topo.scale, "bps")
     return r

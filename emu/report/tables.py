@@ -115,3 +115,40 @@ def json_rows(rows, keys=None) -> str:
     if keys is not None:
         rows = [{k: r[k] for k in keys} for r in rows] if isinstance(rows, list) else {k: rows[k] for k in keys}
     return json.dumps(rows, indent=1)
+
+
+# -- scenario runs ------------------------------------------------------------------------
+
+def _workload_figures(w: dict) -> str:
+    parts = []
+    if w.get("busbw") is not None:
+        parts.append(f"busbw {w['busbw']:.4f} GB/s (real {w.get('proj_busbw', 0):.2f})")
+    if w.get("goodput_bps"):
+        parts.append(f"goodput {format_rate(w['goodput_bps'])}")
+    if w.get("p99_ms") is not None:
+        parts.append(f"p99 {w['p99_ms']:.1f} ms")
+    if w.get("slowdown"):
+        parts.append(f"slowdown {w['slowdown']:.2f}")
+    return ", ".join(parts) or w.get("error", "")
+
+
+def run_summary_table(summary: dict) -> Table:
+    table = Table("workload", "type", "outcome", "figures", title=f"run of {summary['scenario']}")
+    for w in summary["workloads"]:
+        table.add_row(w["name"], w["type"], w["outcome"], _workload_figures(w))
+    worst = max(summary["links"], key=lambda l: (l["congested_share"], l["drops"]), default=None)
+    if worst:
+        table.caption = (f"most congested: {worst['node']} > {worst['peer']} ({worst['congested_share']:.0%} of "
+                         f"samples backlogged, {worst['drops']} drops); drops per VL {summary['drops_by_vl']}")
+    return table
+
+
+def compare_tables(workloads: list[dict], links: list[dict], names) -> list[Table]:
+    work = Table("workload", *names, title="workloads")
+    for row in workloads:
+        work.add_row(row["workload"], *(_workload_figures(r) if r else "-" for r in row["runs"]))
+    link = Table("link group", *names, title="links (mean utilisation, drops, deepest backlog)")
+    for row in links:
+        link.add_row(row["group"], *(f"{r['util_mean']:.0%}, {r['drops']} drops, {r['backlog_max_bytes']} B"
+                                     if r else "-" for r in row["runs"]))
+    return [work, link]

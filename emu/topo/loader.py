@@ -35,6 +35,11 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):     # libyam
 
 def load_topology(path, name: str | None = None) -> Topology:
     """Read and check a topology file; `name` overrides the lab name in the file."""
+    return topology_from_dict(load_yaml(path), str(path), name)
+
+
+def load_yaml(path):
+    """A small YAML file (topologies, scenarios), read with every guard above; one-line errors."""
     source = str(path)
     try:
         with open(path, "rb") as f:
@@ -57,7 +62,7 @@ def load_topology(path, name: str | None = None) -> Topology:
     except RecursionError:
         raise TopologyError(source, "-", "nested too deeply") from None
     _within_budget(doc, source)
-    return topology_from_dict(doc, source, name)
+    return doc
 
 
 def _within_budget(doc, source) -> None:

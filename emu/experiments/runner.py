@@ -1,0 +1,246 @@
+"""Run a scenario: bring the lab up (if it is not), sample every port and VL, play the workloads
+and faults on one timeline, and leave a run directory that report/ turns into a summary.
+
+Times in records are seconds since the run's start, on the machine's monotonic clock, which
+the agents in every namespace share.
+"""
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import networkx as nx
+
+from cluster.collectives import TRAFFIC_CLASS
+from emu.errors import EmuError
+from emu.experiments.collectives import bench_collective
+from emu.experiments.flows import Flow, run_flows
+from emu.experiments.scenario import Scenario, Step
+from emu.experiments.storage import StorageCluster, checkpoint, incast
+from emu.lab import Lab
+from emu.launch import running_agents
+from emu.metrics.sampler import Sampler
+from emu.plan import make_plan
+from emu.report import rundir
+
+
+class Run:
+    """One scenario's timeline on a lab: workload threads, fault threads, and what they record."""
+
+    def __init__(self, scenario: Scenario, lab: Lab):
+        self.scenario, self.lab = scenario, lab
+        self.t0 = 0.0
+        self.events: list[dict] = []
+        self.flows: list[dict] = []
+        self.lock = threading.Lock()
+        self._storage: StorageCluster | None = None
+
+    # -- records ---------------------------------------------------------------------
+
+    def t(self, monotonic: float | None = None) -> float:
+        return (time.monotonic() if monotonic is None else monotonic) - self.t0
+
+    def event(self, event_type: str, **what) -> None:
+        with self.lock:
+            self.events.append({"t": round(self.t(), 6), "type": event_type, **what})
+
+    def flow(self, src, dst, traffic_class, nbytes, start, end, ideal, workload) -> None:
+        with self.lock:
+            self.flows.append({"workload": workload, "src": src, "dst": dst, "class": traffic_class,
+                               "bytes": int(nbytes), "start": self.t(start), "end": self.t(end),
+                               "ideal": ideal, "slowdown": (end - start) / ideal if ideal else None})
+
+    def bottleneck_bps(self, src: str, dst: str) -> int:
+        """The slowest port on the path src -> dst (the plan's rates along a shortest path)."""
+        path = nx.shortest_path(self.lab.topology.graph, src, dst)
+        return min(self.lab.plan.node(a).port_to(b).rate_bps for a, b in zip(path, path[1:]))
+
+    # -- the shared storage cluster ---------------------------------------------------
+
+    def storage(self) -> StorageCluster:
+        with self.lock:
+            if self._storage is None:
+                self._storage = StorageCluster(self.lab).start()
+            return self._storage
+
+    def close(self) -> None:
+        if self._storage is not None:
+            self._storage.stop()
+
+    # -- the timeline -----------------------------------------------------------------
+
+    def play(self, progress=None) -> None:
+        threads = []
+        for index, step in enumerate(self.scenario.workloads):
+            threads.append(threading.Thread(target=self._guard, args=(step, index, WORKLOAD_RUNNERS[step.type], True)))
+        for index, step in enumerate(self.scenario.faults):
+            threads.append(threading.Thread(target=self._guard, args=(step, index, FAULT_RUNNERS[step.type], False)))
+        for t in threads:
+            t.start()
+        end = self.t0 + self.scenario.duration
+        while any(t.is_alive() for t in threads) or time.monotonic() < end:
+            if progress:
+                progress(min(self.t(), self.scenario.duration), self.scenario.duration)
+            time.sleep(0.1)
+        for t in threads:
+            t.join()
+
+    def _guard(self, step: Step, index: int, body, workload: bool) -> None:
+        wait = self.t0 + step.start - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        kind = "start" if workload else "fault"
+        if workload:
+            self.event("start", name=step.name, kind=step.type)
+        try:
+            figures = body(self, step, index) or {}
+            if workload:
+                self.event("end", name=step.name, kind=step.type, outcome="ok", figures=figures)
+        except Exception as e:           # a failure must not vanish with its thread: the run reports it
+            error = str(e) if isinstance(e, EmuError) else f"{type(e).__name__}: {e}"
+            self.event("end" if kind == "start" else "fault", name=step.name, kind=step.type, outcome="error",
+                       error=error, **({} if workload else {"fault": step.type}))
+
+
+# -- workloads -------------------------------------------------------------------------
+
+def _collective(run: Run, step: Step, index: int) -> dict:
+    p = step.params
+    algo = p.get("algo", "alltoall") if step.type == "allreduce" else "alltoall"
+    (row,) = bench_collective(run.lab, algo, p["nodes"], sizes=[p["size"]], dtype=p["dtype"], iters=p["iters"],
+                              warmup=0, port=6000 + 10 * index)
+    ideal = row["time_us"] * 1e-6 * row["efficiency"]      # the run's own bound, per iteration
+    for start, end in row["spans"]:
+        run.flow(",".join(p["nodes"]), ",".join(p["nodes"]), TRAFFIC_CLASS[algo], row["size"], start, end, ideal,
+                 step.name)
+    return {"algo": algo, "algbw": row["algbw"], "busbw": row["busbw"], "proj_algbw": row["proj_algbw"],
+            "proj_busbw": row["proj_busbw"], "slowdown": 1 / row["efficiency"] if row["efficiency"] else None,
+            "wrong": row["wrong"]}
+
+
+def _bulk(run: Run, step: Step, index: int) -> dict:
+    p = step.params
+    (r,) = run_flows(run.lab, [Flow(p["src"], p["dst"], p["class"], p["cc"])], step.duration, port=5301 + index)
+    ideal = r["bytes"] * 8 / run.bottleneck_bps(p["src"], p["dst"])
+    run.flow(p["src"], p["dst"], p["class"], r["bytes"], r["start"], r["end"], ideal, step.name)
+    return {"goodput_bps": r["bps"], "bytes": r["bytes"], "slowdown": r["seconds"] / ideal if ideal else None}
+
+
+def _storage_write(run: Run, step: Step, index: int) -> dict:
+    cluster, chunk = run.storage(), 256 * 1024
+    chains = len(cluster.table.chains)
+    procs = [(c, cluster.start_client(c, ["write", "--file", f"{step.name}-{c}", "--chunks",
+                                          str(max(1, step.params["size"] // chunk)), "--stripe", str(chains),
+                                          "--chunk-size", str(chunk)])) for c in step.params["clients"]]
+    total = 0.0
+    for client, proc in procs:
+        r = cluster.result(client, proc)
+        run.flow(client, "storage", "storage", r["bytes"], r["start"], r["end"],
+                 r["bytes"] * 8 / run.lab.plan.nic_bps(client), step.name)
+        total += r["goodput_bps"]
+    return {"goodput_bps": total}
+
+
+def _storage_read(run: Run, step: Step, index: int) -> dict:
+    cluster, chunk = run.storage(), 256 * 1024
+    chains = len(cluster.table.chains)
+    name = f"{step.name}-data"
+    cluster.run_client(step.params["clients"][0], ["write", "--file", name, "--chunks",
+                                                   str(max(1, step.params["size"] // chunk)), "--stripe",
+                                                   str(chains), "--chunk-size", str(chunk)])
+    rts = ["--rts", "on" if step.params["rts"] else "off", "--rts-limit", str(step.params["rts_limit"])]
+    procs = [(c, cluster.start_client(c, ["read", "--file", name, "--seconds", str(step.duration)] + rts))
+             for c in step.params["clients"]]
+    results = [cluster.result(c, p) for c, p in procs]
+    return {"goodput_bps": sum(r["goodput_bps"] for r in results),
+            "p50_ms": max(r["p50_ms"] for r in results), "p99_ms": max(r["p99_ms"] for r in results)}
+
+
+def _checkpoint(run: Run, step: Step, index: int) -> dict:
+    p = step.params
+    r = checkpoint(run.lab, p["node"], p["state"], p["saves"], p["period"], cluster=run.storage())
+    for s in r["saves"]:
+        run.event("span", name=step.name, what=f"save {s['name']}", bytes=s["bytes"], seconds=s["seconds"])
+    return {"goodput_bps": sum(s["bps"] for s in r["saves"]) / len(r["saves"]), "verified": r["load"]["verified"]}
+
+
+def _incast(run: Run, step: Step, index: int) -> dict:
+    p = step.params
+    senders = [p["senders"]] if p["senders"] else None
+    rows = incast(run.lab, p["client"], senders, p["rts"], p["rts_limit"], rounds=p["rounds"],
+                  port_offset=200 + 10 * index)
+    last = rows[-1]
+    return {"goodput_bps": last["goodput_bps"], "share": last["share"], "p50_ms": last["p50_ms"],
+            "p99_ms": last["p99_ms"], "drops": last["drops"], "senders": last["senders"]}
+
+
+WORKLOAD_RUNNERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _bulk,
+                    "storage-write": _storage_write, "storage-read": _storage_read, "checkpoint": _checkpoint,
+                    "incast": _incast}
+
+
+# -- faults ----------------------------------------------------------------------------
+
+def _link_down(run: Run, step: Step, index: int) -> dict:
+    a, b = step.params["link"]
+    run.lab.set_link(a, b, up=False)
+    run.event("fault", name=step.name, fault="link-down", link=[a, b])
+    if step.duration is not None:
+        time.sleep(step.duration)
+        run.lab.set_link(a, b, up=True)
+        run.event("fault", name=step.name, fault="link-up", link=[a, b])
+    return {}
+
+
+def _kill(run: Run, step: Step, index: int) -> dict:
+    node = step.params["node"]
+    killed = [(pid, module) for pid, n, module in running_agents(run.lab) if n == node]
+    for pid, _ in killed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    run.event("fault", name=step.name, fault="kill", node=node, killed=[m for _, m in killed])
+    return {}
+
+
+FAULT_RUNNERS = {"link-down": _link_down, "kill": _kill}
+
+
+# -- the whole run -----------------------------------------------------------------------
+
+def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
+                 lab_name: str | None = None) -> tuple[dict, Path]:
+    """Play `scenario` on lab `lab_name` (default: its topology's name), bringing the lab up (and down
+    again) if it is not up; returns (summary, run directory)."""
+    name = lab_name or scenario.topology.name
+    brought_up = name not in Lab.names()
+    lab = Lab.up(scenario.topology, name) if brought_up else Lab.get(name)
+    try:
+        if not brought_up and lab.plan != make_plan(scenario.topology, name):
+            raise EmuError(f"lab {name!r} is up with another topology or with runtime changes: "
+                           f"emu down {name}, or give the scenario's topology another name")
+        lab.launch().refuse_stale()
+        lab.concurrent_runs = True
+        directory = rundir.create(scenario, lab, out)
+        run = Run(scenario, lab)
+        sampler = Sampler(lab.plan, scenario.sample)
+        try:
+            sampler.start()
+            run.t0 = sampler.start_time
+            run.event("run", what="start", scenario=scenario.name, lab=lab.name)
+            run.play(progress)
+            run.event("run", what="end")
+        finally:
+            samples = sampler.stop()
+            run.close()
+        rundir.write_records(directory, samples, run.flows, run.events)
+        from emu.report.runs import render_run
+        summary = render_run(directory)
+        return summary, directory
+    finally:
+        lab.concurrent_runs = False
+        if brought_up:
+            lab.down()
+

@@ -1,0 +1,195 @@
+"""Scenario files: a lab, a timeline of workloads and faults, checked whole before anything runs.
+
+    name: hfreduce-vs-storage
+    topology: ../topologies/fire-flyer-mini.yaml     # or an inline topology mapping
+    duration: 8s
+    sample: 50ms                                      # optional
+    scale: 0.001                                      # optional overrides: scale, routing, qos
+    workloads:
+      - {type: allreduce, start: 0s, algo: hfreduce, nodes: [za-c0, zb-c0], size: 1M, iters: 20}
+      - {type: storage-read, start: 1s, duration: 4s, clients: [za-c1]}
+    faults:
+      - {type: link-down, link: [za-leaf0, za-spine0], start: 3s, duration: 1s}
+
+Every refusal is one line naming the file, the key and the reason (as topology files).
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster.collectives import ALLREDUCE
+from emu.errors import TopologyError
+from emu.topo.loader import load_yaml, topology_from_dict
+from emu.topo.model import Topology
+from emu.units import parse_duration, parse_size
+
+TOP_KEYS = {"name", "topology", "duration", "sample", "scale", "routing", "qos", "workloads", "faults"}
+DEFAULT_SAMPLE = 0.1        # 6.6% of a core on a 64-host leaf-spine (scripts/bench_sampler.py)
+# type -> (required keys, optional keys with defaults); every workload also has type, start, name
+WORKLOADS = {
+    "allreduce": ({"nodes"}, {"algo": "hfreduce", "size": "1M", "iters": 10, "dtype": "fp32"}),
+    "alltoall": ({"nodes"}, {"size": "1M", "iters": 10, "dtype": "fp32"}),
+    "bulk": ({"src", "dst", "duration"}, {"class": "other", "cc": None}),
+    "storage-read": ({"clients", "duration"}, {"size": "4M", "rts": True, "rts_limit": 4}),
+    "storage-write": ({"clients"}, {"size": "4M"}),
+    "checkpoint": ({"node"}, {"state": "1M", "period": "1s", "saves": 2}),
+    "incast": ({"client"}, {"senders": None, "rts": True, "rts_limit": 4, "rounds": 3}),
+}
+FAULTS = {"link-down": ({"link"}, {"duration": None}), "kill": ({"node"}, {})}
+# type -> {key naming nodes: the kind they must be (None: any host)}
+NODE_KEYS = {"allreduce": {"nodes": "compute"}, "alltoall": {"nodes": "compute"}, "bulk": {"src": None, "dst": None},
+             "storage-read": {"clients": None}, "storage-write": {"clients": None}, "checkpoint": {"node": "compute"},
+             "incast": {"client": None}, "kill": {"node": None}}
+NEEDS_STORAGE = {"storage-read", "storage-write", "checkpoint", "incast"}
+
+
+@dataclass
+class Step:
+    """One workload or fault of the timeline."""
+    type: str
+    name: str
+    start: float
+    params: dict = field(default_factory=dict)
+    duration: float | None = None
+
+
+@dataclass
+class Scenario:
+    name: str
+    source: str
+    topology: Topology
+    duration: float
+    sample: float
+    workloads: list[Step]
+    faults: list[Step]
+    doc: dict                   # the scenario as resolved, written to the run directory
+
+
+def load_scenario(path_or_doc, source: str | None = None) -> Scenario:
+    """A scenario from a file or a dict, every key checked."""
+    if isinstance(path_or_doc, dict):
+        doc, source, base = path_or_doc, source or "<scenario>", Path.cwd()
+    else:
+        source = str(path_or_doc)
+        doc, base = load_yaml(path_or_doc), Path(path_or_doc).resolve().parent
+    return scenario_from_dict(doc, source, base)
+
+
+def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
+    def fail(key, reason):
+        raise TopologyError(source, key, reason)
+
+    if not isinstance(doc, dict):
+        fail("-", "top level must be a mapping")
+    for key in doc:
+        if key not in TOP_KEYS:
+            fail(key, f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})")
+    for key in ("name", "topology", "duration"):
+        if key not in doc:
+            fail(key, "missing")
+    topo_doc = doc["topology"]
+    topo_source = source
+    if isinstance(topo_doc, str):
+        path = base / topo_doc
+        topo_source = str(path)
+        topo_doc = load_yaml(path)
+    if not isinstance(topo_doc, dict):
+        fail("topology", "must be a file path or a topology mapping")
+    topo_doc = {**topo_doc, **{k: doc[k] for k in ("scale", "routing", "qos") if k in doc}}
+    if "routing" in doc:
+        topo_doc["routing"] = {"mode": doc["routing"]}
+    topology = topology_from_dict(topo_doc, topo_source, doc.get("name") if "name" not in topo_doc else None)
+    duration = _time(doc["duration"], "duration", fail)
+    if duration <= 0:
+        fail("duration", "must be longer than 0 s")
+    sample = _time(doc.get("sample", DEFAULT_SAMPLE), "sample", fail)
+    if not 0.01 <= sample <= 1.0:
+        fail("sample", "must be between 10ms and 1s")
+    workloads = _steps(doc.get("workloads", []), "workloads", WORKLOADS, topology, duration, fail)
+    if not workloads:
+        fail("workloads", "a scenario needs at least one workload")
+    faults = _steps(doc.get("faults", []), "faults", FAULTS, topology, duration, fail)
+    resolved = {**doc, "topology": topology.to_dict()}
+    return Scenario(str(doc["name"]), source, topology, duration, sample, workloads, faults, resolved)
+
+
+def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:
+    if not isinstance(items, list):
+        fail(key, "must be a list")
+    steps, names = [], set()
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict):
+            fail(where, "must be a mapping")
+        kind = item.get("type")
+        if kind not in kinds:
+            fail(f"{where}.type", f"unknown type {kind!r} (one of {', '.join(kinds)})")
+        required, optional = kinds[kind]
+        allowed = required | set(optional) | {"type", "start", "name", "duration"}
+        for k in item:
+            if k not in allowed:
+                fail(f"{where}.{k}", f"unknown key for {kind} (allowed: {', '.join(sorted(allowed))})")
+        for k in sorted(required):
+            if k not in item:
+                fail(f"{where}.{k}", "missing")
+        start = _time(item.get("start", 0), f"{where}.start", fail)
+        if start >= duration:
+            fail(f"{where}.start", f"{start:g} s is not within the scenario's {duration:g} s")
+        span = _time(item["duration"], f"{where}.duration", fail) if item.get("duration") is not None else None
+        if span is not None and span <= 0:
+            fail(f"{where}.duration", "must be longer than 0 s")
+        params = {**optional, **{k: v for k, v in item.items() if k not in ("type", "start", "name", "duration")}}
+        _check_params(kind, params, topology, where, fail)
+        name = str(item.get("name", f"{kind}-{i}"))
+        if name in names:
+            fail(f"{where}.name", f"duplicate name {name!r}")
+        names.add(name)
+        steps.append(Step(kind, name, start, params, span))
+    return steps
+
+
+def _check_params(kind, params, topology, where, fail) -> None:
+    if kind in NEEDS_STORAGE and not any(n.kind == "storage" for n in topology.nodes()):
+        fail(f"{where}.type", f"{kind} needs storage nodes and the topology has none")
+    for k, want in NODE_KEYS.get(kind, {}).items():
+        if k not in params or params[k] is None:
+            continue
+        names = params[k] if isinstance(params[k], list) else [params[k]]
+        if not names or not all(isinstance(n, str) for n in names):
+            fail(f"{where}.{k}", "must name nodes of the topology")
+        for n in names:
+            if n not in topology.graph:
+                fail(f"{where}.{k}", f"no node {n!r} in the topology")
+            node = topology.node(n)
+            if node.forwards:
+                fail(f"{where}.{k}", f"{n} is a switch, not a host")
+            if want and node.kind != want:
+                fail(f"{where}.{k}", f"{n} is a {node.kind} node, not a {want} node")
+    if "size" in params or "state" in params:
+        k = "size" if "size" in params else "state"
+        try:
+            params[k] = parse_size(params[k])
+        except ValueError as e:
+            fail(f"{where}.{k}", str(e))
+    if "period" in params:
+        params["period"] = _time(params["period"], f"{where}.period", fail)
+    if kind == "allreduce" and params["algo"] not in ALLREDUCE:
+        fail(f"{where}.algo", f"unknown algorithm {params['algo']!r} (one of {', '.join(ALLREDUCE)})")
+    for k in ("iters", "saves", "rounds", "rts_limit"):
+        if k in params and (isinstance(params[k], bool) or not isinstance(params[k], int) or params[k] < 1):
+            fail(f"{where}.{k}", f"must be a positive integer, got {params[k]!r}")
+    if "rts" in params and not isinstance(params["rts"], bool):
+        fail(f"{where}.rts", "must be true or false")
+    if kind == "link-down":
+        link = params["link"]
+        if not (isinstance(link, list) and len(link) == 2 and all(isinstance(n, str) for n in link)):
+            fail(f"{where}.link", "must be a list of two node names")
+        if not topology.graph.has_edge(*link):
+            fail(f"{where}.link", f"no link {link[0]} <-> {link[1]} in the topology")
+
+
+def _time(value, key, fail) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        fail(key, str(e))
+

@@ -1,0 +1,38 @@
+"""What `emu top` shows: the busiest ports and VLs of a lab between two readings."""
+import time
+
+from emu.metrics.sampler import NamespaceReader
+
+
+class Watch:
+    """Readers kept open on every node; rows() compares this reading with the last one."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.rate = {(n.name, p.ifname): p.rate_bps for n in plan.nodes for p in n.ports}
+        self.peer = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
+        self.readers = {n.name: NamespaceReader(n.netns) for n in plan.nodes}
+        self.last, self.last_t = self._read(), time.monotonic()
+
+    def _read(self) -> dict:
+        return {(node, port, vl): (nbytes, drops, backlog)
+                for node, reader in self.readers.items()
+                for port, vl, nbytes, _, drops, backlog, _ in reader.queues() if (node, port) in self.rate}
+
+    def rows(self, top: int = 15) -> list[dict]:
+        now, t = self._read(), time.monotonic()
+        dt = max(t - self.last_t, 1e-6)
+        rows = []
+        for key, (nbytes, drops, backlog) in now.items():
+            before = self.last.get(key, (nbytes, drops, backlog))
+            node, port, vl = key
+            rows.append({"node": node, "port": port, "peer": self.peer[(node, port)], "vl": vl,
+                         "bps": (nbytes - before[0]) * 8 / dt, "util": (nbytes - before[0]) * 8 / dt /
+                         self.rate[(node, port)], "backlog_bytes": backlog, "drops": drops - before[1]})
+        self.last, self.last_t = now, t
+        rows.sort(key=lambda r: (r["util"], r["backlog_bytes"], r["drops"]), reverse=True)
+        return rows[:top]
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()

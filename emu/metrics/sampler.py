@@ -1,0 +1,213 @@
+"""The sampler: per-VL queue counters and per-interface counters of every node, every `period`.
+
+Each namespace gets one raw netlink socket, opened inside it once and kept; a sample is two
+dump requests per namespace (all qdiscs, all links), parsed by hand for the few fields we
+keep (pyroute2's general parser costs ~10x more per message, too much at tens of ms).
+
+Per VL (the bfifo under the VL's HTB class): cumulative bytes, packets and drops, and the
+backlog at the instant of the read. The kernel keeps no maximum backlog between reads, so a
+burst that fills and drains a queue between two samples is seen only through its drops; a
+shorter period sees more of the backlog's peaks and costs more CPU (scripts/bench_sampler.py).
+Per interface: cumulative tx/rx bytes, packets and drops.
+"""
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+from emu.fabric import netns
+from emu.qos.htb import VL_CLASS_BASE
+
+NLMSG = struct.Struct("=IHHII")          # len, type, flags, seq, pid
+TCMSG = struct.Struct("=BxxxiIII")       # family, ifindex, handle, parent, info
+IFINFOMSG = struct.Struct("=BxHiII")     # family, type, index, flags, change
+RTATTR = struct.Struct("=HH")            # len, type
+TC_STATS = struct.Struct("=QIIIIIII")    # bytes, packets, drops, overlimits, bps, pps, qlen, backlog
+LINK_STATS64 = struct.Struct("=8Q")      # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
+IF_STATS_MSG = struct.Struct("=BxHII")   # family, pad, ifindex, filter mask
+RTM_GETLINK, RTM_NEWLINK, RTM_GETQDISC, RTM_NEWQDISC, RTM_GETSTATS, RTM_NEWSTATS = 18, 16, 38, 36, 94, 92
+IFLA_STATS_LINK_64 = 1
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLMSG_DONE, NLMSG_ERROR = 3, 2
+TCA_KIND, TCA_STATS = 1, 3
+IFLA_IFNAME = 3
+
+
+def _attrs(buf: memoryview, offset: int, end: int):
+    while offset + 4 <= end:
+        length, kind = RTATTR.unpack_from(buf, offset)
+        if length < 4:
+            return
+        yield kind & 0x3FFF, offset + 4, offset + length
+        offset += (length + 3) & ~3
+
+
+class NamespaceReader:
+    """One namespace's counters over a netlink socket opened in it once."""
+
+    def __init__(self, name: str):
+        with netns.inside(name):
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.sock.bind((0, 0))
+        self.buf = bytearray(1 << 18)     # reused by every read: a fresh 1 MiB per recv cost more than the parse
+        self.seq = 0
+        self.names = {index: ifname for index, ifname in self.link_names()}
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _dump(self, msg_type: int, body: bytes):
+        self.seq += 1
+        self.sock.send(NLMSG.pack(NLMSG.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0) + body)
+        while True:
+            data = memoryview(self.buf)[:self.sock.recv_into(self.buf)]
+            offset = 0
+            while offset + NLMSG.size <= len(data):
+                length, kind, _, seq, _ = NLMSG.unpack_from(data, offset)
+                if kind == NLMSG_DONE:
+                    return
+                if kind == NLMSG_ERROR:
+                    raise OSError(f"netlink error in a dump of type {msg_type}")
+                yield kind, data, offset + NLMSG.size, offset + length
+                offset += (length + 3) & ~3
+
+    def link_names(self):
+        """(ifindex, ifname) of every interface (read once: names do not change in a lab)."""
+        for kind, data, start, end in self._dump(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
+            if kind == RTM_NEWLINK:
+                for attr, a, b in _attrs(data, start + IFINFOMSG.size, end):
+                    if attr == IFLA_IFNAME:
+                        yield IFINFOMSG.unpack_from(data, start)[2], bytes(data[a:b]).rstrip(b"\0").decode()
+                        break
+
+    def links(self):
+        """(ifindex, ifname, (rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped)), from
+        RTM_GETSTATS filtered to the 64-bit counters (a full link dump is ~10x more to parse)."""
+        request = IF_STATS_MSG.pack(socket.AF_UNSPEC, 0, 0, 1 << (IFLA_STATS_LINK_64 - 1))
+        for kind, data, start, end in self._dump(RTM_GETSTATS, request):
+            if kind != RTM_NEWSTATS:
+                continue
+            index = IF_STATS_MSG.unpack_from(data, start)[2]
+            for attr, a, _ in _attrs(data, start + IF_STATS_MSG.size, end):
+                if attr == IFLA_STATS_LINK_64:
+                    s = LINK_STATS64.unpack_from(data, a)
+                    yield index, self.names.get(index, str(index)), (s[0], s[1], s[2], s[3], s[6], s[7])
+
+    def queues(self):
+        """(ifname, vl, bytes, packets, drops, backlog_bytes, overlimits) of every VL FIFO."""
+        for kind, data, start, end in self._dump(RTM_GETQDISC, TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
+            if kind != RTM_NEWQDISC:
+                continue
+            _, index, _, parent, _ = TCMSG.unpack_from(data, start)
+            vl = (parent & 0xFFFF) - VL_CLASS_BASE
+            if parent >> 16 != 1 or vl < 0:
+                continue                    # the HTB root or anything not under a VL class
+            for attr, a, _ in _attrs(data, start + TCMSG.size, end):
+                if attr == TCA_STATS:
+                    nbytes, packets, drops, overlimits, _, _, _, backlog = TC_STATS.unpack_from(data, a)
+                    yield self.names.get(index, str(index)), vl, nbytes, packets, drops, backlog, overlimits
+                    break
+
+
+QUEUE_COLUMNS = ("t", "node", "port", "peer", "vl", "tx_bytes", "tx_packets", "drops", "backlog_bytes", "overlimits")
+IFACE_COLUMNS = ("t", "node", "port", "peer", "tx_bytes", "tx_packets", "rx_bytes", "rx_packets", "tx_drops",
+                 "rx_drops")
+
+
+@dataclass
+class Samples:
+    """Queue (per port and VL) and interface samples, as rows while sampling (one append a row
+    is what keeps a sample cheap) and as columns to read; t in seconds since the start."""
+    queue_rows: list[tuple] = field(default_factory=list)
+    iface_rows: list[tuple] = field(default_factory=list)
+    period: float = 0.0         # seconds between samples
+    taken: int = 0              # samples read
+    late: int = 0               # samples that started after their slot (the sampler fell behind)
+    cpu_seconds: float = 0.0    # CPU time the sampling thread used
+
+    @property
+    def queues(self) -> dict[str, list]:
+        return _columns(QUEUE_COLUMNS, self.queue_rows)
+
+    @property
+    def ifaces(self) -> dict[str, list]:
+        return _columns(IFACE_COLUMNS, self.iface_rows)
+
+
+def _columns(names, rows) -> dict[str, list]:
+    columns = list(zip(*rows)) if rows else [[] for _ in names]
+    return {name: list(values) for name, values in zip(names, columns)}
+
+
+class Sampler:
+    """Read every node of a lab every `period` seconds in a background thread, until stop()."""
+
+    def __init__(self, plan, period: float = 0.1):
+        self.plan, self.period = plan, period
+        self.peers = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
+        self.readers = {n.name: NamespaceReader(n.netns) for n in plan.nodes}
+        self.samples = Samples(period=period)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.start_time = 0.0
+
+    def sample_once(self) -> None:
+        """Read every node once; each row's t is when its own node was read (a sample of a large
+        lab takes milliseconds, and rates between samples must not stretch by that)."""
+        q, i = self.samples.queue_rows, self.samples.iface_rows
+        for node, reader in self.readers.items():
+            before = time.monotonic()
+            queues, links = list(reader.queues()), list(reader.links())
+            t = (before + time.monotonic()) / 2 - self.start_time
+            for port, vl, nbytes, packets, drops, backlog, overlimits in queues:
+                peer = self.peers.get((node, port))
+                if peer is not None:
+                    q.append((t, node, port, peer, vl, nbytes, packets, drops, backlog, overlimits))
+            for _, port, stats in links:
+                peer = self.peers.get((node, port))
+                if peer is None or stats is None:
+                    continue
+                rx_p, tx_p, rx_b, tx_b, rx_d, tx_d = stats
+                i.append((t, node, port, peer, tx_b, tx_p, rx_b, rx_p, tx_d, rx_d))
+        self.samples.taken += 1
+
+    def _run(self) -> None:
+        cpu0 = time.thread_time()
+        slot = self.start_time
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now > slot + self.period:        # more than a whole period late: count it, skip ahead
+                self.samples.late += 1
+                slot = now
+            self.sample_once()
+            self.samples.cpu_seconds = time.thread_time() - cpu0
+            slot += self.period
+            self._stop.wait(max(0.0, slot - time.monotonic()))
+
+    def start(self) -> "Sampler":
+        self.start_time = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="emu-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> Samples:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.sample_once()                                       # the closing sample
+        for reader in self.readers.values():
+            reader.close()
+        return self.samples
+
+    def __enter__(self) -> "Sampler":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def cpu_share(samples: Samples, seconds: float) -> float:
+    """Share of one core the sampling thread used over `seconds` of sampling."""
+    return samples.cpu_seconds / seconds if seconds > 0 else 0.0
+

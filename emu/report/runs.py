@@ -1,0 +1,259 @@
+"""A run directory made readable: summary.json, report.md and the PNGs, from its files alone
+(so `emu report RUN_DIR` reproduces them anywhere), and side-by-side comparison of runs."""
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from emu.plan import LabPlan  # noqa: E402
+from emu.report import rundir  # noqa: E402
+from emu.topo.loader import topology_from_dict  # noqa: E402
+from emu.topo.model import natural_key  # noqa: E402
+from emu.units import format_rate  # noqa: E402
+
+CONGESTED = 0.10      # a VL queue counts as congested while its backlog is above 10% of its FIFO
+PEAK_WINDOW = 0.2     # seconds over which util_max is taken
+WORKLOAD_KEYS = ("algbw", "busbw", "proj_algbw", "proj_busbw", "goodput_bps", "p50_ms", "p99_ms", "slowdown",
+                 "share", "drops", "wrong", "verified")
+
+
+def series(columns: dict, keys: tuple) -> dict:
+    """{key tuple: {"t": array, column: array ...}} from columnar samples, in time order."""
+    rows = defaultdict(list)
+    for i in range(len(columns["t"])):
+        rows[tuple(columns[k][i] for k in keys)].append(i)
+    out = {}
+    for key, idx in rows.items():
+        idx = sorted(idx, key=lambda i: columns["t"][i])
+        out[key] = {c: np.array([columns[c][i] for i in idx]) for c in columns if c not in keys}
+    return out
+
+
+def link_order(plan: LabPlan):
+    """Sort key of a link direction (node, peer) so a heatmap groups like links: host uplinks, leaf
+    uplinks, spine-to-spine, spine downlinks, leaf downlinks; by name within a group."""
+    hosts = {n.name for n in plan.nodes if not n.forwards}
+    leaves = {n.name for n in plan.nodes if n.forwards and any(p.peer in hosts for p in n.ports)}
+
+    def layer(name):
+        return 0 if name in hosts else 1 if name in leaves else 2
+    group = {(0, 1): 0, (1, 2): 1, (2, 2): 2, (2, 1): 3, (1, 0): 4}
+
+    def key(direction):
+        node, peer = direction
+        return group.get((layer(node), layer(peer)), 5), natural_key(node), natural_key(peer)
+    return key
+
+
+def summarise(run: dict) -> tuple[dict, dict]:
+    """(summary, the series the plots need), from rundir.read()."""
+    plan = LabPlan.from_dict(run["plan"])
+    rate = {(n.name, p.ifname): p.rate_bps for n in plan.nodes for p in n.ports}
+    fifo = {(n.name, p.ifname): p.queues[0].limit_bytes for n in plan.nodes for p in n.ports}
+    ports = series(run["ports"], ("node", "port", "peer"))
+    queues = series(run["samples"], ("node", "port", "peer", "vl"))
+    links, util, backlog = [], {}, {}
+    for (node, port, peer), s in ports.items():
+        dt = np.diff(s["t"])
+        busy = np.diff(s["tx_bytes"]) * 8 / np.where(dt > 0, dt, np.inf) / rate[(node, port)]
+        util[(node, peer)] = (s["t"][1:], busy)
+        # util_max over windows of at least PEAK_WINDOW: a single interval's rate carries the
+        # scheduling jitter of the sampling thread on a loaded machine (+-10% at 50 ms here)
+        k = max(1, int(round(PEAK_WINDOW / np.median(dt)))) if len(dt) else 1
+        peak = ((s["tx_bytes"][k:] - s["tx_bytes"][:-k]) * 8 / np.maximum(s["t"][k:] - s["t"][:-k], 1e-9)
+                / rate[(node, port)]) if len(dt) >= k else busy
+        span = s["t"][-1] - s["t"][0]
+        vls = [(vl, q) for (n, p, _, vl), q in queues.items() if (n, p) == (node, port)]
+        depth = np.max([q["backlog_bytes"] for _, q in vls], axis=0) if vls else np.zeros(len(s["t"]))
+        backlog[(node, peer)] = (s["t"], depth)
+        congested = np.mean(depth > CONGESTED * fifo[(node, port)]) if len(depth) else 0.0
+        links.append({"node": node, "peer": peer, "port": port,
+                      "util_mean": float((s["tx_bytes"][-1] - s["tx_bytes"][0]) * 8 / span / rate[(node, port)])
+                      if span > 0 else 0.0,
+                      "util_max": float(peak.max()) if len(peak) else 0.0,
+                      "drops": int(sum(q["drops"][-1] - q["drops"][0] for _, q in vls)),
+                      "backlog_max_bytes": int(depth.max()) if len(depth) else 0,
+                      "congested_share": float(congested)})
+    links.sort(key=lambda l: link_order(plan)((l["node"], l["peer"])))
+    drops_by_vl = defaultdict(int)
+    for (_, _, _, vl), q in queues.items():
+        drops_by_vl[int(vl)] += int(q["drops"][-1] - q["drops"][0])
+    workloads = []
+    for e in run["events"]:
+        if e["type"] == "end":
+            figures = {k: v for k, v in e.get("figures", {}).items() if k in WORKLOAD_KEYS}
+            flows = [f["slowdown"] for f in run["flows"] if f["workload"] == e["name"] and f["slowdown"]]
+            if flows and "slowdown" not in figures:
+                figures["slowdown"] = float(np.median(flows))
+            workloads.append({"name": e["name"], "type": e["kind"], "outcome": e["outcome"], "end_s": e["t"],
+                              **figures, **({"error": e["error"]} if "error" in e else {})})
+    sampler = next((e for e in run["events"] if e["type"] == "sampler"), {})
+    summary = {"scenario": run["scenario"].get("name"), "workloads": workloads, "links": links,
+               "drops_by_vl": dict(sorted(drops_by_vl.items())),
+               "faults": [e for e in run["events"] if e["type"] == "fault"],
+               "sampler": {k: sampler.get(k) for k in ("period_s", "samples", "late", "cpu_seconds")}}
+    return summary, {"util": util, "backlog": backlog, "queues": queues, "plan": plan}
+
+
+def class_names(scenario: dict) -> dict[int, str]:
+    """VL -> the traffic classes that ride in it, from the scenario's (resolved) topology."""
+    qos = scenario["topology"].get("qos", {})
+    sl2vl = {int(k): v for k, v in qos.get("sl2vl", {}).items()}
+    names = defaultdict(list)
+    for cls, sl in qos.get("classes", {}).items():
+        names[sl2vl.get(sl, 0)].append(cls)
+    return {vl: "+".join(c) for vl, c in names.items()}
+
+
+def plot_class_throughput(data, scenario, out: Path) -> None:
+    hosts = {n.name for n in data["plan"].nodes if not n.forwards}
+    totals = {}
+    for (node, _, _, vl), q in data["queues"].items():
+        if node not in hosts or len(q["t"]) < 2:
+            continue
+        t = q["t"][1:]
+        rate = np.diff(q["tx_bytes"]) * 8 / np.maximum(np.diff(q["t"]), 1e-9)
+        if vl not in totals:
+            totals[vl] = (t, np.zeros(len(t)))
+        n = min(len(t), len(totals[vl][1]))
+        totals[vl] = (totals[vl][0][:n], totals[vl][1][:n] + rate[:n])
+    names = class_names(scenario)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for vl, (t, bps) in sorted(totals.items()):
+        ax.plot(t, bps / 1e6, label=f"VL{vl} ({names.get(vl, '?')})")
+    ax.set(xlabel="time since the run's start, s", ylabel="Mbit/s sent by hosts (emulated)",
+           title="throughput per traffic class")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _faults(ax, scenario)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _faults(ax, scenario) -> None:
+    from emu.units import parse_duration
+    for f in scenario.get("faults", []) or []:
+        start = parse_duration(f.get("start", 0))
+        end = start + parse_duration(f["duration"]) if f.get("duration") else None
+        ax.axvspan(start, end if end else ax.get_xlim()[1], color="red", alpha=0.08)
+
+
+def plot_heatmap(by_link: dict, order, out: Path, title: str, label: str, scale: float = 1.0,
+                 vmax: float | None = None) -> None:
+    directions = sorted(by_link, key=order)
+    if not directions:
+        return
+    t = max((by_link[d][0] for d in directions), key=len)
+    grid = np.zeros((len(directions), len(t)))
+    for i, d in enumerate(directions):
+        v = by_link[d][1]
+        grid[i, :len(v)] = v[:len(t)] * scale
+    fig, ax = plt.subplots(figsize=(10, max(3, 0.18 * len(directions) + 1.5)))
+    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="inferno_r", vmin=0, vmax=vmax,
+                      extent=(t[0], t[-1], len(directions) - 0.5, -0.5))
+    ax.set_yticks(range(len(directions)), [f"{a}>{b}" for a, b in directions], fontsize=6)
+    ax.set(xlabel="time since the run's start, s", title=title)
+    fig.colorbar(image, ax=ax, label=label)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def plot_slowdown_cdf(flows: list[dict], out: Path) -> None:
+    by_workload = defaultdict(list)
+    for f in flows:
+        if f["slowdown"]:
+            by_workload[f["workload"]].append(f["slowdown"])
+    if not by_workload:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, values in sorted(by_workload.items()):
+        v = np.sort(values)
+        ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", label=f"{name} ({len(v)})")
+    ax.set(xscale="log", xlabel="slowdown (completion time / ideal)", ylabel="fraction of flows or iterations",
+           title="flow completion slowdown")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def report_md(summary: dict, directory: Path) -> str:
+    lines = [f"# Run of scenario `{summary['scenario']}`", "", f"Directory: `{directory}`", "", "## Workloads", "",
+             "| workload | type | outcome | algbw GB/s | busbw GB/s | goodput | p50 ms | p99 ms | slowdown |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for w in summary["workloads"]:
+        def num(k, fmt):
+            return fmt.format(w[k]) if w.get(k) is not None else ""
+        lines.append(f"| {w['name']} | {w['type']} | {w['outcome']}{': ' + w['error'] if 'error' in w else ''} | "
+                     f"{num('algbw', '{:.4f}')} | {num('busbw', '{:.4f}')} | "
+                     f"{format_rate(w['goodput_bps']) if w.get('goodput_bps') else ''} | {num('p50_ms', '{:.1f}')} | "
+                     f"{num('p99_ms', '{:.1f}')} | {num('slowdown', '{:.2f}')} |")
+    worst = sorted(summary["links"], key=lambda l: (l["congested_share"], l["drops"]), reverse=True)[:10]
+    lines += ["", f"## Most congested links (share of samples with a VL backlog above {CONGESTED:.0%} of its FIFO)",
+              "", "| link | congested | drops | backlog max | util mean | util max |", "|---|---:|---:|---:|---:|---:|"]
+    for l in worst:
+        lines.append(f"| {l['node']} > {l['peer']} | {l['congested_share']:.0%} | {l['drops']} | "
+                     f"{l['backlog_max_bytes']} B | {l['util_mean']:.0%} | {l['util_max']:.0%} |")
+    lines += ["", "## Drops per VL", "", "| VL | drops |", "|---:|---:|"]
+    lines += [f"| {vl} | {n} |" for vl, n in summary["drops_by_vl"].items()]
+    if summary["faults"]:
+        lines += ["", "## Faults", ""] + [f"- t = {f['t']:.2f} s: {f['fault']} "
+                                           f"{f.get('link') or f.get('node')}" for f in summary["faults"]]
+    s = summary["sampler"]
+    lines += ["", f"Sampler: every {s['period_s']} s, {s['samples']} samples, {s['late']} late, "
+                  f"{s['cpu_seconds']:.2f} s of CPU.", "",
+              "![class throughput](class_throughput.png)", "", "![utilisation](utilisation.png)", "",
+              "![backlog](backlog.png)", "", "![slowdown](slowdown_cdf.png)", "", "![topology](topology.png)", ""]
+    return "\n".join(lines)
+
+
+def render_run(directory) -> dict:
+    """Write summary.json, report.md and the PNGs of a run directory; returns the summary."""
+    directory = Path(directory)
+    run = rundir.read(directory)
+    summary, data = summarise(run)
+    order = link_order(data["plan"])
+    plot_class_throughput(data, run["scenario"], directory / "class_throughput.png")
+    plot_heatmap(data["util"], order, directory / "utilisation.png", "link utilisation (egress, per direction)",
+                 "share of the link rate", vmax=1.0)
+    plot_heatmap(data["backlog"], order, directory / "backlog.png", "queue backlog (deepest VL, per egress)",
+                 "KiB", scale=1 / 1024)
+    plot_slowdown_cdf(run["flows"], directory / "slowdown_cdf.png")
+    topo = topology_from_dict(run["scenario"]["topology"], str(directory / "scenario.yaml"))
+    from emu.topo.graph import draw
+    draw(topo, str(directory / "topology.png"), {(l["node"], l["peer"]): l["util_mean"] for l in summary["links"]},
+         title=f"{summary['scenario']}: links coloured by mean utilisation")
+    (directory / "summary.json").write_text(json.dumps(summary, indent=1))
+    (directory / "report.md").write_text(report_md(summary, directory))
+    return summary
+
+
+def compare(directories: list) -> tuple[list[dict], list[dict]]:
+    """(workload rows, link-group rows) of several runs side by side."""
+    summaries = [json.loads((Path(d) / "summary.json").read_text()) for d in directories]
+    workloads = defaultdict(dict)
+    for i, s in enumerate(summaries):
+        for w in s["workloads"]:
+            workloads[w["name"]][i] = w
+    groups = defaultdict(dict)
+    for i, s in enumerate(summaries):
+        for l in s["links"]:
+            g = groups[(l["node"].rstrip("0123456789"), l["peer"].rstrip("0123456789"))].setdefault(
+                i, {"util_mean": [], "drops": 0, "backlog_max_bytes": 0})
+            g["util_mean"].append(l["util_mean"])
+            g["drops"] += l["drops"]
+            g["backlog_max_bytes"] = max(g["backlog_max_bytes"], l["backlog_max_bytes"])
+    work_rows = [{"workload": name, "runs": [by_run.get(i, {}) for i in range(len(summaries))]}
+                 for name, by_run in workloads.items()]
+    link_rows = [{"group": f"{a}* > {b}*", "runs": [
+        {"util_mean": float(np.mean(v["util_mean"])), "drops": v["drops"], "backlog_max_bytes": v["backlog_max_bytes"]}
+        if (v := by_run.get(i)) else {} for i in range(len(summaries))]} for (a, b), by_run in sorted(groups.items())]
+    return work_rows, link_rows

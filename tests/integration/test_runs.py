@@ -1,0 +1,93 @@
+"""Scenario runs on real labs: the sampler against what agents sent, a flash cut seen in the
+samples, every ready scenario end to end, `emu report` from the files alone, `emu compare`."""
+import json
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from emu.experiments.flows import Flow, run_flows
+from emu.experiments.runner import run_scenario
+from emu.experiments.scenario import load_scenario
+from emu.metrics.sampler import Sampler
+from emu.topo import build
+
+pytestmark = pytest.mark.integration
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def emu(*args):
+    return subprocess.run([sys.executable, "-m", "emu.cli", *args], capture_output=True, text=True)
+
+
+def test_the_sampler_counts_what_the_agents_sent(make_lab, lab_name):
+    lab = make_lab(build("star", lab_name, hosts=2, rate="100Mbit"))
+    with Sampler(lab.plan, 0.05) as sampler:
+        (flow,) = run_flows(lab, [Flow("c0", "c1", "hfreduce")], seconds=2)
+    q = sampler.samples.queues
+    rows = [i for i in range(len(q["t"])) if q["node"][i] == "c0" and q["port"][i] == "eth0" and q["vl"][i] == 1]
+    wire = q["tx_bytes"][rows[-1]] - q["tx_bytes"][rows[0]]
+    # the wire carries the payload plus 66 bytes of headers per 1448: at most 10% more
+    assert flow["sent"] <= wire <= 1.10 * flow["sent"], (wire, flow["sent"])
+    assert sampler.samples.taken >= 30 and set(q["peer"][i] for i in rows) == {"sw0"}
+
+
+@pytest.fixture
+def flash_cut(tmp_path):
+    spec = load_scenario(SCENARIOS / "flash-cut.yaml")
+    summary, directory = run_scenario(spec, str(tmp_path / "run"), lab_name=f"r{uuid.uuid4().hex[:8]}")
+    return summary, directory
+
+
+def test_a_flash_cut_stops_the_link_and_it_moves_again(flash_cut):
+    summary, directory = flash_cut
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    cut = next(e for e in events if e["type"] == "fault" and e["fault"] == "link-down")
+    back = next(e for e in events if e["type"] == "fault" and e["fault"] == "link-up")
+    assert cut["link"] == ["leaf0", "spine0"] and 0.9 <= back["t"] - cut["t"] <= 1.5
+    ports = pq.read_table(directory / "ports.parquet").to_pylist()
+    up = sorted((r["t"], r["tx_bytes"]) for r in ports if r["node"] == "leaf0" and r["peer"] == "spine0")
+
+    def moved(a, b):
+        inside = [x for t, x in up if a <= t <= b]
+        return inside[-1] - inside[0]
+    assert moved(cut["t"] + 0.1, back["t"] - 0.05) < 2_000               # flat while the link is down
+    assert moved(0.2, cut["t"] - 0.1) > 1_000_000                         # loaded before the cut
+    assert moved(back["t"] + 1.0, back["t"] + 2.5) > 1_000_000            # and moving again after it
+    (bulk,) = summary["workloads"]
+    assert bulk["outcome"] == "ok" and bulk["slowdown"] > 1
+    for name in ("scenario.yaml", "topology.yaml", "plan.json", "samples.parquet", "flows.parquet",
+                 "events.jsonl", "summary.json", "report.md", "class_throughput.png", "utilisation.png",
+                 "backlog.png", "slowdown_cdf.png", "topology.png"):
+        assert (directory / name).exists(), name
+
+
+def test_report_from_a_copied_run_directory_reproduces_the_summary(flash_cut, tmp_path):
+    _, directory = flash_cut
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy, ignore=shutil.ignore_patterns("summary.json", "report.md", "*.png"))
+    done = emu("report", str(copy), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((copy / "summary.json").read_text()) == json.loads((directory / "summary.json").read_text())
+    assert (copy / "utilisation.png").read_bytes()[:4] == b"\x89PNG"
+    compared = emu("compare", str(directory), str(copy), "--json")
+    assert compared.returncode == 0, compared.stderr
+    rows = json.loads(compared.stdout)
+    assert rows["workloads"][0]["workload"] == "bulk" and len(rows["workloads"][0]["runs"]) == 2
+    assert emu("compare", str(directory), str(copy)).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["hfreduce-and-storage", "checkpoint-during-allreduce"])
+def test_ready_scenarios_run_end_to_end(name, tmp_path):
+    done = emu("run", str(SCENARIOS / f"{name}.yaml"), "--out", str(tmp_path / "run"), "--lab",
+               f"r{uuid.uuid4().hex[:8]}", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["run_dir"] == str(tmp_path / "run")
+    assert [w["outcome"] for w in summary["workloads"]] == ["ok", "ok"], summary["workloads"]
+    assert all(w.get("busbw", 1) > 0 and w.get("goodput_bps", 1) > 0 for w in summary["workloads"])
+    assert {"node", "peer", "util_mean", "util_max", "drops", "backlog_max_bytes"} <= set(summary["links"][0])

@@ -1,0 +1,62 @@
+"""Scenario files are checked whole before anything is built: one line naming file, key and reason."""
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from emu.cli import main
+from emu.experiments.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPO = str(ROOT / "topologies" / "mini.yaml")
+GOOD = f"""name: t
+topology: {TOPO}
+duration: 2s
+workloads:
+  - {{type: bulk, start: 0s, duration: 1s, src: c0, dst: c1}}
+"""
+
+BAD = {
+    "unknown workload type": (GOOD.replace("type: bulk", "type: ping"), "workloads[0].type: unknown type 'ping'"),
+    "node not in the topology": (GOOD.replace("dst: c1", "dst: c9"), "workloads[0].dst: no node 'c9' in the topology"),
+    "a switch as a host": (GOOD.replace("dst: c1", "dst: leaf0"), "workloads[0].dst: leaf0 is a switch, not a host"),
+    "fault on a missing link": (GOOD + "faults:\n  - {type: link-down, link: [c0, c1], start: 1s}\n",
+                                "faults[0].link: no link c0 <-> c1 in the topology"),
+    "negative start": (GOOD.replace("start: 0s", "start: -1"), "workloads[0].start: bad duration -1"),
+    "duration missing": (GOOD.replace("duration: 1s, ", ""), "workloads[0].duration: missing"),
+    "start past the end": (GOOD.replace("start: 0s", "start: 5s"), "workloads[0].start: 5 s is not within"),
+    "unknown key": (GOOD + "colour: red\n", "colour: unknown key"),
+    "storage without storage nodes": (GOOD.replace(TOPO, str(ROOT / "topologies" / "leaf-spine.yaml")).replace(
+        "type: bulk, start: 0s, duration: 1s, src: c0, dst: c1", "type: storage-read, duration: 1s, clients: [c0]"),
+        "storage-read needs storage nodes"),
+    "bad size": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
+                              "type: allreduce, nodes: [c0, c1], size: lots"), "workloads[0].size: bad size 'lots'"),
+}
+
+
+def test_a_good_scenario_loads_with_its_times_and_sizes(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD + "  - {type: allreduce, start: 500ms, nodes: [c0, c1], size: 64K}\n")
+    s = load_scenario(path)
+    assert s.name == "t" and s.duration == 2.0 and s.topology.name == "mini"
+    assert [w.start for w in s.workloads] == [0.0, 0.5]
+    assert s.workloads[1].params["size"] == 65536 and s.workloads[0].duration == 1.0
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_scenario_is_one_line_and_builds_nothing(tmp_path, case, monkeypatch):
+    from emu import lab as lab_mod
+    monkeypatch.setattr(lab_mod, "STATE_DIR", tmp_path / "state")
+    text, expected = BAD[case]
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("emu: "), result.output
+    assert expected in result.output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_ready_scenario_is_valid(path):
+    assert load_scenario(path).workloads
