@@ -170,10 +170,14 @@ def exec(lab_opt, node, cmd):
 
 @main.command()
 @lab_or_all
-def clean(lab, lab_opt, every):
+@click.option("--json", "as_json", is_flag=True)
+def clean(lab, lab_opt, every, as_json):
     """Remove every namespace, interface and process of LAB (or of every lab, with --all), stale ones too."""
     from emu.lab import clean as clean_labs
     removed = clean_labs(one_or_all(lab, lab_opt, every, "clean"))
+    if as_json:
+        click.echo(json.dumps([{"name": k, "namespaces": v} for k, v in sorted(removed.items())], indent=1))
+        return
     if not removed:
         console.print("nothing to clean")
     for lab, count in sorted(removed.items()):
@@ -184,11 +188,17 @@ def clean(lab, lab_opt, every):
 @click.argument("lab", required=False)
 @lab_option
 @click.option("--stop", is_flag=True, help="end them (by PID)")
-def agents(lab, lab_opt, stop):
+@click.option("--json", "as_json", is_flag=True)
+def agents(lab, lab_opt, stop, as_json):
     """List the agent processes running in LAB (left over by a killed run, say); --stop ends them."""
     from emu.launch import running_agents, stop_agents
     target = attach(lab, lab_opt)
     found = running_agents(target)
+    if as_json:
+        click.echo(json.dumps([{"pid": pid, "node": node, "module": module} for pid, node, module in found]))
+        if stop:
+            stop_agents(target)
+        return
     for pid, node, module in found:
         console.print(f"{pid:>8}  {node:<12} {module}")
     if stop:
@@ -470,18 +480,21 @@ def report_cmd(run_dir, as_json):
 @main.command("compare")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--json", "as_json", is_flag=True)
-def compare_cmd(run_dirs, as_json):
-    """Compare runs side by side: per workload and per link group."""
-    from emu.report.runs import compare
+@click.option("--plot", default="compare.png", show_default=True, help="overlaid class throughput of the runs")
+def compare_cmd(run_dirs, as_json, plot):
+    """Compare runs side by side: per workload and per link group; overlaid plots to --plot."""
+    from emu.report.runs import compare, compare_plot
     from emu.report.tables import compare_tables, json_rows
     if len(run_dirs) < 2:
         raise EmuError("compare needs at least two run directories")
     workloads, links = compare(list(run_dirs))
+    compare_plot(list(run_dirs), plot)
     if as_json:
         click.echo(json_rows({"workloads": workloads, "links": links}))
         return
     for table in compare_tables(workloads, links, run_dirs):
         console.print(table)
+    click.echo(plot)
 
 
 @main.command()

@@ -244,3 +244,9 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
         if brought_up:
             lab.down()
 
+
+
+def run(scenario, out: str | None = None, lab: str | None = None) -> tuple[dict, Path]:
+    """The one call from Python: a scenario file path or dict -> (summary, run directory)."""
+    from emu.experiments.scenario import load_scenario
+    return run_scenario(load_scenario(scenario), out, lab_name=lab)

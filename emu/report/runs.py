@@ -257,3 +257,33 @@ def compare(directories: list) -> tuple[list[dict], list[dict]]:
         {"util_mean": float(np.mean(v["util_mean"])), "drops": v["drops"], "backlog_max_bytes": v["backlog_max_bytes"]}
         if (v := by_run.get(i)) else {} for i in range(len(summaries))]} for (a, b), by_run in sorted(groups.items())]
     return work_rows, link_rows
+
+
+def compare_plot(directories: list, out: Path) -> None:
+    """Overlaid: every run's host throughput per traffic class over time, one panel per class."""
+    runs = [rundir.read(d) for d in directories]
+    per_run = []
+    for run in runs:
+        _, data = summarise(run)
+        hosts = {n.name for n in data["plan"].nodes if not n.forwards}
+        totals = defaultdict(lambda: None)
+        for (node, _, _, vl), q in data["queues"].items():
+            if node in hosts and len(q["t"]) > 1:
+                rate = np.diff(q["tx_bytes"]) * 8 / np.maximum(np.diff(q["t"]), 1e-9)
+                prev = totals[vl]
+                n = len(rate) if prev is None else min(len(rate), len(prev[1]))
+                totals[vl] = (q["t"][1:][:n], rate[:n] + (0 if prev is None else prev[1][:n]))
+        per_run.append((class_names(run["scenario"]), dict(totals)))
+    vls = sorted({vl for _, totals in per_run for vl in totals})
+    fig, axes = plt.subplots(len(vls), 1, figsize=(9, 2.4 * len(vls)), sharex=True, squeeze=False)
+    for ax, vl in zip(axes[:, 0], vls):
+        for d, (names, totals) in zip(directories, per_run):
+            if vl in totals:
+                ax.plot(totals[vl][0], totals[vl][1] / 1e6, label=Path(d).name)
+        ax.set(ylabel="Mbit/s", title=f"VL{vl} ({per_run[0][0].get(vl, '?')})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[-1, 0].set_xlabel("time since the run's start, s")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

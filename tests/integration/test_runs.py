@@ -74,11 +74,12 @@ def test_report_from_a_copied_run_directory_reproduces_the_summary(flash_cut, tm
     assert done.returncode == 0, done.stderr
     assert json.loads((copy / "summary.json").read_text()) == json.loads((directory / "summary.json").read_text())
     assert (copy / "utilisation.png").read_bytes()[:4] == b"\x89PNG"
-    compared = emu("compare", str(directory), str(copy), "--json")
+    compared = emu("compare", str(directory), str(copy), "--json", "--plot", str(tmp_path / "cmp.png"))
     assert compared.returncode == 0, compared.stderr
     rows = json.loads(compared.stdout)
     assert rows["workloads"][0]["workload"] == "bulk" and len(rows["workloads"][0]["runs"]) == 2
-    assert emu("compare", str(directory), str(copy)).returncode == 0
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+    assert emu("compare", str(directory), str(copy), "--plot", str(tmp_path / "c2.png")).returncode == 0
 
 
 @pytest.mark.parametrize("name", ["hfreduce-and-storage", "checkpoint-during-allreduce"])
@@ -91,3 +92,50 @@ def test_ready_scenarios_run_end_to_end(name, tmp_path):
     assert [w["outcome"] for w in summary["workloads"]] == ["ok", "ok"], summary["workloads"]
     assert all(w.get("busbw", 1) > 0 and w.get("goodput_bps", 1) > 0 for w in summary["workloads"])
     assert {"node", "peer", "util_mean", "util_max", "drops", "backlog_max_bytes"} <= set(summary["links"][0])
+
+
+def test_a_capture_shows_the_classes_that_ran(make_lab, lab_name, tmp_path):
+    import threading
+    lab = make_lab(build("star", lab_name, hosts=3, rate="100Mbit"))
+    flows = threading.Thread(target=run_flows, args=(lab, [Flow("c1", "c0", "hfreduce"), Flow("c2", "c0", "storage")],
+                                                    3))
+    flows.start()
+    pcap = tmp_path / "x.pcap"
+    done = emu("capture", "--lab", lab.name, "sw0", lab.plan.node("sw0").port_to("c0").ifname, "-c", "2000",
+               "--duration", "4s", "-o", str(pcap), "--json")
+    flows.join()
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    classes = {c["class"]: c for c in summary["classes"]}
+    assert {"hfreduce", "storage"} <= set(classes), summary
+    assert classes["hfreduce"]["tos"] == "0x20" and classes["storage"]["tos"] == "0x60"
+    from scapy.layers.inet import IP
+    from scapy.utils import rdpcap
+    assert {p[IP].tos for p in rdpcap(str(pcap)) if IP in p} >= {0x20, 0x60}
+
+
+def test_top_shows_the_busiest_port(make_lab, lab_name):
+    import threading
+    lab = make_lab(build("star", lab_name, hosts=2, rate="100Mbit"))
+    flows = threading.Thread(target=run_flows, args=(lab, [Flow("c1", "c0")], 3))
+    flows.start()
+    done = subprocess.run([sys.executable, "-m", "emu.cli", "top", lab.name, "--count", "2", "--top", "3"],
+                          capture_output=True, text=True, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    flows.join()
+    assert done.returncode == 0, done.stderr
+    assert "sw0:swp0 > c0" in done.stdout, done.stdout
+
+
+def test_a_killed_storage_service_ends_the_reads_in_one_line(tmp_path):
+    from emu.experiments.runner import run
+    topo = {"name": "kill", "scale": 0.001, "fabric": {"type": "star", "hosts": 1, "storage": 2}}
+    scenario = {"name": "kill", "topology": topo, "duration": "4s", "sample": "100ms",
+                "workloads": [{"name": "reads", "type": "storage-read", "start": 0, "duration": "3s",
+                               "clients": ["c0"]}],
+                "faults": [{"name": "kill-st1", "type": "kill", "node": "st1", "start": "1.5s"}]}
+    summary, directory = run(scenario, str(tmp_path / "run"), lab=f"k{uuid.uuid4().hex[:8]}")
+    (reads,) = summary["workloads"]
+    assert reads["outcome"] == "error" and "\n" not in reads["error"], reads
+    assert "is down" in reads["error"] or "killed" in reads["error"] or "failed" in reads["error"], reads
+    (fault,) = summary["faults"]
+    assert fault["fault"] == "kill" and "agents.fs3.storage" in fault["killed"]
