@@ -14,12 +14,12 @@ _NUMBER_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 def parse_rate(text) -> int:
     """'200Gbit' -> 200_000_000_000. Bits per second (a plain number too); 'bps' is refused
     (tc reads it as bytes)."""
-    return _parse(text, _RATE_UNITS, "bit", "rate", "bit, Kbit, Mbit, Gbit, Tbit", 1)
+    return int(_parse(text, _RATE_UNITS, "bit", "rate", "bit, Kbit, Mbit, Gbit, Tbit", 1, "1 bit/s"))
 
 
 def parse_size(text) -> int:
     """'128KiB' and '128K' -> 131072, '128kB' -> 128000. Plain numbers are bytes."""
-    return _parse(text, _SIZE_UNITS, "b", "size", "B, K/KiB, M/MiB, G/GiB, kB, MB, GB", 1)
+    return int(_parse(text, _SIZE_UNITS, "b", "size", "B, K/KiB, M/MiB, G/GiB, kB, MB, GB", 1, "1 byte"))
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -35,7 +35,8 @@ def parse_sizes(text: str) -> list[int]:
         raise EmuError(str(e)) from None
 
 
-def _parse(text, units: dict, bare_unit: str, what: str, names: str, least: int) -> int:
+def _parse(text, units: dict, bare_unit: str, what: str, names: str, least: float, least_text: str) -> float:
+    """A number with an optional unit from `units` (a bare number is in `bare_unit`), at least `least`."""
     if isinstance(text, bool):
         raise ValueError(f"bad {what} {text!r}: use a number and one of {names}")
     if isinstance(text, (int, float)):
@@ -49,8 +50,8 @@ def _parse(text, units: dict, bare_unit: str, what: str, names: str, least: int)
     if not math.isfinite(value):
         raise ValueError(f"bad {what} {text!r}: must be finite")
     if value < least:
-        raise ValueError(f"bad {what} {text!r}: must be at least {least} {'bit/s' if what == 'rate' else 'byte'}")
-    return int(value)
+        raise ValueError(f"bad {what} {text!r}: must be at least {least_text}")
+    return value
 
 
 def format_rate(bps: float) -> str:
@@ -65,16 +66,4 @@ _DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0}
 
 def parse_duration(text) -> float:
     """'2s', '500ms', '1.5m' or a plain number of seconds -> seconds (>= 0)."""
-    if isinstance(text, bool):
-        raise ValueError(f"bad duration {text!r}: use a number and one of ms, s, m")
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        m = _NUMBER_UNIT.match(str(text))
-        unit = (m.group(2).lower() or "s") if m else ""
-        if not m or unit not in _DURATION_UNITS:
-            raise ValueError(f"bad duration {text!r}: use a number and one of ms, s, m")
-        value = float(m.group(1)) * _DURATION_UNITS[unit]
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"bad duration {text!r}: must be a finite time >= 0")
-    return value
+    return _parse(text, _DURATION_UNITS, "s", "duration", "ms, s, m", 0.0, "0 s")
