@@ -59,13 +59,16 @@ async def write_file(args, client: Client) -> dict:
 async def read_loop(args, client: Client) -> dict:
     layout = await client.open(args.file)
     chunks = list(range(layout.chunks()))
-    total, start = 0, time.monotonic()
+    total, start, batches = 0, time.monotonic(), []
     while time.monotonic() - start < args.seconds:
+        began = time.monotonic()
         got = await client.batch_read(layout, chunks)
-        total += sum(len(g) for g in got)
+        batches.append((began, time.monotonic(), sum(len(g) for g in got)))     # monotonic: one clock per machine
+        total += batches[-1][2]
     seconds = time.monotonic() - start
     return {"bytes": total, "seconds": seconds, "goodput_bps": total * 8 / seconds, "retries": client.retries,
-            "p50_ms": 1e3 * percentile(client.latencies, 0.5), "p99_ms": 1e3 * percentile(client.latencies, 0.99)}
+            "p50_ms": 1e3 * percentile(client.latencies, 0.5), "p99_ms": 1e3 * percentile(client.latencies, 0.99),
+            "batches": batches}
 
 
 async def run(args) -> dict:

@@ -153,6 +153,10 @@ def _storage_read(run: Run, step: Step, index: int) -> dict:
     procs = [(c, cluster.start_client(c, ["read", "--file", name, "--seconds", str(step.duration)] + rts))
              for c in step.params["clients"]]
     results = [cluster.result(c, p) for c, p in procs]
+    for client, r in zip(step.params["clients"], results):
+        for start, end, nbytes in r["batches"]:         # one record a batch read
+            run.flow("storage", client, "storage", nbytes, start, end, nbytes * 8 / run.lab.plan.nic_bps(client),
+                     step.name)
     return {"goodput_bps": sum(r["goodput_bps"] for r in results),
             "p50_ms": max(r["p50_ms"] for r in results), "p99_ms": max(r["p99_ms"] for r in results)}
 
@@ -161,7 +165,11 @@ def _checkpoint(run: Run, step: Step, index: int) -> dict:
     p = step.params
     r = checkpoint(run.lab, p["node"], p["state"], p["saves"], p["period"], cluster=run.storage())
     for s in r["saves"]:
-        run.event("span", name=step.name, what=f"save {s['name']}", bytes=s["bytes"], seconds=s["seconds"])
+        run.event("span", name=step.name, what=f"save {s['name']}", bytes=s["bytes"], seconds=s["seconds"],
+                  outcome="ok")
+    load = r["load"]
+    run.event("span", name=step.name, what=f"load {load['name']}", bytes=load["bytes"], seconds=load["seconds"],
+              outcome="ok" if load["verified"] else "mismatch")
     return {"goodput_bps": sum(s["bps"] for s in r["saves"]) / len(r["saves"]), "verified": r["load"]["verified"]}
 
 
@@ -170,6 +178,9 @@ def _incast(run: Run, step: Step, index: int) -> dict:
     senders = [p["senders"]] if p["senders"] else None
     rows = incast(run.lab, p["client"], senders, p["rts"], p["rts_limit"], rounds=p["rounds"],
                   port_offset=200 + 10 * index)
+    for row in rows:
+        run.event("span", name=step.name, what=f"incast of {row['senders']} senders", outcome="ok",
+                  goodput_bps=row["goodput_bps"], p99_ms=row["p99_ms"], drops=row["drops"])
     last = rows[-1]
     return {"goodput_bps": last["goodput_bps"], "share": last["share"], "p50_ms": last["p50_ms"],
             "p99_ms": last["p99_ms"], "drops": last["drops"], "senders": last["senders"]}
