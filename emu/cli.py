@@ -498,6 +498,33 @@ def compare_cmd(run_dirs, as_json, plot):
 
 
 @main.command()
+@click.argument("state", type=click.Choice(["down", "up"]))
+@click.argument("a")
+@click.argument("b")
+@lab_option
+@click.option("--sweep-delay", default="1s", show_default=True,
+              help="when the subnet manager sweeps and installs routes over the links that are up")
+@click.option("--json", "as_json", is_flag=True)
+def link(state, a, b, lab_opt, sweep_delay, as_json):
+    """Take the link A <-> B of a lab down or up; the subnet manager reroutes after its sweep delay."""
+    from emu.control.subnet_manager import link_event
+    from emu.units import parse_duration
+    target = attach(None, lab_opt)
+    try:
+        target.plan.node(a).port_to(b)
+        delay = parse_duration(sweep_delay)
+    except (KeyError, ValueError) as e:
+        raise EmuError(str(e).strip("'\"")) from None
+    changes = link_event(target, a, b, state == "up", delay)
+    if as_json:
+        click.echo(json.dumps({"link": [a, b], "state": state, "route_changes": changes}, indent=1))
+        return
+    console.print(f"{a} <-> {b} {state}; after {delay:g} s the subnet manager changed {len(changes)} routes")
+    for line in changes:
+        console.print(f"  {line}")
+
+
+@main.command()
 @click.argument("lab", required=False)
 @lab_option
 @click.option("--top", "rows", default=15, show_default=True, help="ports and VLs shown")

@@ -14,6 +14,7 @@ import networkx as nx
 
 from cluster.collectives import TRAFFIC_CLASS
 from emu.errors import EmuError
+from emu.control import subnet_manager
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.scenario import Scenario, Step
@@ -194,13 +195,23 @@ WORKLOAD_RUNNERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _
 # -- faults ----------------------------------------------------------------------------
 
 def _link_down(run: Run, step: Step, index: int) -> dict:
+    """The cut, the subnet manager's sweep after its delay, and for a flash cut the same on return
+    (the path `emu link down|up` takes)."""
     a, b = step.params["link"]
-    run.lab.set_link(a, b, up=False)
-    run.event("fault", name=step.name, fault="link-down", link=[a, b])
+    delay, deadline = step.params["sweep_delay"], time.monotonic() + (step.duration or 0)
+
+    def change(up: bool):
+        kind = "link-up" if up else "link-down"
+        run.lab.set_link(a, b, up)
+        run.event("fault", name=step.name, fault=kind, link=[a, b])
+        if step.duration is None or up or delay < step.duration:
+            time.sleep(delay)
+            for line in subnet_manager.sweep(run.lab):
+                run.event("route", name=step.name, change=line)
+    change(False)
     if step.duration is not None:
-        time.sleep(step.duration)
-        run.lab.set_link(a, b, up=True)
-        run.event("fault", name=step.name, fault="link-up", link=[a, b])
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        change(True)
     return {}
 
 

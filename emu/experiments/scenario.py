@@ -34,7 +34,7 @@ WORKLOADS = {
     "checkpoint": ({"node"}, {"state": "1M", "period": "1s", "saves": 2}),
     "incast": ({"client"}, {"senders": None, "rts": True, "rts_limit": 4, "rounds": 3}),
 }
-FAULTS = {"link-down": ({"link"}, {"duration": None}), "kill": ({"node"}, {})}
+FAULTS = {"link-down": ({"link"}, {"duration": None, "sweep_delay": "1s"}), "kill": ({"node"}, {})}
 # type -> {key naming nodes: the kind they must be (None: any host)}
 NODE_KEYS = {"allreduce": {"nodes": "compute"}, "alltoall": {"nodes": "compute"}, "bulk": {"src": None, "dst": None},
              "storage-read": {"clients": None}, "storage-write": {"clients": None}, "checkpoint": {"node": "compute"},
@@ -170,8 +170,9 @@ def _check_params(kind, params, topology, where, fail) -> None:
             params[k] = parse_size(params[k])
         except ValueError as e:
             fail(f"{where}.{k}", str(e))
-    if "period" in params:
-        params["period"] = _time(params["period"], f"{where}.period", fail)
+    for k in ("period", "sweep_delay"):
+        if k in params:
+            params[k] = _time(params[k], f"{where}.{k}", fail)
     if kind == "allreduce" and params["algo"] not in ALLREDUCE:
         fail(f"{where}.algo", f"unknown algorithm {params['algo']!r} (one of {', '.join(ALLREDUCE)})")
     for k in ("iters", "saves", "rounds", "rts_limit"):

@@ -55,18 +55,22 @@ def destinations(topo: Topology, plan: AddressPlan) -> list[Destination]:
     return [Destination(addr, host, switch, rank) for rank, (addr, host, switch) in enumerate(ends)]
 
 
-def compute_routes(topo: Topology, plan: AddressPlan, mode: str | None = None) -> dict[str, NodeRoutes]:
-    """Forwarding state of every node, for routing `mode` (default: the topology's)."""
+def compute_routes(topo: Topology, plan: AddressPlan, mode: str | None = None,
+                   down: frozenset = frozenset()) -> dict[str, NodeRoutes]:
+    """Forwarding state of every node, for routing `mode` (default: the topology's), over the
+    links that are up (`down`: frozensets {a, b} of links a subnet manager found down).
+    Destinations behind a down link, or cut off from a switch, get no route there."""
     pick = ENGINES[mode or topo.routing]
-    dests = destinations(topo, plan)
-    fabric = topo.graph.subgraph(s.name for s in topo.switches())
+    dests = [d for d in destinations(topo, plan) if frozenset((d.host, d.switch)) not in down]
+    fabric = nx.Graph(topo.graph.subgraph(s.name for s in topo.switches()))
+    fabric.remove_edges_from(tuple(link) for link in down if fabric.has_edge(*link))
     dist = {s: nx.single_source_shortest_path_length(fabric, s) for s in {d.switch for d in dests}}
     tables = {n.name: NodeRoutes([], []) for n in topo.nodes()}
     for sw in topo.switches():
         spread: dict[tuple, int] = {}    # candidate set -> destinations spread over it so far
         for d in dests:
-            if d.switch == sw.name:
-                continue                 # on a directly attached /31: the connected route covers it
+            if d.switch == sw.name or sw.name not in dist[d.switch]:
+                continue                 # attached (the connected route covers it), or unreachable
             here = dist[d.switch][sw.name]
             candidates = tuple(sorted((y for y in fabric[sw.name] if dist[d.switch][y] == here - 1), key=natural_key))
             ordinal = spread.get(candidates, 0)

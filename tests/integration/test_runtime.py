@@ -74,3 +74,33 @@ def test_status_changes_lists_what_differs_from_the_plan(make_lab, lab_name):
     assert changes() == f"lab {lab.name} is as planned"
     lab.set_link("sw0", "c1", up=False)
     assert sorted(changes().splitlines()) == ["c1:eth0: down -> up", "sw0:swp1: down -> up"]
+
+
+def test_the_subnet_manager_reroutes_around_a_cut_link_and_back(make_lab, lab_name):
+    from emu.control import subnet_manager
+    from emu.plan import make_plan
+    from emu.plan.diff import diff
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=2))
+    assert tcp_mesh(lab.hosts()).ok == 12
+    lab.set_link("leaf0", "spine0", up=False)             # the cut; no sweep yet
+    cut = tcp_mesh(lab.hosts(), timeout=1)
+    assert 0 < cut.ok < 12, cut                            # d-mod-k sent some destinations over spine0
+    assert subnet_manager.sweep(lab)                       # tables over the links that are up
+    assert tcp_mesh(lab.hosts()).ok == 12                  # healed
+    assert subnet_manager.link_event(lab, "leaf0", "spine0", up=True, sweep_delay=0.1)
+    assert tcp_mesh(lab.hosts()).ok == 12
+    assert diff(lab.plan, make_plan(lab.topology, lab.name)) == []     # back to the planned tables
+
+
+def test_emu_link_down_reroutes_after_its_sweep_delay(make_lab, lab_name):
+    import json
+    import subprocess
+    import sys
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=1))
+    done = subprocess.run([sys.executable, "-m", "emu.cli", "link", "down", "leaf1", "spine1", "--lab", lab.name,
+                           "--sweep-delay", "200ms", "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    changes = json.loads(done.stdout)["route_changes"]
+    assert changes and all("route" in line for line in changes)
+    assert tcp_mesh(lab.hosts()).ok == 2
+    assert any(e["change"] == "routes" for e in Lab.get(lab.name).state["events"])
