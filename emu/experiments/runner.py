@@ -15,6 +15,7 @@ import networkx as nx
 from cluster.collectives import TRAFFIC_CLASS
 from emu.errors import EmuError
 from emu.control import subnet_manager
+from emu.control.adaptive import AdaptiveRouter
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.scenario import Scenario, Step
@@ -248,13 +249,18 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
         directory = rundir.create(scenario, lab, out)
         run = Run(scenario, lab)
         sampler = Sampler(lab.plan, scenario.sample)
+        router = None
         try:
             sampler.start()
             run.t0 = sampler.start_time
             run.event("run", what="start", scenario=scenario.name, lab=lab.name)
+            if lab.plan.routing == "adaptive":
+                router = AdaptiveRouter(lab, on_change=lambda line: run.event("route", change=line)).start()
             run.play(progress)
             run.event("run", what="end")
         finally:
+            if router:
+                router.stop()
             samples = sampler.stop()
             run.close()
         rundir.write_records(directory, samples, run.flows, run.events)

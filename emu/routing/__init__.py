@@ -15,8 +15,10 @@ from emu.topo.addressing import AddressPlan, Port
 from emu.topo.model import Topology, natural_key
 
 MAIN_TABLE = 254
-ENGINES = {"static": static.pick, "minhop": minhop.pick, "ecmp": ecmp.pick}
-NOT_YET = {"adaptive": "it needs a runtime controller"}      # modes a topology may name but not run yet
+# adaptive: the switches start from d-mod-k tables and a controller (emu.control.adaptive) moves
+# destinations among equal-cost uplinks from their own queues while the lab runs.
+ENGINES = {"static": static.pick, "minhop": minhop.pick, "ecmp": ecmp.pick, "adaptive": static.pick}
+NOT_YET: dict[str, str] = {}       # modes a topology may name but not run yet (and why)
 
 
 @dataclass(frozen=True)

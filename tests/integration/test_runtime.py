@@ -104,3 +104,29 @@ def test_emu_link_down_reroutes_after_its_sweep_delay(make_lab, lab_name):
     assert changes and all("route" in line for line in changes)
     assert tcp_mesh(lab.hosts()).ok == 2
     assert any(e["change"] == "routes" for e in Lab.get(lab.name).state["events"])
+
+
+def test_adaptive_routing_moves_load_off_a_hot_uplink(make_lab, lab_name):
+    import threading
+
+    from emu.control.adaptive import AdaptiveRouter
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=4, rate="100Mbit",
+                         routing="adaptive"))
+    leaf = lab.plan.node("leaf0")
+    # d-mod-k puts leaf1's 1st and 3rd hosts (c4, c6) on the same spine uplink of leaf0
+    via = {r.dst: r.nexthops[0][1] for r in leaf.routes}
+    c4, c6 = (f"{lab.node(n).addr}/32" for n in ("c4", "c6"))
+    assert via[c4] == via[c6]
+    hot = via[c4]
+    cold = next(p.ifname for p in leaf.ports if p.peer.startswith("spine") and p.ifname != hot)
+    changes = []
+    router = AdaptiveRouter(lab, period=0.3, on_change=changes.append).start()
+    before = uplink_tx(lab, "leaf0")
+    flows = threading.Thread(target=run_flows, args=(lab, [Flow("c0", "c4"), Flow("c1", "c6")], 3))
+    flows.start()
+    flows.join()
+    router.stop()
+    after = uplink_tx(lab, "leaf0")
+    assert changes and any("leaf0: route" in line and f"{hot} -> {cold}" in line for line in changes), changes
+    assert after[cold] - before[cold] > 5_000_000, (after[cold] - before[cold])     # the cold uplink took load
+    assert any(e["change"] == "routes" for e in Lab.get(lab.name).state["events"])

@@ -1,0 +1,75 @@
+"""Adaptive routing: each switch, from its own ports' counters alone (as a real switch decides
+locally), moves one destination per period from its busiest equal-cost uplink to its least busy
+one when the busiest sent more than IMBALANCE times the least busy in the last period.
+
+Tables start as d-mod-k (routing mode `adaptive` builds them so); every move goes through
+Lab.replace_routes, so it is in the kept plan and the lab's event log.
+"""
+import threading
+
+from emu.metrics.sampler import NamespaceReader
+from emu.routing import Route, compute_routes
+from emu.topo.addressing import AddressPlan
+
+IMBALANCE = 1.5
+MIN_BYTES = 64 * 1024        # an uplink that sent less in a period is idle, not a reason to move
+
+
+class AdaptiveRouter:
+    def __init__(self, lab, period: float = 0.5, on_change=None):
+        self.lab, self.period, self.on_change = lab, period, on_change
+        topo = lab.topology
+        # the equal-cost next hops of every (switch, destination): what ECMP would spread over
+        choices = compute_routes(topo, AddressPlan(topo), mode="ecmp")
+        self.choices = {sw.name: {r.dst: r.nexthops for r in choices[sw.name].routes if len(r.nexthops) > 1}
+                        for sw in topo.switches()}
+        self.readers = {sw: NamespaceReader(lab.plan.node(sw).netns) for sw, c in self.choices.items() if c}
+        self.last = {sw: self._sent(sw) for sw in self.readers}
+        self.moves = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _sent(self, switch: str) -> dict[str, int]:
+        return {port: stats[3] for _, port, stats in self.readers[switch].links()}
+
+    def step(self) -> int:
+        """One period's decisions; returns how many destinations moved."""
+        moved = 0
+        for sw in self.readers:
+            now = self._sent(sw)
+            sent = {port: now[port] - self.last[sw].get(port, now[port]) for port in now}
+            self.last[sw] = now
+            node = self.lab.plan.node(sw)
+            for dst, hops in self.choices[sw].items():
+                ports = [dev for _, dev in hops]
+                hot, cold = max(ports, key=sent.get), min(ports, key=sent.get)
+                if sent[hot] < MIN_BYTES or sent[hot] < IMBALANCE * sent[cold]:
+                    continue
+                current = next((r for r in node.routes if r.dst == dst), None)
+                if current is None or current.nexthops[0][1] != hot:
+                    continue
+                new = Route(dst, (next(h for h in hops if h[1] == cold),), current.table)
+                self.lab.replace_routes(sw, [new if r is current else r for r in node.routes])
+                if self.on_change:
+                    self.on_change(f"{sw}: route {dst}: {hot} -> {cold}")
+                sent[hot], sent[cold] = sent[cold], sent[hot]     # one move per pair of uplinks a period
+                moved += 1
+                break
+        self.moves += moved
+        return moved
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.step()
+
+    def start(self) -> "AdaptiveRouter":
+        self._thread = threading.Thread(target=self._run, name="emu-adaptive", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        for reader in self.readers.values():
+            reader.close()
