@@ -82,6 +82,18 @@ def test_report_from_a_copied_run_directory_reproduces_the_summary(flash_cut, tm
     assert emu("compare", str(directory), str(copy), "--plot", str(tmp_path / "c2.png")).returncode == 0
 
 
+def test_a_flash_cut_during_an_allreduce_is_rerouted_and_ridden_out(tmp_path):
+    from emu.experiments.runner import run
+    summary, directory = run(SCENARIOS / "flash-cut-allreduce.yaml", str(tmp_path / "run"),
+                             lab=f"r{uuid.uuid4().hex[:8]}")
+    (allreduce,) = summary["workloads"]
+    assert allreduce["outcome"] == "ok" and allreduce["wrong"] == 0
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    cut = next(e["t"] for e in events if e.get("fault") == "link-down")
+    routes = [e["t"] for e in events if e["type"] == "route"]
+    assert routes and min(routes) >= cut + 0.45            # nothing reroutes before the sweep
+
+
 @pytest.mark.parametrize("name", ["hfreduce-and-storage", "checkpoint-during-allreduce"])
 def test_ready_scenarios_run_end_to_end(name, tmp_path):
     done = emu("run", str(SCENARIOS / f"{name}.yaml"), "--out", str(tmp_path / "run"), "--lab",
