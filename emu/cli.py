@@ -202,7 +202,7 @@ def agents(lab, lab_opt, stop, as_json):
     for pid, node, module in found:
         console.print(f"{pid:>8}  {node:<12} {module}")
     if stop:
-        console.print(f"stopped {stop_agents(target)} agent(s) in lab [bold]{target.name}[/]")
+        console.print(f"stopped {len(stop_agents(target))} agent(s) in lab [bold]{target.name}[/]")
     elif not found:
         console.print(f"no agents run in lab [bold]{target.name}[/]")
 
@@ -510,11 +510,11 @@ def link(state, a, b, lab_opt, sweep_delay, as_json):
     from emu.control.subnet_manager import link_event
     from emu.units import parse_duration
     target = attach(None, lab_opt)
+    target.plan.node(a).port_to(b)              # one line if the lab has no such link
     try:
-        target.plan.node(a).port_to(b)
         delay = parse_duration(sweep_delay)
-    except (KeyError, ValueError) as e:
-        raise EmuError(str(e).strip("'\"")) from None
+    except ValueError as e:
+        raise EmuError(f"--sweep-delay: {e}") from None
     changes = link_event(target, a, b, state == "up", delay)
     if as_json:
         click.echo(json.dumps({"link": [a, b], "state": state, "route_changes": changes}, indent=1))
@@ -572,11 +572,11 @@ def capture(lab_opt, node, port, count, duration, out, as_json):
     from emu.units import parse_duration
     target = attach(None, lab_opt)
     handle = target.node(node)
+    target.plan.node(node).port(port)           # one line if the node has no such port
     try:
-        target.plan.node(node).port(port)
         seconds = parse_duration(duration)
-    except (KeyError, ValueError) as e:
-        raise EmuError(str(e).strip("'\"")) from None
+    except ValueError as e:
+        raise EmuError(f"--duration: {e}") from None
     run_capture(handle, port, out, count, seconds)
     sls = {sl: name for name, sl in target.topology.qos.classes.items()}
     summary = summarise(out, sls)

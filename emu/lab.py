@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -111,6 +112,8 @@ class Lab:
         # Set by a scenario run, which checked for stale agents once and then starts several
         # launchers at once (each would take the others' agents for stale ones).
         self.concurrent_runs = False
+        self._batched = 0          # > 0 inside batch(): changes are written to the state file once, at its end
+        self._dirty = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -195,12 +198,16 @@ class Lab:
     def set_link(self, a: str, b: str, up: bool) -> None:
         """Take the link a <-> b down (both ends; the kernel drops the routes over it) or up again
         (the planned routes over it come back)."""
-        for end, peer in ((a, b), (b, a)):
-            n = self.plan.node(end)
-            port = n.port_to(peer)
-            self.backend.set_link(n, port, up)
-            self._record(replace(n, ports=tuple(replace(p, up=up) if p is port else p for p in n.ports)),
-                         "link", node=end, ifname=port.ifname, up=up)
+        with self.batch():
+            for end, peer in ((a, b), (b, a)):
+                self._set_link_end(end, peer, up)
+
+    def _set_link_end(self, end: str, peer: str, up: bool) -> None:
+        n = self.plan.node(end)
+        port = n.port_to(peer)
+        self.backend.set_link(n, port, up)
+        self._record(replace(n, ports=tuple(replace(p, up=up) if p is port else p for p in n.ports)),
+                     "link", node=end, ifname=port.ifname, up=up)
 
     def set_vl_rate(self, node: str, ifname: str, vl: int, rate_bps: int, ceil_bps: int | None = None) -> None:
         """Change a VL's guaranteed rate (and ceiling, default: the port rate) on one egress port."""
@@ -214,12 +221,30 @@ class Lab:
         self._record(replace(n, ports=tuple(replace(p, queues=queues) if p is port else p for p in n.ports)),
                      "vl_rate", node=node, ifname=ifname, vl=vl, rate_bps=rate_bps, ceil_bps=ceil)
 
+    @contextmanager
+    def batch(self):
+        """Several runtime changes, one state-file write (a sweep changes many switches, and the
+        kept plan of a large lab is megabytes)."""
+        self._batched += 1
+        try:
+            yield self
+        finally:
+            self._batched -= 1
+            if not self._batched and self._dirty:
+                self._save()
+
     def _record(self, changed, change: str, **what) -> None:
         """Keep `changed` (a NodePlan) as installed and log the change."""
         self._plan = self.plan.with_node(changed)
-        self.state["plan"] = self._plan.to_dict()
         self.state.setdefault("events", []).append({"t": time.time(), "change": change, **what})
+        self._dirty = True
+        if not self._batched:
+            self._save()
+
+    def _save(self) -> None:
+        self.state["plan"] = self.plan.to_dict()
         _write_state(self.name, self.state)
+        self._dirty = False
 
     def __enter__(self) -> "Lab":
         return self

@@ -56,15 +56,16 @@ def running_agents(lab) -> list[tuple[int, str, str]]:
     return found
 
 
-def stop_agents(lab) -> int:
-    """End every agent process of the lab, by PID. Returns how many were found."""
-    found = running_agents(lab)
+def stop_agents(lab, node: str | None = None) -> list[tuple[int, str, str]]:
+    """End every agent process of the lab (or of one node), by PID; returns (pid, node, module)
+    of each."""
+    found = [a for a in running_agents(lab) if node in (None, a[1])]
     for pid, _, _ in found:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    return len(found)
+    return found
 
 
 class Launcher:

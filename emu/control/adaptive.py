@@ -35,28 +35,33 @@ class AdaptiveRouter:
     def step(self) -> int:
         """One period's decisions; returns how many destinations moved."""
         moved = 0
-        for sw in self.readers:
-            now = self._sent(sw)
-            sent = {port: now[port] - self.last[sw].get(port, now[port]) for port in now}
-            self.last[sw] = now
-            node = self.lab.plan.node(sw)
-            for dst, hops in self.choices[sw].items():
-                ports = [dev for _, dev in hops]
-                hot, cold = max(ports, key=sent.get), min(ports, key=sent.get)
-                if sent[hot] < MIN_BYTES or sent[hot] < IMBALANCE * sent[cold]:
-                    continue
-                current = next((r for r in node.routes if r.dst == dst), None)
-                if current is None or current.nexthops[0][1] != hot:
-                    continue
-                new = Route(dst, (next(h for h in hops if h[1] == cold),), current.table)
-                self.lab.replace_routes(sw, [new if r is current else r for r in node.routes])
-                if self.on_change:
-                    self.on_change(f"{sw}: route {dst}: {hot} -> {cold}")
-                sent[hot], sent[cold] = sent[cold], sent[hot]     # one move per pair of uplinks a period
-                moved += 1
-                break
+        with self.lab.batch():
+            for sw in self.readers:
+                moved += self._step_switch(sw)
         self.moves += moved
         return moved
+
+    def _step_switch(self, sw: str) -> int:
+        """At most one move at this switch a period: a destination from its busiest equal-cost
+        uplink to its least busy one."""
+        now = self._sent(sw)
+        sent = {port: now[port] - self.last[sw].get(port, now[port]) for port in now}
+        self.last[sw] = now
+        node = self.lab.plan.node(sw)
+        for dst, hops in self.choices[sw].items():
+            ports = [dev for _, dev in hops]
+            hot, cold = max(ports, key=sent.get), min(ports, key=sent.get)
+            if sent[hot] < MIN_BYTES or sent[hot] < IMBALANCE * sent[cold]:
+                continue
+            current = next((r for r in node.routes if r.dst == dst), None)
+            if current is None or current.nexthops[0][1] != hot:
+                continue
+            new = Route(dst, (next(h for h in hops if h[1] == cold),), current.table)
+            self.lab.replace_routes(sw, [new if r is current else r for r in node.routes])
+            if self.on_change:
+                self.on_change(f"{sw}: route {dst}: {hot} -> {cold}")
+            return 1
+        return 0
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):

@@ -25,9 +25,10 @@ def sweep(lab) -> list[str]:
     topo = lab.topology
     tables = compute_routes(topo, AddressPlan(topo), down=down_links(lab))
     before = lab.plan
-    for node in lab.plan.nodes:
-        if node.forwards and tuple(tables[node.name].routes) != node.routes:
-            lab.replace_routes(node.name, tables[node.name].routes)
+    with lab.batch():
+        for node in before.nodes:
+            if node.forwards and tuple(tables[node.name].routes) != node.routes:
+                lab.replace_routes(node.name, tables[node.name].routes)
     return diff(before, lab.plan)
 
 

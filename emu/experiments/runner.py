@@ -4,15 +4,13 @@ and faults on one timeline, and leave a run directory that report/ turns into a 
 Times in records are seconds since the run's start, on the machine's monotonic clock, which
 the agents in every namespace share.
 """
-import os
-import signal
 import threading
 import time
 from pathlib import Path
 
 import networkx as nx
 
-from cluster.collectives import TRAFFIC_CLASS
+from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
 from emu.errors import EmuError
 from emu.control import subnet_manager
 from emu.control.adaptive import AdaptiveRouter
@@ -21,7 +19,7 @@ from emu.experiments.flows import Flow, run_flows
 from emu.experiments.scenario import Scenario, Step
 from emu.experiments.storage import StorageCluster, checkpoint, incast
 from emu.lab import Lab
-from emu.launch import running_agents
+from emu.launch import stop_agents
 from emu.metrics.sampler import Sampler
 from emu.plan import make_plan
 from emu.report import rundir
@@ -109,7 +107,7 @@ class Run:
 
 def _collective(run: Run, step: Step, index: int) -> dict:
     p = step.params
-    algo = p.get("algo", "alltoall") if step.type == "allreduce" else "alltoall"
+    algo = p["algo"] if step.type == "allreduce" else ALLTOALL
     (row,) = bench_collective(run.lab, algo, p["nodes"], sizes=[p["size"]], dtype=p["dtype"], iters=p["iters"],
                               warmup=0, port=6000 + 10 * index)
     ideal = row["time_us"] * 1e-6 * row["efficiency"]      # the run's own bound, per iteration
@@ -218,13 +216,8 @@ def _link_down(run: Run, step: Step, index: int) -> dict:
 
 def _kill(run: Run, step: Step, index: int) -> dict:
     node = step.params["node"]
-    killed = [(pid, module) for pid, n, module in running_agents(run.lab) if n == node]
-    for pid, _ in killed:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    run.event("fault", name=step.name, fault="kill", node=node, killed=[m for _, m in killed])
+    killed = stop_agents(run.lab, node)
+    run.event("fault", name=step.name, fault="kill", node=node, killed=[module for _, _, module in killed])
     return {}
 
 

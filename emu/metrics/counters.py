@@ -1,38 +1,33 @@
-"""Kernel counters of lab nodes, read over netlink from sockets opened inside each namespace."""
+"""Kernel counters of lab nodes, one reading at a time, through the sampler's netlink reader
+(the one parser of per-VL FIFO and interface counters)."""
 from concurrent.futures import ThreadPoolExecutor
 
-from pyroute2 import IPRoute
+from emu.metrics.sampler import NamespaceReader
 
-from emu.fabric import netns
+LINK_KEYS = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")
+
+
+def _read(name: str, what):
+    reader = NamespaceReader(name)
+    try:
+        return what(reader)
+    finally:
+        reader.close()
 
 
 def interface_counters(names) -> dict[str, dict[str, dict]]:
-    """netns -> ifname -> {tx_bytes, rx_bytes, tx_packets, rx_packets, ...}."""
+    """netns -> ifname -> {tx_bytes, rx_bytes, tx_packets, rx_packets, tx_dropped, rx_dropped}."""
     def read(name):
-        with netns.inside(name), IPRoute() as ipr:
-            return name, {l.get_attr("IFLA_IFNAME"): dict(l.get_attr("IFLA_STATS64") or {})
-                          for l in ipr.get_links()}
-    # netns.inside() switches the calling thread only, so reading in threads is safe.
+        return name, _read(name, lambda r: {ifname: dict(zip(LINK_KEYS, stats)) for _, ifname, stats in r.links()})
     with ThreadPoolExecutor(4) as pool:
         return dict(pool.map(read, names))
 
 
 def queue_drops(name: str, ifname: str) -> int:
-    """Packets dropped by the VL FIFOs (bfifo leaves) of one interface in namespace `name`."""
-    with netns.inside(name), IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=ifname)[0]
-        return sum(q.get_attr("TCA_STATS")["drop"] for q in ipr.get_qdiscs(index)
-                   if q.get_attr("TCA_KIND") == "bfifo")
+    """Packets dropped by the VL FIFOs of one interface in namespace `name`."""
+    return _read(name, lambda r: sum(q[4] for q in r.queues() if q[0] == ifname))
 
 
 def vl_bytes(name: str, ifname: str) -> dict[int, int]:
-    """VL -> bytes sent by that VL's queue on one egress port (the HTB class of each VL)."""
-    from emu.qos.htb import VL_CLASS_BASE
-    with netns.inside(name), IPRoute() as ipr:
-        index = ipr.link_lookup(ifname=ifname)[0]
-        found = {}
-        for c in ipr.get_classes(index):
-            minor = c["handle"] & 0xFFFF
-            if minor >= VL_CLASS_BASE:
-                found[minor - VL_CLASS_BASE] = c.get_attr("TCA_STATS")["bytes"]
-        return found
+    """VL -> bytes sent by that VL's queue on one egress port."""
+    return _read(name, lambda r: {q[1]: q[2] for q in r.queues() if q[0] == ifname})

@@ -5,9 +5,15 @@ backend, the Lab, experiments and controllers: nothing downstream recomputes it.
 """
 from dataclasses import asdict, dataclass, field, replace
 
+from emu.errors import EmuError
 from emu.qos.htb import VLQueue
 from emu.routing import Route, Rule
 from emu.topo.addressing import LinkEnd
+
+
+class NotInPlan(EmuError, KeyError):
+    """A node, port or link the plan does not have (a KeyError that prints as one plain line)."""
+    __str__ = EmuError.__str__
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,13 @@ class NodePlan:
         for p in self.ports:
             if p.ifname == ifname:
                 return p
-        raise KeyError(f"{self.name} has no port {ifname}")
+        raise NotInPlan(f"{self.name} has no port {ifname}")
 
     def port_to(self, peer: str) -> PortPlan:
         for p in self.ports:
             if p.peer == peer:
                 return p
-        raise KeyError(f"{self.name} has no link to {peer}")
+        raise NotInPlan(f"{self.name} has no link to {peer}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class LabPlan:
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(f"lab {self.lab!r} has no node {name!r}")
+        raise NotInPlan(f"lab {self.lab!r} has no node {name!r}")
 
     def hosts(self) -> list[NodePlan]:
         return [n for n in self.nodes if not n.forwards]
