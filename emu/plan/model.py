@@ -24,10 +24,6 @@ class PortPlan(LinkEnd):
     queues: tuple[VLQueue, ...]
     up: bool = True         # a runtime change may set it down
 
-    @property
-    def buffer_bytes(self) -> int:
-        return self.queues[0].limit_bytes
-
 
 @dataclass(frozen=True)
 class NodePlan:
@@ -74,9 +70,6 @@ class LabPlan:
             if n.name == name:
                 return n
         raise NotInPlan(f"lab {self.lab!r} has no node {name!r}")
-
-    def hosts(self) -> list[NodePlan]:
-        return [n for n in self.nodes if not n.forwards]
 
     def nic_bps(self, name: str) -> int:
         """What a node's NICs can send at once (emulated): the sum of its ports' rates."""
