@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -186,6 +186,14 @@ class Lab:
         """A Launcher for agent processes in this lab's nodes (`with lab.launch() as agents:`)."""
         from emu.launch import Launcher
         return Launcher(self, check_stale=not self.concurrent_runs)
+
+    def flow_control(self):
+        """While traffic runs: a lossless lab's flow controller (emu.control.lossless), started on
+        entry and stopped, every gate open again, on exit; nothing on a lossy lab."""
+        if not self.plan.flow_control.lossless:
+            return nullcontext()
+        from emu.control.lossless import FlowController
+        return FlowController(self)
 
     # -- changes to the running lab (through the backend, recorded in the kept plan) ---------
 

@@ -1,7 +1,9 @@
 """The backend seam: what a lab needs from whatever makes its fabric real.
 
 A backend builds a LabPlan, destroys a lab's nodes, lists what it owns, and changes a
-running lab: a node's routes, a link's state, a VL class's rate on a port. The Lab calls
+running lab: a node's routes, a link's state, a VL class's rate on a port, and (lossless
+labs) the VL gates the flow controller closes and opens, which are transient link state,
+not configuration, so they are not recorded in the plan. The Lab calls
 it and records every change in the plan it keeps (the installed state), so a change can
 be diffed against the plan (emu.plan.diff). Today's backend is the kernel's
 (emu.fabric.apply); docs/ARCHITECTURE.md says how an OpenFlow one fits.
@@ -26,6 +28,16 @@ class Backend(Protocol):
     def set_link(self, node: NodePlan, port: PortPlan, up: bool) -> None: ...
 
     def set_vl_rate(self, node: NodePlan, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None: ...
+
+    def gates(self, plan: LabPlan) -> "VLGates": ...
+
+
+class VLGates(Protocol):
+    def prepare(self, node: str, ifname: str) -> object: ...
+
+    def set(self, node: str, ifname: str, vl: int, closed: bool) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def get(name: str = "kernel") -> Backend:

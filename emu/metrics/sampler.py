@@ -1,8 +1,8 @@
 """The sampler: per-VL queue counters and per-interface counters of every node, every `period`.
 
-Each namespace gets one raw netlink socket, opened inside it once and kept; a sample is two
-dump requests per namespace (all qdiscs, all links), parsed by hand for the few fields we
-keep (pyroute2's general parser costs ~10x more per message, too much at tens of ms).
+Each namespace gets one raw netlink socket (fabric.netlink), opened inside it once and kept; a
+sample is two dump requests per namespace (all qdiscs, all links), parsed by hand for the few
+fields we keep.
 
 Per VL (the bfifo under the VL's HTB class): cumulative bytes, packets and drops, and the
 backlog at the instant of the read. The kernel keeps no maximum backlog between reads, so a
@@ -16,67 +16,30 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from emu.fabric import netns
+from emu.fabric.netlink import (IFINFOMSG, RTM_GETLINK, RTM_GETQDISC, RTM_GETSTATS, RTM_NEWLINK, RTM_NEWQDISC,
+                                RTM_NEWSTATS, TCMSG, NetlinkSocket, attrs)
 from emu.qos.htb import VL_CLASS_BASE
 
-NLMSG = struct.Struct("=IHHII")          # len, type, flags, seq, pid
-TCMSG = struct.Struct("=BxxxiIII")       # family, ifindex, handle, parent, info
-IFINFOMSG = struct.Struct("=BxHiII")     # family, type, index, flags, change
-RTATTR = struct.Struct("=HH")            # len, type
 TC_STATS = struct.Struct("=QIIIIIII")    # bytes, packets, drops, overlimits, bps, pps, qlen, backlog
 LINK_STATS64 = struct.Struct("=8Q")      # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
 IF_STATS_MSG = struct.Struct("=BxHII")   # family, pad, ifindex, filter mask
-RTM_GETLINK, RTM_NEWLINK, RTM_GETQDISC, RTM_NEWQDISC, RTM_GETSTATS, RTM_NEWSTATS = 18, 16, 38, 36, 94, 92
 IFLA_STATS_LINK_64 = 1
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NLMSG_DONE, NLMSG_ERROR = 3, 2
-TCA_KIND, TCA_STATS = 1, 3
+TCA_STATS = 3
 IFLA_IFNAME = 3
 
 
-def _attrs(buf: memoryview, offset: int, end: int):
-    while offset + 4 <= end:
-        length, kind = RTATTR.unpack_from(buf, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, offset + 4, offset + length
-        offset += (length + 3) & ~3
-
-
-class NamespaceReader:
+class NamespaceReader(NetlinkSocket):
     """One namespace's counters over a netlink socket opened in it once."""
 
     def __init__(self, name: str):
-        with netns.inside(name):
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        self.sock.bind((0, 0))
-        self.buf = bytearray(1 << 18)     # reused by every read: a fresh 1 MiB per recv cost more than the parse
-        self.seq = 0
+        super().__init__(name)
         self.names = {index: ifname for index, ifname in self.link_names()}
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _dump(self, msg_type: int, body: bytes):
-        self.seq += 1
-        self.sock.send(NLMSG.pack(NLMSG.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0) + body)
-        while True:
-            data = memoryview(self.buf)[:self.sock.recv_into(self.buf)]
-            offset = 0
-            while offset + NLMSG.size <= len(data):
-                length, kind, _, seq, _ = NLMSG.unpack_from(data, offset)
-                if kind == NLMSG_DONE:
-                    return
-                if kind == NLMSG_ERROR:
-                    raise OSError(f"netlink error in a dump of type {msg_type}")
-                yield kind, data, offset + NLMSG.size, offset + length
-                offset += (length + 3) & ~3
 
     def link_names(self):
         """(ifindex, ifname) of every interface (read once: names do not change in a lab)."""
-        for kind, data, start, end in self._dump(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
+        for kind, data, start, end in self.dump(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
             if kind == RTM_NEWLINK:
-                for attr, a, b in _attrs(data, start + IFINFOMSG.size, end):
+                for attr, a, b in attrs(data, start + IFINFOMSG.size, end):
                     if attr == IFLA_IFNAME:
                         yield IFINFOMSG.unpack_from(data, start)[2], bytes(data[a:b]).rstrip(b"\0").decode()
                         break
@@ -85,25 +48,25 @@ class NamespaceReader:
         """(ifindex, ifname, (rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped)), from
         RTM_GETSTATS filtered to the 64-bit counters (a full link dump is ~10x more to parse)."""
         request = IF_STATS_MSG.pack(socket.AF_UNSPEC, 0, 0, 1 << (IFLA_STATS_LINK_64 - 1))
-        for kind, data, start, end in self._dump(RTM_GETSTATS, request):
+        for kind, data, start, end in self.dump(RTM_GETSTATS, request):
             if kind != RTM_NEWSTATS:
                 continue
             index = IF_STATS_MSG.unpack_from(data, start)[2]
-            for attr, a, _ in _attrs(data, start + IF_STATS_MSG.size, end):
+            for attr, a, _ in attrs(data, start + IF_STATS_MSG.size, end):
                 if attr == IFLA_STATS_LINK_64:
                     s = LINK_STATS64.unpack_from(data, a)
                     yield index, self.names.get(index, str(index)), (s[0], s[1], s[2], s[3], s[6], s[7])
 
     def queues(self):
         """(ifname, vl, bytes, packets, drops, backlog_bytes, overlimits) of every VL FIFO."""
-        for kind, data, start, end in self._dump(RTM_GETQDISC, TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
+        for kind, data, start, end in self.dump(RTM_GETQDISC, TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
             if kind != RTM_NEWQDISC:
                 continue
             _, index, _, parent, _ = TCMSG.unpack_from(data, start)
             vl = (parent & 0xFFFF) - VL_CLASS_BASE
             if parent >> 16 != 1 or vl < 0:
                 continue                    # the HTB root or anything not under a VL class
-            for attr, a, _ in _attrs(data, start + TCMSG.size, end):
+            for attr, a, _ in attrs(data, start + TCMSG.size, end):
                 if attr == TCA_STATS:
                     nbytes, packets, drops, overlimits, _, _, _, backlog = TC_STATS.unpack_from(data, a)
                     yield self.names.get(index, str(index)), vl, nbytes, packets, drops, backlog, overlimits

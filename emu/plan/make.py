@@ -1,6 +1,6 @@
 """make_plan(topology) -> LabPlan: addressing, routes, VL queues and sysctls composed once (pure)."""
 from emu.plan.model import LabPlan, NodePlan, PortPlan
-from emu.qos.htb import GSO_SEGS, port_queues, tos_filters
+from emu.qos.htb import BURST_BYTES, GSO_SEGS, port_queues, tos_filters
 from emu.routing import compute_routes
 from emu.topo.addressing import AddressPlan
 from emu.topo.model import Topology
@@ -25,21 +25,24 @@ def make_plan(topo: Topology, lab: str | None = None) -> LabPlan:
     lab = lab or topo.name
     addressing = AddressPlan(topo)
     routes = compute_routes(topo, addressing)
+    fc = topo.flow_control
     nodes = []
     for node in topo.nodes():
         ports = []
-        for p in addressing.ports[node.name]:
-            rate = topo.emulated_rate(p.link)
+        rates = [topo.emulated_rate(p.link) for p in addressing.ports[node.name]]
+        for p, rate in zip(addressing.ports[node.name], rates):
             queue = p.link.buffer_bytes if node.forwards else max(p.link.buffer_bytes, HOST_QUEUE_BYTES)
+            if node.forwards and fc.lossless:       # room above XOFF for what arrives before a pause bites
+                queue = max(queue, fc.xoff + fc.headroom_bytes(sum(rates) - rate, BURST_BYTES, len(rates) - 1))
             ports.append(PortPlan(p.ifname, p.addr, p.mac, p.peer, p.peer_ifname, p.peer_addr, p.peer_mac,
-                                  rate, p.link.rate_bps, port_queues(rate, queue, topo.qos)))
+                                  rate, p.link.rate_bps, port_queues(rate, queue, topo.qos, gate=fc.lossless)))
         table = routes[node.name]
         nodes.append(NodePlan(node.name, node.kind, node.forwards, netns_name(lab, node.name), tuple(ports),
                               tuple(table.routes), tuple(table.rules), _sysctls(node.forwards, topo.routing)))
     links = tuple((l.a, addressing.port_to(l.a, l.b).ifname, l.b, addressing.port_to(l.b, l.a).ifname)
                   for l in topo.links())
     return LabPlan(lab, topo.scale, topo.routing, lab_mark(lab), GSO_SEGS, tos_filters(topo.qos),
-                   topo.qos.vl_of_sl(0), tuple(nodes), links)
+                   topo.qos.vl_of_sl(0), tuple(nodes), links, fc)
 
 
 def _sysctls(forwards: bool, routing: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ backend, the Lab, experiments and controllers: nothing downstream recomputes it.
 from dataclasses import asdict, dataclass, field, replace
 
 from emu.errors import EmuError
+from emu.qos.flow_control import LOSSY, FlowControl
 from emu.qos.htb import VLQueue
 from emu.routing import Route, Rule
 from emu.topo.addressing import LinkEnd
@@ -64,6 +65,7 @@ class LabPlan:
     default_vl: int                      # unmarked traffic and unlisted SLs
     nodes: tuple[NodePlan, ...]
     links: tuple[tuple[str, str, str, str], ...]   # (a, a_ifname, b, b_ifname), topology order
+    flow_control: FlowControl = LOSSY
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:
@@ -100,4 +102,4 @@ class LabPlan:
             for n in d["nodes"])
         return cls(d["lab"], d["scale"], d["routing"], d["mark"], d["gso_segs"],
                    tuple(tuple(f) for f in d["filters"]), d["default_vl"], nodes,
-                   tuple(tuple(link) for link in d["links"]))
+                   tuple(tuple(link) for link in d["links"]), FlowControl(**d.get("flow_control", {})))

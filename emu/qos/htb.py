@@ -1,10 +1,15 @@
 """VL queues of one egress port: their layout (port_queues) and their `tc -batch` lines (render_port).
 
 HTB root at the link rate; one class per VL with rate = its weight's share of
-the link and ceil = the link rate (work conserving), a bfifo of `buffer` bytes
+the link and ceil = the link rate (work conserving), a FIFO of `buffer` bytes
 each, and u32 filters sending TOS class selector n (SL n) to the VL of SL2VL[n].
 Unmatched traffic (SL 0 and anything unmarked) goes to SL 0's VL. HTB lends
 spare rate in proportion to each class's quantum, so quantum follows the weight.
+
+In lossless mode each VL's FIFO is a TBF instead (a gate): open, it passes the link rate; closed
+(a pause), one frame per PAUSED_RATE. Why TBF and not the HTB class itself: a `tbf change`
+refills its bucket, so a gate reopens at once, while an HTB class charged one frame at a
+pause rate stays in debt for that frame's time at the pause rate after its rate comes back.
 """
 from dataclasses import dataclass
 
@@ -22,6 +27,7 @@ GSO_SEGS = 8
 # over any interval a port may send up to this many bytes beyond rate x time (194 us at 1 Gbit,
 # 1 ms at 200 Mbit), so queues shorter than that see slightly burstier arrivals than a real port.
 BURST_BYTES = 2 * GSO_SEGS * MTU_FRAME
+PAUSED_RATE_BPS = 1000      # a closed gate: one frame per 12 s, i.e. none within a pause
 
 
 def vl_classid(vl: int) -> str:
@@ -37,15 +43,16 @@ class VLQueue:
     quantum: int            # HTB lends spare rate in proportion to it
     burst_bytes: int
     limit_bytes: int        # FIFO depth
+    gate: bool = False      # the FIFO is a TBF the flow controller closes to pause the VL
 
 
-def port_queues(rate_bps: int, buffer_bytes: int, policy: QosPolicy) -> tuple[VLQueue, ...]:
-    """The VL queues of one egress port of `rate_bps`, each `buffer_bytes` deep."""
+def port_queues(rate_bps: int, buffer_bytes: int, policy: QosPolicy, gate: bool = False) -> tuple[VLQueue, ...]:
+    """The VL queues of one egress port of `rate_bps`, each `buffer_bytes` deep (gated: lossless)."""
     vls = policy.vls()
     weights = {vl: policy.vlarb[vl] for vl in vls} if policy.isolation else {0: 1}
     total, smallest = sum(weights.values()), min(weights.values())
     return tuple(VLQueue(vl, max(1, rate_bps * weights[vl] // total), rate_bps,
-                         min(MAX_QUANTUM, MTU_FRAME * weights[vl] // smallest), BURST_BYTES, buffer_bytes)
+                         min(MAX_QUANTUM, MTU_FRAME * weights[vl] // smallest), BURST_BYTES, buffer_bytes, gate)
                  for vl in vls)
 
 
@@ -68,12 +75,19 @@ def render_port(dev: str, rate_bps: int, queues: tuple[VLQueue, ...], filters, d
     for q in queues:
         lines.append(f"class add dev {dev} parent 1:1 classid {vl_classid(q.vl)} htb rate {q.rate_bps}bit "
                      f"ceil {q.ceil_bps}bit burst {q.burst_bytes} cburst {q.burst_bytes} quantum {q.quantum}")
-        lines.append(f"qdisc add dev {dev} parent {vl_classid(q.vl)} handle {VL_CLASS_BASE + q.vl:x}: "
-                     f"bfifo limit {q.limit_bytes}")
+        lines.append(fifo_line("add", dev, q))
     for tos, vl in filters:
         lines.append(f"filter add dev {dev} parent 1: protocol ip prio 1 u32 match ip tos 0x{tos:02x} 0xe0 "
                      f"flowid {vl_classid(vl)}")
     return lines
+
+
+def fifo_line(verb: str, dev: str, q: VLQueue) -> str:
+    """The `tc` line of a VL's FIFO: a bfifo, or for a gated VL a TBF, open (fabric.gates closes it)."""
+    head = f"qdisc {verb} dev {dev} parent {vl_classid(q.vl)} handle {VL_CLASS_BASE + q.vl:x}:"
+    if not q.gate:
+        return f"{head} bfifo limit {q.limit_bytes}"
+    return f"{head} tbf rate {q.ceil_bps}bit burst {q.burst_bytes} limit {q.limit_bytes}"
 
 
 def port_commands(dev: str, rate_bps: int, buffer_bytes: int, policy: QosPolicy) -> list[str]:

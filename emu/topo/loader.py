@@ -3,13 +3,16 @@ import yaml
 
 from emu.errors import TopologyError
 from emu.qos import QosPolicy
+from emu.qos.flow_control import FlowControl
+from emu.units import parse_size
 from emu.topo.builders import BUILDERS, apply_builder
 from emu.topo.model import Topology
 
-TOP_KEYS = {"name", "scale", "defaults", "routing", "qos", "nodes", "links", "fabric"}
+TOP_KEYS = {"name", "scale", "defaults", "routing", "qos", "flow_control", "nodes", "links", "fabric"}
 DEFAULT_KEYS = {"rate", "buffer"}
 LINK_KEYS = {"endpoints", "rate", "buffer"}
 QOS_KEYS = {"classes", "sl2vl", "vlarb", "isolation"}
+FLOW_CONTROL_KEYS = {"mode", "xoff", "xon", "headroom"}
 
 
 # A topology file is small: a 4096-node lab in the explicit form is a few hundred KB. The
@@ -91,7 +94,7 @@ def topology_from_dict(doc, source: str = "<dict>", name: str | None = None) -> 
     routing = _mapping(doc.get("routing", {}), "routing", source)
     _no_unknown(routing, {"mode"}, "routing.", source)
     topo = Topology(name or doc["name"], scale=doc.get("scale", 1.0), routing=routing.get("mode", "static"),
-                    qos=_qos(doc.get("qos"), source),
+                    qos=_qos(doc.get("qos"), source), flow_control=_flow_control(doc.get("flow_control"), source),
                     rate=defaults.get("rate", "200Gbit"), buffer=defaults.get("buffer", "128KiB"),
                     source=source)
     if "fabric" in doc:
@@ -138,6 +141,25 @@ def _qos(spec, source) -> QosPolicy:
     except ValueError as e:
         key, _, reason = str(e).partition(": ")
         raise TopologyError(source, f"qos.{key}" if reason else "qos", reason or str(e)) from None
+
+
+def _flow_control(spec, source) -> FlowControl:
+    if spec is None:
+        return FlowControl()
+    spec = _mapping(spec, "flow_control", source)
+    _no_unknown(spec, FLOW_CONTROL_KEYS, "flow_control.", source)
+    sizes = {}
+    for key in ("xoff", "xon", "headroom"):
+        if key in spec:
+            try:
+                sizes[key] = parse_size(spec[key])
+            except ValueError as e:
+                raise TopologyError(source, f"flow_control.{key}", str(e)) from None
+    try:
+        return FlowControl(mode=spec.get("mode", "lossy"), **sizes)
+    except ValueError as e:
+        key, _, reason = str(e).partition(": ")
+        raise TopologyError(source, f"flow_control.{key}", reason) from None
 
 
 def _int_keys(mapping: dict) -> dict:

@@ -14,6 +14,7 @@ import networkx as nx
 from emu.errors import TopologyError
 from emu.kinds import KINDS
 from emu.qos import DEFAULT_QOS, QosPolicy
+from emu.qos.flow_control import LOSSY, FlowControl
 from emu.units import format_rate, parse_rate, parse_size
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]*")     # whole names only (fullmatch): no trailing newline
@@ -61,7 +62,7 @@ def natural_key(name: str):
 class Topology:
     def __init__(self, name: str, *, scale: float = 1.0, routing: str = "static",
                  qos: QosPolicy = DEFAULT_QOS, rate=DEFAULT_RATE, buffer=DEFAULT_BUFFER,
-                 source: str = "<topology>"):
+                 flow_control: FlowControl = LOSSY, source: str = "<topology>"):
         self.source = source
         self.name = self._check_name(name, "name", MAX_LAB_NAME)
         self.scale = _scale(scale, source)
@@ -73,6 +74,7 @@ class Topology:
             raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ENGINES)})")
         self.routing = routing
         self.qos = qos
+        self.flow_control = flow_control
         self.default_rate = self._rate(rate, "defaults.rate")
         self.default_buffer = self._size(buffer, "defaults.buffer")
         self.graph = nx.Graph()
@@ -174,7 +176,7 @@ class Topology:
         return {
             "name": self.name, "scale": self.scale, "routing": {"mode": self.routing},
             "defaults": {"rate": f"{self.default_rate}bit", "buffer": self.default_buffer},
-            "qos": self.qos.to_dict(),
+            "qos": self.qos.to_dict(), "flow_control": self.flow_control.to_dict(),
             "nodes": {n.name: {"kind": n.kind, **n.attrs} for n in self.nodes()},
             "links": [{"endpoints": [l.a, l.b], "rate": f"{l.rate_bps}bit", "buffer": l.buffer_bytes}
                       for l in self._links],
@@ -185,7 +187,8 @@ class Topology:
         for n in self.nodes():
             kinds[n.kind] = kinds.get(n.kind, 0) + 1
         parts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
-        return f"{self.name}: {parts}, {len(self._links)} links, scale {self.scale:g}, routing {self.routing}"
+        return (f"{self.name}: {parts}, {len(self._links)} links, scale {self.scale:g}, routing {self.routing}, "
+                f"{self.flow_control.mode}")
 
     # -- helpers --------------------------------------------------------------------
 

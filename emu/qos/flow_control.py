@@ -1,0 +1,52 @@
+"""Link-level flow control of a lab: `lossy` (tail drop, TCP recovers) or `lossless` (XOFF/XON
+pauses, as InfiniBand's credits keep a fabric from dropping). A pure value, checked at load.
+
+    flow_control: {mode: lossless, xoff: 64KiB, xon: 32KiB}     # headroom: optional
+
+In lossless mode a switch pauses a VL on every link into it while one of its egress queues of
+that VL holds more than `xoff` bytes, and resumes below `xon` (emu/control/lossless.py). Until
+the pause takes effect the queue keeps filling: `headroom` is the room above `xoff` it has for
+that (default: each other port's rate over REACTION_BUDGET, plus a burst); a drop beyond it is
+a lossless violation, counted and reported.
+"""
+from dataclasses import dataclass
+
+MODES = ("lossy", "lossless")
+# Wall time the flow controller may take from a queue crossing XOFF to the upstream gates being
+# closed, that the default headroom covers. Measured (scripts/bench_lossless.py): one controller
+# period (1 ms) plus the read of every switch and the tc write, ~1-3 ms on 2 cores.
+REACTION_BUDGET = 0.005
+
+
+@dataclass(frozen=True)
+class FlowControl:
+    mode: str = "lossy"
+    xoff: int = 64 * 1024
+    xon: int = 32 * 1024
+    headroom: int | None = None       # None: computed per port by headroom_bytes
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode: unknown mode {self.mode!r} (one of {', '.join(MODES)})")
+        if not 0 < self.xon < self.xoff:
+            raise ValueError(f"xon: must be above 0 and below xoff ({self.xoff} B), got {self.xon} B")
+        if self.headroom is not None and self.headroom < 0:
+            raise ValueError(f"headroom: must not be negative, got {self.headroom}")
+
+    @property
+    def lossless(self) -> bool:
+        return self.mode == "lossless"
+
+    def headroom_bytes(self, other_ports_bps: int, burst_bytes: int, other_ports: int) -> int:
+        """Room above XOFF for what arrives before the pause takes effect: every other port of the
+        switch sending into this queue at its rate for REACTION_BUDGET, each with a burst on top."""
+        if self.headroom is not None:
+            return self.headroom
+        return int(other_ports_bps * REACTION_BUDGET / 8) + other_ports * burst_bytes
+
+    def to_dict(self) -> dict:
+        d = {"mode": self.mode, "xoff": self.xoff, "xon": self.xon}
+        return d if self.headroom is None else {**d, "headroom": self.headroom}
+
+
+LOSSY = FlowControl()
