@@ -325,8 +325,9 @@ def _run_bench(target, algo, nodes, sizes, as_json, plot, **choices):
         click.echo(f"# {op} on lab {target.name} (scale {target.plan.scale:g}); proj_* = measured / scale")
         click.echo(COLLECTIVE_HEADER)
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
-    rows = bench_collective(target, algo, node_list, parse_sizes(sizes), **choices,
-                            on_row=None if as_json else lambda r: click.echo(collective_row(r)))
+    with target.flow_control():
+        rows = bench_collective(target, algo, node_list, parse_sizes(sizes), **choices,
+                                on_row=None if as_json else lambda r: click.echo(collective_row(r)))
     if plot:
         from emu.report.plots import bandwidth_plot
         bandwidth_plot({algo: rows}, plot, f"{op} on {target.name}, {rows[0]['nodes']} nodes x "
@@ -370,8 +371,9 @@ def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_
         counts = [int(x) for x in senders.split(",")] if senders else None
     except ValueError:
         raise EmuError(f"--senders: {senders!r} is not a comma-separated list of numbers") from None
-    rows = incast(target, client, counts, rts == "on", rts_limit, chunk_size, chunks_per_sender, rounds, cc,
-                  on_row=None if as_json else lambda r: console.print(incast_line(r)))
+    with target.flow_control():
+        rows = incast(target, client, counts, rts == "on", rts_limit, chunk_size, chunks_per_sender, rounds, cc,
+                      on_row=None if as_json else lambda r: console.print(incast_line(r)))
     if plot:
         from emu.report.plots import incast_plot
         incast_plot({f"request-to-send {rts}": rows}, plot, f"incast into {client} on {target.name}")
@@ -400,8 +402,9 @@ def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_js
     from emu.experiments.storage import storage_bench
     from emu.report.tables import json_rows, storage_bench_line
     target = attach(None, lab_opt)
-    r = storage_bench(target, [c.strip() for c in clients.split(",")] if clients else None, seconds, replicas,
-                      rts == "on", rts_limit)
+    with target.flow_control():
+        r = storage_bench(target, [c.strip() for c in clients.split(",")] if clients else None, seconds, replicas,
+                          rts == "on", rts_limit)
     if as_json:
         click.echo(json_rows(r, [k for k in r if k != "per_client"]))
         return
@@ -426,7 +429,8 @@ def checkpoint_cmd(lab_opt, node, state, saves, period, replicas, as_json):
         state_bytes = parse_size(state)
     except ValueError as e:
         raise EmuError(f"--state: {e}") from None
-    r = checkpoint(target, node, state_bytes, saves, period, replicas)
+    with target.flow_control():
+        r = checkpoint(target, node, state_bytes, saves, period, replicas)
     if as_json:
         click.echo(json_rows(r))
     else:

@@ -46,6 +46,7 @@ class FlowController:
         self.paused_total: dict[tuple[str, str, int], float] = defaultdict(float)
         self.step_seconds: list[float] = []     # each period's read + decision + writes
         self.peak_backlog = 0
+        self.error: str | None = None
         self._stop = threading.Event()
         self._thread = None
 
@@ -91,7 +92,11 @@ class FlowController:
         except OSError:
             pass
         while not self._stop.wait(self.period):
-            self.step()
+            try:
+                self.step()
+            except Exception as e:      # reported in summary(); the gates open at stop()
+                self.error = f"{type(e).__name__}: {e}"
+                return
 
     def start(self) -> "FlowController":
         self._thread = threading.Thread(target=self._run, name="emu-flow-control", daemon=True)
@@ -117,7 +122,7 @@ class FlowController:
                 "period_s": self.period, "steps": len(self.step_seconds),
                 "step_p50_s": steps[len(steps) // 2], "step_p99_s": steps[int(len(steps) * 0.99)],
                 "step_max_s": steps[-1], "peak_backlog_bytes": self.peak_backlog, "xoff": self.xoff,
-                "xon": self.xon}
+                "xon": self.xon, **({"error": self.error} if self.error else {})}
 
     def __enter__(self) -> "FlowController":
         return self.start()

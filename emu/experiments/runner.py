@@ -241,21 +241,27 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
         lab.concurrent_runs = True
         directory = rundir.create(scenario, lab, out)
         run = Run(scenario, lab)
-        sampler = Sampler(lab.plan, scenario.sample)
-        router = None
-        try:
-            sampler.start()
-            run.t0 = sampler.start_time
-            run.event("run", what="start", scenario=scenario.name, lab=lab.name)
-            if lab.plan.routing == "adaptive":
-                router = AdaptiveRouter(lab, on_change=lambda line: run.event("route", change=line)).start()
-            run.play(progress)
-            run.event("run", what="end")
-        finally:
-            if router:
-                router.stop()
-            samples = sampler.stop()
-            run.close()
+        with lab.flow_control() as flow_control:
+            sampler = Sampler(lab.plan, scenario.sample, flow_control and flow_control.paused_seconds)
+            router = None
+            try:
+                sampler.start()
+                run.t0 = sampler.start_time
+                run.event("run", what="start", scenario=scenario.name, lab=lab.name)
+                if lab.plan.routing == "adaptive":
+                    router = AdaptiveRouter(lab, on_change=lambda line: run.event("route", change=line)).start()
+                run.play(progress)
+                run.event("run", what="end")
+            finally:
+                if router:
+                    router.stop()
+                samples = sampler.stop()
+                run.close()
+        if flow_control:        # stopped: every pause has ended
+            for node, port, vl, start, end in flow_control.pauses:
+                run.events.append({"t": round(run.t(start), 6), "type": "pause", "node": node, "port": port,
+                                   "vl": vl, "end": round(run.t(end), 6)})
+            run.event("flow-control", **flow_control.summary())
         rundir.write_records(directory, samples, run.flows, run.events)
         from emu.report.runs import render_run
         summary = render_run(directory)

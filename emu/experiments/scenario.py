@@ -4,7 +4,8 @@
     topology: ../topologies/fire-flyer-mini.yaml     # or an inline topology mapping
     duration: 8s
     sample: 50ms                                      # optional
-    scale: 0.001                                      # optional overrides: scale, routing, qos
+    scale: 0.001                                      # optional overrides: scale, routing, qos,
+    flow_control: {mode: lossless}                    #   flow_control
     workloads:
       - {type: allreduce, start: 0s, algo: hfreduce, nodes: [za-c0, zb-c0], size: 1M, iters: 20}
       - {type: storage-read, start: 1s, duration: 4s, clients: [za-c1]}
@@ -22,7 +23,8 @@ from emu.topo.loader import load_yaml, topology_from_dict
 from emu.topo.model import Topology
 from emu.units import parse_duration, parse_size
 
-TOP_KEYS = {"name", "topology", "duration", "sample", "scale", "routing", "qos", "workloads", "faults"}
+TOP_KEYS = {"name", "topology", "duration", "sample", "scale", "routing", "qos", "flow_control", "workloads",
+            "faults"}
 DEFAULT_SAMPLE = 0.1        # 6.6% of a core on a 64-host leaf-spine (scripts/bench_sampler.py)
 # type -> (required keys, optional keys with defaults); every workload also has type, start, name
 WORKLOADS = {
@@ -94,7 +96,7 @@ def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
         topo_doc = load_yaml(path)
     if not isinstance(topo_doc, dict):
         fail("topology", "must be a file path or a topology mapping")
-    topo_doc = {**topo_doc, **{k: doc[k] for k in ("scale", "routing", "qos") if k in doc}}
+    topo_doc = {**topo_doc, **{k: doc[k] for k in ("scale", "routing", "qos", "flow_control") if k in doc}}
     if "routing" in doc:
         topo_doc["routing"] = {"mode": doc["routing"]}
     topology = topology_from_dict(topo_doc, topo_source, doc.get("name") if "name" not in topo_doc else None)

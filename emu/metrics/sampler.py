@@ -73,7 +73,8 @@ class NamespaceReader(NetlinkSocket):
                     break
 
 
-QUEUE_COLUMNS = ("t", "node", "port", "peer", "vl", "tx_bytes", "tx_packets", "drops", "backlog_bytes", "overlimits")
+QUEUE_COLUMNS = ("t", "node", "port", "peer", "vl", "tx_bytes", "tx_packets", "drops", "backlog_bytes", "overlimits",
+                 "paused_s")
 IFACE_COLUMNS = ("t", "node", "port", "peer", "tx_bytes", "tx_packets", "rx_bytes", "rx_packets", "tx_drops",
                  "rx_drops")
 
@@ -104,10 +105,13 @@ def _columns(names, rows) -> dict[str, list]:
 
 
 class Sampler:
-    """Read every node of a lab every `period` seconds in a background thread, until stop()."""
+    """Read every node of a lab every `period` seconds in a background thread, until stop().
+    `paused(node, port, vl)`, if given, is the time that VL has been paused so far (a lossless
+    lab's flow controller); it fills the paused_s column (0 without)."""
 
-    def __init__(self, plan, period: float = 0.1):
+    def __init__(self, plan, period: float = 0.1, paused=None):
         self.plan, self.period = plan, period
+        self.paused = paused or (lambda node, port, vl: 0.0)
         self.peers = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
         self.readers = {n.name: NamespaceReader(n.netns) for n in plan.nodes}
         self.samples = Samples(period=period)
@@ -126,7 +130,8 @@ class Sampler:
             for port, vl, nbytes, packets, drops, backlog, overlimits in queues:
                 peer = self.peers.get((node, port))
                 if peer is not None:
-                    q.append((t, node, port, peer, vl, nbytes, packets, drops, backlog, overlimits))
+                    q.append((t, node, port, peer, vl, nbytes, packets, drops, backlog, overlimits,
+                              self.paused(node, port, vl)))
             for _, port, stats in links:
                 peer = self.peers.get((node, port))
                 if peer is None or stats is None:

@@ -4,14 +4,17 @@
     topology.yaml    the lab's topology (explicit form)
     plan.json        the LabPlan the lab was built from
     samples.parquet  per port and VL, every sample: t, node, port, peer, vl, tx_bytes, tx_packets,
-                     drops (cumulative, as read), backlog_bytes (at the read), overlimits
+                     drops (cumulative, as read), backlog_bytes (at the read), overlimits,
+                     paused_s (cumulative time the VL was paused; lossless labs)
     ports.parquet    per interface, every sample: t, node, port, peer, tx_bytes, tx_packets,
                      rx_bytes, rx_packets, tx_drops, rx_drops (cumulative)
     flows.parquet    one row per flow or iteration: workload, src, dst, class, bytes, start, end
                      (s since the run's start), ideal (s at the path's bottleneck or the run's
                      own bound), slowdown (actual / ideal)
     events.jsonl     one JSON object a line, with t (s) and type: run, start, end (with the
-                     workload's figures or its error), span, fault
+                     workload's figures or its error), span, fault, route (a routing change),
+                     pause (node, port, vl, t to end; lossless labs), flow-control (the
+                     controller's figures: pauses, step times, peak backlog)
     summary.json, report.md, *.png   written by report.runs from the files above
 """
 import json

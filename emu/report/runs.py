@@ -54,7 +54,10 @@ def summarise(run: dict) -> tuple[dict, dict]:
     """(summary, the series the plots need), from rundir.read()."""
     plan = LabPlan.from_dict(run["plan"])
     rate = {(n.name, p.ifname): p.rate_bps for n in plan.nodes for p in n.ports}
-    fifo = {(n.name, p.ifname): p.queues[0].limit_bytes for n in plan.nodes for p in n.ports}
+    fc = plan.flow_control
+    # "congested": backlog above 10% of the depth where a port starts losing (lossy) or pausing (lossless)
+    fifo = {(n.name, p.ifname): min(p.queues[0].limit_bytes, fc.xoff) if fc.lossless else p.queues[0].limit_bytes
+            for n in plan.nodes for p in n.ports}
     ports = series(run["ports"], ("node", "port", "peer"))
     queues = series(run["samples"], ("node", "port", "peer", "vl"))
     links, util, backlog = [], {}, {}
@@ -78,6 +81,7 @@ def summarise(run: dict) -> tuple[dict, dict]:
                       "util_max": float(peak.max()) if len(peak) else 0.0,
                       "drops": int(sum(q["drops"][-1] - q["drops"][0] for _, q in vls)),
                       "backlog_max_bytes": int(depth.max()) if len(depth) else 0,
+                      "pause_s": float(sum(q["paused_s"][-1] - q["paused_s"][0] for _, q in vls if "paused_s" in q)),
                       "congested_share": float(congested)})
     links.sort(key=lambda l: link_order(plan)((l["node"], l["peer"])))
     drops_by_vl = defaultdict(int)
@@ -93,8 +97,17 @@ def summarise(run: dict) -> tuple[dict, dict]:
             workloads.append({"name": e["name"], "type": e["kind"], "outcome": e["outcome"], "end_s": e["t"],
                               **figures, **({"error": e["error"]} if "error" in e else {})})
     sampler = next((e for e in run["events"] if e["type"] == "sampler"), {})
+    controller = next((e for e in run["events"] if e["type"] == "flow-control"), {})
+    switches = {n.name for n in plan.nodes if n.forwards}
+    fabric_drops = sum(l["drops"] for l in links if l["node"] in switches)
+    flow_control = {"mode": fc.mode, "fabric_drops": fabric_drops,
+                    "pause_s": sum(l["pause_s"] for l in links),
+                    "pauses": sum(1 for e in run["events"] if e["type"] == "pause"),
+                    **({"lossless_violations": fabric_drops, "xoff": fc.xoff, "xon": fc.xon,
+                        "controller": {k: v for k, v in controller.items() if k not in ("t", "type")}}
+                       if fc.lossless else {})}
     summary = {"scenario": run["scenario"].get("name"), "workloads": workloads, "links": links,
-               "drops_by_vl": dict(sorted(drops_by_vl.items())),
+               "drops_by_vl": dict(sorted(drops_by_vl.items())), "flow_control": flow_control,
                "faults": [e for e in run["events"] if e["type"] == "fault"],
                "sampler": {k: sampler.get(k) for k in ("period_s", "samples", "late", "cpu_seconds")}}
     return summary, {"util": util, "backlog": backlog, "queues": queues, "plan": plan}
@@ -202,6 +215,16 @@ def report_md(summary: dict, directory: Path) -> str:
     for l in worst:
         lines.append(f"| {l['node']} > {l['peer']} | {l['congested_share']:.0%} | {l['drops']} | "
                      f"{l['backlog_max_bytes']} B | {l['util_mean']:.0%} | {l['util_max']:.0%} |")
+    fc = summary.get("flow_control", {"mode": "lossy"})
+    if fc["mode"] == "lossless":
+        c = fc.get("controller", {})
+        lines += ["", "## Flow control: lossless", "",
+                  f"XOFF {fc['xoff']} B, XON {fc['xon']} B. **Lossless violations (switch drops): "
+                  f"{fc['lossless_violations']}.** {fc['pauses']} pauses, {fc['pause_s']:.2f} s paused over all "
+                  f"ports. Controller: every {c.get('period_s', 0) * 1e3:.1f} ms, a step took "
+                  f"{c.get('step_p50_s', 0) * 1e3:.2f} ms (p50) / {c.get('step_p99_s', 0) * 1e3:.2f} ms (p99) / "
+                  f"{c.get('step_max_s', 0) * 1e3:.1f} ms (max); peak switch backlog "
+                  f"{c.get('peak_backlog_bytes', 0)} B." + (f" Controller error: {c['error']}" if "error" in c else "")]
     lines += ["", "## Drops per VL", "", "| VL | drops |", "|---:|---:|"]
     lines += [f"| {vl} | {n} |" for vl, n in summary["drops_by_vl"].items()]
     if summary["faults"]:

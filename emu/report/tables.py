@@ -140,6 +140,12 @@ def run_summary_table(summary: dict) -> Table:
     if worst:
         table.caption = (f"most congested: {worst['node']} > {worst['peer']} ({worst['congested_share']:.0%} of "
                          f"samples backlogged, {worst['drops']} drops); drops per VL {summary['drops_by_vl']}")
+    fc = summary.get("flow_control", {})
+    if fc.get("mode") == "lossless":
+        table.caption = (table.caption or "") + (
+            f"\nlossless: {fc['lossless_violations']} violations (switch drops), {fc['pauses']} pauses, "
+            f"{fc['pause_s']:.2f} s paused" + (f"; controller error: {fc['controller']['error']}"
+                                              if "error" in fc.get("controller", {}) else ""))
     return table
 
 
