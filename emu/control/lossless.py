@@ -28,12 +28,13 @@ REALTIME_PRIORITY = 10
 
 
 class FlowController:
-    def __init__(self, lab, period: float = PERIOD):
+    def __init__(self, lab, period: float = PERIOD, readers: dict | None = None):
+        """`readers`: switch -> counter reader (default: a NamespaceReader in each switch)."""
         plan = lab.plan
         self.xoff, self.xon, self.period = plan.flow_control.xoff, plan.flow_control.xon, period
         self.gates = lab.backend.gates(plan)
         switches = [n for n in plan.nodes if n.forwards]
-        self.readers = {sw.name: NamespaceReader(sw.netns) for sw in switches}
+        self.readers = readers or {sw.name: NamespaceReader(sw.netns) for sw in switches}
         # switch -> (its port, the upstream node and that node's port into the switch)
         self.ingress = {sw.name: [(p.ifname, p.peer, p.peer_ifname) for p in sw.ports] for sw in switches}
         for links in self.ingress.values():         # sockets opened now, not in the first pause
