@@ -249,7 +249,8 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
                 run.t0 = sampler.start_time
                 run.event("run", what="start", scenario=scenario.name, lab=lab.name)
                 if lab.plan.routing == "adaptive":
-                    router = AdaptiveRouter(lab, on_change=lambda line: run.event("route", change=line)).start()
+                    router = AdaptiveRouter(lab, lab.topology.routing_period,
+                                            on_change=lambda line: run.event("route", change=line)).start()
                 run.play(progress)
                 run.event("run", what="end")
             finally:

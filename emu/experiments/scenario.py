@@ -97,7 +97,7 @@ def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
     if not isinstance(topo_doc, dict):
         fail("topology", "must be a file path or a topology mapping")
     topo_doc = {**topo_doc, **{k: doc[k] for k in ("scale", "routing", "qos", "flow_control") if k in doc}}
-    if "routing" in doc:
+    if isinstance(doc.get("routing"), str):             # `routing: ecmp` is short for {mode: ecmp}
         topo_doc["routing"] = {"mode": doc["routing"]}
     topology = topology_from_dict(topo_doc, topo_source, doc.get("name") if "name" not in topo_doc else None)
     duration = _time(doc["duration"], "duration", fail)

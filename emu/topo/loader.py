@@ -4,7 +4,7 @@ import yaml
 from emu.errors import TopologyError
 from emu.qos import QosPolicy
 from emu.qos.flow_control import FlowControl
-from emu.units import parse_size
+from emu.units import parse_duration, parse_size
 from emu.topo.builders import BUILDERS, apply_builder
 from emu.topo.model import Topology
 
@@ -92,8 +92,13 @@ def topology_from_dict(doc, source: str = "<dict>", name: str | None = None) -> 
     defaults = _mapping(doc.get("defaults", {}), "defaults", source)
     _no_unknown(defaults, DEFAULT_KEYS, "defaults.", source)
     routing = _mapping(doc.get("routing", {}), "routing", source)
-    _no_unknown(routing, {"mode"}, "routing.", source)
+    _no_unknown(routing, {"mode", "period"}, "routing.", source)
+    try:
+        period = parse_duration(routing["period"]) if "period" in routing else None
+    except ValueError as e:
+        raise TopologyError(source, "routing.period", str(e)) from None
     topo = Topology(name or doc["name"], scale=doc.get("scale", 1.0), routing=routing.get("mode", "static"),
+                    routing_period=period,
                     qos=_qos(doc.get("qos"), source), flow_control=_flow_control(doc.get("flow_control"), source),
                     rate=defaults.get("rate", "200Gbit"), buffer=defaults.get("buffer", "128KiB"),
                     source=source)

@@ -33,6 +33,7 @@ MIN_RATE, MAX_RATE = 100_000, 10 * 10**12
 MIN_BUFFER, MAX_BUFFER = 4096, 2**30
 DEFAULT_RATE = "200Gbit"    # the paper's NIC and switch port speed
 DEFAULT_BUFFER = "128KiB"
+ADAPTIVE_PERIOD = 0.5
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ def natural_key(name: str):
 class Topology:
     def __init__(self, name: str, *, scale: float = 1.0, routing: str = "static",
                  qos: QosPolicy = DEFAULT_QOS, rate=DEFAULT_RATE, buffer=DEFAULT_BUFFER,
-                 flow_control: FlowControl = LOSSY, source: str = "<topology>"):
+                 flow_control: FlowControl = LOSSY, routing_period: float | None = None,
+                 source: str = "<topology>"):
         self.source = source
         self.name = self._check_name(name, "name", MAX_LAB_NAME)
         self.scale = _scale(scale, source)
@@ -73,6 +75,12 @@ class Topology:
         if routing not in ENGINES:
             raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ENGINES)})")
         self.routing = routing
+        if routing_period is not None and routing != "adaptive":
+            raise TopologyError(source, "routing.period", "applies to adaptive routing only")
+        if routing_period is not None and not 0.01 <= routing_period <= 10:
+            raise TopologyError(source, "routing.period", f"must be between 10ms and 10s, got {routing_period:g} s")
+        # adaptive routing: how often each switch decides (default 0.5 s: five 100 ms samples)
+        self.routing_period = routing_period or ADAPTIVE_PERIOD
         self.qos = qos
         self.flow_control = flow_control
         self.default_rate = self._rate(rate, "defaults.rate")
@@ -174,7 +182,8 @@ class Topology:
     def to_dict(self) -> dict:
         """The explicit YAML form (nodes + links); topology_from_dict() reads it back."""
         return {
-            "name": self.name, "scale": self.scale, "routing": {"mode": self.routing},
+            "name": self.name, "scale": self.scale,
+            "routing": {"mode": self.routing, **({"period": self.routing_period} if self.routing == "adaptive" else {})},
             "defaults": {"rate": f"{self.default_rate}bit", "buffer": self.default_buffer},
             "qos": self.qos.to_dict(), "flow_control": self.flow_control.to_dict(),
             "nodes": {n.name: {"kind": n.kind, **n.attrs} for n in self.nodes()},
