@@ -347,10 +347,57 @@ def bench_alltoall_cmd(lab_opt, **options):
 
 @main.group("exp")
 def experiment():
-    """Canned experiments."""
+    """The paper's congestion study: each experiment builds its labs, runs its variants and prints
+    one table with a verdict on the paper's claim (see README: The congestion study)."""
 
 
-@experiment.command("incast")
+def study_command(name: str, doc: str):
+    @experiment.command(name, help=doc)
+    @click.option("--lab", "lab_opt", metavar="NAME",
+                  help="name of the labs the experiment builds and removes (default: its topology's); must not be up")
+    @click.option("--flow-control", "flow_control", type=click.Choice(["lossy", "lossless"]),
+                  help="run only this mode (default: both)")
+    @click.option("--out", help="directory for the variants' run directories and the table "
+                                "(default: runs/exp-NAME-<UTC time>/)")
+    @click.option("--quick", is_flag=True, help="half the time and a third of the iterations (a smoke run)")
+    @click.option("--json", "as_json", is_flag=True, help="print the rows as a JSON list")
+    def command(lab_opt, flow_control, out, quick, as_json, buffer=None):
+        _run_study(name, lab_opt, flow_control, out, quick, as_json, buffer)
+    return command
+
+
+def _run_study(name, lab_opt, flow_control, out, quick, as_json, buffer=None):
+    from emu.fabric.apply import require_root
+    from emu.experiments.study import EXPERIMENTS, MODES, run_experiment
+    from emu.report.study import study_table
+    from emu.report.tables import json_rows
+    require_root("run experiments")
+    modes = (flow_control,) if flow_control else MODES
+
+    def progress(i, total, slug):
+        if not as_json:
+            console.print(f"[{i + 1}/{total}] {slug}")
+    rows, verdict, directory = run_experiment(name, modes, out, lab_opt, quick, buffer, on_variant=progress)
+    if as_json:
+        click.echo(json_rows(rows, list(EXPERIMENTS[name].keys)))
+        return
+    console.print(study_table(name, EXPERIMENTS[name].keys, rows, verdict))
+    click.echo(str(directory))
+
+
+study_command("isolation", "HFReduce, 3FS reads and bulk traffic on shared links: isolation on against off.")
+study_command("routing", "Storage incast with victims and an allreduce: static, ECMP and adaptive routing.")
+study_command("zones", "One job inside a zone, split over the two zones, and interleaved over them.")
+incast_study = study_command("incast", "3FS incast through shallow buffers: request-to-send off, and its limit.")
+incast_study.params.insert(0, click.Option(["--buffer"], help="switch VL buffer depth (default: the topology's, 32KiB)"))
+
+
+@main.group()
+def storage():
+    """3FS-style storage in a lab."""
+
+
+@storage.command("incast")
 @lab_option
 @click.option("--client", required=True, help="the node that reads")
 @click.option("--senders", help="storage services per read, a list (default: 1, 2, 4, ... up to the lab's storage nodes)")
@@ -382,11 +429,6 @@ def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_
     else:
         console.print(incast_table(rows, f"incast into {client} on {target.name} (scale {target.plan.scale:g}, "
                                          f"chunk {chunk_size} B, rts limit {rts_limit})"))
-
-
-@main.group()
-def storage():
-    """3FS-style storage in a lab."""
 
 
 @storage.command("bench")

@@ -1,20 +1,21 @@
-"""Lossless flow control: the switches of a lossless lab push back on their upstream links.
+"""Lossless flow control: a switch pauses an upstream link's VL while it holds more than XOFF
+bytes of that VL received from that link, and resumes below XON (PFC's rule; InfiniBand's
+credits have the same effect).
 
-Every `period` the controller reads each switch's VL queues (one netlink dump a switch). When
-an egress queue of VL v holds more than XOFF bytes, the switch pauses VL v on every other link
-into it: the gate of VL v on the upstream node's port (htb.fifo_line) closes, so that port's
-VL v queue fills instead, which in turn may push back further up (a congestion tree). The
-queue resumes its upstreams once it is below XON. Hosts are upstreams too: a paused host's
-own queue grows and TCP sees it through its socket buffer.
+Every `period` the controller reads, for each switch, its egress VL backlogs (one netlink dump)
+and the bytes each ingress port has sent into each egress queue (fabric.bpf, one syscall), and
+keeps an estimate of the bytes each ingress port holds in each queue: arrivals are added, and
+the queue's measured backlog is shared out in proportion (as if a FIFO drained its senders
+evenly; the kernel keeps no per-ingress count). The sum of an ingress port's shares over the
+switch's queues of a VL is what XOFF and XON compare. A pause closes the gate of that VL on the
+upstream node's port (fabric.gates), so that port's queue fills instead and may push back
+further up: a congestion tree. Hosts are upstreams too; a paused host's own queue grows and
+TCP sees it through its socket buffer.
 
-An approximation of per-ingress credits, said plainly: a real switch pauses an ingress port
-when the bytes *that port* holds pass XOFF; this controller sees egress queues only (the
-kernel keeps no per-ingress count), so a congested egress pauses all of the switch's other
-ingress links on that VL, including ones sending little into it. The collateral is the same
-kind PFC causes (head-of-line blocking of everything on the paused link and VL), spread over
-more links. Reaction time is one period plus a read of every switch and a netlink message a gate; the
-`headroom` above XOFF (flow_control.py) must cover it, and drops beyond it are counted by the
-sampler as lossless violations.
+What it costs: a paused link's other traffic of that VL waits too (head-of-line blocking, as
+under PFC). Reaction time is one period plus the reads and a netlink message a gate; the
+`headroom` above XOFF (qos.flow_control) must cover what arrives meanwhile, and drops beyond it
+are counted by the sampler as lossless violations.
 """
 import os
 import threading
@@ -28,25 +29,30 @@ REALTIME_PRIORITY = 10
 
 
 class FlowController:
-    def __init__(self, lab, period: float = PERIOD, readers: dict | None = None):
-        """`readers`: switch -> counter reader (default: a NamespaceReader in each switch)."""
+    def __init__(self, lab, period: float = PERIOD, readers: dict | None = None, arrivals=None):
+        """`readers`: switch -> queue reader, `arrivals`: per-ingress counters (defaults: the
+        kernel's; tests pass fakes)."""
         plan = lab.plan
         self.xoff, self.xon, self.period = plan.flow_control.xoff, plan.flow_control.xon, period
-        self.gates = lab.backend.gates(plan)
         switches = [n for n in plan.nodes if n.forwards]
-        self.readers = readers or {sw.name: NamespaceReader(sw.netns) for sw in switches}
-        # switch -> (its port, the upstream node and that node's port into the switch)
-        self.ingress = {sw.name: [(p.ifname, p.peer, p.peer_ifname) for p in sw.ports] for sw in switches}
-        for links in self.ingress.values():         # sockets opened now, not in the first pause
-            for _, up, up_port in links:
+        steer = dict(plan.filters)
+        self.vl_of_sl = {sl: steer.get(sl << 5, plan.default_vl) for sl in range(8)}
+        # switch -> its port -> (the upstream node, that node's port into the switch)
+        self.upstream = {sw.name: {p.ifname: (p.peer, p.peer_ifname) for p in sw.ports} for sw in switches}
+        self.gates = lab.backend.gates(plan)
+        for ports in self.upstream.values():         # sockets opened now, not in the first pause
+            for up, up_port in ports.values():
                 self.gates.prepare(up, up_port)
-        self.received: dict[tuple[str, str], int] = {}         # (switch, port) -> bytes received so far
-        self.congested: set[tuple[str, str, int]] = set()       # (switch, egress port, vl) above XOFF
+        self.readers = readers or {sw.name: NamespaceReader(sw.netns) for sw in switches}
+        self.arrivals = arrivals or lab.backend.arrivals(plan, [sw.name for sw in switches])
+        self.counted: dict[tuple, int] = {}                                  # (switch, egress, ingress, sl) -> bytes
+        self.held: dict[tuple, dict[str, float]] = defaultdict(dict)         # (switch, egress, vl) -> ingress -> bytes
         self.closed: dict[tuple[str, str, int], float] = {}     # (node, port, vl) -> when its pause began
         self.pauses: list[tuple[str, str, int, float, float]] = []
         self.paused_total: dict[tuple[str, str, int], float] = defaultdict(float)
-        self.step_seconds: list[float] = []     # each period's read + decision + writes
-        self.peak_backlog = 0
+        self.step_seconds: list[float] = []     # each period's reads + decisions + gate changes
+        self.peak_backlog = 0                   # deepest switch queue seen
+        self.peak_held = 0.0                    # most bytes one ingress port was estimated to hold
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread = None
@@ -55,19 +61,12 @@ class FlowController:
         began = time.monotonic()
         want = set()
         for sw, reader in self.readers.items():
-            for port, vl, _, _, _, backlog, _ in reader.queues():
-                key = (sw, port, vl)
-                if backlog > self.xoff:
-                    self.congested.add(key)
-                elif backlog < self.xon:
-                    self.congested.discard(key)
-                self.peak_backlog = max(self.peak_backlog, backlog)
-            received = {port: stats[2] for _, port, stats in reader.links()}
-            sending = {port for port, n in received.items() if n > self.received.get((sw, port), n)}
-            self.received.update({(sw, port): n for port, n in received.items()})
-            for _, egress, vl in (c for c in self.congested if c[0] == sw):
-                want.update((up, up_port, vl) for port, up, up_port in self.ingress[sw]
-                            if port != egress and (port in sending or (up, up_port, vl) in self.closed))
+            occupancy = self._occupancy(sw, reader)
+            for (ingress, vl), held in occupancy.items():
+                self.peak_held = max(self.peak_held, held)
+                gate = (*self.upstream[sw][ingress], vl)
+                if held > self.xoff or (held >= self.xon and gate in self.closed):
+                    want.add(gate)
         now = time.monotonic()
         for key in want.difference(self.closed):
             self.gates.set(*key, closed=True)
@@ -76,6 +75,27 @@ class FlowController:
             self.gates.set(*key, closed=False)
             self._ended(key, now)
         self.step_seconds.append(time.monotonic() - began)
+
+    def _occupancy(self, sw: str, reader) -> dict[tuple[str, int], float]:
+        """(ingress port, vl) -> bytes the switch holds from that port in queues of that VL."""
+        for egress, ingress, sl, nbytes in self.arrivals.read(sw):
+            key = (sw, egress, ingress, sl)
+            new = nbytes - self.counted.get(key, 0)
+            self.counted[key] = nbytes
+            if new > 0:
+                held = self.held[sw, egress, self.vl_of_sl[sl]]
+                held[ingress] = held.get(ingress, 0.0) + new
+        occupancy: dict[tuple[str, int], float] = defaultdict(float)
+        for egress, vl, _, _, _, backlog, _ in reader.queues():
+            self.peak_backlog = max(self.peak_backlog, backlog)
+            held = self.held.get((sw, egress, vl))
+            if not held:
+                continue
+            total = sum(held.values())
+            for ingress in list(held):            # the measured backlog, shared out by what each brought
+                held[ingress] = held[ingress] * backlog / total if total else 0.0
+                occupancy[ingress, vl] += held[ingress]
+        return occupancy
 
     def _ended(self, key, now: float) -> None:
         start = self.closed.pop(key)
@@ -105,7 +125,7 @@ class FlowController:
         return self
 
     def stop(self) -> None:
-        """Stop deciding and open every gate (a lab must not stay paused)."""
+        """Stop deciding, open every gate (a lab must not stay paused), remove the counters."""
         self._stop.set()
         if self._thread:
             self._thread.join()
@@ -115,6 +135,7 @@ class FlowController:
             self._ended(key, now)
         for reader in self.readers.values():
             reader.close()
+        self.arrivals.detach()
         self.gates.close()
 
     def summary(self) -> dict:
@@ -122,8 +143,9 @@ class FlowController:
         return {"pauses": len(self.pauses), "pause_s": sum(self.paused_total.values()),
                 "period_s": self.period, "steps": len(self.step_seconds),
                 "step_p50_s": steps[len(steps) // 2], "step_p99_s": steps[int(len(steps) * 0.99)],
-                "step_max_s": steps[-1], "peak_backlog_bytes": self.peak_backlog, "xoff": self.xoff,
-                "xon": self.xon, **({"error": self.error} if self.error else {})}
+                "step_max_s": steps[-1], "peak_backlog_bytes": self.peak_backlog,
+                "peak_ingress_bytes": int(self.peak_held), "xoff": self.xoff, "xon": self.xon,
+                **({"error": self.error} if self.error else {})}
 
     def __enter__(self) -> "FlowController":
         return self.start()

@@ -175,12 +175,12 @@ def _checkpoint(run: Run, step: Step, index: int) -> dict:
 
 def _incast(run: Run, step: Step, index: int) -> dict:
     p = step.params
-    senders = [p["senders"]] if p["senders"] else None
-    rows = incast(run.lab, p["client"], senders, p["rts"], p["rts_limit"], rounds=p["rounds"],
+    rows = incast(run.lab, p["client"], p["senders"], p["rts"], p["rts_limit"], rounds=p["rounds"],
                   port_offset=200 + 10 * index)
     for row in rows:
         run.event("span", name=step.name, what=f"incast of {row['senders']} senders", outcome="ok",
-                  goodput_bps=row["goodput_bps"], p99_ms=row["p99_ms"], drops=row["drops"])
+                  **{k: row[k] for k in ("senders", "rts", "rts_limit", "goodput_bps", "share", "p50_ms", "p99_ms",
+                                         "drops")})
     last = rows[-1]
     return {"goodput_bps": last["goodput_bps"], "share": last["share"], "p50_ms": last["p50_ms"],
             "p99_ms": last["p99_ms"], "drops": last["drops"], "senders": last["senders"]}

@@ -180,6 +180,11 @@ def _check_params(kind, params, topology, where, fail) -> None:
     for k in ("iters", "saves", "rounds", "rts_limit"):
         if k in params and (isinstance(params[k], bool) or not isinstance(params[k], int) or params[k] < 1):
             fail(f"{where}.{k}", f"must be a positive integer, got {params[k]!r}")
+    if kind == "incast" and params["senders"] is not None:
+        counts = params["senders"] if isinstance(params["senders"], list) else [params["senders"]]
+        if not counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):
+            fail(f"{where}.senders", f"must be a positive integer or a list of them, got {params['senders']!r}")
+        params["senders"] = counts
     if "rts" in params and not isinstance(params["rts"], bool):
         fail(f"{where}.rts", "must be true or false")
     if kind == "link-down":

@@ -16,6 +16,7 @@ from emu.fabric.batch import run_batch, run_batches
 from emu.fabric.render import neighbour_line, render, route_line
 from emu.plan import LabPlan, NodePlan, PortPlan, netns_name
 from emu.plan.make import MARK_PREFIX
+from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.qos.htb import vl_classid
 
@@ -135,3 +136,4 @@ class KernelBackend:
     set_link = staticmethod(set_link)
     set_vl_rate = staticmethod(set_vl_rate)
     gates = Gates
+    arrivals = ArrivalCounters

@@ -1,9 +1,9 @@
 """The backend seam: what a lab needs from whatever makes its fabric real.
 
 A backend builds a LabPlan, destroys a lab's nodes, lists what it owns, and changes a
-running lab: a node's routes, a link's state, a VL class's rate on a port, and (lossless
-labs) the VL gates the flow controller closes and opens, which are transient link state,
-not configuration, so they are not recorded in the plan. The Lab calls
+running lab: a node's routes, a link's state, a VL class's rate on a port, and for lossless
+labs the VL gates the flow controller closes and opens and the per-ingress arrival counters it
+reads (transient link state and instruments, not configuration: not recorded in the plan). The Lab calls
 it and records every change in the plan it keeps (the installed state), so a change can
 be diffed against the plan (emu.plan.diff). Today's backend is the kernel's
 (emu.fabric.apply); docs/ARCHITECTURE.md says how an OpenFlow one fits.
@@ -31,6 +31,8 @@ class Backend(Protocol):
 
     def gates(self, plan: LabPlan) -> "VLGates": ...
 
+    def arrivals(self, plan: LabPlan, switches: list[str]) -> "Arrivals": ...
+
 
 class VLGates(Protocol):
     def prepare(self, node: str, ifname: str) -> object: ...
@@ -38,6 +40,12 @@ class VLGates(Protocol):
     def set(self, node: str, ifname: str, vl: int, closed: bool) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Arrivals(Protocol):
+    def read(self, switch: str): ...     # (egress port, ingress port, SL, bytes so far)
+
+    def detach(self) -> None: ...
 
 
 def get(name: str = "kernel") -> Backend:

@@ -32,8 +32,8 @@ def make_plan(topo: Topology, lab: str | None = None) -> LabPlan:
         rates = [topo.emulated_rate(p.link) for p in addressing.ports[node.name]]
         for p, rate in zip(addressing.ports[node.name], rates):
             queue = p.link.buffer_bytes if node.forwards else max(p.link.buffer_bytes, HOST_QUEUE_BYTES)
-            if node.forwards and fc.lossless:       # room above XOFF for what arrives before a pause bites
-                queue = max(queue, fc.xoff + fc.headroom_bytes(sum(rates) - rate, BURST_BYTES, len(rates) - 1))
+            if node.forwards and fc.lossless:       # every other port's allowance (XOFF and headroom)
+                queue = max(queue, sum(fc.allowance(r, BURST_BYTES) for r in rates) - fc.allowance(rate, BURST_BYTES))
             ports.append(PortPlan(p.ifname, p.addr, p.mac, p.peer, p.peer_ifname, p.peer_addr, p.peer_mac,
                                   rate, p.link.rate_bps, port_queues(rate, queue, topo.qos, gate=fc.lossless)))
         table = routes[node.name]

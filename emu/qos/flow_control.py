@@ -3,11 +3,12 @@ pauses, as InfiniBand's credits keep a fabric from dropping). A pure value, chec
 
     flow_control: {mode: lossless, xoff: 64KiB, xon: 32KiB}     # headroom: optional
 
-In lossless mode a switch pauses a VL on every link into it while one of its egress queues of
-that VL holds more than `xoff` bytes, and resumes below `xon` (emu/control/lossless.py). Until
-the pause takes effect the queue keeps filling: `headroom` is the room above `xoff` it has for
-that (default: each other port's rate over REACTION_BUDGET, plus a burst); a drop beyond it is
-a lossless violation, counted and reported.
+In lossless mode a switch pauses a VL on a link into it while it holds more than `xoff` bytes
+of that VL received from that link, and resumes below `xon` (emu/control/lossless.py). Until
+the pause takes effect the link keeps sending: `headroom` is the room above `xoff` each ingress
+port has for that (default: the link's rate over REACTION_BUDGET, plus a burst). A switch's
+egress FIFO of a VL is as deep as all its other ports' allowances together (a shared buffer
+that any of them may fill); a drop beyond it is a lossless violation, counted and reported.
 """
 from dataclasses import dataclass
 
@@ -37,12 +38,16 @@ class FlowControl:
     def lossless(self) -> bool:
         return self.mode == "lossless"
 
-    def headroom_bytes(self, other_ports_bps: int, burst_bytes: int, other_ports: int) -> int:
-        """Room above XOFF for what arrives before the pause takes effect: every other port of the
-        switch sending into this queue at its rate for REACTION_BUDGET, each with a burst on top."""
+    def headroom_bytes(self, ingress_bps: int, burst_bytes: int) -> int:
+        """Room above XOFF for what one ingress link sends before its pause takes effect: its
+        rate for REACTION_BUDGET, and a burst on top."""
         if self.headroom is not None:
             return self.headroom
-        return int(other_ports_bps * REACTION_BUDGET / 8) + other_ports * burst_bytes
+        return int(ingress_bps * REACTION_BUDGET / 8) + burst_bytes
+
+    def allowance(self, ingress_bps: int, burst_bytes: int) -> int:
+        """What one ingress port may hold: XOFF and its headroom."""
+        return self.xoff + self.headroom_bytes(ingress_bps, burst_bytes)
 
     def to_dict(self) -> dict:
         d = {"mode": self.mode, "xoff": self.xoff, "xon": self.xon}

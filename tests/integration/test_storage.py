@@ -56,7 +56,7 @@ def test_storage_bench_reports_a_share_of_the_storage_nics(make_lab, lab_name):
 def test_cli_incast_json(make_lab, lab_name):
     lab = make_lab(build("star", lab_name, hosts=1, storage=2, scale=0.001))
     import json
-    done = subprocess.run([sys.executable, "-m", "emu.cli", "exp", "incast", "--lab", lab.name, "--client", "c0",
+    done = subprocess.run([sys.executable, "-m", "emu.cli", "storage", "incast", "--lab", lab.name, "--client", "c0",
                            "--senders", "1,2", "--rts", "off", "--rounds", "1", "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)

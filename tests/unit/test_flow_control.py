@@ -35,10 +35,10 @@ def test_lossless_gates_every_queue_and_gives_switches_headroom():
     sw = next(n for n in plan.nodes if n.forwards)
     rate = sw.ports[0].rate_bps                 # 200 Mbit emulated, all ports alike
     others = len(sw.ports) - 1
-    headroom = int(others * rate * REACTION_BUDGET / 8) + others * BURST_BYTES
-    assert all(q.gate and q.limit_bytes == 64 * 1024 + headroom for p in sw.ports for q in p.queues)
+    limit = others * (64 * 1024 + int(rate * REACTION_BUDGET / 8) + BURST_BYTES)
+    assert all(q.gate and q.limit_bytes == limit for p in sw.ports for q in p.queues)
     lines = next(ns for ns in render(plan).namespaces if ns.node == sw.name).tc_lines
-    assert any(f" tbf rate {rate}bit burst {BURST_BYTES} limit {64 * 1024 + headroom}" in line for line in lines)
+    assert any(f" tbf rate {rate}bit burst {BURST_BYTES} limit {limit}" in line for line in lines)
     assert plan.from_dict(plan.to_dict()) == plan           # survives the state file
 
 
@@ -48,7 +48,7 @@ def test_explicit_headroom_and_round_trip_through_the_topology():
     again = topology_from_dict(topo.to_dict())
     assert again.flow_control == topo.flow_control
     sw = next(n for n in make_plan(again).nodes if n.forwards)
-    assert sw.ports[0].queues[0].limit_bytes == 100_000 + 2**20
+    assert sw.ports[0].queues[0].limit_bytes == (len(sw.ports) - 1) * (100_000 + 2**20)
 
 
 @pytest.mark.parametrize("spec, key", [
@@ -81,7 +81,6 @@ def test_tbf_options_carry_rate_burst_and_limit():
 class FakeGates:
     def __init__(self, plan):
         self.changes = []
-        self.sockets = {}
 
     def prepare(self, node, ifname):
         pass
@@ -93,59 +92,62 @@ class FakeGates:
         pass
 
 
-class FakeReader:
-    """A switch's counters: backlog per (port, vl) and bytes received per port, set by the test."""
-    def __init__(self, ports):
-        self.backlog, self.received = {}, {p: 0 for p in ports}
+class FakeSwitch:
+    """One switch's counters, set by the test: backlog per (egress, vl); bytes per (egress, ingress, sl)."""
+    def __init__(self):
+        self.backlog, self.sent = {}, {}
 
     def queues(self):
         for (port, vl), backlog in self.backlog.items():
             yield port, vl, 0, 0, 0, backlog, 0
 
-    def links(self):
-        for i, (port, n) in enumerate(self.received.items()):
-            yield i, port, (0, 0, n, 0, 0, 0)
+    def read(self, switch):
+        for (egress, ingress, sl), n in self.sent.items():
+            yield egress, ingress, sl, n
 
     def close(self):
         pass
 
+    def detach(self):
+        self.detached = True
 
-def test_controller_pauses_the_sending_upstreams_and_resumes_below_xon():
-    plan = make_plan(star({"mode": "lossless", "xoff": "64K", "xon": "32K"}))
+
+def controller(flow_control):
+    plan = make_plan(star(flow_control))
     sw = next(n for n in plan.nodes if n.forwards)
+    fake = FakeSwitch()
     lab = SimpleNamespace(plan=plan, backend=SimpleNamespace(gates=FakeGates))
-    reader = FakeReader([p.ifname for p in sw.ports])
-    fc = FlowController(lab, readers={sw.name: reader})
-    to_h0, from_h1, from_h2 = (sw.port_to(h) for h in ("c0", "c1", "c2"))
-    fc.step()                                                       # first read: the byte baseline
-    reader.received[from_h1.ifname] += 10**6                        # h1 sends into the switch, h2 does not
-    reader.backlog[to_h0.ifname, 3] = 100_000                       # above XOFF on VL3 towards h0
-    fc.step()
-    assert fc.gates.changes == [("c1", from_h1.peer_ifname, 3, True)]
-    reader.backlog[to_h0.ifname, 3] = 40_000                        # between XON and XOFF: still paused
+    return FlowController(lab, readers={sw.name: fake}, arrivals=fake), sw, fake
+
+
+def test_controller_pauses_the_ingress_holding_more_than_xoff_and_resumes_below_xon():
+    fc, sw, fake = controller({"mode": "lossless", "xoff": "64K", "xon": "32K"})
+    to_c0, from_c1, from_c2 = (sw.port_to(c).ifname for c in ("c0", "c1", "c2"))
+    up_c1 = sw.port_to("c1").peer_ifname
+    # c1 sent 300 KB into the queue towards c0, c2 100 KB; 200 KB are still queued (VL3 = SL3)
+    fake.sent = {(to_c0, from_c1, 3): 300_000, (to_c0, from_c2, 3): 100_000}
+    fake.backlog[to_c0, 3] = 200_000
+    fc.step()               # c1 holds ~150 KB > XOFF, c2 ~50 KB: between XON and XOFF, not paused
+    assert fc.gates.changes == [("c1", up_c1, 3, True)]
+    fake.backlog[to_c0, 3] = 60_000          # c1 now holds ~45 KB: above XON, stays paused
     fc.step()
     assert len(fc.gates.changes) == 1
-    reader.backlog[to_h0.ifname, 3] = 10_000                        # below XON: resume
+    fake.backlog[to_c0, 3] = 20_000          # ~15 KB: resume
     fc.step()
-    assert fc.gates.changes[-1] == ("c1", from_h1.peer_ifname, 3, False)
+    assert fc.gates.changes[-1] == ("c1", up_c1, 3, False)
     (node, port, vl, start, end), = fc.pauses
-    assert (node, vl) == ("c1", 3) and end >= start
-    assert fc.paused_seconds("c1", from_h1.peer_ifname, 3) == pytest.approx(end - start)
-    assert from_h2.peer not in {c[0] for c in fc.gates.changes}
+    assert (node, port, vl) == ("c1", up_c1, 3) and end >= start
+    assert fc.paused_seconds("c1", up_c1, 3) == pytest.approx(end - start)
+    assert "c2" not in {c[0] for c in fc.gates.changes}
 
 
-def test_controller_opens_every_gate_when_it_stops():
-    plan = make_plan(star({"mode": "lossless"}))
-    sw = next(n for n in plan.nodes if n.forwards)
-    lab = SimpleNamespace(plan=plan, backend=SimpleNamespace(gates=FakeGates))
-    reader = FakeReader([p.ifname for p in sw.ports])
-    fc = FlowController(lab, readers={sw.name: reader})
-    fc.step()
-    for p in sw.ports:
-        reader.received[p.ifname] += 5000
-    reader.backlog[sw.ports[0].ifname, 0] = 10**6
-    fc.step()
-    closed = {c[:3] for c in fc.gates.changes if c[3]}
-    assert len(closed) == len(sw.ports) - 1
+def test_controller_counts_an_ingress_over_all_queues_of_the_vl_and_opens_all_at_stop():
+    fc, sw, fake = controller({"mode": "lossless", "xoff": "64K", "xon": "32K"})
+    to_c0, to_c2, from_c1 = (sw.port_to(c).ifname for c in ("c0", "c2", "c1"))
+    fake.sent = {(to_c0, from_c1, 0): 40_000, (to_c2, from_c1, 0): 40_000, (to_c0, from_c1, 3): 10**6}
+    fake.backlog = {(to_c0, 0): 40_000, (to_c2, 0): 40_000, (to_c0, 3): 0}
+    fc.step()               # 80 KB of VL0 from c1 over two queues: paused; its VL3 is drained: not
+    up = sw.port_to("c1").peer_ifname
+    assert fc.gates.changes == [("c1", up, 0, True)]
     fc.stop()
-    assert {c[:3] for c in fc.gates.changes if not c[3]} == closed and not fc.closed
+    assert fc.gates.changes[-1] == ("c1", up, 0, False) and not fc.closed and fake.detached
