@@ -402,7 +402,8 @@ def storage():
 @click.option("--client", required=True, help="the node that reads")
 @click.option("--senders", help="storage services per read, a list (default: 1, 2, 4, ... up to the lab's storage nodes)")
 @click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
-@click.option("--rts-limit", default=4, show_default=True, help="transmissions the client grants at once")
+@click.option("--rts-limit", default=1, show_default=True,
+              help="transmissions the client grants at once (1 keeps 16+ senders above 80% through 32 KiB buffers)")
 @click.option("--chunk-size", default=64 * 1024, show_default=True, help="bytes per chunk")
 @click.option("--chunks-per-sender", default=8, show_default=True)
 @click.option("--rounds", default=3, show_default=True, help="reads of the whole file")

@@ -34,7 +34,7 @@ WORKLOADS = {
     "storage-read": ({"clients", "duration"}, {"size": "4M", "rts": True, "rts_limit": 4}),
     "storage-write": ({"clients"}, {"size": "4M"}),
     "checkpoint": ({"node"}, {"state": "1M", "period": "1s", "saves": 2}),
-    "incast": ({"client"}, {"senders": None, "rts": True, "rts_limit": 4, "rounds": 3}),
+    "incast": ({"client"}, {"senders": None, "rts": True, "rts_limit": 1, "rounds": 3}),
 }
 FAULTS = {"link-down": ({"link"}, {"duration": None, "sweep_delay": "1s"}), "kill": ({"node"}, {})}
 # type -> {key naming nodes: the kind they must be (None: any host)}

@@ -102,7 +102,7 @@ def last_hop(lab, client: str) -> tuple[str, str]:
     return port.peer, port.peer_ifname
 
 
-def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 4, chunk_size: int = 64 * 1024,
+def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 1, chunk_size: int = 64 * 1024,
            chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None,
            timeout_base: float | None = None, port_offset: int = 0) -> list[dict]:
     storage = [n.name for n in lab.nodes("storage")]
