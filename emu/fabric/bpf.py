@@ -147,9 +147,15 @@ class ArrivalCounters:
         with netns.inside(node.netns):
             index = {p.ifname: socket.if_nametoindex(p.ifname) for p in node.ports}
         for port, ifindex in index.items():
-            nl.request(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL,
-                       TCMSG.pack(socket.AF_UNSPEC, ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0) + attr(TCA_KIND, b"clsact\0"),
-                       f"adding clsact to {node.name} {port}")
+            try:
+                nl.request(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL,
+                           TCMSG.pack(socket.AF_UNSPEC, ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0)
+                           + attr(TCA_KIND, b"clsact\0"), f"adding clsact to {node.name} {port}")
+            except FabricError as e:
+                if "EEXIST" in str(e):
+                    raise FabricError(f"{node.name} {port} is counted already: another flow controller runs on "
+                                      f"this lab") from None
+                raise
             self._attached.append((nl, ifindex))
             options = (attr(TCA_BPF_FD, struct.pack("=I", prog_fd)) + attr(TCA_BPF_NAME, b"emu-arrivals\0")
                        + attr(TCA_BPF_FLAGS, struct.pack("=I", TCA_BPF_FLAG_ACT_DIRECT)))

@@ -16,8 +16,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from emu.fabric.netlink import (IFINFOMSG, RTM_GETLINK, RTM_GETQDISC, RTM_GETSTATS, RTM_NEWLINK, RTM_NEWQDISC,
-                                RTM_NEWSTATS, TCMSG, NetlinkSocket, attrs)
+from emu.fabric.netlink import (IFINFOMSG, RTATTR, RTM_GETLINK, RTM_GETQDISC, RTM_GETSTATS, RTM_NEWLINK,
+                                RTM_NEWQDISC, RTM_NEWSTATS, TCMSG, NetlinkSocket, attrs)
 from emu.qos.htb import VL_CLASS_BASE
 
 TC_STATS = struct.Struct("=QIIIIIII")    # bytes, packets, drops, overlimits, bps, pps, qlen, backlog
@@ -58,7 +58,9 @@ class NamespaceReader(NetlinkSocket):
                     yield index, self.names.get(index, str(index)), (s[0], s[1], s[2], s[3], s[6], s[7])
 
     def queues(self):
-        """(ifname, vl, bytes, packets, drops, backlog_bytes, overlimits) of every VL FIFO."""
+        """(ifname, vl, bytes, packets, drops, backlog_bytes, overlimits) of every VL FIFO. The
+        flow controller calls this every millisecond: the attribute walk is inlined."""
+        names, unpack_attr, unpack_stats = self.names, RTATTR.unpack_from, TC_STATS.unpack_from
         for kind, data, start, end in self.dump(RTM_GETQDISC, TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
             if kind != RTM_NEWQDISC:
                 continue
@@ -66,11 +68,16 @@ class NamespaceReader(NetlinkSocket):
             vl = (parent & 0xFFFF) - VL_CLASS_BASE
             if parent >> 16 != 1 or vl < 0:
                 continue                    # the HTB root or anything not under a VL class
-            for attr, a, _ in attrs(data, start + TCMSG.size, end):
-                if attr == TCA_STATS:
-                    nbytes, packets, drops, overlimits, _, _, _, backlog = TC_STATS.unpack_from(data, a)
-                    yield self.names.get(index, str(index)), vl, nbytes, packets, drops, backlog, overlimits
+            offset = start + TCMSG.size
+            while offset + 4 <= end:
+                length, attr = unpack_attr(data, offset)
+                if attr & 0x3FFF == TCA_STATS:
+                    nbytes, packets, drops, overlimits, _, _, _, backlog = unpack_stats(data, offset + 4)
+                    yield names.get(index, str(index)), vl, nbytes, packets, drops, backlog, overlimits
                     break
+                if length < 4:
+                    break
+                offset += (length + 3) & ~3
 
 
 QUEUE_COLUMNS = ("t", "node", "port", "peer", "vl", "tx_bytes", "tx_packets", "drops", "backlog_bytes", "overlimits",

@@ -17,9 +17,10 @@ BAR_PANELS = {
                   (("allreduce_slowdown", "allreduce slowdown (shared / alone)"),
                    ("storage_slowdown", "storage read slowdown (shared / alone)"))),
     "routing": (("routing", "flow_control"),
-                (("victim_slowdown", "victim slowdown (rate at bottleneck / achieved)"),
-                 ("uplink_imbalance", "spine-uplink imbalance (max / mean bytes)"),
-                 ("congested_links", "links backlogged > 10% of the run"))),
+                (("victims_hurt", "victims slowed more than 1.25x (of 4)"),
+                 ("paused_links", "links paused > 5% of the run"),
+                 ("victim_slowdown", "victim slowdown, mean (bottleneck rate / achieved)"),
+                 ("uplink_imbalance", "leaf-uplink imbalance (max / mean bytes)"))),
     "zones": (("placement", "flow_control"),
               (("busbw", "allreduce busbw, GB/s (emulated)"), ("interzone_util", "inter-zone link utilisation"))),
 }
@@ -65,6 +66,8 @@ def study_plot(name: str, rows: list[dict], out: Path) -> None:
         for h, hue in enumerate(hues):
             values = [next((r[key] or 0 for r in rows if r[x_key] == x and r[hue_key] == hue), 0) for x in xs]
             ax.bar([i + (h - (len(hues) - 1) / 2) * width for i in range(len(xs))], values, width, label=hue)
+        if "slowdown" in key:
+            ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)     # as fast as alone / at the bottleneck
         ax.set_xticks(range(len(xs)), [str(x) for x in xs])
         ax.set(xlabel=x_key, title=label)
         ax.title.set_fontsize(9)

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""The lossless flow controller's reaction, measured: incast into one client of a 32-service star
+(200 Gbit/s at scale 0.001, 32 KiB switch buffers), request-to-send off and on, lossless.
+
+For each row: goodput share, switch drops (lossless violations), pauses, the controller's step
+time (p50 / p99 / max: reads of every switch, decisions, gate changes), the most bytes one ingress
+port was estimated to hold and so the headroom above XOFF used, against the headroom each port
+has (REACTION_BUDGET at the link rate, plus a burst). Run as root:  python scripts/bench_lossless.py
+"""
+import argparse
+
+from emu.experiments.storage import incast
+from emu.lab import Lab
+from emu.qos.flow_control import FlowControl
+from emu.qos.htb import BURST_BYTES
+from emu.topo import build
+from emu.topo.loader import topology_from_dict
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--senders", default="16,32")
+    ap.add_argument("--xoff", default="64K")
+    ap.add_argument("--xon", default="32K")
+    args = ap.parse_args()
+    senders = [int(x) for x in args.senders.split(",")]
+    doc = build("star", "lossless", hosts=1, storage=max(senders), scale=0.001, buffer="32KiB").to_dict()
+    topo = topology_from_dict({**doc, "flow_control": {"mode": "lossless", "xoff": args.xoff, "xon": args.xon}})
+    fc: FlowControl = topo.flow_control
+    rate = topo.emulated_rate(topo.links()[0])
+    headroom = fc.headroom_bytes(rate, BURST_BYTES)
+    print(f"# lossless incast: {topo.summary()}; XOFF {fc.xoff} B, XON {fc.xon} B, headroom {headroom} B per "
+          f"ingress port; XOFF drains in {fc.xoff * 8 / rate * 1e3:.2f} ms at {rate / 1e6:.0f} Mbit")
+    print(f"{'rts':>4} {'senders':>7} {'share':>6} {'drops':>6} {'pauses':>7} {'step p50':>9} {'p99':>7} {'max':>7} "
+          f"{'peak held':>10} {'headroom used':>14}")
+    with Lab.up(topo) as lab:
+        for rts in (False, True):
+            for n in senders:
+                with lab.flow_control() as controller:
+                    (row,) = incast(lab, "c0", [n], rts=rts, rounds=3)
+                s = controller.summary()
+                used = max(0, s["peak_ingress_bytes"] - fc.xoff)
+                print(f"{'on' if rts else 'off':>4} {n:>7} {row['share']:>6.0%} {row['drops']:>6} {s['pauses']:>7} "
+                      f"{s['step_p50_s'] * 1e3:>7.2f}ms {s['step_p99_s'] * 1e3:>5.1f}ms {s['step_max_s'] * 1e3:>5.1f}ms "
+                      f"{s['peak_ingress_bytes']:>10} {used:>8} ({used / headroom:.0%})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
