@@ -29,6 +29,11 @@ BAD = {
     "storage without storage nodes": (GOOD.replace(TOPO, str(ROOT / "topologies" / "leaf-spine.yaml")).replace(
         "type: bulk, start: 0s, duration: 1s, src: c0, dst: c1", "type: storage-read, duration: 1s, clients: [c0]"),
         "storage-read needs storage nodes"),
+    "bad flow control": (GOOD + "flow_control: {mode: lossless, xoff: 16K, xon: 32K}\n", "flow_control.xon: must be"),
+    "bad incast senders": (GOOD.replace(TOPO, str(ROOT / "topologies" / "incast-star.yaml")).replace(
+        "type: bulk, start: 0s, duration: 1s, src: c0, dst: c1", "type: incast, client: c0, senders: [4, 0]"),
+        "workloads[0].senders: must be a positive integer or a list"),
+    "period without adaptive routing": (GOOD + "routing: {mode: static, period: 1s}\n", "routing.period: applies"),
     "bad size": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
                               "type: allreduce, nodes: [c0, c1], size: lots"), "workloads[0].size: bad size 'lots'"),
 }
@@ -60,3 +65,27 @@ def test_a_bad_scenario_is_one_line_and_builds_nothing(tmp_path, case, monkeypat
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_ready_scenario_is_valid(path):
     assert load_scenario(path).workloads
+
+
+def test_overrides_set_flow_control_and_the_adaptive_period(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(GOOD + "flow_control: {mode: lossless, xoff: 128K, xon: 64K}\nrouting: {mode: adaptive, period: 200ms}\n")
+    topo = load_scenario(path).topology
+    assert topo.flow_control.lossless and (topo.flow_control.xoff, topo.flow_control.xon) == (131072, 65536)
+    assert (topo.routing, topo.routing_period) == ("adaptive", 0.2)
+    path.write_text(GOOD + "routing: ecmp\n")
+    assert load_scenario(path).topology.routing == "ecmp"
+
+
+def test_every_experiment_variant_is_a_valid_scenario():
+    """What `emu exp` would run, checked without running it: every variant of every experiment loads."""
+    from emu.experiments.study import EXPERIMENTS, MODES, SCENARIOS, base_scenario, shorten
+    from emu.experiments.scenario import scenario_from_dict
+    for name, exp in EXPERIMENTS.items():
+        for quick in (False, True):
+            doc = shorten(base_scenario(name)) if quick else base_scenario(name)
+            variants = exp.variants(doc, MODES, "64K") if name == "incast" else exp.variants(doc, MODES)
+            assert len({v.slug for v in variants}) == len(variants)
+            for v in variants:
+                scenario = scenario_from_dict(v.doc, name, SCENARIOS)
+                assert scenario.topology.flow_control.mode == v.label["flow_control"]
