@@ -23,21 +23,22 @@ def switch_drops(lab) -> int:
 
 
 def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name):
-    """Request-to-send with 8 senders through 32 KiB switch buffers: the lossy fabric drops and
-    loses goodput to retransmissions; the lossless one pauses instead and drops nothing."""
+    """8 senders at once (no request-to-send) through 32 KiB switch buffers: the lossy fabric drops
+    and loses goodput to retransmission timeouts; the lossless one pauses instead and drops
+    nothing (the headroom, 20 ms of line rate per port, covers the controller's reaction)."""
     lossy = make_lab(incast_star(lab_name))
-    lossy_row, = incast(lossy, "c0", [8], rts=True, rounds=2)
+    lossy_row, = incast(lossy, "c0", [8], rts=False, rounds=2)
     lossy.down()
     lab = make_lab(incast_star(lab_name, LOSSLESS))
     with lab.flow_control() as fc:
-        row, = incast(lab, "c0", [8], rts=True, rounds=2)
+        row, = incast(lab, "c0", [8], rts=False, rounds=2)
     assert switch_drops(lab) == 0, "lossless violations: a switch dropped"
     switch, dev = last_hop(lab, "c0")
     paused = [p for p in fc.pauses if p[0] != switch]
     assert paused and all(end >= start for *_, start, end in paused), "no pause was logged"
     assert sum(end - start for *_, start, end in paused) > 0
     assert row["goodput_bps"] >= 0.95 * lossy_row["goodput_bps"], (row, lossy_row)
-    assert fc.summary()["peak_backlog_bytes"] > fc.xoff      # the queue did reach XOFF: pauses were needed
+    assert fc.summary()["peak_ingress_bytes"] > fc.xoff      # a port did pass XOFF: the pauses were needed
     assert not fc.gates.sockets, "the controller left its gate sockets open"
 
 
