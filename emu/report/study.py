@@ -39,7 +39,9 @@ def cell(key: str, value) -> str:
 
 
 def study_table(name: str, keys, rows: list[dict], verdict: list[str]) -> Table:
-    table = Table(*keys, title=f"emu exp {name}")
+    table = Table(title=f"emu exp {name}")
+    for k in keys:      # long key names wrap rather than end in an ellipsis on a narrow terminal
+        table.add_column(k.replace("_", " "), overflow="fold")
     for r in rows:
         table.add_row(*(cell(k, r.get(k)) for k in keys))
     table.caption = "\n".join(verdict)
