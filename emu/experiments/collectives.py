@@ -8,18 +8,13 @@ allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests),
 """
 from dataclasses import dataclass
 
-from cluster.collectives import ALLREDUCE, ALLTOALL, TRAFFIC_CLASS
+from cluster.collectives import ALLREDUCE, ALLTOALL, TRAFFIC_CLASS, default_chunk
 from emu.errors import EmuError
 from emu.launch import command, peer_timeout
 from emu.report.project import to_real
 
 ALGOS = ALLREDUCE
 PORT = 6000
-
-
-def default_chunk(size: int) -> int:
-    # ~16 chunks per buffer pipelines well and keeps Python's per-chunk cost below the chunk's wire time.
-    return min(4 * 2**20, max(16 * 2**10, size // 16))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,147 @@
+"""One node of a data-parallel training job (HaiScale DDP, paper section VI-B): every step a
+forward pass, then a backward pass whose gradients are allreduced bucket by bucket as soon as
+each bucket is complete, overlapping the rest of the backward pass.
+
+    python -m agents.train --rank 0 --peers 198.18.0.0:6100,198.18.0.4:6100 --model vgg16 \\
+        --steps 10 --backend hfreduce --scale 0.001 --size-factor 0.015625
+
+GPU compute is the model's FLOPs at the node's modelled speed (Table II, times `mfu` and the
+lab's scale): the emulator waits it out, as it waits out a modelled PCIe copy. Gradients are
+real: every GPU's buckets are shared-memory buffers filled with a pattern each step, reduced
+by the chosen collective (hfreduce, ring, tree) and checked against the true sum. `size_factor`
+shrinks parameters and FLOPs alike, so compute and communication keep their ratio while the
+buffers fit the machine.
+
+Prints one JSON line per step: step, start, end (monotonic clock, shared by every namespace),
+step_s, compute_s (forward + backward, modelled), comm_s (the buckets' allreduces, end to end),
+exposed_s (step time not covered by compute), wrong (elements of the last step's gradients that
+differ from the true sum; earlier steps are not checked, to keep the check's CPU out of them).
+"""
+import argparse
+import json
+import os
+import queue
+import sys
+import threading
+import time
+
+from agents.collective import ALGOS, fill, wrong_elements
+from agents.errors import one_line_errors
+from agents.gpu import Gpus, NodeModel
+from agents.nic import Mesh, endpoints
+from agents.pipeline import Ready
+from cluster.collectives import default_chunk
+from cluster.models import GPU_FLOPS, buckets, model
+from cluster.node import DTYPES, NodeParams
+
+BUCKET_BYTES = 25 * 2**20          # PyTorch DDP's default bucket (before size_factor)
+
+
+class Job:
+    def __init__(self, args):
+        self.args = args
+        self.model = model(args.model)
+        f = args.size_factor
+        # seconds of GPU time per forward FLOP of one sample, scaled like every rate in the lab
+        self.sec_per_flop = args.batch * f / (GPU_FLOPS[args.precision] * args.mfu * args.scale)
+        dtype = DTYPES["fp32"]
+        groups = buckets(self.model, int(BUCKET_BYTES / dtype.itemsize))
+        self.last_layer = {id(g[-1]): i for i, g in enumerate(groups)}   # backward reaches it last
+        params = NodeParams(gpus=args.gpus).scaled(args.scale)
+        self.node_model = NodeModel(params)
+        tag = f"emu-{args.tag}-t{args.rank}-{os.getpid()}"
+        self.grads = [Gpus(f"{tag}-b{i}", max(1, int(sum(l.params for l in g) * f)), dtype, model=self.node_model)
+                      for i, g in enumerate(groups)]
+        self.groups = groups
+
+    def close(self) -> None:
+        for g in self.grads:
+            g.close()
+
+    def compute(self, flops: float, until: float) -> float:
+        """The GPUs busy for `flops` of forward-equivalent work per sample, from `until` on."""
+        deadline = until + flops * self.sec_per_flop
+        NodeModel.settle(deadline)
+        return deadline
+
+    def step(self, mesh, ranks: int, check: bool) -> dict:
+        args, algo = self.args, ALGOS[self.args.backend]
+        comm_s, errors, todo = [0.0], [], queue.Queue()
+
+        def communicate():
+            try:
+                while (b := todo.get()) is not None:
+                    grads = self.grads[b]
+                    began = time.monotonic()
+                    algo(grads, mesh, default_chunk(grads.count * grads.dtype.itemsize))
+                    comm_s[0] += time.monotonic() - began
+            except BaseException as e:      # raised again by the step, in the main thread
+                errors.append(e)
+
+        start = time.monotonic()
+        comm = threading.Thread(target=communicate, name="allreduce", daemon=True)
+        comm.start()
+        t = self.compute(self.model.flops, start)                          # forward
+        held = []
+        for layer in reversed(self.model.layers):                          # backward: 2x forward
+            t = self.compute(2 * layer.flops, t)
+            b = self.last_layer.get(id(layer))
+            if b is not None:
+                fill(self.grads[b], args.rank, ranks)                      # this bucket's gradients
+                (todo.put if args.overlap else held.append)(b)
+        for b in held:
+            todo.put(b)
+        compute_end = t
+        todo.put(None)
+        comm.join()
+        if errors:
+            raise errors[0]
+        end = time.monotonic()
+        wrong = sum(wrong_elements(g, args.rank, ranks) for g in self.grads) if check else 0    # outside the step
+        return {"start": start, "end": end, "step_s": end - start, "compute_s": compute_end - start,
+                "comm_s": comm_s[0], "exposed_s": max(0.0, end - compute_end), "wrong": wrong}
+
+
+def run(args) -> None:
+    peers = endpoints(args.peers)
+    Ready.limit = 2 * args.timeout
+    mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc, connect_timeout=args.timeout, io_timeout=args.timeout)
+    job = Job(args)
+    try:
+        mesh.barrier()
+        for i in range(args.steps):
+            last = i == args.steps - 1
+            print(json.dumps({"step": i, **job.step(mesh, len(peers), check=args.check and last)}), flush=True)
+        mesh.barrier()
+    finally:
+        job.close()
+        mesh.close()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="agents.train", description=__doc__.splitlines()[0])
+    p.add_argument("--rank", type=int, required=True)
+    p.add_argument("--peers", required=True, help="host:port of every rank, in rank order")
+    p.add_argument("--model", required=True)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--backend", choices=("hfreduce", "hfreduce-nvlink", "ring", "tree"), default="hfreduce")
+    p.add_argument("--batch", type=int, default=32, help="samples per GPU per step")
+    p.add_argument("--precision", choices=sorted(GPU_FLOPS), default="tf32")
+    p.add_argument("--mfu", type=float, default=0.5, help="fraction of the GPU's peak FLOPS a step achieves")
+    p.add_argument("--size-factor", type=float, default=1.0, help="multiplies parameters and FLOPs")
+    p.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
+                   help="allreduce each bucket as soon as it is ready (off: after the backward pass)")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="check the last step's gradients against the true sum")
+    p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--tos", type=int, default=0)
+    p.add_argument("--cc", default=None)
+    p.add_argument("--tag", default="train")
+    p.add_argument("--timeout", type=float, default=60.0)
+    args = p.parse_args(argv)
+    return one_line_errors(lambda: run(args), f"rank {args.rank}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
