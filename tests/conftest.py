@@ -33,3 +33,12 @@ def make_lab():
     yield make
     for lab in labs:
         lab.down()
+
+
+@pytest.fixture
+def run_lab_name(lab_name):
+    """A lab name for code that builds and removes its own labs (scenario runs, experiments):
+    whatever is left under it when the test ends, pass or fail, is cleaned by name."""
+    yield lab_name
+    from emu.lab import clean
+    clean(lab_name)

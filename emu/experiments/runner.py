@@ -18,6 +18,7 @@ from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.scenario import Scenario, Step
 from emu.experiments.storage import StorageCluster, checkpoint, incast
+from emu.experiments.training import train
 from emu.lab import Lab
 from emu.launch import stop_agents
 from emu.metrics.sampler import Sampler
@@ -186,9 +187,19 @@ def _incast(run: Run, step: Step, index: int) -> dict:
             "p99_ms": last["p99_ms"], "drops": last["drops"], "senders": last["senders"]}
 
 
+def _train(run: Run, step: Step, index: int) -> dict:
+    p = step.params
+    r = train(run.lab, p["model"], p["nodes"], p["steps"], p["backend"], p["batch"], p["size_factor"], p["overlap"],
+              port=6100 + 10 * index, name=step.name)
+    for s in r["steps"]:            # one record a step; ideal: its compute alone
+        run.flow(",".join(r["nodes"]), ",".join(r["nodes"]), TRAFFIC_CLASS[p["backend"]], 0, s["start"], s["end"],
+                 s["compute_s"], step.name)
+    return {k: v for k, v in r.items() if k != "steps"}
+
+
 WORKLOAD_RUNNERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _bulk,
                     "storage-write": _storage_write, "storage-read": _storage_read, "checkpoint": _checkpoint,
-                    "incast": _incast}
+                    "incast": _incast, "train": _train}
 
 
 # -- faults ----------------------------------------------------------------------------

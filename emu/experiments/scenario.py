@@ -35,12 +35,14 @@ WORKLOADS = {
     "storage-write": ({"clients"}, {"size": "4M"}),
     "checkpoint": ({"node"}, {"state": "1M", "period": "1s", "saves": 2}),
     "incast": ({"client"}, {"senders": None, "rts": True, "rts_limit": 1, "rounds": 3}),
+    "train": ({"nodes"}, {"model": "vgg16", "steps": 10, "backend": "hfreduce", "batch": 32, "size_factor": None,
+                          "overlap": True}),
 }
 FAULTS = {"link-down": ({"link"}, {"duration": None, "sweep_delay": "1s"}), "kill": ({"node"}, {})}
 # type -> {key naming nodes: the kind they must be (None: any host)}
 NODE_KEYS = {"allreduce": {"nodes": "compute"}, "alltoall": {"nodes": "compute"}, "bulk": {"src": None, "dst": None},
              "storage-read": {"clients": None}, "storage-write": {"clients": None}, "checkpoint": {"node": "compute"},
-             "incast": {"client": None}, "kill": {"node": None}}
+             "incast": {"client": None}, "kill": {"node": None}, "train": {"nodes": "compute"}}
 NEEDS_STORAGE = {"storage-read", "storage-write", "checkpoint", "incast"}
 
 
@@ -177,9 +179,22 @@ def _check_params(kind, params, topology, where, fail) -> None:
             params[k] = _time(params[k], f"{where}.{k}", fail)
     if kind == "allreduce" and params["algo"] not in ALLREDUCE:
         fail(f"{where}.algo", f"unknown algorithm {params['algo']!r} (one of {', '.join(ALLREDUCE)})")
-    for k in ("iters", "saves", "rounds", "rts_limit"):
+    for k in ("iters", "saves", "rounds", "rts_limit", "steps", "batch"):
         if k in params and (isinstance(params[k], bool) or not isinstance(params[k], int) or params[k] < 1):
             fail(f"{where}.{k}", f"must be a positive integer, got {params[k]!r}")
+    if kind == "train":
+        from cluster.models import MODELS
+        if not isinstance(params["model"], str) or params["model"] not in MODELS:
+            fail(f"{where}.model", f"unknown model {params['model']!r} (one of {', '.join(MODELS)})")
+        if not isinstance(params["backend"], str) or params["backend"] not in ALLREDUCE:
+            fail(f"{where}.backend", f"unknown backend {params['backend']!r} (one of {', '.join(ALLREDUCE)})")
+        if params["steps"] < 2:
+            fail(f"{where}.steps", "a job needs at least 2 steps (the first pays the connections' set-up)")
+        if not isinstance(params["overlap"], bool):
+            fail(f"{where}.overlap", "must be true or false")
+        f = params["size_factor"]
+        if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1):
+            fail(f"{where}.size_factor", f"must be a number in (0, 1], got {f!r}")
     if kind == "incast" and params["senders"] is not None:
         counts = params["senders"] if isinstance(params["senders"], list) else [params["senders"]]
         if not counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):

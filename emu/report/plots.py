@@ -37,3 +37,25 @@ def bandwidth_plot(rows_by_algo: dict[str, list[dict]], out: str, title: str) ->
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def scaling_plot(rows_by_backend: dict[str, list[dict]], out: str, title: str) -> None:
+    """rows_by_backend: backend -> training-job rows over node counts (nodes_n, step_time_s,
+    efficiency). Step time and parallel efficiency against the number of nodes."""
+    fig, (step_ax, eff_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for backend, rows in rows_by_backend.items():
+        nodes = [r["nodes_n"] for r in rows]
+        step_ax.plot(nodes, [r["step_time_s"] for r in rows], marker="o", label=backend)
+        eff_ax.plot(nodes, [100 * r["efficiency"] for r in rows], marker="o", label=backend)
+    step_ax.set(xscale="log", xlabel="nodes (8 GPUs each)", ylabel="step time, s (emulated)", title="step time")
+    eff_ax.set(xscale="log", xlabel="nodes (8 GPUs each)", ylabel="parallel efficiency, %", ylim=(0, 105),
+               title="samples/s against n x one node's")
+    for ax in (step_ax, eff_ax):
+        ax.set_xticks(nodes, [str(n) for n in nodes])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

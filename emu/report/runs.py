@@ -19,7 +19,10 @@ from emu.units import format_rate  # noqa: E402
 CONGESTED = 0.10      # a VL queue counts as congested while its backlog is above 10% of its FIFO
 PEAK_WINDOW = 0.2     # seconds over which util_max is taken
 WORKLOAD_KEYS = ("algbw", "busbw", "proj_algbw", "proj_busbw", "goodput_bps", "p50_ms", "p99_ms", "slowdown",
-                 "share", "drops", "wrong", "verified")
+                 "share", "drops", "wrong", "verified",
+                 # training jobs (emu.experiments.training)
+                 "job", "nodes", "steps_done", "restarts", "lost_steps", "step_time_s", "compute_s", "comm_s",
+                 "exposed_comm_s", "overlap", "proj_step_time_s")
 
 
 def series(columns: dict, keys: tuple) -> dict:

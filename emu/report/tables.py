@@ -121,6 +121,9 @@ def json_rows(rows, keys=None) -> str:
 
 def _workload_figures(w: dict) -> str:
     parts = []
+    if w.get("step_time_s") is not None:
+        parts.append(f"{w['steps_done']} steps of {w['step_time_s']:.2f} s (compute {w['compute_s']:.2f}, exposed "
+                     f"communication {w['exposed_comm_s']:.2f})")
     if w.get("busbw") is not None:
         parts.append(f"busbw {w['busbw']:.4f} GB/s (real {w.get('proj_busbw', 0):.2f})")
     if w.get("goodput_bps"):

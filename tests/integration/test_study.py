@@ -5,24 +5,17 @@ import json
 import pytest
 
 from emu.experiments.study import EXPERIMENTS, run_experiment
-from emu.lab import Lab, clean
+from emu.lab import Lab
 
 pytestmark = pytest.mark.integration
 VARIANTS = {"isolation": 4, "routing": 3, "incast": 4, "zones": 3}      # per flow-control mode
 
 
-@pytest.fixture
-def study_lab(lab_name):
-    """The name the experiment builds its labs under; whatever is left of them is cleaned by name."""
-    yield lab_name
-    clean(lab_name)
-
-
 @pytest.mark.parametrize("name, mode", [("isolation", "lossless"), ("routing", "lossless"), ("incast", "lossy"),
                                         ("zones", "lossy")])
-def test_experiment_runs_end_to_end(name, mode, study_lab, tmp_path):
-    rows, verdict, directory = run_experiment(name, (mode,), str(tmp_path / name), study_lab, quick=True)
-    assert study_lab not in Lab.names(), "the experiment left its lab up"
+def test_experiment_runs_end_to_end(name, mode, run_lab_name, tmp_path):
+    rows, verdict, directory = run_experiment(name, (mode,), str(tmp_path / name), run_lab_name, quick=True)
+    assert run_lab_name not in Lab.names(), "the experiment left its lab up"
     keys = EXPERIMENTS[name].keys
     assert rows and all(set(keys) <= set(r) and r["flow_control"] == mode for r in rows)
     runs = [d for d in directory.iterdir() if d.is_dir()]

@@ -34,6 +34,12 @@ BAD = {
         "type: bulk, start: 0s, duration: 1s, src: c0, dst: c1", "type: incast, client: c0, senders: [4, 0]"),
         "workloads[0].senders: must be a positive integer or a list"),
     "period without adaptive routing": (GOOD + "routing: {mode: static, period: 1s}\n", "routing.period: applies"),
+    "unknown model": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
+                                   "type: train, nodes: [c0, c1], model: resnet"), "workloads[0].model: unknown model"),
+    "one training step": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
+                                       "type: train, nodes: [c0, c1], steps: 1"), "workloads[0].steps: a job needs"),
+    "training on storage": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
+                                         "type: train, nodes: [c0, st0]"), "st0 is a storage node, not a compute node"),
     "bad size": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
                               "type: allreduce, nodes: [c0, c1], size: lots"), "workloads[0].size: bad size 'lots'"),
 }

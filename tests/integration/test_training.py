@@ -1,0 +1,40 @@
+"""Data-parallel training on a real lab: gradients reduced exactly, and bucketed allreduce that
+overlaps the backward pass makes a step shorter than compute and communication one after the other."""
+import json
+
+import pytest
+
+from emu.experiments.runner import run
+from emu.experiments.training import train
+from emu.topo import build
+
+pytestmark = pytest.mark.integration
+
+
+def test_overlapped_ddp_steps_beat_serial_ones_and_reduce_exactly(make_lab, lab_name):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001))
+    overlapped = train(lab, "vgg16", ["c0", "c1"], steps=4, backend="hfreduce")
+    serial = train(lab, "vgg16", ["c0", "c1"], steps=4, backend="hfreduce", overlap=False)
+    for job in (overlapped, serial):
+        assert job["wrong"] == 0 and job["steps_done"] == 4
+        assert job["compute_s"] > 0 and job["comm_s"] > 0
+    # serial: the step is compute, then all of the communication
+    assert serial["step_time_s"] >= 0.95 * (serial["compute_s"] + serial["comm_s"]), serial
+    # overlapped: part of the communication hides behind the backward pass
+    assert overlapped["step_time_s"] < overlapped["compute_s"] + overlapped["comm_s"], overlapped
+    assert overlapped["step_time_s"] < 0.9 * serial["step_time_s"], (overlapped, serial)
+    assert 0 < overlapped["overlap"] <= 1
+
+
+def test_a_training_workload_reports_its_job_in_the_run_summary(run_lab_name, tmp_path):
+    topo = build("leaf-spine", run_lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001).to_dict()
+    scenario = {"name": "train-test", "topology": topo, "duration": "1s", "sample": "100ms",
+                "workloads": [{"type": "train", "name": "job", "nodes": ["c0", "c1"], "steps": 3, "backend": "ring"}]}
+    summary, directory = run(scenario, str(tmp_path / "run"), lab=run_lab_name)
+    (job,) = summary["workloads"]
+    assert job["outcome"] == "ok", job
+    for key in ("job", "nodes", "steps_done", "restarts", "lost_steps", "step_time_s", "compute_s", "exposed_comm_s"):
+        assert key in job, key
+    assert job["nodes"] == ["c0", "c1"] and job["steps_done"] == 3 and job["wrong"] == 0
+    flows = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "end" and e["name"] == "job" for e in flows)
