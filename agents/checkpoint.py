@@ -47,35 +47,48 @@ def snapshot_to_host(gpus: Gpus) -> np.ndarray:
     return host
 
 
-async def save(client: Client, gpus: Gpus, name: str, chunk_size: int, stripe: int) -> dict:
-    start = time.monotonic()
-    host = snapshot_to_host(gpus)
+async def write_checkpoint(client: Client, host: np.ndarray, tensors: list[dict], meta: dict, name: str,
+                           chunk_size: int, stripe: int) -> int:
+    """Write a host buffer as file `name` in chunks (batch writes) and its index (each tensor's
+    offset, length and CRC32, and `meta`) as `name`.index; returns the bytes written."""
     raw = host.view(np.uint8)
-    index = []
-    for g in range(len(gpus)):
-        for tensor, sl in tensor_slices(gpus.count):
-            part = host[g * gpus.count + sl.start: g * gpus.count + sl.stop]
-            offset = (g * gpus.count + sl.start) * gpus.dtype.itemsize
-            index.append({"gpu": g, "tensor": tensor, "offset": offset, "bytes": part.nbytes,
-                          "crc": zlib.crc32(part.view(np.uint8))})
+    for t in tensors:
+        t["crc"] = zlib.crc32(raw[t["offset"]:t["offset"] + t["bytes"]])
     layout = await client.create(name, raw.nbytes, chunk_size, stripe)
-    chunks = [(i, bytes(raw[i * chunk_size:(i + 1) * chunk_size])) for i in range(layout.chunks())]
-    await client.batch_write(layout, chunks)
-    blob = json.dumps({"count": gpus.count, "dtype": str(gpus.dtype), "gpus": len(gpus), "tensors": index}).encode()
+    await client.batch_write(layout, [(i, bytes(raw[i * chunk_size:(i + 1) * chunk_size]))
+                                      for i in range(layout.chunks())])
+    blob = json.dumps({**meta, "tensors": tensors}).encode()
     index_layout = await client.create(name + ".index", len(blob), max(len(blob), 1), 1)
     await client.batch_write(index_layout, [(0, blob)])
-    seconds = time.monotonic() - start
-    return {"name": name, "bytes": raw.nbytes, "seconds": seconds, "bps": raw.nbytes * 8 / seconds}
+    return raw.nbytes
 
 
-async def load(client: Client, gpus: Gpus, name: str) -> dict:
-    start = time.monotonic()
+async def read_checkpoint(client: Client, name: str) -> tuple[bytes, dict, list[dict]]:
+    """(the file's bytes, its index, the tensors whose CRC32 does not match)."""
     index_layout = await client.open(name + ".index")
     index = json.loads((await client.batch_read(index_layout, [0]))[0])
     layout = await client.open(name)
     data = b"".join(await client.batch_read(layout, list(range(layout.chunks()))))
-    host = np.frombuffer(data, dtype=gpus.dtype)
     bad = [t for t in index["tensors"] if zlib.crc32(data[t["offset"]:t["offset"] + t["bytes"]]) != t["crc"]]
+    return data, index, bad
+
+
+async def save(client: Client, gpus: Gpus, name: str, chunk_size: int, stripe: int) -> dict:
+    start = time.monotonic()
+    host = snapshot_to_host(gpus)
+    tensors = [{"gpu": g, "tensor": tensor, "offset": (g * gpus.count + sl.start) * gpus.dtype.itemsize,
+                "bytes": (sl.stop - sl.start) * gpus.dtype.itemsize}
+               for g in range(len(gpus)) for tensor, sl in tensor_slices(gpus.count)]
+    nbytes = await write_checkpoint(client, host, tensors, {"count": gpus.count, "dtype": str(gpus.dtype),
+                                                            "gpus": len(gpus)}, name, chunk_size, stripe)
+    seconds = time.monotonic() - start
+    return {"name": name, "bytes": nbytes, "seconds": seconds, "bps": nbytes * 8 / seconds}
+
+
+async def load(client: Client, gpus: Gpus, name: str) -> dict:
+    start = time.monotonic()
+    data, index, bad = await read_checkpoint(client, name)
+    host = np.frombuffer(data, dtype=gpus.dtype)
     finish = 0.0
     for g in range(len(gpus)):
         finish = max(finish, gpus.h2d(g, slice(0, gpus.count), host[g * gpus.count:(g + 1) * gpus.count]))

@@ -12,12 +12,22 @@ by the chosen collective (hfreduce, ring, tree) and checked against the true sum
 shrinks parameters and FLOPs alike, so compute and communication keep their ratio while the
 buffers fit the machine.
 
+With --checkpoint-period, every period (checked between steps) the node copies its shard of the
+job's state (parameters and two optimizer moments, replicated in DDP: node r saves the r-th of
+N parts) from GPU memory to host memory, then writes it to 3FS-style storage with batch writes
+in the background while the following steps run; each tensor's offset, length and CRC32 go to
+an index file. After the last step the node reads its last checkpoint back and compares it
+byte for byte with what it saved.
+
 Prints one JSON line per step: step, start, end (monotonic clock, shared by every namespace),
 step_s, compute_s (forward + backward, modelled), comm_s (the buckets' allreduces, end to end),
 exposed_s (step time not covered by compute), wrong (elements of the last step's gradients that
 differ from the true sum; earlier steps are not checked, to keep the check's CPU out of them).
+One line per save: save, name, start, end, seconds, bytes, bps; and one for the check: load
+(seconds, bps, verified).
 """
 import argparse
+import asyncio
 import json
 import os
 import queue
@@ -25,8 +35,12 @@ import sys
 import threading
 import time
 
+import numpy as np
+
+from agents.checkpoint import read_checkpoint, write_checkpoint
 from agents.collective import ALGOS, fill, wrong_elements
 from agents.errors import one_line_errors
+from agents.fs3.client import Client
 from agents.gpu import Gpus, NodeModel
 from agents.nic import Mesh, endpoints
 from agents.pipeline import Ready
@@ -102,18 +116,108 @@ class Job:
                 "comm_s": comm_s[0], "exposed_s": max(0.0, end - compute_end), "wrong": wrong}
 
 
+STATE_TENSORS = ("param", "adam_m", "adam_v")     # the state a checkpoint holds, fp32 each
+
+
+class Checkpoints:
+    """This node's shard of the job's state in GPU memory, and its saves: the copy to host memory
+    in the step loop, the writes on an event loop of their own while the steps go on."""
+
+    def __init__(self, args, params: int, ranks: int, model: NodeModel):
+        self.args, self.count = args, -(-len(STATE_TENSORS) * params // ranks)
+        self.state = Gpus(f"emu-{args.tag}-s{args.rank}-{os.getpid()}", self.count, DTYPES["fp32"], model=model)
+        for g in range(len(self.state)):
+            self.state.mem[g][:] = np.arange(self.count, dtype=np.float32) + args.rank
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="checkpoint-writes", daemon=True).start()
+        self.client = self._wait(Client.from_args(args.meta, args.storage, tos=args.storage_tos,
+                                                  timeout=args.storage_timeout).start())
+        self.pending, self.last, self.saves, self.next_at = None, None, 0, time.monotonic() + args.checkpoint_period
+
+    def _wait(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def update(self) -> None:
+        """The optimizer step: every GPU's parameters change (so successive checkpoints differ)."""
+        for m in self.state.mem:
+            m[: self.count // len(STATE_TENSORS)] += np.float32(1)
+
+    def poll(self, step: int) -> None:
+        """Between steps: report a finished save; start one when the period is up and none runs."""
+        if self.pending and self.pending[0].done():
+            self._reap()
+        if self.pending is None and time.monotonic() >= self.next_at:
+            self.save(step)
+
+    def _reap(self) -> None:
+        """Wait for the save in flight and report it."""
+        future, record = self.pending
+        future.result()
+        record["end"] = time.monotonic()
+        record["seconds"] = record["end"] - record["start"]
+        record["bps"] = record["bytes"] * 8 / record["seconds"]
+        print(json.dumps(record), flush=True)
+        self.pending = None
+
+    def save(self, step: int) -> None:
+        start = time.monotonic()
+        host = np.empty(self.count, np.float32)
+        NodeModel.settle(self.state.d2h(0, slice(0, self.count), host))        # GPU -> host memory, charged
+        part = self.count // len(STATE_TENSORS) * 4
+        tensors = [{"tensor": t, "offset": i * part, "bytes": part if i < len(STATE_TENSORS) - 1 else host.nbytes - i * part}
+                   for i, t in enumerate(STATE_TENSORS)]
+        name = f"{self.args.tag}-{self.args.job}-ckpt{self.saves}-r{self.args.rank}"
+        future = asyncio.run_coroutine_threadsafe(write_checkpoint(
+            self.client, host, tensors, {"rank": self.args.rank, "step": step, "dtype": "float32"}, name,
+            self.args.chunk_size, self.args.stripe), self.loop)
+        self.pending = (future, {"save": self.saves, "name": name, "step": step, "start": start,
+                                 "snapshot_s": time.monotonic() - start, "bytes": host.nbytes})
+        self.last, self.saves = (name, host), self.saves + 1
+        self.next_at = start + self.args.checkpoint_period
+
+    def finish(self) -> None:
+        """Wait for the save in flight, then read the last checkpoint back and compare it."""
+        if self.pending:
+            self._reap()
+        if self.last is None:
+            return
+        name, host = self.last
+        start = time.monotonic()
+        data, _, bad = self._wait(read_checkpoint(self.client, name))
+        seconds = time.monotonic() - start
+        print(json.dumps({"load": name, "seconds": seconds, "bps": len(data) * 8 / seconds, "bad_tensors": len(bad),
+                          "verified": not bad and data == host.tobytes()}), flush=True)
+
+    def close(self) -> None:
+        self.client.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.state.close()
+
+
 def run(args) -> None:
     peers = endpoints(args.peers)
     Ready.limit = 2 * args.timeout
     mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc, connect_timeout=args.timeout, io_timeout=args.timeout)
     job = Job(args)
+    ckpt = None
     try:
+        if args.checkpoint_period:
+            params = sum(int(sum(l.params for l in g) * args.size_factor) for g in job.groups)
+            ckpt = Checkpoints(args, params, len(peers), job.node_model)
         mesh.barrier()
         for i in range(args.steps):
+            if ckpt:
+                ckpt.poll(i)
             last = i == args.steps - 1
             print(json.dumps({"step": i, **job.step(mesh, len(peers), check=args.check and last)}), flush=True)
+            if ckpt:
+                ckpt.update()
+        if ckpt:
+            ckpt.finish()
         mesh.barrier()
     finally:
+        if ckpt:
+            ckpt.close()
         job.close()
         mesh.close()
 
@@ -139,7 +243,17 @@ def main(argv=None) -> int:
     p.add_argument("--cc", default=None)
     p.add_argument("--tag", default="train")
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--job", default="job", help="the job's name (checkpoint file names)")
+    p.add_argument("--checkpoint-period", type=float, default=0.0, help="seconds between saves (0: none)")
+    p.add_argument("--meta", help="3FS meta service host:port (checkpoints)")
+    p.add_argument("--storage", help="3FS storage services host:port,... (checkpoints)")
+    p.add_argument("--storage-tos", type=int, default=0)
+    p.add_argument("--storage-timeout", type=float, default=60.0)
+    p.add_argument("--chunk-size", type=int, default=256 * 1024)
+    p.add_argument("--stripe", type=int, default=64)
     args = p.parse_args(argv)
+    if args.checkpoint_period and not (args.meta and args.storage):
+        p.error("--checkpoint-period needs --meta and --storage")
     return one_line_errors(lambda: run(args), f"rank {args.rank}")
 
 

@@ -190,7 +190,11 @@ def _incast(run: Run, step: Step, index: int) -> dict:
 def _train(run: Run, step: Step, index: int) -> dict:
     p = step.params
     r = train(run.lab, p["model"], p["nodes"], p["steps"], p["backend"], p["batch"], p["size_factor"], p["overlap"],
-              port=6100 + 10 * index, name=step.name)
+              port=6100 + 10 * index, name=step.name, checkpoint_period=p["checkpoint"],
+              storage=run.storage() if p["checkpoint"] else None)
+    if p["checkpoint"]:
+        run.event("span", name=step.name, what=f"{r['saves']} checkpoints", outcome="ok" if r["load_verified"]
+                  else "mismatch", save_s=r["save_s"], save_bps=r["save_bps"])
     for s in r["steps"]:            # one record a step; ideal: its compute alone
         run.flow(",".join(r["nodes"]), ",".join(r["nodes"]), TRAFFIC_CLASS[p["backend"]], 0, s["start"], s["end"],
                  s["compute_s"], step.name)

@@ -36,7 +36,7 @@ WORKLOADS = {
     "checkpoint": ({"node"}, {"state": "1M", "period": "1s", "saves": 2}),
     "incast": ({"client"}, {"senders": None, "rts": True, "rts_limit": 1, "rounds": 3}),
     "train": ({"nodes"}, {"model": "vgg16", "steps": 10, "backend": "hfreduce", "batch": 32, "size_factor": None,
-                          "overlap": True}),
+                          "overlap": True, "checkpoint": None}),
 }
 FAULTS = {"link-down": ({"link"}, {"duration": None, "sweep_delay": "1s"}), "kill": ({"node"}, {})}
 # type -> {key naming nodes: the kind they must be (None: any host)}
@@ -192,6 +192,13 @@ def _check_params(kind, params, topology, where, fail) -> None:
             fail(f"{where}.steps", "a job needs at least 2 steps (the first pays the connections' set-up)")
         if not isinstance(params["overlap"], bool):
             fail(f"{where}.overlap", "must be true or false")
+        ckpt = params["checkpoint"]
+        if ckpt is not None:
+            if not isinstance(ckpt, dict) or set(ckpt) != {"period"}:
+                fail(f"{where}.checkpoint", "must be {period: DURATION}")
+            params["checkpoint"] = _time(ckpt["period"], f"{where}.checkpoint.period", fail)
+            if not any(n.kind == "storage" for n in topology.nodes()):
+                fail(f"{where}.checkpoint", "checkpoints need storage nodes and the topology has none")
         f = params["size_factor"]
         if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1):
             fail(f"{where}.size_factor", f"must be a number in (0, 1], got {f!r}")

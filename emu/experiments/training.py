@@ -23,7 +23,10 @@ def default_size_factor(model: str) -> float:
 
 def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, backend: str = "hfreduce",
           batch: int = 32, size_factor: float | None = None, overlap: bool = True, mfu: float = 0.5,
-          port: int = PORT, timeout_base: float | None = None, name: str = "job") -> dict:
+          port: int = PORT, timeout_base: float | None = None, name: str = "job",
+          checkpoint_period: float | None = None, storage=None) -> dict:
+    """Run a job to its end; with `checkpoint_period`, every node saves its shard of the state to
+    `storage` (a running StorageCluster) every period, in the background."""
     try:
         spec = model_spec(model)
     except ValueError as e:
@@ -39,10 +42,22 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
         "--peers", peers, "--model", model, "--steps", str(steps), "--backend", backend, "--batch", str(batch),
         "--size-factor", repr(f), "--mfu", repr(mfu), "--gpus", str(run.gpus), "--scale", repr(lab.plan.scale),
         "--tos", str(lab.tos(TRAFFIC_CLASS[backend])), "--tag", lab.name, "--timeout", f"{timeout:.1f}",
-        "--overlap" if overlap else "--no-overlap"]
+        "--overlap" if overlap else "--no-overlap", "--job", name]
+    if checkpoint_period:
+        if storage is None:
+            raise EmuError("checkpoints need a running storage cluster")
+        argv += ["--checkpoint-period", repr(checkpoint_period), "--storage-tos", str(lab.tos("storage")),
+                 "--storage-timeout", f"{storage.timeout:.1f}"]
+
+    def node_argv(rank: int, node: str) -> list[str]:
+        where = ["--meta", storage.meta_arg(node), "--storage", storage.storage_arg(node)] if checkpoint_period else []
+        return argv + where + ["--rank", str(rank)]
     with lab.launch() as agents:
-        procs = [agents.start(n, argv + ["--rank", str(rank)]) for rank, n in enumerate(run.nodes)]
-        per_rank = [agents.records(n, p, timeout * (steps + 2) + 60) for n, p in zip(run.nodes, procs)]
+        procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
+        records = [agents.records(n, p, timeout * (steps + 2) + 60) for n, p in zip(run.nodes, procs)]
+    per_rank = [[r for r in rs if "step_s" in r] for rs in records]
+    saves = [r for rs in records for r in rs if "save" in r]
+    loads = [r for rs in records for r in rs if "load" in r]
     # a step ends on every node when its last allreduce ends: take the slowest rank's figures
     steps_out = [max(ranks, key=lambda r: r["step_s"]) for ranks in zip(*per_rank)]
     for i, ranks in enumerate(zip(*per_rank)):
@@ -60,4 +75,25 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             "overlap": max(0.0, 1 - mean("exposed_s") / comm) if comm else None,
             "proj_step_time_s": step_time * lab.plan.scale / f,
             "samples_per_s": run.ranks * batch / step_time, "wrong": sum(s["wrong"] for s in steps_out),
-            "steps": steps_out}
+            **(checkpoint_figures(measured, saves, loads) if checkpoint_period else {}), "steps": steps_out}
+
+
+def checkpoint_figures(steps: list[dict], saves: list[dict], loads: list[dict]) -> dict:
+    """Saves (every node's shard counted once per save), their time and bandwidth, and what saving
+    costs the steps: mean step time while a save ran against while none did."""
+    spans = [(s["start"], s["end"]) for s in saves]
+    during = [s["step_s"] for s in steps if any(a < s["end"] and s["start"] < b for a, b in spans)]
+    apart = [s["step_s"] for s in steps if not any(a < s["end"] and s["start"] < b for a, b in spans)]
+    by_save = {}
+    for s in saves:
+        by_save.setdefault(s["save"], []).append(s)
+    per_save = [{"bytes": sum(x["bytes"] for x in xs), "seconds": max(x["end"] for x in xs) - min(x["start"] for x in xs),
+                 "snapshot_s": max(x["snapshot_s"] for x in xs)} for xs in by_save.values()]
+    return {"saves": len(per_save),
+            "save_s": sum(p["seconds"] for p in per_save) / len(per_save) if per_save else None,
+            "save_bps": sum(p["bytes"] * 8 / p["seconds"] for p in per_save) / len(per_save) if per_save else None,
+            "snapshot_s": max((p["snapshot_s"] for p in per_save), default=None),
+            "step_time_saving_s": sum(during) / len(during) if during else None,
+            "step_time_apart_s": sum(apart) / len(apart) if apart else None,
+            "load_verified": bool(loads) and all(x["verified"] for x in loads),
+            "load_bps": sum(x["bps"] for x in loads) / len(loads) if loads else None}

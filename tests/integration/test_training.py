@@ -38,3 +38,15 @@ def test_a_training_workload_reports_its_job_in_the_run_summary(run_lab_name, tm
     assert job["nodes"] == ["c0", "c1"] and job["steps_done"] == 3 and job["wrong"] == 0
     flows = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
     assert any(e["type"] == "end" and e["name"] == "job" for e in flows)
+
+
+def test_checkpoints_are_written_while_training_goes_on_and_read_back_exactly(make_lab, lab_name):
+    from emu.experiments.storage import StorageCluster
+    lab = make_lab(build("star", lab_name, hosts=2, storage=2, scale=0.001))
+    lab.concurrent_runs = True          # the job's agents start beside the storage services
+    with StorageCluster(lab) as cluster:
+        job = train(lab, "vgg16", ["c0", "c1"], steps=6, checkpoint_period=1.0, storage=cluster)
+    assert job["steps_done"] == 6 and job["wrong"] == 0
+    assert job["saves"] >= 2 and job["load_verified"] is True, job
+    assert 0 < job["snapshot_s"] < job["save_s"], job        # the copy to host is a part; the writes run on
+    assert job["save_bps"] > 0
