@@ -2,8 +2,9 @@
 
 A job's figures, per step averaged over the steps after the first (which pays connection set-up):
 step_time_s, compute_s (forward + backward, modelled), comm_s (its buckets' allreduces, end to
-end), exposed_comm_s (step time that compute does not cover) and overlap (the share of the
-communication hidden behind compute). proj_step_time_s projects the step to the real cluster:
+end), exposed_comm_s (step time that compute does not cover), overlap (the share of the
+communication hidden behind compute) and wall_per_step_s (wall time over steps, the gaps between
+them included: what a checkpoint's copy to host memory costs shows there). proj_step_time_s projects the step to the real cluster:
 lab time x scale / size_factor (both compute and communication shrink with size_factor).
 """
 from cluster.collectives import TRAFFIC_CLASS
@@ -72,6 +73,8 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             "steps_done": len(steps_out), "restarts": 0, "lost_steps": 0, "batch": batch, "size_factor": f,
             "overlap_on": overlap, "step_time_s": step_time, "compute_s": mean("compute_s"), "comm_s": comm,
             "exposed_comm_s": mean("exposed_s"),
+            # wall time per step, gaps between steps included (a checkpoint's copy to host memory)
+            "wall_per_step_s": (measured[-1]["end"] - measured[0]["start"]) / len(measured),
             "overlap": max(0.0, 1 - mean("exposed_s") / comm) if comm else None,
             "proj_step_time_s": step_time * lab.plan.scale / f,
             "samples_per_s": run.ranks * batch / step_time, "wrong": sum(s["wrong"] for s in steps_out),
