@@ -23,8 +23,9 @@ Prints one JSON line per step: step, start, end (monotonic clock, shared by ever
 step_s, compute_s (forward + backward, modelled), comm_s (the buckets' allreduces, end to end),
 exposed_s (step time not covered by compute), wrong (elements of the last step's gradients that
 differ from the true sum; earlier steps are not checked, to keep the check's CPU out of them).
-One line per save: save, name, start, end, seconds, bytes, bps; and one for the check: load
-(seconds, bps, verified).
+One line per save: save, name, step, start, end, seconds, bytes, bps; one for the check: load
+(seconds, bps, verified). A restarted job (--attempt, --first-step, --resume-from) first restores
+its state from a checkpoint and checks it: restore (step, seconds, verified).
 """
 import argparse
 import asyncio
@@ -119,6 +120,11 @@ class Job:
 STATE_TENSORS = ("param", "adam_m", "adam_v")     # the state a checkpoint holds, fp32 each
 
 
+def checkpoint_prefix(tag: str, job: str, attempt: int, step: int) -> str:
+    """A checkpoint's name without its rank: the state before `step`, saved by run `attempt`."""
+    return f"{tag}-{job}-a{attempt}-step{step}"
+
+
 class Checkpoints:
     """This node's shard of the job's state in GPU memory, and its saves: the copy to host memory
     in the step loop, the writes on an event loop of their own while the steps go on."""
@@ -127,7 +133,7 @@ class Checkpoints:
         self.args, self.count = args, -(-len(STATE_TENSORS) * params // ranks)
         self.state = Gpus(f"emu-{args.tag}-s{args.rank}-{os.getpid()}", self.count, DTYPES["fp32"], model=model)
         for g in range(len(self.state)):
-            self.state.mem[g][:] = np.arange(self.count, dtype=np.float32) + args.rank
+            self.state.mem[g][:] = self.initial()
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="checkpoint-writes", daemon=True).start()
         self.client = self._wait(Client.from_args(args.meta, args.storage, tos=args.storage_tos,
@@ -166,14 +172,34 @@ class Checkpoints:
         part = self.count // len(STATE_TENSORS) * 4
         tensors = [{"tensor": t, "offset": i * part, "bytes": part if i < len(STATE_TENSORS) - 1 else host.nbytes - i * part}
                    for i, t in enumerate(STATE_TENSORS)]
-        name = f"{self.args.tag}-{self.args.job}-ckpt{self.saves}-r{self.args.rank}"
+        prefix = checkpoint_prefix(self.args.tag, self.args.job, self.args.attempt, step)
+        name = f"{prefix}-r{self.args.rank}"
         future = asyncio.run_coroutine_threadsafe(write_checkpoint(
             self.client, host, tensors, {"rank": self.args.rank, "step": step, "dtype": "float32"}, name,
             self.args.chunk_size, self.args.stripe), self.loop)
-        self.pending = (future, {"save": self.saves, "name": name, "step": step, "start": start,
+        self.pending = (future, {"save": self.saves, "name": name, "prefix": prefix, "step": step, "start": start,
                                  "snapshot_s": time.monotonic() - start, "bytes": host.nbytes})
         self.last, self.saves = (name, host), self.saves + 1
         self.next_at = start + self.args.checkpoint_period
+
+    def restore(self, prefix: str, step: int) -> None:
+        """Load this node's shard of checkpoint `prefix` into every GPU (H2D, charged) and check it:
+        every tensor's CRC32, and the parameters as `step` updates from the start leave them."""
+        start = time.monotonic()
+        data, _, bad = self._wait(read_checkpoint(self.client, f"{prefix}-r{self.args.rank}"))
+        host = np.frombuffer(data, np.float32)
+        if host.size != self.count:
+            raise ValueError(f"checkpoint {prefix} holds {host.size} values for rank {self.args.rank}, "
+                             f"the job's shard is {self.count}")
+        NodeModel.settle(max(self.state.h2d(g, slice(0, self.count), host) for g in range(len(self.state))))
+        expected = self.initial()
+        expected[: self.count // len(STATE_TENSORS)] += np.float32(step)
+        print(json.dumps({"restore": prefix, "step": step, "seconds": time.monotonic() - start, "bad_tensors": len(bad),
+                          "verified": not bad and np.array_equal(self.state.mem[0], expected)}), flush=True)
+
+    def initial(self) -> np.ndarray:
+        """The state before the first step (a pattern of this rank's own)."""
+        return np.arange(self.count, dtype=np.float32) + np.float32(self.args.rank)
 
     def finish(self) -> None:
         """Wait for the save in flight, then read the last checkpoint back and compare it."""
@@ -204,8 +230,10 @@ def run(args) -> None:
         if args.checkpoint_period:
             params = sum(int(sum(l.params for l in g) * args.size_factor) for g in job.groups)
             ckpt = Checkpoints(args, params, len(peers), job.node_model)
+        if args.resume_from:
+            ckpt.restore(args.resume_from, args.first_step)
         mesh.barrier()
-        for i in range(args.steps):
+        for i in range(args.first_step, args.steps):
             if ckpt:
                 ckpt.poll(i)
             last = i == args.steps - 1
@@ -251,7 +279,12 @@ def main(argv=None) -> int:
     p.add_argument("--storage-timeout", type=float, default=60.0)
     p.add_argument("--chunk-size", type=int, default=256 * 1024)
     p.add_argument("--stripe", type=int, default=64)
+    p.add_argument("--attempt", type=int, default=0, help="how many times the job has started before")
+    p.add_argument("--first-step", type=int, default=0)
+    p.add_argument("--resume-from", help="checkpoint name (without -r<rank>) to restore before --first-step")
     args = p.parse_args(argv)
+    if args.resume_from and not args.checkpoint_period:
+        p.error("--resume-from needs --checkpoint-period (and the storage it names)")
     if args.checkpoint_period and not (args.meta and args.storage):
         p.error("--checkpoint-period needs --meta and --storage")
     return one_line_errors(lambda: run(args), f"rank {args.rank}")

@@ -105,20 +105,28 @@ class Launcher:
 
     def records(self, node: str, proc: subprocess.Popen, timeout: float = 600) -> list[dict]:
         """Every record the agent printed once it ends, or one line saying why there are none."""
+        records, error = self.outcome(node, proc, timeout)
+        if error:
+            raise EmuError(error)
+        return records
+
+    def outcome(self, node: str, proc: subprocess.Popen, timeout: float = 600) -> tuple[list[dict], str | None]:
+        """(the records the agent printed, None) once it ends well; (those it printed before it
+        failed, the one line saying why) otherwise: a job that restarts needs to know how far
+        its ranks got."""
         module = self.modules.get(proc.pid, "agent")
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.communicate()
-            raise EmuError(f"{module} on {node} gave no result within {timeout:.0f} s "
-                           f"(a peer or a link lost?)") from None
+            out, _ = proc.communicate()
+            return [r for r in _records(out) if r], f"{module} on {node} gave no result within {timeout:.0f} s (a peer or a link lost?)"
+        records = _records(out)
         if proc.returncode != 0:
-            raise EmuError(f"{module} on {node} failed: {_why(proc, err)}")
-        records = [_record(line) for line in out.splitlines() if line.strip()]
+            return [r for r in records if r], f"{module} on {node} failed: {_why(proc, err)}"
         if not records or not all(records):
-            raise EmuError(f"{module} on {node} printed no JSON records: {_last_line(out)}")
-        return records
+            return [r for r in records if r], f"{module} on {node} printed no JSON records: {_last_line(out)}"
+        return records, None
 
     def stop(self) -> None:
         for p in self.procs:
@@ -132,6 +140,10 @@ class Launcher:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _records(out: str | None) -> list[dict]:
+    return [_record(line) for line in (out or "").splitlines() if line.strip()]
 
 
 def _record(line: str) -> dict:

@@ -7,6 +7,8 @@ communication hidden behind compute) and wall_per_step_s (wall time over steps, 
 them included: what a checkpoint's copy to host memory costs shows there). proj_step_time_s projects the step to the real cluster:
 lab time x scale / size_factor (both compute and communication shrink with size_factor).
 """
+from collections import Counter
+
 from cluster.collectives import TRAFFIC_CLASS
 from cluster.models import model as model_spec
 from emu.errors import EmuError
@@ -25,9 +27,10 @@ def default_size_factor(model: str) -> float:
 def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, backend: str = "hfreduce",
           batch: int = 32, size_factor: float | None = None, overlap: bool = True, mfu: float = 0.5,
           port: int = PORT, timeout_base: float | None = None, name: str = "job",
-          checkpoint_period: float | None = None, storage=None) -> dict:
+          checkpoint_period: float | None = None, storage=None, max_restarts: int = 3) -> dict:
     """Run a job to its end; with `checkpoint_period`, every node saves its shard of the state to
-    `storage` (a running StorageCluster) every period, in the background."""
+    `storage` (a running StorageCluster) every period, in the background, and a failed job
+    restarts from its newest complete checkpoint."""
     try:
         spec = model_spec(model)
     except ValueError as e:
@@ -52,25 +55,50 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
 
     def node_argv(rank: int, node: str) -> list[str]:
         where = ["--meta", storage.meta_arg(node), "--storage", storage.storage_arg(node)] if checkpoint_period else []
-        return argv + where + ["--rank", str(rank)]
-    with lab.launch() as agents:
-        procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
-        records = [agents.records(n, p, timeout * (steps + 2) + 60) for n, p in zip(run.nodes, procs)]
+        return argv + where + ["--rank", str(rank)] + resume
+
+    # Run the job; when a rank fails and the job checkpoints, start it again from the newest
+    # checkpoint every rank finished writing (the ranks' save records say which), at most
+    # max_restarts times. Work lost: steps done past that checkpoint.
+    restarts, lost, first_step, resume, restores, saves = 0, 0, 0, [], [], []
+    while True:
+        with lab.launch() as agents:
+            procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
+            outcomes = [agents.outcome(n, p, timeout * (steps + 2) + 60) for n, p in zip(run.nodes, procs)]
+        records = [rs for rs, _ in outcomes]
+        errors = [e for _, e in outcomes if e]
+        saves += [r for rs in records for r in rs if "save" in r]
+        restores += [r for rs in records for r in rs if "restore" in r]
+        if not errors:
+            break
+        if not checkpoint_period or restarts >= max_restarts:
+            raise EmuError(errors[0] + (f" (after {restarts} restarts)" if restarts else ""))
+        done = min((max((r["step"] for r in rs if "step_s" in r), default=first_step - 1) for rs in records))
+        complete = [p for p, n in Counter(r["prefix"] for r in saves).items() if n == len(run.nodes)]
+        if complete:
+            newest = max(complete, key=lambda p: next(r["step"] for r in saves if r["prefix"] == p))
+            first_step = next(r["step"] for r in saves if r["prefix"] == newest)
+            resume = ["--resume-from", newest, "--first-step", str(first_step)]
+        lost += max(0, done + 1 - first_step)
+        restarts += 1
+        resume = resume[:4] + ["--attempt", str(restarts)]
+    if restores and not all(r["verified"] for r in restores):
+        raise EmuError(f"job {name}: a restored checkpoint did not hold the state it saved")
     per_rank = [[r for r in rs if "step_s" in r] for rs in records]
-    saves = [r for rs in records for r in rs if "save" in r]
     loads = [r for rs in records for r in rs if "load" in r]
     # a step ends on every node when its last allreduce ends: take the slowest rank's figures
     steps_out = [max(ranks, key=lambda r: r["step_s"]) for ranks in zip(*per_rank)]
     for i, ranks in enumerate(zip(*per_rank)):
         steps_out[i] = {**steps_out[i], "start": min(r["start"] for r in ranks), "end": max(r["end"] for r in ranks),
                         "wrong": sum(r["wrong"] for r in ranks)}
-    measured = steps_out[1:]
+    measured = steps_out[1:] or steps_out
 
     def mean(key):
         return sum(s[key] for s in measured) / len(measured)
     step_time, comm = mean("step_s"), mean("comm_s")
     return {"job": name, "model": model, "backend": backend, "nodes": list(run.nodes), "gpus": run.ranks,
-            "steps_done": len(steps_out), "restarts": 0, "lost_steps": 0, "batch": batch, "size_factor": f,
+            "steps_done": first_step + len(steps_out), "restarts": restarts, "lost_steps": lost,
+            "restored_steps": [r["step"] for r in restores][::len(run.nodes)], "batch": batch, "size_factor": f,
             "overlap_on": overlap, "step_time_s": step_time, "compute_s": mean("compute_s"), "comm_s": comm,
             "exposed_comm_s": mean("exposed_s"),
             # wall time per step, gaps between steps included (a checkpoint's copy to host memory)

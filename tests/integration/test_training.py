@@ -50,3 +50,27 @@ def test_checkpoints_are_written_while_training_goes_on_and_read_back_exactly(ma
     assert job["saves"] >= 2 and job["load_verified"] is True, job
     assert 0 < job["snapshot_s"] < job["save_s"], job        # the copy to host is a part; the writes run on
     assert job["save_bps"] > 0
+
+
+def test_a_killed_job_resumes_from_its_last_checkpoint_and_loses_at_most_a_period(make_lab, lab_name):
+    import threading
+    from emu.experiments.storage import StorageCluster
+    from emu.launch import stop_agents
+    lab = make_lab(build("star", lab_name, hosts=2, storage=2, scale=0.001))
+    lab.concurrent_runs = True
+    period = 1.0
+    with StorageCluster(lab) as cluster:
+        killer = threading.Timer(9.0, lambda: stop_agents(lab, "c1"))      # rank 1, mid-run
+        killer.start()
+        try:
+            job = train(lab, "vgg16", ["c0", "c1"], steps=12, checkpoint_period=period, storage=cluster,
+                        timeout_base=3.0)
+        finally:
+            killer.cancel()
+    assert job["restarts"] == 1 and job["steps_done"] == 12 and job["wrong"] == 0, job
+    (restored,) = job["restored_steps"]
+    assert restored > 0, "the job started again from scratch: no checkpoint was complete"
+    # at most one period of steps (plus the step running when the period began) is redone
+    per_period = period / job["wall_per_step_s"]
+    assert job["lost_steps"] <= per_period + 2, job
+    assert job["load_verified"] is True
