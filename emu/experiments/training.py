@@ -116,8 +116,8 @@ def checkpoint_figures(steps: list[dict], saves: list[dict], loads: list[dict]) 
     during = [s["step_s"] for s in steps if any(a < s["end"] and s["start"] < b for a, b in spans)]
     apart = [s["step_s"] for s in steps if not any(a < s["end"] and s["start"] < b for a, b in spans)]
     by_save = {}
-    for s in saves:
-        by_save.setdefault(s["save"], []).append(s)
+    for s in saves:         # one save = one checkpoint name, every rank's shard
+        by_save.setdefault(s["prefix"], []).append(s)
     per_save = [{"bytes": sum(x["bytes"] for x in xs), "seconds": max(x["end"] for x in xs) - min(x["start"] for x in xs),
                  "snapshot_s": max(x["snapshot_s"] for x in xs)} for xs in by_save.values()]
     return {"saves": len(per_save),

@@ -124,6 +124,9 @@ def _workload_figures(w: dict) -> str:
     if w.get("step_time_s") is not None:
         parts.append(f"{w['steps_done']} steps of {w['step_time_s']:.2f} s (compute {w['compute_s']:.2f}, exposed "
                      f"communication {w['exposed_comm_s']:.2f})")
+    if w.get("restarts"):
+        parts.append(f"{w['restarts']} restart(s) from step {', '.join(map(str, w.get('restored_steps', [])))}, "
+                     f"{w['lost_steps']} step(s) lost")
     if w.get("saves"):
         parts.append(f"{w['saves']} checkpoints of {w['save_s']:.2f} s ({format_rate(w['save_bps'])}), "
                      f"{'verified' if w.get('load_verified') else 'NOT verified'}")
