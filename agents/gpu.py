@@ -11,6 +11,8 @@ at the modelled hardware's speed (times `scale`, like every rate in the lab).
 
 The hardware figures are cluster.node.NodeParams.
 """
+import json
+import os
 import threading
 import time
 from multiprocessing import shared_memory
@@ -79,13 +81,26 @@ class NodeModel:
         return {p.name: p.bytes for p in self.pipes()}
 
 
+FAULTS_ENV = "EMU_GPU_FAULTS"        # JSON list of this node's GPUs whose memory corrupts (set by the launcher)
+
+
+def faulty_gpus() -> set[int]:
+    return set(json.loads(os.environ.get(FAULTS_ENV) or "[]"))
+
+
 class Gpus:
-    """The node's GPU memories: one shared-memory buffer per GPU, viewed as numpy arrays."""
+    """The node's GPU memories: one shared-memory buffer per GPU, viewed as numpy arrays.
+
+    A faulty GPU (an injected memory error) returns corrupted bytes from one region of every
+    buffer, 1/64 of it from the middle on, whenever that region leaves the GPU through host
+    memory (D2H): what it holds stays, what is read differs, as a failing HBM region reads."""
 
     def __init__(self, tag: str, count: int, dtype: np.dtype, params: NodeParams = NodeParams(),
                  model: NodeModel | None = None):
         self.dtype, self.count = np.dtype(dtype), count
         self.model = model or NodeModel(params)
+        self.faulty = faulty_gpus()
+        self.bad = slice(count // 2, count // 2 + max(1, count // 64))     # elements a faulty GPU corrupts
         nbytes = max(1, count * self.dtype.itemsize)
         self._shm = [shared_memory.SharedMemory(name=f"{tag}-gpu{g}", create=True, size=nbytes)
                      for g in range(self.model.params.gpus)]
@@ -99,9 +114,17 @@ class Gpus:
     def d2h(self, gpu: int, sl: slice, host: np.ndarray, start: float | None = None) -> float:
         """GPU -> host memory (cudaMemcpyAsync D2H): PCIe link, root complex, one host-memory write."""
         np.copyto(host[sl], self.mem[gpu][sl])
+        if gpu in self.faulty:
+            self._corrupt(host, sl)
         n = host[sl].nbytes
         m = self.model
         return max(m.charge([m.d2h[gpu], m.root_complex(gpu)], n, start), m.charge_mem(n, start))
+
+    def _corrupt(self, host: np.ndarray, sl: slice) -> None:
+        """Flip bits in the part of host[sl] that came from the bad region."""
+        lo, hi = max(sl.start or 0, self.bad.start), min(sl.stop if sl.stop is not None else self.count, self.bad.stop)
+        if lo < hi:
+            host[lo:hi].view(np.uint8)[:] ^= 0x5A
 
     def h2d(self, gpu: int, sl: slice, host: np.ndarray, read_host: bool = True, start: float | None = None) -> float:
         """Host -> GPU. With GDRCopy the CPU reads host memory once for all GPUs of a NUMA node

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from cluster.collectives import ALLREDUCE, ALLTOALL
 from emu.errors import EmuError
+from emu.units import format_rate
 
 console = Console()
 
@@ -569,6 +570,69 @@ def link(state, a, b, lab_opt, sweep_delay, as_json):
     console.print(f"{a} <-> {b} {state}; after {delay:g} s the subnet manager changed {len(changes)} routes")
     for line in changes:
         console.print(f"  {line}")
+
+
+@main.group()
+def fault():
+    """Inject hardware faults into a running lab (the validator should catch them)."""
+
+
+@fault.command("link")
+@click.argument("a")
+@click.argument("b")
+@lab_option
+@click.option("--rate-factor", type=float, required=True, help="the link keeps this share of its rate (0 < F <= 1)")
+def fault_link(a, b, lab_opt, rate_factor):
+    """A degraded link A <-> B: it runs at F of its planned rate, both directions."""
+    target = attach(None, lab_opt)
+    target.plan.node(a).port_to(b)              # one line if the lab has no such link
+    if not 0 < rate_factor <= 1:
+        raise EmuError(f"--rate-factor: must be in (0, 1], got {rate_factor:g}")
+    rate = max(1, int(target.planned_rate(a, b) * rate_factor))
+    target.set_link_rate(a, b, rate)
+    console.print(f"{a} <-> {b} now runs at {format_rate(rate)} ({rate_factor:.0%} of its planned rate)")
+
+
+@fault.command("gpu")
+@click.argument("node")
+@lab_option
+@click.option("--gpu", type=int, required=True)
+@click.option("--corrupt/--healthy", default=True, show_default=True,
+              help="a region of its memory reads back other bytes than written (an Xid memory error)")
+def fault_gpu(node, lab_opt, gpu, corrupt):
+    """A GPU memory fault on NODE's GPU I, seen by every agent started on the node from now on."""
+    target = attach(None, lab_opt)
+    target.set_gpu_fault(node, gpu, corrupt)
+    console.print(f"{node} GPU {gpu}: {'corrupts a region of its memory' if corrupt else 'healthy'}")
+
+
+@fault.command("clear")
+@lab_option
+def fault_clear(lab_opt):
+    """Undo every injected fault: links back at their planned rates, GPUs healthy."""
+    cleared = attach(None, lab_opt).clear_faults()
+    for line in cleared or ["no fault was injected"]:
+        console.print(line)
+
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--nodes", help="comma-separated nodes (default: every host)")
+@click.option("--json", "as_json", is_flag=True, help="print rows: node, check, ok, measured, expected")
+def validate(lab, lab_opt, nodes, as_json):
+    """Check every node (links at their rate, GPU memory, an allreduce inside the node) and mark
+    those that fail; exit status 1 if any does."""
+    from emu.experiments.validate import validate as run_checks
+    from emu.report.tables import json_rows, validate_table
+    target = attach(lab, lab_opt)
+    rows = run_checks(target, [n.strip() for n in nodes.split(",")] if nodes else None)
+    if as_json:
+        click.echo(json_rows(rows, ["node", "check", "ok", "measured", "expected"]))
+    else:
+        console.print(validate_table(rows, target.name))
+    if not all(r["ok"] for r in rows):
+        sys.exit(1)
 
 
 @main.command()

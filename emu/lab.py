@@ -21,6 +21,7 @@ from pathlib import Path
 from emu.errors import EmuError, FabricError, shorten
 from emu.fabric import apply, backend, netns
 from emu.plan import LabPlan, make_plan, netns_name
+from emu.qos.htb import at_rate
 from emu.routing import Route
 from emu.topo.loader import topology_from_dict
 from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
@@ -228,6 +229,65 @@ class Lab:
         queues = tuple(replace(q, rate_bps=rate_bps, ceil_bps=ceil) if q.vl == vl else q for q in port.queues)
         self._record(replace(n, ports=tuple(replace(p, queues=queues) if p is port else p for p in n.ports)),
                      "vl_rate", node=node, ifname=ifname, vl=vl, rate_bps=rate_bps, ceil_bps=ceil)
+
+    def set_link_rate(self, a: str, b: str, rate_bps: int) -> None:
+        """Run the link a <-> b at `rate_bps`, both directions (`emu fault link`: a degraded link)."""
+        planned = make_plan(self.topology, self.name)
+        with self.batch():
+            for end, peer in ((a, b), (b, a)):
+                n = self.plan.node(end)
+                port = n.port_to(peer)
+                as_planned = replace(port, queues=planned.node(end).port_to(peer).queues)     # guarantees as planned
+                self.backend.set_port_rate(n, as_planned, rate_bps)
+                changed = replace(port, rate_bps=rate_bps, queues=at_rate(as_planned.queues, rate_bps))
+                self._record(replace(n, ports=tuple(changed if p is port else p for p in n.ports)),
+                             "link_rate", node=end, ifname=port.ifname, rate_bps=rate_bps)
+
+    def set_gpu_fault(self, node: str, gpu: int, corrupt: bool = True) -> None:
+        """Mark GPU `gpu` of `node` as returning corrupted bytes from a region of its memory (an Xid
+        memory error); every agent started on the node afterwards sees it (agents.gpu)."""
+        if self.node(node).kind != "compute":
+            raise EmuError(f"{node} is a {self.node(node).kind} node; GPU faults are on compute nodes")
+        gpus = self.topology.node(node).attrs["gpus"]
+        if not 0 <= gpu < gpus:
+            raise EmuError(f"{node} has GPUs 0..{gpus - 1}, not {gpu}")
+        faults = set(self.gpu_faults(node))
+        faults = faults | {gpu} if corrupt else faults - {gpu}
+        self.state.setdefault("gpu_faults", {})[node] = sorted(faults)
+        self.state.setdefault("events", []).append({"t": time.time(), "change": "gpu_fault", "node": node,
+                                                    "gpu": gpu, "corrupt": corrupt})
+        self._save()
+
+    def gpu_faults(self, node: str) -> list[int]:
+        return list(self.state.get("gpu_faults", {}).get(node, []))
+
+    def clear_faults(self) -> list[str]:
+        """Undo every injected fault: links back at their planned rates, GPUs healthy; returns what
+        was cleared, one line each."""
+        cleared = []
+        with self.batch():
+            for a, _, b, _ in self.plan.links:
+                now, planned = self.plan.node(a).port_to(b).rate_bps, self.planned_rate(a, b)
+                if now != planned:
+                    self.set_link_rate(a, b, planned)
+                    cleared.append(f"link {a} <-> {b}: back to {planned} bit/s")
+        for node, gpus in sorted(self.state.pop("gpu_faults", {}).items()):
+            cleared += [f"{node} GPU {g}: healthy" for g in gpus]
+        self._save()
+        return cleared
+
+    def mark_unhealthy(self, checked: list[str], failed: list[str]) -> None:
+        """The validator's verdict on `checked` nodes: `failed` ones are marked, the rest cleared."""
+        marked = (set(self.state.get("unhealthy", [])) - set(checked)) | set(failed)
+        self.state["unhealthy"] = sorted(marked)
+        self._save()
+
+    def unhealthy(self) -> list[str]:
+        return list(self.state.get("unhealthy", []))
+
+    def planned_rate(self, a: str, b: str) -> int:
+        """The emulated rate the topology gives the link a <-> b (whatever it runs at now)."""
+        return self.topology.emulated_rate(self.topology.link(a, b))
 
     @contextmanager
     def batch(self):

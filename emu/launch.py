@@ -22,6 +22,7 @@ from emu.fabric import netns
 # PEER_TIMEOUT_BASE seconds, plus 8 times what the largest message of the run takes on the
 # slowest host NIC of the lab (so a slow, scaled-down lab is not mistaken for a broken one).
 PEER_TIMEOUT_BASE = 20.0
+GPU_FAULTS_ENV = "EMU_GPU_FAULTS"     # JSON list of the node's GPUs whose memory corrupts (agents.gpu)
 
 
 def peer_timeout(lab, message_bytes: int, base: float | None = None) -> float:
@@ -80,7 +81,9 @@ class Launcher:
         """Start argv in `node`; with `ready`, wait for its readiness line (a server listening)."""
         if not self.procs and self.check_stale:
             self.refuse_stale()
-        proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        faults = self.lab.gpu_faults(node)      # the node's injected hardware faults reach its agents here
+        env = {**os.environ, GPU_FAULTS_ENV: json.dumps(faults)} if faults else None
+        proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.procs.append(proc)
         self.modules[proc.pid] = argv[2]
         if ready:

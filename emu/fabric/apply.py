@@ -7,6 +7,7 @@ the caller. Cleanup finds a lab's namespaces by their names and the ownership ma
 their interfaces together (see plan.lab_mark).
 """
 import os
+from dataclasses import replace
 
 from pyroute2 import IPRoute
 
@@ -18,7 +19,7 @@ from emu.plan import LabPlan, NodePlan, PortPlan, netns_name
 from emu.plan.make import MARK_PREFIX
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
-from emu.qos.htb import vl_classid
+from emu.qos.htb import at_rate, root_class_line, vl_class_line
 
 
 def require_root(action: str = "build labs") -> None:
@@ -119,11 +120,17 @@ def set_link(node: NodePlan, port: PortPlan, up: bool) -> None:
 
 
 def set_vl_rate(node: NodePlan, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None:
-    """Change one VL class's guaranteed rate and ceiling on a port (pauses, controllers)."""
+    """Change one VL class's guaranteed rate and ceiling on a port (controllers)."""
     q = next(q for q in port.queues if q.vl == vl)
-    run_batch("tc", [f"class change dev {port.ifname} parent 1:1 classid {vl_classid(vl)} htb rate {rate_bps}bit "
-                     f"ceil {ceil_bps}bit burst {q.burst_bytes} cburst {q.burst_bytes} quantum {q.quantum}"],
+    run_batch("tc", [vl_class_line("change", port.ifname, replace(q, rate_bps=rate_bps, ceil_bps=ceil_bps))],
               node.netns)
+
+
+def set_port_rate(node: NodePlan, port: PortPlan, rate_bps: int) -> None:
+    """Run a port at `rate_bps` (a degraded link, or back to its planned rate)."""
+    queues = at_rate(port.queues, rate_bps)
+    run_batch("tc", [root_class_line("change", port.ifname, rate_bps, queues)]
+              + [vl_class_line("change", port.ifname, q) for q in queues], node.netns)
 
 
 class KernelBackend:
@@ -135,5 +142,6 @@ class KernelBackend:
     replace_routes = staticmethod(replace_routes)
     set_link = staticmethod(set_link)
     set_vl_rate = staticmethod(set_vl_rate)
+    set_port_rate = staticmethod(set_port_rate)
     gates = Gates
     arrivals = ArrivalCounters

@@ -11,7 +11,7 @@ In lossless mode each VL's FIFO is a TBF instead (a gate): open, it passes the l
 refills its bucket, so a gate reopens at once, while an HTB class charged one frame at a
 pause rate stays in debt for that frame's time at the pause rate after its rate comes back.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from emu.qos.policy import QosPolicy
 
@@ -66,20 +66,32 @@ def tos_filters(policy: QosPolicy) -> tuple[tuple[int, int], ...]:
 
 def render_port(dev: str, rate_bps: int, queues: tuple[VLQueue, ...], filters, default_vl: int) -> list[str]:
     """The `tc -batch` lines of one egress port."""
-    burst = max(q.burst_bytes for q in queues)
-    lines = [
-        f"qdisc add dev {dev} root handle 1: htb default {VL_CLASS_BASE + default_vl:x}",
-        f"class add dev {dev} parent 1: classid 1:1 htb rate {rate_bps}bit ceil {rate_bps}bit "
-        f"burst {burst} cburst {burst} quantum {MTU_FRAME}",
-    ]
+    lines = [f"qdisc add dev {dev} root handle 1: htb default {VL_CLASS_BASE + default_vl:x}",
+             root_class_line("add", dev, rate_bps, queues)]
     for q in queues:
-        lines.append(f"class add dev {dev} parent 1:1 classid {vl_classid(q.vl)} htb rate {q.rate_bps}bit "
-                     f"ceil {q.ceil_bps}bit burst {q.burst_bytes} cburst {q.burst_bytes} quantum {q.quantum}")
+        lines.append(vl_class_line("add", dev, q))
         lines.append(fifo_line("add", dev, q))
     for tos, vl in filters:
         lines.append(f"filter add dev {dev} parent 1: protocol ip prio 1 u32 match ip tos 0x{tos:02x} 0xe0 "
                      f"flowid {vl_classid(vl)}")
     return lines
+
+
+def root_class_line(verb: str, dev: str, rate_bps: int, queues) -> str:
+    """The port's own class: every VL borrows from it, so it holds the port to its rate."""
+    burst = max(q.burst_bytes for q in queues)
+    return (f"class {verb} dev {dev} parent 1: classid 1:1 htb rate {rate_bps}bit ceil {rate_bps}bit "
+            f"burst {burst} cburst {burst} quantum {MTU_FRAME}")
+
+
+def vl_class_line(verb: str, dev: str, q: VLQueue) -> str:
+    return (f"class {verb} dev {dev} parent 1:1 classid {vl_classid(q.vl)} htb rate {q.rate_bps}bit "
+            f"ceil {q.ceil_bps}bit burst {q.burst_bytes} cburst {q.burst_bytes} quantum {q.quantum}")
+
+
+def at_rate(queues, rate_bps: int) -> tuple[VLQueue, ...]:
+    """The same queues on a port running at `rate_bps` (a degraded link): guarantees capped, ceilings at it."""
+    return tuple(replace(q, rate_bps=min(q.rate_bps, rate_bps), ceil_bps=rate_bps) for q in queues)
 
 
 def fifo_line(verb: str, dev: str, q: VLQueue) -> str:

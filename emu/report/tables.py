@@ -167,3 +167,16 @@ def compare_tables(workloads: list[dict], links: list[dict], names) -> list[Tabl
         link.add_row(row["group"], *(f"{r['util_mean']:.0%}, {r['drops']} drops, {r['backlog_max_bytes']} B"
                                      if r else "-" for r in row["runs"]))
     return [work, link]
+
+
+def validate_table(rows: list[dict], lab: str) -> Table:
+    """The validator's rows; the caption names the nodes it marked."""
+    table = Table("node", "check", "ok", "measured", "expected", title=f"emu validate {lab}")
+    for r in rows:
+        measured, expected = r["measured"], r["expected"]
+        if isinstance(measured, (int, float)) and isinstance(expected, (int, float)):     # a link's bit/s
+            measured, expected = f"{format_rate(measured)} ({measured / expected:.0%})", format_rate(expected)
+        table.add_row(r["node"], r["check"], "yes" if r["ok"] else "[bold red]NO[/]", str(measured), str(expected))
+    failed = sorted({r["node"] for r in rows if not r["ok"]})
+    table.caption = f"marked unhealthy: {', '.join(failed)}" if failed else "every node passed"
+    return table

@@ -1,0 +1,59 @@
+"""The validator (paper section VII-B): checks every node of a lab and marks those that fail, so
+that jobs are not placed on them.
+
+Per node: each of its links carries at least LINK_SHARE of its planned rate (one TCP flow from
+the node to the switch port at the other end, all links at once); on compute nodes, every byte
+of every GPU's memory reads back as written (agents.validate gpu-memory), and an allreduce
+inside the node (HFReduce over its GPUs) comes out exact. Rows: node, check, ok, measured,
+expected. Not checked yet: host memory bandwidth (the node model's figure is a constant here),
+storage bandwidth stress.
+"""
+from emu.experiments.collectives import bench_collective
+from emu.experiments.flows import Flow, run_flows
+from emu.launch import command
+
+LINK_SHARE = 0.85       # one TCP flow carries ~95% of a shaped link here; half a link is a fault
+LINK_SECONDS = 1.0
+GPU_TEST_BYTES = 2**20
+
+
+def validate(lab, nodes: list[str] | None = None) -> list[dict]:
+    hosts = nodes or [n.name for n in lab.hosts()]
+    rows = link_rows(lab, hosts)
+    compute = [n for n in hosts if lab.node(n).kind == "compute"]
+    rows += gpu_memory_rows(lab, compute)
+    for node in compute:
+        (r,) = bench_collective(lab, "hfreduce", [node], sizes=[2**20], iters=1, warmup=0, port=6300)
+        rows.append({"node": node, "check": "allreduce in the node", "ok": r["wrong"] == 0,
+                     "measured": f"{r['wrong']} wrong elements, busbw {r['busbw']:.4f} GB/s", "expected": "0 wrong"})
+    failed = sorted({r["node"] for r in rows if not r["ok"]})
+    lab.mark_unhealthy(hosts, failed)
+    return rows
+
+
+def link_rows(lab, hosts: list[str]) -> list[dict]:
+    ports = [(h, p) for h in hosts for p in lab.plan.node(h).ports if p.up]
+    flows = [Flow(h, p.peer, addr=p.peer_addr) for h, p in ports]
+    results = run_flows(lab, flows, LINK_SECONDS, port=5400) if flows else []
+    rows = []
+    for (h, p), r in zip(ports, results):
+        planned = lab.planned_rate(h, p.peer)
+        rows.append({"node": h, "check": f"link {p.ifname} -> {p.peer}", "ok": r["bps"] >= LINK_SHARE * planned,
+                     "measured": r["bps"], "expected": planned})
+    rows += [{"node": h, "check": f"link {p.ifname} -> {p.peer}", "ok": False, "measured": "down",
+              "expected": lab.planned_rate(h, p.peer)} for h in hosts for p in lab.plan.node(h).ports if not p.up]
+    return rows
+
+
+def gpu_memory_rows(lab, nodes: list[str]) -> list[dict]:
+    rows = []
+    with lab.launch() as agents:
+        procs = [(n, agents.start(n, command("validate") + [
+            "gpu-memory", "--gpus", str(lab.topology.node(n).attrs["gpus"]), "--bytes", str(GPU_TEST_BYTES),
+            "--scale", repr(lab.plan.scale), "--tag", lab.name])) for n in nodes]
+        for node, proc in procs:
+            r = agents.result(node, proc, 300)
+            for g in r["gpus"]:
+                rows.append({"node": node, "check": f"GPU {g['gpu']} memory", "ok": g["bad_bytes"] == 0,
+                             "measured": f"{g['bad_bytes']} bad bytes", "expected": f"0 of {5 * r['bytes']}"})
+    return rows

@@ -1,0 +1,48 @@
+"""The validator flags exactly the injected faults (a link at half its rate, a GPU whose memory
+corrupts) on a lab where the other nodes are healthy, and passes everything once they are cleared."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from emu.lab import Lab
+from emu.topo import build
+
+pytestmark = pytest.mark.integration
+
+
+def emu(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emu.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def failures(lab_name: str) -> tuple[int, set]:
+    done = emu("validate", "--lab", lab_name, "--json")
+    rows = json.loads(done.stdout)
+    assert {r["node"] for r in rows} == {"c0", "c1", "c2", "c3"}
+    return done.returncode, {(r["node"], r["check"]) for r in rows if not r["ok"]}
+
+
+def test_the_validator_flags_exactly_the_injected_faults(make_lab, lab_name):
+    make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=2, scale=0.001))
+    assert failures(lab_name) == (0, set())
+    assert emu("fault", "link", "--lab", lab_name, "c1", "leaf0", "--rate-factor", "0.5").returncode == 0
+    assert emu("fault", "gpu", "--lab", lab_name, "c2", "--gpu", "3").returncode == 0
+    code, failed = failures(lab_name)
+    assert code == 1
+    assert failed == {("c1", "link eth0 -> leaf0"), ("c2", "GPU 3 memory"), ("c2", "allreduce in the node")}
+    assert Lab.get(lab_name).unhealthy() == ["c1", "c2"]
+    cleared = emu("fault", "clear", "--lab", lab_name)
+    assert "c1 <-> leaf0" in cleared.stdout and "c2 GPU 3" in cleared.stdout
+    assert failures(lab_name) == (0, set())
+    assert Lab.get(lab_name).unhealthy() == []
+
+
+def test_fault_commands_refuse_what_the_lab_does_not_have(make_lab, lab_name):
+    make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001))
+    for args in (("link", "--lab", lab_name, "c0", "c1", "--rate-factor", "0.5"),
+                 ("link", "--lab", lab_name, "c0", "leaf0", "--rate-factor", "2"),
+                 ("gpu", "--lab", lab_name, "c0", "--gpu", "9"),
+                 ("gpu", "--lab", lab_name, "leaf0", "--gpu", "0")):
+        done = emu("fault", *args)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and done.stderr.startswith("emu: "), done.stderr
