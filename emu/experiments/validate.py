@@ -53,7 +53,9 @@ def gpu_memory_rows(lab, nodes: list[str]) -> list[dict]:
             "--scale", repr(lab.plan.scale), "--tag", lab.name])) for n in nodes]
         for node, proc in procs:
             r = agents.result(node, proc, 300)
-            for g in r["gpus"]:
-                rows.append({"node": node, "check": f"GPU {g['gpu']} memory", "ok": g["bad_bytes"] == 0,
-                             "measured": f"{g['bad_bytes']} bad bytes", "expected": f"0 of {5 * r['bytes']}"})
+            bad = [g for g in r["gpus"] if g["bad_bytes"]]
+            rows.append({"node": node, "check": "GPU memory", "ok": not bad,
+                         "measured": ", ".join(f"GPU {g['gpu']}: {g['bad_bytes']} bad bytes" for g in bad)
+                         or f"{len(r['gpus'])} GPUs, 0 bad bytes",
+                         "expected": f"0 of {5 * r['bytes']} per GPU"})
     return rows

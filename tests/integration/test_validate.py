@@ -30,7 +30,7 @@ def test_the_validator_flags_exactly_the_injected_faults(make_lab, lab_name):
     assert emu("fault", "gpu", "--lab", lab_name, "c2", "--gpu", "3").returncode == 0
     code, failed = failures(lab_name)
     assert code == 1
-    assert failed == {("c1", "link eth0 -> leaf0"), ("c2", "GPU 3 memory"), ("c2", "allreduce in the node")}
+    assert failed == {("c1", "link eth0 -> leaf0"), ("c2", "GPU memory"), ("c2", "allreduce in the node")}
     assert Lab.get(lab_name).unhealthy() == ["c1", "c2"]
     cleared = emu("fault", "clear", "--lab", lab_name)
     assert "c1 <-> leaf0" in cleared.stdout and "c2 GPU 3" in cleared.stdout
