@@ -357,12 +357,14 @@ class Lab:
         links = []
         for a, a_if, b, _ in plan.links:
             port = plan.node(a).port(a_if)
-            links.append({"a": a, "b": b, "rate_bps": port.rate_bps, "real_rate_bps": port.real_rate_bps,
+            links.append({"a": a, "b": b, "rate_bps": port.rate_bps, "planned_rate_bps": self.planned_rate(a, b),
+                          "real_rate_bps": port.real_rate_bps,
                           "buffer_bytes": self.topology.link(a, b).buffer_bytes, "up": port.up})
         return {
             "name": self.name, "scale": plan.scale, "routing": plan.routing,
-            "isolation": self.topology.qos.isolation,
-            "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "addrs": list(n.addrs)}
+            "isolation": self.topology.qos.isolation, "flow_control": plan.flow_control.mode,
+            "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "addrs": list(n.addrs),
+                       "faulty_gpus": self.gpu_faults(n.name), "unhealthy": n.name in self.unhealthy()}
                       for n in self.nodes()],
             "links": links,
         }

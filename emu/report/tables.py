@@ -19,14 +19,18 @@ def labs_table(labs: list[dict]) -> Table | str:
 
 def status_tables(st: dict) -> list:
     head = (f"lab [bold]{st['name']}[/]: scale {st['scale']:g}, routing {st['routing']}, "
-            f"isolation {'on' if st['isolation'] else 'off'}")
-    nodes = Table("node", "kind", "netns", "addresses")
+            f"isolation {'on' if st['isolation'] else 'off'}, {st.get('flow_control', 'lossy')}")
+    nodes = Table("node", "kind", "netns", "addresses", "health")
     for n in st["nodes"]:
-        nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]))
+        health = ("[red]unhealthy[/]" if n.get("unhealthy") else "") + \
+            (f" GPU {', '.join(map(str, n['faulty_gpus']))} corrupt" if n.get("faulty_gpus") else "")
+        nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]), health.strip())
     links = Table("a", "b", "emulated rate", "real rate", "buffer/VL", "state")
     for l in st["links"]:
-        links.add_row(l["a"], l["b"], format_rate(l["rate_bps"]), format_rate(l["real_rate_bps"]),
-                      f"{l['buffer_bytes'] // 1024} KiB", "up" if l.get("up", True) else "[red]down[/]")
+        degraded = l.get("planned_rate_bps", l["rate_bps"]) != l["rate_bps"]
+        links.add_row(l["a"], l["b"], format_rate(l["rate_bps"]) + (" [red](degraded)[/]" if degraded else ""),
+                      format_rate(l["real_rate_bps"]), f"{l['buffer_bytes'] // 1024} KiB",
+                      "up" if l.get("up", True) else "[red]down[/]")
     return [head, nodes, links]
 
 

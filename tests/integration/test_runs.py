@@ -4,7 +4,6 @@ import json
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -37,9 +36,9 @@ def test_the_sampler_counts_what_the_agents_sent(make_lab, lab_name):
 
 
 @pytest.fixture
-def flash_cut(tmp_path):
+def flash_cut(tmp_path, run_lab_name):
     spec = load_scenario(SCENARIOS / "flash-cut.yaml")
-    summary, directory = run_scenario(spec, str(tmp_path / "run"), lab_name=f"r{uuid.uuid4().hex[:8]}")
+    summary, directory = run_scenario(spec, str(tmp_path / "run"), lab_name=run_lab_name)
     return summary, directory
 
 
@@ -82,10 +81,10 @@ def test_report_from_a_copied_run_directory_reproduces_the_summary(flash_cut, tm
     assert emu("compare", str(directory), str(copy), "--plot", str(tmp_path / "c2.png")).returncode == 0
 
 
-def test_a_flash_cut_during_an_allreduce_is_rerouted_and_ridden_out(tmp_path):
+def test_a_flash_cut_during_an_allreduce_is_rerouted_and_ridden_out(tmp_path, run_lab_name):
     from emu.experiments.runner import run
     summary, directory = run(SCENARIOS / "flash-cut-allreduce.yaml", str(tmp_path / "run"),
-                             lab=f"r{uuid.uuid4().hex[:8]}")
+                             lab=run_lab_name)
     (allreduce,) = summary["workloads"]
     assert allreduce["outcome"] == "ok" and allreduce["wrong"] == 0
     events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
@@ -95,9 +94,9 @@ def test_a_flash_cut_during_an_allreduce_is_rerouted_and_ridden_out(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["hfreduce-and-storage", "checkpoint-during-allreduce"])
-def test_ready_scenarios_run_end_to_end(name, tmp_path):
+def test_ready_scenarios_run_end_to_end(name, tmp_path, run_lab_name):
     done = emu("run", str(SCENARIOS / f"{name}.yaml"), "--out", str(tmp_path / "run"), "--lab",
-               f"r{uuid.uuid4().hex[:8]}", "--json")
+               run_lab_name, "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["run_dir"] == str(tmp_path / "run")
@@ -138,14 +137,14 @@ def test_top_shows_the_busiest_port(make_lab, lab_name):
     assert "sw0:swp0 > c0" in done.stdout, done.stdout
 
 
-def test_a_killed_storage_service_ends_the_reads_in_one_line(tmp_path):
+def test_a_killed_storage_service_ends_the_reads_in_one_line(tmp_path, run_lab_name):
     from emu.experiments.runner import run
     topo = {"name": "kill", "scale": 0.001, "fabric": {"type": "star", "hosts": 1, "storage": 2}}
     scenario = {"name": "kill", "topology": topo, "duration": "4s", "sample": "100ms",
                 "workloads": [{"name": "reads", "type": "storage-read", "start": 0, "duration": "3s",
                                "clients": ["c0"]}],
                 "faults": [{"name": "kill-st1", "type": "kill", "node": "st1", "start": "1.5s"}]}
-    summary, directory = run(scenario, str(tmp_path / "run"), lab=f"k{uuid.uuid4().hex[:8]}")
+    summary, directory = run(scenario, str(tmp_path / "run"), lab=run_lab_name)
     (reads,) = summary["workloads"]
     assert reads["outcome"] == "error" and "\n" not in reads["error"], reads
     assert "is down" in reads["error"] or "killed" in reads["error"] or "failed" in reads["error"], reads
