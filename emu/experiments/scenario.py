@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.collectives import ALLREDUCE
+from emu.control.scheduler import POLICIES
 from emu.errors import TopologyError
 from emu.topo.loader import load_yaml, topology_from_dict
 from emu.topo.model import Topology
 from emu.units import parse_duration, parse_size
 
 TOP_KEYS = {"name", "topology", "duration", "sample", "scale", "routing", "qos", "flow_control", "workloads",
-            "faults"}
+            "faults", "jobs", "scheduler"}
+JOB_KEYS = {"name", "nodes", "model", "steps", "backend", "priority", "submit", "batch"}
 DEFAULT_SAMPLE = 0.1        # 6.6% of a core on a 64-host leaf-spine (scripts/bench_sampler.py)
 # type -> (required keys, optional keys with defaults); every workload also has type, start, name
 WORKLOADS = {
@@ -66,6 +68,8 @@ class Scenario:
     workloads: list[Step]
     faults: list[Step]
     doc: dict                   # the scenario as resolved, written to the run directory
+    jobs: list[dict] = field(default_factory=list)     # for the scheduler: nodes needed, not named
+    policy: str = "zone-aware"
 
 
 def load_scenario(path_or_doc, source: str | None = None) -> Scenario:
@@ -109,11 +113,54 @@ def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
     if not 0.01 <= sample <= 1.0:
         fail("sample", "must be between 10ms and 1s")
     workloads = _steps(doc.get("workloads", []), "workloads", WORKLOADS, topology, duration, fail)
-    if not workloads:
-        fail("workloads", "a scenario needs at least one workload")
+    jobs = _jobs(doc.get("jobs", []), topology, duration, fail)
+    if not workloads and not jobs:
+        fail("workloads", "a scenario needs at least one workload or job")
+    scheduler = doc.get("scheduler", {"policy": "zone-aware"})
+    if not isinstance(scheduler, dict) or set(scheduler) != {"policy"} or scheduler["policy"] not in POLICIES:
+        fail("scheduler", f"must be {{policy: {' | '.join(POLICIES)}}}")
     faults = _steps(doc.get("faults", []), "faults", FAULTS, topology, duration, fail)
     resolved = {**doc, "topology": topology.to_dict()}
-    return Scenario(str(doc["name"]), source, topology, duration, sample, workloads, faults, resolved)
+    return Scenario(str(doc["name"]), source, topology, duration, sample, workloads, faults, resolved, jobs,
+                    scheduler["policy"])
+
+
+def _jobs(items, topology, duration, fail) -> list[dict]:
+    """Jobs for the scheduler: how many compute nodes each needs, not which."""
+    from cluster.models import MODELS
+    if not isinstance(items, list):
+        fail("jobs", "must be a list")
+    compute = sum(1 for n in topology.nodes() if n.kind == "compute")
+    jobs, names = [], set()
+    for i, item in enumerate(items):
+        where = f"jobs[{i}]"
+        if not isinstance(item, dict):
+            fail(where, "must be a mapping")
+        for k in item:
+            if k not in JOB_KEYS:
+                fail(f"{where}.{k}", f"unknown key (allowed: {', '.join(sorted(JOB_KEYS))})")
+        job = {"name": str(item.get("name", f"job-{i}")), "model": item.get("model", "vgg16"),
+               "steps": item.get("steps", 10), "backend": item.get("backend", "hfreduce"),
+               "priority": item.get("priority", 0), "batch": item.get("batch", 32), "nodes": item.get("nodes")}
+        for k in ("nodes", "steps", "batch"):
+            if isinstance(job[k], bool) or not isinstance(job[k], int) or job[k] < 1:
+                fail(f"{where}.{k}", f"must be a positive integer, got {job[k]!r}")
+        if job["nodes"] > compute:
+            fail(f"{where}.nodes", f"{job['nodes']} nodes asked, the topology has {compute} compute nodes")
+        if job["model"] not in MODELS:
+            fail(f"{where}.model", f"unknown model {job['model']!r} (one of {', '.join(MODELS)})")
+        if job["backend"] not in ALLREDUCE:
+            fail(f"{where}.backend", f"unknown backend {job['backend']!r} (one of {', '.join(ALLREDUCE)})")
+        if isinstance(job["priority"], bool) or not isinstance(job["priority"], int):
+            fail(f"{where}.priority", "must be an integer")
+        job["submit"] = _time(item.get("submit", 0), f"{where}.submit", fail)
+        if job["submit"] >= duration:
+            fail(f"{where}.submit", f"{job['submit']:g} s is not within the scenario's {duration:g} s")
+        if job["name"] in names:
+            fail(f"{where}.name", f"duplicate name {job['name']!r}")
+        names.add(job["name"])
+        jobs.append(job)
+    return jobs
 
 
 def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:

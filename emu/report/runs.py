@@ -22,7 +22,7 @@ WORKLOAD_KEYS = ("algbw", "busbw", "proj_algbw", "proj_busbw", "goodput_bps", "p
                  "share", "drops", "wrong", "verified",
                  # training jobs (emu.experiments.training)
                  "job", "nodes", "steps_done", "restarts", "lost_steps", "step_time_s", "compute_s", "comm_s",
-                 "exposed_comm_s", "overlap", "wall_per_step_s", "proj_step_time_s", "saves", "save_s", "save_bps", "load_verified",
+                 "exposed_comm_s", "overlap", "wall_per_step_s", "cross_zone", "queued_s", "proj_step_time_s", "saves", "save_s", "save_bps", "load_verified",
                  "restored_steps")
 
 
@@ -102,6 +102,8 @@ def summarise(run: dict) -> tuple[dict, dict]:
                               **figures, **({"error": e["error"]} if "error" in e else {})})
     sampler = next((e for e in run["events"] if e["type"] == "sampler"), {})
     controller = next((e for e in run["events"] if e["type"] == "flow-control"), {})
+    scheduler = next(({k: v for k, v in e.items() if k not in ("t", "type")}
+                      for e in run["events"] if e["type"] == "scheduler"), None)
     switches = {n.name for n in plan.nodes if n.forwards}
     fabric_drops = sum(l["drops"] for l in links if l["node"] in switches)
     flow_control = {"mode": fc.mode, "fabric_drops": fabric_drops,
@@ -112,6 +114,7 @@ def summarise(run: dict) -> tuple[dict, dict]:
                        if fc.lossless else {})}
     summary = {"scenario": run["scenario"].get("name"), "workloads": workloads, "links": links,
                "drops_by_vl": dict(sorted(drops_by_vl.items())), "flow_control": flow_control,
+               **({"scheduler": scheduler} if scheduler else {}),
                "faults": [e for e in run["events"] if e["type"] == "fault"],
                "sampler": {k: sampler.get(k) for k in ("period_s", "samples", "late", "cpu_seconds")}}
     return summary, {"util": util, "backlog": backlog, "queues": queues, "plan": plan}

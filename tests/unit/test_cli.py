@@ -32,7 +32,8 @@ def test_topo_check_ok_and_bad(tmp_path):
 def test_every_verb_has_help():
     runner = CliRunner()
     for verb in (["up"], ["down"], ["ls"], ["status"], ["exec"], ["clean"], ["topo", "check"], ["topo", "graph"], ["demo"],
-                 ["bench", "allreduce"], ["bench", "alltoall"]):
+                 ["bench", "allreduce"], ["bench", "alltoall"], ["exp", "routing"], ["exp", "incast"],
+                 ["fault", "link"], ["fault", "gpu"], ["fault", "clear"], ["validate"], ["storage", "incast"]):
         result = runner.invoke(main, [*verb, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
 

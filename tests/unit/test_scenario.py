@@ -70,7 +70,8 @@ def test_a_bad_scenario_is_one_line_and_builds_nothing(tmp_path, case, monkeypat
 
 @pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_ready_scenario_is_valid(path):
-    assert load_scenario(path).workloads
+    scenario = load_scenario(path)
+    assert scenario.workloads or scenario.jobs
 
 
 def test_overrides_set_flow_control_and_the_adaptive_period(tmp_path):
@@ -95,3 +96,18 @@ def test_every_experiment_variant_is_a_valid_scenario():
             for v in variants:
                 scenario = scenario_from_dict(v.doc, name, SCENARIOS)
                 assert scenario.topology.flow_control.mode == v.label["flow_control"]
+
+
+def test_jobs_for_the_scheduler_are_checked(tmp_path):
+    path = tmp_path / "s.yaml"
+    base = f"name: t\ntopology: {TOPO}\nduration: 5s\n"
+    path.write_text(base + "scheduler: {policy: naive}\njobs:\n  - {name: a, nodes: 2, steps: 3, priority: 2}\n")
+    s = load_scenario(path)
+    assert s.policy == "naive" and s.jobs[0]["nodes"] == 2 and s.jobs[0]["priority"] == 2 and not s.workloads
+    for text, key in (("jobs:\n  - {nodes: 9}\n", "jobs[0].nodes: 9 nodes asked"),
+                      ("jobs:\n  - {nodes: 1, color: red}\n", "jobs[0].color: unknown key"),
+                      ("scheduler: {policy: fifo}\njobs:\n  - {nodes: 1}\n", "scheduler: must be")):
+        path.write_text(base + text)
+        with pytest.raises(Exception) as err:
+            load_scenario(path)
+        assert key in str(err.value)

@@ -1,0 +1,84 @@
+"""A HAI-style scheduler (paper section VI-C, in part): jobs get whole compute nodes by policy.
+
+    zone-aware   a job goes inside one zone when one has room (the fullest zone that fits, so
+                 the others keep room for large jobs); otherwise across the zones, nodes listed
+                 zone by zone, but only while no other cross-zone job runs (the paper allows one)
+    naive        the first free nodes by name, wherever they are
+
+Zones are read from the topology: the hosts that reach each other through leaf-spine links
+without crossing a link between two switches that have no hosts (the few inter-zone links).
+Nodes the validator marked unhealthy are never placed. Jobs wait in the queue, highest
+priority first, then in order of submission. Not here yet: time sharing (a higher-priority job
+interrupting a running one through a checkpoint).
+"""
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+POLICIES = ("zone-aware", "naive")
+
+
+def zones(topology) -> dict[str, int]:
+    """compute node -> zone index (0, 1, ...) in order of the first node of each zone."""
+    g = topology.graph
+    switches = {n.name for n in topology.switches()}
+    hosted = {s for s in switches if any(nb not in switches for nb in g.neighbors(s))}
+    compute = [n.name for n in topology.nodes() if n.kind == "compute"]
+    keep = nx.Graph()
+    keep.add_nodes_from(compute)
+    keep.add_edges_from((a, b) for a, b in g.edges
+                        if {a, b} <= switches and (a in hosted or b in hosted)
+                        or (a in compute and b in switches) or (b in compute and a in switches))
+    found = {}
+    for i, part in enumerate(sorted((c for c in nx.connected_components(keep) if set(c) & set(compute)),
+                                    key=lambda c: min(compute.index(n) for n in c if n in compute))):
+        found.update({n: i for n in part if n in compute})
+    return {n: found[n] for n in compute}          # in the topology's order
+
+
+@dataclass
+class Placement:
+    nodes: list[str]
+    cross_zone: bool
+
+
+@dataclass
+class Scheduler:
+    policy: str
+    zone_of: dict[str, int]                     # compute node -> zone
+    unhealthy: set[str] = field(default_factory=set)
+    busy: dict[str, str] = field(default_factory=dict)      # node -> the job on it
+    cross_zone_job: str | None = None
+
+    def free(self) -> list[str]:
+        return [n for n in self.zone_of if n not in self.busy and n not in self.unhealthy]
+
+    def place(self, job: str, need: int) -> Placement | None:
+        """Nodes for `job` now, or None (it waits)."""
+        free = self.free()
+        if len(free) < need:
+            return None
+        if self.policy == "naive":
+            nodes = free[:need]
+        else:
+            by_zone: dict[int, list[str]] = {}
+            for n in free:
+                by_zone.setdefault(self.zone_of[n], []).append(n)
+            fits = [z for z, ns in by_zone.items() if len(ns) >= need]
+            if fits:
+                nodes = by_zone[min(fits, key=lambda z: (len(by_zone[z]), z))][:need]
+            elif self.cross_zone_job is None:
+                nodes = free[:need]          # zone by zone: the nodes are listed in zone order
+            else:
+                return None
+        cross = len({self.zone_of[n] for n in nodes}) > 1
+        if cross:
+            self.cross_zone_job = job
+        self.busy.update({n: job for n in nodes})
+        return Placement(nodes, cross)
+
+    def release(self, job: str) -> None:
+        for n in [n for n, j in self.busy.items() if j == job]:
+            del self.busy[n]
+        if self.cross_zone_job == job:
+            self.cross_zone_job = None

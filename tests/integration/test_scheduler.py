@@ -1,0 +1,30 @@
+"""The scheduler on a real lab: zone-aware placement, a job that waits for a whole zone, and the
+run's records of it."""
+import json
+
+import pytest
+
+from emu.experiments.runner import run
+from emu.topo import build
+
+pytestmark = pytest.mark.integration
+
+
+def test_zone_aware_jobs_queue_for_a_zone_instead_of_crossing(run_lab_name, tmp_path):
+    topo = build("two-zone", run_lab_name, leaves=2, spines=2, hosts_per_leaf=2, storage=2, interzone_links=1,
+                 scale=0.001).to_dict()
+    scenario = {"name": "sched", "topology": topo, "duration": "2s", "sample": "100ms",
+                "scheduler": {"policy": "zone-aware"},
+                "jobs": [{"name": "a", "nodes": 3, "steps": 3, "submit": "0s"},
+                         {"name": "b", "nodes": 3, "steps": 4, "submit": "0s"},
+                         {"name": "c", "nodes": 4, "steps": 2, "submit": "500ms"}]}
+    summary, directory = run(scenario, str(tmp_path / "run"), lab=run_lab_name)
+    jobs = {w["name"]: w for w in summary["workloads"]}
+    assert all(w["outcome"] == "ok" and w["wrong"] == 0 for w in jobs.values()), jobs
+    assert not any(w["cross_zone"] for w in jobs.values())
+    assert len({n[:2] for n in jobs["c"]["nodes"]}) == 1 and jobs["c"]["queued_s"] > 1.0
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    starts = {e["name"]: e["t"] for e in events if e["type"] == "start" and e.get("kind") == "job"}
+    ends = {e["name"]: e["t"] for e in events if e["type"] == "end" and e.get("kind") == "job"}
+    assert starts["c"] >= min(ends["a"], ends["b"]) - 0.5     # it started once a zone was free
+    assert 0 < summary["scheduler"]["utilisation"] <= 1

@@ -1,0 +1,44 @@
+"""The scheduler's placement rules, without a lab: zones from the topology, zone-aware and naive."""
+from emu.control.scheduler import Scheduler, zones
+from emu.topo import build
+
+
+def two_zones():
+    return zones(build("two-zone", "z", leaves=2, spines=2, hosts_per_leaf=2, storage=2, interzone_links=1))
+
+
+def test_zones_come_from_the_topology():
+    z = two_zones()
+    assert {n for n, i in z.items() if i == 0} == {"za-c0", "za-c1", "za-c2", "za-c3"}
+    assert {n for n, i in z.items() if i == 1} == {"zb-c0", "zb-c1", "zb-c2", "zb-c3"}
+    assert set(zones(build("leaf-spine", "l", leaves=4, spines=2, hosts_per_leaf=2)).values()) == {0}
+
+
+def test_zone_aware_keeps_jobs_in_a_zone_and_lets_one_cross():
+    s = Scheduler("zone-aware", two_zones())
+    a = s.place("a", 3)
+    assert not a.cross_zone and len({n[:2] for n in a.nodes}) == 1
+    b = s.place("b", 3)
+    assert not b.cross_zone and {n[:2] for n in b.nodes} != {n[:2] for n in a.nodes}
+    assert s.place("c", 2).cross_zone           # one node left in each zone: the one cross-zone job
+    s.release("a")
+    assert s.place("d", 3).cross_zone is False   # zone a has room again
+
+
+def test_a_second_cross_zone_job_waits_for_the_first():
+    s = Scheduler("zone-aware", zones(build("two-zone", "z", leaves=2, spines=2, hosts_per_leaf=4, storage=2,
+                                            interzone_links=1)))
+    s.place("a", 5), s.place("b", 5)            # 3 free in each zone
+    assert s.place("p", 4).cross_zone
+    s.release("a")                               # 5 free in zone a, 2 in zone b
+    assert s.place("r", 6) is None               # would cross while p does: waits
+    s.release("p")
+    assert s.place("r", 6).cross_zone is False   # zone a is whole again
+
+
+def test_naive_takes_the_first_free_nodes_and_unhealthy_nodes_are_never_placed():
+    s = Scheduler("naive", two_zones(), unhealthy={"za-c0"})
+    a = s.place("a", 2)
+    assert "za-c0" not in a.nodes and not a.cross_zone
+    assert s.place("b", 3).cross_zone            # naive crosses whenever the free nodes do
+    assert s.place("c", 3) is None and s.place("c", 2) is not None
