@@ -13,6 +13,7 @@ file is lost. Kernel work goes through the lab's backend (emu.fabric.backend).
 import json
 import os
 import subprocess
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -115,6 +116,9 @@ class Lab:
         self.concurrent_runs = False
         self._batched = 0          # > 0 inside batch(): changes are written to the state file once, at its end
         self._dirty = False
+        # Runtime changes come from several threads in a run (faults, the subnet manager, adaptive
+        # routing): one at a time, each change and each batch whole.
+        self._changing = threading.RLock()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -200,9 +204,10 @@ class Lab:
 
     def replace_routes(self, node: str, routes: list[Route]) -> None:
         """Make `routes` the node's whole routing table (rules unchanged)."""
-        n = self.plan.node(node)
-        self.backend.replace_routes(n, n.routes, tuple(routes))
-        self._record(replace(n, routes=tuple(routes)), "routes", node=node, routes=len(routes))
+        with self.batch():
+            n = self.plan.node(node)
+            self.backend.replace_routes(n, n.routes, tuple(routes))
+            self._record(replace(n, routes=tuple(routes)), "routes", node=node, routes=len(routes))
 
     def set_link(self, a: str, b: str, up: bool) -> None:
         """Take the link a <-> b down (both ends; the kernel drops the routes over it) or up again
@@ -225,10 +230,11 @@ class Lab:
         ceil = port.rate_bps if ceil_bps is None else ceil_bps
         if not any(q.vl == vl for q in port.queues):
             raise EmuError(f"{node}:{ifname} has no queue for VL {vl}")
-        self.backend.set_vl_rate(n, port, vl, rate_bps, ceil)
-        queues = tuple(replace(q, rate_bps=rate_bps, ceil_bps=ceil) if q.vl == vl else q for q in port.queues)
-        self._record(replace(n, ports=tuple(replace(p, queues=queues) if p is port else p for p in n.ports)),
-                     "vl_rate", node=node, ifname=ifname, vl=vl, rate_bps=rate_bps, ceil_bps=ceil)
+        with self.batch():
+            self.backend.set_vl_rate(n, port, vl, rate_bps, ceil)
+            queues = tuple(replace(q, rate_bps=rate_bps, ceil_bps=ceil) if q.vl == vl else q for q in port.queues)
+            self._record(replace(n, ports=tuple(replace(p, queues=queues) if p is port else p for p in n.ports)),
+                         "vl_rate", node=node, ifname=ifname, vl=vl, rate_bps=rate_bps, ceil_bps=ceil)
 
     def set_link_rate(self, a: str, b: str, rate_bps: int) -> None:
         """Run the link a <-> b at `rate_bps`, both directions (`emu fault link`: a degraded link)."""
@@ -292,14 +298,15 @@ class Lab:
     @contextmanager
     def batch(self):
         """Several runtime changes, one state-file write (a sweep changes many switches, and the
-        kept plan of a large lab is megabytes)."""
-        self._batched += 1
-        try:
-            yield self
-        finally:
-            self._batched -= 1
-            if not self._batched and self._dirty:
-                self._save()
+        kept plan of a large lab is megabytes), and no other thread's changes in between."""
+        with self._changing:
+            self._batched += 1
+            try:
+                yield self
+            finally:
+                self._batched -= 1
+                if not self._batched and self._dirty:
+                    self._save()
 
     def _record(self, changed, change: str, **what) -> None:
         """Keep `changed` (a NodePlan) as installed and log the change."""

@@ -23,13 +23,13 @@ def down_links(lab) -> frozenset:
 def sweep(lab) -> list[str]:
     """Install switch tables computed over the links that are up; returns what changed."""
     topo = lab.topology
-    tables = compute_routes(topo, AddressPlan(topo), down=down_links(lab))
-    before = lab.plan
-    with lab.batch():
+    with lab.batch():       # one sweep at a time, over the link states as they are while it installs
+        tables = compute_routes(topo, AddressPlan(topo), down=down_links(lab))
+        before = lab.plan
         for node in before.nodes:
             if node.forwards and tuple(tables[node.name].routes) != node.routes:
                 lab.replace_routes(node.name, tables[node.name].routes)
-    return diff(before, lab.plan)
+        return diff(before, lab.plan)
 
 
 def link_event(lab, a: str, b: str, up: bool, sweep_delay: float = DEFAULT_SWEEP_DELAY, wait=time.sleep) -> list[str]:
