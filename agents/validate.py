@@ -34,7 +34,8 @@ def gpu_memory(args) -> dict:
                 NodeModel.settle(gpus.d2h(g, slice(0, args.bytes), host))
                 wrong += int(np.count_nonzero(host != gpus.mem[g]))
             bad.append({"gpu": g, "bad_bytes": wrong})
-        return {"check": "gpu-memory", "bytes": args.bytes, "gpus": bad}
+        return {"check": "gpu-memory", "bytes": args.bytes, "bytes_read": args.bytes * (len(PATTERNS) + 1),
+                "gpus": bad}
     finally:
         gpus.close()
 

@@ -5,8 +5,7 @@ one when the busiest sent more than IMBALANCE times the least busy in the last p
 Tables start as d-mod-k (routing mode `adaptive` builds them so); every move goes through
 Lab.replace_routes, so it is in the kept plan and the lab's event log.
 """
-import threading
-
+from emu.control.periodic import Periodic
 from emu.metrics.sampler import NamespaceReader
 from emu.routing import Route, compute_routes
 from emu.topo.addressing import AddressPlan
@@ -15,9 +14,12 @@ IMBALANCE = 1.5
 MIN_BYTES = 64 * 1024        # an uplink that sent less in a period is idle, not a reason to move
 
 
-class AdaptiveRouter:
+class AdaptiveRouter(Periodic):
+    name = "emu-adaptive"
+
     def __init__(self, lab, period: float = 0.5, on_change=None):
-        self.lab, self.period, self.on_change = lab, period, on_change
+        super().__init__(period)
+        self.lab, self.on_change = lab, on_change
         topo = lab.topology
         # the equal-cost next hops of every (switch, destination): what ECMP would spread over
         choices = compute_routes(topo, AddressPlan(topo), mode="ecmp")
@@ -26,8 +28,6 @@ class AdaptiveRouter:
         self.readers = {sw: NamespaceReader(lab.plan.node(sw).netns) for sw, c in self.choices.items() if c}
         self.last = {sw: self._sent(sw) for sw in self.readers}
         self.moves = 0
-        self._stop = threading.Event()
-        self._thread = None
 
     def _sent(self, switch: str) -> dict[str, int]:
         return {port: stats[3] for _, port, stats in self.readers[switch].links()}
@@ -63,18 +63,7 @@ class AdaptiveRouter:
             return 1
         return 0
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.step()
-
-    def start(self) -> "AdaptiveRouter":
-        self._thread = threading.Thread(target=self._run, name="emu-adaptive", daemon=True)
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+        self._join()
         for reader in self.readers.values():
             reader.close()

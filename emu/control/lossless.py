@@ -18,10 +18,10 @@ under PFC). Reaction time is one period plus the reads and a netlink message a g
 are counted by the sampler as lossless violations.
 """
 import os
-import threading
 import time
 from collections import defaultdict
 
+from emu.control.periodic import Periodic
 from emu.metrics.sampler import NamespaceReader
 
 # Each step reads every switch's queues (~0.5 ms for a 40-port switch, mostly parsing in Python):
@@ -31,12 +31,15 @@ PERIOD = 0.002
 REALTIME_PRIORITY = 10
 
 
-class FlowController:
+class FlowController(Periodic):
+    name = "emu-flow-control"
+
     def __init__(self, lab, period: float = PERIOD, readers: dict | None = None, arrivals=None):
         """`readers`: switch -> queue reader, `arrivals`: per-ingress counters (defaults: the
         kernel's; tests pass fakes)."""
+        super().__init__(period)
         plan = lab.plan
-        self.xoff, self.xon, self.period = plan.flow_control.xoff, plan.flow_control.xon, period
+        self.xoff, self.xon = plan.flow_control.xoff, plan.flow_control.xon
         switches = [n for n in plan.nodes if n.forwards]
         steer = dict(plan.filters)
         self.vl_of_sl = {sl: steer.get(sl << 5, plan.default_vl) for sl in range(8)}
@@ -58,8 +61,6 @@ class FlowController:
         self.peak_held = 0.0                    # most bytes one ingress port was estimated to hold
         self.error: str | None = None
         self.cpu_seconds = 0.0                  # CPU time of the controller's thread
-        self._stop = threading.Event()
-        self._thread = None
 
     def step(self) -> None:
         began = time.monotonic()
@@ -111,7 +112,7 @@ class FlowController:
         start = self.closed.get((node, port, vl))
         return self.paused_total.get((node, port, vl), 0.0) + (time.monotonic() - start if start else 0.0)
 
-    def _run(self) -> None:
+    def _loop(self) -> None:
         cpu0 = time.thread_time()
         try:        # ahead of every agent on the machine: a late pause is a drop (root has the right)
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
@@ -125,16 +126,9 @@ class FlowController:
                 break
             self.cpu_seconds = time.thread_time() - cpu0
 
-    def start(self) -> "FlowController":
-        self._thread = threading.Thread(target=self._run, name="emu-flow-control", daemon=True)
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
         """Stop deciding, open every gate (a lab must not stay paused), remove the counters."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+        self._join()
         now = time.monotonic()
         for key in list(self.closed):
             self.gates.set(*key, closed=False)

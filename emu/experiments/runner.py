@@ -53,6 +53,14 @@ class Run:
                                "bytes": int(nbytes), "start": self.t(start), "end": self.t(end),
                                "ideal": ideal, "slowdown": (end - start) / ideal if ideal else None})
 
+    def job_flows(self, job: dict, name: str) -> dict:
+        """A training job's steps as flow records (ideal: each step's compute alone); returns its
+        figures without the steps."""
+        for s in job["steps"]:
+            self.flow(",".join(job["nodes"]), ",".join(job["nodes"]), TRAFFIC_CLASS[job["backend"]], 0, s["start"],
+                      s["end"], s["compute_s"], name)
+        return {k: v for k, v in job.items() if k != "steps"}
+
     def bottleneck_bps(self, src: str, dst: str) -> int:
         """The slowest port on the path src -> dst (the plan's rates along a shortest path)."""
         path = nx.shortest_path(self.lab.topology.graph, src, dst)
@@ -126,10 +134,7 @@ class Run:
         try:
             r = train(self.lab, job["model"], placed.nodes, job["steps"], job["backend"], job["batch"],
                       port=7000 + 10 * index, name=job["name"])
-            for s in r["steps"]:
-                self.flow(",".join(r["nodes"]), ",".join(r["nodes"]), TRAFFIC_CLASS[job["backend"]], 0, s["start"],
-                          s["end"], s["compute_s"], job["name"])
-            figures = {k: v for k, v in r.items() if k != "steps"}
+            figures = self.job_flows(r, job["name"])
             self.event("end", name=job["name"], kind="job", outcome="ok",
                        figures={**figures, "cross_zone": placed.cross_zone, "queued_s": queued_s})
         except Exception as e:
@@ -244,10 +249,7 @@ def _train(run: Run, step: Step, index: int) -> dict:
     if p["checkpoint"]:
         run.event("span", name=step.name, what=f"{r['saves']} checkpoints", outcome="ok" if r["load_verified"]
                   else "mismatch", save_s=r["save_s"], save_bps=r["save_bps"])
-    for s in r["steps"]:            # one record a step; ideal: its compute alone
-        run.flow(",".join(r["nodes"]), ",".join(r["nodes"]), TRAFFIC_CLASS[p["backend"]], 0, s["start"], s["end"],
-                 s["compute_s"], step.name)
-    return {k: v for k, v in r.items() if k != "steps"}
+    return run.job_flows(r, step.name)
 
 
 WORKLOAD_RUNNERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _bulk,

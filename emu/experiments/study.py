@@ -19,6 +19,7 @@ from cluster.dbtree import double_binary_tree
 from emu.errors import EmuError
 from emu.experiments.runner import run_scenario
 from emu.experiments.scenario import scenario_from_dict
+from emu.report import rundir
 from emu.topo.loader import load_yaml
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -53,6 +54,11 @@ def workload(doc: dict, name: str) -> dict:
 
 def figures(summary: dict, name: str) -> dict:
     return next((w for w in summary["workloads"] if w["name"] == name), {})
+
+
+def fabric(summary: dict) -> dict:
+    """A run's switch drops and paused time, the columns every experiment shows."""
+    return {"drops": summary["flow_control"]["fabric_drops"], "pause_s": summary["flow_control"]["pause_s"]}
 
 
 def shorten(doc: dict) -> dict:
@@ -100,8 +106,7 @@ def isolation_rows(results: list) -> list[dict]:
                      "allreduce_slowdown": ratio(ar_alone.get("busbw"), ar.get("busbw")),
                      "storage_goodput_bps": reads.get("goodput_bps"),
                      "storage_slowdown": ratio(reads_alone.get("goodput_bps"), reads.get("goodput_bps")),
-                     "bulk_goodput_bps": figures(s, "bulk").get("goodput_bps"),
-                     "drops": s["flow_control"]["fabric_drops"], "pause_s": s["flow_control"]["pause_s"]})
+                     "bulk_goodput_bps": figures(s, "bulk").get("goodput_bps"), **fabric(s)})
     return rows
 
 
@@ -136,7 +141,7 @@ def routing_rows(results: list) -> list[dict]:
     for v, s, run_dir in results:
         uplinks = [l["util_mean"] for l in s["links"] if l["node"].startswith("leaf") and l["peer"].startswith("spine")]
         victims = [w["slowdown"] for w in s["workloads"] if w["name"].startswith("victim") and w.get("slowdown")]
-        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        events = rundir.events(run_dir)
         duration = next(e["t"] for e in events if e["type"] == "run" and e.get("what") == "end")
         rows.append({**v.label,
                      "uplink_imbalance": max(uplinks) / (sum(uplinks) / len(uplinks)) if sum(uplinks) else None,
@@ -146,8 +151,7 @@ def routing_rows(results: list) -> list[dict]:
                      "victims_hurt": sum(1 for x in victims if x > HURT),
                      "incast_goodput_bps": figures(s, "incast").get("goodput_bps"),
                      "allreduce_busbw": figures(s, "allreduce").get("busbw"),
-                     "route_changes": sum(1 for e in events if e["type"] == "route"),
-                     "drops": s["flow_control"]["fabric_drops"], "pause_s": s["flow_control"]["pause_s"]})
+                     "route_changes": sum(1 for e in events if e["type"] == "route"), **fabric(s)})
     return rows
 
 
@@ -180,8 +184,8 @@ def incast_variants(doc: dict, modes, buffer: str | None = None) -> list[Variant
             w = workload(d, "incast")
             w.update(rts=rts, rts_limit=limit)
             if buffer:
-                d["topology"] = {**load_yaml(d["topology"]), "defaults": {**load_yaml(d["topology"])["defaults"],
-                                                                          "buffer": buffer}}
+                topo = load_yaml(d["topology"])
+                d["topology"] = {**topo, "defaults": {**topo["defaults"], "buffer": buffer}}
             slug = f"{mode}-rts-{'off' if not rts else f'on-{limit}'}"
             out.append(Variant(slug, {"flow_control": mode, "rts": "on" if rts else "off",
                                       "rts_limit": limit if rts else None}, d))
@@ -191,7 +195,7 @@ def incast_variants(doc: dict, modes, buffer: str | None = None) -> list[Variant
 def incast_rows(results: list) -> list[dict]:
     rows = []
     for v, s, run_dir in results:
-        events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        events = rundir.events(run_dir)
         plan = json.loads((run_dir / "plan.json").read_text())
         switch_fifo = min(q["limit_bytes"] for n in plan["nodes"] if n["forwards"] for p in n["ports"]
                           for q in p["queues"])
@@ -263,8 +267,7 @@ def zones_rows(results: list) -> list[dict]:
         inter = [l["util_mean"] for l in s["links"] if l["node"][:3] != l["peer"][:3]
                  and "spine" in l["node"] and "spine" in l["peer"]]
         rows.append({**v.label, "busbw": figures(s, "job").get("busbw"),
-                     "interzone_util": max(inter) if inter else 0.0,
-                     "drops": s["flow_control"]["fabric_drops"], "pause_s": s["flow_control"]["pause_s"]})
+                     "interzone_util": max(inter) if inter else 0.0, **fabric(s)})
     return rows
 
 

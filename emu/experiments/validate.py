@@ -57,5 +57,5 @@ def gpu_memory_rows(lab, nodes: list[str]) -> list[dict]:
             rows.append({"node": node, "check": "GPU memory", "ok": not bad,
                          "measured": ", ".join(f"GPU {g['gpu']}: {g['bad_bytes']} bad bytes" for g in bad)
                          or f"{len(r['gpus'])} GPUs, 0 bad bytes",
-                         "expected": f"0 of {5 * r['bytes']} per GPU"})
+                         "expected": f"0 of {r['bytes_read']} per GPU"})
     return rows

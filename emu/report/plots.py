@@ -16,14 +16,7 @@ def incast_plot(runs: dict[str, list[dict]], out: str, title: str) -> None:
                  ylim=(0, 105), title="goodput share")
     p99_ax.set(xscale="log", yscale="log", xlabel="storage services answering at once", ylabel="p99 read latency, ms",
                title="tail latency")
-    for ax in (share_ax, p99_ax):
-        ax.set_xticks(senders, [str(s) for s in senders])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    _finish(fig, (share_ax, p99_ax), senders, title, out)
 
 
 def bandwidth_plot(rows_by_algo: dict[str, list[dict]], out: str, title: str) -> None:
@@ -50,8 +43,13 @@ def scaling_plot(rows_by_backend: dict[str, list[dict]], out: str, title: str) -
     step_ax.set(xscale="log", xlabel="nodes (8 GPUs each)", ylabel="step time, s (emulated)", title="step time")
     eff_ax.set(xscale="log", xlabel="nodes (8 GPUs each)", ylabel="parallel efficiency, %", ylim=(0, 105),
                title="samples/s against n x one node's")
-    for ax in (step_ax, eff_ax):
-        ax.set_xticks(nodes, [str(n) for n in nodes])
+    _finish(fig, (step_ax, eff_ax), nodes, title, out)
+
+
+def _finish(fig, axes, ticks, title: str, out: str) -> None:
+    """Panels over a log x axis of counts: those counts as ticks, a grid, legends; then the file."""
+    for ax in axes:
+        ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
         ax.legend()

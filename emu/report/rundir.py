@@ -54,13 +54,16 @@ def write_records(directory: Path, samples, flows: list[dict], events: list[dict
             f.write(json.dumps(event) + "\n")
 
 
+def events(directory) -> list[dict]:
+    return [json.loads(line) for line in (Path(directory) / "events.jsonl").read_text().splitlines() if line.strip()]
+
+
 def read(directory) -> dict:
     """Everything report.runs needs, from the files alone."""
     directory = Path(directory)
-    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines() if line.strip()]
     return {"scenario": yaml.safe_load((directory / "scenario.yaml").read_text()),
             "plan": json.loads((directory / "plan.json").read_text()),
             "samples": pq.read_table(directory / "samples.parquet").to_pydict(),
             "ports": pq.read_table(directory / "ports.parquet").to_pydict(),
             "flows": pq.read_table(directory / "flows.parquet").to_pylist(),
-            "events": events}
+            "events": events(directory)}
