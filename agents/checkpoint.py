@@ -1,6 +1,6 @@
 """The checkpoint manager (paper section VII-A), run on a compute node against 3FS-style storage.
 
-    python -m agents.checkpoint --meta H:P --storage H:P,... --gpus 8 --state-bytes 4194304 --saves 2
+    python -m agents.checkpoint --meta H:P --mgmtd H:P --storage H:P,... --gpus 8 --state-bytes 4194304 --saves 2
 
 Each GPU's state (parameters and optimizer moments, as named tensors) is copied
 to host memory (D2H of all GPUs at once, charged to the node's bandwidth model),
@@ -99,7 +99,7 @@ async def load(client: Client, gpus: Gpus, name: str) -> dict:
 
 
 async def run(args) -> dict:
-    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc, timeout=args.timeout,
+    client = await Client.from_args(args, tos=args.tos, cc=args.cc, timeout=args.timeout,
                                     rts_limit=args.rts_limit).start()
     dtype = DTYPES[args.dtype]
     # A name of this process's own: two checkpoints in one lab (or a file someone made) never collide.
@@ -130,8 +130,7 @@ async def run(args) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.checkpoint", description=__doc__.splitlines()[0])
-    p.add_argument("--meta", required=True)
-    p.add_argument("--storage", required=True)
+    Client.add_arguments(p)
     p.add_argument("--gpus", type=int, default=8)
     p.add_argument("--state-bytes", type=int, default=4 * 2**20, help="per GPU")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")

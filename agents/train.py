@@ -136,7 +136,7 @@ class Checkpoints:
             self.state.mem[g][:] = self.initial()
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="checkpoint-writes", daemon=True).start()
-        self.client = self._wait(Client.from_args(args.meta, args.storage, tos=args.storage_tos,
+        self.client = self._wait(Client.from_args(args, tos=args.storage_tos,
                                                   timeout=args.storage_timeout).start())
         self.pending, self.last, self.saves, self.next_at = None, None, 0, time.monotonic() + args.checkpoint_period
 
@@ -273,8 +273,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--job", default="job", help="the job's name (checkpoint file names)")
     p.add_argument("--checkpoint-period", type=float, default=0.0, help="seconds between saves (0: none)")
-    p.add_argument("--meta", help="3FS meta service host:port (checkpoints)")
-    p.add_argument("--storage", help="3FS storage services host:port,... (checkpoints)")
+    Client.add_arguments(p, required=False)      # the 3FS cluster checkpoints go to
     p.add_argument("--storage-tos", type=int, default=0)
     p.add_argument("--storage-timeout", type=float, default=60.0)
     p.add_argument("--chunk-size", type=int, default=256 * 1024)
@@ -285,8 +284,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.resume_from and not args.checkpoint_period:
         p.error("--resume-from needs --checkpoint-period (and the storage it names)")
-    if args.checkpoint_period and not (args.meta and args.storage):
-        p.error("--checkpoint-period needs --meta and --storage")
+    if args.checkpoint_period and not (args.meta and args.storage and args.mgmtd):
+        p.error("--checkpoint-period needs --meta, --mgmtd and --storage")
     return one_line_errors(lambda: run(args), f"rank {args.rank}")
 
 

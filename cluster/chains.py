@@ -54,3 +54,65 @@ def file_layout(table: ChainTable, size: int, chunk_size: int, stripe: int, offs
     """Take `stripe` consecutive chains from the table, starting at `offset` (wrapping)."""
     k = min(stripe, len(table.chains))
     return Layout(chunk_size, tuple((offset + i) % len(table.chains) for i in range(k)), size, inode)
+
+
+# A target's state in the cluster manager's routing information (3FS's public/local states, reduced).
+SERVING, SYNCING, OFFLINE = "serving", "syncing", "offline"
+_RANK = {SERVING: 0, SYNCING: 1, OFFLINE: 2}
+
+
+@dataclass
+class Routing:
+    """The cluster manager's routing information: every chain's current order and version, and every
+    target's state. Serving targets come first, then syncing ones, then offline ones: writes pass
+    serving and syncing targets in order (the last one commits first), reads go to serving ones."""
+    version: int
+    targets: tuple[int, ...]              # target id -> storage node (as in the table)
+    chains: list[list[int]]               # chain id -> target ids in their current order
+    chain_versions: list[int]
+    states: list[str]                     # target id -> state
+
+    @classmethod
+    def initial(cls, table: ChainTable) -> "Routing":
+        return cls(1, table.targets, [list(c) for c in table.chains], [1] * len(table.chains),
+                   [SERVING] * len(table.targets))
+
+    def node_of(self, target: int) -> int:
+        return self.targets[target]
+
+    def path(self, chain: int) -> list[int]:
+        """The targets a write to `chain` passes, head first."""
+        return [t for t in self.chains[chain] if self.states[t] != OFFLINE]
+
+    def readers(self, chain: int) -> list[int]:
+        return [t for t in self.chains[chain] if self.states[t] == SERVING]
+
+    def successor(self, chain: int, target: int) -> int | None:
+        path = self.path(chain)
+        if target not in path:
+            return None
+        i = path.index(target)
+        return path[i + 1] if i + 1 < len(path) else None
+
+    def chain_of_target(self, target: int) -> int:
+        return next(c for c, members in enumerate(self.chains) if target in members)
+
+    def set_state(self, target: int, state: str) -> bool:
+        """Change a target's state, keep its chain ordered by state, bump the chain's version.
+        Returns whether anything changed (the caller bumps the routing version once per change set)."""
+        if self.states[target] == state:
+            return False
+        self.states[target] = state
+        c = self.chain_of_target(target)
+        self.chains[c].sort(key=lambda t: _RANK[self.states[t]])     # stable: order within a state kept
+        self.chain_versions[c] += 1
+        return True
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "targets": list(self.targets), "chains": self.chains,
+                "chain_versions": self.chain_versions, "states": self.states}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Routing":
+        return cls(d["version"], tuple(d["targets"]), [list(c) for c in d["chains"]], list(d["chain_versions"]),
+                   list(d["states"]))

@@ -1,12 +1,13 @@
 """Client-side storage benchmarks, run inside a client node; one JSON line of results.
 
-    python -m agents.fs3.bench incast --meta H:P --storage H:P,... --senders 8 --rts on
-    python -m agents.fs3.bench read --meta H:P --storage H:P,... --file NAME --seconds 5
+    python -m agents.fs3.bench incast --meta H:P --mgmtd H:P --storage H:P,... --senders 8 --rts on
+    python -m agents.fs3.bench read --meta H:P --mgmtd H:P --storage H:P,... --file NAME --seconds 5
 
 `incast` writes a file striped over the first N storage services (one chain each),
 then reads every chunk at once, `--rounds` times: all N services answer this one
 client together. `read` re-reads an existing file in a loop (aggregate throughput
-when many clients run it at once); `write` creates and fills such a file.
+when many clients run it at once); `write` creates and fills such a file;
+`status` prints the cluster manager's view.
 """
 import argparse
 import asyncio
@@ -71,22 +72,28 @@ async def read_loop(args, client: Client) -> dict:
             "batches": batches}
 
 
+async def manager_status(args, client: Client) -> dict:
+    """The cluster manager's view: routing information, nodes' silence, failures declared."""
+    reply, _ = await client.manager.request(0, {"op": "status"})
+    return reply
+
+
 async def run(args) -> dict:
-    client = await Client.from_args(args.meta, args.storage, tos=args.tos, cc=args.cc, timeout=args.timeout,
+    client = await Client.from_args(args, tos=args.tos, cc=args.cc, timeout=args.timeout,
                                     rts=args.rts == "on",
                                     rts_limit=args.rts_limit, max_inflight=args.max_inflight,
                                     per_server=args.per_server).start()
     try:
-        return await {"incast": incast, "write": write_file, "read": read_loop}[args.mode](args, client)
+        return await {"incast": incast, "write": write_file, "read": read_loop,
+                      "status": manager_status}[args.mode](args, client)
     finally:
         client.close()
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.fs3.bench", description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["incast", "write", "read"])
-    p.add_argument("--meta", required=True)
-    p.add_argument("--storage", required=True, help="host:port of every storage node, in node order")
+    p.add_argument("mode", choices=["incast", "write", "read", "status"])
+    Client.add_arguments(p)
     p.add_argument("--senders", type=int, default=1)
     p.add_argument("--chunks-per-sender", type=int, default=8)
     p.add_argument("--chunk-size", type=int, default=64 * 1024)

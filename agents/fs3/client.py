@@ -5,7 +5,13 @@ request-to-send at most `rts_limit` transmissions towards this client at once
 (3FS's default is 64). The client counts concurrent transmissions itself, so the
 bound can be checked. Every chunk carries a CRC32 from the writer; a read whose
 data does not match its checksum is an error, never returned.
+
+Which targets to ask comes from the cluster manager's routing information. A
+request to a service that is gone fails; the client then asks the manager again
+until the chain has a new version (the manager declared the node failed) and
+retries along the new chain.
 """
+import argparse
 import asyncio
 import time
 import zlib
@@ -13,7 +19,7 @@ from collections import defaultdict
 
 from agents.fs3 import wire
 from agents.nic import endpoints
-from cluster.chains import ChainTable, Layout
+from cluster.chains import Layout, Routing
 
 
 class StorageError(IOError):
@@ -21,33 +27,67 @@ class StorageError(IOError):
 
 
 class Client:
-    def __init__(self, meta: tuple[str, int], storage: dict[int, tuple[str, int]], tos: int = 0,
-                 cc: str | None = None, rts: bool = True, rts_limit: int = 64, max_inflight: int = 256,
-                 per_server: int = 32, timeout: float = 60.0):
+    def __init__(self, meta: tuple[str, int], storage: dict[int, tuple[str, int]], manager: tuple[str, int],
+                 tos: int = 0, cc: str | None = None, rts: bool = True, rts_limit: int = 64, max_inflight: int = 256,
+                 per_server: int = 32, timeout: float = 60.0, refresh: float = 0.1):
         self.meta = wire.Pool({0: meta}, tos, cc, timeout)
+        self.manager = wire.Pool({0: manager}, tos, cc, timeout)
         self.pool = wire.Pool(storage, tos, cc, timeout)
+        self.timeout, self.refresh = timeout, refresh
         self.rts, self.rts_limit = rts, rts_limit
         self.grants = asyncio.Semaphore(rts_limit)
         self.inflight = asyncio.Semaphore(max_inflight)
         self.per_server = defaultdict(lambda: asyncio.Semaphore(per_server))
-        self.table: ChainTable | None = None
-        self.offline: set[int] = set()
+        self.routing: Routing | None = None
+        self.routing_lock, self.refreshed_at = asyncio.Lock(), -float("inf")
         self.transmitting = self.max_transmitting = 0
         self.latencies: list[float] = []
         self.retries = 0
 
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+        """The options that point a client program at a cluster (StorageCluster.client_args fills them)."""
+        parser.add_argument("--meta", required=required, help="host:port of the meta service")
+        parser.add_argument("--mgmtd", required=required, help="host:port of the cluster manager")
+        parser.add_argument("--storage", required=required, help="host:port of every storage node, in node order")
+
     @classmethod
-    def from_args(cls, meta: str, storage: str, **kwargs) -> "Client":
-        """A client from the command-line forms 'host:port' (meta) and 'host:port,...' (storage nodes)."""
-        return cls(endpoints(meta)[0], dict(enumerate(endpoints(storage))), **kwargs)
+    def from_args(cls, args: argparse.Namespace, **kwargs) -> "Client":
+        return cls(endpoints(args.meta)[0], dict(enumerate(endpoints(args.storage))), endpoints(args.mgmtd)[0],
+                   **kwargs)
 
     async def start(self) -> "Client":
-        reply, _ = await self.meta.request(0, {"op": "table"})
-        self.table = ChainTable.from_dict(reply["table"])
+        await self.update_routing()
         return self
+
+    async def update_routing(self) -> None:
+        """Ask the manager for newer routing information; requests waiting together share one ask
+        per `refresh` seconds."""
+        async with self.routing_lock:
+            if time.monotonic() - self.refreshed_at < self.refresh:
+                return
+            try:
+                reply, _ = await self.manager.request(0, {"op": "routing",
+                                                          "have": self.routing.version if self.routing else 0})
+            except wire.DISCONNECTED as e:
+                raise StorageError(f"the cluster manager does not answer: {e}") from None
+            self.refreshed_at = time.monotonic()
+            if "routing" in reply:
+                self.routing = Routing.from_dict(reply["routing"])
+
+    async def await_new_chain(self, chain: int, seen: int) -> None:
+        """After a lost service: ask the manager until `chain` is past version `seen` (bounded)."""
+        deadline = time.monotonic() + self.timeout
+        while self.routing.chain_versions[chain] == seen:
+            if time.monotonic() > deadline:
+                raise StorageError(f"chain {chain} lost a member and the manager did not move it on "
+                                   f"within {self.timeout:.0f} s")
+            await self.update_routing()
+            await asyncio.sleep(self.refresh)
 
     def close(self) -> None:
         self.meta.close()
+        self.manager.close()
         self.pool.close()
 
     async def create(self, name: str, size: int, chunk_size: int, stripe: int, offset: int | None = None) -> Layout:
@@ -61,9 +101,6 @@ class Client:
             raise StorageError(f"{name}: {reply['error']}")
         return _layout(reply["layout"])
 
-    def live(self, chain: int) -> list[int]:
-        return [t for t in self.table.chains[chain] if t not in self.offline]
-
     # -- writes -----------------------------------------------------------------------
 
     async def batch_write(self, layout: Layout, items: list[tuple[int, bytes]]) -> list[int]:
@@ -74,14 +111,14 @@ class Client:
         chain = layout.chain_of(index)
         header = {"op": "write", "chain": chain, "chunk": layout.key(index), "crc": zlib.crc32(data)}
         async with self.inflight:
-            while members := self.live(chain):
-                head = self.table.node_of(members[0])
+            while path := self.routing.path(chain):
+                head, seen = self.routing.node_of(path[0]), self.routing.chain_versions[chain]
                 try:
                     async with self.per_server[head]:
                         reply, _ = await self.pool.request(head, header, data)
                 except wire.DISCONNECTED:
-                    self.offline.add(members[0])      # the head is down: the next member leads
                     self.retries += 1
+                    await self.await_new_chain(chain, seen)     # the head is down: the next member leads
                     continue
                 if not reply["ok"]:
                     raise StorageError(f"write of chunk {index}: {reply['error']}")
@@ -98,15 +135,21 @@ class Client:
         async with self.inflight:
             start = time.monotonic()
             attempt = 0
-            while members := self.live(chain):
+            failed: set[int] = set()      # replicas that did not answer this read (membership is the manager's)
+            while self.routing.path(chain):
+                members = [t for t in self.routing.readers(chain) if t not in failed]
+                if not members:           # none left to try (or only syncing ones): wait for the manager
+                    await self.await_new_chain(chain, self.routing.chain_versions[chain])
+                    failed.clear()
+                    continue
                 # Spread reads over replicas; after a "dirty" answer ask the tail, which is always clean.
                 target = members[-1] if attempt else members[index % len(members)]
                 attempt += 1
                 try:
                     status, data = await self._read_from(target, chain, layout.key(index))
                 except wire.DISCONNECTED:
-                    self.offline.add(target)
                     self.retries += 1
+                    failed.add(target)
                     continue
                 if status == "ok":
                     self.latencies.append(time.monotonic() - start)
@@ -120,7 +163,7 @@ class Client:
         raise StorageError(f"read of chunk {index}: every target of chain {chain} is down")
 
     async def _read_from(self, target: int, chain: int, key: str) -> tuple[str, bytes]:
-        node = self.table.node_of(target)
+        node = self.routing.node_of(target)
         async with self.per_server[node]:
             reader, writer = await self.pool.acquire(node)
             try:

@@ -1,6 +1,9 @@
 """The meta service: file -> layout (chunk size, stripe of chains), over the chain table.
 
-    python -m agents.fs3.meta --port 8000 --table TABLE_JSON [--tos 96]
+    python -m agents.fs3.meta --port 8000 --table TABLE_JSON --mgmtd H:P [--tos 96]
+
+It beats to the cluster manager like every service; layouts need only the chain
+count, which membership changes never alter.
 """
 import argparse
 import asyncio
@@ -8,6 +11,8 @@ import json
 import sys
 
 from agents.fs3 import wire
+from agents.fs3.mgmtd import heartbeats
+from agents.nic import endpoints
 from cluster.chains import ChainTable, file_layout
 
 
@@ -36,8 +41,6 @@ class MetaService:
                 elif op == "open":
                     layout = self.files.get(header["name"])
                     reply = {"ok": True, "layout": layout} if layout else {"ok": False, "error": "no such file"}
-                elif op == "table":
-                    reply = {"ok": True, "table": self.table.to_dict()}
                 else:
                     reply = {"ok": False, "error": f"unknown op {op!r}"}
                 await wire.send(writer, reply)
@@ -47,23 +50,27 @@ class MetaService:
             writer.close()
 
 
-async def serve(port: int, table: ChainTable, tos: int = 0, cc: str | None = None) -> None:
-    meta = MetaService(table)
-    server = await wire.serve(meta.handle, port, tos, cc)
-    print(json.dumps({"ready": True, "port": port}), flush=True)
+async def serve(args) -> None:
+    meta = MetaService(ChainTable.from_dict(json.loads(args.table)))
+    server = await wire.serve(meta.handle, args.port, args.tos, args.cc)
+    manager = wire.Pool({0: endpoints(args.mgmtd)[0]}, args.tos, args.cc)
+    print(json.dumps({"ready": True, "port": args.port}), flush=True)
     async with server:
-        await server.serve_forever()
+        await asyncio.gather(server.serve_forever(), heartbeats(
+            manager, lambda: {"op": "heartbeat", "service": "meta"}, lambda routing: None, args.heartbeat))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.fs3.meta", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--table", required=True, help="chain table as JSON")
+    p.add_argument("--mgmtd", required=True, help="host:port of the cluster manager")
+    p.add_argument("--heartbeat", type=float, default=0.5, help="seconds between heartbeats")
     p.add_argument("--tos", type=int, default=0, help="TOS byte of its replies (the storage class)")
     p.add_argument("--cc", default=None)
     args = p.parse_args(argv)
     try:
-        asyncio.run(serve(args.port, ChainTable.from_dict(json.loads(args.table)), args.tos, args.cc))
+        asyncio.run(serve(args))
     except KeyboardInterrupt:
         pass
     return 0

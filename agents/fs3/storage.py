@@ -1,20 +1,24 @@
 """A 3FS-style storage service: the targets of one storage node, CRAQ replication, request-to-send.
 
-    python -m agents.fs3.storage --node 0 --table TABLE_JSON --peers h:p,h:p,... [--recover]
+    python -m agents.fs3.storage --node 0 --table TABLE_JSON --peers h:p,h:p,... --mgmtd h:p [--recover]
 
 Each target keeps, per chunk, its committed version and data (with a CRC32) and
 any pending versions. A write enters at the chain's head, which gives it the next
 version; every replica stores it as pending and forwards it to its successor; the
 tail commits and acknowledges, and each replica commits as the acknowledgement
-passes back. A replica that cannot reach its successor marks that target offline
-and forwards to the next one, so a chain keeps working with a member down. Reads
-are served by any replica; one with a pending version newer than its committed
-one answers "dirty" (the client asks the tail). With request-to-send, the service
-reads the data, sends RTS, and transmits only when the client grants.
+passes back. Reads are served by any replica; one with a pending version newer
+than its committed one answers "dirty" (the client asks the tail). With
+request-to-send, the service reads the data, sends RTS, and transmits only when
+the client grants.
 
-A service started with --recover first tells its chains' other members it is back,
-so new writes reach it, then copies every committed chunk of its chains from them,
-and only then serves reads.
+Membership comes from the cluster manager (agents.fs3.mgmtd), never from a failed
+connection: the service beats every period and adopts newer routing information.
+A replica that cannot reach its successor waits until the manager has moved that
+chain on (a new chain version), then forwards along the new chain. A target the
+manager sets to syncing (a restarted service, started with --recover, or one the
+manager had declared failed) tells its chains' members the new routing, so new
+writes reach it, copies every committed chunk from the chain's tail, and only then
+serves reads and reports itself synced.
 """
 import argparse
 import asyncio
@@ -24,8 +28,9 @@ import zlib
 from dataclasses import dataclass, field
 
 from agents.fs3 import wire
+from agents.fs3.mgmtd import heartbeats
 from agents.nic import endpoints
-from cluster.chains import ChainTable
+from cluster.chains import SERVING, SYNCING, ChainTable, Routing
 
 
 @dataclass
@@ -42,25 +47,63 @@ class Entry:
 
 
 class StorageService:
-    def __init__(self, node: int, table: ChainTable, peers: dict[int, tuple[str, int]], tos: int = 0,
-                 cc: str | None = None, timeout: float = 60.0):
-        self.node, self.table = node, table
-        self.my_chains = {c: chain.index(t) for c, chain in enumerate(table.chains)
-                          for t in chain if table.node_of(t) == node}
+    def __init__(self, node: int, table: ChainTable, peers: dict[int, tuple[str, int]], manager: tuple[str, int],
+                 tos: int = 0, cc: str | None = None, timeout: float = 60.0, heartbeat: float = 0.5,
+                 recover: bool = False):
+        self.node, self.timeout, self.heartbeat = node, timeout, heartbeat
+        self.routing = Routing.initial(table)
+        self.my_chains = {c: t for c, chain in enumerate(table.chains) for t in chain if table.node_of(t) == node}
         self.store: dict[tuple[int, int], Entry] = {}
         self.locks: dict[tuple[int, int], asyncio.Lock] = {}
-        self.offline: set[int] = set()
         self.pool = wire.Pool(peers, tos, cc, timeout)
-        self.serving = True
+        self.manager = wire.Pool({0: manager}, tos, cc, timeout)
+        # my targets whose data cannot be trusted yet (a restart lost it), and those copied since
+        self.unsynced: set[int] = set(self.my_chains.values()) if recover else set()
+        self.synced: set[int] = set()
+        self.syncing: dict[int, asyncio.Task] = {}      # target -> its sync
+        self.tasks: set[asyncio.Task] = set()
         self.connections: set = set()
-        self.stats = {"writes": 0, "reads": 0, "rts": 0, "forward_failures": 0}
+        self.stats = {"writes": 0, "reads": 0, "rts": 0, "forward_failures": 0, "syncs": 0}
 
     def successor(self, chain: int) -> int | None:
-        members = self.table.chains[chain]
-        for t in members[self.my_chains[chain] + 1:]:
-            if t not in self.offline:
-                return t
-        return None
+        return self.routing.successor(chain, self.my_chains[chain])
+
+    # -- the cluster manager ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin beating (call inside the service's event loop)."""
+        self._spawn(heartbeats(self.manager, self.beat, self.adopt, self.heartbeat))
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def beat(self) -> dict:
+        return {"op": "heartbeat", "node": self.node, "have": self.routing.version,
+                "syncing": sorted(self.unsynced), "synced": sorted(self.synced)}
+
+    def adopt(self, routing: Routing) -> None:
+        """Newer routing information: use its chains; sync every target of mine it says is syncing."""
+        if routing.version <= self.routing.version:
+            return
+        self.routing = routing
+        for chain, t in self.my_chains.items():
+            if routing.states[t] == SERVING:
+                self.synced.discard(t)
+            elif routing.states[t] == SYNCING and t not in self.synced and t not in self.syncing:
+                self.unsynced.add(t)
+                self.syncing[t] = self._spawn(self.sync(chain, t))
+
+    async def await_new_chain(self, chain: int, seen: int) -> bool:
+        """Wait (bounded by the peer timeout) until the manager has moved `chain` past version `seen`."""
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        while self.routing.chain_versions[chain] == seen:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(self.heartbeat / 4)
+        return True
 
     async def handle(self, reader, writer) -> None:
         self.connections.add(writer)
@@ -77,9 +120,9 @@ class StorageService:
                     entries = [(k[1], e) for k, e in self.store.items() if k[0] == header["chain"] and e.version]
                     await wire.send(writer, {"ok": True, "entries": [[k, e.version, len(e.data)] for k, e in entries]},
                                     b"".join(e.data for _, e in entries))
-                elif op == "rejoin":
-                    self.offline.discard(header["target"])
-                    await wire.send(writer, {"ok": True})
+                elif op == "routing":     # a syncing member's newer routing: forward writes to it from now on
+                    self.adopt(Routing.from_dict(header["routing"]))
+                    await wire.send(writer, {"ok": True, "version": self.routing.version})
                 elif op == "stats":
                     await wire.send(writer, {"ok": True, **self.stats, "node": self.node})
                 else:
@@ -92,9 +135,12 @@ class StorageService:
 
     def crash(self) -> None:
         """Drop every connection and everything stored, as a killed process would (for tests in one process)."""
+        for task in list(self.tasks):
+            task.cancel()
         for writer in list(self.connections):
             writer.transport.abort()
         self.pool.close()
+        self.manager.close()
         self.store.clear()
 
     async def write(self, header: dict, data: bytes) -> dict:
@@ -113,12 +159,14 @@ class StorageService:
         entry = self.store[(chain, key)]
         entry.pending[version] = data
         while (succ := self.successor(chain)) is not None:
+            seen = self.routing.chain_versions[chain]
             try:
-                reply, _ = await self.pool.request(self.table.node_of(succ), {
+                reply, _ = await self.pool.request(self.routing.node_of(succ), {
                     "op": "replicate", "chain": chain, "chunk": key, "version": version, "crc": crc}, data)
             except wire.DISCONNECTED:
-                self.offline.add(succ)          # skip it from now on; the chain goes on without it
                 self.stats["forward_failures"] += 1
+                if not await self.await_new_chain(chain, seen):
+                    return {"ok": False, "error": f"successor target {succ} lost and chain {chain} not moved on"}
                 continue
             if not reply.get("ok"):
                 return reply
@@ -130,7 +178,7 @@ class StorageService:
     async def read(self, header: dict, reader, writer) -> None:
         chain, key = header["chain"], header["chunk"]
         entry = self.store.get((chain, key))
-        if not self.serving:
+        if self.my_chains[chain] in self.unsynced:
             await wire.send(writer, {"status": "recovering"})
             return
         if entry is None or not entry.version:
@@ -149,39 +197,47 @@ class StorageService:
         self.stats["reads"] += 1
         await wire.send(writer, {"status": "ok", "version": version, "crc": crc}, data)
 
-    async def recover(self) -> None:
-        """Rejoin every chain, then copy what the other members committed while this node was down."""
-        self.serving = False
-        for chain, pos in self.my_chains.items():
-            me = self.table.chains[chain][pos]
-            for t in self.table.chains[chain]:
-                if t != me:
+    async def sync(self, chain: int, target: int) -> None:
+        """Catch target up: give the chain's members the routing that includes it (so new writes reach
+        it), copy every committed chunk from the chain's tail, then report it synced."""
+        while True:
+            for t in self.routing.path(chain):
+                if t != target:
                     try:
-                        await self.pool.request(self.table.node_of(t), {"op": "rejoin", "target": me})
+                        await self.pool.request(self.routing.node_of(t), {"op": "routing",
+                                                                          "routing": self.routing.to_dict()})
                     except wire.DISCONNECTED:
-                        self.offline.add(t)
-        for chain, pos in self.my_chains.items():
-            for t in self.table.chains[chain]:
-                if t == self.table.chains[chain][pos] or t in self.offline:
-                    continue
+                        pass
+            sources = self.routing.readers(chain)[::-1]     # the tail first: it has every committed write
+            for source in sources:
                 try:
-                    reply, payload = await self.pool.request(self.table.node_of(t), {"op": "dump", "chain": chain})
+                    reply, payload = await self.pool.request(self.routing.node_of(source),
+                                                             {"op": "dump", "chain": chain})
                 except wire.DISCONNECTED:
                     continue
                 offset = 0
                 for key, version, size in reply["entries"]:
                     self.store.setdefault((chain, key), Entry()).commit(version, payload[offset:offset + size])
                     offset += size
-        self.serving = True
+                break
+            else:
+                if sources:                  # every serving member unreachable: try again next period
+                    await asyncio.sleep(self.heartbeat)
+                    continue
+            break
+        self.unsynced.discard(target)
+        self.synced.add(target)
+        del self.syncing[target]
+        self.stats["syncs"] += 1
 
 
 async def serve(args) -> None:
     table = ChainTable.from_dict(json.loads(args.table))
     peers = dict(enumerate(endpoints(args.peers)))
-    service = StorageService(args.node, table, peers, args.tos, args.cc, args.timeout)
+    service = StorageService(args.node, table, peers, endpoints(args.mgmtd)[0], args.tos, args.cc, args.timeout,
+                             args.heartbeat, args.recover)
     server = await wire.serve(service.handle, peers[args.node][1], args.tos, args.cc)
-    if args.recover:
-        await service.recover()
+    service.start()
     print(json.dumps({"ready": True, "port": peers[args.node][1], "node": args.node, "targets": len(service.my_chains)}),
           flush=True)
     async with server:
@@ -193,7 +249,9 @@ def main(argv=None) -> int:
     p.add_argument("--node", type=int, required=True)
     p.add_argument("--table", required=True, help="chain table as JSON")
     p.add_argument("--peers", required=True, help="host:port of every storage node, in node order")
-    p.add_argument("--recover", action="store_true", help="catch up from the chains before serving reads")
+    p.add_argument("--mgmtd", required=True, help="host:port of the cluster manager")
+    p.add_argument("--heartbeat", type=float, default=0.5, help="seconds between heartbeats")
+    p.add_argument("--recover", action="store_true", help="restarted: sync every target before serving its reads")
     p.add_argument("--tos", type=int, default=0)
     p.add_argument("--cc", default=None)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a successor may take to answer")

@@ -1,8 +1,9 @@
 """Storage experiments: 3FS-style services in a lab, the incast curve, aggregate reads.
 
-`StorageCluster` starts a meta service and one storage service per storage node
-(each in its node's namespace, traffic class `storage`); clients reach a
-dual-homed storage node on the NIC nearest to them (its own zone).
+`StorageCluster` starts a cluster manager and a meta service (on the mgmt node, else the
+first storage node) and one storage service per storage node (each in its node's namespace,
+traffic class `storage`); clients reach a dual-homed storage node on the NIC nearest to them
+(its own zone).
 """
 import json
 import subprocess
@@ -13,16 +14,19 @@ from emu.metrics.counters import queue_drops
 from emu.report.project import project, to_real
 from emu.routing import port_towards
 
-META_PORT, STORAGE_PORT = 8000, 8100
+META_PORT, MGMTD_PORT, STORAGE_PORT = 8000, 8001, 8100
+# 3FS beats every 10 s and declares a node failed after 60 s; the lab keeps the ratio, 20x faster.
+HEARTBEAT, FAIL_AFTER = 0.5, 3.0
 
 
 class StorageCluster:
     def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int | None = None,
                  cc: str | None = None, chunk_size: int = 256 * 1024, timeout_base: float | None = None,
-                 port_offset: int = 0):
+                 port_offset: int = 0, heartbeat: float = HEARTBEAT, fail_after: float = FAIL_AFTER):
         from cluster.chains import build_chain_table
-        self.lab, self.cc = lab, cc
+        self.lab, self.cc, self.heartbeat, self.fail_after = lab, cc, heartbeat, fail_after
         self.meta_port, self.storage_port = META_PORT + port_offset, STORAGE_PORT + port_offset
+        self.mgmtd_port = MGMTD_PORT + port_offset
         # a reply may queue behind a server's other in-flight requests (32 per client, fs3.client)
         self.timeout = peer_timeout(lab, 32 * chunk_size, timeout_base)
         self.nodes = nodes or [n.name for n in lab.nodes("storage")]
@@ -41,16 +45,25 @@ class StorageCluster:
         """The address of `node` nearest to `client` (its NIC in the client's zone)."""
         return port_towards(self.lab.topology, list(self.lab.plan.node(node).ports), client).addr
 
-    def storage_arg(self, client: str) -> str:
-        return ",".join(f"{self.addr_for(client, n)}:{self.storage_port}" for n in self.nodes)
+    def client_args(self, client: str) -> list[str]:
+        """Where a client program on `client` finds this cluster (agents.fs3.client.Client.add_arguments)."""
+        mgmt = self.addr_for(client, self.meta_node)
+        return ["--meta", f"{mgmt}:{self.meta_port}", "--mgmtd", f"{mgmt}:{self.mgmtd_port}",
+                "--storage", ",".join(f"{self.addr_for(client, n)}:{self.storage_port}" for n in self.nodes)]
 
-    def meta_arg(self, client: str) -> str:
-        return f"{self.addr_for(client, self.meta_node)}:{self.meta_port}"
+    def beat_args(self, node: str) -> list[str]:
+        """A service's heartbeat: where the manager is (seen from `node`) and how often."""
+        return ["--mgmtd", f"{self.addr_for(node, self.meta_node)}:{self.mgmtd_port}",
+                "--heartbeat", repr(self.heartbeat)]
 
     def start(self) -> "StorageCluster":
+        table = ["--table", json.dumps(self.table.to_dict())]
         try:
-            self.agents.start(self.meta_node, command("fs3.meta") + [
-                "--port", str(self.meta_port), "--table", json.dumps(self.table.to_dict())] + self.class_args(), ready=True)
+            self.agents.start(self.meta_node, command("fs3.mgmtd") + [
+                "--port", str(self.mgmtd_port), "--fail-after", repr(self.fail_after)] + table + self.class_args(),
+                ready=True)
+            self.agents.start(self.meta_node, command("fs3.meta") + ["--port", str(self.meta_port)] + table
+                              + self.beat_args(self.meta_node) + self.class_args(), ready=True)
             self.services = [self.start_service(i) for i in range(len(self.nodes))]
         except BaseException:
             self.stop()
@@ -62,12 +75,12 @@ class StorageCluster:
         # services talk to each other over each one's first NIC
         peers = ",".join(f"{self.lab.node(n).addr}:{self.storage_port}" for n in self.nodes)
         argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
-        argv += self.class_args() + self.timeout_args() + (["--recover"] if recover else [])
-        return self.agents.start(self.nodes[i], argv, ready=True)
+        argv += self.beat_args(self.nodes[i]) + self.class_args() + self.timeout_args()
+        return self.agents.start(self.nodes[i], argv + (["--recover"] if recover else []), ready=True)
 
     def start_client(self, client: str, args: list[str], module: str = "fs3.bench") -> subprocess.Popen:
         """Start a storage client program (agents.<module> with `args`) in `client`, pointed at this cluster."""
-        argv = command(module) + args + ["--meta", self.meta_arg(client), "--storage", self.storage_arg(client)]
+        argv = command(module) + args + self.client_args(client)
         return self.agents.start(client, argv + self.class_args() + self.timeout_args())
 
     def class_args(self) -> list[str]:

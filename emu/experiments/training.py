@@ -54,7 +54,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
                  "--storage-timeout", f"{storage.timeout:.1f}"]
 
     def node_argv(rank: int, node: str) -> list[str]:
-        where = ["--meta", storage.meta_arg(node), "--storage", storage.storage_arg(node)] if checkpoint_period else []
+        where = storage.client_args(node) if checkpoint_period else []
         return argv + where + ["--rank", str(rank)] + resume
 
     # Run the job; when a rank fails and the job checkpoints, start it again from the newest

@@ -27,10 +27,20 @@ def test_a_killed_storage_process_loses_no_acknowledged_write_and_a_restart_catc
         written = cluster.result("c1", writer)   # the batch completes: the chains go on without node 2
         assert written["chunks"] == 1024
         assert written["retries"] > 0            # the client lost a head in the middle of the batch
+        status = cluster.run_client("c0", ["status"])   # the manager declared node 2 failed, within its bound
+        routing, failure = status["routing"], status["failures"][0]
+        assert failure["node"] == 2 and failure["silent_s"] < cluster.fail_after + 2 * cluster.heartbeat
+        lost = [t for t, n in enumerate(routing["targets"]) if n == 2]
+        assert all(routing["states"][t] == "offline" for t in lost)
+        assert all(v > 1 for c, v in enumerate(routing["chain_versions"]) if set(routing["chains"][c]) & set(lost))
+        assert status["meta_silent_s"] < 2 * cluster.heartbeat
         for name in ("f", "g"):                  # every acknowledged chunk reads back, checksummed
             r = cluster.run_client("c0", ["read", "--file", name, "--seconds", "0.1"])
             assert r["bytes"] >= (64 if name == "f" else 1024) * 16384
-        cluster.start_service(2, recover=True)   # back: rejoins its chains, copies what it missed, then serves
+        cluster.start_service(2, recover=True)   # back: syncs its chains from their tails, then serves
+        deadline = time.monotonic() + 30
+        while any(cluster.run_client("c0", ["status"])["routing"]["states"][t] != "serving" for t in lost):
+            assert time.monotonic() < deadline, "node 2's targets never served again"
         # A fresh client spreads reads over all three replicas, node 2 included; every chunk must verify.
         r = cluster.run_client("c1", ["read", "--file", "g", "--seconds", "0.5"])
         assert r["retries"] == 0 and r["bytes"] >= 1024 * 16384

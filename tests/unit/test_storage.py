@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from agents.fs3.client import Client
 from agents.fs3.meta import MetaService
+from agents.fs3.mgmtd import Manager
 from agents.fs3.storage import StorageService
-from cluster.chains import build_chain_table, file_layout
+from cluster.chains import OFFLINE, SERVING, SYNCING, Routing, build_chain_table, file_layout
 
 _ports = itertools.count(23000, 20)
 
@@ -37,29 +38,34 @@ def test_file_layout_stripes_chunks_over_chains():
     assert layout.chunks() == 10
 
 
+HEARTBEAT, FAIL_AFTER = 0.02, 0.3
+
+
 class Cluster:
-    """Meta and storage services as asyncio servers on loopback, in this process."""
+    """Manager, meta and storage services as asyncio servers on loopback, in this process."""
 
     def __init__(self, nodes=3, per_node=2, replicas=3):
         base = next(_ports)
         self.table = build_chain_table(nodes, per_node, replicas)
-        self.addrs = {i: ("127.0.0.1", base + 1 + i) for i in range(nodes)}
-        self.meta_addr = ("127.0.0.1", base)
+        self.addrs = {i: ("127.0.0.1", base + 2 + i) for i in range(nodes)}
+        self.meta_addr, self.manager_addr = ("127.0.0.1", base), ("127.0.0.1", base + 1)
         self.services, self.servers = {}, {}
 
     async def start(self):
         meta = MetaService(self.table)
+        self.manager = Manager(self.table, FAIL_AFTER)
         self.meta_server = await asyncio.start_server(meta.handle, *self.meta_addr)
+        self.manager_server = await asyncio.start_server(self.manager.handle, *self.manager_addr)
+        self.watch = asyncio.ensure_future(self.manager.watch())
         for n in self.addrs:
             await self.start_node(n)
         return self
 
     async def start_node(self, n, recover=False):
-        svc = StorageService(n, self.table, self.addrs)
+        svc = StorageService(n, self.table, self.addrs, self.manager_addr, heartbeat=HEARTBEAT, recover=recover)
         self.services[n] = svc
         self.servers[n] = await asyncio.start_server(svc.handle, *self.addrs[n], limit=2**22)
-        if recover:
-            await svc.recover()
+        svc.start()
 
     async def kill(self, n):
         """A crash: the listener closes and the service forgets everything it stored."""
@@ -68,11 +74,14 @@ class Cluster:
         await self.servers[n].wait_closed()
 
     async def client(self, **kw):
-        return await Client(self.meta_addr, self.addrs, **kw).start()
+        return await Client(self.meta_addr, self.addrs, self.manager_addr, refresh=HEARTBEAT, **kw).start()
 
     async def stop(self):
+        self.watch.cancel()
         self.meta_server.close()
+        self.manager_server.close()
         for n, server in self.servers.items():
+            self.services[n].crash()
             server.close()
 
 
@@ -138,6 +147,16 @@ def test_request_to_send_bounds_concurrent_transmissions():
     run(main())
 
 
+async def until(predicate, bound: float) -> float:
+    """Seconds until predicate() holds; fails past `bound`."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        assert loop.time() - start < bound, "not within the bound"
+        await asyncio.sleep(0.005)
+    return loop.time() - start
+
+
 def test_killing_a_storage_service_loses_no_acknowledged_write_and_a_restart_catches_up():
     async def main():
         cluster = await Cluster(nodes=3, per_node=2, replicas=3).start()
@@ -148,27 +167,69 @@ def test_killing_a_storage_service_loses_no_acknowledged_write_and_a_restart_cat
         while len(cluster.services[1].store) < 5:      # node 1 has taken part in a few writes
             await asyncio.sleep(0)
         in_flight = sum(not t.done() for t in tasks)
+        versions = list(cluster.manager.routing.chain_versions)
         await cluster.kill(1)                                    # in the middle of the batch
         assert in_flight > 0
         acked = await asyncio.gather(*tasks)
         await client.batch_write(layout, [(i, blobs[i]) for i in range(30, 60)])
         assert all(v >= 1 for v in acked)
-        failures = client.retries + sum(s.stats["forward_failures"] for n, s in cluster.services.items() if n != 1)
-        assert failures > 0                                      # the chains really lost a member
+        routing = cluster.manager.routing
+        lost = [t for t, n in enumerate(routing.targets) if n == 1]
+        assert all(routing.states[t] == OFFLINE for t in lost)
+        for t in lost:                                           # moved to the end, the chain's version bumped
+            c = routing.chain_of_target(t)
+            assert routing.chains[c][-1] == t and routing.chain_versions[c] > versions[c]
+        assert cluster.manager.failures[0]["node"] == 1
+        assert client.retries + sum(s.stats["forward_failures"] for n, s in cluster.services.items() if n != 1) > 0
         assert await client.batch_read(layout, list(range(60))) == blobs   # from the remaining replicas
-        await cluster.start_node(1, recover=True)                # restart: rejoin, catch up, then serve
+        await cluster.start_node(1, recover=True)                # restart: sync, then serve
+        await until(lambda: all(cluster.manager.routing.states[t] == SERVING for t in lost), 20 * FAIL_AFTER)
         svc = cluster.services[1]
-        assert svc.serving
+        assert not svc.unsynced and svc.stats["syncs"] == len(lost)
         for chain in svc.my_chains:
             for i in range(60):
                 if layout.chain_of(i) == chain:
                     assert svc.store[(chain, layout.key(i))].data == blobs[i]
-        # new writes reach the restarted node again
+        # new writes reach the restarted node again, now the tail of its chains
         await client.write_chunk(layout, 0, b"x" * 4096)
         assert svc.store[(layout.chain_of(0), layout.key(0))].data == b"x" * 4096
         client.close()
         await cluster.stop()
     run(main())
+
+
+def test_manager_declares_a_silent_node_failed_after_the_timeout_and_a_returning_one_syncs_first():
+    now = [0.0]
+    table = build_chain_table(3, 1, 3)
+    manager = Manager(table, fail_after=60.0, clock=lambda: now[0])
+    for t in (10.0, 20.0, 30.0):                  # nodes 0 and 1 beat every 10 s; node 2 went silent at 0
+        now[0] = t
+        manager.heartbeat(0)
+        manager.heartbeat(1)
+        manager.expire()
+    assert manager.routing.version == 1 and manager.routing.states == [SERVING] * 3
+    now[0] = 60.5
+    manager.expire()
+    r = manager.routing
+    assert r.states[2] == OFFLINE and r.chains[0] == [0, 1, 2] and r.chain_versions[0] == 2 and r.version == 2
+    manager.heartbeat(0)
+    manager.heartbeat(1)
+    manager.expire()
+    assert r.version == 2                         # nothing new: no bump
+    manager.heartbeat(2)                          # back: takes writes at the end of the chain, no reads
+    assert r.states[2] == SYNCING and r.path(0) == [0, 1, 2] and r.readers(0) == [0, 1] and r.version == 3
+    manager.heartbeat(2, synced=[2])
+    assert r.states[2] == SERVING and r.readers(0) == [0, 1, 2] and r.chain_versions[0] == 4
+    assert manager.reply(have=4) == {"ok": True, "version": 4}
+    assert Routing.from_dict(manager.reply(have=3)["routing"]) == r
+
+
+def test_a_head_that_fails_moves_to_the_end_and_its_successor_leads():
+    table = build_chain_table(3, 1, 3)
+    r = Routing.initial(table)
+    assert r.set_state(0, OFFLINE) and not r.set_state(0, OFFLINE)
+    assert r.chains[0] == [1, 2, 0] and r.path(0) == [1, 2] and r.successor(0, 1) == 2 and r.successor(0, 2) is None
+    assert r.successor(0, 0) is None and r.chain_versions[0] == 2
 
 
 def test_files_on_the_same_chains_keep_their_own_chunks():
