@@ -143,6 +143,21 @@ class Mesh:
             c.send(token)
             c.recv_into(token)
 
+    def agree(self, flag: bool, channel: int = 1001) -> bool:
+        """Whether any rank says `flag`: every rank gets the same answer (an OR through rank 0)."""
+        token = bytearray([int(flag)])
+        if self.rank == 0:
+            for peer in range(1, len(self.addrs)):
+                self.conn(peer, channel).recv_into(token)
+                flag = flag or bool(token[0])
+            for peer in range(1, len(self.addrs)):
+                self.conn(peer, channel).send(bytes([int(flag)]))
+            return flag
+        c = self.conn(0, channel)
+        c.send(token)
+        c.recv_into(token)
+        return bool(token[0])
+
     def counters(self) -> dict[str, int]:
         return {"sent": sum(c.sent for c in self.conns.values()),
                 "received": sum(c.received for c in self.conns.values())}

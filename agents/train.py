@@ -26,12 +26,18 @@ differ from the true sum; earlier steps are not checked, to keep the check's CPU
 One line per save: save, name, step, start, end, seconds, bytes, bps; one for the check: load
 (seconds, bps, verified). A restarted job (--attempt, --first-step, --resume-from) first restores
 its state from a checkpoint and checks it: restore (step, seconds, verified).
+
+--preemptible (time sharing, section VI-C): SIGUSR1 asks the job to give its nodes back. The
+ranks agree between steps (any rank signalled stops all of them at the same step), save a
+checkpoint and wait for it to be written, print preempted (step, prefix) and exit 0; the
+scheduler resumes the job later from that checkpoint, on these nodes or others.
 """
 import argparse
 import asyncio
 import json
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -182,6 +188,15 @@ class Checkpoints:
         self.last, self.saves = (name, host), self.saves + 1
         self.next_at = start + self.args.checkpoint_period
 
+    def preempt(self, step: int) -> None:
+        """Give the nodes back: save the state before `step` and wait until it is written."""
+        if self.pending:
+            self._reap()
+        self.save(step)
+        self._reap()
+        print(json.dumps({"preempted": step, "prefix": checkpoint_prefix(self.args.tag, self.args.job,
+                                                                         self.args.attempt, step)}), flush=True)
+
     def restore(self, prefix: str, step: int) -> None:
         """Load this node's shard of checkpoint `prefix` into every GPU (H2D, charged) and check it:
         every tensor's CRC32, and the parameters as `step` updates from the start leave them."""
@@ -232,8 +247,14 @@ def run(args) -> None:
             ckpt = Checkpoints(args, params, len(peers), job.node_model)
         if args.resume_from:
             ckpt.restore(args.resume_from, args.first_step)
+        asked = threading.Event()
+        if args.preemptible:
+            signal.signal(signal.SIGUSR1, lambda *_: asked.set())
         mesh.barrier()
         for i in range(args.first_step, args.steps):
+            if args.preemptible and mesh.agree(asked.is_set()):
+                ckpt.preempt(i)
+                return
             if ckpt:
                 ckpt.poll(i)
             last = i == args.steps - 1
@@ -281,7 +302,11 @@ def main(argv=None) -> int:
     p.add_argument("--attempt", type=int, default=0, help="how many times the job has started before")
     p.add_argument("--first-step", type=int, default=0)
     p.add_argument("--resume-from", help="checkpoint name (without -r<rank>) to restore before --first-step")
+    p.add_argument("--preemptible", action="store_true",
+                   help="on SIGUSR1 stop at the next step with a checkpoint (needs --checkpoint-period)")
     args = p.parse_args(argv)
+    if args.preemptible and not args.checkpoint_period:
+        p.error("--preemptible needs --checkpoint-period (a preempted job resumes from its checkpoint)")
     if args.resume_from and not args.checkpoint_period:
         p.error("--resume-from needs --checkpoint-period (and the storage it names)")
     if args.checkpoint_period and not (args.meta and args.storage and args.mgmtd):

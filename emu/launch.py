@@ -11,6 +11,7 @@ leaves its servers holding their ports).
 import json
 import os
 import signal
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,19 @@ class Launcher:
                 raise EmuError(f"{argv[2]} on {node} did not say it was ready: {_last_line(line)}")
         return proc
 
+    def interrupt(self, procs: list[subprocess.Popen], sig: int = signal.SIGUSR1, timeout: float = 30.0) -> None:
+        """Send `sig` to agents of this launcher once each has installed its handler (the kernel's
+        caught-signals mask says so: sent earlier, the signal's default action would kill it)."""
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            while proc.poll() is None and not _catches(proc.pid, sig):
+                if time.monotonic() > deadline:
+                    raise EmuError(f"{self.modules.get(proc.pid, 'agent')} (PID {proc.pid}) never installed "
+                                   f"a handler for {signal.Signals(sig).name}")
+                time.sleep(0.01)
+            if proc.poll() is None:
+                os.kill(proc.pid, sig)
+
     def refuse_stale(self) -> None:
         stale = running_agents(self.lab)
         if stale:
@@ -143,6 +157,16 @@ class Launcher:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process `pid` has a handler for `sig` (SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(mask >> (sig - 1) & 1)
 
 
 def _records(out: str | None) -> list[dict]:

@@ -8,10 +8,11 @@
 Zones are read from the topology: the hosts that reach each other through leaf-spine links
 without crossing a link between two switches that have no hosts (the few inter-zone links).
 Nodes the validator marked unhealthy are never placed. Jobs wait in the queue, highest
-priority first, then in order of submission. Not here yet: time sharing (a higher-priority job
-interrupting a running one through a checkpoint).
+priority first, then in order of submission. Time sharing: a job that cannot be placed may
+interrupt running jobs of lower priority (`victims`: the fewest, lowest priority first, whose
+nodes let it be placed); they give their nodes back through a checkpoint and queue again.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
@@ -76,6 +77,23 @@ class Scheduler:
             self.cross_zone_job = job
         self.busy.update({n: job for n in nodes})
         return Placement(nodes, cross)
+
+    def victims(self, need: int, priority: int, running: dict[str, int], leaving: list[str] = ()) -> list[str] | None:
+        """Running jobs (name -> priority) below `priority` to interrupt, lowest priority first, so
+        that a job of `need` nodes can be placed once they give their nodes back; [] if the jobs
+        `leaving` already (interrupted, not yet gone) make room; None if even all would not do."""
+        candidates = sorted((j for j, p in running.items() if p < priority), key=lambda j: running[j])
+        for k in range(len(candidates) + 1):
+            if self._without([*leaving, *candidates[:k]]).place("-", need) is not None:
+                return candidates[:k]
+        return None
+
+    def _without(self, jobs: list[str]) -> "Scheduler":
+        """A copy of this scheduler with `jobs` gone (to try a placement on)."""
+        trial = replace(self, busy=dict(self.busy), unhealthy=set(self.unhealthy))
+        for job in jobs:
+            trial.release(job)
+        return trial
 
     def release(self, job: str) -> None:
         for n in [n for n, j in self.busy.items() if j == job]:

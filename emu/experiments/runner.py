@@ -14,9 +14,9 @@ from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
 from emu.errors import EmuError
 from emu.control import subnet_manager
 from emu.control.adaptive import AdaptiveRouter
-from emu.control.scheduler import Scheduler, zones
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
+from emu.experiments.jobs import JobQueue
 from emu.experiments.scenario import Scenario, Step
 from emu.experiments.storage import StorageCluster, checkpoint, incast
 from emu.experiments.training import train
@@ -97,49 +97,17 @@ class Run:
             t.join()
 
     def _schedule(self) -> None:
-        """The scheduler's timeline: jobs queue at their submit time, start when the policy finds
-        them nodes (highest priority first, then by submission; a smaller job may pass a larger
-        one that does not fit yet), and give their nodes back when they end."""
-        sched = Scheduler(self.scenario.policy, zones(self.lab.topology), set(self.lab.unhealthy()))
-        jobs = {j["name"]: j for j in self.scenario.jobs}
-        waiting, running, spans = [], {}, {}
-        while jobs or waiting or running:
-            now = self.t()
-            for name in [n for n, j in jobs.items() if j["submit"] <= now]:
-                waiting.append(jobs.pop(name))
-                self.event("submit", name=name, nodes=waiting[-1]["nodes"], priority=waiting[-1]["priority"])
-            for job in sorted(waiting, key=lambda j: (-j["priority"], j["submit"])):
-                placed = sched.place(job["name"], job["nodes"])
-                if placed is None:
-                    continue
-                waiting.remove(job)
-                index = len(spans)
-                spans[job["name"]] = [self.t(), None, len(placed.nodes)]
-                self.event("start", name=job["name"], kind="job", nodes=placed.nodes, cross_zone=placed.cross_zone,
-                           queued_s=round(self.t() - job["submit"], 3))
-                running[job["name"]] = threading.Thread(target=self._run_job,
-                                                        args=(job, placed, index, self.t() - job["submit"]))
-                running[job["name"]].start()
-            for name in [n for n, t in running.items() if not t.is_alive()]:
-                running.pop(name).join()
-                sched.release(name)
-                spans[name][1] = self.t()
+        """The scheduler's timeline: jobs queue at their submit time; the queue places them, interrupts
+        lower-priority ones for them, and resumes those later (emu.experiments.jobs)."""
+        queue = JobQueue(self.lab, self.scenario.policy, self.t, self.event, storage=self.storage,
+                         on_result=lambda name, r: self.job_flows(r, name))
+        pending = sorted(self.scenario.jobs, key=lambda j: j["submit"])
+        while pending or queue.busy():
+            while pending and pending[0]["submit"] <= self.t():
+                queue.submit(pending.pop(0))
+            queue.tick()
             time.sleep(0.1)
-        makespan = max(end for _, end, _ in spans.values()) - min(start for start, _, _ in spans.values())
-        busy = sum((end - start) * n for start, end, n in spans.values())
-        self.event("scheduler", policy=self.scenario.policy, jobs=len(spans), makespan_s=round(makespan, 3),
-                   utilisation=busy / (len(sched.zone_of) * makespan) if makespan else None)
-
-    def _run_job(self, job: dict, placed, index: int, queued_s: float) -> None:
-        try:
-            r = train(self.lab, job["model"], placed.nodes, job["steps"], job["backend"], job["batch"],
-                      port=7000 + 10 * index, name=job["name"])
-            figures = self.job_flows(r, job["name"])
-            self.event("end", name=job["name"], kind="job", outcome="ok",
-                       figures={**figures, "cross_zone": placed.cross_zone, "queued_s": queued_s})
-        except Exception as e:
-            self.event("end", name=job["name"], kind="job", outcome="error",
-                       error=str(e) if isinstance(e, EmuError) else f"{type(e).__name__}: {e}")
+        self.event("scheduler", **queue.summary())
 
     def _guard(self, step: Step, index: int, body, workload: bool) -> None:
         wait = self.t0 + step.start - time.monotonic()

@@ -21,12 +21,12 @@ from cluster.collectives import ALLREDUCE
 from emu.control.scheduler import POLICIES
 from emu.errors import TopologyError
 from emu.topo.loader import load_yaml, topology_from_dict
-from emu.topo.model import Topology
+from emu.topo.model import NAME_RE, Topology
 from emu.units import parse_duration, parse_size
 
 TOP_KEYS = {"name", "topology", "duration", "sample", "scale", "routing", "qos", "flow_control", "workloads",
             "faults", "jobs", "scheduler"}
-JOB_KEYS = {"name", "nodes", "model", "steps", "backend", "priority", "submit", "batch"}
+JOB_KEYS = {"name", "nodes", "model", "steps", "backend", "priority", "submit", "batch", "checkpoint"}
 DEFAULT_SAMPLE = 0.1        # 6.6% of a core on a 64-host leaf-spine (scripts/bench_sampler.py)
 # type -> (required keys, optional keys with defaults); every workload also has type, start, name
 WORKLOADS = {
@@ -127,33 +127,12 @@ def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
 
 def _jobs(items, topology, duration, fail) -> list[dict]:
     """Jobs for the scheduler: how many compute nodes each needs, not which."""
-    from cluster.models import MODELS
     if not isinstance(items, list):
         fail("jobs", "must be a list")
-    compute = sum(1 for n in topology.nodes() if n.kind == "compute")
     jobs, names = [], set()
     for i, item in enumerate(items):
         where = f"jobs[{i}]"
-        if not isinstance(item, dict):
-            fail(where, "must be a mapping")
-        for k in item:
-            if k not in JOB_KEYS:
-                fail(f"{where}.{k}", f"unknown key (allowed: {', '.join(sorted(JOB_KEYS))})")
-        job = {"name": str(item.get("name", f"job-{i}")), "model": item.get("model", "vgg16"),
-               "steps": item.get("steps", 10), "backend": item.get("backend", "hfreduce"),
-               "priority": item.get("priority", 0), "batch": item.get("batch", 32), "nodes": item.get("nodes")}
-        for k in ("nodes", "steps", "batch"):
-            if isinstance(job[k], bool) or not isinstance(job[k], int) or job[k] < 1:
-                fail(f"{where}.{k}", f"must be a positive integer, got {job[k]!r}")
-        if job["nodes"] > compute:
-            fail(f"{where}.nodes", f"{job['nodes']} nodes asked, the topology has {compute} compute nodes")
-        if job["model"] not in MODELS:
-            fail(f"{where}.model", f"unknown model {job['model']!r} (one of {', '.join(MODELS)})")
-        if job["backend"] not in ALLREDUCE:
-            fail(f"{where}.backend", f"unknown backend {job['backend']!r} (one of {', '.join(ALLREDUCE)})")
-        if isinstance(job["priority"], bool) or not isinstance(job["priority"], int):
-            fail(f"{where}.priority", "must be an integer")
-        job["submit"] = _time(item.get("submit", 0), f"{where}.submit", fail)
+        job = check_job(item, where, topology, fail, f"job-{i}")
         if job["submit"] >= duration:
             fail(f"{where}.submit", f"{job['submit']:g} s is not within the scenario's {duration:g} s")
         if job["name"] in names:
@@ -161,6 +140,50 @@ def _jobs(items, topology, duration, fail) -> list[dict]:
         names.add(job["name"])
         jobs.append(job)
     return jobs
+
+
+def check_job(item, where: str, topology, fail, default_name: str = "job") -> dict:
+    """One job for the scheduler (a scenario's `jobs` entry or `emu jobs submit`), checked, with
+    its defaults; `fail(key, why)` raises."""
+    from cluster.models import MODELS
+    if not isinstance(item, dict):
+        fail(where, "must be a mapping")
+    for k in item:
+        if k not in JOB_KEYS:
+            fail(f"{where}.{k}", f"unknown key (allowed: {', '.join(sorted(JOB_KEYS))})")
+    compute = sum(1 for n in topology.nodes() if n.kind == "compute")
+    job = {"name": str(item.get("name", default_name)), "model": item.get("model", "vgg16"),
+           "steps": item.get("steps", 10), "backend": item.get("backend", "hfreduce"),
+           "priority": item.get("priority", 0), "batch": item.get("batch", 32), "nodes": item.get("nodes")}
+    if not NAME_RE.fullmatch(job["name"]):
+        fail(f"{where}.name", f"{job['name']!r} must match {NAME_RE.pattern} (it names files)")
+    for k in ("nodes", "steps", "batch"):
+        if isinstance(job[k], bool) or not isinstance(job[k], int) or job[k] < 1:
+            fail(f"{where}.{k}", f"must be a positive integer, got {job[k]!r}")
+    if job["steps"] < 2:
+        fail(f"{where}.steps", "a job needs at least 2 steps (the first pays the connections' set-up)")
+    if job["nodes"] > compute:
+        fail(f"{where}.nodes", f"{job['nodes']} nodes asked, the topology has {compute} compute nodes")
+    if job["model"] not in MODELS:
+        fail(f"{where}.model", f"unknown model {job['model']!r} (one of {', '.join(MODELS)})")
+    if job["backend"] not in ALLREDUCE:
+        fail(f"{where}.backend", f"unknown backend {job['backend']!r} (one of {', '.join(ALLREDUCE)})")
+    if isinstance(job["priority"], bool) or not isinstance(job["priority"], int):
+        fail(f"{where}.priority", "must be an integer")
+    job["submit"] = _time(item.get("submit", 0), f"{where}.submit", fail)
+    job["checkpoint"] = _checkpoint(item.get("checkpoint"), f"{where}.checkpoint", topology, fail)
+    return job
+
+
+def _checkpoint(value, where: str, topology, fail) -> float | None:
+    """`{period: DURATION}` -> seconds (None: no checkpoints); needs storage nodes."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"period"}:
+        fail(where, "must be {period: DURATION}")
+    if not any(n.kind == "storage" for n in topology.nodes()):
+        fail(where, "checkpoints need storage nodes and the topology has none")
+    return _time(value["period"], f"{where}.period", fail)
 
 
 def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:
@@ -239,13 +262,7 @@ def _check_params(kind, params, topology, where, fail) -> None:
             fail(f"{where}.steps", "a job needs at least 2 steps (the first pays the connections' set-up)")
         if not isinstance(params["overlap"], bool):
             fail(f"{where}.overlap", "must be true or false")
-        ckpt = params["checkpoint"]
-        if ckpt is not None:
-            if not isinstance(ckpt, dict) or set(ckpt) != {"period"}:
-                fail(f"{where}.checkpoint", "must be {period: DURATION}")
-            params["checkpoint"] = _time(ckpt["period"], f"{where}.checkpoint.period", fail)
-            if not any(n.kind == "storage" for n in topology.nodes()):
-                fail(f"{where}.checkpoint", "checkpoints need storage nodes and the topology has none")
+        params["checkpoint"] = _checkpoint(params["checkpoint"], f"{where}.checkpoint", topology, fail)
         f = params["size_factor"]
         if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1):
             fail(f"{where}.size_factor", f"must be a number in (0, 1], got {f!r}")

@@ -7,6 +7,7 @@ communication hidden behind compute) and wall_per_step_s (wall time over steps, 
 them included: what a checkpoint's copy to host memory costs shows there). proj_step_time_s projects the step to the real cluster:
 lab time x scale / size_factor (both compute and communication shrink with size_factor).
 """
+import threading
 from collections import Counter
 
 from cluster.collectives import TRAFFIC_CLASS
@@ -27,10 +28,15 @@ def default_size_factor(model: str) -> float:
 def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, backend: str = "hfreduce",
           batch: int = 32, size_factor: float | None = None, overlap: bool = True, mfu: float = 0.5,
           port: int = PORT, timeout_base: float | None = None, name: str = "job",
-          checkpoint_period: float | None = None, storage=None, max_restarts: int = 3) -> dict:
+          checkpoint_period: float | None = None, storage=None, max_restarts: int = 3,
+          preempt: threading.Event | None = None, resume: dict | None = None, attempt: int = 0) -> dict:
     """Run a job to its end; with `checkpoint_period`, every node saves its shard of the state to
     `storage` (a running StorageCluster) every period, in the background, and a failed job
-    restarts from its newest complete checkpoint."""
+    restarts from its newest complete checkpoint.
+
+    Time sharing: once `preempt` is set the ranks stop at their next step with a checkpoint and
+    the result says so (`preempted`: the step, `resume`: what to pass back as `resume`, with
+    `attempt` one higher, to go on from there, on any nodes)."""
     try:
         spec = model_spec(model)
     except ValueError as e:
@@ -51,24 +57,37 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
         if storage is None:
             raise EmuError("checkpoints need a running storage cluster")
         argv += ["--checkpoint-period", repr(checkpoint_period), "--storage-tos", str(lab.tos("storage")),
-                 "--storage-timeout", f"{storage.timeout:.1f}"]
+                 "--storage-timeout", f"{storage.timeout:.1f}"] + (["--preemptible"] if preempt else [])
+    elif preempt or resume:
+        raise EmuError(f"job {name}: interrupting and resuming need checkpoints")
 
     def node_argv(rank: int, node: str) -> list[str]:
         where = storage.client_args(node) if checkpoint_period else []
-        return argv + where + ["--rank", str(rank)] + resume
+        return argv + where + ["--rank", str(rank), "--attempt", str(attempt + restarts)] + resume
 
     # Run the job; when a rank fails and the job checkpoints, start it again from the newest
     # checkpoint every rank finished writing (the ranks' save records say which), at most
     # max_restarts times. Work lost: steps done past that checkpoint.
-    restarts, lost, first_step, resume, restores, saves = 0, 0, 0, [], [], []
+    restarts, lost, restores, saves = 0, 0, [], []
+    first_step = resume["step"] if resume else 0
+    resume = ["--resume-from", resume["prefix"], "--first-step", str(first_step)] if resume else []
     while True:
         with lab.launch() as agents:
             procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
+            watcher = _interrupt_on(preempt, agents, procs) if preempt else None
             outcomes = [agents.outcome(n, p, timeout * (steps + 2) + 60) for n, p in zip(run.nodes, procs)]
         records = [rs for rs, _ in outcomes]
-        errors = [e for _, e in outcomes if e]
+        errors = [e for _, e in outcomes if e] + (watcher.errors if watcher else [])
         saves += [r for rs in records for r in rs if "save" in r]
         restores += [r for rs in records for r in rs if "restore" in r]
+        stopped = [r for rs in records for r in rs if "preempted" in r]
+        if restores and not all(r["verified"] for r in restores):
+            raise EmuError(f"job {name}: a restored checkpoint did not hold the state it saved")
+        if not errors and stopped:
+            return {"job": name, "nodes": list(run.nodes), "steps_done": stopped[0]["preempted"],
+                    "restarts": restarts, "lost_steps": lost, "preempted": stopped[0]["preempted"],
+                    "resume": {"prefix": stopped[0]["prefix"], "step": stopped[0]["preempted"]},
+                    "restored_steps": [r["step"] for r in restores][::len(run.nodes)]}
         if not errors:
             break
         if not checkpoint_period or restarts >= max_restarts:
@@ -81,9 +100,6 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             resume = ["--resume-from", newest, "--first-step", str(first_step)]
         lost += max(0, done + 1 - first_step)
         restarts += 1
-        resume = resume[:4] + ["--attempt", str(restarts)]
-    if restores and not all(r["verified"] for r in restores):
-        raise EmuError(f"job {name}: a restored checkpoint did not hold the state it saved")
     per_rank = [[r for r in rs if "step_s" in r] for rs in records]
     loads = [r for rs in records for r in rs if "load" in r]
     # a step ends on every node when its last allreduce ends: take the slowest rank's figures
@@ -107,6 +123,25 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             "proj_step_time_s": step_time * lab.plan.scale / f,
             "samples_per_s": run.ranks * batch / step_time, "wrong": sum(s["wrong"] for s in steps_out),
             **(checkpoint_figures(measured, saves, loads) if checkpoint_period else {}), "steps": steps_out}
+
+
+class _interrupt_on(threading.Thread):
+    """Signal a job's ranks to give their nodes back once `event` is set (or stop watching when
+    they have ended)."""
+
+    def __init__(self, event: threading.Event, agents, procs):
+        super().__init__(name="preempt", daemon=True)
+        self.event, self.agents, self.procs, self.errors = event, agents, procs, []
+        self.start()
+
+    def run(self) -> None:
+        while not self.event.wait(0.05):
+            if all(p.poll() is not None for p in self.procs):
+                return
+        try:
+            self.agents.interrupt(self.procs)
+        except EmuError as e:
+            self.errors.append(str(e))
 
 
 def checkpoint_figures(steps: list[dict], saves: list[dict], loads: list[dict]) -> dict:

@@ -28,3 +28,26 @@ def test_zone_aware_jobs_queue_for_a_zone_instead_of_crossing(run_lab_name, tmp_
     ends = {e["name"]: e["t"] for e in events if e["type"] == "end" and e.get("kind") == "job"}
     assert starts["c"] >= min(ends["a"], ends["b"]) - 0.5     # it started once a zone was free
     assert 0 < summary["scheduler"]["utilisation"] <= 1
+
+
+def test_a_higher_priority_job_interrupts_a_lower_one_which_resumes_from_its_checkpoint(run_lab_name, tmp_path):
+    topo = build("two-zone", run_lab_name, leaves=1, spines=1, hosts_per_leaf=2, storage=2, scale=0.01).to_dict()
+    scenario = {"name": "timeshare", "topology": topo, "duration": "3s", "sample": "100ms",
+                "scheduler": {"policy": "zone-aware"},
+                "jobs": [{"name": "low", "nodes": 4, "steps": 10, "priority": 0, "submit": "0s", "batch": 4,
+                          "checkpoint": {"period": "300ms"}},
+                         {"name": "high", "nodes": 2, "steps": 4, "priority": 5, "submit": "2s", "batch": 4}]}
+    summary, directory = run(scenario, str(tmp_path / "run"), lab=run_lab_name)
+    jobs = {w["name"]: w for w in summary["workloads"]}
+    assert all(w["outcome"] == "ok" and w["wrong"] == 0 for w in jobs.values()), jobs
+    low = jobs["low"]
+    assert low["interruptions"] == 1 and low["steps_done"] == 10 and low["restarts"] == 0
+    assert low["restored_steps"] and 0 <= low["restored_steps"][0] < 10    # resumed where it stopped
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    at = {(e["type"], e["name"]): e for e in events if e["type"] in ("start", "interrupt", "preempt", "end")}
+    assert at[("preempt", "low")]["by"] == "high"
+    assert at[("interrupt", "low")]["step"] == low["restored_steps"][0]
+    assert at[("interrupt", "low")]["t"] <= at[("start", "high")]["t"]      # high took the nodes low gave back
+    low_starts = [e for e in events if e["type"] == "start" and e["name"] == "low"]
+    assert len(low_starts) == 2 and low_starts[1]["t"] >= at[("interrupt", "low")]["t"]
+    assert summary["scheduler"]["interruptions"] == 1

@@ -42,3 +42,15 @@ def test_naive_takes_the_first_free_nodes_and_unhealthy_nodes_are_never_placed()
     assert "za-c0" not in a.nodes and not a.cross_zone
     assert s.place("b", 3).cross_zone            # naive crosses whenever the free nodes do
     assert s.place("c", 3) is None and s.place("c", 2) is not None
+
+
+def test_a_job_that_does_not_fit_interrupts_the_fewest_lowest_priority_jobs():
+    s = Scheduler("zone-aware", two_zones())
+    s.place("low", 4), s.place("mid", 3)             # zone a full, 1 node free in zone b
+    running = {"low": 0, "mid": 1}
+    assert s.victims(4, priority=5, running=running) == ["low"]      # low's zone is whole again
+    assert s.victims(8, priority=5, running=running) == ["low", "mid"]
+    assert s.victims(4, priority=1, running=running) == ["low"]      # only jobs below its priority
+    assert s.victims(4, priority=0, running=running) is None
+    assert s.victims(4, priority=5, running={"mid": 1}, leaving=["low"]) == []   # room is coming already
+    assert s.busy and set(s.busy.values()) == {"low", "mid"}         # trying changed nothing
