@@ -573,6 +573,71 @@ def link(state, a, b, lab_opt, sweep_delay, as_json):
 
 
 @main.group()
+def jobs():
+    """Training jobs under the lab's scheduler (a daemon per lab, started by the first submit)."""
+
+
+@jobs.command("submit")
+@lab_option
+@click.option("--name", required=True, help="the job's name (unique among the lab's jobs)")
+@click.option("--model", default="vgg16", show_default=True)
+@click.option("--nodes", "need", type=int, required=True, help="compute nodes it needs (whole nodes)")
+@click.option("--steps", type=int, default=10, show_default=True)
+@click.option("--priority", type=int, default=0, show_default=True, help="higher interrupts lower")
+@click.option("--backend", default="hfreduce", show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True, help="samples per GPU per step")
+@click.option("--checkpoint", "period", help="checkpoint period, e.g. 2s (needed to be interrupted and resumed)")
+@click.option("--policy", type=click.Choice(["zone-aware", "naive"]), default="zone-aware", show_default=True,
+              help="the daemon's policy (when this submit starts it)")
+def jobs_submit(lab_opt, name, model, need, steps, priority, backend, batch, period, policy):
+    """Queue a job on a running lab."""
+    from emu.experiments import jobsd
+    from emu.experiments.scenario import check_job
+    target = attach(None, lab_opt)
+    job = {"name": name, "model": model, "nodes": need, "steps": steps, "priority": priority, "backend": backend,
+           "batch": batch, **({"checkpoint": {"period": period}} if period else {})}
+
+    def fail(key, why):
+        raise EmuError(f"--{key.split('.')[1].replace('_', '-')}: {why}")
+    check_job(job, "job", target.topology, fail)     # bad input: one line, before any daemon starts
+    pid = jobsd.ensure_daemon(target.name, policy)
+    reply = jobsd.ask(target.name, {"op": "submit", "job": job})
+    if not reply["ok"]:
+        raise EmuError(reply["message"])
+    console.print(f"{reply['message']} on lab [bold]{target.name}[/] (scheduler daemon PID {pid}; 'emu jobs ls')")
+
+
+@jobs.command("ls")
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--json", "as_json", is_flag=True)
+def jobs_ls(lab, lab_opt, as_json):
+    """The lab's jobs: state, nodes, progress, queueing, interruptions."""
+    from emu.experiments import jobsd
+    from emu.report.tables import jobs_table
+    state = jobsd.read_state(attach(lab, lab_opt, acts=False).name)
+    if as_json:
+        click.echo(json.dumps(state, indent=1))
+    else:
+        console.print(jobs_table(state))
+
+
+@jobs.command("cancel")
+@click.argument("name")
+@lab_option
+def jobs_cancel(name, lab_opt):
+    """Cancel job NAME: at once if queued, through its checkpoint if running."""
+    from emu.experiments import jobsd
+    target = attach(None, lab_opt)
+    if not jobsd.daemon_pid(target.name):
+        raise EmuError(f"lab {target.name!r} runs no job daemon (no job queued or running)")
+    reply = jobsd.ask(target.name, {"op": "cancel", "name": name})
+    if not reply["ok"]:
+        raise EmuError(reply["message"])
+    console.print(reply["message"])
+
+
+@main.group()
 def fault():
     """Inject hardware faults into a running lab (the validator should catch them)."""
 

@@ -183,7 +183,9 @@ class Lab:
                       and NAME_RE.fullmatch(p.stem))
 
     def down(self) -> None:
+        from emu.experiments.jobsd import stop_daemon
         apply.require_root("tear labs down")
+        stop_daemon(self.name)              # its jobs' agents first, then the namespaces they ran in
         self.backend.destroy(namespaces_of(self.name, self.state))
         state_path(self.name).unlink(missing_ok=True)
 
@@ -381,6 +383,7 @@ def clean(only: str | None = None) -> dict[str, int]:
     """Remove every lab (or only lab `only`): those with state files and those only the kernel's
     marks still know. A namespace goes only if its name and its mark both say it is the lab's,
     or if the lab's own state file claimed it before it was created."""
+    from emu.experiments.jobsd import stop_daemon
     apply.require_root("clean labs up")
     if only is not None:
         check_lab_name(only)
@@ -392,6 +395,7 @@ def clean(only: str | None = None) -> dict[str, int]:
     for name in Lab.names():
         if only not in (None, name):
             continue
+        stop_daemon(name)
         try:
             names = namespaces_of(name, json.loads(state_path(name).read_text()))
         except (OSError, ValueError, AttributeError):

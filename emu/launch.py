@@ -70,6 +70,19 @@ def stop_agents(lab, node: str | None = None) -> list[tuple[int, str, str]]:
     return found
 
 
+_STARTED: set[subprocess.Popen] = set()       # every agent this process started and has not reaped
+
+
+def end_started_agents() -> int:
+    """Kill every agent this process started that still runs (by PID; a daemon going away)."""
+    ended = 0
+    for proc in list(_STARTED):
+        if proc.poll() is None:
+            proc.kill()
+            ended += 1
+    return ended
+
+
 class Launcher:
     """The agents of one run; `with lab.launch() as agents:` stops whatever is left on exit."""
 
@@ -86,6 +99,7 @@ class Launcher:
         env = {**os.environ, GPU_FAULTS_ENV: json.dumps(faults)} if faults else None
         proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.procs.append(proc)
+        _STARTED.add(proc)
         self.modules[proc.pid] = argv[2]
         if ready:
             line = proc.stdout.readline()
@@ -150,6 +164,7 @@ class Launcher:
             if p.poll() is None:
                 p.kill()
             p.communicate()
+            _STARTED.discard(p)
         self.procs = []
 
     def __enter__(self) -> "Launcher":

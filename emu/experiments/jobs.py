@@ -73,7 +73,8 @@ class JobQueue:
         self.record("submit", name=spec["name"], nodes=spec["nodes"], priority=spec["priority"])
 
     def cancel(self, name: str) -> str:
-        """Cancel a queued job at once, a running one through its checkpoint (or, without one, at its end)."""
+        """Cancel a queued job at once; a running one's ranks are stopped (a job that checkpoints
+        saves first, as when it is interrupted)."""
         job = self.jobs.get(name)
         if job is None:
             raise EmuError(f"no job named {name!r} (jobs: {', '.join(self.jobs) or 'none'})")
@@ -84,10 +85,15 @@ class JobQueue:
         if job.state != "running":
             raise EmuError(f"job {name} is {job.state} already")
         job.cancel = True
-        if not job.spec["checkpoint"]:
-            return "cancelling at its end (it takes no checkpoints to stop at)"
         job.preempt.set()
-        return "cancelling at its next step"
+        return "cancelling: it stops at its next step" + ("" if job.spec["checkpoint"] else " (no checkpoint)")
+
+    def shutdown(self) -> None:
+        """The queue goes away: running jobs stop (and do not restart or queue again)."""
+        for job in self.jobs.values():
+            if job.state == "running":
+                job.cancel = True
+                job.preempt.set()
 
     def busy(self) -> bool:
         return any(j.state in ("queued", "running") for j in self.jobs.values())
@@ -136,7 +142,7 @@ class JobQueue:
         try:
             r = train(self.lab, s["model"], job.nodes, s["steps"], s["backend"], s["batch"], port=port, name=job.name,
                       checkpoint_period=s["checkpoint"], storage=self.storage() if s["checkpoint"] else None,
-                      preempt=job.preempt if s["checkpoint"] else None, resume=job.resume, attempt=job.attempt)
+                      preempt=job.preempt, resume=job.resume, attempt=job.attempt)
             job.outcome = ("ok", {**r, "cross_zone": cross_zone})
         except Exception as e:          # the job fails, the queue goes on
             job.outcome = ("error", str(e) if isinstance(e, EmuError) else f"{type(e).__name__}: {e}")
@@ -147,6 +153,10 @@ class JobQueue:
         job.spans[-1][1] = now
         self.sched.release(job.name)
         kind, r = job.outcome
+        if kind == "error" and job.cancel:          # ended on purpose: its ranks were stopped
+            job.state = "cancelled"
+            self.record("end", name=job.name, kind="job", outcome="cancelled")
+            return
         if kind == "error":
             job.state, job.error = "failed", r
             self.record("end", name=job.name, kind="job", outcome="error", error=r)

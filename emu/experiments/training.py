@@ -36,7 +36,8 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
 
     Time sharing: once `preempt` is set the ranks stop at their next step with a checkpoint and
     the result says so (`preempted`: the step, `resume`: what to pass back as `resume`, with
-    `attempt` one higher, to go on from there, on any nodes)."""
+    `attempt` one higher, to go on from there, on any nodes). A job without checkpoints is ended
+    when `preempt` is set (an EmuError; it does not restart)."""
     try:
         spec = model_spec(model)
     except ValueError as e:
@@ -58,8 +59,8 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             raise EmuError("checkpoints need a running storage cluster")
         argv += ["--checkpoint-period", repr(checkpoint_period), "--storage-tos", str(lab.tos("storage")),
                  "--storage-timeout", f"{storage.timeout:.1f}"] + (["--preemptible"] if preempt else [])
-    elif preempt or resume:
-        raise EmuError(f"job {name}: interrupting and resuming need checkpoints")
+    elif resume:
+        raise EmuError(f"job {name}: resuming needs checkpoints")
 
     def node_argv(rank: int, node: str) -> list[str]:
         where = storage.client_args(node) if checkpoint_period else []
@@ -74,7 +75,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
     while True:
         with lab.launch() as agents:
             procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
-            watcher = _interrupt_on(preempt, agents, procs) if preempt else None
+            watcher = _interrupt_on(preempt, agents, procs, bool(checkpoint_period)) if preempt else None
             outcomes = [agents.outcome(n, p, timeout * (steps + 2) + 60) for n, p in zip(run.nodes, procs)]
         records = [rs for rs, _ in outcomes]
         errors = [e for _, e in outcomes if e] + (watcher.errors if watcher else [])
@@ -90,7 +91,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
                     "restored_steps": [r["step"] for r in restores][::len(run.nodes)]}
         if not errors:
             break
-        if not checkpoint_period or restarts >= max_restarts:
+        if not checkpoint_period or restarts >= max_restarts or (preempt and preempt.is_set()):
             raise EmuError(errors[0] + (f" (after {restarts} restarts)" if restarts else ""))
         done = min((max((r["step"] for r in rs if "step_s" in r), default=first_step - 1) for rs in records))
         complete = [p for p, n in Counter(r["prefix"] for r in saves).items() if n == len(run.nodes)]
@@ -126,18 +127,24 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
 
 
 class _interrupt_on(threading.Thread):
-    """Signal a job's ranks to give their nodes back once `event` is set (or stop watching when
-    they have ended)."""
+    """Once `event` is set, ask a job's ranks to give their nodes back through a checkpoint
+    (`graceful`), or end them (a job without checkpoints has nothing to stop at); stop watching
+    when they have ended."""
 
-    def __init__(self, event: threading.Event, agents, procs):
+    def __init__(self, event: threading.Event, agents, procs, graceful: bool):
         super().__init__(name="preempt", daemon=True)
-        self.event, self.agents, self.procs, self.errors = event, agents, procs, []
+        self.event, self.agents, self.procs, self.graceful, self.errors = event, agents, procs, graceful, []
         self.start()
 
     def run(self) -> None:
         while not self.event.wait(0.05):
             if all(p.poll() is not None for p in self.procs):
                 return
+        if not self.graceful:
+            for p in self.procs:
+                if p.poll() is None:
+                    p.kill()
+            return
         try:
             self.agents.interrupt(self.procs)
         except EmuError as e:

@@ -184,3 +184,20 @@ def validate_table(rows: list[dict], lab: str) -> Table:
     failed = sorted({r["node"] for r in rows if not r["ok"]})
     table.caption = f"marked unhealthy: {', '.join(failed)}" if failed else "every node passed"
     return table
+
+
+def jobs_table(state: dict) -> Table:
+    """`emu jobs ls`: every job the lab's scheduler knows, and its utilisation so far."""
+    table = Table("job", "state", "prio", "nodes", "steps", "queued", "intr", "rest", "lost",
+                  title=f"jobs on {state.get('lab', '?')}",
+                  caption_justify="left")
+    for r in state["jobs"]:
+        where = ",".join(r["nodes"]) if r["nodes"] else f"({r['need']} wanted)"
+        state_cell = r["state"] + (f": {r['error']}" if r.get("error") else "")
+        table.add_row(r["job"], state_cell, str(r["priority"]), where, f"{r['steps_done']}/{r['steps']}",
+                      f"{r['queued_s']:.1f} s", str(r["interruptions"]), str(r["restarts"]), str(r["lost_steps"]))
+    s = state.get("summary") or {}
+    daemon = f"daemon PID {state['daemon']}" if state.get("daemon") else "no daemon running"
+    table.caption = daemon + (f"; utilisation {s['utilisation']:.0%} over {s['makespan_s']:.1f} s"
+                              if s.get("utilisation") is not None else "")
+    return table
