@@ -99,6 +99,7 @@ class Job:
             except BaseException as e:      # raised again by the step, in the main thread
                 errors.append(e)
 
+        self.grads[0].check()              # a GPU that stopped answering ends the job here (Xid 79)
         start = time.monotonic()
         comm = threading.Thread(target=communicate, name="allreduce", daemon=True)
         comm.start()

@@ -4,7 +4,8 @@
 
 gpu-memory: every byte of each emulated GPU's memory written with the patterns 0x00, 0xFF, 0x55,
 0xAA and its own address bytes, read back through host memory (D2H, charged to the node's
-model) and compared. Prints one JSON line: bytes per GPU, and per GPU the bytes read back wrong.
+model) and compared. Prints one JSON line: bytes per GPU, and per GPU the bytes read back wrong
+(or, for a GPU that does not answer, the error).
 """
 import argparse
 import json
@@ -14,7 +15,7 @@ import sys
 import numpy as np
 
 from agents.errors import one_line_errors
-from agents.gpu import Gpus, NodeModel
+from agents.gpu import GpuLost, Gpus, NodeModel
 from cluster.node import NodeParams
 
 PATTERNS = (0x00, 0xFF, 0x55, 0xAA)
@@ -29,10 +30,14 @@ def gpu_memory(args) -> dict:
         bad = []
         for g in range(len(gpus)):
             wrong = 0
-            for pattern in PATTERNS + (None,):
-                gpus.mem[g][:] = address if pattern is None else pattern
-                NodeModel.settle(gpus.d2h(g, slice(0, args.bytes), host))
-                wrong += int(np.count_nonzero(host != gpus.mem[g]))
+            try:
+                for pattern in PATTERNS + (None,):
+                    gpus.mem[g][:] = address if pattern is None else pattern
+                    NodeModel.settle(gpus.d2h(g, slice(0, args.bytes), host))
+                    wrong += int(np.count_nonzero(host != gpus.mem[g]))
+            except GpuLost as e:
+                bad.append({"gpu": g, "bad_bytes": None, "error": str(e)})
+                continue
             bad.append({"gpu": g, "bad_bytes": wrong})
         return {"check": "gpu-memory", "bytes": args.bytes, "bytes_read": args.bytes * (len(PATTERNS) + 1),
                 "gpus": bad}

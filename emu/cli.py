@@ -662,13 +662,16 @@ def fault_link(a, b, lab_opt, rate_factor):
 @click.argument("node")
 @lab_option
 @click.option("--gpu", type=int, required=True)
-@click.option("--corrupt/--healthy", default=True, show_default=True,
-              help="a region of its memory reads back other bytes than written (an Xid memory error)")
-def fault_gpu(node, lab_opt, gpu, corrupt):
-    """A GPU memory fault on NODE's GPU I, seen by every agent started on the node from now on."""
+@click.option("--corrupt", "kind", flag_value="corrupt", default=True,
+              help="a region of its memory reads back other bytes than written (an Xid memory error; the default)")
+@click.option("--lost", "kind", flag_value="lost", help="it stops answering (Xid 79, fallen off the bus)")
+@click.option("--healthy", "kind", flag_value="healthy", help="undo this GPU's fault")
+def fault_gpu(node, lab_opt, gpu, kind):
+    """A fault on NODE's GPU I, seen by the node's agents (running ones too) within 50 ms."""
     target = attach(None, lab_opt)
-    target.set_gpu_fault(node, gpu, corrupt)
-    console.print(f"{node} GPU {gpu}: {'corrupts a region of its memory' if corrupt else 'healthy'}")
+    target.set_gpu_fault(node, gpu, None if kind == "healthy" else kind)
+    console.print(f"{node} GPU {gpu}: " + {"corrupt": "corrupts a region of its memory", "lost": "stops answering",
+                                          "healthy": "healthy"}[kind])
 
 
 @fault.command("clear")

@@ -28,6 +28,7 @@ from emu.topo.loader import topology_from_dict
 from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
 
 STATE_DIR = Path(os.environ.get("EMU_STATE_DIR", "/run/emu"))
+GPU_FAULTS = ("corrupt", "lost")
 
 
 def check_lab_name(name) -> str:
@@ -187,7 +188,7 @@ class Lab:
         apply.require_root("tear labs down")
         stop_daemon(self.name)              # its jobs' agents first, then the namespaces they ran in
         self.backend.destroy(namespaces_of(self.name, self.state))
-        state_path(self.name).unlink(missing_ok=True)
+        _remove_files(self.name)
 
     def launch(self):
         """A Launcher for agent processes in this lab's nodes (`with lab.launch() as agents:`)."""
@@ -251,23 +252,44 @@ class Lab:
                 self._record(replace(n, ports=tuple(changed if p is port else p for p in n.ports)),
                              "link_rate", node=end, ifname=port.ifname, rate_bps=rate_bps)
 
-    def set_gpu_fault(self, node: str, gpu: int, corrupt: bool = True) -> None:
-        """Mark GPU `gpu` of `node` as returning corrupted bytes from a region of its memory (an Xid
-        memory error); every agent started on the node afterwards sees it (agents.gpu)."""
+    def set_gpu_fault(self, node: str, gpu: int, kind: str | None = "corrupt") -> None:
+        """Inject a fault into GPU `gpu` of `node`: `corrupt` (a region of its memory reads back
+        other bytes than written, an Xid memory error), `lost` (it stops answering, Xid 79), None
+        (healthy again). Agents on the node see it within agents.gpu.FAULTS_RECHECK, running
+        ones included: the node's fault file is rewritten."""
         if self.node(node).kind != "compute":
             raise EmuError(f"{node} is a {self.node(node).kind} node; GPU faults are on compute nodes")
         gpus = self.topology.node(node).attrs["gpus"]
         if not 0 <= gpu < gpus:
             raise EmuError(f"{node} has GPUs 0..{gpus - 1}, not {gpu}")
-        faults = set(self.gpu_faults(node))
-        faults = faults | {gpu} if corrupt else faults - {gpu}
-        self.state.setdefault("gpu_faults", {})[node] = sorted(faults)
-        self.state.setdefault("events", []).append({"t": time.time(), "change": "gpu_fault", "node": node,
-                                                    "gpu": gpu, "corrupt": corrupt})
-        self._save()
+        if kind not in GPU_FAULTS + (None,):
+            raise EmuError(f"unknown GPU fault {kind!r} (one of {', '.join(GPU_FAULTS)})")
+        with self._changing:
+            faults = self.gpu_faults(node)
+            if kind:
+                faults[str(gpu)] = kind
+            else:
+                faults.pop(str(gpu), None)
+            self.state.setdefault("gpu_faults", {})[node] = faults
+            self.state.setdefault("events", []).append({"t": time.time(), "change": "gpu_fault", "node": node,
+                                                        "gpu": gpu, "fault": kind})
+            self._save()
+            self._write_faults(node, faults)
 
-    def gpu_faults(self, node: str) -> list[int]:
-        return list(self.state.get("gpu_faults", {}).get(node, []))
+    def gpu_faults(self, node: str) -> dict[str, str]:
+        """{gpu: kind} of `node`'s injected GPU faults."""
+        return dict(self.state.get("gpu_faults", {}).get(node, {}))
+
+    def faults_file(self, node: str) -> Path:
+        """The file that tells `node`'s agents its GPU faults (agents.gpu.Faults reads it)."""
+        return STATE_DIR / f"{self.name}.faults" / f"{node}.json"
+
+    def _write_faults(self, node: str, faults: dict) -> None:
+        path = self.faults_file(node)
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(faults))
+        tmp.rename(path)           # whole, and a new inode: readers notice the change
 
     def clear_faults(self) -> list[str]:
         """Undo every injected fault: links back at their planned rates, GPUs healthy; returns what
@@ -280,15 +302,18 @@ class Lab:
                     self.set_link_rate(a, b, planned)
                     cleared.append(f"link {a} <-> {b}: back to {planned} bit/s")
         for node, gpus in sorted(self.state.pop("gpu_faults", {}).items()):
-            cleared += [f"{node} GPU {g}: healthy" for g in gpus]
+            cleared += [f"{node} GPU {g}: healthy (was {kind})" for g, kind in sorted(gpus.items())]
+            self._write_faults(node, {})
         self._save()
         return cleared
 
     def mark_unhealthy(self, checked: list[str], failed: list[str]) -> None:
-        """The validator's verdict on `checked` nodes: `failed` ones are marked, the rest cleared."""
-        marked = (set(self.state.get("unhealthy", [])) - set(checked)) | set(failed)
-        self.state["unhealthy"] = sorted(marked)
-        self._save()
+        """The validator's verdict on `checked` nodes: `failed` ones are marked, the rest cleared
+        (the scheduler marks the nodes a job lost, checking none)."""
+        with self._changing:
+            marked = (set(self.state.get("unhealthy", [])) - set(checked)) | set(failed)
+            self.state["unhealthy"] = sorted(marked)
+            self._save()
 
     def unhealthy(self) -> list[str]:
         return list(self.state.get("unhealthy", []))
@@ -403,5 +428,12 @@ def clean(only: str | None = None) -> dict[str, int]:
         # Namespaces created in the instant before their marks were set are known only here.
         removed[name] = removed.get(name, 0) + len([n for n in names if netns.netns_path(n).exists()])
         fabric.destroy(names)
-        state_path(name).unlink(missing_ok=True)
+        _remove_files(name)
     return removed
+
+
+def _remove_files(name: str) -> None:
+    """A lab's state file and its nodes' fault files."""
+    import shutil
+    shutil.rmtree(STATE_DIR / f"{name}.faults", ignore_errors=True)
+    state_path(name).unlink(missing_ok=True)

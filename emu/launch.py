@@ -14,6 +14,7 @@ import signal
 import time
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from emu.errors import EmuError, shorten
@@ -23,7 +24,7 @@ from emu.fabric import netns
 # PEER_TIMEOUT_BASE seconds, plus 8 times what the largest message of the run takes on the
 # slowest host NIC of the lab (so a slow, scaled-down lab is not mistaken for a broken one).
 PEER_TIMEOUT_BASE = 20.0
-GPU_FAULTS_ENV = "EMU_GPU_FAULTS"     # JSON list of the node's GPUs whose memory corrupts (agents.gpu)
+GPU_FAULTS_ENV = "EMU_GPU_FAULTS"     # the path of the node's GPU fault file (agents.gpu.Faults)
 
 
 def peer_timeout(lab, message_bytes: int, base: float | None = None) -> float:
@@ -95,8 +96,8 @@ class Launcher:
         """Start argv in `node`; with `ready`, wait for its readiness line (a server listening)."""
         if not self.procs and self.check_stale:
             self.refuse_stale()
-        faults = self.lab.gpu_faults(node)      # the node's injected hardware faults reach its agents here
-        env = {**os.environ, GPU_FAULTS_ENV: json.dumps(faults)} if faults else None
+        # the node's injected GPU faults reach its agents through a file the lab rewrites
+        env = {**os.environ, GPU_FAULTS_ENV: str(self.lab.faults_file(node))}
         proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.procs.append(proc)
         _STARTED.add(proc)
@@ -158,6 +159,33 @@ class Launcher:
         if not records or not all(records):
             return [r for r in records if r], f"{module} on {node} printed no JSON records: {_last_line(out)}"
         return records, None
+
+    def gather(self, started: list[tuple[str, subprocess.Popen]], timeout: float = 600
+               ) -> tuple[list[tuple[list[dict], str | None]], set[int]]:
+        """The outcomes of agents that work together (a job's ranks): once one fails, the others
+        are ended at once instead of each waiting out its peer timeout. Returns the outcomes in
+        order and the indices of the agents ended here (their errors are a consequence)."""
+        outcomes: list = [None] * len(started)
+        failed = threading.Event()
+
+        def wait(i, node, proc):
+            outcomes[i] = self.outcome(node, proc, timeout)
+            if outcomes[i][1]:
+                failed.set()
+        threads = [threading.Thread(target=wait, args=(i, n, p), daemon=True) for i, (n, p) in enumerate(started)]
+        for t in threads:
+            t.start()
+        ended: set[int] = set()
+        while any(t.is_alive() for t in threads):
+            if failed.wait(0.05):
+                for i, (_, proc) in enumerate(started):
+                    if proc.poll() is None:
+                        proc.kill()
+                        ended.add(i)
+                break
+        for t in threads:
+            t.join()
+        return outcomes, ended
 
     def stop(self) -> None:
         for p in self.procs:

@@ -4,17 +4,21 @@
 again with its checkpoint), places queued jobs by policy (highest priority first, then by
 submission; a smaller job may pass a larger one that does not fit yet), and when a job cannot
 be placed, interrupts lower-priority running jobs that checkpoint (emu.control.scheduler's
-`victims`). A job runs in a thread of its own (emu.experiments.training.train), on ports of its
-own. Everything the queue does reaches `record(type, **what)`: a run's events, the daemon's log.
+`victims`). A job that fails and checkpoints queues again to restart from its newest checkpoint
+(at most MAX_RESTARTS times); nodes whose rank died by a signal are marked unhealthy, so it
+restarts elsewhere. A job runs in a thread of its own (emu.experiments.training.train), on ports
+of its own. Everything the queue does reaches `record(type, **what)`: a run's events, the
+daemon's log.
 """
 import threading
 from dataclasses import dataclass, field
 
 from emu.control.scheduler import Scheduler, zones
 from emu.errors import EmuError
-from emu.experiments.training import train
+from emu.experiments.training import JobFailed, train
 
 PORT_BASE = 7000
+MAX_RESTARTS = 3       # a failed job that checkpoints is restarted at most this often
 
 
 @dataclass
@@ -142,8 +146,10 @@ class JobQueue:
         try:
             r = train(self.lab, s["model"], job.nodes, s["steps"], s["backend"], s["batch"], port=port, name=job.name,
                       checkpoint_period=s["checkpoint"], storage=self.storage() if s["checkpoint"] else None,
-                      preempt=job.preempt, resume=job.resume, attempt=job.attempt)
+                      preempt=job.preempt, resume=job.resume, attempt=job.attempt, restart_here=False)
             job.outcome = ("ok", {**r, "cross_zone": cross_zone})
+        except JobFailed as e:
+            job.outcome = ("failed", e)
         except Exception as e:          # the job fails, the queue goes on
             job.outcome = ("error", str(e) if isinstance(e, EmuError) else f"{type(e).__name__}: {e}")
 
@@ -153,6 +159,20 @@ class JobQueue:
         job.spans[-1][1] = now
         self.sched.release(job.name)
         kind, r = job.outcome
+        if kind == "failed" and not job.cancel and job.restarts < MAX_RESTARTS:
+            # restart from its newest checkpoint, on nodes other than those that went down
+            job.restarts += 1
+            job.lost_steps += r.lost_steps
+            job.resume, job.attempt = r.resume, job.attempt + 1
+            if r.suspects:
+                self.sched.unhealthy.update(r.suspects)
+                self.lab.mark_unhealthy([], r.suspects)
+            self.record("restart", name=job.name, error=str(r), down=r.suspects, lost_steps=r.lost_steps,
+                        **({"resume_step": r.resume["step"]} if r.resume else {}))
+            job.state, job.queued_since = "queued", now
+            return
+        if kind == "failed":
+            kind, r = "error", str(r)
         if kind == "error" and job.cancel:          # ended on purpose: its ranks were stopped
             job.state = "cancelled"
             self.record("end", name=job.name, kind="job", outcome="cancelled")

@@ -255,7 +255,14 @@ def _kill(run: Run, step: Step, index: int) -> dict:
     return {}
 
 
-FAULT_RUNNERS = {"link-down": _link_down, "kill": _kill}
+def _gpu(run: Run, step: Step, index: int) -> dict:
+    p = step.params
+    run.lab.set_gpu_fault(p["node"], p["gpu"], p["kind"])
+    run.event("fault", name=step.name, fault="gpu", node=p["node"], gpu=p["gpu"], kind=p["kind"])
+    return {}
+
+
+FAULT_RUNNERS = {"link-down": _link_down, "kill": _kill, "gpu": _gpu}
 
 
 # -- the whole run -----------------------------------------------------------------------

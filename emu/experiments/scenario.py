@@ -40,11 +40,13 @@ WORKLOADS = {
     "train": ({"nodes"}, {"model": "vgg16", "steps": 10, "backend": "hfreduce", "batch": 32, "size_factor": None,
                           "overlap": True, "checkpoint": None}),
 }
-FAULTS = {"link-down": ({"link"}, {"duration": None, "sweep_delay": "1s"}), "kill": ({"node"}, {})}
+FAULTS = {"link-down": ({"link"}, {"duration": None, "sweep_delay": "1s"}), "kill": ({"node"}, {}),
+          "gpu": ({"node", "gpu"}, {"kind": "lost"})}
 # type -> {key naming nodes: the kind they must be (None: any host)}
 NODE_KEYS = {"allreduce": {"nodes": "compute"}, "alltoall": {"nodes": "compute"}, "bulk": {"src": None, "dst": None},
              "storage-read": {"clients": None}, "storage-write": {"clients": None}, "checkpoint": {"node": "compute"},
-             "incast": {"client": None}, "kill": {"node": None}, "train": {"nodes": "compute"}}
+             "incast": {"client": None}, "kill": {"node": None}, "train": {"nodes": "compute"},
+             "gpu": {"node": "compute"}}
 NEEDS_STORAGE = {"storage-read", "storage-write", "checkpoint", "incast"}
 
 
@@ -273,6 +275,13 @@ def _check_params(kind, params, topology, where, fail) -> None:
         params["senders"] = counts
     if "rts" in params and not isinstance(params["rts"], bool):
         fail(f"{where}.rts", "must be true or false")
+    if kind == "gpu":
+        from emu.lab import GPU_FAULTS
+        if params["kind"] not in GPU_FAULTS:
+            fail(f"{where}.kind", f"unknown GPU fault {params['kind']!r} (one of {', '.join(GPU_FAULTS)})")
+        gpus = topology.node(params["node"]).attrs["gpus"]
+        if isinstance(params["gpu"], bool) or not isinstance(params["gpu"], int) or not 0 <= params["gpu"] < gpus:
+            fail(f"{where}.gpu", f"must be a GPU of {params['node']} (0..{gpus - 1}), got {params['gpu']!r}")
     if kind == "link-down":
         link = params["link"]
         if not (isinstance(link, list) and len(link) == 2 and all(isinstance(n, str) for n in link)):

@@ -25,14 +25,26 @@ def default_size_factor(model: str) -> float:
     return min(1.0, GRADIENT_BUDGET / (model_spec(model).params * 4))
 
 
+class JobFailed(EmuError):
+    """A job's ranks failed and it was not restarted here: `resume` is the newest checkpoint every
+    rank wrote (None: none), `lost_steps` the steps done past it, `suspects` the nodes whose rank
+    died by a signal or a GPU fault (the node went down, not a peer lost)."""
+
+    def __init__(self, message: str, resume: dict | None, lost_steps: int, suspects: list[str]):
+        super().__init__(message)
+        self.resume, self.lost_steps, self.suspects = resume, lost_steps, suspects
+
+
 def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, backend: str = "hfreduce",
           batch: int = 32, size_factor: float | None = None, overlap: bool = True, mfu: float = 0.5,
           port: int = PORT, timeout_base: float | None = None, name: str = "job",
           checkpoint_period: float | None = None, storage=None, max_restarts: int = 3,
-          preempt: threading.Event | None = None, resume: dict | None = None, attempt: int = 0) -> dict:
+          preempt: threading.Event | None = None, resume: dict | None = None, attempt: int = 0,
+          restart_here: bool = True) -> dict:
     """Run a job to its end; with `checkpoint_period`, every node saves its shard of the state to
     `storage` (a running StorageCluster) every period, in the background, and a failed job
-    restarts from its newest complete checkpoint.
+    restarts from its newest complete checkpoint (on the same nodes; with `restart_here` False it
+    raises JobFailed instead, for a scheduler to restart it elsewhere).
 
     Time sharing: once `preempt` is set the ranks stop at their next step with a checkpoint and
     the result says so (`preempted`: the step, `resume`: what to pass back as `resume`, with
@@ -70,15 +82,17 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
     # checkpoint every rank finished writing (the ranks' save records say which), at most
     # max_restarts times. Work lost: steps done past that checkpoint.
     restarts, lost, restores, saves = 0, 0, [], []
-    first_step = resume["step"] if resume else 0
-    resume = ["--resume-from", resume["prefix"], "--first-step", str(first_step)] if resume else []
+    point = resume                 # the checkpoint this attempt starts from: {prefix, step} or None
+    first_step = point["step"] if point else 0
+    resume = ["--resume-from", point["prefix"], "--first-step", str(first_step)] if point else []
     while True:
         with lab.launch() as agents:
             procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
             watcher = _interrupt_on(preempt, agents, procs, bool(checkpoint_period)) if preempt else None
-            outcomes = [agents.outcome(n, p, timeout * (steps + 2) + 60) for n, p in zip(run.nodes, procs)]
+            outcomes, ended = agents.gather(list(zip(run.nodes, procs)), timeout * (steps + 2) + 60)
         records = [rs for rs, _ in outcomes]
-        errors = [e for _, e in outcomes if e] + (watcher.errors if watcher else [])
+        # the ranks that failed by themselves first (the others were ended because of them)
+        errors = [e for i, (_, e) in enumerate(outcomes) if e and i not in ended] + (watcher.errors if watcher else [])
         saves += [r for rs in records for r in rs if "save" in r]
         restores += [r for rs in records for r in rs if "restore" in r]
         stopped = [r for rs in records for r in rs if "preempted" in r]
@@ -91,15 +105,20 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
                     "restored_steps": [r["step"] for r in restores][::len(run.nodes)]}
         if not errors:
             break
-        if not checkpoint_period or restarts >= max_restarts or (preempt and preempt.is_set()):
-            raise EmuError(errors[0] + (f" (after {restarts} restarts)" if restarts else ""))
+        message = errors[0] + (f" (after {restarts} restarts)" if restarts else "")
+        if not checkpoint_period or (preempt and preempt.is_set()):
+            raise EmuError(message)
         done = min((max((r["step"] for r in rs if "step_s" in r), default=first_step - 1) for rs in records))
-        complete = [p for p, n in Counter(r["prefix"] for r in saves).items() if n == len(run.nodes)]
-        if complete:
-            newest = max(complete, key=lambda p: next(r["step"] for r in saves if r["prefix"] == p))
-            first_step = next(r["step"] for r in saves if r["prefix"] == newest)
-            resume = ["--resume-from", newest, "--first-step", str(first_step)]
+        point = _newest_complete(saves, len(run.nodes)) or point
+        if point:
+            first_step = point["step"]
+            resume = ["--resume-from", point["prefix"], "--first-step", str(first_step)]
         lost += max(0, done + 1 - first_step)
+        if not restart_here or restarts >= max_restarts:
+            # the nodes that went down: their rank was killed, or its GPU failed (an Xid in its error)
+            down = [n for i, (n, p, (_, e)) in enumerate(zip(run.nodes, procs, outcomes))
+                    if i not in ended and (p.returncode < 0 or "Xid" in (e or ""))]
+            raise JobFailed(message, point, lost, down)
         restarts += 1
     per_rank = [[r for r in rs if "step_s" in r] for rs in records]
     loads = [r for rs in records for r in rs if "load" in r]
@@ -124,6 +143,16 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             "proj_step_time_s": step_time * lab.plan.scale / f,
             "samples_per_s": run.ranks * batch / step_time, "wrong": sum(s["wrong"] for s in steps_out),
             **(checkpoint_figures(measured, saves, loads) if checkpoint_period else {}), "steps": steps_out}
+
+
+def _newest_complete(saves: list[dict], ranks: int) -> dict | None:
+    """The newest checkpoint every rank reported written: {prefix, step}."""
+    complete = [p for p, n in Counter(r["prefix"] for r in saves).items() if n == ranks]
+    if not complete:
+        return None
+    step = {r["prefix"]: r["step"] for r in saves}
+    newest = max(complete, key=step.get)
+    return {"prefix": newest, "step": step[newest]}
 
 
 class _interrupt_on(threading.Thread):

@@ -8,6 +8,7 @@ inside the node (HFReduce over its GPUs) comes out exact. Rows: node, check, ok,
 expected. Not checked yet: host memory bandwidth (the node model's figure is a constant here),
 storage bandwidth stress.
 """
+from emu.errors import EmuError
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.launch import command
@@ -23,7 +24,12 @@ def validate(lab, nodes: list[str] | None = None) -> list[dict]:
     compute = [n for n in hosts if lab.node(n).kind == "compute"]
     rows += gpu_memory_rows(lab, compute)
     for node in compute:
-        (r,) = bench_collective(lab, "hfreduce", [node], sizes=[2**20], iters=1, warmup=0, port=6300)
+        try:
+            (r,) = bench_collective(lab, "hfreduce", [node], sizes=[2**20], iters=1, warmup=0, port=6300)
+        except EmuError as e:            # a GPU that does not answer ends the collective
+            rows.append({"node": node, "check": "allreduce in the node", "ok": False, "measured": str(e),
+                         "expected": "0 wrong"})
+            continue
         rows.append({"node": node, "check": "allreduce in the node", "ok": r["wrong"] == 0,
                      "measured": f"{r['wrong']} wrong elements, busbw {r['busbw']:.4f} GB/s", "expected": "0 wrong"})
     failed = sorted({r["node"] for r in rows if not r["ok"]})
@@ -53,9 +59,10 @@ def gpu_memory_rows(lab, nodes: list[str]) -> list[dict]:
             "--scale", repr(lab.plan.scale), "--tag", lab.name])) for n in nodes]
         for node, proc in procs:
             r = agents.result(node, proc, 300)
-            bad = [g for g in r["gpus"] if g["bad_bytes"]]
+            bad = [g for g in r["gpus"] if g["bad_bytes"] or "error" in g]
             rows.append({"node": node, "check": "GPU memory", "ok": not bad,
-                         "measured": ", ".join(f"GPU {g['gpu']}: {g['bad_bytes']} bad bytes" for g in bad)
+                         "measured": ", ".join(f"GPU {g['gpu']}: " + (g.get("error") or f"{g['bad_bytes']} bad bytes")
+                                               for g in bad)
                          or f"{len(r['gpus'])} GPUs, 0 bad bytes",
                          "expected": f"0 of {r['bytes_read']} per GPU"})
     return rows

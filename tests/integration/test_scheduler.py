@@ -51,3 +51,25 @@ def test_a_higher_priority_job_interrupts_a_lower_one_which_resumes_from_its_che
     low_starts = [e for e in events if e["type"] == "start" and e["name"] == "low"]
     assert len(low_starts) == 2 and low_starts[1]["t"] >= at[("interrupt", "low")]["t"]
     assert summary["scheduler"]["interruptions"] == 1
+
+
+@pytest.mark.parametrize("fault", [{"type": "kill", "node": "za-c1"},                 # the node crashes
+                                   {"type": "gpu", "node": "za-c1", "gpu": 3, "kind": "lost"}],   # Xid 79
+                         ids=["kill", "gpu-lost"])
+def test_a_job_whose_node_dies_restarts_from_its_checkpoint_on_other_nodes(run_lab_name, tmp_path, fault):
+    topo = build("two-zone", run_lab_name, leaves=1, spines=1, hosts_per_leaf=2, storage=2, scale=0.01).to_dict()
+    scenario = {"name": "nodeloss", "topology": topo, "duration": "3s", "sample": "100ms",
+                "scheduler": {"policy": "zone-aware"},
+                "jobs": [{"name": "a", "nodes": 2, "steps": 16, "batch": 4, "submit": "0s",
+                          "checkpoint": {"period": "300ms"}}],
+                "faults": [{**fault, "start": "2500ms"}]}
+    summary, directory = run(scenario, str(tmp_path / "run"), lab=run_lab_name)
+    a = summary["workloads"][0]
+    assert a["outcome"] == "ok" and a["wrong"] == 0 and a["steps_done"] == 16, a
+    assert a["restarts"] == 1 and a["nodes"] == ["zb-c0", "zb-c1"]          # placed again, away from the dead node
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    restart = next(e for e in events if e["type"] == "restart")
+    assert restart["down"] == ["za-c1"] and restart["lost_steps"] == a["lost_steps"]
+    assert a["restored_steps"] == [restart["resume_step"]]
+    # work lost: the steps of at most one period and the save still being written when it died
+    assert a["lost_steps"] <= (0.3 + a["save_s"]) / a["step_time_s"] + 1, a

@@ -1,5 +1,6 @@
 """The validator flags exactly the injected faults (a link at half its rate, a GPU whose memory
-corrupts) on a lab where the other nodes are healthy, and passes everything once they are cleared."""
+corrupts, a GPU that stops answering) on a lab where the other nodes are healthy, and passes
+everything once they are cleared."""
 import json
 import subprocess
 import sys
@@ -28,12 +29,14 @@ def test_the_validator_flags_exactly_the_injected_faults(make_lab, lab_name):
     assert failures(lab_name) == (0, set())
     assert emu("fault", "link", "--lab", lab_name, "c1", "leaf0", "--rate-factor", "0.5").returncode == 0
     assert emu("fault", "gpu", "--lab", lab_name, "c2", "--gpu", "3").returncode == 0
+    assert emu("fault", "gpu", "--lab", lab_name, "c3", "--gpu", "5", "--lost").returncode == 0
     code, failed = failures(lab_name)
     assert code == 1
-    assert failed == {("c1", "link eth0 -> leaf0"), ("c2", "GPU memory"), ("c2", "allreduce in the node")}
-    assert Lab.get(lab_name).unhealthy() == ["c1", "c2"]
+    assert failed == {("c1", "link eth0 -> leaf0"), ("c2", "GPU memory"), ("c2", "allreduce in the node"),
+                      ("c3", "GPU memory"), ("c3", "allreduce in the node")}
+    assert Lab.get(lab_name).unhealthy() == ["c1", "c2", "c3"]
     cleared = emu("fault", "clear", "--lab", lab_name)
-    assert "c1 <-> leaf0" in cleared.stdout and "c2 GPU 3" in cleared.stdout
+    assert "c1 <-> leaf0" in cleared.stdout and "c2 GPU 3" in cleared.stdout and "c3 GPU 5" in cleared.stdout
     assert failures(lab_name) == (0, set())
     assert Lab.get(lab_name).unhealthy() == []
 
