@@ -11,14 +11,13 @@ at the modelled hardware's speed (times `scale`, like every rate in the lab).
 
 The hardware figures are cluster.node.NodeParams.
 """
-import json
-import os
 import threading
 import time
 from multiprocessing import shared_memory
 
 import numpy as np
 
+from agents.faults import NodeFaults
 from cluster.node import DTYPES, NodeParams
 
 
@@ -31,10 +30,12 @@ class Pipe:
         self.bytes = 0
         self._lock = threading.Lock()
 
-    def reserve(self, nbytes: int, start: float) -> float:
+    def reserve(self, nbytes: int, start: float, factor: float = 1.0) -> float:
+        """When `nbytes` that may start at `start` are through (`factor`: the share of its rate
+        the resource keeps now, below 1 for a degraded one)."""
         with self._lock:
             begin = max(start, self.busy_until)
-            self.busy_until = begin + nbytes / self.rate
+            self.busy_until = begin + nbytes / (self.rate * factor)
             self.bytes += nbytes
             return self.busy_until
 
@@ -81,47 +82,6 @@ class NodeModel:
         return {p.name: p.bytes for p in self.pipes()}
 
 
-# The path of this node's GPU fault file, {gpu: "corrupt" | "lost"} as JSON, set by the launcher;
-# the lab rewrites the file (by rename) when a fault is injected or cleared, running agents included.
-FAULTS_ENV = "EMU_GPU_FAULTS"
-FAULTS_RECHECK = 0.05       # seconds between looks at the file
-
-
-class GpuLost(OSError):
-    """A GPU that stopped answering (the paper's Xid 79: fallen off the bus)."""
-
-
-class Faults:
-    """This node's injected GPU faults, as its fault file says now (looked at every FAULTS_RECHECK s)."""
-
-    def __init__(self, path: str | None = None):
-        self.path = path if path is not None else os.environ.get(FAULTS_ENV)
-        self.kinds: dict[int, str] = {}
-        self.seen, self.checked = None, -1.0
-
-    def current(self) -> dict[int, str]:
-        now = time.monotonic()
-        if self.path and now - self.checked >= FAULTS_RECHECK:
-            self.checked = now
-            try:
-                st = os.stat(self.path)
-                version = (st.st_ino, st.st_mtime_ns)
-                if version != self.seen:
-                    with open(self.path) as f:
-                        self.kinds = {int(g): kind for g, kind in json.load(f).items()}
-            except FileNotFoundError:
-                version, self.kinds = None, {}
-            self.seen = version
-        return self.kinds
-
-    def check(self, gpu: int) -> None:
-        if self.current().get(gpu) == "lost":
-            raise GpuLost(f"GPU {gpu} has fallen off the bus (Xid 79)")
-
-    def corrupts(self, gpu: int) -> bool:
-        return self.current().get(gpu) == "corrupt"
-
-
 class Gpus:
     """The node's GPU memories: one shared-memory buffer per GPU, viewed as numpy arrays.
 
@@ -134,7 +94,7 @@ class Gpus:
                  model: NodeModel | None = None):
         self.dtype, self.count = np.dtype(dtype), count
         self.model = model or NodeModel(params)
-        self.faults = Faults()
+        self.faults = NodeFaults()
         self.bad = slice(count // 2, count // 2 + max(1, count // 64))     # elements a faulty GPU corrupts
         nbytes = max(1, count * self.dtype.itemsize)
         self._shm = [shared_memory.SharedMemory(name=f"{tag}-gpu{g}", create=True, size=nbytes)
@@ -147,15 +107,15 @@ class Gpus:
     def check(self) -> None:
         """Raise GpuLost if any of the node's GPUs stopped answering (a job looks every step)."""
         for g in range(len(self.mem)):
-            self.faults.check(g)
+            self.faults.check_gpu(g)
 
     # -- copies, real and charged --------------------------------------------------
 
     def d2h(self, gpu: int, sl: slice, host: np.ndarray, start: float | None = None) -> float:
         """GPU -> host memory (cudaMemcpyAsync D2H): PCIe link, root complex, one host-memory write."""
-        self.faults.check(gpu)
+        self.faults.check_gpu(gpu)
         np.copyto(host[sl], self.mem[gpu][sl])
-        if self.faults.corrupts(gpu):
+        if self.faults.gpu(gpu) == "corrupt":
             self._corrupt(host, sl)
         n = host[sl].nbytes
         m = self.model
@@ -170,7 +130,7 @@ class Gpus:
     def h2d(self, gpu: int, sl: slice, host: np.ndarray, read_host: bool = True, start: float | None = None) -> float:
         """Host -> GPU. With GDRCopy the CPU reads host memory once for all GPUs of a NUMA node
         (caller passes read_host=False for the others)."""
-        self.faults.check(gpu)
+        self.faults.check_gpu(gpu)
         np.copyto(self.mem[gpu][sl], host[sl])
         n = host[sl].nbytes
         m = self.model
@@ -179,7 +139,7 @@ class Gpus:
 
     def p2p(self, src: int, dst: int, sl: slice, reduce: bool = False, start: float | None = None) -> float:
         """GPU -> GPU over PCIe through the CPU (no NVLink): both links and both root complexes."""
-        self.faults.check(src), self.faults.check(dst)
+        self.faults.check_gpu(src), self.faults.check_gpu(dst)
         if reduce:
             np.add(self.mem[dst][sl], self.mem[src][sl], out=self.mem[dst][sl])
         else:
@@ -195,7 +155,7 @@ class Gpus:
         """GPU -> paired GPU over the NVLink bridge."""
         if src // 2 != dst // 2:
             raise ValueError(f"GPU {src} and GPU {dst} share no NVLink bridge")
-        self.faults.check(src), self.faults.check(dst)
+        self.faults.check_gpu(src), self.faults.check_gpu(dst)
         if reduce:
             np.add(self.mem[dst][sl], self.mem[src][sl], out=self.mem[dst][sl])
         else:
@@ -204,12 +164,12 @@ class Gpus:
 
     def to_nic(self, gpu: int, nbytes: int) -> float:
         """GPU memory read by the NIC (GPUDirect RDMA send): PCIe link, root complex, P2P cap."""
-        self.faults.check(gpu)
+        self.faults.check_gpu(gpu)
         m = self.model
         return m.charge([m.d2h[gpu], m.root_complex(gpu), m.nic_tx], nbytes)
 
     def from_nic(self, gpu: int, nbytes: int) -> float:
-        self.faults.check(gpu)
+        self.faults.check_gpu(gpu)
         m = self.model
         return m.charge([m.nic_rx, m.root_complex(gpu), m.h2d[gpu]], nbytes)
 

@@ -15,7 +15,8 @@ import sys
 import numpy as np
 
 from agents.errors import one_line_errors
-from agents.gpu import GpuLost, Gpus, NodeModel
+from agents.faults import GpuLost
+from agents.gpu import Gpus, NodeModel
 from cluster.node import NodeParams
 
 PATTERNS = (0x00, 0xFF, 0x55, 0xAA)

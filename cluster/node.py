@@ -28,3 +28,8 @@ class NodeParams:
         return replace(self, pcie_bps=self.pcie_bps * scale, root_complex_bps=self.root_complex_bps * scale,
                        gpu_nic_p2p_bps=self.gpu_nic_p2p_bps * scale, host_mem_bps=self.host_mem_bps * scale,
                        nvlink_bps=self.nvlink_bps * scale)
+
+
+# One storage SSD's rate (Table IV: 16 PCIe 4.0 x4 NVMe drives per storage node; 7 GB/s is such a
+# drive's practical read rate, an assumption: the paper gives none). Writes are charged the same.
+SSD_BPS = 7e9

@@ -674,6 +674,18 @@ def fault_gpu(node, lab_opt, gpu, kind):
                                           "healthy": "healthy"}[kind])
 
 
+@fault.command("ssd")
+@click.argument("node")
+@lab_option
+@click.option("--ssd", type=int, required=True)
+@click.option("--rate-factor", type=float, required=True, help="the SSD keeps this share of its rate (0 < F <= 1)")
+def fault_ssd(node, lab_opt, ssd, rate_factor):
+    """A slow SSD on storage NODE: the chunks on it are read and written at F of its rate."""
+    target = attach(None, lab_opt)
+    target.set_ssd_fault(node, ssd, None if rate_factor == 1 else rate_factor)
+    console.print(f"{node} SSD {ssd} now runs at {rate_factor:.0%} of its rate")
+
+
 @fault.command("clear")
 @lab_option
 def fault_clear(lab_opt):

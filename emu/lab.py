@@ -255,8 +255,7 @@ class Lab:
     def set_gpu_fault(self, node: str, gpu: int, kind: str | None = "corrupt") -> None:
         """Inject a fault into GPU `gpu` of `node`: `corrupt` (a region of its memory reads back
         other bytes than written, an Xid memory error), `lost` (it stops answering, Xid 79), None
-        (healthy again). Agents on the node see it within agents.gpu.FAULTS_RECHECK, running
-        ones included: the node's fault file is rewritten."""
+        (healthy again)."""
         if self.node(node).kind != "compute":
             raise EmuError(f"{node} is a {self.node(node).kind} node; GPU faults are on compute nodes")
         gpus = self.topology.node(node).attrs["gpus"]
@@ -264,24 +263,40 @@ class Lab:
             raise EmuError(f"{node} has GPUs 0..{gpus - 1}, not {gpu}")
         if kind not in GPU_FAULTS + (None,):
             raise EmuError(f"unknown GPU fault {kind!r} (one of {', '.join(GPU_FAULTS)})")
+        self._set_fault(node, "gpu", gpu, kind)
+
+    def set_ssd_fault(self, node: str, ssd: int, factor: float | None) -> None:
+        """Slow SSD `ssd` of storage node `node` to `factor` of its rate (None: healthy again)."""
+        if self.node(node).kind != "storage":
+            raise EmuError(f"{node} is a {self.node(node).kind} node; SSD faults are on storage nodes")
+        ssds = self.topology.node(node).attrs["ssds"]
+        if not 0 <= ssd < ssds:
+            raise EmuError(f"{node} has SSDs 0..{ssds - 1}, not {ssd}")
+        if factor is not None and not 0 < factor <= 1:
+            raise EmuError(f"an SSD keeps a share of its rate in (0, 1], not {factor:g}")
+        self._set_fault(node, "ssd", ssd, factor)
+
+    def _set_fault(self, node: str, part: str, index: int, fault) -> None:
+        """Record a node's fault and rewrite its fault file: its agents (running ones too) see it
+        within agents.faults.RECHECK."""
         with self._changing:
-            faults = self.gpu_faults(node)
-            if kind:
-                faults[str(gpu)] = kind
+            faults = self.faults(node)
+            if fault is None:
+                faults.get(part, {}).pop(str(index), None)
             else:
-                faults.pop(str(gpu), None)
-            self.state.setdefault("gpu_faults", {})[node] = faults
-            self.state.setdefault("events", []).append({"t": time.time(), "change": "gpu_fault", "node": node,
-                                                        "gpu": gpu, "fault": kind})
+                faults.setdefault(part, {})[str(index)] = fault
+            self.state.setdefault("faults", {})[node] = faults
+            self.state.setdefault("events", []).append({"t": time.time(), "change": f"{part}_fault", "node": node,
+                                                        part: index, "fault": fault})
             self._save()
             self._write_faults(node, faults)
 
-    def gpu_faults(self, node: str) -> dict[str, str]:
-        """{gpu: kind} of `node`'s injected GPU faults."""
-        return dict(self.state.get("gpu_faults", {}).get(node, {}))
+    def faults(self, node: str) -> dict:
+        """`node`'s injected faults: {"gpu": {index: kind}, "ssd": {index: rate factor}}."""
+        return json.loads(json.dumps(self.state.get("faults", {}).get(node, {})))     # a copy
 
     def faults_file(self, node: str) -> Path:
-        """The file that tells `node`'s agents its GPU faults (agents.gpu.Faults reads it)."""
+        """The file that tells `node`'s agents its faults (agents.faults reads it)."""
         return STATE_DIR / f"{self.name}.faults" / f"{node}.json"
 
     def _write_faults(self, node: str, faults: dict) -> None:
@@ -301,8 +316,9 @@ class Lab:
                 if now != planned:
                     self.set_link_rate(a, b, planned)
                     cleared.append(f"link {a} <-> {b}: back to {planned} bit/s")
-        for node, gpus in sorted(self.state.pop("gpu_faults", {}).items()):
-            cleared += [f"{node} GPU {g}: healthy (was {kind})" for g, kind in sorted(gpus.items())]
+        for node, faults in sorted(self.state.pop("faults", {}).items()):
+            cleared += [f"{node} GPU {g}: healthy (was {kind})" for g, kind in sorted(faults.get("gpu", {}).items())]
+            cleared += [f"{node} SSD {d}: healthy (was at {f:.0%})" for d, f in sorted(faults.get("ssd", {}).items())]
             self._write_faults(node, {})
         self._save()
         return cleared
@@ -398,7 +414,7 @@ class Lab:
             "name": self.name, "scale": plan.scale, "routing": plan.routing,
             "isolation": self.topology.qos.isolation, "flow_control": plan.flow_control.mode,
             "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "addrs": list(n.addrs),
-                       "faulty_gpus": self.gpu_faults(n.name), "unhealthy": n.name in self.unhealthy()}
+                       "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy()}
                       for n in self.nodes()],
             "links": links,
         }

@@ -24,7 +24,7 @@ from emu.fabric import netns
 # PEER_TIMEOUT_BASE seconds, plus 8 times what the largest message of the run takes on the
 # slowest host NIC of the lab (so a slow, scaled-down lab is not mistaken for a broken one).
 PEER_TIMEOUT_BASE = 20.0
-GPU_FAULTS_ENV = "EMU_GPU_FAULTS"     # the path of the node's GPU fault file (agents.gpu.Faults)
+FAULTS_ENV = "EMU_FAULTS"     # the path of the node's fault file (agents.faults)
 
 
 def peer_timeout(lab, message_bytes: int, base: float | None = None) -> float:
@@ -97,7 +97,7 @@ class Launcher:
         if not self.procs and self.check_stale:
             self.refuse_stale()
         # the node's injected GPU faults reach its agents through a file the lab rewrites
-        env = {**os.environ, GPU_FAULTS_ENV: str(self.lab.faults_file(node))}
+        env = {**os.environ, FAULTS_ENV: str(self.lab.faults_file(node))}
         proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.procs.append(proc)
         _STARTED.add(proc)

@@ -7,7 +7,8 @@
 then reads every chunk at once, `--rounds` times: all N services answer this one
 client together. `read` re-reads an existing file in a loop (aggregate throughput
 when many clients run it at once); `write` creates and fills such a file;
-`status` prints the cluster manager's view.
+`node-read` fills every chain of one storage node and reads them back for a while (the
+validator's storage stress); `status` prints the cluster manager's view.
 """
 import argparse
 import asyncio
@@ -72,6 +73,24 @@ async def read_loop(args, client: Client) -> dict:
             "batches": batches}
 
 
+async def node_read(args, client: Client) -> dict:
+    """The validator's storage stress: fill every chain of storage node `--node` (a file each),
+    then read them all back at once, again and again, for `--seconds`."""
+    chains = [c for c, members in enumerate(client.routing.chains)
+              if any(client.routing.node_of(t) == args.node for t in members)]
+    layouts = [await client.create(f"stress-{args.node}-{c}-{os.getpid()}", args.chunks * args.chunk_size,
+                                   args.chunk_size, stripe=1, offset=c) for c in chains]
+    blob = os.urandom(args.chunk_size)
+    await asyncio.gather(*(client.batch_write(l, [(i, blob) for i in range(args.chunks)]) for l in layouts))
+    total, start = 0, time.monotonic()
+    while time.monotonic() - start < args.seconds:
+        got = await asyncio.gather(*(client.batch_read(l, list(range(args.chunks))) for l in layouts))
+        total += sum(len(chunk) for chunks in got for chunk in chunks)
+    seconds = time.monotonic() - start
+    return {"node": args.node, "chains": len(chains), "bytes": total, "seconds": seconds,
+            "goodput_bps": total * 8 / seconds}
+
+
 async def manager_status(args, client: Client) -> dict:
     """The cluster manager's view: routing information, nodes' silence, failures declared."""
     reply, _ = await client.manager.request(0, {"op": "status"})
@@ -84,7 +103,7 @@ async def run(args) -> dict:
                                     rts_limit=args.rts_limit, max_inflight=args.max_inflight,
                                     per_server=args.per_server).start()
     try:
-        return await {"incast": incast, "write": write_file, "read": read_loop,
+        return await {"incast": incast, "write": write_file, "read": read_loop, "node-read": node_read,
                       "status": manager_status}[args.mode](args, client)
     finally:
         client.close()
@@ -92,7 +111,8 @@ async def run(args) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.fs3.bench", description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["incast", "write", "read", "status"])
+    p.add_argument("mode", choices=["incast", "write", "read", "node-read", "status"])
+    p.add_argument("--node", type=int, default=0, help="node-read: the storage node (index) to stress")
     Client.add_arguments(p)
     p.add_argument("--senders", type=int, default=1)
     p.add_argument("--chunks-per-sender", type=int, default=8)

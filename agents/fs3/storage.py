@@ -9,7 +9,9 @@ tail commits and acknowledges, and each replica commits as the acknowledgement
 passes back. Reads are served by any replica; one with a pending version newer
 than its committed one answers "dirty" (the client asks the tail). With
 request-to-send, the service reads the data, sends RTS, and transmits only when
-the client grants.
+the client grants. Reads and writes take the time of the SSD holding the chunk (chunks spread
+over the node's SSDs by key; each a FIFO of the SSD's rate, times the share an injected fault
+leaves it: agents.faults).
 
 Membership comes from the cluster manager (agents.fs3.mgmtd), never from a failed
 connection: the service beats every period and adopts newer routing information.
@@ -24,11 +26,14 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 import zlib
 from dataclasses import dataclass, field
 
 from agents.fs3 import wire
+from agents.faults import NodeFaults
 from agents.fs3.mgmtd import heartbeats
+from agents.gpu import Pipe
 from agents.nic import endpoints
 from cluster.chains import SERVING, SYNCING, ChainTable, Routing
 
@@ -49,10 +54,13 @@ class Entry:
 class StorageService:
     def __init__(self, node: int, table: ChainTable, peers: dict[int, tuple[str, int]], manager: tuple[str, int],
                  tos: int = 0, cc: str | None = None, timeout: float = 60.0, heartbeat: float = 0.5,
-                 recover: bool = False):
+                 recover: bool = False, ssds: int = 16, ssd_bps: float | None = None):
         self.node, self.timeout, self.heartbeat = node, timeout, heartbeat
         self.routing = Routing.initial(table)
         self.my_chains = {c: t for c, chain in enumerate(table.chains) for t in chain if table.node_of(t) == node}
+        # chunks are spread over the node's SSDs by their key; without a rate, SSDs take no time
+        self.ssds = [Pipe(f"ssd{i}", ssd_bps) for i in range(ssds)] if ssd_bps else []
+        self.faults = NodeFaults()
         self.store: dict[tuple[int, int], Entry] = {}
         self.locks: dict[tuple[int, int], asyncio.Lock] = {}
         self.pool = wire.Pool(peers, tos, cc, timeout)
@@ -67,6 +75,21 @@ class StorageService:
 
     def successor(self, chain: int) -> int | None:
         return self.routing.successor(chain, self.my_chains[chain])
+
+    def ssd(self, chain: int, key: str, nbytes: int) -> float:
+        """Reserve the SSD that holds chunk `key` of `chain` for `nbytes`; when they are through
+        (monotonic). A slow SSD slows the chunks on it, so every read of a file striped over the
+        node waits for it."""
+        if not self.ssds:
+            return 0.0
+        i = zlib.crc32(f"{chain}/{key}".encode()) % len(self.ssds)
+        return self.ssds[i].reserve(nbytes, time.monotonic(), self.faults.ssd_factor(i))
+
+    @staticmethod
+    async def until(deadline: float) -> None:
+        delay = deadline - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     # -- the cluster manager ------------------------------------------------------------
 
@@ -158,6 +181,7 @@ class StorageService:
     async def _replicate(self, chain, key, version, data, crc) -> dict:
         entry = self.store[(chain, key)]
         entry.pending[version] = data
+        written = self.ssd(chain, key, len(data))         # to my SSD while it travels down the chain
         while (succ := self.successor(chain)) is not None:
             seen = self.routing.chain_versions[chain]
             try:
@@ -171,6 +195,7 @@ class StorageService:
             if not reply.get("ok"):
                 return reply
             break
+        await self.until(written)
         entry.commit(version, data)             # the tail commits first; the others as the ack returns
         self.stats["writes"] += 1
         return {"ok": True, "version": version}
@@ -188,6 +213,7 @@ class StorageService:
             await wire.send(writer, {"status": "dirty"})
             return
         data, version, crc = entry.data, entry.version, entry.crc
+        await self.until(self.ssd(chain, key, len(data)))       # read from the SSD first, then ask to send
         if header.get("rts"):
             self.stats["rts"] += 1
             await wire.send(writer, {"status": "rts", "size": len(data)})
@@ -235,7 +261,7 @@ async def serve(args) -> None:
     table = ChainTable.from_dict(json.loads(args.table))
     peers = dict(enumerate(endpoints(args.peers)))
     service = StorageService(args.node, table, peers, endpoints(args.mgmtd)[0], args.tos, args.cc, args.timeout,
-                             args.heartbeat, args.recover)
+                             args.heartbeat, args.recover, args.ssds, args.ssd_bps)
     server = await wire.serve(service.handle, peers[args.node][1], args.tos, args.cc)
     service.start()
     print(json.dumps({"ready": True, "port": peers[args.node][1], "node": args.node, "targets": len(service.my_chains)}),
@@ -251,6 +277,8 @@ def main(argv=None) -> int:
     p.add_argument("--peers", required=True, help="host:port of every storage node, in node order")
     p.add_argument("--mgmtd", required=True, help="host:port of the cluster manager")
     p.add_argument("--heartbeat", type=float, default=0.5, help="seconds between heartbeats")
+    p.add_argument("--ssds", type=int, default=16, help="SSDs of the node; its targets are spread over them")
+    p.add_argument("--ssd-bps", type=float, default=None, help="bytes/s of one SSD, scaled (default: no SSD model)")
     p.add_argument("--recover", action="store_true", help="restarted: sync every target before serving its reads")
     p.add_argument("--tos", type=int, default=0)
     p.add_argument("--cc", default=None)

@@ -8,6 +8,7 @@ traffic class `storage`); clients reach a dual-homed storage node on the NIC nea
 import json
 import subprocess
 
+from cluster.node import SSD_BPS
 from emu.errors import EmuError
 from emu.launch import command, peer_timeout
 from emu.metrics.counters import queue_drops
@@ -75,6 +76,8 @@ class StorageCluster:
         # services talk to each other over each one's first NIC
         peers = ",".join(f"{self.lab.node(n).addr}:{self.storage_port}" for n in self.nodes)
         argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
+        ssds = self.lab.topology.node(self.nodes[i]).attrs["ssds"]
+        argv += ["--ssds", str(ssds), "--ssd-bps", repr(SSD_BPS * self.lab.plan.scale)]
         argv += self.beat_args(self.nodes[i]) + self.class_args() + self.timeout_args()
         return self.agents.start(self.nodes[i], argv + (["--recover"] if recover else []), ready=True)
 

@@ -4,18 +4,24 @@ that jobs are not placed on them.
 Per node: each of its links carries at least LINK_SHARE of its planned rate (one TCP flow from
 the node to the switch port at the other end, all links at once); on compute nodes, every byte
 of every GPU's memory reads back as written (agents.validate gpu-memory), and an allreduce
-inside the node (HFReduce over its GPUs) comes out exact. Rows: node, check, ok, measured,
-expected. Not checked yet: host memory bandwidth (the node model's figure is a constant here),
-storage bandwidth stress.
+inside the node (HFReduce over its GPUs) comes out exact; on storage nodes, a storage stress:
+a compute node fills every chain of the node and reads them back for a while, at least
+STORAGE_SHARE of what the path allows (the client's NIC, the node's NIC facing it, its SSDs).
+Rows: node, check, ok, measured, expected. Not checked yet: host memory bandwidth (the node
+model's figure is a constant here).
 """
 from emu.errors import EmuError
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.launch import command
+from emu.routing import port_towards
 
 LINK_SHARE = 0.85       # one TCP flow carries ~95% of a shaped link here; half a link is a fault
 LINK_SECONDS = 1.0
 GPU_TEST_BYTES = 2**20
+STORAGE_SHARE = 0.5     # a healthy node reaches 89% of the path here (one client, 64 KiB chunks); a slow SSD 18%
+STORAGE_SECONDS = 1.0
+STORAGE_PORT_OFFSET = 400    # the validator's storage cluster beside a run's and the job daemon's
 
 
 def validate(lab, nodes: list[str] | None = None) -> list[dict]:
@@ -32,6 +38,7 @@ def validate(lab, nodes: list[str] | None = None) -> list[dict]:
             continue
         rows.append({"node": node, "check": "allreduce in the node", "ok": r["wrong"] == 0,
                      "measured": f"{r['wrong']} wrong elements, busbw {r['busbw']:.4f} GB/s", "expected": "0 wrong"})
+    rows += storage_rows(lab, [n for n in hosts if lab.node(n).kind == "storage"])
     failed = sorted({r["node"] for r in rows if not r["ok"]})
     lab.mark_unhealthy(hosts, failed)
     return rows
@@ -65,4 +72,29 @@ def gpu_memory_rows(lab, nodes: list[str]) -> list[dict]:
                                                for g in bad)
                          or f"{len(r['gpus'])} GPUs, 0 bad bytes",
                          "expected": f"0 of {r['bytes_read']} per GPU"})
+    return rows
+
+
+def storage_rows(lab, nodes: list[str]) -> list[dict]:
+    """Each storage node's read throughput under stress, one node at a time, from one healthy
+    compute node (none: no rows)."""
+    from cluster.node import SSD_BPS
+    from emu.experiments.storage import StorageCluster
+    clients = [n.name for n in lab.nodes("compute") if n.name not in lab.unhealthy()]
+    if not nodes or not clients:
+        return []
+    client, rows = clients[0], []
+    with StorageCluster(lab, replicas=1, port_offset=STORAGE_PORT_OFFSET) as cluster:
+        for node in nodes:
+            try:
+                r = cluster.run_client(client, ["node-read", "--node", str(cluster.nodes.index(node)), "--chunks", "16",
+                                                "--chunk-size", str(64 * 1024), "--seconds", str(STORAGE_SECONDS)])
+            except EmuError as e:
+                rows.append({"node": node, "check": "storage reads", "ok": False, "measured": str(e), "expected": None})
+                continue
+            path = min(lab.plan.nic_bps(client),
+                       port_towards(lab.topology, list(lab.plan.node(node).ports), client).rate_bps,
+                       8 * SSD_BPS * lab.plan.scale * lab.topology.node(node).attrs["ssds"])
+            rows.append({"node": node, "check": f"storage reads to {client}", "ok": r["goodput_bps"] >= STORAGE_SHARE * path,
+                         "measured": r["goodput_bps"], "expected": path})
     return rows

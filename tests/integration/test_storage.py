@@ -50,7 +50,8 @@ def test_incast_share_falls_without_request_to_send(make_lab, lab_name):
     lab = make_lab(build("star", lab_name, hosts=1, storage=8, scale=0.001, buffer="32KiB"))
     off = incast(lab, "c0", [1, 8], rts=False)
     on = incast(lab, "c0", [8], rts=True, rts_limit=2)
-    assert off[0]["share"] > 0.7                 # one sender: no incast
+    # one sender: no incast; each round's reads wait for the SSDs (64 KiB at 7 GB/s) before they send
+    assert off[0]["share"] > 0.5
     assert off[1]["drops"] > on[0]["drops"]
     assert on[0]["share"] > 1.5 * off[1]["share"], (on, off)
     assert on[0]["max_transmitting"] == 2

@@ -7,7 +7,8 @@ import uuid
 import numpy as np
 import pytest
 
-from agents.gpu import FAULTS_ENV, FAULTS_RECHECK, GpuLost, Gpus
+from agents.faults import FAULTS_ENV, RECHECK, GpuLost
+from agents.gpu import Gpus
 from cluster.node import NodeParams
 
 
@@ -26,19 +27,19 @@ def test_a_running_agent_sees_a_gpu_corrupt_then_lost_then_healthy(tmp_path, mon
         gpus.mem[1][:] = 7
         gpus.d2h(1, slice(0, 4096), host)
         assert (host == 7).all()
-        write(path, {"1": "corrupt"})
-        time.sleep(FAULTS_RECHECK)
+        write(path, {"gpu": {"1": "corrupt"}})
+        time.sleep(RECHECK)
         gpus.d2h(1, slice(0, 4096), host)
         assert 0 < np.count_nonzero(host != 7) < 4096 and (gpus.mem[1] == 7).all()   # reads differ, memory holds
         gpus.d2h(0, slice(0, 4096), host)                                            # the other GPU is fine
-        write(path, {"1": "lost"})
-        time.sleep(FAULTS_RECHECK)
+        write(path, {"gpu": {"1": "lost"}})
+        time.sleep(RECHECK)
         with pytest.raises(GpuLost, match="Xid 79"):
             gpus.check()
         with pytest.raises(OSError):                    # agents end in one line on an OSError
             gpus.h2d(1, slice(0, 4096), host)
         os.unlink(path)                                 # the lab cleared its faults
-        time.sleep(FAULTS_RECHECK)
+        time.sleep(RECHECK)
         gpus.check()
     finally:
         gpus.close()
