@@ -12,6 +12,10 @@ by the chosen collective (hfreduce, ring, tree) and checked against the true sum
 shrinks parameters and FLOPs alike, so compute and communication keep their ratio while the
 buffers fit the machine.
 
+A MoE model (moe-small) shards its experts over the job's GPUs: their gradients are not
+allreduced, and each MoE layer sends every GPU's tokens to the experts' GPUs and back (two real
+all-to-alls, bf16) in the forward pass and again in the backward pass, on the critical path.
+
 With --checkpoint-period, every period (checked between steps) the node copies its shard of the
 job's state (parameters and two optimizer moments, replicated in DDP: node r saves the r-th of
 N parts) from GPU memory to host memory, then writes it to 3FS-style storage with batch writes
@@ -20,8 +24,8 @@ an index file. After the last step the node reads its last checkpoint back and c
 byte for byte with what it saved.
 
 Prints one JSON line per step: step, start, end (monotonic clock, shared by every namespace),
-step_s, compute_s (forward + backward, modelled), comm_s (the buckets' allreduces, end to end),
-exposed_s (step time not covered by compute), wrong (elements of the last step's gradients that
+step_s, compute_s (forward + backward, modelled), comm_s (the buckets' allreduces, end to end,
+and the all-to-alls), a2a_s (the all-to-alls), exposed_s (step time not covered by compute), wrong (elements of the last step's gradients that
 differ from the true sum; earlier steps are not checked, to keep the check's CPU out of them).
 One line per save: save, name, step, start, end, seconds, bytes, bps; one for the check: load
 (seconds, bps, verified). A restarted job (--attempt, --first-step, --resume-from) first restores
@@ -71,13 +75,31 @@ class Job:
         params = NodeParams(gpus=args.gpus).scaled(args.scale)
         self.node_model = NodeModel(params)
         tag = f"emu-{args.tag}-t{args.rank}-{os.getpid()}"
-        self.grads = [Gpus(f"{tag}-b{i}", max(1, int(sum(l.params for l in g) * f)), dtype, model=self.node_model)
-                      for i, g in enumerate(groups)]
+        self.grads = [Gpus(f"{tag}-b{i}", max(1, int(sum(l.synced_params for l in g) * f)), dtype,
+                           model=self.node_model) for i, g in enumerate(groups)]
         self.groups = groups
+        # MoE: each GPU's tokens for other GPUs' experts, bf16, a whole block per GPU of the job
+        ranks = args.gpus * len(endpoints(args.peers))
+        a2a = max((l.a2a_bytes for l in self.model.layers), default=0) * args.batch * f
+        self.tokens = Gpus(f"{tag}-a2a", max(1, int(a2a / 2) // ranks) * ranks, DTYPES["bf16"],
+                           model=self.node_model) if a2a else None
 
     def close(self) -> None:
-        for g in self.grads:
+        for g in self.grads + ([self.tokens] if self.tokens else []):
             g.close()
+
+    def exchange(self, mesh, nodes: int, check: bool) -> tuple[float, int]:
+        """A MoE layer's dispatch and combine: two all-to-alls of every GPU's tokens. Returns the
+        seconds they took and, with `check`, the elements the first delivered wrong."""
+        began, wrong = time.monotonic(), 0
+        chunk = default_chunk(self.tokens.count * self.tokens.dtype.itemsize)
+        if check:
+            fill(self.tokens, self.args.rank, nodes)
+        ALGOS["alltoall"](self.tokens, mesh, chunk)
+        if check:
+            wrong = wrong_elements(self.tokens, self.args.rank, nodes, "alltoall")
+        ALGOS["alltoall"](self.tokens, mesh, chunk)
+        return time.monotonic() - began, wrong
 
     def compute(self, flops: float, until: float) -> float:
         """The GPUs busy for `flops` of forward-equivalent work per sample, from `until` on."""
@@ -103,25 +125,42 @@ class Job:
         start = time.monotonic()
         comm = threading.Thread(target=communicate, name="allreduce", daemon=True)
         comm.start()
-        t = self.compute(self.model.flops, start)                          # forward
+        t, compute_s, a2a_s, wrong = start, 0.0, 0.0, 0
+
+        def run(flops: float) -> None:         # the GPUs compute: modelled time
+            nonlocal t, compute_s
+            compute_s += flops * self.sec_per_flop
+            t = self.compute(flops, t)
+
+        def exchange() -> None:                # a MoE layer's all-to-alls: on the critical path
+            nonlocal t, a2a_s, wrong
+            seconds, bad = self.exchange(mesh, ranks, check and not a2a_s)
+            t, a2a_s, wrong = time.monotonic(), a2a_s + seconds, wrong + bad
+        for layer in self.model.layers:                                    # forward
+            run(layer.flops)
+            if layer.a2a_bytes:
+                exchange()
         held = []
         for layer in reversed(self.model.layers):                          # backward: 2x forward
-            t = self.compute(2 * layer.flops, t)
+            run(2 * layer.flops)
+            if layer.a2a_bytes:
+                exchange()
             b = self.last_layer.get(id(layer))
             if b is not None:
                 fill(self.grads[b], args.rank, ranks)                      # this bucket's gradients
                 (todo.put if args.overlap else held.append)(b)
         for b in held:
             todo.put(b)
-        compute_end = t
         todo.put(None)
         comm.join()
         if errors:
             raise errors[0]
         end = time.monotonic()
-        wrong = sum(wrong_elements(g, args.rank, ranks) for g in self.grads) if check else 0    # outside the step
-        return {"start": start, "end": end, "step_s": end - start, "compute_s": compute_end - start,
-                "comm_s": comm_s[0], "exposed_s": max(0.0, end - compute_end), "wrong": wrong}
+        if check:                                                          # outside the step
+            wrong += sum(wrong_elements(g, args.rank, ranks) for g in self.grads)
+        return {"start": start, "end": end, "step_s": end - start, "compute_s": compute_s,
+                "comm_s": comm_s[0] + a2a_s, "a2a_s": a2a_s, "exposed_s": max(0.0, end - start - compute_s),
+                "wrong": wrong}
 
 
 STATE_TENSORS = ("param", "adam_m", "adam_v")     # the state a checkpoint holds, fp32 each
@@ -244,7 +283,7 @@ def run(args) -> None:
     ckpt = None
     try:
         if args.checkpoint_period:
-            params = sum(int(sum(l.params for l in g) * args.size_factor) for g in job.groups)
+            params = int(job.model.params * args.size_factor)     # experts too: node r holds 1/N of them
             ckpt = Checkpoints(args, params, len(peers), job.node_model)
         if args.resume_from:
             ckpt.restore(args.resume_from, args.first_step)

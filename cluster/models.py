@@ -15,6 +15,14 @@ class Layer:
     name: str
     params: int
     flops: float        # forward, per sample
+    sharded: bool = False   # parameters split over the job's GPUs (experts): not allreduced in DDP
+    a2a_bytes: int = 0      # bytes one sample sends to other GPUs' experts in the forward pass (dispatch;
+                            # the combine brings as many back, and backward does both again)
+
+    @property
+    def synced_params(self) -> int:
+        """Parameters whose gradients data parallelism allreduces."""
+        return 0 if self.sharded else self.params
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class Model:
     @property
     def flops(self) -> float:
         return sum(l.flops for l in self.layers)
+
+    @property
+    def synced_params(self) -> int:
+        return sum(l.synced_params for l in self.layers)
 
 
 def _conv(name: str, size: int, c_in: int, c_out: int, k: int = 3) -> Layer:
@@ -63,7 +75,25 @@ def gpt2_medium(seq: int = 1024) -> Model:
     return Model("gpt2-medium", tuple(layers), f"a sequence of {seq} tokens")
 
 
-MODELS = {"vgg16": vgg16, "gpt2-medium": gpt2_medium}
+def moe_small(seq: int = 1024, experts: int = 16, top_k: int = 2) -> Model:
+    """A small MoE decoder (GPT-2-medium's width, 12 blocks): dense attention in every block and
+    an expert FFN layer of `experts` experts (each 1024 -> 4096 -> 1024) of which every token uses
+    `top_k`. Experts are sharded over the job's GPUs (expert parallelism): tokens reach their
+    experts with an all-to-all (dispatch) and come back with another (combine), as activations
+    in bf16. FLOPs count the experts a token uses, not all of them."""
+    width, vocab = 1024, 50257
+    attn = 4 * width * width + 4 * width
+    expert = 8 * width * width + 5 * width
+    layers = [Layer("embed", vocab * width + seq * width, 0.0)]
+    for i in range(12):
+        layers.append(Layer(f"attn{i}", attn, seq * (2.0 * attn + 4.0 * seq * width)))
+        layers.append(Layer(f"moe{i}", experts * expert, seq * top_k * 2.0 * expert, sharded=True,
+                            a2a_bytes=seq * top_k * width * 2))
+    layers.append(Layer("head", 0, seq * 2.0 * vocab * width))       # tied to the embedding
+    return Model("moe-small", tuple(layers), f"a sequence of {seq} tokens")
+
+
+MODELS = {"vgg16": vgg16, "gpt2-medium": gpt2_medium, "moe-small": moe_small}
 
 
 def model(name: str) -> Model:
@@ -75,11 +105,12 @@ def model(name: str) -> Model:
 def buckets(m: Model, bucket_params: int) -> list[list[Layer]]:
     """Layers grouped in backward order (last layer first) into buckets of at least
     `bucket_params` parameters, as DDP groups gradients: a bucket is allreduced as soon as the
-    backward pass has produced all of its gradients. Layers without parameters join the next."""
+    backward pass has produced all of its gradients. Layers without parameters to allreduce
+    (none, or experts sharded over the GPUs) join the next."""
     out, current, size = [], [], 0
     for layer in reversed(m.layers):
         current.append(layer)
-        size += layer.params
+        size += layer.synced_params
         if size >= bucket_params:
             out.append(current)
             current, size = [], 0

@@ -22,7 +22,7 @@ GRADIENT_BUDGET = 8 * 2**20     # bytes of gradients per GPU the default size_fa
 
 def default_size_factor(model: str) -> float:
     """Shrink a model until one GPU's gradients (fp32) are about GRADIENT_BUDGET bytes."""
-    return min(1.0, GRADIENT_BUDGET / (model_spec(model).params * 4))
+    return min(1.0, GRADIENT_BUDGET / (model_spec(model).synced_params * 4))
 
 
 class JobFailed(EmuError):
@@ -58,7 +58,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
         raise EmuError("a job needs at least 2 steps (the first pays the connections' set-up)")
     run = plan_run(lab, backend, nodes)
     f = size_factor or default_size_factor(model)
-    gradient_bytes = int(spec.params * f) * 4
+    gradient_bytes = int(spec.synced_params * f) * 4
     timeout = peer_timeout(lab, gradient_bytes * run.gpus, timeout_base)
     peers = ",".join(f"{lab.node(n).addr}:{port}" for n in run.nodes)
     argv = command("train") + [
@@ -136,7 +136,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             "steps_done": first_step + len(steps_out), "restarts": restarts, "lost_steps": lost,
             "restored_steps": [r["step"] for r in restores][::len(run.nodes)], "batch": batch, "size_factor": f,
             "overlap_on": overlap, "step_time_s": step_time, "compute_s": mean("compute_s"), "comm_s": comm,
-            "exposed_comm_s": mean("exposed_s"),
+            "exposed_comm_s": mean("exposed_s"), "a2a_s": mean("a2a_s"),
             # wall time per step, gaps between steps included (a checkpoint's copy to host memory)
             "wall_per_step_s": (measured[-1]["end"] - measured[0]["start"]) / len(measured),
             "overlap": max(0.0, 1 - mean("exposed_s") / comm) if comm else None,

@@ -22,7 +22,8 @@ WORKLOAD_KEYS = ("algbw", "busbw", "proj_algbw", "proj_busbw", "goodput_bps", "p
                  "share", "drops", "wrong", "verified",
                  # training jobs (emu.experiments.training)
                  "job", "nodes", "steps_done", "restarts", "lost_steps", "step_time_s", "compute_s", "comm_s",
-                 "exposed_comm_s", "overlap", "wall_per_step_s", "cross_zone", "queued_s", "interruptions", "proj_step_time_s", "saves", "save_s", "save_bps", "load_verified",
+                 "exposed_comm_s", "a2a_s", "overlap", "wall_per_step_s", "cross_zone", "queued_s", "interruptions",
+                 "proj_step_time_s", "saves", "save_s", "save_bps", "load_verified",
                  "restored_steps")
 
 

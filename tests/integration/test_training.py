@@ -75,3 +75,12 @@ def test_a_killed_job_resumes_from_its_last_checkpoint_and_loses_at_most_a_perio
     per_period = period / job["wall_per_step_s"]
     assert job["lost_steps"] <= per_period + 2, job
     assert job["load_verified"] is True
+
+
+def test_a_moe_job_exchanges_tokens_exactly_on_its_critical_path(make_lab, lab_name):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.01))
+    job = train(lab, "moe-small", ["c0", "c1"], steps=3, batch=1)
+    assert job["wrong"] == 0 and job["steps_done"] == 3        # gradients and the checked all-to-all exact
+    assert job["a2a_s"] > 0
+    # the all-to-alls wait for nothing to hide behind: all of their time is exposed
+    assert job["exposed_comm_s"] >= 0.9 * job["a2a_s"], job
