@@ -1,7 +1,7 @@
 """Injected hardware faults as a node's agents see them.
 
 The lab keeps one fault file per node, {"gpu": {index: "corrupt" | "lost"}, "ssd": {index:
-rate factor}} as JSON, rewritten whole (by rename) when a fault is injected or cleared; its
+rate factor}, "mem": rate factor} as JSON, rewritten whole (by rename) when a fault is injected or cleared; its
 path reaches every agent in EMU_FAULTS. Agents look at it at most every RECHECK seconds, so
 running ones see a new fault too.
 """
@@ -48,3 +48,7 @@ class NodeFaults:
     def ssd_factor(self, index: int) -> float:
         """The share of its rate SSD `index` keeps (1.0: healthy)."""
         return float(self.current().get("ssd", {}).get(str(index), 1.0))
+
+    def mem_factor(self) -> float:
+        """The share of its rate host memory keeps (1.0: healthy)."""
+        return float(self.current().get("mem", 1.0))

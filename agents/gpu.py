@@ -53,6 +53,7 @@ class NodeModel:
         self.nic_tx = Pipe("p2p.tx", p.gpu_nic_p2p_bps)
         self.nic_rx = Pipe("p2p.rx", p.gpu_nic_p2p_bps)
         self.nvlink = [Pipe(f"nvlink{k}", p.nvlink_bps) for k in range(p.gpus // 2)]
+        self.faults = NodeFaults()      # injected faults: its GPUs, its host memory's rate
 
     def root_complex(self, gpu: int) -> Pipe:
         return self.rc[gpu // self.params.gpus_per_root_complex]
@@ -66,7 +67,7 @@ class NodeModel:
         return max(p.reserve(nbytes, start) for p in pipes)
 
     def charge_mem(self, nbytes: int, start: float | None = None) -> float:
-        return self.mem.reserve(nbytes, time.monotonic() if start is None else start)
+        return self.mem.reserve(nbytes, time.monotonic() if start is None else start, self.faults.mem_factor())
 
     @staticmethod
     def settle(deadline: float) -> None:
@@ -94,7 +95,7 @@ class Gpus:
                  model: NodeModel | None = None):
         self.dtype, self.count = np.dtype(dtype), count
         self.model = model or NodeModel(params)
-        self.faults = NodeFaults()
+        self.faults = self.model.faults
         self.bad = slice(count // 2, count // 2 + max(1, count // 64))     # elements a faulty GPU corrupts
         nbytes = max(1, count * self.dtype.itemsize)
         self._shm = [shared_memory.SharedMemory(name=f"{tag}-gpu{g}", create=True, size=nbytes)

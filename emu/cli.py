@@ -686,6 +686,17 @@ def fault_ssd(node, lab_opt, ssd, rate_factor):
     console.print(f"{node} SSD {ssd} now runs at {rate_factor:.0%} of its rate")
 
 
+@fault.command("memory")
+@click.argument("node")
+@lab_option
+@click.option("--rate-factor", type=float, required=True, help="host memory keeps this share of its rate (0 < F <= 1)")
+def fault_memory(node, lab_opt, rate_factor):
+    """Slow host memory on compute NODE (what HFReduce's reductions and every copy through it cross)."""
+    target = attach(None, lab_opt)
+    target.set_mem_fault(node, None if rate_factor == 1 else rate_factor)
+    console.print(f"{node} host memory now runs at {rate_factor:.0%} of its modelled rate")
+
+
 @fault.command("clear")
 @lab_option
 def fault_clear(lab_opt):

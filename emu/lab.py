@@ -276,23 +276,34 @@ class Lab:
             raise EmuError(f"an SSD keeps a share of its rate in (0, 1], not {factor:g}")
         self._set_fault(node, "ssd", ssd, factor)
 
-    def _set_fault(self, node: str, part: str, index: int, fault) -> None:
-        """Record a node's fault and rewrite its fault file: its agents (running ones too) see it
-        within agents.faults.RECHECK."""
+    def set_mem_fault(self, node: str, factor: float | None) -> None:
+        """Compute node `node`'s host memory keeps `factor` of its modelled rate (None: healthy)."""
+        if self.node(node).kind != "compute":
+            raise EmuError(f"{node} is a {self.node(node).kind} node; host memory is modelled on compute nodes")
+        if factor is not None and not 0 < factor <= 1:
+            raise EmuError(f"host memory keeps a share of its rate in (0, 1], not {factor:g}")
+        self._set_fault(node, "mem", None, factor)
+
+    def _set_fault(self, node: str, part: str, index: int | None, fault) -> None:
+        """Record a node's fault (`part`, and `index` for parts with several: GPUs, SSDs) and rewrite
+        its fault file: its agents (running ones too) see it within agents.faults.RECHECK."""
         with self._changing:
             faults = self.faults(node)
-            if fault is None:
+            if index is None:
+                faults.pop(part, None) if fault is None else faults.update({part: fault})
+            elif fault is None:
                 faults.get(part, {}).pop(str(index), None)
             else:
                 faults.setdefault(part, {})[str(index)] = fault
             self.state.setdefault("faults", {})[node] = faults
             self.state.setdefault("events", []).append({"t": time.time(), "change": f"{part}_fault", "node": node,
-                                                        part: index, "fault": fault})
+                                                        **({part: index} if index is not None else {}),
+                                                        "fault": fault})
             self._save()
             self._write_faults(node, faults)
 
     def faults(self, node: str) -> dict:
-        """`node`'s injected faults: {"gpu": {index: kind}, "ssd": {index: rate factor}}."""
+        """`node`'s injected faults: {"gpu": {index: kind}, "ssd": {index: rate factor}, "mem": rate factor}."""
         return json.loads(json.dumps(self.state.get("faults", {}).get(node, {})))     # a copy
 
     def faults_file(self, node: str) -> Path:
@@ -319,6 +330,7 @@ class Lab:
         for node, faults in sorted(self.state.pop("faults", {}).items()):
             cleared += [f"{node} GPU {g}: healthy (was {kind})" for g, kind in sorted(faults.get("gpu", {}).items())]
             cleared += [f"{node} SSD {d}: healthy (was at {f:.0%})" for d, f in sorted(faults.get("ssd", {}).items())]
+            cleared += [f"{node} host memory: healthy (was at {faults['mem']:.0%})"] if "mem" in faults else []
             self._write_faults(node, {})
         self._save()
         return cleared

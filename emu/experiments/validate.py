@@ -6,9 +6,10 @@ the node to the switch port at the other end, all links at once); on compute nod
 of every GPU's memory reads back as written (agents.validate gpu-memory), and an allreduce
 inside the node (HFReduce over its GPUs) comes out exact; on storage nodes, a storage stress:
 a compute node fills every chain of the node and reads them back for a while, at least
-STORAGE_SHARE of what the path allows (the client's NIC, the node's NIC facing it, its SSDs).
-Rows: node, check, ok, measured, expected. Not checked yet: host memory bandwidth (the node
-model's figure is a constant here).
+STORAGE_SHARE of what the path allows (the client's NIC, the node's NIC facing it, its SSDs);
+on compute nodes, host memory: copies through the node model's host memory reach HOST_MEM_SHARE
+of its rate (a degraded memory, or a machine too busy to emulate the node, fails).
+Rows: node, check, ok, measured, expected.
 """
 from emu.errors import EmuError
 from emu.experiments.collectives import bench_collective
@@ -19,6 +20,7 @@ from emu.routing import port_towards
 LINK_SHARE = 0.85       # one TCP flow carries ~95% of a shaped link here; half a link is a fault
 LINK_SECONDS = 1.0
 GPU_TEST_BYTES = 2**20
+HOST_MEM_SHARE = 0.8    # of the node model's host memory rate (healthy nodes reach 97-99% here)
 STORAGE_SHARE = 0.5     # a healthy node reaches 89% of the path here (one client, 64 KiB chunks); a slow SSD 18%
 STORAGE_SECONDS = 1.0
 STORAGE_PORT_OFFSET = 400    # the validator's storage cluster beside a run's and the job daemon's
@@ -28,7 +30,7 @@ def validate(lab, nodes: list[str] | None = None) -> list[dict]:
     hosts = nodes or [n.name for n in lab.hosts()]
     rows = link_rows(lab, hosts)
     compute = [n for n in hosts if lab.node(n).kind == "compute"]
-    rows += gpu_memory_rows(lab, compute)
+    rows += gpu_memory_rows(lab, compute) + host_memory_rows(lab, compute)
     for node in compute:
         try:
             (r,) = bench_collective(lab, "hfreduce", [node], sizes=[2**20], iters=1, warmup=0, port=6300)
@@ -68,10 +70,23 @@ def gpu_memory_rows(lab, nodes: list[str]) -> list[dict]:
             r = agents.result(node, proc, 300)
             bad = [g for g in r["gpus"] if g["bad_bytes"] or "error" in g]
             rows.append({"node": node, "check": "GPU memory", "ok": not bad,
-                         "measured": ", ".join(f"GPU {g['gpu']}: " + (g.get("error") or f"{g['bad_bytes']} bad bytes")
+                         "measured": ", ".join(g.get("error") or f"GPU {g['gpu']}: {g['bad_bytes']} bad bytes"
                                                for g in bad)
                          or f"{len(r['gpus'])} GPUs, 0 bad bytes",
                          "expected": f"0 of {r['bytes_read']} per GPU"})
+    return rows
+
+
+def host_memory_rows(lab, nodes: list[str]) -> list[dict]:
+    rows = []
+    with lab.launch() as agents:
+        procs = [(n, agents.start(n, command("validate") + [
+            "host-memory", "--gpus", str(lab.topology.node(n).attrs["gpus"]), "--scale", repr(lab.plan.scale)]))
+            for n in nodes]
+        for node, proc in procs:
+            r = agents.result(node, proc, 300)
+            rows.append({"node": node, "check": "host memory", "ok": r["bps"] >= HOST_MEM_SHARE * r["model_bps"],
+                         "measured": r["bps"], "expected": r["model_bps"]})
     return rows
 
 

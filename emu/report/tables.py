@@ -24,7 +24,8 @@ def status_tables(st: dict) -> list:
     for n in st["nodes"]:
         health = ("[red]unhealthy[/]" if n.get("unhealthy") else "") + \
             "".join(f" GPU {g} {kind}" for g, kind in sorted(n.get("faults", {}).get("gpu", {}).items())) + \
-            "".join(f" SSD {d} at {f:.0%}" for d, f in sorted(n.get("faults", {}).get("ssd", {}).items()))
+            "".join(f" SSD {d} at {f:.0%}" for d, f in sorted(n.get("faults", {}).get("ssd", {}).items())) + \
+            (f" memory at {n['faults']['mem']:.0%}" if "mem" in n.get("faults", {}) else "")
         nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]), health.strip())
     links = Table("a", "b", "emulated rate", "real rate", "buffer/VL", "state")
     for l in st["links"]:

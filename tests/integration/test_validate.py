@@ -1,6 +1,6 @@
 """The validator flags exactly the injected faults (a link at half its rate, a GPU whose memory
-corrupts, a GPU that stops answering, a slow SSD) on a lab where the other nodes are healthy, and
-passes everything once they are cleared."""
+corrupts, a GPU that stops answering, a slow SSD, slow host memory) on a lab where the other nodes
+are healthy, and passes everything once they are cleared."""
 import json
 import subprocess
 import sys
@@ -31,13 +31,15 @@ def test_the_validator_flags_exactly_the_injected_faults(make_lab, lab_name):
     assert emu("fault", "gpu", "--lab", lab_name, "c2", "--gpu", "3").returncode == 0
     assert emu("fault", "gpu", "--lab", lab_name, "c3", "--gpu", "5", "--lost").returncode == 0
     assert emu("fault", "ssd", "--lab", lab_name, "st1", "--ssd", "7", "--rate-factor", "0.05").returncode == 0
+    assert emu("fault", "memory", "--lab", lab_name, "c0", "--rate-factor", "0.5").returncode == 0
     code, failed = failures(lab_name)
     assert code == 1
     assert failed == {("c1", "link eth0 -> leaf0"), ("c2", "GPU memory"), ("c2", "allreduce in the node"),
-                      ("c3", "GPU memory"), ("c3", "allreduce in the node"), ("st1", "storage reads to c0")}
-    assert Lab.get(lab_name).unhealthy() == ["c1", "c2", "c3", "st1"]
+                      ("c3", "GPU memory"), ("c3", "allreduce in the node"), ("st1", "storage reads to c0"),
+                      ("c0", "host memory")}
+    assert Lab.get(lab_name).unhealthy() == ["c0", "c1", "c2", "c3", "st1"]
     cleared = emu("fault", "clear", "--lab", lab_name).stdout
-    assert all(f in cleared for f in ("c1 <-> leaf0", "c2 GPU 3", "c3 GPU 5", "st1 SSD 7"))
+    assert all(f in cleared for f in ("c1 <-> leaf0", "c2 GPU 3", "c3 GPU 5", "st1 SSD 7", "c0 host memory"))
     assert failures(lab_name) == (0, set())
     assert Lab.get(lab_name).unhealthy() == []
 
