@@ -142,16 +142,14 @@ class Launcher:
             raise EmuError(error)
         return records
 
-    def outcome(self, node: str, proc: subprocess.Popen, timeout: float = 600) -> tuple[list[dict], str | None]:
+    def outcome(self, node: str, proc: subprocess.Popen, timeout: float = 600,
+                on_record=None) -> tuple[list[dict], str | None]:
         """(the records the agent printed, None) once it ends well; (those it printed before it
         failed, the one line saying why) otherwise: a job that restarts needs to know how far
-        its ranks got."""
+        its ranks got. `on_record(record)` sees each record as it is printed (progress)."""
         module = self.modules.get(proc.pid, "agent")
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
+        out, err, timed_out = _read(proc, timeout, on_record)
+        if timed_out:
             return [r for r in _records(out) if r], f"{module} on {node} gave no result within {timeout:.0f} s (a peer or a link lost?)"
         records = _records(out)
         if proc.returncode != 0:
@@ -160,16 +158,17 @@ class Launcher:
             return [r for r in records if r], f"{module} on {node} printed no JSON records: {_last_line(out)}"
         return records, None
 
-    def gather(self, started: list[tuple[str, subprocess.Popen]], timeout: float = 600
+    def gather(self, started: list[tuple[str, subprocess.Popen]], timeout: float = 600, on_record=None
                ) -> tuple[list[tuple[list[dict], str | None]], set[int]]:
         """The outcomes of agents that work together (a job's ranks): once one fails, the others
         are ended at once instead of each waiting out its peer timeout. Returns the outcomes in
-        order and the indices of the agents ended here (their errors are a consequence)."""
+        order and the indices of the agents ended here (their errors are a consequence).
+        `on_record(i, record)` sees agent i's records as they come."""
         outcomes: list = [None] * len(started)
         failed = threading.Event()
 
         def wait(i, node, proc):
-            outcomes[i] = self.outcome(node, proc, timeout)
+            outcomes[i] = self.outcome(node, proc, timeout, on_record and (lambda r: on_record(i, r)))
             if outcomes[i][1]:
                 failed.set()
         threads = [threading.Thread(target=wait, args=(i, n, p), daemon=True) for i, (n, p) in enumerate(started)]
@@ -210,6 +209,38 @@ def _catches(pid: int, sig: int) -> bool:
     except (OSError, StopIteration):
         return False
     return bool(mask >> (sig - 1) & 1)
+
+
+def _read(proc: subprocess.Popen, timeout: float, on_record=None) -> tuple[str, str, bool]:
+    """(stdout, stderr, whether it timed out and was killed) of an agent, once it ends; with
+    `on_record`, stdout is read line by line and each record handed over as it comes."""
+    if on_record is None:
+        try:
+            return (*proc.communicate(timeout=timeout), False)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return (*proc.communicate(), True)
+    lines, err = [], []
+
+    def pump():
+        for line in proc.stdout:
+            lines.append(line)
+            if record := _record(line):
+                on_record(record)
+    readers = [threading.Thread(target=pump, daemon=True),
+               threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        proc.wait(timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        timed_out = True
+    for t in readers:
+        t.join()
+    return "".join(lines), "".join(err), timed_out
 
 
 def _records(out: str | None) -> list[dict]:

@@ -40,11 +40,12 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
           port: int = PORT, timeout_base: float | None = None, name: str = "job",
           checkpoint_period: float | None = None, storage=None, max_restarts: int = 3,
           preempt: threading.Event | None = None, resume: dict | None = None, attempt: int = 0,
-          restart_here: bool = True) -> dict:
+          restart_here: bool = True, progress=None) -> dict:
     """Run a job to its end; with `checkpoint_period`, every node saves its shard of the state to
     `storage` (a running StorageCluster) every period, in the background, and a failed job
     restarts from its newest complete checkpoint (on the same nodes; with `restart_here` False it
-    raises JobFailed instead, for a scheduler to restart it elsewhere).
+    raises JobFailed instead, for a scheduler to restart it elsewhere). `progress(steps done)` is
+    called as rank 0 finishes each step.
 
     Time sharing: once `preempt` is set the ranks stop at their next step with a checkpoint and
     the result says so (`preempted`: the step, `resume`: what to pass back as `resume`, with
@@ -89,7 +90,8 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
         with lab.launch() as agents:
             procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
             watcher = _interrupt_on(preempt, agents, procs, bool(checkpoint_period)) if preempt else None
-            outcomes, ended = agents.gather(list(zip(run.nodes, procs)), timeout * (steps + 2) + 60)
+            outcomes, ended = agents.gather(list(zip(run.nodes, procs)), timeout * (steps + 2) + 60,
+                                            _on_step(progress) if progress else None)
         records = [rs for rs, _ in outcomes]
         # the ranks that failed by themselves first (the others were ended because of them)
         errors = [e for i, (_, e) in enumerate(outcomes) if e and i not in ended] + (watcher.errors if watcher else [])
@@ -143,6 +145,11 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             "proj_step_time_s": step_time * lab.plan.scale / f,
             "samples_per_s": run.ranks * batch / step_time, "wrong": sum(s["wrong"] for s in steps_out),
             **(checkpoint_figures(measured, saves, loads) if checkpoint_period else {}), "steps": steps_out}
+
+
+def _on_step(progress):
+    """Rank 0's step records as progress(steps done)."""
+    return lambda rank, record: progress(record["step"] + 1) if rank == 0 and "step_s" in record else None
 
 
 def _newest_complete(saves: list[dict], ranks: int) -> dict | None:

@@ -53,9 +53,10 @@ def test_jobs_submit_ls_cancel_and_down(make_lab, lab_name):
     # a long job, then the lab goes down under it: the daemon and its agents go too
     emu("jobs", "submit", "--lab", lab.name, "--name", "long", "--nodes", "2", "--steps", "500")
     deadline = time.monotonic() + 60
-    while jobs(lab.name)["long"]["state"] != "running":
+    while jobs(lab.name)["long"]["steps_done"] < 2:            # progress shows while it runs
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    assert jobs(lab.name)["long"]["state"] == "running"
     pid = jobsd.daemon_pid(lab.name)
     assert pid and running_agents(lab)
     emu("down", lab.name)
