@@ -339,12 +339,27 @@ class Lab:
         """The validator's verdict on `checked` nodes: `failed` ones are marked, the rest cleared
         (the scheduler marks the nodes a job lost, checking none)."""
         with self._changing:
-            marked = (set(self.state.get("unhealthy", [])) - set(checked)) | set(failed)
-            self.state["unhealthy"] = sorted(marked)
-            self._save()
+            # only this key changes, on the state as it is on disk now: another process (a job
+            # daemon, a run) may hold an older copy of the rest, and must not write it back here
+            on_disk = self._on_disk()
+            marked = (set(on_disk.get("unhealthy", [])) - set(checked)) | set(failed)
+            on_disk["unhealthy"] = self.state["unhealthy"] = sorted(marked)
+            _write_state(self.name, on_disk)
 
     def unhealthy(self) -> list[str]:
         return list(self.state.get("unhealthy", []))
+
+    def refresh_unhealthy(self) -> list[str]:
+        """The marks as they are on disk now (another process's validator may have changed them)."""
+        with self._changing:
+            self.state["unhealthy"] = list(self._on_disk().get("unhealthy", []))
+            return self.unhealthy()
+
+    def _on_disk(self) -> dict:
+        try:
+            return json.loads(state_path(self.name).read_text())
+        except (OSError, ValueError):
+            return dict(self.state)
 
     def planned_rate(self, a: str, b: str) -> int:
         """The emulated rate the topology gives the link a <-> b (whatever it runs at now)."""

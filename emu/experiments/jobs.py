@@ -109,6 +109,7 @@ class JobQueue:
     # -- the scheduler's period ----------------------------------------------------------
 
     def tick(self) -> None:
+        self.sched.unhealthy = set(self.lab.unhealthy())        # the validator's marks and the nodes jobs lost
         for job in self.jobs.values():
             if job.state == "running" and not job.thread.is_alive():
                 self._ended(job)
@@ -166,7 +167,6 @@ class JobQueue:
             job.lost_steps += r.lost_steps
             job.resume, job.attempt = r.resume, job.attempt + 1
             if r.suspects:
-                self.sched.unhealthy.update(r.suspects)
                 self.lab.mark_unhealthy([], r.suspects)
             self.record("restart", name=job.name, error=str(r), down=r.suspects, lost_steps=r.lost_steps,
                         **({"resume_step": r.resume["step"]} if r.resume else {}))

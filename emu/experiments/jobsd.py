@@ -144,9 +144,12 @@ class Daemon:
     def serve(self) -> None:
         (self.dir / "daemon.pid").write_text(str(os.getpid()))
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        idle_since = time.monotonic()
+        idle_since = refreshed = time.monotonic()
         try:
             while not self.stopping.is_set():
+                if time.monotonic() - refreshed > 1.0:       # `emu validate` may have marked nodes since
+                    self.lab.refresh_unhealthy()
+                    refreshed = time.monotonic()
                 for path in sorted((self.dir / "inbox").glob("*.json")):
                     rid = path.stem.split("-", 1)[1]
                     try:
