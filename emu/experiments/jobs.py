@@ -109,10 +109,10 @@ class JobQueue:
     # -- the scheduler's period ----------------------------------------------------------
 
     def tick(self) -> None:
-        self.sched.unhealthy = set(self.lab.unhealthy())        # the validator's marks and the nodes jobs lost
         for job in self.jobs.values():
             if job.state == "running" and not job.thread.is_alive():
                 self._ended(job)
+        self.sched.unhealthy = set(self.lab.unhealthy())        # the validator's marks and the nodes jobs lost
         queued = sorted((j for j in self.jobs.values() if j.state == "queued"),
                         key=lambda j: (-j.spec["priority"], j.submitted))
         for job in queued:
