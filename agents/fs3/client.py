@@ -164,24 +164,22 @@ class Client:
 
     async def _read_from(self, target: int, chain: int, key: str) -> tuple[str, bytes]:
         node = self.routing.node_of(target)
+
+        async def talk(reader, writer):
+            await wire.send(writer, {"op": "read", "chain": chain, "chunk": key, "rts": self.rts})
+            reply, data = await wire.recv(reader)
+            if reply["status"] == "rts":
+                async with self.grants:           # at most rts_limit transmissions at once
+                    self.transmitting += 1
+                    self.max_transmitting = max(self.max_transmitting, self.transmitting)
+                    try:
+                        await wire.send(writer, {"op": "grant"})
+                        reply, data = await wire.recv(reader)
+                    finally:
+                        self.transmitting -= 1
+            return reply, data
         async with self.per_server[node]:
-            reader, writer = await self.pool.acquire(node)
-            try:
-                await wire.send(writer, {"op": "read", "chain": chain, "chunk": key, "rts": self.rts})
-                reply, data = await wire.recv(reader)
-                if reply["status"] == "rts":
-                    async with self.grants:           # at most rts_limit transmissions at once
-                        self.transmitting += 1
-                        self.max_transmitting = max(self.max_transmitting, self.transmitting)
-                        try:
-                            await wire.send(writer, {"op": "grant"})
-                            reply, data = await wire.recv(reader)
-                        finally:
-                            self.transmitting -= 1
-            except BaseException:
-                writer.close()
-                raise
-            self.pool.release(node, (reader, writer))
+            reply, data = await self.pool.exchange(node, talk)
         if reply["status"] == "ok" and zlib.crc32(data) != reply["crc"]:
             raise StorageError(f"chunk {key} from target {target}: checksum mismatch")
         return reply["status"], data

@@ -101,13 +101,16 @@ class Manager:
 
 async def heartbeats(pool: wire.Pool, message, adopt, period: float) -> None:
     """A service's heartbeat loop: every `period`, send `message()` to the manager and hand any newer
-    routing information to `adopt`. A manager that does not answer is tried again next period."""
-    while True:
+    routing information to `adopt`, until `message()` is None. A manager that does not answer is
+    tried again next period. (asyncio.timeout, not wait_for: 3.11's wait_for can swallow the
+    cancellation that ends the loop.)"""
+    while (beat := message()) is not None:
         try:
-            reply, _ = await asyncio.wait_for(pool.request(0, message()), 5 * period)
+            async with asyncio.timeout(5 * period):
+                reply, _ = await pool.request(0, beat)
             if "routing" in reply:
                 adopt(Routing.from_dict(reply["routing"]))
-        except (*wire.DISCONNECTED, asyncio.TimeoutError):
+        except (*wire.DISCONNECTED, TimeoutError):
             pool.close()
         await asyncio.sleep(period)
 

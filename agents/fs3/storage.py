@@ -71,6 +71,7 @@ class StorageService:
         self.syncing: dict[int, asyncio.Task] = {}      # target -> its sync
         self.tasks: set[asyncio.Task] = set()
         self.connections: set = set()
+        self.crashed = False
         self.stats = {"writes": 0, "reads": 0, "rts": 0, "forward_failures": 0, "syncs": 0}
 
     def successor(self, chain: int) -> int | None:
@@ -103,7 +104,9 @@ class StorageService:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def beat(self) -> dict:
+    def beat(self) -> dict | None:
+        if self.crashed:          # a crashed service is silent
+            return None
         return {"op": "heartbeat", "node": self.node, "have": self.routing.version,
                 "syncing": sorted(self.unsynced), "synced": sorted(self.synced)}
 
@@ -131,8 +134,10 @@ class StorageService:
     async def handle(self, reader, writer) -> None:
         self.connections.add(writer)
         try:
-            while True:
+            while not self.crashed:
                 header, payload = await wire.recv(reader)
+                if self.crashed:
+                    break
                 op = header["op"]
                 if op in ("write", "replicate"):
                     reply = await self.write(header, payload)
@@ -157,7 +162,9 @@ class StorageService:
             writer.close()
 
     def crash(self) -> None:
-        """Drop every connection and everything stored, as a killed process would (for tests in one process)."""
+        """Drop every connection and everything stored, as a killed process would (for tests in one
+        process): connections accepted later, or messages that arrive later, get no answer either."""
+        self.crashed = True
         for task in list(self.tasks):
             task.cancel()
         for writer in list(self.connections):

@@ -8,6 +8,9 @@ from agents import sockets
 FRAME = struct.Struct("!II")      # header length, payload length
 # What a peer that went away looks like: refused, reset, or a stream cut mid-message.
 DISCONNECTED = (OSError, asyncio.IncompleteReadError)
+# How an idle connection to a peer's earlier incarnation (it restarted since) fails: at once, with
+# a reset or an end of stream. Only the same failure on a fresh connection says the peer is gone.
+STALE = (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError)
 STREAM_LIMIT = 2**22
 
 
@@ -62,20 +65,38 @@ class Pool:
     def release(self, peer, conn) -> None:
         self.idle.setdefault(peer, []).append(conn)
 
+    async def exchange(self, peer, talk):
+        """`await talk(reader, writer)` on a connection to `peer`, and its result. A broken
+        connection is closed, never reused; one that was idle and fails as a stale one does is
+        tried again once on a fresh connection (with the peer's other idle ones dropped)."""
+        for attempt in range(2):
+            reused = bool(self.idle.get(peer))
+            reader, writer = await self.acquire(peer)
+            try:
+                result = await talk(reader, writer)
+            except STALE:
+                writer.close()
+                if not reused or attempt:
+                    raise
+                self.drop(peer)
+                continue
+            except BaseException:
+                writer.close()
+                raise
+            self.release(peer, (reader, writer))
+            return result
+
     async def request(self, peer, header: dict, payload: bytes = b"") -> tuple[dict, bytes]:
-        """One request/reply exchange; a broken connection is closed, never reused."""
-        reader, writer = await self.acquire(peer)
-        try:
+        """One request/reply exchange."""
+        async def talk(reader, writer):
             await send(writer, header, payload)
-            reply = await recv(reader)
-        except BaseException:
+            return await recv(reader)
+        return await self.exchange(peer, talk)
+
+    def drop(self, peer) -> None:
+        for _, writer in self.idle.pop(peer, []):
             writer.close()
-            raise
-        self.release(peer, (reader, writer))
-        return reply
 
     def close(self) -> None:
-        for conns in self.idle.values():
-            for _, writer in conns:
-                writer.close()
-        self.idle.clear()
+        for peer in list(self.idle):
+            self.drop(peer)
