@@ -17,7 +17,7 @@ import time
 from agents.errors import one_line_errors
 from agents.gpu import Gpus, NodeModel, pattern, reference_sum
 from agents.hfreduce import hfreduce
-from agents.nccl import alltoall, ring_allreduce, tree_allreduce_gpus
+from agents.nccl import _segments, alltoall, ring_allgather, ring_allreduce, ring_reduce_scatter, tree_allreduce_gpus
 from agents.nic import Mesh, endpoints
 from agents.pipeline import Ready
 from cluster.node import DTYPES, NodeParams
@@ -28,6 +28,8 @@ ALGOS = {
     "ring": lambda gpus, mesh, chunk: ring_allreduce(gpus, mesh, chunk),
     "tree": lambda gpus, mesh, chunk: tree_allreduce_gpus(gpus, mesh, chunk),
     "alltoall": lambda gpus, mesh, chunk: alltoall(gpus, mesh, chunk),
+    "allgather": lambda gpus, mesh, chunk: ring_allgather(gpus, mesh, chunk),
+    "reducescatter": lambda gpus, mesh, chunk: ring_reduce_scatter(gpus, mesh, chunk),
 }
 
 
@@ -40,6 +42,16 @@ def fill(gpus: Gpus, node: int, nodes: int) -> None:
 def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce") -> int:
     """Elements of this node's GPUs that differ from what the collective must leave there."""
     total = nodes * len(gpus)
+    if algo in ("allgather", "reducescatter"):      # segment j: rank j's input, or the sum of everyone's
+        seg = _segments(gpus.count, total)
+        expected = reference_sum(total, gpus.count, gpus.dtype) if algo == "reducescatter" else None
+        wrong = 0
+        for g in range(len(gpus)):
+            me = node * len(gpus) + g
+            for j in ([me] if algo == "reducescatter" else range(total)):
+                want = expected[seg[j]] if expected is not None else pattern(j, total, gpus.count, gpus.dtype)[seg[j]]
+                wrong += int((gpus.mem[g][seg[j]].astype("float64") != want).sum())
+        return wrong
     if algo != "alltoall":
         expected = reference_sum(total, gpus.count, gpus.dtype)
         return int(sum((gpus.mem[g].astype("float64") != expected).sum() for g in range(len(gpus))))

@@ -28,6 +28,26 @@ def _segments(count: int, parts: int) -> list[slice]:
 
 def ring_allreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
     """Reduce-scatter then allgather around the ring of all GPUs of all nodes."""
+    _ring(gpus, mesh, chunk_bytes, [(True, 0), (False, -1)])
+
+
+def ring_reduce_scatter(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+    """nccl-tests' reduce-scatter, in place: global rank k ends with the sum of every rank's
+    segment k in its segment k (the rest of its buffer holds partial sums)."""
+    _ring(gpus, mesh, chunk_bytes, [(True, 1)])
+
+
+def ring_allgather(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+    """nccl-tests' allgather, in place: global rank k contributes its segment k; every rank ends
+    with every rank's segment in its place."""
+    _ring(gpus, mesh, chunk_bytes, [(False, 0)])
+
+
+def _ring(gpus: Gpus, mesh, chunk_bytes: int, phases: list[tuple[bool, int]]) -> None:
+    """Phases around the ring of all GPUs of all nodes, each ranks - 1 steps: at step s global
+    rank k passes segment (k - s - offset) to rank k + 1, which adds it to its own (`reduce`) or
+    takes it. Reduce with offset 1 leaves rank k the whole sum of segment k; with offset 0, of
+    segment k + 1, which a gather with offset -1 then spreads."""
     n_gpus, nodes, node = len(gpus), len(mesh.addrs), mesh.rank
     ranks = n_gpus * nodes
     seg = _segments(gpus.count, ranks)
@@ -36,11 +56,8 @@ def ring_allreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
     prv = mesh.conn((node - 1) % nodes, RING_CHANNEL) if nodes > 1 else None
     tmp = np.empty(max(s.stop - s.start for s in seg), gpus.dtype)
 
-    def step(s: int, reduce: bool) -> None:
-        # GPU g of this node is global rank k; it passes segment (k - s) to k + 1 in reduce-scatter,
-        # (k + 1 - s) in allgather.
-        shift = s if reduce else s - 1
-        outgoing = lambda k: seg[(k - shift) % ranks]
+    def step(s: int, reduce: bool, offset: int) -> None:
+        outgoing = lambda k: seg[(k - s - offset) % ranks]      # what global rank k passes on
         base = node * n_gpus
         deadlines = [gpus.p2p(g - 1, g, outgoing(base + g - 1), reduce=reduce) for g in range(1, n_gpus)]
         last, first = base + n_gpus - 1, base
@@ -54,10 +71,9 @@ def ring_allreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
         sender.join()
         gpus.model.settle(max(deadlines))
 
-    for s in range(ranks - 1):
-        step(s, reduce=True)
-    for s in range(ranks - 1):
-        step(s, reduce=False)
+    for reduce, offset in phases:
+        for s in range(ranks - 1):
+            step(s, reduce, offset)
 
 
 def _send_segment(gpus, gpu, conn, sl, chunk_elems):

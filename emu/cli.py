@@ -6,7 +6,7 @@ import time
 import click
 from rich.console import Console
 
-from cluster.collectives import ALLREDUCE, ALLTOALL
+from cluster.collectives import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER
 from emu.errors import EmuError
 from emu.units import format_rate
 
@@ -321,7 +321,7 @@ def _run_bench(target, algo, nodes, sizes, as_json, plot, **choices):
     from emu.experiments.collectives import bench_collective
     from emu.report.tables import COLLECTIVE_HEADER, COLLECTIVE_KEYS, collective_row, json_rows
     from emu.units import parse_sizes
-    op = "alltoall" if algo == "alltoall" else f"{algo} allreduce"
+    op = f"{algo} allreduce" if algo in ALLREDUCE else algo
     if not as_json:
         click.echo(f"# {op} on lab {target.name} (scale {target.plan.scale:g}); proj_* = measured / scale")
         click.echo(COLLECTIVE_HEADER)
@@ -344,6 +344,20 @@ def _run_bench(target, algo, nodes, sizes, as_json, plot, **choices):
 def bench_alltoall_cmd(lab_opt, **options):
     """All-to-all across compute nodes (expert parallelism), nccl-tests columns."""
     _run_bench(attach(None, lab_opt), ALLTOALL, **options)
+
+
+@bench.command("allgather")
+@bench_options
+def bench_allgather_cmd(lab_opt, **options):
+    """Allgather across compute nodes (NCCL's ring), nccl-tests columns; size = the gathered buffer."""
+    _run_bench(attach(None, lab_opt), ALLGATHER, **options)
+
+
+@bench.command("reducescatter")
+@bench_options
+def bench_reducescatter_cmd(lab_opt, **options):
+    """Reduce-scatter across compute nodes (NCCL's ring), nccl-tests columns; size = the input buffer."""
+    _run_bench(attach(None, lab_opt), REDUCESCATTER, **options)
 
 
 @main.group("exp")

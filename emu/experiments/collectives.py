@@ -8,7 +8,7 @@ allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests),
 """
 from dataclasses import dataclass
 
-from cluster.collectives import ALLREDUCE, ALLTOALL, TRAFFIC_CLASS, default_chunk
+from cluster.collectives import ALLREDUCE, ALLTOALL, TRAFFIC_CLASS, bus_factor, default_chunk, redop
 from emu.errors import EmuError
 from emu.launch import command, peer_timeout
 from emu.report.project import to_real
@@ -83,10 +83,8 @@ def _one_size(lab, run: CollectiveRun, size: int) -> dict:
     ranks = run.ranks
     time_us = max(r["time_us"] for r in results)
     algbw = results[0]["size"] / (time_us * 1e-6) / 1e9
-    factor = (ranks - 1) / ranks if run.algo == ALLTOALL else 2 * (ranks - 1) / ranks
-    busbw = algbw * factor
-    return {"size": results[0]["size"], "count": results[0]["count"], "type": run.dtype,
-            "redop": "none" if run.algo == ALLTOALL else "sum",
+    busbw = algbw * bus_factor(run.algo, ranks)
+    return {"size": results[0]["size"], "count": results[0]["count"], "type": run.dtype, "redop": redop(run.algo),
             "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": to_real(algbw, scale),
             "proj_busbw": to_real(busbw, scale), "wrong": sum(r["wrong"] for r in results),
             "nodes": len(run.nodes), "gpus": ranks, "algo": run.algo, "chunk": chunk,

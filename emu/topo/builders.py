@@ -1,4 +1,5 @@
-"""Topology generators: star, two-layer leaf-spine (fat-tree) and the paper's two-zone design.
+"""Topology generators: star, two-layer leaf-spine (fat-tree), the paper's two-zone design and its
+next-generation multi-plane network (section IX).
 
 Each builder adds nodes and links to a Topology and is reachable from YAML as
 `fabric: {type: NAME, ...params}` and from Python as `build(NAME, name=..., **params)`.
@@ -60,7 +61,55 @@ def two_zone(topo: Topology, leaves: int = 2, spines: int = 2, hosts_per_leaf: i
         topo.add_link(f"za-spine{s}", f"zb-spine{s}")
 
 
-BUILDERS = {"star": star, "leaf-spine": leaf_spine, "fat-tree": leaf_spine, "two-zone": two_zone}
+def multi_plane_layout(planes: int, radix: int, nics: int, nodes: int | None = None):
+    """Section IX's next-generation network as a layout: `planes` two-layer fat-trees of
+    `radix`-port switches (each plane: up to `radix` leaves with radix/2 ports down and radix/2 up,
+    radix/2 spines), and compute nodes with `nics` NICs (one per GPU) of which NIC i is on plane
+    i mod planes. A node's NICs on one plane (its rails) land on different leaves. Yields
+    ("switch", name), ("compute", name) and ("link", a, b) in building order (a host's links in
+    NIC order); `nodes` defaults to as many as the planes hold."""
+    if planes < 1 or nics < 1 or nics % planes:
+        raise ValueError(f"nics ({nics}) must be a positive multiple of planes ({planes})")
+    if radix < 2 or radix % 2:
+        raise ValueError(f"radix must be an even number of ports, got {radix}")
+    down, rails = radix // 2, nics // planes
+    capacity = radix * down // rails                 # nodes one plane's leaves hold
+    nodes = capacity if nodes is None else nodes
+    if not 1 <= nodes <= capacity:
+        raise ValueError(f"{planes} planes of {radix}-port switches hold 1..{capacity} nodes of {nics} NICs, "
+                         f"not {nodes}")
+    if rails > 1 and nodes < down:
+        raise ValueError(f"with {rails} NICs per plane a node needs its own leaf per rail: at least {down} nodes")
+    leaves = -(-nodes * rails // down)
+    for p in range(planes):
+        for s in range(down):
+            yield "switch", f"p{p}-spine{s}"
+        for l in range(leaves):
+            yield "switch", f"p{p}-leaf{l}"
+            for s in range(down):
+                yield "link", f"p{p}-leaf{l}", f"p{p}-spine{s}"
+    for n in range(nodes):
+        yield "compute", f"c{n}"
+        for i in range(nics):
+            plane, rail = i % planes, i // planes
+            yield "link", f"c{n}", f"p{plane}-leaf{(rail * nodes + n) // down}"
+
+
+def multi_plane(topo: Topology, planes: int = 2, radix: int = 4, nics: int = 2, nodes: int = 0) -> None:
+    """`multi_plane_layout` as a lab (nodes 0: as many as the planes hold)."""
+    try:
+        layout = list(multi_plane_layout(planes, radix, nics, nodes or None))
+    except ValueError as e:
+        raise TopologyError(topo.source, "fabric", str(e)) from None
+    for item in layout:
+        if item[0] == "link":
+            topo.add_link(item[1], item[2])
+        else:
+            topo.add_node(item[1], item[0])
+
+
+BUILDERS = {"star": star, "leaf-spine": leaf_spine, "fat-tree": leaf_spine, "two-zone": two_zone,
+            "multi-plane": multi_plane}
 
 
 def apply_builder(topo: Topology, kind: str, params: dict, key: str = "fabric") -> Topology:

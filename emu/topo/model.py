@@ -152,8 +152,13 @@ class Topology:
                     raise TopologyError(self.source, "links",
                                         f"{node.name} <-> {peer}: hosts connect to switches, not to each other")
         switches = [n.name for n in self.switches()]
-        if switches and not nx.is_connected(self.graph.subgraph(switches)):
-            raise TopologyError(self.source, "links", "the switches must form one connected fabric (hosts do not forward)")
+        planes = list(nx.connected_components(self.graph.subgraph(switches))) if switches else []
+        hosts = {n.name for n in self.hosts()}
+        # several fabrics (planes) are fine when each reaches every host: hosts do not forward
+        for plane in planes if len(planes) > 1 else []:
+            if {h for s in plane for h in self.graph[s]} & hosts != hosts:
+                raise TopologyError(self.source, "links", "the switches must form one connected fabric, or planes "
+                                                          "that each reach every host (hosts do not forward)")
         return self
 
     # -- reading --------------------------------------------------------------------

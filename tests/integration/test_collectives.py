@@ -1,10 +1,11 @@
-"""Every allreduce algorithm on a real lab: exact results and bandwidth near the model's bound."""
+"""Every collective on a real lab: exact results and bandwidth near the model's bound."""
 import json
 import subprocess
 import sys
 
 import pytest
 
+from cluster.collectives import bus_factor
 from emu.experiments.collectives import ALGOS, bench_collective
 from emu.topo import build
 
@@ -17,13 +18,14 @@ def lab(make_lab, lab_name):
     return make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001))
 
 
-@pytest.mark.parametrize("algo", ALGOS + ("alltoall",))
+@pytest.mark.parametrize("algo", ALGOS + ("alltoall", "allgather", "reducescatter"))
 def test_collective_on_a_lab(lab, make_lab, lab_name, algo):
     size = 256 * 1024
     (row,) = bench_collective(lab, algo, sizes=[size], dtype="bf16", iters=2)
     assert row["wrong"] == 0
     assert row["gpus"] == 16 and row["count"] == 128 * 1024
     assert row["proj_busbw"] == pytest.approx(row["busbw"] / 0.001)
+    assert row["busbw"] == pytest.approx(row["algbw"] * bus_factor(algo, 16))     # nccl-tests' factors
     # Never faster than the model allows: the busiest resource or link bounds the time.
     assert row["efficiency"] <= 1.05, row
     if row["efficiency"] >= 0.3:         # within reach of its own bound (two nodes on two cores)
@@ -55,3 +57,12 @@ def test_cli_json_rows(lab):
     assert set(rows[0]) == {"size", "count", "type", "redop", "time_us", "algbw", "busbw",
                             "proj_algbw", "proj_busbw", "wrong"}
     assert all(r["wrong"] == 0 and r["algbw"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("verb,redop", [("allgather", "none"), ("reducescatter", "sum")])
+def test_cli_ring_phases(lab, verb, redop):
+    done = subprocess.run([sys.executable, "-m", "emu.cli", "bench", verb, "--lab", lab.name, "--sizes", "64K",
+                           "--iters", "1", "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)
+    assert row["wrong"] == 0 and row["redop"] == redop and row["busbw"] == pytest.approx(row["algbw"] * 15 / 16)

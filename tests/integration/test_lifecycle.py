@@ -258,3 +258,10 @@ def test_clean_of_one_lab_enters_no_other_labs_namespaces(make_lab, lab_name, mo
     assert clean(victim.name) == {victim.name: 3}
     assert sorted(entered) == sorted(f"emu-{victim.name}-{n}" for n in ("sw0", "c0", "c1"))
     victim.state["nodes"] = {}
+
+
+def test_a_multi_plane_lab_connects_every_nic_to_every_nic_on_its_plane(make_lab, lab_name):
+    lab = make_lab(build("multi-plane", lab_name, planes=2, radix=4, nics=4, nodes=4))
+    result = tcp_mesh(lab.hosts())
+    assert result.pairs == 4 * 3 * 4 and result.ok == result.pairs, result.failures[:3]    # every NIC's address
+    assert result.retransmits == 0

@@ -61,7 +61,7 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
 @pytest.mark.parametrize("dtype", sorted(DTYPES))
 @pytest.mark.parametrize("nodes", [2, 3, 4, 5])
 @pytest.mark.parametrize("algo", sorted(set(ALGOS) - {"alltoall"}))
-def test_allreduce_is_exact(algo, nodes, dtype):
+def test_every_collective_is_exact(algo, nodes, dtype):
     # 1000 elements: not a multiple of the chunk, the ring's segments or the trees' halves.
     assert run_local(algo, nodes, 1000 + nodes, dtype) == [0] * nodes
 
