@@ -142,9 +142,8 @@ def status(lab, lab_opt, as_json, changes):
     from emu.report.tables import json_rows, status_tables
     target = attach(lab, lab_opt, required=False, acts=False)
     if changes:
-        from emu.plan import make_plan
         from emu.plan.diff import diff
-        lines = diff(target.plan, make_plan(target.topology, target.name))
+        lines = diff(target.plan, target.planned)
         console.print("\n".join(lines) if lines else f"lab {target.name} is as planned")
         return
     st = target.status()

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from contextlib import contextmanager, nullcontext
+from functools import cached_property
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -241,7 +242,7 @@ class Lab:
 
     def set_link_rate(self, a: str, b: str, rate_bps: int) -> None:
         """Run the link a <-> b at `rate_bps`, both directions (`emu fault link`: a degraded link)."""
-        planned = make_plan(self.topology, self.name)
+        planned = self.planned
         with self.batch():
             for end, peer in ((a, b), (b, a)):
                 n = self.plan.node(end)
@@ -411,6 +412,11 @@ class Lab:
         if self._plan is None:
             self._plan = LabPlan.from_dict(self.state["plan"])
         return self._plan
+
+    @cached_property
+    def planned(self) -> LabPlan:
+        """The plan as the topology makes it, no runtime change applied (what faults are undone to)."""
+        return make_plan(self.topology, self.name)
 
     def node(self, name: str) -> NodeHandle:
         try:

@@ -11,10 +11,10 @@ leaves its servers holding their ports).
 import json
 import os
 import signal
-import time
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from emu.errors import EmuError, shorten
@@ -96,7 +96,7 @@ class Launcher:
         """Start argv in `node`; with `ready`, wait for its readiness line (a server listening)."""
         if not self.procs and self.check_stale:
             self.refuse_stale()
-        # the node's injected GPU faults reach its agents through a file the lab rewrites
+        # the node's injected faults (GPUs, SSDs, host memory) reach its agents through a file the lab rewrites
         env = {**os.environ, FAULTS_ENV: str(self.lab.faults_file(node))}
         proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.procs.append(proc)

@@ -8,7 +8,7 @@ allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests),
 """
 from dataclasses import dataclass
 
-from cluster.collectives import ALLREDUCE, ALLTOALL, TRAFFIC_CLASS, bus_factor, default_chunk, redop
+from cluster.collectives import ALLREDUCE, TRAFFIC_CLASS, bus_factor, default_chunk, redop
 from emu.errors import EmuError
 from emu.launch import command, peer_timeout
 from emu.report.project import to_real

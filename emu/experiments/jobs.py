@@ -83,8 +83,7 @@ class JobQueue:
         if job is None:
             raise EmuError(f"no job named {name!r} (jobs: {', '.join(self.jobs) or 'none'})")
         if job.state == "queued":
-            job.state = "cancelled"
-            self.record("end", name=name, kind="job", outcome="cancelled")
+            self._cancelled(job)
             return "cancelled"
         if job.state != "running":
             raise EmuError(f"job {name} is {job.state} already")
@@ -96,8 +95,11 @@ class JobQueue:
         """The queue goes away: running jobs stop (and do not restart or queue again)."""
         for job in self.jobs.values():
             if job.state == "running":
-                job.cancel = True
-                job.preempt.set()
+                self.cancel(job.name)
+
+    def _cancelled(self, job: Job) -> None:
+        job.state = "cancelled"
+        self.record("end", name=job.name, kind="job", outcome="cancelled")
 
     def busy(self) -> bool:
         return any(j.state in ("queued", "running") for j in self.jobs.values())
@@ -175,8 +177,7 @@ class JobQueue:
         if kind == "failed":
             kind, r = "error", str(r)
         if kind == "error" and job.cancel:          # ended on purpose: its ranks were stopped
-            job.state = "cancelled"
-            self.record("end", name=job.name, kind="job", outcome="cancelled")
+            self._cancelled(job)
             return
         if kind == "error":
             job.state, job.error = "failed", r
@@ -190,8 +191,7 @@ class JobQueue:
             job.resume, job.attempt = r["resume"], job.attempt + r["restarts"] + 1
             self.record("interrupt", name=job.name, step=r["preempted"], nodes=job.nodes)
             if job.cancel:
-                job.state = "cancelled"
-                self.record("end", name=job.name, kind="job", outcome="cancelled")
+                self._cancelled(job)
             else:
                 job.state, job.queued_since = "queued", now
             return

@@ -106,22 +106,16 @@ def stop_daemon(lab: str, timeout: float = 30.0) -> None:
 class Daemon:
     def __init__(self, lab_name: str, policy: str):
         from emu.experiments.jobs import JobQueue
+        from emu.experiments.storage import SharedStorage
         from emu.lab import Lab
         self.lab = Lab.get(lab_name)
         self.lab.concurrent_runs = True          # jobs run side by side, each on ports of its own
         self.dir, self.t0 = spool(lab_name), time.monotonic()
         self.stopping = threading.Event()
-        self._storage, self.lock = None, threading.Lock()
-        self.history = [r for r in read_state(lab_name)["jobs"]]     # jobs of the daemon's earlier lives
+        self.storage = SharedStorage(self.lab, port_offset=STORAGE_PORT_OFFSET)
+        self.history = list(read_state(lab_name)["jobs"])     # jobs of the daemon's earlier lives
         self.queue = JobQueue(self.lab, policy, lambda: time.monotonic() - self.t0, self.record,
                               storage=self.storage)
-
-    def storage(self):
-        from emu.experiments.storage import StorageCluster
-        with self.lock:
-            if self._storage is None:
-                self._storage = StorageCluster(self.lab, port_offset=STORAGE_PORT_OFFSET).start()
-            return self._storage
 
     def record(self, event_type: str, **what) -> None:
         with open(self.dir / "events.jsonl", "a") as f:
@@ -173,8 +167,7 @@ class Daemon:
                 if job.thread:
                     job.thread.join(timeout=30)
             self.queue.tick()
-            if self._storage:
-                self._storage.stop()
+            self.storage.stop()
             self.write_state(daemon=None)
             (self.dir / "daemon.pid").unlink(missing_ok=True)
 

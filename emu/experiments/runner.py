@@ -18,7 +18,7 @@ from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.jobs import JobQueue
 from emu.experiments.scenario import Scenario, Step
-from emu.experiments.storage import StorageCluster, checkpoint, incast
+from emu.experiments.storage import SharedStorage, checkpoint, incast
 from emu.experiments.training import train
 from emu.lab import Lab
 from emu.launch import stop_agents
@@ -36,7 +36,7 @@ class Run:
         self.events: list[dict] = []
         self.flows: list[dict] = []
         self.lock = threading.Lock()
-        self._storage: StorageCluster | None = None
+        self.storage = SharedStorage(lab)       # started by the first workload or job that needs it
 
     # -- records ---------------------------------------------------------------------
 
@@ -66,17 +66,8 @@ class Run:
         path = nx.shortest_path(self.lab.topology.graph, src, dst)
         return min(self.lab.plan.node(a).port_to(b).rate_bps for a, b in zip(path, path[1:]))
 
-    # -- the shared storage cluster ---------------------------------------------------
-
-    def storage(self) -> StorageCluster:
-        with self.lock:
-            if self._storage is None:
-                self._storage = StorageCluster(self.lab).start()
-            return self._storage
-
     def close(self) -> None:
-        if self._storage is not None:
-            self._storage.stop()
+        self.storage.stop()
 
     # -- the timeline -----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ traffic class `storage`); clients reach a dual-homed storage node on the NIC nea
 """
 import json
 import subprocess
+import threading
 
 from cluster.node import SSD_BPS
 from emu.errors import EmuError
@@ -110,6 +111,28 @@ class StorageCluster:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class SharedStorage:
+    """One StorageCluster that the workloads or jobs of a run share: started on first use, from
+    any thread, and stopped once at the end (`stop`)."""
+
+    def __init__(self, lab, **options):
+        self.lab, self.options = lab, options
+        self.cluster: StorageCluster | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self) -> StorageCluster:
+        with self.lock:
+            if self.cluster is None:
+                self.cluster = StorageCluster(self.lab, **self.options).start()
+            return self.cluster
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.cluster is not None:
+                self.cluster.stop()
+                self.cluster = None
 
 
 def last_hop(lab, client: str) -> tuple[str, str]:

@@ -77,7 +77,8 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
 
     def node_argv(rank: int, node: str) -> list[str]:
         where = storage.client_args(node) if checkpoint_period else []
-        return argv + where + ["--rank", str(rank), "--attempt", str(attempt + restarts)] + resume
+        start = ["--resume-from", point["prefix"], "--first-step", str(point["step"])] if point else []
+        return argv + where + ["--rank", str(rank), "--attempt", str(attempt + restarts)] + start
 
     # Run the job; when a rank fails and the job checkpoints, start it again from the newest
     # checkpoint every rank finished writing (the ranks' save records say which), at most
@@ -85,11 +86,10 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
     restarts, lost, restores, saves = 0, 0, [], []
     point = resume                 # the checkpoint this attempt starts from: {prefix, step} or None
     first_step = point["step"] if point else 0
-    resume = ["--resume-from", point["prefix"], "--first-step", str(first_step)] if point else []
     while True:
         with lab.launch() as agents:
             procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
-            watcher = _interrupt_on(preempt, agents, procs, bool(checkpoint_period)) if preempt else None
+            watcher = _Interrupter(preempt, agents, procs, bool(checkpoint_period)) if preempt else None
             outcomes, ended = agents.gather(list(zip(run.nodes, procs)), timeout * (steps + 2) + 60,
                                             _on_step(progress) if progress else None)
         records = [rs for rs, _ in outcomes]
@@ -98,13 +98,14 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
         saves += [r for rs in records for r in rs if "save" in r]
         restores += [r for rs in records for r in rs if "restore" in r]
         stopped = [r for rs in records for r in rs if "preempted" in r]
+        restored_steps = [r["step"] for r in restores][::len(run.nodes)]        # one restore per rank
         if restores and not all(r["verified"] for r in restores):
             raise EmuError(f"job {name}: a restored checkpoint did not hold the state it saved")
         if not errors and stopped:
             return {"job": name, "nodes": list(run.nodes), "steps_done": stopped[0]["preempted"],
                     "restarts": restarts, "lost_steps": lost, "preempted": stopped[0]["preempted"],
                     "resume": {"prefix": stopped[0]["prefix"], "step": stopped[0]["preempted"]},
-                    "restored_steps": [r["step"] for r in restores][::len(run.nodes)]}
+                    "restored_steps": restored_steps}
         if not errors:
             break
         message = errors[0] + (f" (after {restarts} restarts)" if restarts else "")
@@ -112,9 +113,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             raise EmuError(message)
         done = min((max((r["step"] for r in rs if "step_s" in r), default=first_step - 1) for rs in records))
         point = _newest_complete(saves, len(run.nodes)) or point
-        if point:
-            first_step = point["step"]
-            resume = ["--resume-from", point["prefix"], "--first-step", str(first_step)]
+        first_step = point["step"] if point else 0
         lost += max(0, done + 1 - first_step)
         if not restart_here or restarts >= max_restarts:
             # the nodes that went down: their rank was killed, or its GPU failed (an Xid in its error)
@@ -136,7 +135,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
     step_time, comm = mean("step_s"), mean("comm_s")
     return {"job": name, "model": model, "backend": backend, "nodes": list(run.nodes), "gpus": run.ranks,
             "steps_done": first_step + len(steps_out), "restarts": restarts, "lost_steps": lost,
-            "restored_steps": [r["step"] for r in restores][::len(run.nodes)], "batch": batch, "size_factor": f,
+            "restored_steps": restored_steps, "batch": batch, "size_factor": f,
             "overlap_on": overlap, "step_time_s": step_time, "compute_s": mean("compute_s"), "comm_s": comm,
             "exposed_comm_s": mean("exposed_s"), "a2a_s": mean("a2a_s"),
             # wall time per step, gaps between steps included (a checkpoint's copy to host memory)
@@ -162,7 +161,7 @@ def _newest_complete(saves: list[dict], ranks: int) -> dict | None:
     return {"prefix": newest, "step": step[newest]}
 
 
-class _interrupt_on(threading.Thread):
+class _Interrupter(threading.Thread):
     """Once `event` is set, ask a job's ranks to give their nodes back through a checkpoint
     (`graceful`), or end them (a job without checkpoints has nothing to stop at); stop watching
     when they have ended."""

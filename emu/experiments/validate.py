@@ -60,34 +60,29 @@ def link_rows(lab, hosts: list[str]) -> list[dict]:
     return rows
 
 
+def on_each(lab, nodes: list[str], check: list[str]) -> list[tuple[str, dict]]:
+    """(node, result) of `agents.validate CHECK ...` run on every node at once, each with its GPU
+    count and the lab's scale."""
+    with lab.launch() as agents:
+        procs = [(n, agents.start(n, command("validate") + check + [
+            "--gpus", str(lab.topology.node(n).attrs["gpus"]), "--scale", repr(lab.plan.scale)])) for n in nodes]
+        return [(node, agents.result(node, proc, 300)) for node, proc in procs]
+
+
 def gpu_memory_rows(lab, nodes: list[str]) -> list[dict]:
     rows = []
-    with lab.launch() as agents:
-        procs = [(n, agents.start(n, command("validate") + [
-            "gpu-memory", "--gpus", str(lab.topology.node(n).attrs["gpus"]), "--bytes", str(GPU_TEST_BYTES),
-            "--scale", repr(lab.plan.scale), "--tag", lab.name])) for n in nodes]
-        for node, proc in procs:
-            r = agents.result(node, proc, 300)
-            bad = [g for g in r["gpus"] if g["bad_bytes"] or "error" in g]
-            rows.append({"node": node, "check": "GPU memory", "ok": not bad,
-                         "measured": ", ".join(g.get("error") or f"GPU {g['gpu']}: {g['bad_bytes']} bad bytes"
-                                               for g in bad)
-                         or f"{len(r['gpus'])} GPUs, 0 bad bytes",
-                         "expected": f"0 of {r['bytes_read']} per GPU"})
+    for node, r in on_each(lab, nodes, ["gpu-memory", "--bytes", str(GPU_TEST_BYTES), "--tag", lab.name]):
+        bad = [g for g in r["gpus"] if g["bad_bytes"] or "error" in g]
+        rows.append({"node": node, "check": "GPU memory", "ok": not bad,
+                     "measured": ", ".join(g.get("error") or f"GPU {g['gpu']}: {g['bad_bytes']} bad bytes"
+                                           for g in bad) or f"{len(r['gpus'])} GPUs, 0 bad bytes",
+                     "expected": f"0 of {r['bytes_read']} per GPU"})
     return rows
 
 
 def host_memory_rows(lab, nodes: list[str]) -> list[dict]:
-    rows = []
-    with lab.launch() as agents:
-        procs = [(n, agents.start(n, command("validate") + [
-            "host-memory", "--gpus", str(lab.topology.node(n).attrs["gpus"]), "--scale", repr(lab.plan.scale)]))
-            for n in nodes]
-        for node, proc in procs:
-            r = agents.result(node, proc, 300)
-            rows.append({"node": node, "check": "host memory", "ok": r["bps"] >= HOST_MEM_SHARE * r["model_bps"],
-                         "measured": r["bps"], "expected": r["model_bps"]})
-    return rows
+    return [{"node": node, "check": "host memory", "ok": r["bps"] >= HOST_MEM_SHARE * r["model_bps"],
+             "measured": r["bps"], "expected": r["model_bps"]} for node, r in on_each(lab, nodes, ["host-memory"])]
 
 
 def storage_rows(lab, nodes: list[str]) -> list[dict]:
