@@ -24,7 +24,8 @@ import numpy as np
 
 from agents.errors import one_line_errors
 from agents.fs3.client import Client
-from agents.gpu import Gpus, NodeModel
+from agents.fluid import wait_all
+from agents.gpu import Gpus
 from cluster.node import DTYPES, NodeParams
 
 TENSORS = (("param", 0.25), ("grad", 0.25), ("adam_m", 0.25), ("adam_v", 0.25))   # shares of a GPU's state
@@ -43,7 +44,7 @@ def snapshot_to_host(gpus: Gpus) -> np.ndarray:
     """D2H of every GPU's state, all GPUs at once, into one host buffer."""
     host = np.empty(len(gpus) * gpus.count, gpus.dtype)
     whole = slice(0, gpus.count)
-    NodeModel.settle(max(gpus.d2h(g, whole, host[g * gpus.count:(g + 1) * gpus.count]) for g in range(len(gpus))))
+    wait_all([gpus.d2h(g, whole, host[g * gpus.count:(g + 1) * gpus.count]) for g in range(len(gpus))])
     return host
 
 
@@ -89,10 +90,7 @@ async def load(client: Client, gpus: Gpus, name: str) -> dict:
     start = time.monotonic()
     data, index, bad = await read_checkpoint(client, name)
     host = np.frombuffer(data, dtype=gpus.dtype)
-    finish = 0.0
-    for g in range(len(gpus)):
-        finish = max(finish, gpus.h2d(g, slice(0, gpus.count), host[g * gpus.count:(g + 1) * gpus.count]))
-    NodeModel.settle(finish)
+    wait_all([gpus.h2d(g, slice(0, gpus.count), host[g * gpus.count:(g + 1) * gpus.count]) for g in range(len(gpus))])
     seconds = time.monotonic() - start
     return {"name": name, "bytes": len(data), "seconds": seconds, "bps": len(data) * 8 / seconds,
             "tensors": len(index["tensors"]), "bad_tensors": len(bad)}

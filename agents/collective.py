@@ -96,7 +96,7 @@ def run(args) -> None:
                 # rates: the controller turns them into this algorithm's own lower bound on time.
                 row = {"rank": args.rank, "size": count * dtype.itemsize, "count": count, "type": args.dtype,
                        "time_us": 1e6 * sum(times) / len(times), "wrong": wrong, "net": net, "spans": spans,
-                       "pipes": {p.name: {"bytes": p.bytes // runs, "rate": p.rate} for p in model.pipes()}}
+                       "pipes": {r.name: {"bytes": r.bytes // runs, "rate": r.bound_rate()} for r in model.resources()}}
                 print(json.dumps(row), flush=True)
             finally:
                 gpus.close()

@@ -3,41 +3,31 @@
 Every copy between GPU memory, host memory and the NIC is done for real (numpy
 copies of real bytes) and then charged to the hardware resources it crosses:
 the GPU's PCIe link, the root complex it shares with its neighbour, host memory,
-the GPU<->NIC peer-to-peer path, an NVLink bridge. Each resource is a FIFO pipe
-of fixed rate: a transfer of B bytes occupies it for B/rate after the work
-queued before it. A copy completes when its last resource is through; if the
-real copy finished earlier, the caller waits out the difference, so the lab runs
-at the modelled hardware's speed (times `scale`, like every rate in the lab).
+the GPU<->NIC peer-to-peer path, an NVLink bridge. Concurrent copies share those
+resources max-min fairly (agents/fluid.py); a copy is through when the model says
+so, and whoever needs it waits until then, so the lab runs at the modelled
+hardware's speed (times `scale`, like every rate in the lab). Copies return their
+Transfer at once: a caller chains the next copy `after` it without waiting.
 
 The hardware figures are cluster.node.NodeParams.
 """
-import threading
 import time
 from multiprocessing import shared_memory
 
 import numpy as np
 
 from agents.faults import NodeFaults
+from agents.fluid import Fluid, Resource, Transfer
 from cluster.node import DTYPES, NodeParams
 
+UP, DOWN = "up", "down"      # through a root complex: towards the CPU, towards the device
 
-class Pipe:
-    """One hardware resource: a FIFO of fixed rate, shared by the threads of the node."""
 
-    def __init__(self, name: str, rate: float):
-        self.name, self.rate = name, rate
-        self.busy_until = 0.0
-        self.bytes = 0
-        self._lock = threading.Lock()
-
-    def reserve(self, nbytes: int, start: float, factor: float = 1.0) -> float:
-        """When `nbytes` that may start at `start` are through (`factor`: the share of its rate
-        the resource keeps now, below 1 for a degraded one)."""
-        with self._lock:
-            begin = max(start, self.busy_until)
-            self.busy_until = begin + nbytes / (self.rate * factor)
-            self.bytes += nbytes
-            return self.busy_until
+def sleep_until(deadline: float) -> None:
+    """Wait until a modelled time that is not a copy (a GPU computing, say)."""
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
 
 
 class NodeModel:
@@ -45,42 +35,42 @@ class NodeModel:
 
     def __init__(self, params: NodeParams = NodeParams()):
         p = self.params = params
-        self.d2h = [Pipe(f"pcie{g}.d2h", p.pcie_bps) for g in range(p.gpus)]
-        self.h2d = [Pipe(f"pcie{g}.h2d", p.pcie_bps) for g in range(p.gpus)]
+        self.fluid = Fluid()
+        self.d2h = [Resource(f"pcie{g}.d2h", p.pcie_bps) for g in range(p.gpus)]
+        self.h2d = [Resource(f"pcie{g}.h2d", p.pcie_bps) for g in range(p.gpus)]
         n_rc = -(-p.gpus // p.gpus_per_root_complex)
-        self.rc = [Pipe(f"rc{r}", p.root_complex_bps) for r in range(n_rc)]
-        self.mem = Pipe("hostmem", p.host_mem_bps)
-        self.nic_tx = Pipe("p2p.tx", p.gpu_nic_p2p_bps)
-        self.nic_rx = Pipe("p2p.rx", p.gpu_nic_p2p_bps)
-        self.nvlink = [Pipe(f"nvlink{k}", p.nvlink_bps) for k in range(p.gpus // 2)]
+        self.rc = [Resource(f"rc{r}", p.root_complex_bps, p.root_complex_duplex_bps) for r in range(n_rc)]
+        self.mem = Resource("hostmem", p.host_mem_bps)
+        self.nic_tx = Resource("p2p.tx", p.gpu_nic_p2p_bps)
+        self.nic_rx = Resource("p2p.rx", p.gpu_nic_p2p_bps)
+        self.nvlink = [Resource(f"nvlink{k}", p.nvlink_bps) for k in range(p.gpus // 2)]
         self.faults = NodeFaults()      # injected faults: its GPUs, its host memory's rate
 
-    def root_complex(self, gpu: int) -> Pipe:
+    def root_complex(self, gpu: int) -> Resource:
         return self.rc[gpu // self.params.gpus_per_root_complex]
 
     def numa_of(self, gpu: int) -> int:
         return gpu * self.params.numa_nodes // self.params.gpus
 
-    # Each returns the time the transfer completes; `settle` waits for it.
-    def charge(self, pipes, nbytes: int, start: float | None = None) -> float:
-        start = time.monotonic() if start is None else start
-        return max(p.reserve(nbytes, start) for p in pipes)
+    def copy(self, uses, nbytes: int, after: Transfer | None = None) -> Transfer:
+        """A copy of `nbytes` over `uses` ((resource, direction or None) pairs), once `after` is
+        through. Host memory runs at the rate an injected fault leaves it."""
+        self.mem.factor = self.faults.mem_factor()
+        return self.fluid.start(uses, nbytes, after=(after,))
 
-    def charge_mem(self, nbytes: int, start: float | None = None) -> float:
-        return self.mem.reserve(nbytes, time.monotonic() if start is None else start, self.faults.mem_factor())
+    def charge_mem(self, nbytes: int, after: Transfer | None = None) -> Transfer:
+        """Host-memory traffic (reads plus writes) by the CPU."""
+        return self.copy([(self.mem, None)], nbytes, after)
 
-    @staticmethod
-    def settle(deadline: float) -> None:
-        """Wait until the modelled hardware would have finished (the real copy is already done)."""
-        delay = deadline - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    def join(self, *transfers: Transfer) -> Transfer:
+        """Through when every one of `transfers` is (for chaining the next stage after all)."""
+        return self.fluid.join(transfers)
 
-    def pipes(self) -> list[Pipe]:
+    def resources(self) -> list[Resource]:
         return self.d2h + self.h2d + self.rc + [self.mem, self.nic_tx, self.nic_rx] + self.nvlink
 
     def counters(self) -> dict[str, int]:
-        return {p.name: p.bytes for p in self.pipes()}
+        return {r.name: r.bytes for r in self.resources()}
 
 
 class Gpus:
@@ -110,17 +100,16 @@ class Gpus:
         for g in range(len(self.mem)):
             self.faults.check_gpu(g)
 
-    # -- copies, real and charged --------------------------------------------------
+    # -- copies, real and charged: each returns its Transfer in the node's model ----------
 
-    def d2h(self, gpu: int, sl: slice, host: np.ndarray, start: float | None = None) -> float:
+    def d2h(self, gpu: int, sl: slice, host: np.ndarray, after: Transfer | None = None) -> Transfer:
         """GPU -> host memory (cudaMemcpyAsync D2H): PCIe link, root complex, one host-memory write."""
         self.faults.check_gpu(gpu)
         np.copyto(host[sl], self.mem[gpu][sl])
         if self.faults.gpu(gpu) == "corrupt":
             self._corrupt(host, sl)
-        n = host[sl].nbytes
         m = self.model
-        return max(m.charge([m.d2h[gpu], m.root_complex(gpu)], n, start), m.charge_mem(n, start))
+        return m.copy([(m.d2h[gpu], None), (m.root_complex(gpu), UP), (m.mem, None)], host[sl].nbytes, after)
 
     def _corrupt(self, host: np.ndarray, sl: slice) -> None:
         """Flip bits in the part of host[sl] that came from the bad region."""
@@ -128,51 +117,47 @@ class Gpus:
         if lo < hi:
             host[lo:hi].view(np.uint8)[:] ^= 0x5A
 
-    def h2d(self, gpu: int, sl: slice, host: np.ndarray, read_host: bool = True, start: float | None = None) -> float:
+    def h2d(self, gpu: int, sl: slice, host: np.ndarray, read_host: bool = True,
+            after: Transfer | None = None) -> Transfer:
         """Host -> GPU. With GDRCopy the CPU reads host memory once for all GPUs of a NUMA node
         (caller passes read_host=False for the others)."""
         self.faults.check_gpu(gpu)
         np.copyto(self.mem[gpu][sl], host[sl])
-        n = host[sl].nbytes
         m = self.model
-        done = m.charge([m.h2d[gpu], m.root_complex(gpu)], n, start)
-        return max(done, m.charge_mem(n, start)) if read_host else done
+        uses = [(m.h2d[gpu], None), (m.root_complex(gpu), DOWN)] + ([(m.mem, None)] if read_host else [])
+        return m.copy(uses, host[sl].nbytes, after)
 
-    def p2p(self, src: int, dst: int, sl: slice, reduce: bool = False, start: float | None = None) -> float:
-        """GPU -> GPU over PCIe through the CPU (no NVLink): both links and both root complexes."""
+    def p2p(self, src: int, dst: int, sl: slice, reduce: bool = False, after: Transfer | None = None) -> Transfer:
+        """GPU -> GPU over PCIe through the CPU (no NVLink)."""
         self.faults.check_gpu(src), self.faults.check_gpu(dst)
-        if reduce:
-            np.add(self.mem[dst][sl], self.mem[src][sl], out=self.mem[dst][sl])
-        else:
-            np.copyto(self.mem[dst][sl], self.mem[src][sl])
-        return self.charge_p2p(src, dst, self.mem[src][sl].nbytes, start)
+        _move(self.mem[src][sl], self.mem[dst][sl], reduce)
+        return self.charge_p2p(src, dst, self.mem[src][sl].nbytes, after)
 
-    def charge_p2p(self, src: int, dst: int, nbytes: int, start: float | None = None) -> float:
-        """What a GPU -> GPU PCIe transfer crosses: both links and both root complexes (once if shared)."""
+    def charge_p2p(self, src: int, dst: int, nbytes: int, after: Transfer | None = None) -> Transfer:
+        """What a GPU -> GPU PCIe transfer crosses: both links, up through the source's root
+        complex and down through the destination's (the same one twice, both ways, if shared)."""
         m = self.model
-        return m.charge({m.d2h[src], m.root_complex(src), m.root_complex(dst), m.h2d[dst]}, nbytes, start)
+        uses = [(m.d2h[src], None), (m.root_complex(src), UP), (m.root_complex(dst), DOWN), (m.h2d[dst], None)]
+        return m.copy(uses, nbytes, after)
 
-    def nvlink(self, src: int, dst: int, sl: slice, reduce: bool = False, start: float | None = None) -> float:
+    def nvlink(self, src: int, dst: int, sl: slice, reduce: bool = False, after: Transfer | None = None) -> Transfer:
         """GPU -> paired GPU over the NVLink bridge."""
         if src // 2 != dst // 2:
             raise ValueError(f"GPU {src} and GPU {dst} share no NVLink bridge")
         self.faults.check_gpu(src), self.faults.check_gpu(dst)
-        if reduce:
-            np.add(self.mem[dst][sl], self.mem[src][sl], out=self.mem[dst][sl])
-        else:
-            np.copyto(self.mem[dst][sl], self.mem[src][sl])
-        return self.model.charge([self.model.nvlink[src // 2]], self.mem[src][sl].nbytes, start)
+        _move(self.mem[src][sl], self.mem[dst][sl], reduce)
+        return self.model.copy([(self.model.nvlink[src // 2], None)], self.mem[src][sl].nbytes, after)
 
-    def to_nic(self, gpu: int, nbytes: int) -> float:
+    def to_nic(self, gpu: int, nbytes: int) -> Transfer:
         """GPU memory read by the NIC (GPUDirect RDMA send): PCIe link, root complex, P2P cap."""
         self.faults.check_gpu(gpu)
         m = self.model
-        return m.charge([m.d2h[gpu], m.root_complex(gpu), m.nic_tx], nbytes)
+        return m.copy([(m.d2h[gpu], None), (m.root_complex(gpu), UP), (m.nic_tx, None)], nbytes)
 
-    def from_nic(self, gpu: int, nbytes: int) -> float:
+    def from_nic(self, gpu: int, nbytes: int) -> Transfer:
         self.faults.check_gpu(gpu)
         m = self.model
-        return m.charge([m.nic_rx, m.root_complex(gpu), m.h2d[gpu]], nbytes)
+        return m.copy([(m.nic_rx, None), (m.root_complex(gpu), DOWN), (m.h2d[gpu], None)], nbytes)
 
     def close(self) -> None:
         self.mem = []
@@ -180,6 +165,13 @@ class Gpus:
             s.close()
             s.unlink()
         self._shm = []
+
+
+def _move(src: np.ndarray, dst: np.ndarray, reduce: bool) -> None:
+    if reduce:
+        np.add(dst, src, out=dst)
+    else:
+        np.copyto(dst, src)
 
 
 def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype) -> np.ndarray:

@@ -13,10 +13,9 @@ read, a NIC receive one write, adding a received chunk one read, and H2D one
 read per NUMA node (GDRCopy caches the line for the other GPUs of that node):
 24 bytes of memory traffic per byte of data for 8 GPUs.
 """
-import time
-
 import numpy as np
 
+from agents.fluid import wait_all
 from agents.gpu import Gpus, NodeModel
 from agents.pipeline import Cost, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
 
@@ -47,40 +46,39 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
     ready, done = ready_flags(len(chunks)), ready_flags(len(chunks))
 
     def intra_node():
-        # Each stage of a chunk starts when the previous one completes in the model; the thread
+        # Each stage of a chunk starts when the previous one is through in the model; the thread
         # does not wait, so copies of later chunks queue behind (and overlap with) earlier ones.
         for c, sl in enumerate(chunks):
             throttle(ready, c)
-            t = time.monotonic()
+            t = None
             if nvlink:
-                t = max(gpus.nvlink(g + 1, g, sl, reduce=True, start=t) for g in sources)
-            t = max(gpus.d2h(g, sl, host[g], start=t) for g in sources)
+                t = model.join(*(gpus.nvlink(g + 1, g, sl, reduce=True) for g in sources))
+            t = model.join(*(gpus.d2h(g, sl, host[g], after=t) for g in sources))
             part = result[sl]
             np.copyto(part, host[sources[0]][sl])
             for g in sources[1:]:
                 np.add(part, host[g][sl], out=part)
-            ready[c].set(at=model.charge_mem((len(sources) + 1) * part.nbytes, start=t))
+            ready[c].set(at=model.charge_mem((len(sources) + 1) * part.nbytes, after=t))
 
     def back_to_gpus():
         first_of_numa = {}
         for g in range(n_gpus):
             first_of_numa.setdefault(model.numa_of(g), g)
-        finish = 0.0
+        copies = []
         for c, sl in enumerate(chunks):
             done[c].wait()
             if not nvlink:
-                finish = max(finish, *(gpus.h2d(g, sl, result, read_host=first_of_numa[model.numa_of(g)] == g)
-                                       for g in range(n_gpus)))
+                copies += [gpus.h2d(g, sl, result, read_host=first_of_numa[model.numa_of(g)] == g)
+                           for g in range(n_gpus)]
                 continue
             half = sl.start + (sl.stop - sl.start) // 2
             lo, hi = slice(sl.start, half), slice(half, sl.stop)
             # GDRCopy: each NUMA node's first pair reads both halves from host memory once.
-            t = max(max(gpus.h2d(g, lo, result, read_host=first_of_numa[model.numa_of(g)] == g),
-                        gpus.h2d(g + 1, hi, result, read_host=first_of_numa[model.numa_of(g)] == g))
-                    for g in sources)
-            finish = max(finish, *(max(gpus.nvlink(g, g + 1, lo, start=t), gpus.nvlink(g + 1, g, hi, start=t))
-                                   for g in sources))
-        model.settle(finish)
+            for g in sources:
+                first = first_of_numa[model.numa_of(g)] == g
+                down = model.join(gpus.h2d(g, lo, result, read_host=first), gpus.h2d(g + 1, hi, result, read_host=first))
+                copies += [gpus.nvlink(g, g + 1, lo, after=down), gpus.nvlink(g + 1, g, hi, after=down)]
+        wait_all(copies)
 
     run_concurrently([intra_node, back_to_gpus,
                       lambda: tree_allreduce(mesh, result, chunks, ready, done, HostMemoryCost(model))],

@@ -10,11 +10,11 @@ One process per node plays all of its GPUs; ranks are node-major (global rank =
 node * gpus + gpu), so a ring crosses each node boundary once.
 """
 import threading
-import time
 from functools import partial
 
 import numpy as np
 
+from agents.fluid import wait_all
 from agents.gpu import Gpus
 from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
 
@@ -59,17 +59,17 @@ def _ring(gpus: Gpus, mesh, chunk_bytes: int, phases: list[tuple[bool, int]]) ->
     def step(s: int, reduce: bool, offset: int) -> None:
         outgoing = lambda k: seg[(k - s - offset) % ranks]      # what global rank k passes on
         base = node * n_gpus
-        deadlines = [gpus.p2p(g - 1, g, outgoing(base + g - 1), reduce=reduce) for g in range(1, n_gpus)]
+        copies = [gpus.p2p(g - 1, g, outgoing(base + g - 1), reduce=reduce) for g in range(1, n_gpus)]
         last, first = base + n_gpus - 1, base
         if nxt is None:      # one node: the ring closes inside it
-            deadlines.append(gpus.p2p(n_gpus - 1, 0, outgoing(last), reduce=reduce))
-            gpus.model.settle(max(deadlines))
+            copies.append(gpus.p2p(n_gpus - 1, 0, outgoing(last), reduce=reduce))
+            wait_all(copies)
             return
         sender = threading.Thread(target=_send_segment, args=(gpus, n_gpus - 1, nxt, outgoing(last), chunk_elems))
         sender.start()
         _recv_segment(gpus, 0, prv, outgoing(first - 1), chunk_elems, tmp, reduce)
         sender.join()
-        gpus.model.settle(max(deadlines))
+        wait_all(copies)
 
     for reduce, offset in phases:
         for s in range(ranks - 1):
@@ -122,20 +122,20 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None
     def chain_up():
         for c, sl in enumerate(chunks):
             throttle(ready, c)
-            t = time.monotonic()
+            t = None
             for g in range(n_gpus - 1, 0, -1):
-                t = gpus.p2p(g, g - 1, sl, reduce=True, start=t)
+                t = gpus.p2p(g, g - 1, sl, reduce=True, after=t)
             ready[c].set(at=t)
 
     def chain_down():
-        finish = 0.0
+        ends = []
         for c, sl in enumerate(chunks):
             done[c].wait()
-            t = time.monotonic()
+            t = None
             for g in range(1, n_gpus):
-                t = gpus.p2p(g - 1, g, sl, start=t)
-            finish = max(finish, t)
-        gpus.model.settle(finish)
+                t = gpus.p2p(g - 1, g, sl, after=t)
+            ends.append(t)
+        wait_all(ends)
 
     run_concurrently([chain_up, chain_down,
                       lambda: tree_allreduce(mesh, gpus.mem[0], chunks, ready, done, NicPathCost(gpus), channel_base=20)],
@@ -176,15 +176,15 @@ def alltoall(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
         stream.flush()
 
     def local():
-        finish = time.monotonic()
+        copies = []
         for g in range(n_gpus):
             for d in range(n_gpus):
                 src = slice((node * n_gpus + d) * block, (node * n_gpus + d + 1) * block)
                 dst = slice((node * n_gpus + g) * block, (node * n_gpus + g + 1) * block)
                 np.copyto(out[d][dst], gpus.mem[g][src])
                 if g != d:
-                    finish = max(finish, gpus.charge_p2p(g, d, out[d][dst].nbytes))
-        gpus.model.settle(finish)
+                    copies.append(gpus.charge_p2p(g, d, out[d][dst].nbytes))
+        wait_all(copies)
 
     remote = [partial(fn, p) for p in range(nodes) if p != node for fn in (send, recv)]
     run_concurrently(remote + [local], [])

@@ -17,40 +17,40 @@ from functools import partial
 
 import numpy as np
 
-from agents.gpu import NodeModel
+from agents.fluid import Transfer, wait_all
 from cluster.dbtree import double_binary_tree
 
 
 class Ready:
-    """A chunk that becomes usable at a modelled time. The producer sets it without waiting
-    for that time (so it can queue the next chunk's copies at once); the consumer waits, at most
+    """A chunk that becomes usable when a modelled copy is through. The producer sets it without
+    waiting for that copy (so it can queue the next chunk's copies at once); the consumer waits, at most
     `limit` seconds: a producer stuck that long is stuck on a lost peer (its socket times out
     first and the failure sets every flag; this bound is the backstop)."""
     limit = 600.0
 
     def __init__(self):
         self._event = threading.Event()
-        self.at = 0.0
+        self.at: Transfer | None = None
 
-    def set(self, at: float = 0.0) -> None:
+    def set(self, at: Transfer | None = None) -> None:
         self.at = at
         self._event.set()
 
     def wait(self) -> None:
         if not self._event.wait(self.limit):
             raise TimeoutError(f"a pipeline stage made no progress for {self.limit:g} s: a peer or a link is lost")
-        NodeModel.settle(self.at)
+        wait_all([self.at])
 
 
-# How many chunks a producer may queue ahead of the model's clock. The model's pipes are FIFOs:
-# queueing every chunk's copies at once would put the other stages' traffic behind all of them.
+# How many chunks a producer may queue ahead of the model. Copies share the hardware fairly:
+# queueing every chunk's copies at once would slow the other stages' traffic by as many shares.
 LOOKAHEAD = 2
 
 
 def throttle(flags: list[Ready], c: int) -> None:
     """Before producing chunk c, let the model catch up with chunk c - LOOKAHEAD."""
     if c >= LOOKAHEAD:
-        NodeModel.settle(flags[c - LOOKAHEAD].at)
+        wait_all([flags[c - LOOKAHEAD].at])
 
 
 def ready_flags(n: int) -> list[Ready]:
@@ -58,30 +58,30 @@ def ready_flags(n: int) -> list[Ready]:
 
 
 class Stream:
-    """Charges made by one thread: wait for the previous one before making the next."""
+    """Charges made by one thread: wait for the previous ones before making the next."""
 
     def __init__(self):
-        self.deadline = 0.0
+        self.pending: list[Transfer | None] = []
 
-    def then(self, deadline: float) -> None:
-        NodeModel.settle(self.deadline)
-        self.deadline = deadline
+    def then(self, *transfers: Transfer | None) -> None:
+        wait_all(self.pending)
+        self.pending = list(transfers)
 
     def flush(self) -> None:
-        NodeModel.settle(self.deadline)
+        wait_all(self.pending)
 
 
 class Cost:
     """Default: nothing charged (pure network). Subclasses say what each event costs."""
 
-    def send(self, nbytes: int) -> float:
-        return 0.0
+    def send(self, nbytes: int) -> Transfer | None:
+        return None
 
-    def recv(self, nbytes: int) -> float:
-        return 0.0
+    def recv(self, nbytes: int) -> Transfer | None:
+        return None
 
-    def reduce(self, nbytes: int) -> float:
-        return 0.0
+    def reduce(self, nbytes: int) -> Transfer | None:
+        return None
 
 
 def run_concurrently(fns, flags: list[Ready]) -> None:
@@ -141,7 +141,7 @@ def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
         for kid in kids:
             incoming = tmp[: part.size]
             kid.recv_into(incoming)
-            stream.then(max(cost.recv(incoming.nbytes), cost.reduce(incoming.nbytes)))
+            stream.then(cost.recv(incoming.nbytes), cost.reduce(incoming.nbytes))
             np.add(part, incoming, out=part)
         if parent is not None:
             stream.then(cost.send(part.nbytes))

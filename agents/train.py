@@ -52,7 +52,8 @@ from agents.checkpoint import read_checkpoint, write_checkpoint
 from agents.collective import ALGOS, fill, wrong_elements
 from agents.errors import one_line_errors
 from agents.fs3.client import Client
-from agents.gpu import Gpus, NodeModel
+from agents.fluid import wait_all
+from agents.gpu import Gpus, NodeModel, sleep_until
 from agents.nic import Mesh, endpoints
 from agents.pipeline import Ready
 from cluster.collectives import default_chunk
@@ -104,7 +105,7 @@ class Job:
     def compute(self, flops: float, until: float) -> float:
         """The GPUs busy for `flops` of forward-equivalent work per sample, from `until` on."""
         deadline = until + flops * self.sec_per_flop
-        NodeModel.settle(deadline)
+        sleep_until(deadline)
         return deadline
 
     def step(self, mesh, ranks: int, check: bool) -> dict:
@@ -214,7 +215,7 @@ class Checkpoints:
     def save(self, step: int) -> None:
         start = time.monotonic()
         host = np.empty(self.count, np.float32)
-        NodeModel.settle(self.state.d2h(0, slice(0, self.count), host))        # GPU -> host memory, charged
+        self.state.d2h(0, slice(0, self.count), host).wait()        # GPU -> host memory, charged
         part = self.count // len(STATE_TENSORS) * 4
         tensors = [{"tensor": t, "offset": i * part, "bytes": part if i < len(STATE_TENSORS) - 1 else host.nbytes - i * part}
                    for i, t in enumerate(STATE_TENSORS)]
@@ -246,7 +247,7 @@ class Checkpoints:
         if host.size != self.count:
             raise ValueError(f"checkpoint {prefix} holds {host.size} values for rank {self.args.rank}, "
                              f"the job's shard is {self.count}")
-        NodeModel.settle(max(self.state.h2d(g, slice(0, self.count), host) for g in range(len(self.state))))
+        wait_all([self.state.h2d(g, slice(0, self.count), host) for g in range(len(self.state))])
         expected = self.initial()
         expected[: self.count // len(STATE_TENSORS)] += np.float32(step)
         print(json.dumps({"restore": prefix, "step": step, "seconds": time.monotonic() - start, "bad_tensors": len(bad),

@@ -39,7 +39,7 @@ def gpu_memory(args) -> dict:
             try:
                 for pattern in PATTERNS + (None,):
                     gpus.mem[g][:] = address if pattern is None else pattern
-                    NodeModel.settle(gpus.d2h(g, slice(0, args.bytes), host))
+                    gpus.d2h(g, slice(0, args.bytes), host).wait()
                     wrong += int(np.count_nonzero(host != gpus.mem[g]))
             except GpuLost as e:
                 bad.append({"gpu": g, "bad_bytes": None, "error": str(e)})
@@ -62,7 +62,7 @@ def host_memory(args) -> dict:
     start = time.monotonic()
     for _ in range(args.copies):
         np.copyto(dst, src)
-        NodeModel.settle(model.charge_mem(2 * args.bytes))      # a copy reads and writes once each
+        model.charge_mem(2 * args.bytes).wait()      # a copy reads and writes once each
     seconds = time.monotonic() - start
     return {"check": "host-memory", "bytes": 2 * args.bytes * args.copies, "seconds": seconds,
             "bps": 2 * args.bytes * args.copies * 8 / seconds, "model_bps": params.host_mem_bps * 8}

@@ -17,7 +17,12 @@ class NodeParams:
     """Hardware figures of one compute node, in bytes per second (real scale)."""
     gpus: int = 8
     pcie_bps: float = 27e9                 # GPU <-> CPU per direction, PCIe 4.0 x16 (measured >27 GB/s)
-    root_complex_bps: float = 37.5e9       # one host bridge, shared by its GPUs and both directions
+    root_complex_bps: float = 37.5e9       # one host bridge to the CPU, shared by its GPUs, one way
+    # Both ways at once the bridge carries less in total (IV-D3: "decreases even further"). The
+    # paper gives no figure; this one is derived from its best HFReduce result: HFReduce moves 2
+    # bytes up and 2 down through each bridge per byte of data, so 8.1 GB/s (Fig. 7a's top)
+    # takes 4 x 8.1 = 32.4 GB/s both ways, the limit the paper names for falling short of 12.
+    root_complex_duplex_bps: float = 4 * 8.1e9
     gpus_per_root_complex: int = 2         # e.g. GPU5 and GPU6 on one port
     gpu_nic_p2p_bps: float = 9 * 2**30     # GPU <-> IB NIC peer to peer on EPYC Rome (~9 GiB/s)
     host_mem_bps: float = 320e9            # 16 channels DDR4-3200, practical
@@ -26,6 +31,7 @@ class NodeParams:
 
     def scaled(self, scale: float) -> "NodeParams":
         return replace(self, pcie_bps=self.pcie_bps * scale, root_complex_bps=self.root_complex_bps * scale,
+                       root_complex_duplex_bps=self.root_complex_duplex_bps * scale,
                        gpu_nic_p2p_bps=self.gpu_nic_p2p_bps * scale, host_mem_bps=self.host_mem_bps * scale,
                        nvlink_bps=self.nvlink_bps * scale)
 

@@ -33,9 +33,21 @@ from dataclasses import dataclass, field
 from agents.fs3 import wire
 from agents.faults import NodeFaults
 from agents.fs3.mgmtd import heartbeats
-from agents.gpu import Pipe
 from agents.nic import endpoints
 from cluster.chains import SERVING, SYNCING, ChainTable, Routing
+
+
+class Ssd:
+    """One SSD: requests served in arrival order at a fixed rate (an NVMe queue)."""
+
+    def __init__(self, rate: float):
+        self.rate, self.busy_until = rate, 0.0
+
+    def reserve(self, nbytes: int, start: float, factor: float = 1.0) -> float:
+        """When `nbytes` that may start at `start` are through (`factor`: the share of its rate
+        a degraded SSD keeps)."""
+        self.busy_until = max(start, self.busy_until) + nbytes / (self.rate * factor)
+        return self.busy_until
 
 
 @dataclass
@@ -59,7 +71,7 @@ class StorageService:
         self.routing = Routing.initial(table)
         self.my_chains = {c: t for c, chain in enumerate(table.chains) for t in chain if table.node_of(t) == node}
         # chunks are spread over the node's SSDs by their key; without a rate, SSDs take no time
-        self.ssds = [Pipe(f"ssd{i}", ssd_bps) for i in range(ssds)] if ssd_bps else []
+        self.ssds = [Ssd(ssd_bps) for _ in range(ssds)] if ssd_bps else []
         self.faults = NodeFaults()
         self.store: dict[tuple[int, int], Entry] = {}
         self.locks: dict[tuple[int, int], asyncio.Lock] = {}

@@ -1,0 +1,182 @@
+"""Max-min fair sharing of a node's hardware among concurrent copies: a fluid model in real time.
+
+Each resource (a PCIe link direction, a root complex, host memory, ...) has a rate. A copy
+crosses some resources; at every moment the active copies share them max-min fairly
+(progressive filling: every copy's rate grows together until some resource is full; the copies
+crossing it stop there; the others go on). A copy ending hands its share back to the others.
+
+A copy may have to wait for others first (`after`): a pipeline's stages chain their copies this
+way without their threads waiting, and the chain runs at the model's times, not the threads'.
+
+Model time is the machine's monotonic clock. One clock thread per model moves it on: it sleeps
+until the next copy ends (or a new copy arrives), settles what ended, and wakes the threads
+waiting for those copies.
+"""
+import math
+import threading
+import time
+from collections import defaultdict
+
+_EPS = 1e-9      # seconds: a copy this close to its end is through
+
+
+class Resource:
+    """One piece of hardware with a rate (bytes/s). A root complex has a lower `duplex_rate`
+    when copies cross it in both directions at once (the paper's EPYC penalty, IV-D3)."""
+
+    def __init__(self, name: str, rate: float, duplex_rate: float | None = None):
+        self.name, self.rate, self.duplex_rate = name, rate, duplex_rate
+        self.factor = 1.0                       # the share of its rate a degraded one keeps
+        self.bytes = 0                          # weighted bytes that crossed it
+        self.directions: set[str] = set()       # the directions it has carried
+
+    def capacity(self, directions: set) -> float:
+        both = self.duplex_rate is not None and len(directions) > 1
+        return (self.duplex_rate if both else self.rate) * self.factor
+
+    def bound_rate(self) -> float:
+        """The rate a lower bound on time divides this resource's bytes by: a pipelined algorithm
+        that moved bytes both ways through a root complex kept both directions busy."""
+        return self.capacity(self.directions)
+
+
+class Transfer:
+    """A copy in the model. `done_at` is set (model time) when its last byte is through."""
+    __slots__ = ("uses", "left", "rate", "not_before", "pending", "dependents", "done_at", "_done")
+
+    def __init__(self, uses: dict, nbytes: float, not_before: float):
+        self.uses = uses                    # resource -> (weight, directions)
+        self.left = float(nbytes)
+        self.rate = 0.0
+        self.not_before = not_before
+        self.pending = 0                    # predecessors not yet through
+        self.dependents: list[Transfer] = []
+        self.done_at: float | None = None
+        self._done = threading.Event()
+
+    def wait(self) -> None:
+        self._done.wait()
+
+
+def wait_all(transfers) -> None:
+    for t in transfers:
+        if t is not None:
+            t.wait()
+
+
+class Fluid:
+    """The copies of one node, shared by its threads."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self.now = time.monotonic()
+        self.active: list[Transfer] = []      # moving bytes
+        self.timed: list[Transfer] = []       # predecessors through; start at not_before
+        self._clock = None
+
+    def start(self, uses, nbytes: float, after=(), not_before: float = 0.0) -> Transfer:
+        """Begin a copy of `nbytes` crossing `uses` ((resource, direction or None) pairs, a
+        resource twice if the copy crosses it twice) once every transfer of `after` is through."""
+        merged = defaultdict(lambda: [0, set()])
+        for resource, direction in uses:
+            merged[resource][0] += 1
+            if direction:
+                merged[resource][1].add(direction)
+        with self._cond:
+            self._advance(time.monotonic())
+            t = Transfer({r: (w, frozenset(d)) for r, (w, d) in merged.items()}, nbytes, max(self.now, not_before))
+            for r, (w, d) in t.uses.items():
+                r.bytes += w * nbytes
+                r.directions |= d
+            for p in after:
+                if p is not None and p.done_at is None:
+                    p.dependents.append(t)
+                    t.pending += 1
+            if not t.pending:
+                self._ready(t)
+                self._rerate()
+            if self._clock is None:
+                self._clock = threading.Thread(target=self._run, name="node-model", daemon=True)
+                self._clock.start()
+            self._cond.notify()
+            return t
+
+    def join(self, transfers) -> Transfer:
+        """A transfer of nothing that is through when all of `transfers` are."""
+        return self.start((), 0, after=transfers)
+
+    # -- the model's clock ------------------------------------------------------------
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                self._advance(time.monotonic())
+                nxt = self._next_event()
+                self._cond.wait(None if nxt == math.inf else max(0.0, nxt - time.monotonic()))
+
+    def _next_event(self) -> float:
+        ends = (self.now + t.left / t.rate for t in self.active if t.rate > 0)
+        return min(min(ends, default=math.inf), min((t.not_before for t in self.timed), default=math.inf))
+
+    def _advance(self, to: float) -> None:
+        """Move model time to `to`, settling every copy that ends on the way, in order."""
+        while True:
+            nxt = self._next_event()
+            step_to = min(nxt, to)
+            dt = step_to - self.now
+            if dt > 0:
+                for t in self.active:
+                    t.left -= t.rate * dt
+                self.now = step_to
+            if nxt > to:
+                return
+            ended = [t for t in self.active if t.left <= t.rate * _EPS]
+            self.active = [t for t in self.active if t.left > t.rate * _EPS]
+            for t in ended:
+                self._finish(t)
+            due = [t for t in self.timed if t.not_before <= self.now]
+            self.timed = [t for t in self.timed if t.not_before > self.now]
+            for t in due:
+                self._ready(t)
+            self._rerate()
+
+    def _ready(self, t: Transfer) -> None:
+        if t.not_before > self.now:
+            self.timed.append(t)
+        elif t.left <= 0 or not t.uses:
+            self._finish(t)
+        else:
+            self.active.append(t)
+
+    def _finish(self, t: Transfer) -> None:
+        t.left, t.done_at = 0.0, self.now
+        t._done.set()
+        for d in t.dependents:
+            d.pending -= 1
+            if not d.pending:
+                d.not_before = max(d.not_before, self.now)
+                self._ready(d)
+
+    def _rerate(self) -> None:
+        """Progressive filling over the active copies."""
+        directions = defaultdict(set)
+        for t in self.active:
+            t.rate = 0.0
+            for r, (_, d) in t.uses.items():
+                directions[r] |= d
+        room = {r: r.capacity(d) for r, d in directions.items()}
+        growing = list(self.active)
+        while growing:
+            weight = defaultdict(float)
+            for t in growing:
+                for r, (w, _) in t.uses.items():
+                    weight[r] += w
+            delta = min(room[r] / w for r, w in weight.items())
+            full = set()
+            for r, w in weight.items():
+                room[r] -= w * delta
+                if room[r] <= r.rate * _EPS:
+                    full.add(r)
+            for t in growing:
+                t.rate += delta
+            growing = [t for t in growing if not full.intersection(t.uses)]

@@ -1,0 +1,106 @@
+"""The node model: copies share resources max-min fairly, chain after each other, and a root
+complex carries less when copies cross it both ways (no root needed).
+
+Times are the model's own (each transfer's done_at against the moment it began), so they are
+exact whatever the machine's load; only the copies' arrival moments come from real threads, and
+the rates are slow enough (a copy takes ~0.1 s) that microseconds of arrival jitter do not show.
+"""
+import time
+
+import numpy as np
+import pytest
+
+from agents.fluid import Fluid, Resource
+from agents.gpu import Gpus
+from cluster.node import DTYPES, NodeParams
+
+RATE = 1e6       # bytes/s
+N = 100_000      # bytes: 0.1 s alone
+
+
+def took(transfer, began):
+    transfer.wait()
+    return transfer.done_at - began
+
+
+def test_a_copy_alone_takes_bytes_over_rate():
+    fluid, pipe = Fluid(), Resource("pipe", RATE)
+    began = time.monotonic()
+    assert took(fluid.start([(pipe, None)], N), began) == pytest.approx(N / RATE, rel=0.01)
+
+
+def test_two_copies_share_a_pipe_and_one_ending_hands_its_share_back():
+    fluid, pipe = Fluid(), Resource("pipe", RATE)
+    began = time.monotonic()
+    short, long = fluid.start([(pipe, None)], N), fluid.start([(pipe, None)], 3 * N)
+    assert took(short, began) == pytest.approx(2 * N / RATE, rel=0.01)      # half the rate each
+    assert took(long, began) == pytest.approx(4 * N / RATE, rel=0.01)       # then the whole rate
+
+
+def test_max_min_fair_across_resources():
+    """A crosses a slow and a fast pipe, B only the fast one: A is held by the slow pipe, and B
+    takes what A leaves of the fast one (not half of it)."""
+    fluid, slow, fast = Fluid(), Resource("slow", RATE / 4), Resource("fast", RATE)
+    began = time.monotonic()
+    a = fluid.start([(slow, None), (fast, None)], N // 4)          # 0.25 MB/s: 0.1 s
+    b = fluid.start([(fast, None)], 3 * N // 4)                    # 0.75 MB/s: 0.1 s
+    assert took(a, began) == pytest.approx(N / RATE, rel=0.01)
+    assert took(b, began) == pytest.approx(N / RATE, rel=0.01)
+
+
+def test_a_copy_after_others_starts_when_they_are_through():
+    fluid, p, q = Fluid(), Resource("p", RATE), Resource("q", RATE)
+    began = time.monotonic()
+    first, other = fluid.start([(p, None)], N), fluid.start([(q, None)], 2 * N)
+    then = fluid.start([(p, None)], N, after=(first, other))
+    both = fluid.join([first, other])
+    assert took(both, began) == pytest.approx(2 * N / RATE, rel=0.01)
+    assert took(then, began) == pytest.approx(3 * N / RATE, rel=0.01)
+    assert p.bytes == 2 * N and q.bytes == 2 * N
+
+
+def test_crossing_a_resource_twice_counts_twice():
+    fluid, p = Fluid(), Resource("p", RATE)
+    began = time.monotonic()
+    assert took(fluid.start([(p, "up"), (p, "down")], N), began) == pytest.approx(2 * N / RATE, rel=0.01)
+    assert p.bytes == 2 * N
+
+
+BYTES = 1_500_000
+
+
+@pytest.fixture
+def two_gpus_on_one_root_complex():
+    # PCIe links fast enough that the root complex is the limit: 37.5 MB/s one way, 32.4 both.
+    params = NodeParams(gpus=2, pcie_bps=100e9).scaled(1e-3)
+    g = Gpus(f"emu-test-fluid-rc-{time.monotonic_ns()}", BYTES // 4, DTYPES["fp32"], params)
+    yield g, params
+    g.close()
+
+
+def test_root_complex_one_way_is_shared_by_its_gpus(two_gpus_on_one_root_complex):
+    g, params = two_gpus_on_one_root_complex
+    host = [np.zeros(g.count, g.dtype) for _ in range(2)]
+    copies = [g.d2h(i, slice(None), host[i]) for i in range(2)]
+    assert max(took(c, copies[0].not_before) for c in copies) == pytest.approx(2 * BYTES / params.root_complex_bps,
+                                                                              rel=0.02)
+
+
+def test_root_complex_both_ways_is_slower_by_the_duplex_parameter(two_gpus_on_one_root_complex):
+    g, params = two_gpus_on_one_root_complex
+    host = [np.zeros(g.count, g.dtype) for _ in range(2)]
+
+    def pair(*copies):     # the time from the first copy's start to the last one's end
+        return max(took(c, copies[0].not_before) for c in copies)
+    one_way = pair(g.d2h(0, slice(None), host[0]), g.d2h(1, slice(None), host[1]))
+    both_ways = pair(g.d2h(0, slice(None), host[0]), g.h2d(1, slice(None), host[1]))
+    assert both_ways / one_way == pytest.approx(params.root_complex_bps / params.root_complex_duplex_bps, rel=0.02)
+    rc = g.model.rc[0]
+    assert rc.directions == {"up", "down"} and rc.bound_rate() == pytest.approx(params.root_complex_duplex_bps)
+
+
+def test_the_duplex_default_puts_hfreduce_at_the_papers_best():
+    """HFReduce moves 2 bytes up and 2 down through each root complex per byte of data."""
+    p = NodeParams()
+    assert p.root_complex_duplex_bps / 4 == pytest.approx(8.1e9)
+    assert p.root_complex_duplex_bps < p.root_complex_bps
