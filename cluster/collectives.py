@@ -17,7 +17,13 @@ def redop(algo: str) -> str:
     return "none" if algo in (ALLTOALL, ALLGATHER) else "sum"
 
 
-def default_chunk(size: int) -> int:
-    """Pipeline chunk for a buffer of `size` bytes: ~16 chunks pipeline well and keep Python's
-    per-chunk cost below the chunk's wire time."""
+RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank's segment, size/ranks
+
+
+def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
+    """Pipeline chunk for a buffer of `size` bytes: ~16 chunks per buffer pipeline well and keep
+    Python's per-chunk cost below the chunk's wire time; a ring step moves one segment, cut in
+    8 (NCCL's steps per slice) so the GPU->NIC copy, the wire and the NIC->GPU copy overlap."""
+    if algo in RING_PHASES:
+        return min(4 * 2**20, max(4 * 2**10, size // ranks // 8))
     return min(4 * 2**20, max(16 * 2**10, size // 16))

@@ -24,11 +24,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=0.0005,
                     help="lab scale; Python on 2 cores keeps up better with slower emulated hardware")
+    ap.add_argument("--dilation", type=float, default=1.0, help="emulated time runs this many times slower")
     ap.add_argument("--nodes", default="4,8")
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args()
-    size = int(PAPER_SIZE * args.scale) // 4 * 4
+    size = int(PAPER_SIZE * args.scale * args.dilation) // 4 * 4
     print(f"# allreduce of {size} B per GPU (186 MiB x {args.scale:g}), fp32, GB/s projected to real scale")
     print(f"{'algo':<16} {'nodes':>5} {'algbw':>7} {'busbw':>7} {'bound':>7} {'of bound':>8}  {'bound by':<12} "
           f"{'#wrong':>6}  paper (inter-node GB/s)")

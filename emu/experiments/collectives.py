@@ -68,7 +68,7 @@ def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRu
 
 
 def _one_size(lab, run: CollectiveRun, size: int) -> dict:
-    scale, chunk = lab.plan.scale, run.chunk or default_chunk(size)
+    scale, chunk = lab.plan.scale, run.chunk or default_chunk(size, run.algo, run.ranks)
     timeout = peer_timeout(lab, size * run.gpus, run.timeout_base)     # one node's data
     peers = ",".join(f"{lab.node(n).addr}:{run.port}" for n in run.nodes)
     argv = command("collective") + [
