@@ -14,54 +14,71 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from agents.errors import one_line_errors
-from agents.gpu import Gpus, NodeModel, pattern, reference_sum
+from agents.gpu import Gpus, NodeModel, pattern, reference
 from agents.hfreduce import hfreduce
-from agents.nccl import _segments, alltoall, ring_allgather, ring_allreduce, ring_reduce_scatter, tree_allreduce_gpus
+from agents.nccl import (_segments, alltoall, ring_allgather, ring_allreduce, ring_broadcast, ring_reduce,
+                         ring_reduce_scatter, tree_allreduce_gpus)
 from agents.nic import Mesh, endpoints
 from agents.pipeline import Ready
+from cluster.collectives import OPS
 from cluster.node import DTYPES, NodeParams
 
+# algorithm -> fn(gpus, mesh, chunk bytes, op ufunc, root global rank); each ignores what it does not take
 ALGOS = {
-    "hfreduce": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk),
-    "hfreduce-nvlink": lambda gpus, mesh, chunk: hfreduce(gpus, mesh, chunk, nvlink=True),
-    "ring": lambda gpus, mesh, chunk: ring_allreduce(gpus, mesh, chunk),
-    "tree": lambda gpus, mesh, chunk: tree_allreduce_gpus(gpus, mesh, chunk),
-    "alltoall": lambda gpus, mesh, chunk: alltoall(gpus, mesh, chunk),
-    "allgather": lambda gpus, mesh, chunk: ring_allgather(gpus, mesh, chunk),
-    "reducescatter": lambda gpus, mesh, chunk: ring_reduce_scatter(gpus, mesh, chunk),
+    "hfreduce": lambda gpus, mesh, chunk, op=np.add, root=0: hfreduce(gpus, mesh, chunk, op=op),
+    "hfreduce-nvlink": lambda gpus, mesh, chunk, op=np.add, root=0: hfreduce(gpus, mesh, chunk, nvlink=True, op=op),
+    "ring": lambda gpus, mesh, chunk, op=np.add, root=0: ring_allreduce(gpus, mesh, chunk, op),
+    "tree": lambda gpus, mesh, chunk, op=np.add, root=0: tree_allreduce_gpus(gpus, mesh, chunk, op),
+    "alltoall": lambda gpus, mesh, chunk, op=np.add, root=0: alltoall(gpus, mesh, chunk),
+    "allgather": lambda gpus, mesh, chunk, op=np.add, root=0: ring_allgather(gpus, mesh, chunk),
+    "reducescatter": lambda gpus, mesh, chunk, op=np.add, root=0: ring_reduce_scatter(gpus, mesh, chunk, op),
+    "broadcast": lambda gpus, mesh, chunk, op=np.add, root=0: ring_broadcast(gpus, mesh, chunk, root),
+    "reduce": lambda gpus, mesh, chunk, op=np.add, root=0: ring_reduce(gpus, mesh, chunk, root, op),
 }
 
 
-def fill(gpus: Gpus, node: int, nodes: int) -> None:
+def fill(gpus: Gpus, node: int, nodes: int, op: str = "sum") -> None:
     total = nodes * len(gpus)
     for g in range(len(gpus)):
-        gpus.mem[g][:] = pattern(node * len(gpus) + g, total, gpus.count, gpus.dtype)
+        gpus.mem[g][:] = pattern(node * len(gpus) + g, total, gpus.count, gpus.dtype, op)
 
 
-def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce") -> int:
-    """Elements of this node's GPUs that differ from what the collective must leave there."""
-    total = nodes * len(gpus)
-    if algo in ("allgather", "reducescatter"):      # segment j: rank j's input, or the sum of everyone's
-        seg = _segments(gpus.count, total)
-        expected = reference_sum(total, gpus.count, gpus.dtype) if algo == "reducescatter" else None
-        wrong = 0
-        for g in range(len(gpus)):
-            me = node * len(gpus) + g
-            for j in ([me] if algo == "reducescatter" else range(total)):
-                want = expected[seg[j]] if expected is not None else pattern(j, total, gpus.count, gpus.dtype)[seg[j]]
-                wrong += int((gpus.mem[g][seg[j]].astype("float64") != want).sum())
-        return wrong
-    if algo != "alltoall":
-        expected = reference_sum(total, gpus.count, gpus.dtype)
-        return int(sum((gpus.mem[g].astype("float64") != expected).sum() for g in range(len(gpus))))
-    block = gpus.count // total
+def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce", op: str = "sum", root: int = 0) -> int:
+    """Elements of this node's GPUs that differ from what the collective must leave there (for
+    reduce-scatter, each rank's own segment; for reduce, the root's buffer)."""
+    total, count, dtype = nodes * len(gpus), gpus.count, gpus.dtype
+    seg = _segments(count, total)
+    block = count // total
+    whole = slice(0, count)
+    expected = {}                          # computed once, only if needed
+
+    def want(kind: str, source: int = 0):
+        key = (kind, source)
+        if key not in expected:
+            expected[key] = (reference(total, count, dtype, op) if kind == "reduced"
+                             else pattern(source, total, count, dtype, op).astype(np.float64))
+        return expected[key]
+
     wrong = 0
     for g in range(len(gpus)):
-        me = node * len(gpus) + g
-        for src in range(total):   # block src of my buffer = block `me` of GPU src's input
-            sent = pattern(src, total, gpus.count, gpus.dtype)[me * block:(me + 1) * block]
-            wrong += int((gpus.mem[g][src * block:(src + 1) * block] != sent).sum())
+        me, mem = node * len(gpus) + g, gpus.mem[g].astype(np.float64)
+        if algo == "allgather":            # segment j: rank j's input
+            checks = [(seg[j], want("input", j)[seg[j]]) for j in range(total)]
+        elif algo == "reducescatter":
+            checks = [(seg[me], want("reduced")[seg[me]])]
+        elif algo == "alltoall":           # block src of my buffer = block `me` of GPU src's input
+            checks = [(slice(src * block, (src + 1) * block), want("input", src)[me * block:(me + 1) * block])
+                      for src in range(total)]
+        elif algo == "broadcast":
+            checks = [(whole, want("input", root))]
+        elif algo == "reduce":
+            checks = [(whole, want("reduced"))] if me == root else []
+        else:                              # allreduce
+            checks = [(whole, want("reduced"))]
+        wrong += sum(int((mem[sl] != value).sum()) for sl, value in checks)
     return wrong
 
 
@@ -81,17 +98,17 @@ def run(args) -> None:
                 times, spans = [], []
                 net_before = mesh.counters()
                 for it in range(args.warmup + args.iters):
-                    fill(gpus, args.rank, len(peers))
+                    fill(gpus, args.rank, len(peers), args.op)
                     mesh.barrier()
                     start, began = time.perf_counter(), time.monotonic()
-                    algo(gpus, mesh, args.chunk)
+                    algo(gpus, mesh, args.chunk, OPS[args.op], args.root)
                     elapsed = time.perf_counter() - start
                     if it >= args.warmup:
                         times.append(elapsed)
                         spans.append((began, time.monotonic()))     # monotonic: comparable across nodes
                 runs = args.warmup + args.iters
                 net = {k: (v - net_before[k]) // runs for k, v in mesh.counters().items()}
-                wrong = wrong_elements(gpus, args.rank, len(peers), args.algo)
+                wrong = wrong_elements(gpus, args.rank, len(peers), args.algo, args.op, args.root)
                 # Per-iteration bytes through every modelled resource and the network, with their
                 # rates: the controller turns them into this algorithm's own lower bound on time.
                 row = {"rank": args.rank, "size": count * dtype.itemsize, "count": count, "type": args.dtype,
@@ -112,6 +129,8 @@ def main(argv=None) -> int:
     p.add_argument("--algo", choices=sorted(ALGOS), required=True)
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], required=True)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    p.add_argument("--op", choices=sorted(OPS), default="sum", help="reduction op")
+    p.add_argument("--root", type=int, default=0, help="global rank of the root (broadcast, reduce)")
     p.add_argument("--gpus", type=int, default=8)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every modelled bandwidth")
     p.add_argument("--chunk", type=int, default=256 * 1024, help="pipeline chunk, bytes")

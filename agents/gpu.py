@@ -18,6 +18,7 @@ import numpy as np
 
 from agents.faults import NodeFaults
 from agents.fluid import Fluid, Resource, Transfer
+from cluster.collectives import OPS
 from cluster.node import DTYPES, NodeParams
 
 UP, DOWN = "up", "down"      # through a root complex: towards the CPU, towards the device
@@ -127,10 +128,11 @@ class Gpus:
         uses = [(m.h2d[gpu], None), (m.root_complex(gpu), DOWN)] + ([(m.mem, None)] if read_host else [])
         return m.copy(uses, host[sl].nbytes, after)
 
-    def p2p(self, src: int, dst: int, sl: slice, reduce: bool = False, after: Transfer | None = None) -> Transfer:
-        """GPU -> GPU over PCIe through the CPU (no NVLink)."""
+    def p2p(self, src: int, dst: int, sl: slice, reduce=None, after: Transfer | None = None) -> Transfer:
+        """GPU -> GPU over PCIe through the CPU (no NVLink); `reduce` (a ufunc, as np.add) combines
+        what arrives with what the destination holds, on the destination GPU (not charged)."""
         self.faults.check_gpu(src), self.faults.check_gpu(dst)
-        _move(self.mem[src][sl], self.mem[dst][sl], reduce)
+        move(self.mem[src][sl], self.mem[dst][sl], reduce)
         return self.charge_p2p(src, dst, self.mem[src][sl].nbytes, after)
 
     def charge_p2p(self, src: int, dst: int, nbytes: int, after: Transfer | None = None) -> Transfer:
@@ -140,12 +142,12 @@ class Gpus:
         uses = [(m.d2h[src], None), (m.root_complex(src), UP), (m.root_complex(dst), DOWN), (m.h2d[dst], None)]
         return m.copy(uses, nbytes, after)
 
-    def nvlink(self, src: int, dst: int, sl: slice, reduce: bool = False, after: Transfer | None = None) -> Transfer:
+    def nvlink(self, src: int, dst: int, sl: slice, reduce=None, after: Transfer | None = None) -> Transfer:
         """GPU -> paired GPU over the NVLink bridge."""
         if src // 2 != dst // 2:
             raise ValueError(f"GPU {src} and GPU {dst} share no NVLink bridge")
         self.faults.check_gpu(src), self.faults.check_gpu(dst)
-        _move(self.mem[src][sl], self.mem[dst][sl], reduce)
+        move(self.mem[src][sl], self.mem[dst][sl], reduce)
         return self.model.copy([(self.model.nvlink[src // 2], None)], self.mem[src][sl].nbytes, after)
 
     def to_nic(self, gpu: int, nbytes: int) -> Transfer:
@@ -167,26 +169,36 @@ class Gpus:
         self._shm = []
 
 
-def _move(src: np.ndarray, dst: np.ndarray, reduce: bool) -> None:
-    if reduce:
-        np.add(dst, src, out=dst)
-    else:
+def move(src: np.ndarray, dst: np.ndarray, reduce=None) -> None:
+    """dst = src, or dst = reduce(dst, src) in place."""
+    if reduce is None:
         np.copyto(dst, src)
+    else:
+        reduce(dst, src, out=dst)
 
 
-def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype) -> np.ndarray:
+
+def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype, op: str = "sum") -> np.ndarray:
     """Deterministic integer-valued test data every rank can recompute for every GPU, so each
-    checks its result against the true sum. Values in -2..2 (partial sums stay within +-2 per
-    GPU, exact in fp16/bf16 up to 128 GPUs); for fp8 (exact only up to 16) each element is 1 on
-    exactly one GPU, so every partial sum is 0 or 1 and a lost or doubled contribution shows."""
+    checks its result against the exact reduction, whatever the order of operations:
+    - sum: values in -2..2 (partial sums within +-2 per GPU, exact in fp16/bf16 up to 128 GPUs);
+      for fp8 (exact only up to 16) each element is 1 on exactly one GPU, so every partial sum is
+      0 or 1 and a lost or doubled contribution shows;
+    - prod: +-1, and 2 on exactly one GPU per element: every partial product is +-1 or +-2;
+    - max, min: -2..2."""
     i = np.arange(count, dtype=np.int64)
-    if np.dtype(dtype) == DTYPES["fp8"]:
+    if op == "prod":
+        sign = 1 - 2 * ((i * 5 + global_gpu * 3 + (i * global_gpu) % 7) % 2)
+        return np.where((i * 3 + global_gpu) % total_gpus == 0, 2 * sign, sign).astype(dtype)
+    if op == "sum" and np.dtype(dtype) == DTYPES["fp8"]:
         return ((i * 3 + global_gpu) % total_gpus == 0).astype(dtype)
     return (((i * 7 + global_gpu * global_gpu * 3 + global_gpu) % 5) - 2).astype(dtype)
 
 
-def reference_sum(total_gpus: int, count: int, dtype: np.dtype) -> np.ndarray:
-    total = np.zeros(count, np.float64)
-    for g in range(total_gpus):
-        total += pattern(g, total_gpus, count, dtype).astype(np.float64)
-    return total
+def reference(total_gpus: int, count: int, dtype: np.dtype, op: str = "sum", gpus=None) -> np.ndarray:
+    """The exact reduction of every GPU's pattern (of `gpus` only, if given), in float64."""
+    result = None
+    for g in (range(total_gpus) if gpus is None else gpus):
+        x = pattern(g, total_gpus, count, dtype, op).astype(np.float64)
+        result = x if result is None else OPS[op](result, x)
+    return result

@@ -36,8 +36,8 @@ class HostMemoryCost(Cost):
         return self.model.charge_mem(nbytes)
 
 
-def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = False) -> None:
-    """Allreduce (sum) the buffers of every GPU of every node in place."""
+def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = False, op=np.add) -> None:
+    """Allreduce the buffers of every GPU of every node in place with `op` (a ufunc: np.add, ...)."""
     model, count, n_gpus = gpus.model, gpus.count, len(gpus)
     sources = list(range(0, n_gpus, 2)) if nvlink else list(range(n_gpus))
     host = {g: np.empty(count, gpus.dtype) for g in sources}      # D2H staging
@@ -52,12 +52,12 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
             throttle(ready, c)
             t = None
             if nvlink:
-                t = model.join(*(gpus.nvlink(g + 1, g, sl, reduce=True) for g in sources))
+                t = model.join(*(gpus.nvlink(g + 1, g, sl, reduce=op) for g in sources))
             t = model.join(*(gpus.d2h(g, sl, host[g], after=t) for g in sources))
             part = result[sl]
             np.copyto(part, host[sources[0]][sl])
             for g in sources[1:]:
-                np.add(part, host[g][sl], out=part)
+                op(part, host[g][sl], out=part)
             ready[c].set(at=model.charge_mem((len(sources) + 1) * part.nbytes, after=t))
 
     def back_to_gpus():
@@ -81,5 +81,5 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
         wait_all(copies)
 
     run_concurrently([intra_node, back_to_gpus,
-                      lambda: tree_allreduce(mesh, result, chunks, ready, done, HostMemoryCost(model))],
+                      lambda: tree_allreduce(mesh, result, chunks, ready, done, HostMemoryCost(model), op=op)],
                      ready + done)

@@ -15,7 +15,7 @@ from functools import partial
 import numpy as np
 
 from agents.fluid import wait_all
-from agents.gpu import Gpus
+from agents.gpu import Gpus, move
 from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
 
 RING_CHANNEL = 10
@@ -26,28 +26,28 @@ def _segments(count: int, parts: int) -> list[slice]:
     return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
 
 
-def ring_allreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+def ring_allreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, op=np.add) -> None:
     """Reduce-scatter then allgather around the ring of all GPUs of all nodes."""
-    _ring(gpus, mesh, chunk_bytes, [(True, 0), (False, -1)])
+    _ring(gpus, mesh, chunk_bytes, [(op, 0), (None, -1)])
 
 
-def ring_reduce_scatter(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+def ring_reduce_scatter(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, op=np.add) -> None:
     """nccl-tests' reduce-scatter, in place: global rank k ends with the sum of every rank's
     segment k in its segment k (the rest of its buffer holds partial sums)."""
-    _ring(gpus, mesh, chunk_bytes, [(True, 1)])
+    _ring(gpus, mesh, chunk_bytes, [(op, 1)])
 
 
 def ring_allgather(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
     """nccl-tests' allgather, in place: global rank k contributes its segment k; every rank ends
     with every rank's segment in its place."""
-    _ring(gpus, mesh, chunk_bytes, [(False, 0)])
+    _ring(gpus, mesh, chunk_bytes, [(None, 0)])
 
 
-def _ring(gpus: Gpus, mesh, chunk_bytes: int, phases: list[tuple[bool, int]]) -> None:
-    """Phases around the ring of all GPUs of all nodes, each ranks - 1 steps: at step s global
-    rank k passes segment (k - s - offset) to rank k + 1, which adds it to its own (`reduce`) or
-    takes it. Reduce with offset 1 leaves rank k the whole sum of segment k; with offset 0, of
-    segment k + 1, which a gather with offset -1 then spreads."""
+def _ring(gpus: Gpus, mesh, chunk_bytes: int, phases: list[tuple]) -> None:
+    """Phases (reduce, offset) around the ring of all GPUs of all nodes, each ranks - 1 steps: at
+    step s global rank k passes segment (k - s - offset) to rank k + 1, which combines it with its
+    own (`reduce`, a ufunc) or takes it (None). Reducing with offset 1 leaves rank k the whole
+    reduction of segment k; with offset 0, of segment k + 1, which a gather with offset -1 spreads."""
     n_gpus, nodes, node = len(gpus), len(mesh.addrs), mesh.rank
     ranks = n_gpus * nodes
     seg = _segments(gpus.count, ranks)
@@ -56,7 +56,7 @@ def _ring(gpus: Gpus, mesh, chunk_bytes: int, phases: list[tuple[bool, int]]) ->
     prv = mesh.conn((node - 1) % nodes, RING_CHANNEL) if nodes > 1 else None
     tmp = np.empty(max(s.stop - s.start for s in seg), gpus.dtype)
 
-    def step(s: int, reduce: bool, offset: int) -> None:
+    def step(s: int, reduce, offset: int) -> None:
         outgoing = lambda k: seg[(k - s - offset) % ranks]      # what global rank k passes on
         base = node * n_gpus
         copies = [gpus.p2p(g - 1, g, outgoing(base + g - 1), reduce=reduce) for g in range(1, n_gpus)]
@@ -76,6 +76,76 @@ def _ring(gpus: Gpus, mesh, chunk_bytes: int, phases: list[tuple[bool, int]]) ->
             step(s, reduce, offset)
 
 
+CHAIN_CHANNEL = 40
+
+
+def ring_broadcast(gpus: Gpus, mesh, chunk_bytes: int, root: int = 0) -> None:
+    """nccl-tests' broadcast: global rank `root`'s buffer ends in every GPU, passed along the ring."""
+    _chain(gpus, mesh, chunk_bytes, root, None)
+
+
+def ring_reduce(gpus: Gpus, mesh, chunk_bytes: int, root: int = 0, op=np.add) -> None:
+    """nccl-tests' reduce: the reduction of every GPU's buffer ends in global rank `root`'s (the
+    others keep partial results), accumulated along the ring from the rank after the root."""
+    _chain(gpus, mesh, chunk_bytes, (root + 1) % (len(gpus) * len(mesh.addrs)), op)
+
+
+def _chain(gpus: Gpus, mesh, chunk_bytes: int, first: int, reduce) -> None:
+    """Chunks flow along the ring of all GPUs from global rank `first` through ranks - 1 hops,
+    each hop copying (`reduce` None) or combining into what the next rank holds; pipelined, so
+    every hop is busy with its own chunk. This node's part of the path is one or two runs of
+    consecutive GPUs, each entered from the previous node (or the path's start) and left towards
+    the next (or the path's end)."""
+    n_gpus, nodes, node = len(gpus), len(mesh.addrs), mesh.rank
+    ranks = n_gpus * nodes
+    chunks = chunk_slices(gpus.count, max(1, chunk_bytes // gpus.dtype.itemsize))
+    runs: list[list[tuple[int, int]]] = []           # [(position on the path, local GPU)]
+    for pos in range(ranks):
+        rank = (first + pos) % ranks
+        if rank // n_gpus == node:
+            if runs and runs[-1][-1][0] == pos - 1:
+                runs[-1].append((pos, rank % n_gpus))
+            else:
+                runs.append([(pos, rank % n_gpus)])
+    stages, flags = [], []
+    for run in runs:
+        ready = ready_flags(len(chunks))
+        flags += ready
+        entry = mesh.conn((node - 1) % nodes, CHAIN_CHANNEL) if run[0][0] > 0 else None
+        leave = mesh.conn((node + 1) % nodes, CHAIN_CHANNEL) if run[-1][0] < ranks - 1 else None
+        stages += [partial(_chain_in, gpus, [g for _, g in run], entry, chunks, ready, reduce),
+                   partial(_chain_out, gpus, run[-1][1], leave, chunks, ready)]
+    run_concurrently(stages, flags)
+
+
+def _chain_in(gpus, run, conn, chunks, ready, reduce):
+    """Receive each chunk into the run's first GPU (unless the path starts here), then pass it down the run."""
+    tmp = np.empty(max(sl.stop - sl.start for sl in chunks), gpus.dtype)
+    for c, sl in enumerate(chunks):
+        throttle(ready, c)
+        t = None
+        if conn is not None:
+            incoming = tmp[: sl.stop - sl.start]
+            conn.recv_into(incoming)
+            move(incoming, gpus.mem[run[0]][sl], reduce)
+            t = gpus.from_nic(run[0], incoming.nbytes)
+        for a, b in zip(run, run[1:]):
+            t = gpus.p2p(a, b, sl, reduce=reduce, after=t)
+        ready[c].set(at=t)
+
+
+def _chain_out(gpus, gpu, conn, chunks, ready):
+    """Send each chunk on from the run's last GPU once it is there (or just wait, at the path's end)."""
+    stream = Stream()
+    for c, sl in enumerate(chunks):
+        ready[c].wait()
+        if conn is not None:
+            part = gpus.mem[gpu][sl]
+            stream.then(gpus.to_nic(gpu, part.nbytes))
+            conn.send(part)
+    stream.flush()
+
+
 def _send_segment(gpus, gpu, conn, sl, chunk_elems):
     stream = Stream()
     for c in chunk_slices(sl.stop - sl.start, chunk_elems):
@@ -92,10 +162,7 @@ def _recv_segment(gpus, gpu, conn, sl, chunk_elems, tmp, reduce):
         incoming = tmp[: part.size]
         conn.recv_into(incoming)
         stream.then(gpus.from_nic(gpu, incoming.nbytes))
-        if reduce:
-            np.add(part, incoming, out=part)
-        else:
-            np.copyto(part, incoming)
+        move(incoming, part, reduce)
     stream.flush()
 
 
@@ -112,7 +179,7 @@ class NicPathCost(Cost):
         return self.gpus.from_nic(self.gpu, nbytes)
 
 
-def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
+def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, op=np.add) -> None:
     """NCCL's tree: reduce up a chain of the node's GPUs into GPU 0, double binary tree across
     nodes from GPU 0, then broadcast down the chain; pipelined in chunks."""
     n_gpus = len(gpus)
@@ -124,7 +191,7 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None
             throttle(ready, c)
             t = None
             for g in range(n_gpus - 1, 0, -1):
-                t = gpus.p2p(g, g - 1, sl, reduce=True, after=t)
+                t = gpus.p2p(g, g - 1, sl, reduce=op, after=t)
             ready[c].set(at=t)
 
     def chain_down():
@@ -138,7 +205,8 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None
         wait_all(ends)
 
     run_concurrently([chain_up, chain_down,
-                      lambda: tree_allreduce(mesh, gpus.mem[0], chunks, ready, done, NicPathCost(gpus), channel_base=20)],
+                      lambda: tree_allreduce(mesh, gpus.mem[0], chunks, ready, done, NicPathCost(gpus),
+                                             channel_base=20, op=op)],
                      ready + done)
 
 

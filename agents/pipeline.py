@@ -113,8 +113,8 @@ def chunk_slices(count: int, chunk_elems: int) -> list[slice]:
 
 
 def tree_allreduce(mesh, buf: np.ndarray, chunks: list[slice], ready, done, cost: Cost = Cost(),
-                   channel_base: int = 0) -> None:
-    """Allreduce `buf` in place across all ranks of `mesh`, chunk by chunk."""
+                   channel_base: int = 0, op=np.add) -> None:
+    """Allreduce `buf` in place across all ranks of `mesh`, chunk by chunk, with `op` (a ufunc)."""
     if len(mesh.addrs) == 1:
         for c in range(len(chunks)):
             ready[c].wait()
@@ -124,11 +124,11 @@ def tree_allreduce(mesh, buf: np.ndarray, chunks: list[slice], ready, done, cost
     for t, tree in enumerate(double_binary_tree(len(mesh.addrs))):
         mine = list(range(t, len(chunks), 2))
         for role in (_up, _down):
-            stages.append(partial(role, mesh, tree, channel_base + t, buf, chunks, mine, ready, done, cost))
+            stages.append(partial(role, mesh, tree, channel_base + t, buf, chunks, mine, ready, done, cost, op))
     run_concurrently(stages, done)
 
 
-def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
+def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
     rank = mesh.rank
     kids = [mesh.conn(k, channel) for k in tree.children[rank]]
     parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
@@ -142,7 +142,7 @@ def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
             incoming = tmp[: part.size]
             kid.recv_into(incoming)
             stream.then(cost.recv(incoming.nbytes), cost.reduce(incoming.nbytes))
-            np.add(part, incoming, out=part)
+            op(part, incoming, out=part)
         if parent is not None:
             stream.then(cost.send(part.nbytes))
             parent.send(part)
@@ -152,7 +152,7 @@ def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
     stream.flush()
 
 
-def _down(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
+def _down(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
     rank = mesh.rank
     kids = [mesh.conn(k, channel) for k in tree.children[rank]]
     parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None

@@ -1,20 +1,32 @@
-"""The collective algorithms a node can run, and the traffic class each one's bytes carry."""
+"""The collectives a node can run (nccl-tests' set), the algorithms behind them, and the traffic
+class each algorithm's bytes carry."""
+import numpy as np
 
 ALLREDUCE = ("hfreduce", "hfreduce-nvlink", "ring", "tree")
 ALLTOALL = "alltoall"
 ALLGATHER, REDUCESCATTER = "allgather", "reducescatter"      # NCCL's ring, one phase each
+BROADCAST, REDUCE = "broadcast", "reduce"                    # NCCL's ring as a pipelined chain, with a root
 # HFReduce has its own SL in the paper (section VI-A); NCCL's algorithms share one.
 TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl",
-                 ALLTOALL: "nccl", ALLGATHER: "nccl", REDUCESCATTER: "nccl"}
+                 ALLTOALL: "nccl", ALLGATHER: "nccl", REDUCESCATTER: "nccl", BROADCAST: "nccl", REDUCE: "nccl"}
+# collective (as nccl-tests names it) -> its algorithms, the first the default
+COLLECTIVES = {"allreduce": ALLREDUCE, "allgather": (ALLGATHER,), "reducescatter": (REDUCESCATTER,),
+               "broadcast": (BROADCAST,), "reduce": (REDUCE,), "alltoall": (ALLTOALL,)}
+ROOTED = (BROADCAST, REDUCE)
+# nccl-tests' reduction ops (ncclSum, ncclProd, ncclMax, ncclMin) as numpy ufuncs
+OPS = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
 def bus_factor(algo: str, ranks: int) -> float:
     """nccl-tests' busbw / algbw: what each rank's links carry per byte of the buffer."""
+    if algo in ROOTED:
+        return 1.0
     return (2 if algo in ALLREDUCE else 1) * (ranks - 1) / ranks
 
 
-def redop(algo: str) -> str:
-    return "none" if algo in (ALLTOALL, ALLGATHER) else "sum"
+def reduces(algo: str) -> bool:
+    """Whether the algorithm combines values (takes a reduction op) or only moves them."""
+    return algo not in (ALLTOALL, ALLGATHER, BROADCAST)
 
 
 RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank's segment, size/ranks
@@ -23,7 +35,10 @@ RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank
 def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
     """Pipeline chunk for a buffer of `size` bytes: ~16 chunks per buffer pipeline well and keep
     Python's per-chunk cost below the chunk's wire time; a ring step moves one segment, cut in
-    8 (NCCL's steps per slice) so the GPU->NIC copy, the wire and the NIC->GPU copy overlap."""
+    8 (NCCL's steps per slice) so the GPU->NIC copy, the wire and the NIC->GPU copy overlap; a
+    chain (broadcast, reduce) has ranks - 1 hops to fill, so ~4 chunks per hop."""
+    if algo in ROOTED:
+        return min(4 * 2**20, max(4 * 2**10, size // ranks // 4))
     if algo in RING_PHASES:
         return min(4 * 2**20, max(4 * 2**10, size // ranks // 8))
     return min(4 * 2**20, max(16 * 2**10, size // 16))

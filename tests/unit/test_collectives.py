@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from agents.collective import ALGOS, fill, wrong_elements
 from agents.nic import Mesh
 from agents.gpu import Gpus
+from cluster.collectives import OPS, reduces
 from cluster.dbtree import double_binary_tree
 from cluster.node import DTYPES, NodeParams
 
@@ -22,7 +23,7 @@ _ports = itertools.count(21000, 10)
 
 
 def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chunk: int = 4096, counters=None,
-              setup=None, check=None):
+              setup=None, check=None, op: str = "sum", root: int = 0):
     """Run `algo` on `nodes` ranks over loopback. Each rank's GPUs are filled by setup(gpus, rank)
     (default: the exact pattern) and judged by check(gpus, rank) (default: wrong elements)."""
     base = next(_ports)
@@ -30,15 +31,15 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
     wrong = [None] * nodes
     errors = []
     counters = counters if counters is not None else [None] * nodes
-    setup = setup or (lambda g, r: fill(g, r, nodes))
-    check = check or (lambda g, r: wrong_elements(g, r, nodes, algo))
+    setup = setup or (lambda g, r: fill(g, r, nodes, op))
+    check = check or (lambda g, r: wrong_elements(g, r, nodes, algo, op, root))
 
     def rank(r):
         mesh = Mesh(r, peers, connect_timeout=20, io_timeout=20)
         g = Gpus(f"emu-test-{base}-{r}", count, DTYPES[dtype], NodeParams(gpus=gpus))
         try:
             setup(g, r)
-            ALGOS[algo](g, mesh, chunk)
+            ALGOS[algo](g, mesh, chunk, OPS[op], root)
             wrong[r] = check(g, r)
             counters[r] = g.model.counters()
         except BaseException as e:
@@ -63,6 +64,31 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
 def test_every_collective_is_exact(algo, nodes, dtype):
     # 1000 elements: not a multiple of the chunk, the ring's segments or the trees' halves.
     assert run_local(algo, nodes, 1000 + nodes, dtype) == [0] * nodes
+
+
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize("nodes", [2, 3, 4, 5])
+@pytest.mark.parametrize("op", ["prod", "max", "min"])
+@pytest.mark.parametrize("algo", sorted(a for a in ALGOS if reduces(a)))
+def test_every_reduction_op_is_exact(algo, op, nodes, dtype):
+    assert run_local(algo, nodes, 1000 + nodes, dtype, op=op) == [0] * nodes
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3, 5])
+@pytest.mark.parametrize("algo", ["broadcast", "reduce"])
+def test_rooted_collectives_from_any_root(algo, nodes):
+    """Roots at a node's first GPU, in its middle (the path then enters the root's node twice), last."""
+    for root in sorted({0, 2, 4 * nodes - 1, 4 * (nodes // 2) + 1}):
+        assert run_local(algo, nodes, 999, "bf16", root=root) == [0] * nodes, root
+
+
+def test_a_wrong_root_is_caught():
+    """The check is not blind to the root: data broadcast from rank 0, judged as from rank 1."""
+    nodes = 2
+
+    def judged_as_root_1(g, r):
+        return wrong_elements(g, r, nodes, "broadcast", root=1)
+    assert all(w > 0 for w in run_local("broadcast", nodes, 500, "fp32", check=judged_as_root_1))
 
 
 @pytest.mark.parametrize("nodes", [1, 2, 3, 5])
