@@ -188,7 +188,7 @@ def tree_allreduce_gpus(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, op=np.a
 
     def chain_up():
         for c, sl in enumerate(chunks):
-            throttle(ready, c)
+            throttle(ready, c, n_gpus)          # a chunk at every hop of the chain
             t = None
             for g in range(n_gpus - 1, 0, -1):
                 t = gpus.p2p(g, g - 1, sl, reduce=op, after=t)

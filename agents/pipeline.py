@@ -47,10 +47,10 @@ class Ready:
 LOOKAHEAD = 2
 
 
-def throttle(flags: list[Ready], c: int) -> None:
-    """Before producing chunk c, let the model catch up with chunk c - LOOKAHEAD."""
-    if c >= LOOKAHEAD:
-        wait_all([flags[c - LOOKAHEAD].at])
+def throttle(flags: list[Ready], c: int, lookahead: int = LOOKAHEAD) -> None:
+    """Before producing chunk c, let the model catch up with chunk c - lookahead."""
+    if c >= lookahead:
+        wait_all([flags[c - lookahead].at])
 
 
 def ready_flags(n: int) -> list[Ready]:

@@ -1,15 +1,18 @@
-"""`emu bench allreduce|alltoall`: run a collective across compute nodes of a lab, nccl-tests style.
+"""`emu bench COLLECTIVE`: run a collective across compute nodes of a lab, nccl-tests style.
 
 Starts agents/collective.py in every chosen node (one process per node playing
 its GPUs), collects each rank's timing and check, and turns them into rows:
-time = the slowest rank's mean, algbw = size / time, busbw = algbw * 2(n-1)/n for
-allreduce and (n-1)/n for all-to-all, with n the number of GPUs (as nccl-tests), each also projected to real scale
-(divided by the lab's scale). GB/s are 1e9 bytes per second.
+time = the slowest rank's mean, algbw = size / time, busbw = algbw times nccl-tests' factor
+(2(n-1)/n for allreduce, (n-1)/n for allgather, reduce-scatter and all-to-all, 1 for broadcast
+and reduce; n the number of GPUs). Each is also projected to the real system: rates divided
+by the lab's scale, sizes by scale x dilation, times by dilation. GB/s are 1e9 bytes per second.
 """
 from dataclasses import dataclass
 
-from cluster.collectives import ALLREDUCE, TRAFFIC_CLASS, bus_factor, default_chunk, redop
+from cluster.collectives import ALLREDUCE, ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, reduces
+from cluster.node import DTYPES
 from emu.errors import EmuError
+from emu.experiments.nccl_flags import lab_size
 from emu.launch import command, peer_timeout
 from emu.report.project import to_real
 
@@ -24,12 +27,15 @@ class CollectiveRun:
     nodes: tuple[str, ...]
     gpus: int                       # per node
     dtype: str = "fp32"
+    op: str = "sum"                 # reduction op, where the algorithm reduces
+    root: int = 0                   # global rank (node-major) of broadcast's and reduce's root
     iters: int = 5
     warmup: int = 1
     chunk: int | None = None        # default: default_chunk(size)
     cc: str | None = None
     timeout_base: float | None = None
     port: int = PORT                # ranks listen here (concurrent runs in one lab need their own)
+    dilation: float = 1.0           # emulated time / the real system's
 
     @property
     def ranks(self) -> int:
@@ -38,12 +44,18 @@ class CollectiveRun:
 
 def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
                      iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
-                     on_row=None, timeout_base: float | None = None, port: int = PORT) -> list[dict]:
+                     on_row=None, timeout_base: float | None = None, port: int = PORT, op: str = "sum",
+                     root: int = 0, dilation: float = 1.0, real_sizes: bool = False) -> list[dict]:
+    """Rows for `sizes`: bytes per GPU in the lab, or (`real_sizes`) the real system's, which the
+    lab runs at scale x dilation. `dilation`: how many times slower emulated time runs than the
+    real system's (data shrink less than rates), which projected sizes and times divide out."""
     run = plan_run(lab, algo, nodes, dtype=dtype, iters=iters, warmup=warmup, chunk=chunk, cc=cc,
-                   timeout_base=timeout_base, port=port)
+                   timeout_base=timeout_base, port=port, op=op, root=root, dilation=dilation)
+    itemsize, scale = DTYPES[dtype].itemsize, lab.plan.scale
     rows = []
     for size in sizes:
-        rows.append(_one_size(lab, run, size))
+        lab_bytes = lab_size(size, scale, dilation, itemsize) if real_sizes else size
+        rows.append(_one_size(lab, run, lab_bytes, size if real_sizes else None))
         if on_row:
             on_row(rows[-1])
     return rows
@@ -64,17 +76,21 @@ def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRu
     n_gpus = gpus.pop()
     if algo == "hfreduce-nvlink" and n_gpus % 2:
         raise EmuError("hfreduce-nvlink pairs GPUs over NVLink: the nodes need an even GPU count")
+    root, ranks = choices.get("root", 0), len(names) * n_gpus
+    if algo in ROOTED and not 0 <= root < ranks:
+        raise EmuError(f"root {root} is not a rank: the run has ranks 0..{ranks - 1} ({len(names)} nodes x {n_gpus} GPUs)")
     return CollectiveRun(algo, tuple(names), n_gpus, **choices)
 
 
-def _one_size(lab, run: CollectiveRun, size: int) -> dict:
+def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) -> dict:
     scale, chunk = lab.plan.scale, run.chunk or default_chunk(size, run.algo, run.ranks)
     timeout = peer_timeout(lab, size * run.gpus, run.timeout_base)     # one node's data
     peers = ",".join(f"{lab.node(n).addr}:{run.port}" for n in run.nodes)
     argv = command("collective") + [
         "--peers", peers, "--algo", run.algo, "--sizes", str(size), "--dtype", run.dtype, "--gpus", str(run.gpus),
         "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(run.iters), "--warmup", str(run.warmup),
-        "--tos", str(lab.tos(TRAFFIC_CLASS[run.algo])), "--tag", lab.name, "--timeout", f"{timeout:.1f}"]
+        "--tos", str(lab.tos(TRAFFIC_CLASS[run.algo])), "--tag", lab.name, "--timeout", f"{timeout:.1f}",
+        "--op", run.op, "--root", str(run.root)]
     argv += ["--cc", run.cc] if run.cc else []
     backstop = timeout * (run.warmup + run.iters + 2) + 60   # each rank ends itself within `timeout` of a loss
     with lab.launch() as agents:
@@ -84,13 +100,20 @@ def _one_size(lab, run: CollectiveRun, size: int) -> dict:
     time_us = max(r["time_us"] for r in results)
     algbw = results[0]["size"] / (time_us * 1e-6) / 1e9
     busbw = algbw * bus_factor(run.algo, ranks)
-    return {"size": results[0]["size"], "count": results[0]["count"], "type": run.dtype, "redop": redop(run.algo),
-            "time_us": time_us, "algbw": algbw, "busbw": busbw, "proj_algbw": to_real(algbw, scale),
-            "proj_busbw": to_real(busbw, scale), "wrong": sum(r["wrong"] for r in results),
+    size, itemsize = results[0]["size"], DTYPES[run.dtype].itemsize
+    proj_size = real_size or round(size / (scale * run.dilation) / itemsize) * itemsize
+    bound = _bound(results, _link_rate(lab, run.nodes), time_us)
+    return {"size": size, "count": results[0]["count"], "type": run.dtype,
+            "redop": run.op if reduces(run.algo) else "none", "root": run.root if run.algo in ROOTED else -1,
+            "time_us": time_us, "algbw": algbw, "busbw": busbw, "dilation": run.dilation,
+            "proj_size": proj_size, "proj_count": proj_size // itemsize, "proj_time_us": time_us / run.dilation,
+            "proj_algbw": to_real(algbw, scale), "proj_busbw": to_real(busbw, scale),
+            "proj_bound_busbw": to_real(bound["bound_algbw"] * bus_factor(run.algo, ranks), scale),
+            "wrong": sum(r["wrong"] for r in results),
             "nodes": len(run.nodes), "gpus": ranks, "algo": run.algo, "chunk": chunk,
             # each iteration from its first rank's start to its last rank's end (monotonic clock)
             "spans": [(min(s[0] for s in it), max(s[1] for s in it)) for it in zip(*(r["spans"] for r in results))],
-            **_bound(results, _link_rate(lab, run.nodes), time_us)}
+            **bound}
 
 
 def _link_rate(lab, names) -> float:

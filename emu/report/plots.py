@@ -23,8 +23,8 @@ def bandwidth_plot(rows_by_algo: dict[str, list[dict]], out: str, title: str) ->
     """rows_by_algo: algorithm -> collective rows over sizes. Projected busbw against size."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for algo, rows in rows_by_algo.items():
-        ax.plot([r["size"] for r in rows], [r["proj_busbw"] for r in rows], marker="o", label=algo)
-    ax.set(xscale="log", xlabel="bytes per GPU", ylabel="busbw, GB/s (real scale)", title=title)
+        ax.plot([r["proj_size"] for r in rows], [r["proj_busbw"] for r in rows], marker="o", label=algo)
+    ax.set(xscale="log", xlabel="bytes per GPU (real system)", ylabel="busbw, GB/s (real scale)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

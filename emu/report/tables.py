@@ -68,16 +68,34 @@ def checks_table(checks: list[tuple[str, str, bool]], title: str) -> Table:
 
 # -- collectives (nccl-tests columns) -----------------------------------------------------
 
-COLLECTIVE_HEADER = ("#  size(B)    count   type  redop    time(us)  algbw(GB/s)  busbw(GB/s)  "
-                     "proj_algbw  proj_busbw  #wrong")
-COLLECTIVE_KEYS = ("size", "count", "type", "redop", "time_us", "algbw", "busbw", "proj_algbw", "proj_busbw",
-                   "wrong")
+NCCL_TYPES = {"fp32": "float", "fp16": "half", "bf16": "bfloat16", "fp8": "f8e4m3"}    # as nccl-tests prints them
+
+
+def collective_header(name: str, lab: str, scale: float, dilation: float, real_sizes: bool) -> str:
+    given = "the real system's sizes" if real_sizes else "the lab's sizes (--sizes)"
+    return "\n".join([
+        f"# {name} on lab {lab}: {given}, run at rates x{scale:g} and data x{scale * dilation:g} "
+        f"(scale {scale:g} x dilation {dilation:g}: emulated time runs {dilation:g}x slower than the real system's)",
+        "# every column is projected to the real system: size / (scale x dilation), time / dilation, GB/s / scale;",
+        "# bound = the busbw of the run's busiest modelled resource or link, %bound = how close it came",
+        "#",
+        f"# {'size':>12} {'count':>12} {'type':>8} {'redop':>6} {'root':>6} {'time':>10} {'algbw':>7} {'busbw':>7} "
+        f"{'#wrong':>6} {'bound':>7} {'%bound':>6}",
+        f"# {'(B)':>12} {'(elements)':>12} {'':>8} {'':>6} {'':>6} {'(us)':>10} {'(GB/s)':>7} {'(GB/s)':>7} "
+        f"{'':>6} {'(GB/s)':>7} {'':>6}"])
 
 
 def collective_row(r: dict) -> str:
-    return (f"{r['size']:>10} {r['count']:>8} {r['type']:>6} {r['redop']:>6} {r['time_us']:>11.1f} "
-            f"{r['algbw']:>12.4f} {r['busbw']:>12.4f} {r['proj_algbw']:>11.2f} {r['proj_busbw']:>11.2f} "
-            f"{r['wrong']:>7}")
+    return (f"  {r['proj_size']:>12} {r['proj_count']:>12} {NCCL_TYPES.get(r['type'], r['type']):>8} "
+            f"{r['redop']:>6} {r['root']:>6} {r['proj_time_us']:>10.1f} {r['proj_algbw']:>7.2f} "
+            f"{r['proj_busbw']:>7.2f} {r['wrong']:>6} {r['proj_bound_busbw']:>7.2f} {r['efficiency']:>6.0%}")
+
+
+def collective_footer(rows: list[dict]) -> str:
+    wrong = sum(r["wrong"] for r in rows)
+    avg = sum(r["proj_busbw"] for r in rows) / len(rows) if rows else 0.0
+    return (f"# Out of bounds values : {wrong} {'OK' if not wrong else 'FAILED'}\n"
+            f"# Avg bus bandwidth    : {avg:g}")
 
 
 # -- storage ---------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""nccl-tests' command line, as its users type it: names of the tests, sizes, datatypes, ops.
+
+`emu bench` takes these next to its own options; sizes typed with -b/-e are the real system's
+(186M: 186 MiB per GPU), and the lab runs each at `scale x dilation` of it (lab_size).
+"""
+from cluster.collectives import COLLECTIVES, OPS
+from cluster.node import DTYPES
+from emu.errors import EmuError
+from emu.units import parse_size
+
+# nccl-tests' datatype names (and ours) -> ours
+DATATYPES = {"float": "fp32", "half": "fp16", "bfloat16": "bf16", "f8e4m3": "fp8",
+             **{name: name for name in DTYPES}}
+# nccl-tests' defaults: one size of 32 MiB; with -f 1 (no factor) sizes step by -i bytes
+MINBYTES = MAXBYTES = 32 * 2**20
+STEPBYTES = 2**20
+
+
+def collective(name: str) -> str | None:
+    """all_reduce_perf, all_reduce and allreduce -> allreduce (None: not a collective)."""
+    canonical = name.removesuffix("_perf").replace("_", "")
+    return canonical if canonical in COLLECTIVES else None
+
+
+def datatypes(text: str) -> list[str]:
+    """-d: one of DATATYPES, or all."""
+    if text == "all":
+        return list(DTYPES)
+    if text not in DATATYPES:
+        raise EmuError(f"bad datatype {text!r}: one of {', '.join(DATATYPES)} or all")
+    return [DATATYPES[text]]
+
+
+def ops(text: str) -> list[str]:
+    """-o: sum, prod, max, min, or all."""
+    if text == "all":
+        return list(OPS)
+    if text not in OPS:
+        raise EmuError(f"bad op {text!r}: one of {', '.join(OPS)} or all")
+    return [text]
+
+
+def size_series(minbytes: str, maxbytes: str, stepfactor: float = 1.0, stepbytes: str = str(STEPBYTES)) -> list[int]:
+    """-b .. -e, multiplied by -f when it is above 1, else stepped by -i (as nccl-tests)."""
+    try:
+        lo, hi, step = parse_size(minbytes), parse_size(maxbytes), parse_size(stepbytes)
+    except ValueError as e:
+        raise EmuError(str(e)) from None
+    if hi < lo:
+        raise EmuError(f"-e {maxbytes} is below -b {minbytes}")
+    if stepfactor < 1:
+        raise EmuError(f"-f {stepfactor:g}: the step factor is at least 1")
+    sizes, size = [], lo
+    while size <= hi:
+        sizes.append(size)
+        size = int(size * stepfactor) if stepfactor > 1 else size + step
+    return sizes
+
+
+def lab_size(real: int, scale: float, dilation: float, itemsize: int) -> int:
+    """The lab's buffer for `real` bytes per GPU: scale x dilation of it, whole elements, at least one."""
+    return max(1, int(real * scale * dilation) // itemsize) * itemsize
