@@ -8,9 +8,11 @@ the wire while chunk c+1 is being reduced. `ready[c]` (a Ready) says when the
 local input of chunk c exists; `done[c]` is set when its final value is in the buffer.
 
 What the bytes cost on the node (host memory for HFReduce, the GPU<->NIC path
-for NCCL) is charged through a Cost object; each stream of charges waits for its
-previous charge to complete, so modelled hardware and the network overlap by one
-chunk, as DMA and transmission overlap on a real NIC.
+for NCCL) is charged through a Cost object. A received chunk is used once its copy
+into memory is through; a chunk goes on the wire as its copy out of memory starts,
+each send's copy waiting for the previous one's, so modelled hardware and the
+network overlap by one chunk, as DMA and transmission overlap on a real NIC; the
+copies of receives and of sends run side by side, as a NIC's two directions do.
 """
 import threading
 from functools import partial
@@ -133,7 +135,7 @@ def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
     kids = [mesh.conn(k, channel) for k in tree.children[rank]]
     parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
     tmp = np.empty_like(buf[: max((chunks[c].stop - chunks[c].start) for c in mine)] if mine else buf[:0])
-    stream = Stream()
+    sends = Stream()
     for c in mine:
         sl = chunks[c]
         ready[c].wait()
@@ -141,32 +143,30 @@ def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
         for kid in kids:
             incoming = tmp[: part.size]
             kid.recv_into(incoming)
-            stream.then(cost.recv(incoming.nbytes), cost.reduce(incoming.nbytes))
+            wait_all([cost.recv(incoming.nbytes), cost.reduce(incoming.nbytes)])    # in memory, added
             op(part, incoming, out=part)
         if parent is not None:
-            stream.then(cost.send(part.nbytes))
+            sends.then(cost.send(part.nbytes))
             parent.send(part)
         else:
-            stream.flush()
             done[c].set()
-    stream.flush()
+    sends.flush()
 
 
 def _down(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
     rank = mesh.rank
     kids = [mesh.conn(k, channel) for k in tree.children[rank]]
     parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
-    stream = Stream()
+    sends = Stream()
     for c in mine:
         part = buf[chunks[c]]
         if parent is None:
             done[c].wait()
         else:
             parent.recv_into(part)
-            stream.then(cost.recv(part.nbytes))
-            stream.flush()
+            wait_all([cost.recv(part.nbytes)])
             done[c].set()
         for kid in kids:
-            stream.then(cost.send(part.nbytes))
+            sends.then(cost.send(part.nbytes))
             kid.send(part)
-    stream.flush()
+    sends.flush()
