@@ -117,7 +117,8 @@ class Job:
                 while (b := todo.get()) is not None:
                     grads = self.grads[b]
                     began = time.monotonic()
-                    algo(grads, mesh, default_chunk(grads.count * grads.dtype.itemsize))
+                    chunk = default_chunk(grads.count * grads.dtype.itemsize, args.backend, ranks * len(grads))
+                    algo(grads, mesh, chunk)
                     comm_s[0] += time.monotonic() - began
             except BaseException as e:      # raised again by the step, in the main thread
                 errors.append(e)

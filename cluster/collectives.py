@@ -33,12 +33,20 @@ RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank
 
 
 def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
-    """Pipeline chunk for a buffer of `size` bytes: ~16 chunks per buffer pipeline well and keep
-    Python's per-chunk cost below the chunk's wire time; a ring step moves one segment, cut in
-    8 (NCCL's steps per slice) so the GPU->NIC copy, the wire and the NIC->GPU copy overlap; a
-    chain (broadcast, reduce) has ranks - 1 hops to fill, so ~4 chunks per hop."""
+    """Pipeline chunk for a buffer of `size` bytes, by measurement (README, "Paper check"): the
+    more chunks, the shorter the pipeline's fill and drain, down to a floor where Python's
+    per-chunk cost shows. HFReduce: 128 chunks, at least 64 KiB; NCCL's tree (a deeper
+    pipeline: 7 hops in the node, then the trees): 256, at least 32 KiB; a ring step moves
+    one segment, cut in 8 (NCCL's steps per slice) so the GPU->NIC copy, the wire and the
+    NIC->GPU copy overlap; a chain (broadcast, reduce) has ranks - 1 hops to fill, ~4 chunks each."""
     if algo in ROOTED:
-        return min(4 * 2**20, max(4 * 2**10, size // ranks // 4))
+        return _within(size // ranks // 4, 4 * 2**10)
     if algo in RING_PHASES:
-        return min(4 * 2**20, max(4 * 2**10, size // ranks // 8))
-    return min(4 * 2**20, max(16 * 2**10, size // 16))
+        return _within(size // ranks // 8, 4 * 2**10)
+    if algo == "tree":
+        return _within(size // 256, 32 * 2**10)
+    return _within(size // 128, 64 * 2**10)
+
+
+def _within(chunk: int, floor: int) -> int:
+    return min(4 * 2**20, max(floor, chunk))

@@ -14,6 +14,7 @@ from cluster.node import DTYPES
 from emu.errors import EmuError
 from emu.experiments.nccl_flags import lab_size
 from emu.launch import command, peer_timeout
+from emu.qos.htb import TCP_PAYLOAD_SHARE
 from emu.report.project import to_real
 
 ALGOS = ALLREDUCE
@@ -117,8 +118,9 @@ def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) 
 
 
 def _link_rate(lab, names) -> float:
-    """Bytes per second of the slowest NIC link among the nodes."""
-    return lab.plan.slowest_bps(names) / 8
+    """Payload bytes per second the slowest NIC link among the nodes can carry (its rate less
+    the headers of full TCP segments)."""
+    return lab.plan.slowest_bps(names) / 8 * TCP_PAYLOAD_SHARE
 
 
 def _bound(results, link_Bps: float, time_us: float) -> dict:

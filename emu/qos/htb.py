@@ -16,6 +16,9 @@ from dataclasses import dataclass, replace
 from emu.qos.policy import QosPolicy
 
 MTU_FRAME = 1514
+# A full TCP segment's payload (MTU 1500 less IP, TCP and its timestamp option) per frame the
+# shaper counts: the most of a link's rate a TCP flow's data can have.
+TCP_PAYLOAD_SHARE = 1448 / MTU_FRAME
 MAX_QUANTUM = 200_000     # HTB warns above this
 VL_CLASS_BASE = 0x10      # VL n is HTB class 1:(0x10 + n), its bfifo handle (0x10 + n):
 # Largest TCP segment burst a socket may hand to a lab interface (GSO), in MTU-sized segments:

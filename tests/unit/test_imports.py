@@ -36,5 +36,5 @@ def test_the_check_sees_a_crossing(tmp_path):
 
 def test_agents_run_exactly_the_algorithms_the_control_plane_names():
     from agents.collective import ALGOS
-    from cluster.collectives import ALLGATHER, ALLREDUCE, ALLTOALL, REDUCESCATTER, TRAFFIC_CLASS
-    assert set(ALGOS) == set(ALLREDUCE) | {ALLTOALL, ALLGATHER, REDUCESCATTER} == set(TRAFFIC_CLASS)
+    from cluster.collectives import COLLECTIVES, TRAFFIC_CLASS
+    assert set(ALGOS) == {a for algos in COLLECTIVES.values() for a in algos} == set(TRAFFIC_CLASS)
