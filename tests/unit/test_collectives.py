@@ -19,7 +19,7 @@ from cluster.collectives import OPS, reduces
 from cluster.dbtree import double_binary_tree
 from cluster.node import DTYPES, NodeParams
 
-_ports = itertools.count(21000, 10)
+_ports = itertools.count(21000, 10)      # to ~27000 (some 560 runs); test_storage starts at 29000
 
 
 def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chunk: int = 4096, counters=None,

@@ -14,7 +14,7 @@ from agents.fs3.mgmtd import Manager
 from agents.fs3.storage import StorageService
 from cluster.chains import OFFLINE, SERVING, SYNCING, Routing, build_chain_table, file_layout
 
-_ports = itertools.count(23000, 20)
+_ports = itertools.count(29000, 20)      # above test_collectives, below the ephemeral range
 
 
 @given(nodes=st.integers(1, 12), per_node=st.integers(1, 6), replicas=st.integers(1, 3))
