@@ -9,7 +9,7 @@ by the lab's scale, sizes by scale x dilation, times by dilation. GB/s are 1e9 b
 """
 from dataclasses import dataclass
 
-from cluster.collectives import ALLREDUCE, ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, reduces
+from cluster.collectives import ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, reduces
 from cluster.node import DTYPES
 from emu.errors import EmuError
 from emu.experiments.nccl_flags import lab_size
@@ -17,7 +17,6 @@ from emu.launch import command, peer_timeout
 from emu.qos.htb import TCP_PAYLOAD_SHARE
 from emu.report.project import to_real
 
-ALGOS = ALLREDUCE
 PORT = 6000
 
 

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from cluster.collectives import bus_factor
-from emu.experiments.collectives import ALGOS, bench_collective
+from cluster.collectives import TRAFFIC_CLASS, bus_factor
+from emu.experiments.collectives import bench_collective
 from emu.topo import build
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ def lab(make_lab, lab_name):
     return make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001))
 
 
-@pytest.mark.parametrize("algo", ALGOS + ("alltoall", "allgather", "reducescatter"))
+@pytest.mark.parametrize("algo", sorted(TRAFFIC_CLASS))
 def test_collective_on_a_lab(lab, make_lab, lab_name, algo):
     size = 256 * 1024
     (row,) = bench_collective(lab, algo, sizes=[size], dtype="bf16", iters=2)
@@ -54,9 +54,27 @@ def test_cli_json_rows(lab):
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert [r["size"] for r in rows] == [65536, 131072]
-    assert set(rows[0]) == {"size", "count", "type", "redop", "time_us", "algbw", "busbw",
-                            "proj_algbw", "proj_busbw", "wrong"}
-    assert all(r["wrong"] == 0 and r["algbw"] > 0 for r in rows)
+    assert {"size", "count", "type", "redop", "root", "time_us", "algbw", "busbw", "proj_size", "proj_time_us",
+            "proj_algbw", "proj_busbw", "proj_bound_busbw", "bound_algbw", "bound_by", "efficiency", "dilation",
+            "wrong"} <= set(rows[0])
+    assert all(r["wrong"] == 0 and r["algbw"] > 0 and r["dilation"] == 1 for r in rows)
+    assert rows[0]["proj_size"] == 65536 / 0.001 and rows[0]["proj_time_us"] == rows[0]["time_us"]
+
+
+def test_cli_as_nccl_tests_users_type_it(lab):
+    """-b/-e are the real system's sizes: 64 MiB and 128 MiB run at scale 0.001 x dilation 2 as
+    128 KiB and 256 KiB in the lab; the table shows the real sizes, the root and the footer."""
+    done = subprocess.run([sys.executable, "-m", "emu.cli", "bench", "reduce_perf", "--lab", lab.name,
+                           "-b", "64M", "-e", "128M", "-f", "2", "-n", "1", "-w", "0", "-d", "bfloat16",
+                           "-o", "max", "-r", "11", "--dilation", "2"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "scale 0.001 x dilation 2" in lines[0]
+    rows = [line.split() for line in lines if not line.startswith("#")]
+    assert [(r[0], r[2], r[3], r[4], r[8]) for r in rows] == [
+        (str(64 * 2**20), "bfloat16", "max", "11", "0"), (str(128 * 2**20), "bfloat16", "max", "11", "0")]
+    assert lines[-2] == "# Out of bounds values : 0 OK"
+    assert lines[-1].startswith("# Avg bus bandwidth    : ") and float(lines[-1].split(":")[1]) > 0
 
 
 @pytest.mark.parametrize("verb,redop", [("allgather", "none"), ("reducescatter", "sum")])
