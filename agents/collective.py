@@ -53,32 +53,34 @@ def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce", op
     seg = _segments(count, total)
     block = count // total
     whole = slice(0, count)
-    expected = {}                          # computed once, only if needed
+    reduced = {}                           # the reduction of the whole buffer, once, if needed
 
-    def want(kind: str, source: int = 0):
-        key = (kind, source)
-        if key not in expected:
-            expected[key] = (reference(total, count, dtype, op) if kind == "reduced"
-                             else pattern(source, total, count, dtype, op).astype(np.float64))
-        return expected[key]
+    def input_of(source: int, part: slice):
+        return lambda: pattern(source, total, count, dtype, op, part).astype(np.float64)
+
+    def everyone(part: slice):
+        if not reduced:
+            reduced["all"] = reference(total, count, dtype, op)
+        return lambda: reduced["all"][part]
 
     wrong = 0
     for g in range(len(gpus)):
-        me, mem = node * len(gpus) + g, gpus.mem[g].astype(np.float64)
+        me, mem = node * len(gpus) + g, gpus.mem[g]
+        # (elements of my buffer, what they must hold), the latter made only when compared
         if algo == "allgather":            # segment j: rank j's input
-            checks = [(seg[j], want("input", j)[seg[j]]) for j in range(total)]
+            checks = [(seg[j], input_of(j, seg[j])) for j in range(total)]
         elif algo == "reducescatter":
-            checks = [(seg[me], want("reduced")[seg[me]])]
+            checks = [(seg[me], everyone(seg[me]))]
         elif algo == "alltoall":           # block src of my buffer = block `me` of GPU src's input
-            checks = [(slice(src * block, (src + 1) * block), want("input", src)[me * block:(me + 1) * block])
+            checks = [(slice(src * block, (src + 1) * block), input_of(src, slice(me * block, (me + 1) * block)))
                       for src in range(total)]
         elif algo == "broadcast":
-            checks = [(whole, want("input", root))]
+            checks = [(whole, input_of(root, whole))]
         elif algo == "reduce":
-            checks = [(whole, want("reduced"))] if me == root else []
+            checks = [(whole, everyone(whole))] if me == root else []
         else:                              # allreduce
-            checks = [(whole, want("reduced"))]
-        wrong += sum(int((mem[sl] != value).sum()) for sl, value in checks)
+            checks = [(whole, everyone(whole))]
+        wrong += sum(int((mem[sl].astype(np.float64) != value()).sum()) for sl, value in checks)
     return wrong
 
 

@@ -178,15 +178,17 @@ def move(src: np.ndarray, dst: np.ndarray, reduce=None) -> None:
 
 
 
-def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype, op: str = "sum") -> np.ndarray:
+def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype, op: str = "sum",
+            part: slice = slice(None)) -> np.ndarray:
     """Deterministic integer-valued test data every rank can recompute for every GPU, so each
     checks its result against the exact reduction, whatever the order of operations:
     - sum: values in -2..2 (partial sums within +-2 per GPU, exact in fp16/bf16 up to 128 GPUs);
       for fp8 (exact only up to 16) each element is 1 on exactly one GPU, so every partial sum is
       0 or 1 and a lost or doubled contribution shows;
     - prod: +-1, and 2 on exactly one GPU per element: every partial product is +-1 or +-2;
-    - max, min: -2..2."""
-    i = np.arange(count, dtype=np.int64)
+    - max, min: -2..2.
+    `part`: only these elements of the buffer (a check needs no more in memory at once)."""
+    i = np.arange(*part.indices(count)[:2], dtype=np.int64)
     if op == "prod":
         sign = 1 - 2 * ((i * 5 + global_gpu * 3 + (i * global_gpu) % 7) % 2)
         return np.where((i * 3 + global_gpu) % total_gpus == 0, 2 * sign, sign).astype(dtype)
@@ -195,10 +197,10 @@ def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype, op: s
     return (((i * 7 + global_gpu * global_gpu * 3 + global_gpu) % 5) - 2).astype(dtype)
 
 
-def reference(total_gpus: int, count: int, dtype: np.dtype, op: str = "sum", gpus=None) -> np.ndarray:
-    """The exact reduction of every GPU's pattern (of `gpus` only, if given), in float64."""
+def reference(total_gpus: int, count: int, dtype: np.dtype, op: str = "sum") -> np.ndarray:
+    """The exact reduction of every GPU's pattern, in float64."""
     result = None
-    for g in (range(total_gpus) if gpus is None else gpus):
+    for g in range(total_gpus):
         x = pattern(g, total_gpus, count, dtype, op).astype(np.float64)
         result = x if result is None else OPS[op](result, x)
     return result

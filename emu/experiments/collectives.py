@@ -95,7 +95,12 @@ def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) 
     backstop = timeout * (run.warmup + run.iters + 2) + 60   # each rank ends itself within `timeout` of a loss
     with lab.launch() as agents:
         procs = [agents.start(name, argv + ["--rank", str(rank)]) for rank, name in enumerate(run.nodes)]
-        results = [agents.result(name, proc, backstop) for name, proc in zip(run.nodes, procs)]
+        outcomes, ended = agents.gather(list(zip(run.nodes, procs)), backstop)
+    # the ranks that failed by themselves (the others were ended because of them)
+    errors = [e for i, (_, e) in enumerate(outcomes) if e and i not in ended]
+    if errors:
+        raise EmuError(errors[0])
+    results = [records[0] for records, _ in outcomes]
     ranks = run.ranks
     time_us = max(r["time_us"] for r in results)
     algbw = results[0]["size"] / (time_us * 1e-6) / 1e9
