@@ -122,7 +122,7 @@ def _chain_in(gpus, run, conn, chunks, ready, reduce):
     """Receive each chunk into the run's first GPU (unless the path starts here), then pass it down the run."""
     tmp = np.empty(max(sl.stop - sl.start for sl in chunks), gpus.dtype)
     for c, sl in enumerate(chunks):
-        throttle(ready, c)
+        throttle(ready, c, len(run))        # a chunk at every hop of the run
         t = None
         if conn is not None:
             incoming = tmp[: sl.stop - sl.start]

@@ -125,12 +125,16 @@ def tree_allreduce(mesh, buf: np.ndarray, chunks: list[slice], ready, done, cost
     stages = []
     for t, tree in enumerate(double_binary_tree(len(mesh.addrs))):
         mine = list(range(t, len(chunks), 2))
-        for role in (_up, _down):
-            stages.append(partial(role, mesh, tree, channel_base + t, buf, chunks, mine, ready, done, cost, op))
+        role = dict(mesh=mesh, tree=tree, channel=channel_base + t, buf=buf, chunks=chunks, mine=mine, ready=ready,
+                    done=done, cost=cost)
+        stages += [partial(_up, op=op, **role), partial(_down, **role)]
+        # one sender per child: a child slow to take its chunk holds up none of the others
+        stages += [partial(_to_child, kid=k, **role) for k in tree.children[mesh.rank]]
     run_concurrently(stages, done)
 
 
 def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
+    """Reduce each chunk with the children's and pass it to the parent (the root: it is final)."""
     rank = mesh.rank
     kids = [mesh.conn(k, channel) for k in tree.children[rank]]
     parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
@@ -153,20 +157,23 @@ def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
     sends.flush()
 
 
-def _down(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
-    rank = mesh.rank
-    kids = [mesh.conn(k, channel) for k in tree.children[rank]]
-    parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
-    sends = Stream()
+def _down(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
+    """Receive each final chunk from the parent (the root has it from _up)."""
+    if tree.parent[mesh.rank] is None:
+        return
+    parent = mesh.conn(tree.parent[mesh.rank], channel)
     for c in mine:
         part = buf[chunks[c]]
-        if parent is None:
-            done[c].wait()
-        else:
-            parent.recv_into(part)
-            wait_all([cost.recv(part.nbytes)])
-            done[c].set()
-        for kid in kids:
-            sends.then(cost.send(part.nbytes))
-            kid.send(part)
+        parent.recv_into(part)
+        wait_all([cost.recv(part.nbytes)])
+        done[c].set()
+
+
+def _to_child(mesh, tree, channel, buf, chunks, mine, ready, done, cost, kid):
+    conn, sends = mesh.conn(kid, channel), Stream()
+    for c in mine:
+        done[c].wait()
+        part = buf[chunks[c]]
+        sends.then(cost.send(part.nbytes))
+        conn.send(part)
     sends.flush()
