@@ -7,10 +7,12 @@ the GPU<->NIC peer-to-peer path, an NVLink bridge. Concurrent copies share those
 resources max-min fairly (agents/fluid.py); a copy is through when the model says
 so, and whoever needs it waits until then, so the lab runs at the modelled
 hardware's speed (times `scale`, like every rate in the lab). Copies return their
-Transfer at once: a caller chains the next copy `after` it without waiting.
+Transfer at once: a caller chains the next copy `after` it without waiting. D2H and H2D
+copies (cudaMemcpy) run on their GPU's copy engine for that direction, one after the other.
 
 The hardware figures are cluster.node.NodeParams.
 """
+import threading
 import time
 from multiprocessing import shared_memory
 
@@ -53,11 +55,11 @@ class NodeModel:
     def numa_of(self, gpu: int) -> int:
         return gpu * self.params.numa_nodes // self.params.gpus
 
-    def copy(self, uses, nbytes: int, after: Transfer | None = None) -> Transfer:
-        """A copy of `nbytes` over `uses` ((resource, direction or None) pairs), once `after` is
-        through. Host memory runs at the rate an injected fault leaves it."""
+    def copy(self, uses, nbytes: int, *after: Transfer | None) -> Transfer:
+        """A copy of `nbytes` over `uses` ((resource, direction or None) pairs), once every
+        transfer of `after` is through. Host memory runs at the rate an injected fault leaves it."""
         self.mem.factor = self.faults.mem_factor()
-        return self.fluid.start(uses, nbytes, after=(after,))
+        return self.fluid.start(uses, nbytes, after=after)
 
     def charge_mem(self, nbytes: int, after: Transfer | None = None) -> Transfer:
         """Host-memory traffic (reads plus writes) by the CPU."""
@@ -92,6 +94,8 @@ class Gpus:
         self._shm = [shared_memory.SharedMemory(name=f"{tag}-gpu{g}", create=True, size=nbytes)
                      for g in range(self.model.params.gpus)]
         self.mem = [np.ndarray(count, self.dtype, buffer=s.buf) for s in self._shm]
+        self._engines: dict[tuple[int, str], Transfer] = {}    # (gpu, D2H or H2D) -> its last copy
+        self._engines_lock = threading.Lock()
 
     def __len__(self):
         return len(self.mem)
@@ -110,7 +114,16 @@ class Gpus:
         if self.faults.gpu(gpu) == "corrupt":
             self._corrupt(host, sl)
         m = self.model
-        return m.copy([(m.d2h[gpu], None), (m.root_complex(gpu), UP), (m.mem, None)], host[sl].nbytes, after)
+        return self._on_engine(gpu, UP, [(m.d2h[gpu], None), (m.root_complex(gpu), UP), (m.mem, None)],
+                               host[sl].nbytes, after)
+
+    def _on_engine(self, gpu: int, direction: str, uses, nbytes: int, after: Transfer | None) -> Transfer:
+        """A cudaMemcpy: each GPU has one copy engine per direction, which runs its copies one
+        after the other (copies of different GPUs share the hardware they cross)."""
+        with self._engines_lock:
+            t = self.model.copy(uses, nbytes, after, self._engines.get((gpu, direction)))
+            self._engines[(gpu, direction)] = t
+            return t
 
     def _corrupt(self, host: np.ndarray, sl: slice) -> None:
         """Flip bits in the part of host[sl] that came from the bad region."""
@@ -126,7 +139,7 @@ class Gpus:
         np.copyto(self.mem[gpu][sl], host[sl])
         m = self.model
         uses = [(m.h2d[gpu], None), (m.root_complex(gpu), DOWN)] + ([(m.mem, None)] if read_host else [])
-        return m.copy(uses, host[sl].nbytes, after)
+        return self._on_engine(gpu, DOWN, uses, host[sl].nbytes, after)
 
     def p2p(self, src: int, dst: int, sl: slice, reduce=None, after: Transfer | None = None) -> Transfer:
         """GPU -> GPU over PCIe through the CPU (no NVLink); `reduce` (a ufunc, as np.add) combines
