@@ -18,12 +18,12 @@ import numpy as np
 
 from agents.errors import one_line_errors
 from agents.gpu import Gpus, NodeModel, pattern, reference
-from agents.hfreduce import hfreduce
+from agents.hfreduce import hfreduce, hfreduce_broadcast, hfreduce_reduce
 from agents.nccl import (_segments, alltoall, ring_allgather, ring_allreduce, ring_broadcast, ring_reduce,
                          ring_reduce_scatter, tree_allreduce_gpus)
 from agents.nic import Mesh, endpoints
 from agents.pipeline import Ready
-from cluster.collectives import OPS
+from cluster.collectives import COLLECTIVE_OF, OPS
 from cluster.node import DTYPES, NodeParams
 
 # algorithm -> fn(gpus, mesh, chunk bytes, op ufunc, root global rank); each ignores what it does not take
@@ -35,8 +35,10 @@ ALGOS = {
     "alltoall": lambda gpus, mesh, chunk, op=np.add, root=0: alltoall(gpus, mesh, chunk),
     "allgather": lambda gpus, mesh, chunk, op=np.add, root=0: ring_allgather(gpus, mesh, chunk),
     "reducescatter": lambda gpus, mesh, chunk, op=np.add, root=0: ring_reduce_scatter(gpus, mesh, chunk, op),
-    "broadcast": lambda gpus, mesh, chunk, op=np.add, root=0: ring_broadcast(gpus, mesh, chunk, root),
-    "reduce": lambda gpus, mesh, chunk, op=np.add, root=0: ring_reduce(gpus, mesh, chunk, root, op),
+    "ring-broadcast": lambda gpus, mesh, chunk, op=np.add, root=0: ring_broadcast(gpus, mesh, chunk, root),
+    "ring-reduce": lambda gpus, mesh, chunk, op=np.add, root=0: ring_reduce(gpus, mesh, chunk, root, op),
+    "hfreduce-broadcast": lambda gpus, mesh, chunk, op=np.add, root=0: hfreduce_broadcast(gpus, mesh, chunk, root),
+    "hfreduce-reduce": lambda gpus, mesh, chunk, op=np.add, root=0: hfreduce_reduce(gpus, mesh, chunk, root, op),
 }
 
 
@@ -49,7 +51,7 @@ def fill(gpus: Gpus, node: int, nodes: int, op: str = "sum") -> None:
 def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce", op: str = "sum", root: int = 0) -> int:
     """Elements of this node's GPUs that differ from what the collective must leave there (for
     reduce-scatter, each rank's own segment; for reduce, the root's buffer)."""
-    total, count, dtype = nodes * len(gpus), gpus.count, gpus.dtype
+    total, count, dtype, coll = nodes * len(gpus), gpus.count, gpus.dtype, COLLECTIVE_OF[algo]
     seg = _segments(count, total)
     block = count // total
     whole = slice(0, count)
@@ -67,16 +69,16 @@ def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce", op
     for g in range(len(gpus)):
         me, mem = node * len(gpus) + g, gpus.mem[g]
         # (elements of my buffer, what they must hold), the latter made only when compared
-        if algo == "allgather":            # segment j: rank j's input
+        if coll == "allgather":            # segment j: rank j's input
             checks = [(seg[j], input_of(j, seg[j])) for j in range(total)]
-        elif algo == "reducescatter":
+        elif coll == "reducescatter":
             checks = [(seg[me], everyone(seg[me]))]
-        elif algo == "alltoall":           # block src of my buffer = block `me` of GPU src's input
+        elif coll == "alltoall":           # block src of my buffer = block `me` of GPU src's input
             checks = [(slice(src * block, (src + 1) * block), input_of(src, slice(me * block, (me + 1) * block)))
                       for src in range(total)]
-        elif algo == "broadcast":
+        elif coll == "broadcast":
             checks = [(whole, input_of(root, whole))]
-        elif algo == "reduce":
+        elif coll == "reduce":
             checks = [(whole, everyone(whole))] if me == root else []
         else:                              # allreduce
             checks = [(whole, everyone(whole))]

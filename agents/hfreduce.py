@@ -12,12 +12,19 @@ D2H one write per GPU, the intra-node add G reads and one write, a NIC send one
 read, a NIC receive one write, adding a received chunk one read, and H2D one
 read per NUMA node (GDRCopy caches the line for the other GPUs of that node):
 24 bytes of memory traffic per byte of data for 8 GPUs.
+
+The paper's "general reduce and broadcast" are here too, rooted at one GPU: a broadcast
+goes D2H from the root GPU, along the chain of nodes through host memory and the NIC, and
+H2D into every other GPU; a reduce sums each node's GPUs on its CPU, combines the node sums
+along the chain of nodes that ends at the root's node, and copies the result into the root GPU.
 """
+from functools import partial
+
 import numpy as np
 
 from agents.fluid import wait_all
 from agents.gpu import Gpus, NodeModel
-from agents.pipeline import Cost, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
+from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
 
 
 class HostMemoryCost(Cost):
@@ -40,46 +47,142 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
     """Allreduce the buffers of every GPU of every node in place with `op` (a ufunc: np.add, ...)."""
     model, count, n_gpus = gpus.model, gpus.count, len(gpus)
     sources = list(range(0, n_gpus, 2)) if nvlink else list(range(n_gpus))
-    host = {g: np.empty(count, gpus.dtype) for g in sources}      # D2H staging
     result = np.empty(count, gpus.dtype)                            # the node's sum, then the global one
     chunks = chunk_slices(count, chunk_bytes // gpus.dtype.itemsize)
     ready, done = ready_flags(len(chunks)), ready_flags(len(chunks))
 
-    def intra_node():
-        # Each stage of a chunk starts when the previous one is through in the model; the thread
-        # does not wait, so copies of later chunks queue behind (and overlap with) earlier ones.
-        for c, sl in enumerate(chunks):
-            throttle(ready, c)
-            t = None
-            if nvlink:
-                t = model.join(*(gpus.nvlink(g + 1, g, sl, reduce=op) for g in sources))
-            t = model.join(*(gpus.d2h(g, sl, host[g], after=t) for g in sources))
-            part = result[sl]
-            np.copyto(part, host[sources[0]][sl])
-            for g in sources[1:]:
-                op(part, host[g][sl], out=part)
-            ready[c].set(at=model.charge_mem((len(sources) + 1) * part.nbytes, after=t))
-
     def back_to_gpus():
-        first_of_numa = {}
-        for g in range(n_gpus):
-            first_of_numa.setdefault(model.numa_of(g), g)
+        first = first_of_numa(model, range(n_gpus))
         copies = []
         for c, sl in enumerate(chunks):
             done[c].wait()
             if not nvlink:
-                copies += [gpus.h2d(g, sl, result, read_host=first_of_numa[model.numa_of(g)] == g)
-                           for g in range(n_gpus)]
+                copies += [gpus.h2d(g, sl, result, read_host=first[g]) for g in range(n_gpus)]
                 continue
             half = sl.start + (sl.stop - sl.start) // 2
             lo, hi = slice(sl.start, half), slice(half, sl.stop)
             # GDRCopy: each NUMA node's first pair reads both halves from host memory once.
             for g in sources:
-                first = first_of_numa[model.numa_of(g)] == g
-                down = model.join(gpus.h2d(g, lo, result, read_host=first), gpus.h2d(g + 1, hi, result, read_host=first))
+                down = model.join(gpus.h2d(g, lo, result, read_host=first[g]), gpus.h2d(g + 1, hi, result, read_host=first[g]))
                 copies += [gpus.nvlink(g, g + 1, lo, after=down), gpus.nvlink(g + 1, g, hi, after=down)]
         wait_all(copies)
 
-    run_concurrently([intra_node, back_to_gpus,
+    run_concurrently([partial(node_sums, gpus, sources, chunks, ready, result, op, nvlink), back_to_gpus,
                       lambda: tree_allreduce(mesh, result, chunks, ready, done, HostMemoryCost(model), op=op)],
                      ready + done)
+
+
+def node_sums(gpus: Gpus, sources: list[int], chunks: list[slice], ready, result: np.ndarray, op,
+              nvlink: bool = False) -> None:
+    """The node's reduction of every GPU's chunk into `result` (host memory), chunk by chunk:
+    D2H of each source GPU (after its NVLink partner's reduction into it, with `nvlink`), then the
+    CPU's `op`; ready[c] is set when chunk c is there. Each stage of a chunk starts when the
+    previous one is through in the model; the thread does not wait, so copies of later chunks
+    queue behind (and overlap with) earlier ones."""
+    model = gpus.model
+    host = {g: np.empty(gpus.count, gpus.dtype) for g in sources}      # D2H staging
+    for c, sl in enumerate(chunks):
+        throttle(ready, c)
+        t = model.join(*(gpus.nvlink(g + 1, g, sl, reduce=op) for g in sources)) if nvlink else None
+        t = model.join(*(gpus.d2h(g, sl, host[g], after=t) for g in sources))
+        part = result[sl]
+        np.copyto(part, host[sources[0]][sl])
+        for g in sources[1:]:
+            op(part, host[g][sl], out=part)
+        ready[c].set(at=model.charge_mem((len(sources) + 1) * part.nbytes, after=t))
+
+
+def first_of_numa(model: NodeModel, gpus) -> dict[int, bool]:
+    """GPU -> whether it is the first of `gpus` on its NUMA node (GDRCopy: the CPU reads host
+    memory once per NUMA node for all its GPUs' H2D copies)."""
+    seen = set()
+    first = {}
+    for g in gpus:
+        first[g] = model.numa_of(g) not in seen
+        seen.add(model.numa_of(g))
+    return first
+
+
+CHAIN_CHANNEL = 50
+
+
+def hfreduce_broadcast(gpus: Gpus, mesh, chunk_bytes: int, root: int = 0) -> None:
+    """HFReduce's broadcast: GPU `root` (global rank) to host memory, along the chain of nodes
+    from its node through host memory and the NIC (each node receives each chunk once and passes
+    it on once), and from host memory to every other GPU."""
+    model, n_gpus, nodes, node = gpus.model, len(gpus), len(mesh.addrs), mesh.rank
+    source_node, source = divmod(root, n_gpus)
+    pos = (node - source_node) % nodes
+    chunks = chunk_slices(gpus.count, chunk_bytes // gpus.dtype.itemsize)
+    host, here = np.empty(gpus.count, gpus.dtype), ready_flags(len(chunks))
+    prev = mesh.conn((node - 1) % nodes, CHAIN_CHANNEL) if pos > 0 else None
+    nxt = mesh.conn((node + 1) % nodes, CHAIN_CHANNEL) if pos < nodes - 1 else None
+
+    def into_host():
+        for c, sl in enumerate(chunks):
+            throttle(here, c)
+            if prev is None:
+                here[c].set(at=gpus.d2h(source, sl, host))
+            else:
+                prev.recv_into(host[sl])
+                here[c].set(at=model.charge_mem(host[sl].nbytes))       # the NIC writes it
+
+    def to_gpus():
+        targets = [g for g in range(n_gpus) if pos or g != source]
+        first = first_of_numa(model, targets)
+        copies = []
+        for c, sl in enumerate(chunks):
+            here[c].wait()
+            copies += [gpus.h2d(g, sl, host, read_host=first[g]) for g in targets]
+        wait_all(copies)
+
+    run_concurrently([into_host, partial(_pass_on, model, nxt, host, chunks, here), to_gpus], here)
+
+
+def hfreduce_reduce(gpus: Gpus, mesh, chunk_bytes: int, root: int = 0, op=np.add) -> None:
+    """HFReduce's reduce: every node's GPUs reduced by its CPU, the node sums combined along the
+    chain of nodes that ends at the root's node (each adds its own and passes it on), and the
+    result copied into GPU `root` (global rank)."""
+    model, n_gpus, nodes, node = gpus.model, len(gpus), len(mesh.addrs), mesh.rank
+    root_node, target = divmod(root, n_gpus)
+    pos = (node - root_node - 1) % nodes            # the chain starts after the root's node
+    chunks = chunk_slices(gpus.count, chunk_bytes // gpus.dtype.itemsize)
+    result, local, summed = np.empty(gpus.count, gpus.dtype), ready_flags(len(chunks)), ready_flags(len(chunks))
+    prev = mesh.conn((node - 1) % nodes, CHAIN_CHANNEL) if pos > 0 else None
+    nxt = mesh.conn((node + 1) % nodes, CHAIN_CHANNEL) if pos < nodes - 1 else None
+
+    def combine():
+        tmp = np.empty(max(sl.stop - sl.start for sl in chunks), gpus.dtype)
+        for c, sl in enumerate(chunks):
+            local[c].wait()
+            if prev is None:
+                summed[c].set()
+                continue
+            incoming = tmp[: sl.stop - sl.start]
+            prev.recv_into(incoming)
+            arrived = model.charge_mem(2 * incoming.nbytes)     # the NIC writes it, the CPU reads it to add
+            op(result[sl], incoming, out=result[sl])
+            summed[c].set(at=arrived)
+
+    def to_root_gpu():
+        copies = []
+        for c, sl in enumerate(chunks):
+            summed[c].wait()
+            copies.append(gpus.h2d(target, sl, result))
+        wait_all(copies)
+
+    last = to_root_gpu if nxt is None else partial(_pass_on, model, nxt, result, chunks, summed)
+    run_concurrently([partial(node_sums, gpus, list(range(n_gpus)), chunks, local, result, op), combine, last],
+                     local + summed)
+
+
+def _pass_on(model: NodeModel, conn, host: np.ndarray, chunks: list[slice], ready) -> None:
+    """Send each chunk from host memory to the next node once it is there (the NIC reads it)."""
+    if conn is None:
+        return
+    sends = Stream()
+    for c, sl in enumerate(chunks):
+        ready[c].wait()
+        sends.then(model.charge_mem(host[sl].nbytes))
+        conn.send(host[sl])
+    sends.flush()

@@ -5,14 +5,17 @@ import numpy as np
 ALLREDUCE = ("hfreduce", "hfreduce-nvlink", "ring", "tree")
 ALLTOALL = "alltoall"
 ALLGATHER, REDUCESCATTER = "allgather", "reducescatter"      # NCCL's ring, one phase each
-BROADCAST, REDUCE = "broadcast", "reduce"                    # NCCL's ring as a pipelined chain, with a root
+BROADCAST, REDUCE = "ring-broadcast", "ring-reduce"          # NCCL's ring as a pipelined chain, with a root
+HF_BROADCAST, HF_REDUCE = "hfreduce-broadcast", "hfreduce-reduce"     # HFReduce's: through host memory
 # HFReduce has its own SL in the paper (section VI-A); NCCL's algorithms share one.
 TRAFFIC_CLASS = {"hfreduce": "hfreduce", "hfreduce-nvlink": "hfreduce", "ring": "nccl", "tree": "nccl",
-                 ALLTOALL: "nccl", ALLGATHER: "nccl", REDUCESCATTER: "nccl", BROADCAST: "nccl", REDUCE: "nccl"}
+                 ALLTOALL: "nccl", ALLGATHER: "nccl", REDUCESCATTER: "nccl", BROADCAST: "nccl", REDUCE: "nccl",
+                 HF_BROADCAST: "hfreduce", HF_REDUCE: "hfreduce"}
 # collective (as nccl-tests names it) -> its algorithms, the first the default
 COLLECTIVES = {"allreduce": ALLREDUCE, "allgather": (ALLGATHER,), "reducescatter": (REDUCESCATTER,),
-               "broadcast": (BROADCAST,), "reduce": (REDUCE,), "alltoall": (ALLTOALL,)}
-ROOTED = (BROADCAST, REDUCE)
+               "broadcast": (BROADCAST, HF_BROADCAST), "reduce": (REDUCE, HF_REDUCE), "alltoall": (ALLTOALL,)}
+COLLECTIVE_OF = {algo: coll for coll, algos in COLLECTIVES.items() for algo in algos}
+ROOTED = (BROADCAST, REDUCE, HF_BROADCAST, HF_REDUCE)
 # nccl-tests' reduction ops (ncclSum, ncclProd, ncclMax, ncclMin) as numpy ufuncs
 OPS = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
 
@@ -26,7 +29,7 @@ def bus_factor(algo: str, ranks: int) -> float:
 
 def reduces(algo: str) -> bool:
     """Whether the algorithm combines values (takes a reduction op) or only moves them."""
-    return algo not in (ALLTOALL, ALLGATHER, BROADCAST)
+    return COLLECTIVE_OF[algo] not in ("alltoall", "allgather", "broadcast")
 
 
 RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank's segment, size/ranks
@@ -40,7 +43,7 @@ def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
     one segment, cut in 8 (NCCL's steps per slice) so the GPU->NIC copy, the wire and the
     NIC->GPU copy overlap; a chain (broadcast, reduce) has ranks - 1 hops to fill: 16 chunks per
     rank (74% of the bound on 8 nodes at dilation 300; 4 per rank: 54%, 32: 63%)."""
-    if algo in ROOTED:
+    if algo in (BROADCAST, REDUCE):
         return _within(size // ranks // 16, 4 * 2**10)
     if algo in RING_PHASES:
         return _within(size // ranks // 8, 4 * 2**10)

@@ -314,8 +314,8 @@ _BENCH_HELP = {
     "allreduce": "Allreduce: HFReduce, HFReduce with NVLink, NCCL's ring or double binary tree.",
     "allgather": "Allgather (NCCL's ring); size = the gathered buffer.",
     "reducescatter": "Reduce-scatter (NCCL's ring); size = the input buffer.",
-    "broadcast": "Broadcast from rank -r (NCCL's ring, pipelined).",
-    "reduce": "Reduce to rank -r (NCCL's ring, pipelined).",
+    "broadcast": "Broadcast from rank -r: NCCL's ring, pipelined, or HFReduce's, through host memory.",
+    "reduce": "Reduce to rank -r: NCCL's ring, pipelined, or HFReduce's, through host memory.",
     "alltoall": "All-to-all (expert parallelism).",
 }
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from agents.collective import ALGOS, fill, wrong_elements
 from agents.nic import Mesh
 from agents.gpu import Gpus
-from cluster.collectives import OPS, reduces
+from cluster.collectives import OPS, ROOTED, reduces
 from cluster.dbtree import double_binary_tree
 from cluster.node import DTYPES, NodeParams
 
@@ -75,7 +75,7 @@ def test_every_reduction_op_is_exact(algo, op, nodes, dtype):
 
 
 @pytest.mark.parametrize("nodes", [1, 2, 3, 5])
-@pytest.mark.parametrize("algo", ["broadcast", "reduce"])
+@pytest.mark.parametrize("algo", ROOTED)
 def test_rooted_collectives_from_any_root(algo, nodes):
     """Roots at a node's first GPU, in its middle (the path then enters the root's node twice), last."""
     for root in sorted({0, 2, 4 * nodes - 1, 4 * (nodes // 2) + 1}):
@@ -87,8 +87,8 @@ def test_a_wrong_root_is_caught():
     nodes = 2
 
     def judged_as_root_1(g, r):
-        return wrong_elements(g, r, nodes, "broadcast", root=1)
-    assert all(w > 0 for w in run_local("broadcast", nodes, 500, "fp32", check=judged_as_root_1))
+        return wrong_elements(g, r, nodes, "ring-broadcast", root=1)
+    assert all(w > 0 for w in run_local("ring-broadcast", nodes, 500, "fp32", check=judged_as_root_1))
 
 
 @pytest.mark.parametrize("nodes", [1, 2, 3, 5])
