@@ -8,7 +8,8 @@ resources max-min fairly (agents/fluid.py); a copy is through when the model say
 so, and whoever needs it waits until then, so the lab runs at the modelled
 hardware's speed (times `scale`, like every rate in the lab). Copies return their
 Transfer at once: a caller chains the next copy `after` it without waiting. D2H and H2D
-copies (cudaMemcpy) run on their GPU's copy engine for that direction, one after the other.
+copies (cudaMemcpy) run on their GPU's copy engine for that direction, and GPU-to-GPU copies
+on their connection, one after the other.
 
 The hardware figures are cluster.node.NodeParams.
 """
@@ -94,7 +95,7 @@ class Gpus:
         self._shm = [shared_memory.SharedMemory(name=f"{tag}-gpu{g}", create=True, size=nbytes)
                      for g in range(self.model.params.gpus)]
         self.mem = [np.ndarray(count, self.dtype, buffer=s.buf) for s in self._shm]
-        self._engines: dict[tuple[int, str], Transfer] = {}    # (gpu, D2H or H2D) -> its last copy
+        self._engines: dict[tuple, Transfer] = {}      # engine -> its last copy (see _in_order)
         self._engines_lock = threading.Lock()
 
     def __len__(self):
@@ -114,15 +115,16 @@ class Gpus:
         if self.faults.gpu(gpu) == "corrupt":
             self._corrupt(host, sl)
         m = self.model
-        return self._on_engine(gpu, UP, [(m.d2h[gpu], None), (m.root_complex(gpu), UP), (m.mem, None)],
-                               host[sl].nbytes, after)
+        return self._in_order((gpu, UP), [(m.d2h[gpu], None), (m.root_complex(gpu), UP), (m.mem, None)],
+                              host[sl].nbytes, after)
 
-    def _on_engine(self, gpu: int, direction: str, uses, nbytes: int, after: Transfer | None) -> Transfer:
-        """A cudaMemcpy: each GPU has one copy engine per direction, which runs its copies one
-        after the other (copies of different GPUs share the hardware they cross)."""
+    def _in_order(self, engine: tuple, uses, nbytes: int, after: Transfer | None) -> Transfer:
+        """A copy made by `engine`, which makes its copies one after the other: a GPU's copy
+        engine for one direction (cudaMemcpy), or NCCL's connection from one GPU to another (its
+        chunks pass one FIFO in order). Copies of different engines share the hardware they cross."""
         with self._engines_lock:
-            t = self.model.copy(uses, nbytes, after, self._engines.get((gpu, direction)))
-            self._engines[(gpu, direction)] = t
+            t = self.model.copy(uses, nbytes, after, self._engines.get(engine))
+            self._engines[engine] = t
             return t
 
     def _corrupt(self, host: np.ndarray, sl: slice) -> None:
@@ -139,7 +141,7 @@ class Gpus:
         np.copyto(self.mem[gpu][sl], host[sl])
         m = self.model
         uses = [(m.h2d[gpu], None), (m.root_complex(gpu), DOWN)] + ([(m.mem, None)] if read_host else [])
-        return self._on_engine(gpu, DOWN, uses, host[sl].nbytes, after)
+        return self._in_order((gpu, DOWN), uses, host[sl].nbytes, after)
 
     def p2p(self, src: int, dst: int, sl: slice, reduce=None, after: Transfer | None = None) -> Transfer:
         """GPU -> GPU over PCIe through the CPU (no NVLink); `reduce` (a ufunc, as np.add) combines
@@ -153,7 +155,7 @@ class Gpus:
         complex and down through the destination's (the same one twice, both ways, if shared)."""
         m = self.model
         uses = [(m.d2h[src], None), (m.root_complex(src), UP), (m.root_complex(dst), DOWN), (m.h2d[dst], None)]
-        return m.copy(uses, nbytes, after)
+        return self._in_order(("p2p", src, dst), uses, nbytes, after)
 
     def nvlink(self, src: int, dst: int, sl: slice, reduce=None, after: Transfer | None = None) -> Transfer:
         """GPU -> paired GPU over the NVLink bridge."""
