@@ -37,19 +37,17 @@ RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank
 
 def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
     """Pipeline chunk for a buffer of `size` bytes, by measurement (README, "Paper check"): the
-    more chunks, the shorter the pipeline's fill and drain, down to a floor where Python's
-    per-chunk cost shows. HFReduce: 128 chunks, at least 64 KiB; NCCL's tree (a deeper
-    pipeline: 7 hops in the node, then the trees): 256, at least 32 KiB; a ring step moves
-    one segment, cut in 8 (NCCL's steps per slice) so the GPU->NIC copy, the wire and the
-    NIC->GPU copy overlap; a chain (broadcast, reduce) has ranks - 1 hops to fill: 16 chunks per
-    rank (74% of the bound on 8 nodes at dilation 300; 4 per rank: 54%, 32: 63%)."""
+    more chunks, the shorter a pipeline's fill and drain, down to a floor where Python's cost
+    per chunk shows. HFReduce and the tree: 256 chunks, at least 32 KiB (HFReduce with NVLink on
+    4 nodes at dilation 300: 77% of its bound with 64, 86% with 128, 92% with 256, 87% with 512).
+    A ring step moves one segment, cut in 8 (NCCL's steps per slice) so the GPU->NIC copy, the
+    wire and the NIC->GPU copy overlap. NCCL's broadcast and reduce are chains of ranks - 1 hops
+    to fill: 16 chunks per rank (74% of the bound on 8 nodes; 4 per rank: 54%, 32: 63%)."""
     if algo in (BROADCAST, REDUCE):
         return _within(size // ranks // 16, 4 * 2**10)
     if algo in RING_PHASES:
         return _within(size // ranks // 8, 4 * 2**10)
-    if algo == "tree":
-        return _within(size // 256, 32 * 2**10)
-    return _within(size // 128, 64 * 2**10)
+    return _within(size // 256, 32 * 2**10)
 
 
 def _within(chunk: int, floor: int) -> int:
