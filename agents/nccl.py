@@ -1,4 +1,5 @@
-"""NCCL-style collectives between emulated GPUs: ring and double-binary-tree allreduce, all-to-all.
+"""NCCL-style collectives between emulated GPUs: ring and double-binary-tree allreduce, the
+ring's phases (allgather, reduce-scatter), broadcast and reduce as a pipelined chain, all-to-all.
 
 Unlike HFReduce, NCCL moves data GPU to GPU: inside a node over PCIe through the
 CPU's root complexes (no PCIe switch on this node), across nodes by GPUDirect
