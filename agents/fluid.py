@@ -41,14 +41,15 @@ class Resource:
 
 
 class Transfer:
-    """A copy in the model. `done_at` is set (model time) when its last byte is through."""
-    __slots__ = ("uses", "left", "rate", "not_before", "pending", "dependents", "done_at", "_done")
+    """A copy in the model. `began` is when it may move (model time: its start, or its last
+    predecessor's end); `done_at` is set when its last byte is through."""
+    __slots__ = ("uses", "left", "rate", "began", "pending", "dependents", "done_at", "_done")
 
-    def __init__(self, uses: dict, nbytes: float, not_before: float):
+    def __init__(self, uses: dict, nbytes: float, began: float):
         self.uses = uses                    # resource -> (weight, directions)
         self.left = float(nbytes)
         self.rate = 0.0
-        self.not_before = not_before
+        self.began = began
         self.pending = 0                    # predecessors not yet through
         self.dependents: list[Transfer] = []
         self.done_at: float | None = None
@@ -71,10 +72,9 @@ class Fluid:
         self._cond = threading.Condition()
         self.now = time.monotonic()
         self.active: list[Transfer] = []      # moving bytes
-        self.timed: list[Transfer] = []       # predecessors through; start at not_before
         self._clock = None
 
-    def start(self, uses, nbytes: float, after=(), not_before: float = 0.0) -> Transfer:
+    def start(self, uses, nbytes: float, after=()) -> Transfer:
         """Begin a copy of `nbytes` crossing `uses` ((resource, direction or None) pairs, a
         resource twice if the copy crosses it twice) once every transfer of `after` is through."""
         merged = defaultdict(lambda: [0, set()])
@@ -84,7 +84,7 @@ class Fluid:
                 merged[resource][1].add(direction)
         with self._cond:
             self._advance(time.monotonic())
-            t = Transfer({r: (w, frozenset(d)) for r, (w, d) in merged.items()}, nbytes, max(self.now, not_before))
+            t = Transfer({r: (w, frozenset(d)) for r, (w, d) in merged.items()}, nbytes, self.now)
             for r, (w, d) in t.uses.items():
                 r.bytes += w * nbytes
                 r.directions |= d
@@ -115,8 +115,8 @@ class Fluid:
                 self._cond.wait(None if nxt == math.inf else max(0.0, nxt - time.monotonic()))
 
     def _next_event(self) -> float:
-        ends = (self.now + t.left / t.rate for t in self.active if t.rate > 0)
-        return min(min(ends, default=math.inf), min((t.not_before for t in self.timed), default=math.inf))
+        """When the next active copy ends, at today's rates."""
+        return min((self.now + t.left / t.rate for t in self.active if t.rate > 0), default=math.inf)
 
     def _advance(self, to: float) -> None:
         """Move model time to `to`, settling every copy that ends on the way, in order."""
@@ -134,16 +134,10 @@ class Fluid:
             self.active = [t for t in self.active if t.left > t.rate * _EPS]
             for t in ended:
                 self._finish(t)
-            due = [t for t in self.timed if t.not_before <= self.now]
-            self.timed = [t for t in self.timed if t.not_before > self.now]
-            for t in due:
-                self._ready(t)
             self._rerate()
 
     def _ready(self, t: Transfer) -> None:
-        if t.not_before > self.now:
-            self.timed.append(t)
-        elif t.left <= 0 or not t.uses:
+        if t.left <= 0 or not t.uses:
             self._finish(t)
         else:
             self.active.append(t)
@@ -154,7 +148,7 @@ class Fluid:
         for d in t.dependents:
             d.pending -= 1
             if not d.pending:
-                d.not_before = max(d.not_before, self.now)
+                d.began = self.now
                 self._ready(d)
 
     def _rerate(self) -> None:

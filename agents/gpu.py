@@ -192,7 +192,6 @@ def move(src: np.ndarray, dst: np.ndarray, reduce=None) -> None:
         reduce(dst, src, out=dst)
 
 
-
 def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype, op: str = "sum",
             part: slice = slice(None)) -> np.ndarray:
     """Deterministic integer-valued test data every rank can recompute for every GPU, so each

@@ -24,7 +24,7 @@ import numpy as np
 
 from agents.fluid import wait_all
 from agents.gpu import Gpus, NodeModel
-from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
+from agents.pipeline import Cost, chunk_slices, ready_flags, run_concurrently, send_when_ready, throttle, tree_allreduce
 
 
 class HostMemoryCost(Cost):
@@ -63,7 +63,8 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
             lo, hi = slice(sl.start, half), slice(half, sl.stop)
             # GDRCopy: each NUMA node's first pair reads both halves from host memory once.
             for g in sources:
-                down = model.join(gpus.h2d(g, lo, result, read_host=first[g]), gpus.h2d(g + 1, hi, result, read_host=first[g]))
+                down = model.join(gpus.h2d(g, lo, result, read_host=first[g]),
+                                  gpus.h2d(g + 1, hi, result, read_host=first[g]))
                 copies += [gpus.nvlink(g, g + 1, lo, after=down), gpus.nvlink(g + 1, g, hi, after=down)]
         wait_all(copies)
 
@@ -136,7 +137,7 @@ def hfreduce_broadcast(gpus: Gpus, mesh, chunk_bytes: int, root: int = 0) -> Non
             copies += [gpus.h2d(g, sl, host, read_host=first[g]) for g in targets]
         wait_all(copies)
 
-    run_concurrently([into_host, partial(_pass_on, model, nxt, host, chunks, here), to_gpus], here)
+    run_concurrently([into_host, partial(send_when_ready, nxt, host, chunks, here, model.charge_mem), to_gpus], here)
 
 
 def hfreduce_reduce(gpus: Gpus, mesh, chunk_bytes: int, root: int = 0, op=np.add) -> None:
@@ -171,18 +172,6 @@ def hfreduce_reduce(gpus: Gpus, mesh, chunk_bytes: int, root: int = 0, op=np.add
             copies.append(gpus.h2d(target, sl, result))
         wait_all(copies)
 
-    last = to_root_gpu if nxt is None else partial(_pass_on, model, nxt, result, chunks, summed)
+    last = to_root_gpu if nxt is None else partial(send_when_ready, nxt, result, chunks, summed, model.charge_mem)
     run_concurrently([partial(node_sums, gpus, list(range(n_gpus)), chunks, local, result, op), combine, last],
                      local + summed)
-
-
-def _pass_on(model: NodeModel, conn, host: np.ndarray, chunks: list[slice], ready) -> None:
-    """Send each chunk from host memory to the next node once it is there (the NIC reads it)."""
-    if conn is None:
-        return
-    sends = Stream()
-    for c, sl in enumerate(chunks):
-        ready[c].wait()
-        sends.then(model.charge_mem(host[sl].nbytes))
-        conn.send(host[sl])
-    sends.flush()

@@ -17,7 +17,8 @@ import numpy as np
 
 from agents.fluid import wait_all
 from agents.gpu import Gpus, move
-from agents.pipeline import Cost, Stream, chunk_slices, ready_flags, run_concurrently, throttle, tree_allreduce
+from agents.pipeline import (Cost, Stream, chunk_slices, ready_flags, run_concurrently, send_when_ready, throttle,
+                             tree_allreduce)
 
 RING_CHANNEL = 10
 
@@ -114,8 +115,9 @@ def _chain(gpus: Gpus, mesh, chunk_bytes: int, first: int, reduce) -> None:
         flags += ready
         entry = mesh.conn((node - 1) % nodes, CHAIN_CHANNEL) if run[0][0] > 0 else None
         leave = mesh.conn((node + 1) % nodes, CHAIN_CHANNEL) if run[-1][0] < ranks - 1 else None
+        last = run[-1][1]      # the run's last GPU passes each chunk on (the NIC reads its memory)
         stages += [partial(_chain_in, gpus, [g for _, g in run], entry, chunks, ready, reduce),
-                   partial(_chain_out, gpus, run[-1][1], leave, chunks, ready)]
+                   partial(send_when_ready, leave, gpus.mem[last], chunks, ready, partial(gpus.to_nic, last))]
     run_concurrently(stages, flags)
 
 
@@ -133,18 +135,6 @@ def _chain_in(gpus, run, conn, chunks, ready, reduce):
         for a, b in zip(run, run[1:]):
             t = gpus.p2p(a, b, sl, reduce=reduce, after=t)
         ready[c].set(at=t)
-
-
-def _chain_out(gpus, gpu, conn, chunks, ready):
-    """Send each chunk on from the run's last GPU once it is there (or just wait, at the path's end)."""
-    stream = Stream()
-    for c, sl in enumerate(chunks):
-        ready[c].wait()
-        if conn is not None:
-            part = gpus.mem[gpu][sl]
-            stream.then(gpus.to_nic(gpu, part.nbytes))
-            conn.send(part)
-    stream.flush()
 
 
 def _send_segment(gpus, gpu, conn, sl, chunk_elems):

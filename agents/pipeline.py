@@ -170,10 +170,19 @@ def _down(mesh, tree, channel, buf, chunks, mine, ready, done, cost):
 
 
 def _to_child(mesh, tree, channel, buf, chunks, mine, ready, done, cost, kid):
-    conn, sends = mesh.conn(kid, channel), Stream()
-    for c in mine:
-        done[c].wait()
-        part = buf[chunks[c]]
-        sends.then(cost.send(part.nbytes))
-        conn.send(part)
+    send_when_ready(mesh.conn(kid, channel), buf, chunks, done, cost.send, mine)
+
+
+def send_when_ready(conn, buf: np.ndarray, chunks: list[slice], ready: list[Ready], charge,
+                    which=None) -> None:
+    """Send chunk c of `buf` (each of `which`, default all) on `conn` once ready[c]; `charge(nbytes)`
+    is its copy out of memory, which starts as it goes on the wire and waits for the previous
+    chunk's. Without a connection (a path's end), only wait for every chunk."""
+    sends = Stream()
+    for c in range(len(chunks)) if which is None else which:
+        ready[c].wait()
+        if conn is not None:
+            part = buf[chunks[c]]
+            sends.then(charge(part.nbytes))
+            conn.send(part)
     sends.flush()

@@ -186,6 +186,12 @@ class Launcher:
             t.join()
         return outcomes, ended
 
+    @staticmethod
+    def own_errors(outcomes, ended: set[int]) -> list[str]:
+        """From gather's answer: the errors of the agents that failed by themselves (those ended
+        here failed because of them)."""
+        return [e for i, (_, e) in enumerate(outcomes) if e and i not in ended]
+
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:

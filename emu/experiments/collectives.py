@@ -78,7 +78,8 @@ def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRu
         raise EmuError("hfreduce-nvlink pairs GPUs over NVLink: the nodes need an even GPU count")
     root, ranks = choices.get("root", 0), len(names) * n_gpus
     if algo in ROOTED and not 0 <= root < ranks:
-        raise EmuError(f"root {root} is not a rank: the run has ranks 0..{ranks - 1} ({len(names)} nodes x {n_gpus} GPUs)")
+        raise EmuError(f"root {root} is not a rank: the run has ranks 0..{ranks - 1} "
+                       f"({len(names)} nodes x {n_gpus} GPUs)")
     return CollectiveRun(algo, tuple(names), n_gpus, **choices)
 
 
@@ -96,8 +97,7 @@ def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) 
     with lab.launch() as agents:
         procs = [agents.start(name, argv + ["--rank", str(rank)]) for rank, name in enumerate(run.nodes)]
         outcomes, ended = agents.gather(list(zip(run.nodes, procs)), backstop)
-    # the ranks that failed by themselves (the others were ended because of them)
-    errors = [e for i, (_, e) in enumerate(outcomes) if e and i not in ended]
+        errors = agents.own_errors(outcomes, ended)
     if errors:
         raise EmuError(errors[0])
     results = [records[0] for records, _ in outcomes]

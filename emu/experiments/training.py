@@ -93,8 +93,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             outcomes, ended = agents.gather(list(zip(run.nodes, procs)), timeout * (steps + 2) + 60,
                                             _on_step(progress) if progress else None)
         records = [rs for rs, _ in outcomes]
-        # the ranks that failed by themselves first (the others were ended because of them)
-        errors = [e for i, (_, e) in enumerate(outcomes) if e and i not in ended] + (watcher.errors if watcher else [])
+        errors = agents.own_errors(outcomes, ended) + (watcher.errors if watcher else [])
         saves += [r for rs in records for r in rs if "save" in r]
         restores += [r for rs in records for r in rs if "restore" in r]
         stopped = [r for rs in records for r in rs if "preempted" in r]

@@ -21,11 +21,11 @@ N = 100_000      # bytes: 0.1 s alone
 def took(transfer, since=None):
     """Model time from `since` (default: the transfer's own start) to the transfer's end."""
     transfer.wait()
-    return transfer.done_at - (transfer.not_before if since is None else since)
+    return transfer.done_at - (transfer.began if since is None else since)
 
 
 # A slow machine may let real time pass between two copies' starts: the tests take each copy's
-# start from the model (not_before) and the expected times account for that gap exactly.
+# start from the model (began) and the expected times account for that gap exactly.
 
 def test_a_copy_alone_takes_bytes_over_rate():
     fluid, pipe = Fluid(), Resource("pipe", RATE)
@@ -35,10 +35,10 @@ def test_a_copy_alone_takes_bytes_over_rate():
 def test_two_copies_share_a_pipe_and_one_ending_hands_its_share_back():
     fluid, pipe = Fluid(), Resource("pipe", RATE)
     short, long = fluid.start([(pipe, None)], N), fluid.start([(pipe, None)], 3 * N)
-    gap = long.not_before - short.not_before         # the short one ran alone that long
+    gap = long.began - short.began         # the short one ran alone that long
     assert gap < N / RATE
     assert took(short) == pytest.approx(2 * N / RATE - gap, rel=1e-6)          # half the rate each
-    assert took(long, short.not_before) == pytest.approx(4 * N / RATE, rel=1e-6)    # then the whole
+    assert took(long, short.began) == pytest.approx(4 * N / RATE, rel=1e-6)    # then the whole
 
 
 def test_max_min_fair_across_resources():
@@ -47,7 +47,7 @@ def test_max_min_fair_across_resources():
     fluid, slow, fast = Fluid(), Resource("slow", RATE / 4), Resource("fast", RATE)
     a = fluid.start([(slow, None), (fast, None)], N // 4)          # 0.25 MB/s: 0.1 s
     b = fluid.start([(fast, None)], 3 * N // 4)                    # 0.75 MB/s while A runs
-    gap = b.not_before - a.not_before
+    gap = b.began - a.began
     assert took(a) == pytest.approx(N / RATE, rel=1e-6)
     assert took(b) == pytest.approx(N / RATE - gap / 4, rel=1e-6)     # at the whole rate once A ends
 
@@ -57,7 +57,7 @@ def test_a_copy_after_others_starts_when_they_are_through():
     first, other = fluid.start([(p, None)], N), fluid.start([(q, None)], 2 * N)
     then = fluid.start([(p, None)], N, after=(first, other))
     both = fluid.join([first, other])
-    assert took(both, other.not_before) == pytest.approx(2 * N / RATE, rel=1e-6)
+    assert took(both, other.began) == pytest.approx(2 * N / RATE, rel=1e-6)
     assert took(then, other.done_at) == pytest.approx(N / RATE, rel=1e-6)
     assert p.bytes == 2 * N and q.bytes == 2 * N
 
@@ -85,7 +85,7 @@ def test_root_complex_one_way_is_shared_by_its_gpus(two_gpus_on_one_root_complex
     host = [np.zeros(g.count, g.dtype) for _ in range(2)]
     copies = [g.d2h(i, slice(None), host[i]) for i in range(2)]
     # the root complex is the limit whether one copy runs or both: busy from the first start on
-    assert max(took(c, copies[0].not_before) for c in copies) == pytest.approx(2 * BYTES / params.root_complex_bps,
+    assert max(took(c, copies[0].began) for c in copies) == pytest.approx(2 * BYTES / params.root_complex_bps,
                                                                               rel=1e-6)
 
 
@@ -94,7 +94,7 @@ def test_root_complex_both_ways_is_slower_by_the_duplex_parameter(two_gpus_on_on
     host = [np.zeros(g.count, g.dtype) for _ in range(2)]
 
     def pair(first, second):     # from the first copy's start to the last one's end; the gap between the starts
-        return max(took(first), took(second, first.not_before)), second.not_before - first.not_before
+        return max(took(first), took(second, first.began)), second.began - first.began
     one_way, _ = pair(g.d2h(0, slice(None), host[0]), g.d2h(1, slice(None), host[1]))
     both_ways, gap = pair(g.d2h(0, slice(None), host[0]), g.h2d(1, slice(None), host[1]))
     assert one_way == pytest.approx(2 * BYTES / params.root_complex_bps, rel=1e-6)

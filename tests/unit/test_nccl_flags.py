@@ -72,5 +72,5 @@ def test_long_flags_and_root(captured):
     result = CliRunner().invoke(cli.main, argv)
     assert result.exit_code == 0, result.output
     ((coll, algo, o),) = captured
-    assert (coll, algo, o["root"], o["warmup"], o["dtype"], o["stepbytes"]) == ("broadcast", "ring-broadcast", 9, 2, "all",
-                                                                               "1M")
+    assert (coll, algo, o["root"], o["warmup"], o["dtype"], o["stepbytes"]) == \
+        ("broadcast", "ring-broadcast", 9, 2, "all", "1M")
