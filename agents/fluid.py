@@ -43,9 +43,10 @@ class Resource:
 class Transfer:
     """A copy in the model. `began` is when it may move (model time: its start, or its last
     predecessor's end); `done_at` is set when its last byte is through."""
-    __slots__ = ("uses", "left", "rate", "began", "pending", "dependents", "done_at", "_done")
+    __slots__ = ("fluid", "uses", "left", "rate", "began", "pending", "dependents", "done_at", "_done")
 
-    def __init__(self, uses: dict, nbytes: float, began: float):
+    def __init__(self, fluid: "Fluid", uses: dict, nbytes: float, began: float):
+        self.fluid = fluid
         self.uses = uses                    # resource -> (weight, directions)
         self.left = float(nbytes)
         self.rate = 0.0
@@ -56,7 +57,7 @@ class Transfer:
         self._done = threading.Event()
 
     def wait(self) -> None:
-        self._done.wait()
+        self.fluid.wait(self)
 
 
 def wait_all(transfers) -> None:
@@ -84,7 +85,7 @@ class Fluid:
                 merged[resource][1].add(direction)
         with self._cond:
             self._advance(time.monotonic())
-            t = Transfer({r: (w, frozenset(d)) for r, (w, d) in merged.items()}, nbytes, self.now)
+            t = Transfer(self, {r: (w, frozenset(d)) for r, (w, d) in merged.items()}, nbytes, self.now)
             for r, (w, d) in t.uses.items():
                 r.bytes += w * nbytes
                 r.directions |= d
@@ -100,6 +101,18 @@ class Fluid:
                 self._clock.start()
             self._cond.notify()
             return t
+
+    def wait(self, t: Transfer) -> None:
+        """Until `t` is through. The waiter moves the model on itself when its copy is due (a
+        hand-off to the clock thread would add its wake-up to every copy); the clock thread
+        settles what no one waits for and wakes waiters whose copy ended sooner than foreseen."""
+        while not t._done.is_set():
+            with self._cond:
+                self._advance(time.monotonic())
+                if t.done_at is not None:
+                    return
+                due = self.now + t.left / t.rate if t.rate > 0 else self._next_event()
+            t._done.wait(max(0.0, due - time.monotonic()) if due != math.inf else None)
 
     def join(self, transfers) -> Transfer:
         """A transfer of nothing that is through when all of `transfers` are."""
