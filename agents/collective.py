@@ -21,7 +21,7 @@ from agents.gpu import Gpus, NodeModel, pattern, reference
 from agents.hfreduce import hfreduce, hfreduce_broadcast, hfreduce_reduce
 from agents.nccl import (_segments, alltoall, ring_allgather, ring_allreduce, ring_broadcast, ring_reduce,
                          ring_reduce_scatter, tree_allreduce_gpus)
-from agents.nic import Mesh, endpoints
+from agents.nic import Mesh, endpoints, rails
 from agents.pipeline import Ready
 from cluster.collectives import COLLECTIVE_OF, OPS
 from cluster.node import DTYPES, NodeParams
@@ -87,11 +87,12 @@ def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce", op
 
 
 def run(args) -> None:
-    peers = endpoints(args.peers)
+    peers, nics = endpoints(args.peers), [hosts for hosts, _ in rails(args.peers)]
     dtype = DTYPES[args.dtype]
-    params = NodeParams(gpus=args.gpus).scaled(args.scale)
+    params = NodeParams(gpus=args.gpus, nics=len(nics[args.rank])).scaled(args.scale)
     Ready.limit = 2 * args.timeout      # the sockets' timeouts name the lost peer first
-    mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc, connect_timeout=args.timeout, io_timeout=args.timeout)
+    mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc, connect_timeout=args.timeout, io_timeout=args.timeout,
+                nics=nics)
     algo = ALGOS[args.algo]
     try:
         for size in args.sizes:
@@ -111,7 +112,8 @@ def run(args) -> None:
                         times.append(elapsed)
                         spans.append((began, time.monotonic()))     # monotonic: comparable across nodes
                 runs = args.warmup + args.iters
-                net = {k: (v - net_before[k]) // runs for k, v in mesh.counters().items()}
+                net = [{k: (v - before[k]) // runs for k, v in now.items()}     # per NIC
+                       for now, before in zip(mesh.counters(), net_before)]
                 wrong = wrong_elements(gpus, args.rank, len(peers), args.algo, args.op, args.root)
                 # Per-iteration bytes through every modelled resource and the network, with their
                 # rates: the controller turns them into this algorithm's own lower bound on time.
@@ -129,7 +131,8 @@ def run(args) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.collective", description=__doc__.splitlines()[0])
     p.add_argument("--rank", type=int, required=True)
-    p.add_argument("--peers", required=True, help="host:port of every rank, in rank order")
+    p.add_argument("--peers", required=True,
+                   help="host:port of every rank, in rank order (host+host+...:port for one address per NIC)")
     p.add_argument("--algo", choices=sorted(ALGOS), required=True)
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], required=True)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")

@@ -45,13 +45,28 @@ class NodeModel:
         n_rc = -(-p.gpus // p.gpus_per_root_complex)
         self.rc = [Resource(f"rc{r}", p.root_complex_bps, p.root_complex_duplex_bps) for r in range(n_rc)]
         self.mem = Resource("hostmem", p.host_mem_bps)
-        self.nic_tx = Resource("p2p.tx", p.gpu_nic_p2p_bps)
-        self.nic_rx = Resource("p2p.rx", p.gpu_nic_p2p_bps)
+        # The GPU <-> NIC paths: today's one P2P path through the root complex, capped; or, one NIC
+        # per GPU, each NIC's own PCIe link to the switch it shares with its GPU.
+        if p.nic_per_gpu:
+            self.nic_tx = [Resource(f"nic{i}.tx", p.pcie_bps) for i in range(p.nics)]
+            self.nic_rx = [Resource(f"nic{i}.rx", p.pcie_bps) for i in range(p.nics)]
+        else:
+            self.nic_tx, self.nic_rx = [Resource("p2p.tx", p.gpu_nic_p2p_bps)], [Resource("p2p.rx", p.gpu_nic_p2p_bps)]
         self.nvlink = [Resource(f"nvlink{k}", p.nvlink_bps) for k in range(p.gpus // 2)]
         self.faults = NodeFaults()      # injected faults: its GPUs, its host memory's rate
 
     def root_complex(self, gpu: int) -> Resource:
         return self.rc[gpu // self.params.gpus_per_root_complex]
+
+    def nic_path(self, gpu: int, direction: str) -> list:
+        """What GPUDirect RDMA between `gpu` and its NIC crosses besides the GPU's own PCIe link,
+        `direction` UP (the NIC reads the GPU) or DOWN: the root complex and the capped P2P path,
+        or (a NIC per GPU) only that NIC's link."""
+        p = self.params
+        if p.nic_per_gpu:
+            return [((self.nic_tx if direction == UP else self.nic_rx)[gpu], None)]
+        nic = self.nic_tx[0] if direction == UP else self.nic_rx[0]
+        return [(self.root_complex(gpu), direction), (nic, None)]
 
     def numa_of(self, gpu: int) -> int:
         return gpu * self.params.numa_nodes // self.params.gpus
@@ -71,7 +86,7 @@ class NodeModel:
         return self.fluid.join(transfers)
 
     def resources(self) -> list[Resource]:
-        return self.d2h + self.h2d + self.rc + [self.mem, self.nic_tx, self.nic_rx] + self.nvlink
+        return self.d2h + self.h2d + self.rc + [self.mem] + self.nic_tx + self.nic_rx + self.nvlink
 
     def counters(self) -> dict[str, int]:
         return {r.name: r.bytes for r in self.resources()}
@@ -165,16 +180,16 @@ class Gpus:
         move(self.mem[src][sl], self.mem[dst][sl], reduce)
         return self.model.copy([(self.model.nvlink[src // 2], None)], self.mem[src][sl].nbytes, after)
 
-    def to_nic(self, gpu: int, nbytes: int) -> Transfer:
-        """GPU memory read by the NIC (GPUDirect RDMA send): PCIe link, root complex, P2P cap."""
+    def to_nic(self, gpu: int, nbytes: int, after: Transfer | None = None) -> Transfer:
+        """GPU memory read by the NIC (GPUDirect RDMA send): the GPU's PCIe link, then its NIC's path."""
         self.faults.check_gpu(gpu)
         m = self.model
-        return m.copy([(m.d2h[gpu], None), (m.root_complex(gpu), UP), (m.nic_tx, None)], nbytes)
+        return m.copy([(m.d2h[gpu], None)] + m.nic_path(gpu, UP), nbytes, after)
 
     def from_nic(self, gpu: int, nbytes: int) -> Transfer:
         self.faults.check_gpu(gpu)
         m = self.model
-        return m.copy([(m.nic_rx, None), (m.root_complex(gpu), DOWN), (m.h2d[gpu], None)], nbytes)
+        return m.copy(m.nic_path(gpu, DOWN) + [(m.h2d[gpu], None)], nbytes)
 
     def close(self) -> None:
         self.mem = []

@@ -207,28 +207,39 @@ A2A_CHANNEL = 30
 def alltoall(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
     """All-to-all (expert parallelism's dispatch/combine): every GPU's buffer is cut into one
     block per GPU of the job; block j goes to global GPU j, which stores what GPU k sent in
-    its block k. Intra-node blocks go GPU to GPU over PCIe, inter-node ones over one connection
-    per node pair, each crossing the GPU<->NIC path at both ends. The result replaces the buffers."""
+    its block k. Intra-node blocks go GPU to GPU over PCIe. Inter-node ones cross the GPU<->NIC
+    path at both ends: on today's node over one connection per node pair; with a NIC per GPU
+    over rails (NIC d to the peer's NIC d, the only one it reaches on a multi-plane network),
+    so a block for the peer's GPU d first moves to local GPU d over PCIe (NCCL's PXN) unless it
+    is there. The result replaces the buffers."""
     n_gpus, nodes, node = len(gpus), len(mesh.addrs), mesh.rank
     ranks = n_gpus * nodes
     block = gpus.count // ranks
     out = [m.copy() for m in gpus.mem]                  # NCCL's receive buffers
+    per_gpu = gpus.model.params.nic_per_gpu
+    nic_of = (lambda gpu: gpu) if per_gpu else (lambda gpu: 0)
 
-    def blocks_to(peer):     # (local gpu, slice of its buffer, destination gpu on peer), in a fixed order
+    def blocks_to(peer, rail):  # (local gpu, slice of its buffer, destination gpu on peer), in a fixed order
         return [(g, slice((peer * n_gpus + d) * block, (peer * n_gpus + d + 1) * block), d)
-                for g in range(n_gpus) for d in range(n_gpus)]
+                for g in range(n_gpus) for d in range(n_gpus) if nic_of(d) == rail]
 
-    def send(peer):
-        conn, stream = mesh.conn(peer, A2A_CHANNEL), Stream()
-        for g, sl, _ in blocks_to(peer):
+    def send(peer, rail):
+        conn, stream = mesh.conn(peer, A2A_CHANNEL, rail), Stream()
+        blocks = blocks_to(peer, rail)
+        via = [d if per_gpu else g for g, _, d in blocks]      # the GPU whose NIC sends the block
+        # PXN's hops to the rail's GPU, all started at once (each GPU pair's copies go in order)
+        hops = [gpus.charge_p2p(g, v, gpus.mem[g][sl].nbytes) if v != g else None
+                for (g, sl, _), v in zip(blocks, via)]
+        for (g, sl, _), v, hop in zip(blocks, via, hops):
             part = gpus.mem[g][sl]
-            stream.then(gpus.to_nic(g, part.nbytes))
+            wait_all([hop])
+            stream.then(gpus.to_nic(v, part.nbytes))
             conn.send(part)
         stream.flush()
 
-    def recv(peer):
-        conn, stream = mesh.conn(peer, A2A_CHANNEL), Stream()
-        for src, _, d in blocks_to(node):           # the peer sends, in the same order, what is ours
+    def recv(peer, rail):
+        conn, stream = mesh.conn(peer, A2A_CHANNEL, rail), Stream()
+        for src, _, d in blocks_to(node, rail):     # the peer sends, in the same order, what is ours
             part = out[d][(peer * n_gpus + src) * block:(peer * n_gpus + src + 1) * block]
             conn.recv_into(part)
             stream.then(gpus.from_nic(d, part.nbytes))
@@ -245,7 +256,8 @@ def alltoall(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024) -> None:
                     copies.append(gpus.charge_p2p(g, d, out[d][dst].nbytes))
         wait_all(copies)
 
-    remote = [partial(fn, p) for p in range(nodes) if p != node for fn in (send, recv)]
+    remote = [partial(fn, p, rail) for p in range(nodes) if p != node for rail in range(gpus.model.params.nics)
+              for fn in (send, recv)]
     run_concurrently(remote + [local], [])
     for g in range(n_gpus):
         np.copyto(gpus.mem[g], out[g])

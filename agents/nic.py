@@ -1,8 +1,10 @@
 """NIC agent: TCP connections between ranks, each carrying a traffic class (SL -> DSCP).
 
 A Mesh gives rank r a connection to any peer on any channel (separate sockets
-for separate flows, e.g. one per tree). The lower rank connects, the higher
-accepts; a 8-byte hello says who is calling on which channel. Transfers are
+for separate flows, e.g. one per tree) and, on nodes with several NICs, any rail:
+rail i runs from NIC i to the peer's NIC i (on a multi-plane network, the only NIC
+of the peer that NIC i reaches). The lower rank connects, the higher accepts; a
+12-byte hello says who is calling on which channel and rail. Transfers are
 exact-length (both sides know the chunk sizes), counted per connection.
 """
 import queue
@@ -14,13 +16,20 @@ import time
 import numpy as np
 
 from agents import sockets
+from cluster.node import NICS
 
-HELLO = struct.Struct("!II")     # rank, channel
+HELLO = struct.Struct("!III")     # rank, channel, rail
 
 
 def endpoints(text: str) -> list[tuple[str, int]]:
-    """'198.18.0.0:6000,198.18.0.4:6000' -> [(host, port), ...], in rank order."""
-    return [(host, int(port)) for host, port in (x.rsplit(":", 1) for x in text.split(","))]
+    """'198.18.0.0:6000,198.18.0.4:6000' -> [(host, port), ...], in rank order (a rank with
+    several NICs, 'a+b:6000', by its first)."""
+    return [(hosts[0], port) for hosts, port in rails(text)]
+
+
+def rails(text: str) -> list[tuple[tuple[str, ...], int]]:
+    """'198.18.0.0+198.18.0.2:6000,...' -> [((host of NIC 0, host of NIC 1, ...), port), ...]."""
+    return [(tuple(hosts.split(NICS)), int(port)) for hosts, port in (x.rsplit(":", 1) for x in text.split(","))]
 
 
 def _bytes_view(data) -> memoryview:
@@ -31,8 +40,8 @@ def _bytes_view(data) -> memoryview:
 
 
 class Conn:
-    def __init__(self, sock: socket.socket, peer: int, channel: int):
-        self.sock, self.peer, self.channel = sock, peer, channel
+    def __init__(self, sock: socket.socket, peer: int, channel: int, rail: int = 0):
+        self.sock, self.peer, self.channel, self.rail = sock, peer, channel, rail
         self.sent = self.received = 0
 
     def send(self, data) -> None:
@@ -63,8 +72,12 @@ class Conn:
 
 class Mesh:
     def __init__(self, rank: int, addrs: list[tuple[str, int]], tos: int = 0, cc: str | None = None,
-                 connect_timeout: float = 30.0, io_timeout: float = 60.0):
+                 connect_timeout: float = 30.0, io_timeout: float = 60.0,
+                 nics: list[tuple[str, ...]] | None = None):
+        """`addrs`: every rank's (address, port); `nics`: every rank's NIC addresses, when its
+        nodes have several (rail i between NICs i; default: one NIC, the address in `addrs`)."""
         self.rank, self.addrs, self.tos, self.cc = rank, addrs, tos, cc
+        self.nics = nics or [(host,) for host, _ in addrs]
         self.connect_timeout = connect_timeout
         self.io_timeout = io_timeout      # a peer that died mid-collective becomes an error, not a hang
         self.conns: dict[tuple[int, int], Conn] = {}
@@ -89,45 +102,48 @@ class Mesh:
             s.settimeout(self.io_timeout)     # its class it inherited from the listener
             hello = bytearray(HELLO.size)
             Conn(s, -1, -1).recv_into(hello)
-            peer, channel = HELLO.unpack(hello)
-            self._slot((peer, channel)).put(Conn(s, peer, channel))
+            peer, channel, rail = HELLO.unpack(hello)
+            self._slot((peer, channel, rail)).put(Conn(s, peer, channel, rail))
 
-    def conn(self, peer: int, channel: int = 0) -> Conn:
-        """The connection to `peer` on `channel`, made on first use (safe from several threads)."""
-        key = (peer, channel)
+    def conn(self, peer: int, channel: int = 0, rail: int = 0) -> Conn:
+        """The connection to `peer` on `channel` over `rail`, made on first use (safe from several threads)."""
+        key = (peer, channel, rail)
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             if key not in self.conns:
-                self.conns[key] = self._open(peer, channel)
+                self.conns[key] = self._open(peer, channel, rail)
             return self.conns[key]
 
-    def _open(self, peer: int, channel: int) -> Conn:
-        key = (peer, channel)
+    def _open(self, peer: int, channel: int, rail: int) -> Conn:
+        key = (peer, channel, rail)
         if peer == self.rank:
             raise ValueError("a rank does not connect to itself")
         if self.rank < peer:
-            conn = Conn(self._dial(peer), peer, channel)
-            conn.sock.sendall(HELLO.pack(self.rank, channel))
+            conn = Conn(self._dial(peer, rail), peer, channel, rail)
+            conn.sock.sendall(HELLO.pack(self.rank, channel, rail))
         else:
             try:
                 conn = self._slot(key).get(timeout=self.connect_timeout)
             except queue.Empty:
-                raise TimeoutError(f"rank {peer} never connected on channel {channel}") from None
+                raise TimeoutError(f"rank {peer} never connected on channel {channel} (rail {rail})") from None
         return conn
 
-    def _dial(self, peer: int) -> socket.socket:
+    def _dial(self, peer: int, rail: int) -> socket.socket:
         deadline = time.monotonic() + self.connect_timeout
+        where = (self.nics[peer][rail], self.addrs[peer][1])
         while True:
             s = sockets.connecting(self.tos, self.cc)
             s.settimeout(self.io_timeout)
             try:
-                s.connect(self.addrs[peer])
+                if len(self.nics[self.rank]) > 1:     # leave through NIC `rail`: the lab routes by source
+                    s.bind((self.nics[self.rank][rail], 0))
+                s.connect(where)
                 return s
             except (ConnectionRefusedError, OSError):
                 s.close()
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"rank {peer} at {self.addrs[peer]} is not listening") from None
+                    raise TimeoutError(f"rank {peer} at {where} is not listening") from None
                 time.sleep(0.02)
 
     def barrier(self, channel: int = 1000) -> None:
@@ -158,9 +174,11 @@ class Mesh:
         c.recv_into(token)
         return bool(token[0])
 
-    def counters(self) -> dict[str, int]:
-        return {"sent": sum(c.sent for c in self.conns.values()),
-                "received": sum(c.received for c in self.conns.values())}
+    def counters(self) -> list[dict[str, int]]:
+        """Bytes sent and received so far, per rail (one entry per NIC of this rank)."""
+        return [{"sent": sum(c.sent for c in self.conns.values() if c.rail == rail),
+                 "received": sum(c.received for c in self.conns.values() if c.rail == rail)}
+                for rail in range(len(self.nics[self.rank]))]
 
     def close(self) -> None:
         self.listener.close()

@@ -2,6 +2,12 @@
 
 Defaults are the paper's PCIe A100 node (Table I and section IV-D). Read by the agents that
 emulate the node and by the control plane (bounds, projections, a flow-level model).
+
+Section IX's next-generation node has one NIC per GPU (1:1, as DGX-H100). The paper gives no
+more of it than that (its Fig. 12 is a drawing); this model assumes, and says so wherever it is
+measured: each GPU and its NIC sit under one PCIe switch (as on DGX-H100), so GPUDirect RDMA
+between them runs at PCIe rate and crosses no root complex; the GPUs, their PCIe links, the root
+complexes and the NVLink pairs are today's. `NodeParams(nics=gpus)` is that node.
 """
 from dataclasses import dataclass, replace
 
@@ -28,6 +34,17 @@ class NodeParams:
     host_mem_bps: float = 320e9            # 16 channels DDR4-3200, practical
     nvlink_bps: float = 600e9              # NVLink bridge between the GPUs of a pair
     numa_nodes: int = 2                    # GDRCopy H2D reads host memory once per NUMA node
+    # 1: today's node, one NIC that every GPU reaches through its root complex (P2P capped at
+    # gpu_nic_p2p_bps); `gpus`: section IX's, GPU i's NIC i beside it under one PCIe switch.
+    nics: int = 1
+
+    def __post_init__(self):
+        if self.nics not in (1, self.gpus):
+            raise ValueError(f"a node has one NIC or one per GPU ({self.gpus}), not {self.nics}")
+
+    @property
+    def nic_per_gpu(self) -> bool:
+        return self.nics > 1
 
     def scaled(self, scale: float) -> "NodeParams":
         return replace(self, pcie_bps=self.pcie_bps * scale, root_complex_bps=self.root_complex_bps * scale,
@@ -35,6 +52,9 @@ class NodeParams:
                        gpu_nic_p2p_bps=self.gpu_nic_p2p_bps * scale, host_mem_bps=self.host_mem_bps * scale,
                        nvlink_bps=self.nvlink_bps * scale)
 
+
+# How an agent's command line lists a node's NIC addresses, NIC 0 first: "198.18.0.1+198.18.0.3:6000".
+NICS = "+"
 
 # One storage SSD's rate (Table IV: 16 PCIe 4.0 x4 NVMe drives per storage node; 7 GB/s is such a
 # drive's practical read rate, an assumption: the paper gives none). Writes are charged the same.

@@ -10,7 +10,7 @@ by the lab's scale, sizes by scale x dilation, times by dilation. GB/s are 1e9 b
 from dataclasses import dataclass
 
 from cluster.collectives import ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, reduces
-from cluster.node import DTYPES
+from cluster.node import DTYPES, NICS
 from emu.errors import EmuError
 from emu.experiments.nccl_flags import lab_size
 from emu.launch import command, peer_timeout
@@ -36,6 +36,7 @@ class CollectiveRun:
     timeout_base: float | None = None
     port: int = PORT                # ranks listen here (concurrent runs in one lab need their own)
     dilation: float = 1.0           # emulated time / the real system's
+    nics: int = 1                   # per node: 1 (today's node) or one per GPU (section IX's)
 
     @property
     def ranks(self) -> int:
@@ -74,19 +75,27 @@ def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRu
     if len(gpus) != 1:
         raise EmuError(f"the nodes have different GPU counts ({sorted(gpus)}); pick nodes with equal counts")
     n_gpus = gpus.pop()
+    nics = {len(lab.node(n).addrs) for n in names}
+    if len(nics) != 1 or nics.pop() not in (1, n_gpus):
+        raise EmuError(f"compute nodes have one NIC or one per GPU ({n_gpus}); these have "
+                       f"{sorted(len(lab.node(n).addrs) for n in names)}")
+    n_nics = len(lab.node(names[0]).addrs)
+    if n_nics > 1 and algo != "alltoall":
+        raise EmuError(f"{algo} runs over one NIC a node; on nodes with a NIC per GPU only alltoall "
+                       "spreads over the rails (see README: What it does not do)")
     if algo == "hfreduce-nvlink" and n_gpus % 2:
         raise EmuError("hfreduce-nvlink pairs GPUs over NVLink: the nodes need an even GPU count")
     root, ranks = choices.get("root", 0), len(names) * n_gpus
     if algo in ROOTED and not 0 <= root < ranks:
         raise EmuError(f"root {root} is not a rank: the run has ranks 0..{ranks - 1} "
                        f"({len(names)} nodes x {n_gpus} GPUs)")
-    return CollectiveRun(algo, tuple(names), n_gpus, **choices)
+    return CollectiveRun(algo, tuple(names), n_gpus, nics=n_nics, **choices)
 
 
 def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) -> dict:
     scale, chunk = lab.plan.scale, run.chunk or default_chunk(size, run.algo, run.ranks)
     timeout = peer_timeout(lab, size * run.gpus, run.timeout_base)     # one node's data
-    peers = ",".join(f"{lab.node(n).addr}:{run.port}" for n in run.nodes)
+    peers = ",".join(f"{NICS.join(lab.node(n).addrs)}:{run.port}" for n in run.nodes)
     argv = command("collective") + [
         "--peers", peers, "--algo", run.algo, "--sizes", str(size), "--dtype", run.dtype, "--gpus", str(run.gpus),
         "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(run.iters), "--warmup", str(run.warmup),
@@ -135,9 +144,11 @@ def _bound(results, link_Bps: float, time_us: float) -> dict:
         for name, p in r["pipes"].items():
             if p["bytes"] / p["rate"] > worst:
                 worst, limit = p["bytes"] / p["rate"], name
-        for direction in ("sent", "received"):
-            if r["net"][direction] / link_Bps > worst:
-                worst, limit = r["net"][direction] / link_Bps, f"link.{direction}"
+        for nic, net in enumerate(r["net"]):
+            for direction in ("sent", "received"):
+                if net[direction] / link_Bps > worst:
+                    where = f"link{nic}" if len(r["net"]) > 1 else "link"
+                    worst, limit = net[direction] / link_Bps, f"{where}.{direction}"
     size = results[0]["size"]
     bound_algbw = size / worst / 1e9 if worst else float("inf")
     return {"bound_algbw": bound_algbw, "bound_by": limit, "efficiency": worst / (time_us * 1e-6)}

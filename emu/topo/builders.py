@@ -96,7 +96,8 @@ def multi_plane_layout(planes: int, radix: int, nics: int, nodes: int | None = N
 
 
 def multi_plane(topo: Topology, planes: int = 2, radix: int = 4, nics: int = 2, nodes: int = 0) -> None:
-    """`multi_plane_layout` as a lab (nodes 0: as many as the planes hold)."""
+    """`multi_plane_layout` as a lab (nodes 0: as many as the planes hold), of nodes with one
+    GPU per NIC (1:1, as section IX's node)."""
     try:
         layout = list(multi_plane_layout(planes, radix, nics, nodes or None))
     except ValueError as e:
@@ -105,7 +106,7 @@ def multi_plane(topo: Topology, planes: int = 2, radix: int = 4, nics: int = 2, 
         if item[0] == "link":
             topo.add_link(item[1], item[2])
         else:
-            topo.add_node(item[1], item[0])
+            topo.add_node(item[1], item[0], **({"gpus": nics} if item[0] == "compute" else {}))
 
 
 BUILDERS = {"star": star, "leaf-spine": leaf_spine, "fat-tree": leaf_spine, "two-zone": two_zone,

@@ -23,11 +23,15 @@ _ports = itertools.count(21000, 10)      # to ~27000 (some 560 runs); test_stora
 
 
 def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chunk: int = 4096, counters=None,
-              setup=None, check=None, op: str = "sum", root: int = 0):
+              setup=None, check=None, op: str = "sum", root: int = 0, nic_per_gpu: bool = False, net=None):
     """Run `algo` on `nodes` ranks over loopback. Each rank's GPUs are filled by setup(gpus, rank)
-    (default: the exact pattern) and judged by check(gpus, rank) (default: wrong elements)."""
+    (default: the exact pattern) and judged by check(gpus, rank) (default: wrong elements).
+    `nic_per_gpu`: section IX's node, rank r's NIC i at 127.0.r.i+1 (every 127/8 address is local).
+    `counters`, `net`: lists that receive each rank's model counters and per-NIC bytes."""
     base = next(_ports)
     peers = [("127.0.0.1", base + i) for i in range(nodes)]
+    nics = [tuple(f"127.0.{r}.{i + 1}" for i in range(gpus)) for r in range(nodes)] if nic_per_gpu else None
+    net = net if net is not None else [None] * nodes
     wrong = [None] * nodes
     errors = []
     counters = counters if counters is not None else [None] * nodes
@@ -35,13 +39,13 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
     check = check or (lambda g, r: wrong_elements(g, r, nodes, algo, op, root))
 
     def rank(r):
-        mesh = Mesh(r, peers, connect_timeout=20, io_timeout=20)
-        g = Gpus(f"emu-test-{base}-{r}", count, DTYPES[dtype], NodeParams(gpus=gpus))
+        mesh = Mesh(r, peers, connect_timeout=20, io_timeout=20, nics=nics)
+        g = Gpus(f"emu-test-{base}-{r}", count, DTYPES[dtype], NodeParams(gpus=gpus, nics=gpus if nics else 1))
         try:
             setup(g, r)
             ALGOS[algo](g, mesh, chunk, OPS[op], root)
             wrong[r] = check(g, r)
-            counters[r] = g.model.counters()
+            counters[r], net[r] = g.model.counters(), mesh.counters()
         except BaseException as e:
             errors.append(e)
         finally:
@@ -97,6 +101,31 @@ def test_alltoall_delivers_every_block(nodes, dtype):
     # 4 GPUs a node; 40 elements a block, plus a remainder that all-to-all leaves alone.
     count = 40 * nodes * 4
     assert run_local("alltoall", nodes, count, dtype) == [0] * nodes
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3])
+def test_alltoall_over_a_nic_per_gpu_delivers_every_block(nodes):
+    assert run_local("alltoall", nodes, 40 * nodes * 4, "bf16", nic_per_gpu=True) == [0] * nodes
+
+
+def test_alltoall_over_a_nic_per_gpu_sends_each_block_on_its_destinations_rail():
+    """NIC d carries exactly the blocks for the peers' GPU d (from every local GPU), crossing no
+    root complex on its way to the NIC; only PXN's hops to GPU d and the local blocks do."""
+    nodes, gpus, block = 3, 4, 40
+    counters, net = [None] * nodes, [None] * nodes
+    assert run_local("alltoall", nodes, block * nodes * gpus, "fp32", gpus=gpus, nic_per_gpu=True,
+                     counters=counters, net=net) == [0] * nodes
+    block_bytes = 4 * block
+    per_rail = (nodes - 1) * gpus * block_bytes          # from each local GPU, to each peer's GPU d
+    for c, rails in zip(counters, net):
+        assert [r["sent"] for r in rails] == [per_rail] * gpus
+        assert [r["received"] for r in rails] == [per_rail] * gpus
+        assert [c[f"nic{i}.tx"] for i in range(gpus)] == [per_rail] * gpus
+        # up through root complexes: the hops (every block not already on its rail's GPU) and the
+        # local blocks between different GPUs, nothing else
+        hops = (nodes - 1) * gpus * (gpus - 1) * block_bytes
+        local = gpus * (gpus - 1) * block_bytes
+        assert sum(v for k, v in c.items() if k.startswith("rc")) == 2 * (hops + local)   # up and down
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))

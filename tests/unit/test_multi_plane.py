@@ -3,6 +3,7 @@ from collections import Counter
 
 import pytest
 
+from cluster.node import NodeParams
 from emu.errors import TopologyError
 from emu.plan import make_plan
 from emu.topo import build
@@ -33,6 +34,15 @@ def test_a_small_multi_plane_lab_routes_each_plane_on_its_own():
     route = next(r for r in c0.routes if r.dst == f"{c1_nic1}/32")
     assert route.nexthops[0][1] == c0.ports[1].ifname
     assert not any(r.dst == f"{c1_nic1}/32" for n in plan.nodes if n.name.startswith("p0-") for r in n.routes)
+    # a GPU per NIC, and each NIC answers from its own address through itself (rails stay on their plane)
+    assert all(h.attrs["gpus"] == 4 for h in topo.hosts())
+    assert [(r.src, r.table) for r in c0.rules] == [(p.addr, 100 + i) for i, p in enumerate(c0.ports)]
+
+
+def test_a_node_has_one_nic_or_one_per_gpu():
+    assert not NodeParams().nic_per_gpu and NodeParams(gpus=4, nics=4).nic_per_gpu
+    with pytest.raises(ValueError, match="one per GPU"):
+        NodeParams(gpus=8, nics=4)
 
 
 def test_planes_must_each_reach_every_host():
