@@ -32,6 +32,11 @@ def reduces(algo: str) -> bool:
     return COLLECTIVE_OF[algo] not in ("alltoall", "allgather", "broadcast")
 
 
+# TCP congestion control of collective traffic. InfiniBand's credit-based links keep every lane
+# backlogged; loss-based cubic is the closer stand-in. The kernel's default here, BBR, paces
+# below the bottleneck: with the node model 2000x faster, so that only the links remain, a tree
+# allreduce on 4 nodes reached 87% of its links' payload rate with BBR and 97% with cubic.
+COLLECTIVE_CC = "cubic"
 RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank's segment, size/ranks
 
 

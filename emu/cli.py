@@ -6,7 +6,7 @@ import time
 import click
 from rich.console import Console
 
-from cluster.collectives import COLLECTIVES, reduces
+from cluster.collectives import COLLECTIVE_CC, COLLECTIVES, reduces
 from emu.errors import EmuError
 from emu.units import format_rate
 
@@ -305,7 +305,8 @@ _BENCH_OPTIONS = [
     click.option("-n", "--iters", default=5, show_default=True),
     click.option("-w", "--warmup", "--warmup_iters", "warmup", default=1, show_default=True),
     click.option("--chunk", type=int, help="pipeline chunk in bytes (default: by algorithm and size)"),
-    click.option("--cc", help="TCP congestion control of the flows (default: the kernel's)"),
+    click.option("--cc", default=COLLECTIVE_CC, show_default=True,
+                 help="TCP congestion control of the flows (cubic: the closest to IB's backlogged lanes)"),
     click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows"),
     click.option("--plot", help="also draw projected busbw against size to this PNG"),
 ]

@@ -9,7 +9,7 @@ by the lab's scale, sizes by scale x dilation, times by dilation. GB/s are 1e9 b
 """
 from dataclasses import dataclass
 
-from cluster.collectives import ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, reduces
+from cluster.collectives import COLLECTIVE_CC, ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, reduces
 from cluster.node import DTYPES, NICS
 from emu.errors import EmuError
 from emu.experiments.nccl_flags import lab_size
@@ -32,7 +32,7 @@ class CollectiveRun:
     iters: int = 5
     warmup: int = 1
     chunk: int | None = None        # default: default_chunk(size)
-    cc: str | None = None
+    cc: str = COLLECTIVE_CC
     timeout_base: float | None = None
     port: int = PORT                # ranks listen here (concurrent runs in one lab need their own)
     dilation: float = 1.0           # emulated time / the real system's
@@ -44,7 +44,7 @@ class CollectiveRun:
 
 
 def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
-                     iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str | None = None,
+                     iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str = COLLECTIVE_CC,
                      on_row=None, timeout_base: float | None = None, port: int = PORT, op: str = "sum",
                      root: int = 0, dilation: float = 1.0, real_sizes: bool = False) -> list[dict]:
     """Rows for `sizes`: bytes per GPU in the lab, or (`real_sizes`) the real system's, which the
