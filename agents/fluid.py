@@ -43,11 +43,13 @@ class Resource:
 class Transfer:
     """A copy in the model. `began` is when it may move (model time: its start, or its last
     predecessor's end); `done_at` is set when its last byte is through."""
-    __slots__ = ("fluid", "uses", "left", "rate", "began", "pending", "dependents", "done_at", "_done")
+    __slots__ = ("fluid", "uses", "path", "left", "rate", "began", "pending", "dependents", "done_at", "_done")
 
     def __init__(self, fluid: "Fluid", uses: dict, nbytes: float, began: float):
         self.fluid = fluid
         self.uses = uses                    # resource -> (weight, directions)
+        # what its fair share depends on: copies with the same path get the same rate
+        self.path = frozenset((r, w) for r, (w, _) in uses.items())
         self.left = float(nbytes)
         self.rate = 0.0
         self.began = began
@@ -165,25 +167,32 @@ class Fluid:
                 self._ready(d)
 
     def _rerate(self) -> None:
-        """Progressive filling over the active copies."""
+        """Progressive filling over the active copies, one step per path they share (many copies
+        cross the same resources: a pipeline's chunks, a node's peers), with its copy count."""
         directions = defaultdict(set)
+        paths = defaultdict(list)
         for t in self.active:
-            t.rate = 0.0
+            paths[t.path].append(t)
             for r, (_, d) in t.uses.items():
                 directions[r] |= d
         room = {r: r.capacity(d) for r, d in directions.items()}
-        growing = list(self.active)
+        rate = dict.fromkeys(paths, 0.0)
+        growing = list(paths)
         while growing:
             weight = defaultdict(float)
-            for t in growing:
-                for r, (w, _) in t.uses.items():
-                    weight[r] += w
+            for path in growing:
+                n = len(paths[path])
+                for r, w in path:
+                    weight[r] += w * n
             delta = min(room[r] / w for r, w in weight.items())
             full = set()
             for r, w in weight.items():
                 room[r] -= w * delta
                 if room[r] <= r.rate * _EPS:
                     full.add(r)
-            for t in growing:
-                t.rate += delta
-            growing = [t for t in growing if not full.intersection(t.uses)]
+            for path in growing:
+                rate[path] += delta
+            growing = [path for path in growing if not any(r in full for r, _ in path)]
+        for path, copies in paths.items():
+            for t in copies:
+                t.rate = rate[path]
