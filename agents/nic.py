@@ -80,10 +80,10 @@ class Mesh:
         self.nics = nics or [(host,) for host, _ in addrs]
         self.connect_timeout = connect_timeout
         self.io_timeout = io_timeout      # a peer that died mid-collective becomes an error, not a hang
-        self.conns: dict[tuple[int, int], Conn] = {}
-        self._incoming: dict[tuple[int, int], queue.Queue] = {}
+        self.conns: dict[tuple[int, int, int], Conn] = {}     # (peer, channel, rail)
+        self._incoming: dict[tuple[int, int, int], queue.Queue] = {}
         self._lock = threading.Lock()
-        self._key_locks: dict[tuple[int, int], threading.Lock] = {}
+        self._key_locks: dict[tuple[int, int, int], threading.Lock] = {}
         host, port = addrs[rank]
         self.listener = sockets.listening(port, tos, cc)
         threading.Thread(target=self._accept, daemon=True).start()
