@@ -39,26 +39,36 @@ def main():
                                      if args.all else [])
     print(f"# 186 MiB per GPU, fp32, run at rates x{args.scale:g} and data x{args.scale * args.dilation:g} "
           f"(dilation {args.dilation:g}); GB/s projected to the real system")
-    print(f"{'algo':<16} {'nodes':>5} {'algbw':>7} {'busbw':>7} {'bound':>7} {'of bound':>8}  {'bound by':<10} "
-          f"{'#wrong':>6} {'wall s':>7}  paper (inter-node GB/s)")
+    print(f"{'algo':<16} {'nodes':>5} {FIGURES_HEADER}  paper (inter-node GB/s)")
     rows = []
     for n in (int(x) for x in args.nodes.split(",")):
         topo = build("leaf-spine", f"ar{n}", leaves=max(1, n // 2), spines=2, hosts_per_leaf=2 if n > 1 else 1,
                      scale=args.scale)
         with Lab.up(topo) as lab:
             for algo in algos:
-                began = time.monotonic()
-                r = bench_collective(lab, algo, sizes=[PAPER_SIZE], iters=args.iters, dilation=args.dilation,
-                                     real_sizes=True)[0]
-                r["wall_s"] = time.monotonic() - began
+                r = timed_run(lab, algo, PAPER_SIZE, args)
                 rows.append(r)
-                print(f"{algo:<16} {n:>5} {r['proj_algbw']:>7.2f} {r['proj_busbw']:>7.2f} "
-                      f"{to_real(r['bound_algbw'], args.scale):>7.2f} "
-                      f"{r['efficiency']:>8.0%}  {r['bound_by']:<10} {r['wrong']:>6} {r['wall_s']:>7.0f}  "
-                      f"{PAPER.get(algo, '')}", flush=True)
+                print(f"{algo:<16} {n:>5} {figures(r, args.scale)}  {PAPER.get(algo, '')}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+
+
+def timed_run(lab, algo: str, size: int, args) -> dict:
+    """One benchmark row of `size` bytes per GPU of the real system, run dilated, with its wall time."""
+    began = time.monotonic()
+    r = bench_collective(lab, algo, sizes=[size], iters=args.iters, dilation=args.dilation, real_sizes=True)[0]
+    r["wall_s"] = time.monotonic() - began
+    return r
+
+
+FIGURES_HEADER = f"{'algbw':>7} {'busbw':>7} {'bound':>7} {'of bound':>8}  {'bound by':<10} {'#wrong':>6} {'wall s':>7}"
+
+
+def figures(r: dict, scale: float) -> str:
+    """A row's projected GB/s, its bound and how close it came, its check and wall time (FIGURES_HEADER)."""
+    return (f"{r['proj_algbw']:>7.2f} {r['proj_busbw']:>7.2f} {to_real(r['bound_algbw'], scale):>7.2f} "
+            f"{r['efficiency']:>8.0%}  {r['bound_by']:<10} {r['wrong']:>6} {r['wall_s']:>7.0f}")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,9 @@ Run as root:  python scripts/bench_alltoall.py
 """
 import argparse
 import json
-import time
 
-from emu.experiments.collectives import bench_collective
+from bench_allreduce import FIGURES_HEADER, figures, timed_run     # the paper check's run and columns
 from emu.lab import Lab
-from emu.report.project import to_real
 from emu.topo import build
 from emu.units import parse_size
 
@@ -48,20 +46,15 @@ def main():
     size = parse_size(args.size)
     print(f"# all-to-all, {args.size} per GPU, fp32, run at rates x{args.scale:g} and data "
           f"x{args.scale * args.dilation:g} (dilation {args.dilation:g}); GB/s projected to the real system")
-    print(f"{'node':<9} {'nodes':>5} {'NICs':>4} {'algbw':>7} {'busbw':>7} {'bound':>7} {'of bound':>8}  "
-          f"{'bound by':<10} {'#wrong':>6} {'wall s':>7}")
+    print(f"{'node':<9} {'nodes':>5} {'NICs':>4} {FIGURES_HEADER}")
     rows = []
     for n in (int(x) for x in args.nodes.split(",")):
         for kind, topology in (("today", today), ("next-gen", next_gen)):
             with Lab.up(topology(n, args.scale)) as lab:
-                began = time.monotonic()
-                r = bench_collective(lab, "alltoall", sizes=[size], iters=args.iters, dilation=args.dilation,
-                                     real_sizes=True)[0]
-                r.update(node=kind, wall_s=time.monotonic() - began, nics=len(lab.node("c0").addrs))
+                r = timed_run(lab, "alltoall", size, args)
+                r.update(node=kind, nics=len(lab.node("c0").addrs))
             rows.append(r)
-            print(f"{kind:<9} {n:>5} {r['nics']:>4} {r['proj_algbw']:>7.2f} {r['proj_busbw']:>7.2f} "
-                  f"{to_real(r['bound_algbw'], args.scale):>7.2f} {r['efficiency']:>8.0%}  {r['bound_by']:<10} "
-                  f"{r['wrong']:>6} {r['wall_s']:>7.0f}", flush=True)
+            print(f"{kind:<9} {n:>5} {r['nics']:>4} {figures(r, args.scale)}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
