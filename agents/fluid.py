@@ -43,13 +43,15 @@ class Resource:
 class Transfer:
     """A copy in the model. `began` is when it may move (model time: its start, or its last
     predecessor's end); `done_at` is set when its last byte is through."""
-    __slots__ = ("fluid", "uses", "path", "left", "rate", "began", "pending", "dependents", "done_at", "_done")
+    __slots__ = ("fluid", "uses", "path", "resources", "directed", "left", "rate", "began", "pending", "dependents", "done_at", "_done")
 
     def __init__(self, fluid: "Fluid", uses: dict, nbytes: float, began: float):
         self.fluid = fluid
         self.uses = uses                    # resource -> (weight, directions)
         # what its fair share depends on: copies with the same path get the same rate
         self.path = frozenset((r, w) for r, (w, _) in uses.items())
+        self.resources = frozenset(uses)
+        self.directed = [(r, d) for r, (_, d) in uses.items() if d]
         self.left = float(nbytes)
         self.rate = 0.0
         self.began = began
@@ -75,6 +77,7 @@ class Fluid:
         self._cond = threading.Condition()
         self.now = time.monotonic()
         self.active: list[Transfer] = []      # moving bytes
+        self._next_end = math.inf               # when the first of them ends, at their rates
         self._clock = None
 
     def start(self, uses, nbytes: float, after=()) -> Transfer:
@@ -86,7 +89,6 @@ class Fluid:
             if direction:
                 merged[resource][1].add(direction)
         with self._cond:
-            self._advance(time.monotonic())
             t = Transfer(self, {r: (w, frozenset(d)) for r, (w, d) in merged.items()}, nbytes, self.now)
             for r, (w, d) in t.uses.items():
                 r.bytes += w * nbytes
@@ -95,9 +97,12 @@ class Fluid:
                 if p is not None and p.done_at is None:
                     p.dependents.append(t)
                     t.pending += 1
-            if not t.pending:
-                self._ready(t)
-                self._rerate()
+            if t.pending:       # it begins when its last predecessor is settled: nothing moves now
+                return t
+            self._advance(time.monotonic())
+            t.began = self.now
+            self._ready(t)
+            self._rerate()
             if self._clock is None:
                 self._clock = threading.Thread(target=self._run, name="node-model", daemon=True)
                 self._clock.start()
@@ -130,8 +135,9 @@ class Fluid:
                 self._cond.wait(None if nxt == math.inf else max(0.0, nxt - time.monotonic()))
 
     def _next_event(self) -> float:
-        """When the next active copy ends, at today's rates."""
-        return min((self.now + t.left / t.rate for t in self.active if t.rate > 0), default=math.inf)
+        """When the next active copy ends, at today's rates (set by _rerate: moving on in time at
+        fixed rates does not change when a copy ends)."""
+        return self._next_end
 
     def _advance(self, to: float) -> None:
         """Move model time to `to`, settling every copy that ends on the way, in order."""
@@ -173,9 +179,14 @@ class Fluid:
         paths = defaultdict(list)
         for t in self.active:
             paths[t.path].append(t)
-            for r, (_, d) in t.uses.items():
+            for r, d in t.directed:
                 directions[r] |= d
-        room = {r: r.capacity(d) for r, d in directions.items()}
+        room = {}
+        for path in paths:
+            for r, _ in path:
+                if r not in room:
+                    room[r] = r.capacity(directions.get(r, ()))
+        resources = {path: copies[0].resources for path, copies in paths.items()}
         rate = dict.fromkeys(paths, 0.0)
         growing = list(paths)
         while growing:
@@ -192,7 +203,8 @@ class Fluid:
                     full.add(r)
             for path in growing:
                 rate[path] += delta
-            growing = [path for path in growing if not any(r in full for r, _ in path)]
+            growing = [path for path in growing if full.isdisjoint(resources[path])]
         for path, copies in paths.items():
             for t in copies:
                 t.rate = rate[path]
+        self._next_end = min((self.now + t.left / t.rate for t in self.active if t.rate > 0), default=math.inf)

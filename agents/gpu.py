@@ -172,13 +172,17 @@ class Gpus:
         uses = [(m.d2h[src], None), (m.root_complex(src), UP), (m.root_complex(dst), DOWN), (m.h2d[dst], None)]
         return self._in_order(("p2p", src, dst), uses, nbytes, after)
 
-    def nvlink(self, src: int, dst: int, sl: slice, reduce=None, after: Transfer | None = None) -> Transfer:
-        """GPU -> paired GPU over the NVLink bridge."""
-        if src // 2 != dst // 2:
-            raise ValueError(f"GPU {src} and GPU {dst} share no NVLink bridge")
-        self.faults.check_gpu(src), self.faults.check_gpu(dst)
-        move(self.mem[src][sl], self.mem[dst][sl], reduce)
-        return self.model.copy([(self.model.nvlink[src // 2], None)], self.mem[src][sl].nbytes, after)
+    def nvlink_swap(self, gpu: int, into_even: slice, into_odd: slice, reduce=None, after=()) -> Transfer:
+        """Both ways over the NVLink bridge of the pair (`gpu`, `gpu` + 1) at once: elements
+        `into_even` from the odd GPU to the even one, `into_odd` from the even GPU to the odd one;
+        `reduce` (a ufunc) combines what arrives with what the receiver holds. One copy in the
+        model: the bridge carries both parts."""
+        even, odd = gpu - gpu % 2, gpu - gpu % 2 + 1
+        self.faults.check_gpu(even), self.faults.check_gpu(odd)
+        move(self.mem[odd][into_even], self.mem[even][into_even], reduce)
+        move(self.mem[even][into_odd], self.mem[odd][into_odd], reduce)
+        nbytes = self.mem[odd][into_even].nbytes + self.mem[even][into_odd].nbytes
+        return self.model.copy([(self.model.nvlink[even // 2], None)], nbytes, *after)
 
     def to_nic(self, gpu: int, nbytes: int, after: Transfer | None = None) -> Transfer:
         """GPU memory read by the NIC (GPUDirect RDMA send): the GPU's PCIe link, then its NIC's path."""

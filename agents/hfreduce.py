@@ -59,13 +59,11 @@ def hfreduce(gpus: Gpus, mesh, chunk_bytes: int = 256 * 1024, nvlink: bool = Fal
             if not nvlink:
                 copies += [gpus.h2d(g, sl, result, read_host=first[g]) for g in range(n_gpus)]
                 continue
-            half = sl.start + (sl.stop - sl.start) // 2
-            lo, hi = slice(sl.start, half), slice(half, sl.stop)
+            lo, hi = halves(sl)
             # GDRCopy: each NUMA node's first pair reads both halves from host memory once.
             for g in sources:
-                down = model.join(gpus.h2d(g, lo, result, read_host=first[g]),
-                                  gpus.h2d(g + 1, hi, result, read_host=first[g]))
-                copies += [gpus.nvlink(g, g + 1, lo, after=down), gpus.nvlink(g + 1, g, hi, after=down)]
+                down = (gpus.h2d(g, lo, result, read_host=first[g]), gpus.h2d(g + 1, hi, result, read_host=first[g]))
+                copies.append(gpus.nvlink_swap(g, into_even=hi, into_odd=lo, after=down))      # the pair's allgather
         wait_all(copies)
 
     run_concurrently([partial(node_sums, gpus, sources, chunks, ready, result, op, nvlink), back_to_gpus,
@@ -84,13 +82,25 @@ def node_sums(gpus: Gpus, sources: list[int], chunks: list[slice], ready, result
     host = {g: np.empty(gpus.count, gpus.dtype) for g in sources}      # D2H staging
     for c, sl in enumerate(chunks):
         throttle(ready, c)
-        t = model.join(*(gpus.nvlink(g + 1, g, sl, reduce=op) for g in sources)) if nvlink else None
-        t = model.join(*(gpus.d2h(g, sl, host[g], after=t) for g in sources))
+        if nvlink:      # each pair reduce-scatters over its bridge, then both send their half D2H
+            lo, hi = halves(sl)
+            ups = []
+            for g in sources:
+                swap = gpus.nvlink_swap(g, into_even=lo, into_odd=hi, reduce=op)
+                ups += [gpus.d2h(g, lo, host[g], after=swap), gpus.d2h(g + 1, hi, host[g], after=swap)]
+        else:
+            ups = [gpus.d2h(g, sl, host[g]) for g in sources]
+        t = model.join(*ups)
         part = result[sl]
         np.copyto(part, host[sources[0]][sl])
         for g in sources[1:]:
             op(part, host[g][sl], out=part)
         ready[c].set(at=model.charge_mem((len(sources) + 1) * part.nbytes, after=t))
+
+
+def halves(sl: slice) -> tuple[slice, slice]:
+    half = sl.start + (sl.stop - sl.start) // 2
+    return slice(sl.start, half), slice(half, sl.stop)
 
 
 def first_of_numa(model: NodeModel, gpus) -> dict[int, bool]:

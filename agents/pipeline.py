@@ -138,17 +138,20 @@ def _up(mesh, tree, channel, buf, chunks, mine, ready, done, cost, op):
     rank = mesh.rank
     kids = [mesh.conn(k, channel) for k in tree.children[rank]]
     parent = mesh.conn(tree.parent[rank], channel) if tree.parent[rank] is not None else None
-    tmp = np.empty_like(buf[: max((chunks[c].stop - chunks[c].start) for c in mine)] if mine else buf[:0])
+    longest = max((chunks[c].stop - chunks[c].start) for c in mine) if mine else 0
+    tmps = [np.empty(longest, buf.dtype) for _ in kids]
     sends = Stream()
     for c in mine:
         sl = chunks[c]
         ready[c].wait()
         part = buf[sl]
-        for kid in kids:
-            incoming = tmp[: part.size]
-            kid.recv_into(incoming)
-            wait_all([cost.recv(incoming.nbytes), cost.reduce(incoming.nbytes)])    # in memory, added
-            op(part, incoming, out=part)
+        charges = []
+        for kid, tmp in zip(kids, tmps):
+            kid.recv_into(tmp[: part.size])
+            charges += [cost.recv(part.nbytes), cost.reduce(part.nbytes)]       # into memory, read to add
+        wait_all(charges)
+        for tmp in tmps:
+            op(part, tmp[: part.size], out=part)
         if parent is not None:
             sends.then(cost.send(part.nbytes))
             parent.send(part)

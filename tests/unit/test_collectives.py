@@ -169,6 +169,19 @@ def test_hfreduce_host_memory_traffic_per_byte(nodes):
         assert counters[2]["hostmem"] / size == pytest.approx(24)
 
 
+def test_hfreduce_with_nvlink_moves_half_per_gpu_each_way():
+    """HFReduce with NVLink: each pair reduce-scatters over its bridge, so both GPUs of a pair send
+    half of the buffer D2H and take half H2D; each root complex (one pair) carries the buffer once
+    each way; each bridge the buffer twice (reduce-scatter, then allgather)."""
+    size = 8192 * 4
+    counters = [None] * 2
+    assert run_local("hfreduce-nvlink", 2, size // 4, "fp32", gpus=8, counters=counters) == [0, 0]
+    for c in counters:
+        assert all(c[f"pcie{g}.{way}"] == size // 2 for g in range(8) for way in ("d2h", "h2d")), c
+        assert all(c[f"rc{r}"] == 2 * size for r in range(4)), c
+        assert all(c[f"nvlink{k}"] == 2 * size for k in range(4)), c
+
+
 ROUNDING = {"fp32": 2.0**-24, "fp16": 2.0**-11, "bf16": 2.0**-8, "fp8": 2.0**-4}   # unit roundoff
 
 
