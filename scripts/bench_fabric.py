@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Bring-up and teardown time of star and leaf-spine labs, beside the raw floor measured in the same run.
+"""Bring-up and teardown time of star and leaf-spine labs and the whole Fire-Flyer 2 network, beside the raw floor measured in the same run.
 
 The floor makes the same namespaces and veth pairs with one `ip -batch`, then
 gives every interface its address and brings it up with one `ip -batch` per
 namespace, and deletes the namespaces with one `ip -batch`: the least any
 namespace emulator must do. The lab adds ownership marks, static neighbours,
 routes, sysctls and the VL queues (HTB + 4 classes + 4 bfifos + 3 u32 filters
-per egress port). Run as root:  python scripts/bench_fabric.py [--repeat 3]
+per egress port). Deleting a namespace returns before the kernel has freed it;
+its cleanup work runs afterwards and slows whatever comes next, so each
+measurement first waits until the CPUs are idle again ("settle", reported for
+the lab's teardown). Run as root:  python scripts/bench_fabric.py [--repeat 3] [--big]
 """
 import argparse
 import statistics
@@ -17,6 +20,7 @@ from emu.fabric.render import render
 from emu.lab import Lab
 from emu.plan import make_plan
 from emu.topo import build
+from emu.topo.loader import load_topology
 
 SHAPES = [
     ("star", 16, dict(hosts=16)),
@@ -25,6 +29,13 @@ SHAPES = [
     ("leaf-spine", 16, dict(leaves=4, spines=2, hosts_per_leaf=4)),
     ("leaf-spine", 64, dict(leaves=8, spines=4, hosts_per_leaf=8)),
     ("leaf-spine", 128, dict(leaves=16, spines=4, hosts_per_leaf=8)),
+]
+# --big: zones of the paper's 40-port switches (20 hosts per leaf, 20 spines at 800) and the whole cluster
+BIG = [
+    ("leaf-spine", 256, dict(leaves=13, spines=7, hosts_per_leaf=20)),
+    ("leaf-spine", 512, dict(leaves=26, spines=13, hosts_per_leaf=20)),
+    ("leaf-spine", 800, dict(leaves=40, spines=20, hosts_per_leaf=20)),
+    ("fire-flyer-2", 1380, "topologies/fire-flyer-2.yaml"),
 ]
 
 
@@ -44,33 +55,55 @@ def floor(topo) -> tuple[float, float]:
     return up, time.perf_counter() - start
 
 
-def lab_times(topo) -> tuple[float, float]:
+def lab_times(topo) -> tuple[float, float, float]:
+    """Seconds to bring the lab up, to tear it down, and for the kernel to settle after."""
     start = time.perf_counter()
     lab = Lab.up(topo)
     up = time.perf_counter() - start
     start = time.perf_counter()
     lab.down()
-    return up, time.perf_counter() - start
+    down = time.perf_counter() - start
+    return up, down, settle()
+
+
+def settle(idle: float = 0.9, window: float = 0.5, limit: float = 120.0) -> float:
+    """Seconds until the CPUs are at least `idle` idle over a `window` (the kernel's namespace
+    cleanup done), at most `limit`."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < limit:
+        before = _cpu()
+        time.sleep(window)
+        after = _cpu()
+        if (after[1] - before[1]) / max(1, after[0] - before[0]) >= idle:
+            break
+    return time.perf_counter() - start
+
+
+def _cpu() -> tuple[int, int]:
+    """(all, idle) jiffies since boot, summed over CPUs."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs per shape; the median is reported")
+    ap.add_argument("--big", action="store_true", help="also 256, 512 and 800 hosts and the whole Fire-Flyer 2 network")
     args = ap.parse_args()
-    print(f"{'shape':<11} {'hosts':>5} {'ns':>4} {'veths':>5} | {'floor up':>8} {'lab up':>7} {'ratio':>5} | "
-          f"{'floor down':>10} {'lab down':>8}")
-    for kind, hosts, params in SHAPES:
-        topo = build(kind, "bench", **params)
+    print(f"{'shape':<12} {'hosts':>5} {'ns':>5} {'veths':>5} | {'floor up':>8} {'lab up':>7} {'ratio':>5} | "
+          f"{'floor down':>10} {'lab down':>8} {'settle':>7}")
+    for kind, hosts, params in SHAPES + (BIG if args.big else []):
+        topo = load_topology(params, name="bench") if isinstance(params, str) else build(kind, "bench", **params)
         floors, labs = [], []
+        settle()
         for _ in range(args.repeat):
             floors.append(floor(topo))
+            settle()
             labs.append(lab_times(topo))
-        f_up = statistics.median(f[0] for f in floors)
-        f_down = statistics.median(f[1] for f in floors)
-        l_up = statistics.median(l[0] for l in labs)
-        l_down = statistics.median(l[1] for l in labs)
-        print(f"{kind:<11} {hosts:>5} {len(topo.nodes()):>4} {len(topo.links()):>5} | {f_up:>7.3f}s {l_up:>6.3f}s "
-              f"{l_up / f_up:>4.1f}x | {f_down:>9.3f}s {l_down:>7.3f}s", flush=True)
+        f_up, f_down = (statistics.median(f[i] for f in floors) for i in (0, 1))
+        l_up, l_down, l_settle = (statistics.median(l[i] for l in labs) for i in (0, 1, 2))
+        print(f"{kind:<12} {hosts:>5} {len(topo.nodes()):>5} {len(topo.links()):>5} | {f_up:>7.3f}s {l_up:>6.3f}s "
+              f"{l_up / f_up:>4.1f}x | {f_down:>9.3f}s {l_down:>7.3f}s {l_settle:>6.1f}s", flush=True)
 
 
 if __name__ == "__main__":

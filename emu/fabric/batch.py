@@ -1,18 +1,29 @@
 """Batched kernel changes: one `ip -batch` / `tc -batch` call per namespace, never one per object."""
 import subprocess
+from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from emu.errors import FabricError
+from emu.fabric.netns import inside
 
 WORKERS = 4     # two cores; the kernel work overlaps with process start-up of the next batch
 
 
 def run_batch(tool: str, lines: list[str], netns: str | None = None, force: bool = False) -> None:
-    """Feed `lines` to `ip -batch -` or `tc -batch -`, in namespace `netns` if given."""
+    """Feed `lines` to `ip -batch -` or `tc -batch -`, in namespace `netns` if given.
+
+    The tool starts inside the namespace (this thread enters it and forks), not with `-n`: `-n`
+    makes each call copy the machine's whole mount table, which holds a bind mount per namespace,
+    so it costs more the more namespaces exist (1.7 ms per call with 100, 4.3 ms with 1,000;
+    entered, 1.4-1.5 ms either way)."""
     if not lines:
         return
-    argv = [tool] + (["-n", netns] if netns else []) + (["-force"] if force else []) + ["-batch", "-"]
-    done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
+    argv = [tool] + (["-force"] if force else []) + ["-batch", "-"]
+    try:
+        with inside(netns) if netns else nullcontext():
+            done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
+    except FileNotFoundError:
+        raise FabricError(f"{tool} -batch failed: namespace {netns} does not exist") from None
     if done.returncode != 0 and not force:
         where = f" in {netns}" if netns else ""
         detail = " / ".join(l for l in done.stderr.splitlines() if l and not l.startswith("Warning"))[:400]

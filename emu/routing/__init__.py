@@ -69,12 +69,16 @@ def compute_routes(topo: Topology, plan: AddressPlan, mode: str | None = None,
     dist = {s: nx.single_source_shortest_path_length(fabric, s) for s in {d.switch for d in dests}}
     tables = {n.name: NodeRoutes([], []) for n in topo.nodes()}
     for sw in topo.switches():
+        neighbours = sorted(fabric[sw.name], key=natural_key)
+        towards: dict[str, tuple] = {}   # a destination's switch -> the neighbours one hop nearer it
         spread: dict[tuple, int] = {}    # candidate set -> destinations spread over it so far
         for d in dests:
             if d.switch == sw.name or sw.name not in dist[d.switch]:
                 continue                 # attached (the connected route covers it), or unreachable
-            here = dist[d.switch][sw.name]
-            candidates = tuple(sorted((y for y in fabric[sw.name] if dist[d.switch][y] == here - 1), key=natural_key))
+            candidates = towards.get(d.switch)
+            if candidates is None:
+                to_d = dist[d.switch]
+                candidates = towards[d.switch] = tuple(y for y in neighbours if to_d[y] == to_d[sw.name] - 1)
             ordinal = spread.get(candidates, 0)
             spread[candidates] = ordinal + 1
             hops = pick(candidates, ordinal)
@@ -92,10 +96,13 @@ def _host_routes(ports: list[Port], dests: list[Destination], dist) -> NodeRoute
     if len(ports) > 1:
         # Multi-homed: leave through the NIC nearest to each destination (ties: the first NIC) ...
         own = {p.addr for p in ports}
+        nearest = {}                     # a destination's switch -> the NIC nearest it
         for d in dests:
             if d.addr in own:
                 continue
-            best = nearest_port(ports, lambda switch: dist[d.switch].get(switch, float("inf")))
+            if d.switch not in nearest:
+                nearest[d.switch] = nearest_port(ports, lambda switch: dist[d.switch].get(switch, float("inf")))
+            best = nearest[d.switch]
             if best is not first:
                 routes.append(Route(f"{d.addr}/32", ((best.peer_addr, best.ifname),)))
         # ... and answer from an address through the NIC that owns it.

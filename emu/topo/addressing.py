@@ -47,12 +47,16 @@ class AddressPlan:
             self.ports[link.a].append(Port(a_if, a_addr, a_mac, link.b, b_if, b_addr, b_mac, node=link.a, link=link))
             self.ports[link.b].append(Port(b_if, b_addr, b_mac, link.a, a_if, a_addr, a_mac, node=link.b, link=link))
         self.owner: dict[str, Port] = {p.addr: p for ports in self.ports.values() for p in ports}
+        self._towards: dict[tuple[str, str], Port] = {}       # (node, peer) -> its first port there
+        for ports in self.ports.values():
+            for p in reversed(ports):
+                self._towards[(p.node, p.peer)] = p
 
     def addrs(self, node: str) -> list[str]:
         return [p.addr for p in self.ports[node]]
 
     def port_to(self, node: str, peer: str) -> Port:
-        return next(p for p in self.ports[node] if p.peer == peer)
+        return self._towards[(node, peer)]
 
 
 def _ifname(topo: Topology, node: str, index: int) -> str:
