@@ -1,4 +1,6 @@
 """The kernel plan, checked without root: marks, queues, routes, sysctls."""
+import pytest
+
 from emu.fabric.render import render
 from emu.plan import lab_mark, make_plan
 from emu.qos import QosPolicy
@@ -54,3 +56,10 @@ def test_host_queues_do_not_drop_but_switch_queues_keep_the_buffer():
     by_node = {ns.node: ns for ns in plan.namespaces}
     assert all(f"bfifo limit {64 * 1024}" in l for l in by_node["sw0"].tc_lines if "bfifo" in l)
     assert all(f"bfifo limit {HOST_QUEUE_BYTES}" in l for l in by_node["c0"].tc_lines if "bfifo" in l)
+
+
+def test_a_batch_for_a_missing_namespace_is_one_line():
+    from emu.errors import FabricError
+    from emu.fabric.batch import run_batch
+    with pytest.raises(FabricError, match="namespace emu-no-such-lab-x does not exist"):
+        run_batch("ip", ["link show"], "emu-no-such-lab-x")

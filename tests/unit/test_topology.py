@@ -33,6 +33,21 @@ def test_builder_counts(kind, params, hosts, switches, links):
     assert (len(t.hosts()), len(t.switches()), len(t.links())) == (hosts, switches, links)
 
 
+def test_the_whole_fire_flyer_2_network():
+    """Section III-B: two 800-port zones of 40-port switches (40 leaves, 20 spines each: 120 of
+    Table III's 122), ~600 compute nodes per zone, 180 storage nodes with a NIC in each zone."""
+    from pathlib import Path
+    t = load_topology(Path(__file__).parents[2] / "topologies" / "fire-flyer-2.yaml")
+    kinds = [n.kind for n in t.nodes()]
+    assert (kinds.count("switch"), kinds.count("compute"), kinds.count("storage")) == (120, 1200, 180)
+    for zone in ("za-", "zb-"):
+        leaves = [n.name for n in t.switches() if n.name.startswith(zone + "leaf")]
+        assert len(leaves) == 40
+        # every leaf: 20 uplinks, and at most 20 host ports (a 40-port switch)
+        assert all(sum(1 for p in t.graph[leaf] if "spine" in p) == 20 for leaf in leaves)
+        assert all(sum(1 for p in t.graph[leaf] if "spine" not in p) <= 20 for leaf in leaves)
+
+
 def test_two_zone_storage_is_dual_homed():
     t = build("two-zone", "ff", leaves=2, spines=2, storage=3)
     for st in (n for n in t.hosts() if n.kind == "storage"):
