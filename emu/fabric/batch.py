@@ -4,7 +4,7 @@ from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from emu.errors import FabricError
-from emu.fabric.netns import inside
+from emu.fabric.netns import inside, netns_path
 
 WORKERS = 4     # two cores; the kernel work overlaps with process start-up of the next batch
 
@@ -18,12 +18,11 @@ def run_batch(tool: str, lines: list[str], netns: str | None = None, force: bool
     entered, 1.4-1.5 ms either way)."""
     if not lines:
         return
+    if netns and not netns_path(netns).exists():
+        raise FabricError(f"{tool} -batch failed: namespace {netns} does not exist")
     argv = [tool] + (["-force"] if force else []) + ["-batch", "-"]
-    try:
-        with inside(netns) if netns else nullcontext():
-            done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
-    except FileNotFoundError:
-        raise FabricError(f"{tool} -batch failed: namespace {netns} does not exist") from None
+    with inside(netns) if netns else nullcontext():
+        done = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
     if done.returncode != 0 and not force:
         where = f" in {netns}" if netns else ""
         detail = " / ".join(l for l in done.stderr.splitlines() if l and not l.startswith("Warning"))[:400]
