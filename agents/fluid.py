@@ -89,6 +89,8 @@ class Fluid:
             if direction:
                 merged[resource][1].add(direction)
         with self._cond:
+            # Settle what has ended by now first: a copy never begins before it is asked for.
+            self._advance(time.monotonic())
             t = Transfer(self, {r: (w, frozenset(d)) for r, (w, d) in merged.items()}, nbytes, self.now)
             for r, (w, d) in t.uses.items():
                 r.bytes += w * nbytes
@@ -97,10 +99,8 @@ class Fluid:
                 if p is not None and p.done_at is None:
                     p.dependents.append(t)
                     t.pending += 1
-            if t.pending:       # it begins when its last predecessor is settled: nothing moves now
+            if t.pending:       # it begins when its last predecessor ends: no rate changes now
                 return t
-            self._advance(time.monotonic())
-            t.began = self.now
             self._ready(t)
             self._rerate()
             if self._clock is None:

@@ -62,6 +62,19 @@ def test_a_copy_after_others_starts_when_they_are_through():
     assert p.bytes == 2 * N and q.bytes == 2 * N
 
 
+def test_a_copy_never_begins_before_it_is_asked_for():
+    """A copy queued behind one that ended (in model time) while the clock thread was held up
+    begins when it is asked for, not when its predecessor ended: Python's lateness shows."""
+    f, r = Fluid(), Resource("r", 1e6)
+    first = f.start([(r, None)], 1000)                  # 1 ms
+    with f._cond:                                       # the clock thread cannot settle it
+        time.sleep(0.005)
+        asked = time.monotonic()
+        second = f.start([(r, None)], 1000, after=(first,))
+    second.wait()
+    assert first.done_at < asked <= second.began
+
+
 def test_crossing_a_resource_twice_counts_twice():
     fluid, p = Fluid(), Resource("p", RATE)
     assert took(fluid.start([(p, "up"), (p, "down")], N)) == pytest.approx(2 * N / RATE, rel=1e-6)
