@@ -556,6 +556,28 @@ def run_cmd(scenario, out, as_json, lab_opt):
     click.echo(str(directory))
 
 
+@main.group("model")
+def model_group():
+    """The flow-level model: the lab's topology, routes and VL weights, flows as fluids (no root)."""
+
+
+@model_group.command("run")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--out", help="run directory (default: runs/<scenario name>-<UTC time>/)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON (with run_dir)")
+def model_run_cmd(scenario, out, as_json):
+    """Play a scenario file's workloads in the flow model; writes a run directory like `emu run`."""
+    from emu.experiments.scenario import load_scenario
+    from emu.model.run import model_run
+    from emu.report.tables import json_rows, run_summary_table
+    summary, directory = model_run(load_scenario(scenario), out)
+    if as_json:
+        click.echo(json_rows({**summary, "run_dir": str(directory)}))
+        return
+    console.print(run_summary_table(summary))
+    click.echo(str(directory))
+
+
 @main.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--json", "as_json", is_flag=True)

@@ -271,7 +271,7 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
                            f"emu down {name}, or give the scenario's topology another name")
         lab.launch().refuse_stale()
         lab.concurrent_runs = True
-        directory = rundir.create(scenario, lab, out)
+        directory = rundir.create(scenario, lab.topology, lab.plan, out)
         run = Run(scenario, lab)
         with lab.flow_control() as flow_control:
             sampler = Sampler(lab.plan, scenario.sample, flow_control and flow_control.paused_seconds)

@@ -28,13 +28,14 @@ import yaml
 FLOW_COLUMNS = ("workload", "src", "dst", "class", "bytes", "start", "end", "ideal", "slowdown")
 
 
-def create(scenario, lab, out: str | None = None) -> Path:
+def create(scenario, topology, plan, out: str | None = None) -> Path:
+    """A new run directory (refused if it exists) holding the scenario, topology and plan."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     directory = Path(out) if out else Path("runs") / f"{scenario.name}-{stamp}"
     directory.mkdir(parents=True, exist_ok=False)
     (directory / "scenario.yaml").write_text(yaml.safe_dump(scenario.doc, sort_keys=False))
-    (directory / "topology.yaml").write_text(yaml.safe_dump(lab.topology.to_dict(), sort_keys=False))
-    (directory / "plan.json").write_text(json.dumps(lab.plan.to_dict()))
+    (directory / "topology.yaml").write_text(yaml.safe_dump(topology.to_dict(), sort_keys=False))
+    (directory / "plan.json").write_text(json.dumps(plan.to_dict()))
     return directory
 
 

@@ -1,0 +1,61 @@
+"""Which egress ports a flow crosses, read from the LabPlan's forwarding tables exactly as the
+kernel would follow them (static d-mod-k collisions included), and what each port offers.
+
+A port is a (node, ifname) egress; `Fabric` numbers them. A multipath route (ECMP) splits a
+flow evenly over its next hops: the model's flows are fluids, so a hash's expected split."""
+import numpy as np
+
+from emu.errors import EmuError
+from emu.plan import LabPlan
+from emu.routing import MAIN_TABLE, port_towards
+from emu.topo.model import Topology
+
+
+class Fabric:
+    def __init__(self, topo: Topology, plan: LabPlan):
+        self.topo, self.plan = topo, plan
+        self.ports = [(n.name, p.ifname) for n in plan.nodes for p in n.ports]
+        self.index = {port: i for i, port in enumerate(self.ports)}
+        self._port = {(n.name, p.ifname): p for n in plan.nodes for p in n.ports}
+        self.rate_bps = np.array([self._port[k].rate_bps for k in self.ports], dtype=float)
+        # HTB's guaranteed rate of each VL on each port: how a port is shared among busy VLs
+        vls = {q.vl for p in self._port.values() for q in p.queues}
+        self.vl_weight = {vl: np.array([next((q.rate_bps for q in self._port[k].queues if q.vl == vl), 0)
+                                        for k in self.ports], dtype=float) for vl in vls}
+        self._fib = {n.name: {r.dst: r.nexthops for r in n.routes if r.table == MAIN_TABLE} for n in plan.nodes}
+        self._addr_of = {(n.name, p.ifname): p.peer_addr for n in plan.nodes for p in n.ports}
+        self._cache: dict[tuple, list] = {}
+
+    def vl_of(self, traffic_class: str) -> int:
+        qos = self.topo.qos
+        return qos.vl_of_sl(qos.sl_of(traffic_class))
+
+    def routes(self, src: str, dst: str) -> list[tuple[list[int], float]]:
+        """(egress ports in order, share of the flow) for every way a flow src -> dst goes."""
+        key = (src, dst)
+        if key not in self._cache:
+            addr = port_towards(self.topo, list(self.plan.node(dst).ports), src).addr
+            self._cache[key] = self._follow(src, addr, dst, [], 1.0, set())
+        return self._cache[key]
+
+    def _follow(self, node: str, addr: str, dst: str, path: list, share: float, seen: set) -> list:
+        if node == dst:
+            return [(path, share)]
+        if node in seen:
+            raise EmuError(f"the forwarding tables loop at {node} towards {dst} ({addr})")
+        fib = self._fib[node]
+        hops = fib.get(f"{addr}/32") or self._attached(node, addr) or fib.get("default")
+        if not hops:
+            raise EmuError(f"{node} has no route to {dst} ({addr})")
+        out = []
+        for _, ifname in hops:
+            port = self._port[(node, ifname)]
+            out += self._follow(port.peer, addr, dst, path + [self.index[(node, ifname)]], share / len(hops),
+                                seen | {node})
+        return out
+
+    def _attached(self, node: str, addr: str):
+        for n in self.plan.node(node).ports:
+            if n.peer_addr == addr:
+                return ((addr, n.ifname),)
+        return None

@@ -1,0 +1,90 @@
+"""A scenario's workloads as the model sees them: rounds of flows between hosts.
+
+A round's flows start together; the next round starts when the last of them ends (a
+collective's iterations, each ending at a barrier). An endless flow (bytes = inf) runs until
+its workload's deadline. Only what crosses the network is here: a node's own hardware (PCIe,
+host memory) does not bound a model run yet.
+"""
+from dataclasses import dataclass, field
+
+from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
+from cluster.dbtree import double_binary_tree
+from emu.errors import EmuError
+
+INF = float("inf")
+
+
+@dataclass
+class Workload:
+    name: str
+    type: str
+    traffic_class: str
+    start: float
+    rounds: list[list[tuple[str, str, float]]]      # (src, dst, bytes) per flow
+    deadline: float | None = None                   # endless flows stop here
+    params: dict = field(default_factory=dict)
+
+
+def collective_flows(algo: str, nodes: list[str], size: int, gpus: int) -> list[tuple[str, str, float]]:
+    """One iteration's node-to-node bytes of `algo` over `nodes` (`size` bytes per GPU)."""
+    n, ranks = len(nodes), len(nodes) * gpus
+    if n < 2:
+        return []
+    if algo == "ring":           # every GPU sends 2 (R-1)/R of its buffer; one ring edge per node pair
+        return [(nodes[i], nodes[(i + 1) % n], 2 * (ranks - 1) / ranks * size) for i in range(n)]
+    if algo in ("tree", "hfreduce", "hfreduce-nvlink"):      # each tree carries half up and half down
+        flows = []
+        for tree in double_binary_tree(n):
+            for child, parent in enumerate(tree.parent):
+                if parent is not None:
+                    flows += [(nodes[child], nodes[parent], size / 2), (nodes[parent], nodes[child], size / 2)]
+        return flows
+    if algo == ALLTOALL:         # each GPU's buffer in one block per GPU of the job
+        return [(a, b, gpus * gpus * size / ranks) for a in nodes for b in nodes if a != b]
+    raise EmuError(f"the model has no traffic pattern for {algo!r} yet (it has ring, tree, hfreduce, "
+                   f"hfreduce-nvlink, alltoall)")
+
+
+def from_steps(scenario, topo) -> list[Workload]:
+    """The scenario's workloads, or one line naming the first the model cannot play."""
+    if scenario.faults or scenario.jobs:
+        raise EmuError(f"{scenario.source}: the model plays workloads only, not faults or scheduled jobs")
+    storage = [n.name for n in topo.hosts() if n.kind == "storage"]
+    out = []
+    for step in scenario.workloads:
+        p, make = step.params, BUILDERS.get(step.type)
+        if make is None:
+            raise EmuError(f"{scenario.source}: workloads.{step.name}: the model cannot play {step.type!r} yet "
+                           f"(it plays {', '.join(BUILDERS)})")
+        out.append(make(step, p, topo, storage))
+    return out
+
+
+def _collective(step, p, topo, storage):
+    algo = p["algo"] if step.type == "allreduce" else ALLTOALL
+    gpus = topo.node(p["nodes"][0]).attrs["gpus"]
+    flows = collective_flows(algo, p["nodes"], p["size"], gpus)
+    return Workload(step.name, step.type, TRAFFIC_CLASS[algo], step.start, [flows] * p["iters"],
+                    params={"algo": algo, "size": p["size"], "ranks": len(p["nodes"]) * gpus})
+
+
+def _bulk(step, p, topo, storage):
+    return Workload(step.name, step.type, p["class"], step.start, [[(p["src"], p["dst"], INF)]],
+                    step.start + step.duration)
+
+
+def _storage_read(step, p, topo, storage):
+    """Each client reads from every storage node at once (chunks striped over all chains)."""
+    flows = [(s, c, INF) for c in p["clients"] for s in storage]
+    return Workload(step.name, step.type, "storage", step.start, [flows], step.start + step.duration)
+
+
+def _storage_write(step, p, topo, storage):
+    """Each client writes `size`, striped over every storage node (one replica, as `emu run`'s
+    shared storage keeps it)."""
+    flows = [(c, s, p["size"] / len(storage)) for c in p["clients"] for s in storage]
+    return Workload(step.name, step.type, "storage", step.start, [flows], params={"clients": len(p["clients"])})
+
+
+BUILDERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _bulk, "storage-read": _storage_read,
+            "storage-write": _storage_write}

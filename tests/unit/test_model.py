@@ -1,0 +1,122 @@
+"""The flow model: max-min rates on hand-checked cases, HTB's VL shares, paths read from the
+plan's forwarding tables, event-driven times, and a run directory like `emu run`'s."""
+import json
+
+import numpy as np
+import pytest
+
+from emu.errors import EmuError
+from emu.experiments.scenario import load_scenario
+from emu.model.maxmin import incidence, max_min, vl_shares
+from emu.model.paths import Fabric
+from emu.model.run import model_run
+from emu.model.simulate import simulate
+from emu.model.workloads import INF, Workload, collective_flows
+from emu.plan import make_plan
+from emu.qos.htb import TCP_PAYLOAD_SHARE
+from emu.report.runs import WORKLOAD_KEYS
+from emu.topo import build
+
+
+def test_two_flows_on_one_link_get_half_each():
+    assert max_min(incidence([[0], [0]], 1), np.array([10.0])) == pytest.approx([5, 5])
+
+
+def test_a_parking_lot_gives_the_long_flow_the_short_flows_share():
+    # one flow over three links, one short flow on each: every link is split in two
+    rates = max_min(incidence([[0, 1, 2], [0], [1], [2]], 3), np.array([10.0, 10.0, 10.0]))
+    assert rates == pytest.approx([5, 5, 5, 5])
+    # the middle link narrower: the long flow takes 2 there, the other short flows get the rest
+    rates = max_min(incidence([[0, 1, 2], [0], [1], [2]], 3), np.array([10.0, 4.0, 10.0]))
+    assert rates == pytest.approx([2, 8, 2, 8])
+
+
+def test_a_flow_held_below_its_share_hands_the_rest_back():
+    # a flow capped at 2 (a sender's own limit) leaves 8 to the other
+    assert max_min(incidence([[0], [0]], 1), np.array([10.0]), np.array([2.0, INF])) == pytest.approx([2, 8])
+
+
+def test_vls_share_a_port_by_weight_and_flows_share_their_vl():
+    weight = {1: np.array([40.0]), 3: np.array([30.0])}
+    rates = vl_shares([[0], [0], [0]], [1, 1, 3], np.array([70.0]), weight)
+    assert rates == pytest.approx([20, 20, 30])       # VL1 40 split in two, VL3 30
+
+
+def test_a_vl_limited_elsewhere_lends_its_share():
+    # VL3's flow is held to 10 by its second port: VL1 takes the other 90 of port 0
+    weight = {1: np.array([40.0, 40.0]), 3: np.array([30.0, 30.0])}
+    rates = vl_shares([[0], [0], [0, 1]], [1, 1, 3], np.array([100.0, 10.0]), weight)
+    assert rates == pytest.approx([45, 45, 10])
+
+
+@pytest.fixture
+def fabric():
+    topo = build("leaf-spine", "mdl", leaves=2, spines=2, hosts_per_leaf=2, scale=0.001)
+    return Fabric(topo, make_plan(topo))
+
+
+def test_paths_follow_the_static_tables_collisions_included(fabric):
+    def ports(src, dst):
+        ((path, share),) = fabric.routes(src, dst)
+        assert share == 1.0
+        return [fabric.ports[i] for i in path]
+    assert ports("c0", "c1") == [("c0", "eth0"), ("leaf0", fabric.plan.node("leaf0").port_to("c1").ifname)]
+    # d-mod-k: c2 and c3 are reached over different spines; c0 to c2 and c1 to c2 share one uplink
+    up = {ports(src, "c2")[1] for src in ("c0", "c1")}
+    assert len(up) == 1
+    assert ports("c0", "c2")[1] != ports("c0", "c3")[1]
+
+
+def test_a_ring_takes_its_bytes_over_the_payload_rate(fabric):
+    size, nodes = 2**20, ["c0", "c1", "c2", "c3"]
+    flows = collective_flows("ring", nodes, size, gpus=8)
+    assert flows[0] == ("c0", "c1", 2 * 31 / 32 * size)
+    out = simulate(fabric, [Workload("ar", "allreduce", "nccl", 0.0, [flows] * 3)])
+    payload = 200e9 * 0.001 / 8 * TCP_PAYLOAD_SHARE
+    assert out.rounds["ar"][-1][1] == pytest.approx(3 * 2 * 31 / 32 * size / payload)
+    assert out.ideal_round["ar"] == pytest.approx(2 * 31 / 32 * size / payload)
+
+
+def test_a_bulk_flow_shares_a_port_with_a_ring_and_stops_at_its_deadline(fabric):
+    flows = collective_flows("ring", ["c0", "c1", "c2", "c3"], 2**20, gpus=8)
+    out = simulate(fabric, [Workload("ar", "allreduce", "nccl", 0.0, [flows] * 2),
+                            Workload("bulk", "bulk", "nccl", 0.0, [[("c1", "c0", INF)]], 0.5)])
+    alone = simulate(fabric, [Workload("ar", "allreduce", "nccl", 0.0, [flows] * 2)])
+    assert out.rounds["ar"][-1][1] > alone.rounds["ar"][-1][1] * 1.5    # c1 -> c0 shares c1's NIC with the ring
+    (bulk,) = [f for f in out.flows if f.workload == "bulk"]
+    assert bulk.end == pytest.approx(0.5)
+
+
+SCENARIO = {"name": "mdl-run", "topology": {"name": "mdl", "scale": 0.001,
+                                            "fabric": {"type": "leaf-spine", "leaves": 2, "spines": 2,
+                                                       "hosts_per_leaf": 2, "storage_per_leaf": 1}},
+            "duration": "1s", "sample": "100ms",
+            "workloads": [{"name": "ar", "type": "allreduce", "start": "0s", "algo": "hfreduce",
+                           "nodes": ["c0", "c2"], "size": "1M", "iters": 3},
+                          {"name": "reads", "type": "storage-read", "start": "0s", "duration": "1s",
+                           "clients": ["c1"]},
+                          {"name": "bulk", "type": "bulk", "start": "0.2s", "duration": "0.5s", "src": "c3",
+                           "dst": "c0", "class": "other"}]}
+
+
+def test_a_model_run_leaves_a_run_directory_like_emu_runs(tmp_path):
+    summary, directory = model_run(load_scenario(SCENARIO), str(tmp_path / "run"))
+    assert json.loads((directory / "summary.json").read_text())["workloads"] == summary["workloads"]
+    assert {"workloads", "links", "drops_by_vl", "flow_control", "faults", "sampler"} <= set(summary)
+    by_name = {w["name"]: w for w in summary["workloads"]}
+    assert set(by_name) == {"ar", "reads", "bulk"}
+    for w in by_name.values():
+        assert w["outcome"] == "ok" and set(w) - {"name", "type", "outcome", "end_s"} <= set(WORKLOAD_KEYS)
+    assert by_name["ar"]["algbw"] > 0 and by_name["bulk"]["goodput_bps"] > 0
+    # the reads fill c1's NIC less the headers: the wire counters say so
+    assert by_name["reads"]["goodput_bps"] == pytest.approx(200e9 * 0.001 * TCP_PAYLOAD_SHARE, rel=0.01)
+    link = next(l for l in summary["links"] if l["node"] == "leaf0" and l["peer"] == "c1")
+    assert link["util_mean"] == pytest.approx(1.0, abs=0.02)
+    assert (directory / "utilisation.png").exists() and (directory / "report.md").exists()
+
+
+def test_the_model_refuses_what_it_cannot_play_in_one_line(tmp_path):
+    doc = {**SCENARIO, "workloads": [{"name": "cp", "type": "checkpoint", "start": "0s", "node": "c0"}]}
+    with pytest.raises(EmuError, match="workloads.cp: the model cannot play 'checkpoint' yet"):
+        model_run(load_scenario(doc), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
