@@ -578,6 +578,26 @@ def model_run_cmd(scenario, out, as_json):
     click.echo(str(directory))
 
 
+@main.command("sweep")
+@click.argument("grid", type=click.Path(dir_okay=False))
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: the points one after another here; ray: on Ray workers that advertise emu_host")
+@click.option("--engine", type=click.Choice(["lab", "model"]), default="lab", show_default=True,
+              help="lab: each point in its own lab (root); model: in the flow model")
+@click.option("--out", help="sweep directory (default: runs/sweep-<grid name>-<UTC time>/)")
+def sweep_cmd(grid, executor, engine, out):
+    """Run a scenario over a grid of parameters (GRID.yaml: scenario, grid); prints the sweep directory last."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from emu.experiments.sweep import load_grid, sweep
+    docs, _, _ = load_grid(grid)            # every point checked before anything runs
+    with Progress(f"sweeping {len(docs)} points", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("sweep", total=len(docs))
+        directory = sweep(grid, out, executor, engine, lambda done, total: bar.update(task, completed=done))
+    click.echo((directory / "sweep.md").read_text())
+    click.echo(str(directory))
+
+
 @main.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 @click.option("--json", "as_json", is_flag=True)

@@ -21,7 +21,7 @@ fi
 stamp="$ROOT/.venv/.installed-pyproject"
 if ! cmp -s "$ROOT/pyproject.toml" "$stamp"; then
     echo "installing emu and its dependencies into .venv (pip)"
-    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+    "$ROOT/.venv/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test,sweep]"
     cp "$ROOT/pyproject.toml" "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
