@@ -13,14 +13,17 @@ share a VL leaves unused to the VLs that want more, until nothing moves.
 import numpy as np
 from scipy import sparse
 
+from emu.qos.policy import MAX_VL
+
 _EPS = 1e-9
+_VLS = MAX_VL + 1
 
 
 def incidence(paths: list[list[int]], n_resources: int) -> sparse.csr_matrix:
     """Flows x resources, 1 where a flow crosses a resource."""
-    rows = np.repeat(np.arange(len(paths)), [len(p) for p in paths])
-    cols = np.fromiter((r for p in paths for r in p), dtype=np.int64, count=len(rows))
-    return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(paths), n_resources))
+    indptr = np.concatenate([[0], np.cumsum([len(p) for p in paths])]).astype(np.int64)
+    cols = np.fromiter((r for p in paths for r in p), dtype=np.int64, count=int(indptr[-1]))
+    return sparse.csr_matrix((np.ones(len(cols)), cols, indptr), shape=(len(paths), n_resources))
 
 
 def max_min(crossing: sparse.csr_matrix, capacity: np.ndarray, cap: np.ndarray | None = None) -> np.ndarray:
@@ -49,30 +52,34 @@ def max_min(crossing: sparse.csr_matrix, capacity: np.ndarray, cap: np.ndarray |
     return rate
 
 
-def vl_shares(paths: list[list[int]], vls: list[int], port_rate: np.ndarray, weight: dict[int, np.ndarray],
+def vl_shares(ports: sparse.csr_matrix, vls: np.ndarray, port_rate: np.ndarray, weight: dict[int, np.ndarray],
               cap: np.ndarray | None = None, rounds: int = 50) -> np.ndarray:
-    """Rates of flows that cross ports (`paths`: port indices) in VLs `vls`, each port shared
-    among its VLs as HTB shares it (`weight[vl][port]`: the VL's weight there) and within a VL
-    max-min."""
+    """Rates of flows that cross ports (`ports`: flows x ports, as `incidence` makes it) in VLs
+    `vls`, each port shared among its VLs as HTB shares it (`weight[vl][port]`: the VL's weight
+    there) and within a VL max-min."""
     n_ports = len(port_rate)
-    keys = sorted({(p, vl) for path, vl in zip(paths, vls) for p in path})
-    index = {k: i for i, k in enumerate(keys)}
-    crossing = incidence([[index[(p, vl)] for p in path] for path, vl in zip(paths, vls)], len(keys))
-    port_of = np.array([p for p, _ in keys], dtype=np.int64)
-    w = np.array([weight[vl][p] for p, vl in keys], dtype=float)
-    wanting = np.ones(len(keys), bool)          # (port, VL) pairs that may take more than they have
-    fixed = np.zeros(len(keys))                 # what a satisfied pair keeps: what it uses
-    rate = np.zeros(len(paths))
+    vls = np.asarray(vls, dtype=np.int64)
+    # one resource per (port, VL) some flow uses, numbered port * _VLS + VL, then compacted
+    keys = ports.indices.astype(np.int64) * _VLS + np.repeat(vls, np.diff(ports.indptr))
+    used, column = np.unique(keys, return_inverse=True)
+    crossing = sparse.csr_matrix((np.ones(len(keys)), column, ports.indptr), shape=(ports.shape[0], len(used)))
+    port_of, vl_of = used // _VLS, used % _VLS
+    w = np.zeros(len(used))
+    for vl, by_port in weight.items():
+        w[vl_of == vl] = by_port[port_of[vl_of == vl]]
+    wanting = np.ones(len(used), bool)          # (port, VL) pairs that may take more than they have
+    fixed = np.zeros(len(used))                 # what a satisfied pair keeps: what it uses
+    rate = np.zeros(ports.shape[0])
     for _ in range(rounds):
         # each port's rate less what satisfied VLs use, split by weight among the wanting ones
         spare = np.asarray(port_rate, float) - np.bincount(port_of, fixed * ~wanting, n_ports)
         wsum = np.bincount(port_of, w * wanting, n_ports)
         share = np.where(wanting, spare[port_of] * w / np.where(wsum[port_of] > 0, wsum[port_of], 1), fixed)
         rate = max_min(crossing, share, cap)
-        used = crossing.T @ rate
-        satisfied = wanting & (used < share * (1 - 1e-6))
+        used_rate = crossing.T @ rate
+        satisfied = wanting & (used_rate < share * (1 - 1e-6))
         if not satisfied.any():
             break
-        fixed = np.where(satisfied, used, fixed)
+        fixed = np.where(satisfied, used_rate, fixed)
         wanting &= ~satisfied
     return rate

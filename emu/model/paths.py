@@ -34,7 +34,8 @@ class Fabric:
         """(egress ports in order, share of the flow) for every way a flow src -> dst goes."""
         key = (src, dst)
         if key not in self._cache:
-            addr = port_towards(self.topo, list(self.plan.node(dst).ports), src).addr
+            ports = self.plan.node(dst).ports
+            addr = ports[0].addr if len(ports) == 1 else port_towards(self.topo, list(ports), src).addr
             self._cache[key] = self._follow(src, addr, dst, [], 1.0, set())
         return self._cache[key]
 

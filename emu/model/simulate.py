@@ -3,27 +3,20 @@ deadline passes) every flow moves at its max-min rate; each event re-solves the 
 
 Rates are TCP payload: a port carries at most TCP_PAYLOAD_SHARE of its rate in data (the rest
 is headers), and its counters count wire bytes, as the lab's do. Times are seconds from the
-run's start, at the lab's scale (the same numbers `emu run` measures)."""
+run's start, at the lab's scale (the same numbers `emu run` measures). A flow over several
+routes (ECMP) moves as one part per route; parts live in arrays, so an event costs a few
+sparse products whatever the number of flows."""
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import sparse
 
-from emu.model.maxmin import vl_shares
+from emu.model.maxmin import incidence, vl_shares
 from emu.model.paths import Fabric
 from emu.model.workloads import INF, Workload
 from emu.qos.htb import TCP_PAYLOAD_SHARE
 
-_DONE = 1e-9        # a flow with this share of its bytes left is through
-
-
-@dataclass
-class Part:
-    """One route of one flow (a flow over ECMP has several)."""
-    flow: int
-    path: list[int]
-    vl: int
-    left: float
-    rate: float = 0.0
+_DONE = 1e-9        # a part with this share of its bytes left is through
 
 
 @dataclass
@@ -35,7 +28,6 @@ class FlowRecord:
     start: float
     bytes: float = 0.0
     end: float | None = None
-    parts: int = 0
 
 
 @dataclass
@@ -49,73 +41,105 @@ class Outcome:
     ideal_round: dict[str, float] = field(default_factory=dict)   # a round alone on the fabric
 
 
+class _Parts:
+    """The moving parts: route (a row of ports), VL, bytes left, flow and workload of each."""
+
+    def __init__(self, n_ports: int):
+        self.n_ports = n_ports
+        self.ports = sparse.csr_matrix((0, n_ports))
+        self.vl = np.zeros(0, np.int64)
+        self.left = np.zeros(0)
+        self.flow = np.zeros(0, np.int64)
+        self.workload = np.zeros(0, np.int64)
+
+    def add(self, paths, vl, left, flow, workload) -> None:
+        self.ports = sparse.vstack([self.ports, incidence(paths, self.n_ports)], format="csr")
+        self.vl = np.concatenate([self.vl, np.full(len(paths), vl)])
+        self.left = np.concatenate([self.left, left])
+        self.flow = np.concatenate([self.flow, flow])
+        self.workload = np.concatenate([self.workload, np.full(len(paths), workload)])
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.ports = self.ports[mask]
+        self.vl, self.left, self.flow, self.workload = self.vl[mask], self.left[mask], self.flow[mask], \
+            self.workload[mask]
+
+    def __len__(self):
+        return len(self.left)
+
+
 def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = TCP_PAYLOAD_SHARE,
              ideal: bool = True) -> Outcome:
     capacity = fabric.rate_bps / 8 * payload_share
     vls = sorted(fabric.vl_weight)
-    column = {vl: i for i, vl in enumerate(vls)}
+    column = np.full(max(vls) + 1, -1)
+    column[vls] = np.arange(len(vls))
     wire = np.zeros((len(fabric.ports), len(vls)))
     flows: list[FlowRecord] = []
-    parts: list[Part] = []
+    moved_of: list[float] = []
+    parts = _Parts(len(fabric.ports))
     rounds: dict[str, list] = {w.name: [] for w in workloads}
-    next_round = {w.name: 0 for w in workloads}
-    waiting = sorted(workloads, key=lambda w: w.start)
+    next_round = [0] * len(workloads)
+    deadline = np.array([w.deadline if w.deadline is not None else INF for w in workloads])
+    waiting = sorted(range(len(workloads)), key=lambda i: workloads[i].start)
     t, times, samples = 0.0, [0.0], [wire.copy()]
 
-    def start_round(w: Workload, now: float) -> None:
-        i = next_round[w.name]
-        if i >= len(w.rounds) or (w.deadline is not None and now >= w.deadline):
+    def start_round(i: int, now: float) -> None:
+        w = workloads[i]
+        if next_round[i] >= len(w.rounds) or now >= deadline[i]:
             return
-        next_round[w.name] = i + 1
-        rounds[w.name].append([now, None])
-        vl = fabric.vl_of(w.traffic_class)
-        for src, dst, nbytes in w.rounds[i]:
+        flows_of_round = w.rounds[next_round[i]]
+        next_round[i] += 1
+        rounds[w.name].append([now, None if flows_of_round else now])
+        paths, left, owner = [], [], []
+        for src, dst, nbytes in flows_of_round:
             flows.append(FlowRecord(w.name, src, dst, w.traffic_class, now))
+            if src == dst:                  # nothing crosses the network
+                flows[-1].end = now
+                continue
             for path, share in fabric.routes(src, dst):
-                parts.append(Part(len(flows) - 1, path, vl, nbytes * share))
-                flows[-1].parts += 1
-        if not w.rounds[i]:
-            rounds[w.name][-1][1] = now
+                paths.append(path), left.append(nbytes * share), owner.append(len(flows) - 1)
+        parts.add(paths, fabric.vl_of(w.traffic_class), np.array(left, float), np.array(owner, np.int64), i)
 
-    by_name = {w.name: w for w in workloads}
+    flow_bytes = np.zeros(0)
     while True:
-        while waiting and waiting[0].start <= t:
+        while waiting and workloads[waiting[0]].start <= t:
             start_round(waiting.pop(0), t)
-        if not parts:
+        if len(flow_bytes) < len(flows):
+            flow_bytes = np.concatenate([flow_bytes, np.zeros(len(flows) - len(flow_bytes))])
+        if not len(parts):
             if not waiting:
                 break
-            t = waiting[0].start
+            t = workloads[waiting[0]].start
             continue
-        rates = vl_shares([p.path for p in parts], [p.vl for p in parts], capacity, fabric.vl_weight)
-        ends = [t + p.left / r for p, r in zip(parts, rates) if r > 0 and p.left < INF]
-        deadlines = [w.deadline for w in workloads if w.deadline is not None and w.deadline > t]
-        nxt = min(ends + deadlines + ([waiting[0].start] if waiting else []), default=INF)
+        rate = vl_shares(parts.ports, parts.vl, capacity, fabric.vl_weight)
+        finite = (rate > 0) & np.isfinite(parts.left)
+        ends = t + parts.left[finite] / rate[finite]
+        nxt = min(ends.min(initial=INF), deadline[deadline > t].min(initial=INF),
+                  workloads[waiting[0]].start if waiting else INF)
         if nxt == INF:
             raise RuntimeError("the model's flows cannot move: a flow crosses a port of rate 0")
-        dt = nxt - t
-        for p, r in zip(parts, rates):
-            moved = r * dt
-            p.left -= moved
-            flows[p.flow].bytes += moved
-            wire[p.path, column[p.vl]] += moved / payload_share
+        moved = rate * (nxt - t)
+        parts.left = parts.left - moved
+        flow_bytes += np.bincount(parts.flow, moved, len(flows))
+        by_vl = sparse.csr_matrix((moved / payload_share, (np.arange(len(parts)), column[parts.vl])),
+                                  shape=(len(parts), len(vls)))
+        wire += (parts.ports.T @ by_vl).toarray()
         t = nxt
         times.append(t), samples.append(wire.copy())
-        still = []
-        for p in parts:
-            w = by_name[flows[p.flow].workload]
-            over = w.deadline is not None and t >= w.deadline
-            if p.left <= _DONE * max(1.0, flows[p.flow].bytes) or over:
-                record = flows[p.flow]
-                record.parts -= 1
-                if not record.parts:
-                    record.end = t
-            else:
-                still.append(p)
-        ended = {flows[p.flow].workload for p in parts} - {flows[p.flow].workload for p in still}
-        parts = still
-        for name in ended:          # a workload's round is through: the next one starts now
-            rounds[name][-1][1] = t
-            start_round(by_name[name], t)
+        through = (parts.left <= _DONE * np.maximum(1.0, flow_bytes[parts.flow])) | (deadline[parts.workload] <= t)
+        if not through.any():
+            continue
+        active_before = set(parts.workload.tolist())
+        open_flows = set(parts.flow[~through].tolist())
+        for f in set(parts.flow[through].tolist()) - open_flows:
+            flows[f].end = t
+        parts.keep(~through)
+        for i in sorted(active_before - set(parts.workload.tolist())):     # a round is through
+            rounds[workloads[i].name][-1][1] = t
+            start_round(i, t)
+    for record, nbytes in zip(flows, flow_bytes):
+        record.bytes = float(nbytes)
     outcome = Outcome(flows, {k: [tuple(r) for r in v] for k, v in rounds.items()}, times, samples, vls, t)
     if ideal:
         outcome.ideal_round = {w.name: _alone(fabric, w, payload_share) for w in workloads if w.rounds and w.rounds[0]}

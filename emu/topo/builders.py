@@ -1,5 +1,5 @@
-"""Topology generators: star, two-layer leaf-spine (fat-tree), the paper's two-zone design and its
-next-generation multi-plane network (section IX).
+"""Topology generators: star, two-layer leaf-spine (fat-tree), a three-layer fat-tree, the paper's
+two-zone design and its next-generation multi-plane network (section IX).
 
 Each builder adds nodes and links to a Topology and is reachable from YAML as
 `fabric: {type: NAME, ...params}` and from Python as `build(NAME, name=..., **params)`.
@@ -61,6 +61,27 @@ def two_zone(topo: Topology, leaves: int = 2, spines: int = 2, hosts_per_leaf: i
         topo.add_link(f"za-spine{s}", f"zb-spine{s}")
 
 
+def three_layer(topo: Topology, pods: int = 2, leaves_per_pod: int = 2, spines_per_pod: int = 2, cores: int = 2,
+                hosts_per_leaf: int = 2) -> None:
+    """A three-layer fat-tree (the paper's Table III alternative): in each pod every leaf links to
+    every spine; spine j of every pod links to every core of core group j mod G, where the
+    `cores` form G = cores / (uplinks per spine) groups and a spine has as many uplinks as its
+    pod has leaves. The paper's 1,600-port case: 4 pods of 20 leaves and 20 spines, 40 cores."""
+    per_group = leaves_per_pod
+    if not per_group or cores % per_group or spines_per_pod % (cores // per_group or 1):
+        raise TopologyError(topo.source, "fabric.cores", f"must be a multiple of leaves_per_pod ({leaves_per_pod}) "
+                                                         f"whose groups divide spines_per_pod ({spines_per_pod})")
+    groups = cores // per_group
+    for c in range(cores):
+        topo.add_node(f"core{c}", "switch")
+    for p in range(pods):
+        leaf_spine(topo, leaves_per_pod, spines_per_pod, hosts_per_leaf, prefix=f"p{p}-")
+        for j in range(spines_per_pod):
+            g = j % groups
+            for c in range(g * per_group, (g + 1) * per_group):
+                topo.add_link(f"p{p}-spine{j}", f"core{c}")
+
+
 def multi_plane_layout(planes: int, radix: int, nics: int, nodes: int | None = None):
     """Section IX's next-generation network as a layout: `planes` two-layer fat-trees of
     `radix`-port switches (each plane: up to `radix` leaves with radix/2 ports down and radix/2 up,
@@ -110,7 +131,7 @@ def multi_plane(topo: Topology, planes: int = 2, radix: int = 4, nics: int = 2, 
 
 
 BUILDERS = {"star": star, "leaf-spine": leaf_spine, "fat-tree": leaf_spine, "two-zone": two_zone,
-            "multi-plane": multi_plane}
+            "three-layer": three_layer, "multi-plane": multi_plane}
 
 
 def apply_builder(topo: Topology, kind: str, params: dict, key: str = "fabric") -> Topology:

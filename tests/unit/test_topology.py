@@ -1,5 +1,6 @@
 import textwrap
 
+import networkx as nx
 import pytest
 
 from emu.errors import TopologyError
@@ -46,6 +47,22 @@ def test_the_whole_fire_flyer_2_network():
         # every leaf: 20 uplinks, and at most 20 host ports (a 40-port switch)
         assert all(sum(1 for p in t.graph[leaf] if "spine" in p) == 20 for leaf in leaves)
         assert all(sum(1 for p in t.graph[leaf] if "spine" not in p) <= 20 for leaf in leaves)
+
+
+def test_table_threes_three_layer_fat_tree_of_1600_ports_has_200_switches():
+    """Table III: 1,600 access points in a three-layer fat-tree of 40-port switches: 40 core and
+    160 spine and leaf switches. Every switch uses all 40 ports; every leaf reaches every core."""
+    t = build("three-layer", "tl", pods=4, leaves_per_pod=20, spines_per_pod=20, cores=40, hosts_per_leaf=20)
+    names = [n.name for n in t.switches()]
+    assert len(t.hosts()) == 1600 and len(names) == 200
+    assert sum(1 for n in names if n.startswith("core")) == 40
+    assert all(len(t.graph[n]) == 40 for n in names)
+    assert nx.shortest_path_length(t.graph, "p0-leaf0", "p3-leaf19") == 4     # leaf, spine, core, spine, leaf
+
+
+def test_a_three_layer_fat_tree_refuses_cores_that_do_not_form_groups():
+    with pytest.raises(TopologyError, match="fabric.cores"):
+        build("three-layer", "tl", pods=2, leaves_per_pod=4, spines_per_pod=4, cores=6)
 
 
 def test_two_zone_storage_is_dual_homed():
