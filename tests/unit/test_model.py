@@ -38,14 +38,14 @@ def test_a_flow_held_below_its_share_hands_the_rest_back():
 
 def test_vls_share_a_port_by_weight_and_flows_share_their_vl():
     weight = {1: np.array([40.0]), 3: np.array([30.0])}
-    rates = vl_shares([[0], [0], [0]], [1, 1, 3], np.array([70.0]), weight)
+    rates = vl_shares(incidence([[0], [0], [0]], 1), [1, 1, 3], np.array([70.0]), weight)
     assert rates == pytest.approx([20, 20, 30])       # VL1 40 split in two, VL3 30
 
 
 def test_a_vl_limited_elsewhere_lends_its_share():
     # VL3's flow is held to 10 by its second port: VL1 takes the other 90 of port 0
     weight = {1: np.array([40.0, 40.0]), 3: np.array([30.0, 30.0])}
-    rates = vl_shares([[0], [0], [0, 1]], [1, 1, 3], np.array([100.0, 10.0]), weight)
+    rates = vl_shares(incidence([[0], [0], [0, 1]], 2), [1, 1, 3], np.array([100.0, 10.0]), weight)
     assert rates == pytest.approx([45, 45, 10])
 
 
