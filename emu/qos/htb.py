@@ -54,8 +54,14 @@ def port_queues(rate_bps: int, buffer_bytes: int, policy: QosPolicy, gate: bool 
     vls = policy.vls()
     weights = {vl: policy.vlarb[vl] for vl in vls} if policy.isolation else {0: 1}
     total, smallest = sum(weights.values()), min(weights.values())
+    # HTB lends spare rate round-robin, a quantum per class and turn, but sends whole packets: a
+    # quantum below one GSO burst lets every class send one burst a turn, an equal split whatever
+    # the weights (measured: 44/64/84 Mbit/s for weights 10:20:30 with 1-frame quanta; 33/64/95
+    # with these, as the weights say). The smallest weight gets one burst a turn; weights more
+    # than 16x apart hit HTB's quantum limit and lend less unevenly than they say.
     return tuple(VLQueue(vl, max(1, rate_bps * weights[vl] // total), rate_bps,
-                         min(MAX_QUANTUM, MTU_FRAME * weights[vl] // smallest), BURST_BYTES, buffer_bytes, gate)
+                         min(MAX_QUANTUM, GSO_SEGS * MTU_FRAME * weights[vl] // smallest), BURST_BYTES, buffer_bytes,
+                         gate)
                  for vl in vls)
 
 

@@ -4,7 +4,7 @@ import pytest
 from emu.fabric.render import render
 from emu.plan import lab_mark, make_plan
 from emu.qos import QosPolicy
-from emu.qos.htb import port_commands
+from emu.qos.htb import GSO_SEGS, MTU_FRAME, port_commands, port_queues
 from emu.topo import build
 
 
@@ -26,6 +26,14 @@ def test_vl_queues_follow_weights():
     assert sum("bfifo limit 65536" in l for l in lines) == 4
     tos = sorted(l.split("match ip tos ")[1].split()[0] for l in lines if "u32" in l)
     assert tos == ["0x20", "0x40", "0x60"]
+
+
+def test_spare_rate_is_lent_by_weight_not_by_packet():
+    # HTB sends at least one packet a turn: a quantum below one GSO burst lends equally
+    queues = port_queues(10**9, 65536, QosPolicy())
+    assert min(q.quantum for q in queues) == GSO_SEGS * MTU_FRAME
+    weights = QosPolicy().vlarb
+    assert {q.vl: q.quantum * weights[0] // weights[q.vl] for q in queues} == dict.fromkeys(weights, GSO_SEGS * MTU_FRAME)
 
 
 def test_isolation_off_is_one_queue():
