@@ -17,7 +17,7 @@ from emu.control.adaptive import AdaptiveRouter
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.jobs import JobQueue
-from emu.experiments.scenario import Scenario, Step
+from emu.experiments.scenario import NEEDS_STORAGE, Scenario, Step
 from emu.experiments.storage import SharedStorage, checkpoint, incast
 from emu.experiments.training import train
 from emu.lab import Lab
@@ -277,6 +277,8 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
             sampler = Sampler(lab.plan, scenario.sample, flow_control and flow_control.paused_seconds)
             router = None
             try:
+                if any(step.type in NEEDS_STORAGE for step in scenario.workloads):
+                    run.storage()       # services up before the clock starts: a workload at 0 s reads at 0 s
                 sampler.start()
                 run.t0 = sampler.start_time
                 run.event("run", what="start", scenario=scenario.name, lab=lab.name)

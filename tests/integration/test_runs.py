@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ import pytest
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.runner import run_scenario
 from emu.experiments.scenario import load_scenario
+from emu.experiments.storage import StorageCluster
 from emu.metrics.sampler import Sampler
 from emu.topo import build
 
@@ -150,3 +152,21 @@ def test_a_killed_storage_service_ends_the_reads_in_one_line(tmp_path, run_lab_n
     assert "is down" in reads["error"] or "killed" in reads["error"] or "failed" in reads["error"], reads
     (fault,) = summary["faults"]
     assert fault["fault"] == "kill" and "agents.fs3.storage" in fault["killed"]
+
+
+def test_a_workload_at_zero_seconds_starts_at_zero_not_after_the_storage_services(tmp_path, make_lab, lab_name):
+    # the storage services start before the run's clock: reads at 0 s begin once their file is
+    # written (0.4 s here), not after the services come up (1.3 s, when they started on the timeline)
+    doc = {"name": "early", "duration": "2s", "sample": "100ms",
+           "topology": {"name": lab_name, "scale": 0.001, "fabric": {"type": "leaf-spine", "leaves": 2, "spines": 1,
+                                                                    "hosts_per_leaf": 2, "storage_per_leaf": 2}},
+           "workloads": [{"name": "reads", "type": "storage-read", "start": "0s", "duration": "2s",
+                          "clients": ["c0"], "size": "1M"}]}
+    spec = load_scenario(doc)
+    lab = make_lab(spec.topology)
+    began = time.monotonic()
+    with StorageCluster(lab):            # the baseline: how long the services take to come up here
+        services_s = time.monotonic() - began
+    _, directory = run_scenario(spec, str(tmp_path / "run"), lab_name=lab_name)
+    reads = [f for f in pq.read_table(directory / "flows.parquet").to_pylist() if f["workload"] == "reads"]
+    assert reads and min(f["start"] for f in reads) < services_s, (min(f["start"] for f in reads), services_s)
