@@ -543,12 +543,17 @@ def run_cmd(scenario, out, as_json, lab_opt):
     spec = load_scenario(scenario)          # every key checked before anything is built
     require_root("run scenarios")
     from emu.experiments.runner import run_scenario
-    from emu.report.tables import json_rows, run_summary_table
     with Progress(f"running {spec.name}", BarColumn(), "{task.completed:.1f}/{task.total:.1f} s",
                   TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task("run", total=spec.duration)
         summary, directory = run_scenario(spec, out, lambda done, total: bar.update(task, completed=done),
                                           lab_opt)
+    print_run(summary, directory, as_json)
+
+
+def print_run(summary: dict, directory, as_json: bool) -> None:
+    """A run's summary (a table, or JSON with run_dir); the run directory last."""
+    from emu.report.tables import json_rows, run_summary_table
     if as_json:
         click.echo(json_rows({**summary, "run_dir": str(directory)}))
         return
@@ -569,13 +574,8 @@ def model_run_cmd(scenario, out, as_json):
     """Play a scenario file's workloads in the flow model; writes a run directory like `emu run`."""
     from emu.experiments.scenario import load_scenario
     from emu.model.run import model_run
-    from emu.report.tables import json_rows, run_summary_table
     summary, directory = model_run(load_scenario(scenario), out)
-    if as_json:
-        click.echo(json_rows({**summary, "run_dir": str(directory)}))
-        return
-    console.print(run_summary_table(summary))
-    click.echo(str(directory))
+    print_run(summary, directory, as_json)
 
 
 @main.command("sweep")

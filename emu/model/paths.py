@@ -16,14 +16,13 @@ class Fabric:
         self.topo, self.plan = topo, plan
         self.ports = [(n.name, p.ifname) for n in plan.nodes for p in n.ports]
         self.index = {port: i for i, port in enumerate(self.ports)}
-        self._port = {(n.name, p.ifname): p for n in plan.nodes for p in n.ports}
-        self.rate_bps = np.array([self._port[k].rate_bps for k in self.ports], dtype=float)
+        self.port = {(n.name, p.ifname): p for n in plan.nodes for p in n.ports}     # -> its PortPlan
+        self.rate_bps = np.array([self.port[k].rate_bps for k in self.ports], dtype=float)
         # HTB's guaranteed rate of each VL on each port: how a port is shared among busy VLs
-        vls = {q.vl for p in self._port.values() for q in p.queues}
-        self.vl_weight = {vl: np.array([next((q.rate_bps for q in self._port[k].queues if q.vl == vl), 0)
+        vls = {q.vl for p in self.port.values() for q in p.queues}
+        self.vl_weight = {vl: np.array([next((q.rate_bps for q in self.port[k].queues if q.vl == vl), 0)
                                         for k in self.ports], dtype=float) for vl in vls}
         self._fib = {n.name: {r.dst: r.nexthops for r in n.routes if r.table == MAIN_TABLE} for n in plan.nodes}
-        self._addr_of = {(n.name, p.ifname): p.peer_addr for n in plan.nodes for p in n.ports}
         self._cache: dict[tuple, list] = {}
 
     def vl_of(self, traffic_class: str) -> int:
@@ -50,7 +49,7 @@ class Fabric:
             raise EmuError(f"{node} has no route to {dst} ({addr})")
         out = []
         for _, ifname in hops:
-            port = self._port[(node, ifname)]
+            port = self.port[(node, ifname)]
             out += self._follow(port.peer, addr, dst, path + [self.index[(node, ifname)]], share / len(hops),
                                 seen | {node})
         return out

@@ -99,8 +99,7 @@ def _samples(fabric: Fabric, outcome: Outcome, period: float, end: float, cpu_se
     wire = np.array(outcome.wire)               # events x ports x VLs
     wire = np.concatenate([wire, wire[-1:]]) if times[-1] < end else wire
     times = np.append(times, end) if times[-1] < end else times
-    plan = fabric.plan
-    port = {(n.name, p.ifname): p for n in plan.nodes for p in n.ports}
+    port = fabric.port
     samples = Samples(period=period, taken=len(at), cpu_seconds=cpu_seconds)
     tx = {}
     for i, (node, ifname) in enumerate(fabric.ports):

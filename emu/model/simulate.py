@@ -76,7 +76,6 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
     column[vls] = np.arange(len(vls))
     wire = np.zeros((len(fabric.ports), len(vls)))
     flows: list[FlowRecord] = []
-    moved_of: list[float] = []
     parts = _Parts(len(fabric.ports))
     rounds: dict[str, list] = {w.name: [] for w in workloads}
     next_round = [0] * len(workloads)

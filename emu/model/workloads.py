@@ -83,7 +83,7 @@ def _storage_write(step, p, topo, storage):
     """Each client writes `size`, striped over every storage node (one replica, as `emu run`'s
     shared storage keeps it)."""
     flows = [(c, s, p["size"] / len(storage)) for c in p["clients"] for s in storage]
-    return Workload(step.name, step.type, "storage", step.start, [flows], params={"clients": len(p["clients"])})
+    return Workload(step.name, step.type, "storage", step.start, [flows])
 
 
 BUILDERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _bulk, "storage-read": _storage_read,
