@@ -126,7 +126,7 @@ def list_labs(as_json):
             continue
         rows.append({**lab.status(), "source": lab.state.get("source", "")})
     if as_json:
-        click.echo(json.dumps([{k: r[k] for k in ("name", "scale", "routing", "source")} |
+        click.echo(json.dumps([{k: r.get(k) for k in ("name", "scale", "routing", "source", "live")} |
                                {"nodes": len(r["nodes"]), "links": len(r["links"])} for r in rows], indent=1))
         return
     console.print(labs_table(rows))
@@ -260,13 +260,26 @@ def plan(file, name, as_json, lines):
 
 
 @topo.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, help="output PNG")
-def graph(file, out):
-    """Draw FILE as a PNG."""
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@lab_option
+@click.option("-o", "--out", required=True,
+              help="output file: .png, .svg or .pdf (a picture), .dot (Graphviz) or .mmd (Mermaid)")
+@click.option("--ports", is_flag=True, help="label each link end with its interface name")
+def graph(file, lab_opt, out, ports):
+    """Draw FILE, or the running lab --lab LAB: zones side by side, hosts under their leaves."""
+    from emu.plan import make_plan
     from emu.topo import load_topology
-    from emu.topo.graph import draw
-    draw(load_topology(file), out)
+    from emu.topo.graph import output_format, write
+    if bool(file) == bool(lab_opt):
+        raise EmuError("draw a topology FILE or a running lab (--lab LAB), one of them")
+    output_format(out)              # a bad name is refused before any work
+    if lab_opt:
+        lab = attach(None, lab_opt, acts=False)
+        topo, plan, title = lab.topology, lab.plan, f"lab {lab.name} as it runs now: {lab.topology.summary()}"
+    else:
+        topo, title = load_topology(file), None
+        plan = make_plan(topo, topo.name) if ports else None
+    write(topo, out, plan=plan if ports else None, title=title)
     console.print(f"wrote {out}")
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emu.errors import EmuError, FabricError, shorten
-from emu.fabric import apply, backend, netns
+from emu.fabric import apply, backend, hosts, netns
 from emu.plan import LabPlan, make_plan, netns_name
 from emu.qos.htb import at_rate
 from emu.routing import Route
@@ -151,7 +151,9 @@ class Lab:
             _write_state(name, state)
             lab = cls(state)
             lab.backend.build(plan, progress)
+            hosts.install(plan, hosts_path(name))
         except BaseException:
+            hosts.remove(hosts_path(name), netns_name(name, "*"))
             state_path(name).unlink(missing_ok=True)
             raise
         lab._topology, lab._plan = topology, plan
@@ -443,14 +445,38 @@ class Lab:
             links.append({"a": a, "b": b, "rate_bps": port.rate_bps, "planned_rate_bps": self.planned_rate(a, b),
                           "real_rate_bps": port.real_rate_bps,
                           "buffer_bytes": self.topology.link(a, b).buffer_bytes, "up": port.up})
+        ports = [{"node": n.name, "port": p.ifname, "addr": p.addr, "peer": p.peer, "peer_port": p.peer_ifname,
+                  "rate_bps": p.rate_bps, "real_rate_bps": p.real_rate_bps, "up": p.up}
+                 for n in plan.nodes for p in n.ports]
+        present = sum(netns.netns_path(n.netns).exists() for n in plan.nodes)
         return {
             "name": self.name, "scale": plan.scale, "routing": plan.routing,
             "isolation": self.topology.qos.isolation, "flow_control": plan.flow_control.mode,
+            # a state file outlives its namespaces when a host reboots or someone deletes them by hand
+            "live": present == len(plan.nodes), "namespaces": {"present": present, "planned": len(plan.nodes)},
             "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "addrs": list(n.addrs),
                        "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy()}
                       for n in self.nodes()],
             "links": links,
+            "ports": ports,
+            "qos": self.qos_table(),
         }
+
+    def qos_table(self) -> list[dict]:
+        """Per traffic class: its SL, the VL it rides, the TOS hosts mark it with, the VL's weight,
+        its guaranteed share of a port and the FIFO each switch port gives that VL."""
+        qos, plan = self.topology.qos, self.plan
+        fifo = {q.vl: q.limit_bytes for n in plan.nodes if n.forwards for p in n.ports[:1] for q in p.queues}
+        vls = qos.vls()
+        total = sum(qos.vlarb[vl] for vl in vls)
+        rows = []
+        for name, sl in qos.classes.items():
+            vl = qos.vl_of_sl(sl)
+            weight = qos.vlarb[vl] if qos.isolation else 1
+            rows.append({"class": name, "sl": sl, "vl": vl, "tos": qos.tos_of(name), "weight": weight,
+                         "guaranteed_share": qos.vlarb[vl] / total if qos.isolation else 1.0,
+                         "switch_fifo_bytes": fifo.get(vl)})
+        return rows
 
 
 def clean(only: str | None = None) -> dict[str, int]:
@@ -478,11 +504,21 @@ def clean(only: str | None = None) -> dict[str, int]:
         removed[name] = removed.get(name, 0) + len([n for n in names if netns.netns_path(n).exists()])
         fabric.destroy(names)
         _remove_files(name)
+    # names views whose lab left no state file (killed, or the machine rebooted: /etc outlives /run)
+    for hosts_file in hosts.views(netns_name(only or "*", "*")):
+        if hosts_file.parent == STATE_DIR and hosts_file.suffix == ".hosts" and only in (None, hosts_file.stem):
+            hosts.remove(hosts_file, netns_name(hosts_file.stem, "*"))
     return removed
 
 
+def hosts_path(lab: str) -> Path:
+    """The lab's hosts file (emu.fabric.hosts)."""
+    return STATE_DIR / f"{check_lab_name(lab)}.hosts"
+
+
 def _remove_files(name: str) -> None:
-    """A lab's state file and its nodes' fault files."""
+    """A lab's state file, its nodes' fault files and its names view."""
     import shutil
     shutil.rmtree(STATE_DIR / f"{name}.faults", ignore_errors=True)
+    hosts.remove(hosts_path(name), netns_name(name, "*"))
     state_path(name).unlink(missing_ok=True)

@@ -5,6 +5,7 @@ namespace changes only the calling thread; `inside()` always switches back.
 """
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from emu.errors import FabricError
+from emu.fabric import hosts
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -54,9 +56,15 @@ def write_sysctls(name: str, values: dict[str, str]) -> None:
 def popen(name: str, argv, **kwargs) -> subprocess.Popen:
     """Start argv inside namespace `name`: the calling thread enters it, forks (the child inherits
     the thread's namespace, so it runs there before Popen returns) and comes back. No preexec_fn,
-    which Python documents as unsafe in a process with threads, as the build and experiments are."""
+    which Python documents as unsafe in a process with threads, as the build and experiments are.
+    In a lab with a names view (emu.fabric.hosts), `ip netns exec` starts it instead."""
     if not netns_path(name).exists():
         raise FabricError(f"namespace {name} does not exist (was the lab torn down?)")
+    if hosts.names_view(name):
+        # the lab's names as /etc/hosts (emu.fabric.hosts): ip enters the namespace, mounts, execs argv
+        if "/" not in argv[0] and shutil.which(argv[0], path=kwargs.get("env", os.environ).get("PATH")) is None:
+            raise FileNotFoundError(2, "No such file or directory", argv[0])
+        return subprocess.Popen(["ip", "netns", "exec", name, *argv], **kwargs)
     with inside(name):
         return subprocess.Popen(argv, **kwargs)
 

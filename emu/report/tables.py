@@ -10,15 +10,18 @@ from emu.units import format_rate
 
 def labs_table(labs: list[dict]) -> Table | str:
     """labs: status dicts (with 'source')."""
-    table = Table("lab", "nodes", "links", "scale", "routing", "source")
+    table = Table("lab", "nodes", "links", "scale", "routing", "state", "source")
     for st in labs:
         table.add_row(st["name"], str(len(st["nodes"])), str(len(st["links"])), f"{st['scale']:g}", st["routing"],
-                      st.get("source", ""))
+                      {True: "live", False: "[red]stale[/]"}.get(st.get("live"), "-"), st.get("source", ""))
     return table if labs else "no lab is up"
 
 
 def status_tables(st: dict) -> list:
-    head = (f"lab [bold]{st['name']}[/]: scale {st['scale']:g}, routing {st['routing']}, "
+    ns = st.get("namespaces", {})
+    live = ("live" if st.get("live", True) else
+            f"[red]stale: {ns.get('present')} of {ns.get('planned')} namespaces exist (emu clean {st['name']})[/]")
+    head = (f"lab [bold]{st['name']}[/] ({live}): scale {st['scale']:g}, routing {st['routing']}, "
             f"isolation {'on' if st['isolation'] else 'off'}, {st.get('flow_control', 'lossy')}")
     nodes = Table("node", "kind", "netns", "addresses", "health")
     for n in st["nodes"]:
@@ -27,13 +30,21 @@ def status_tables(st: dict) -> list:
             "".join(f" SSD {d} at {f:.0%}" for d, f in sorted(n.get("faults", {}).get("ssd", {}).items())) + \
             (f" memory at {n['faults']['mem']:.0%}" if "mem" in n.get("faults", {}) else "")
         nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]), health.strip())
-    links = Table("a", "b", "emulated rate", "real rate", "buffer/VL", "state")
-    for l in st["links"]:
-        degraded = l.get("planned_rate_bps", l["rate_bps"]) != l["rate_bps"]
-        links.add_row(l["a"], l["b"], format_rate(l["rate_bps"]) + (" [red](degraded)[/]" if degraded else ""),
-                      format_rate(l["real_rate_bps"]), f"{l['buffer_bytes'] // 1024} KiB",
-                      "up" if l.get("up", True) else "[red]down[/]")
-    return [head, nodes, links]
+    buffers = {frozenset((l["a"], l["b"])): l for l in st["links"]}
+    ports = Table("node", "port", "address", "peer", "peer port", "emulated rate", "real rate", "buffer/VL", "state",
+                  title="port map")
+    for p in st["ports"]:
+        link = buffers[frozenset((p["node"], p["peer"]))]
+        degraded = link.get("planned_rate_bps", p["rate_bps"]) != p["rate_bps"]
+        ports.add_row(p["node"], p["port"], p["addr"], p["peer"], p["peer_port"],
+                      format_rate(p["rate_bps"]) + (" [red](degraded)[/]" if degraded else ""),
+                      format_rate(p["real_rate_bps"]), f"{link['buffer_bytes'] // 1024} KiB",
+                      "up" if p["up"] else "[red]down[/]")
+    qos = Table("class", "SL", "VL", "TOS", "VL weight", "guaranteed share", "switch FIFO", title="QoS: class -> SL -> VL")
+    for q in st["qos"]:
+        qos.add_row(q["class"], str(q["sl"]), str(q["vl"]), f"0x{q['tos']:02x}", str(q["weight"]),
+                    f"{q['guaranteed_share']:.0%}", f"{q['switch_fifo_bytes']} B" if q["switch_fifo_bytes"] else "-")
+    return [head, nodes, ports, qos]
 
 
 def plan_tables(plan) -> list:

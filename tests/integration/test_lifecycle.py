@@ -146,6 +146,27 @@ def test_cli_contract(tmp_path, lab_name):
         assert nodes["c0"]["addrs"][0] in shown
         ran = emu("exec", "--lab", lab_name, "c0", "--", "sh", "-c", "exit 7")
         assert ran.returncode == 7
+        # names resolve inside nodes, also for a user's own `ip netns exec`
+        named = emu("exec", "--lab", lab_name, "c0", "--", "getent", "hosts", "c1")
+        assert named.stdout.split() == [nodes["c1"]["addrs"][0], "c1", "c1-eth0"], named.stderr
+        theirs = subprocess.run(["ip", "netns", "exec", nodes["c1"]["netns"], "getent", "hosts", "leaf0-swp1"],
+                                capture_output=True, text=True).stdout
+        assert theirs.split()[1:] == ["leaf0-swp1"]
+        # the port map and QoS, as the plan has them; the lab is live
+        assert st["live"] and st["namespaces"] == {"present": 5, "planned": 5}
+        c0 = next(p for p in st["ports"] if p["node"] == "c0")
+        back = next(p for p in st["ports"] if p["node"] == c0["peer"] and p["port"] == c0["peer_port"])
+        assert (back["peer"], back["peer_port"], c0["addr"]) == ("c0", c0["port"], nodes["c0"]["addrs"][0])
+        assert len(st["ports"]) == 2 * len(st["links"]) and all(p["rate_bps"] == 2 * 10**9 for p in st["ports"])
+        qos = {q["class"]: q for q in st["qos"]}
+        assert (qos["storage"]["vl"], qos["storage"]["tos"], qos["storage"]["weight"]) == (3, 0x60, 30)
+        assert sum(q["guaranteed_share"] for q in st["qos"]) == pytest.approx(1.0)
+        shown = emu("status", lab_name).stdout
+        assert "port map" in shown and "QoS" in shown and "(live)" in shown
+        drawn = emu("topo", "graph", "--lab", lab_name, "--ports", "-o", str(tmp_path / "lab.dot"))
+        assert drawn.returncode == 0, drawn.stderr
+        assert f'"{c0["node"]}" -- "{c0["peer"]}"' in (tmp_path / "lab.dot").read_text() or \
+            f'"{c0["peer"]}" -- "{c0["node"]}"' in (tmp_path / "lab.dot").read_text()
         assert lab_name in emu("ls").stdout
         assert emu("down", lab_name).returncode == 0
         assert leftovers(lab_name) == NOTHING
@@ -153,6 +174,18 @@ def test_cli_contract(tmp_path, lab_name):
         assert gone.returncode == 1 and gone.stderr.count("\n") == 1 and "no lab named" in gone.stderr
     finally:
         emu("down", lab_name)
+
+
+def test_status_tells_a_stale_state_file_and_clean_removes_the_names_view(make_lab, lab_name):
+    from emu.fabric import hosts
+    lab = make_lab(build("star", lab_name, hosts=2))
+    assert hosts.views(f"emu-{lab_name}-*") and lab.status()["live"]
+    subprocess.run(["ip", "netns", "del", lab.node("c1").netns], check=True)     # as a reboot or a hand would
+    st = Lab.get(lab_name).status()
+    assert not st["live"] and st["namespaces"] == {"present": 2, "planned": 3}
+    assert "stale: 2 of 3 namespaces exist" in emu("status", lab_name).stdout
+    assert emu("clean", lab_name).returncode == 0
+    assert leftovers(lab_name) == NOTHING and not hosts.views(f"emu-{lab_name}-*")
 
 
 def test_cli_refuses_bad_input_in_one_line_and_creates_nothing(tmp_path, lab_name):
