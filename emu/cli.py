@@ -62,15 +62,13 @@ def attach(positional: str | None = None, option: str | None = None, required: b
 def up(file, name, as_json):
     """Build the lab described by FILE."""
     from emu.lab import Lab
+    from emu.report.progress import work_progress
     from emu.topo import load_topology
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     topo = load_topology(file, name)
     start = time.perf_counter()
     # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
-    with Progress("building", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True, disable=as_json or len(topo.nodes()) < 200) as bar:
-        task = bar.add_task("build", total=None)
-        lab = Lab.up(topo, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with work_progress(f"building {topo.name}", None, "steps", quiet=as_json or len(topo.nodes()) < 200) as step:
+        lab = Lab.up(topo, progress=step.set)
     seconds = time.perf_counter() - start
     if as_json:
         from emu.report.tables import json_rows
@@ -350,24 +348,37 @@ def bench():
 
 def _bench_command(coll: str, algos: tuple[str, ...]):
     def command(lab_opt, algo=algos[0], **options):
-        _run_bench(attach(None, lab_opt), coll, algo, **options)
+        _run_bench(attach(None, lab_opt), coll, _algos(algo, algos), **options)
     command.__doc__ = _BENCH_HELP[coll] + " nccl-tests columns, projected to the real system."
     for option in reversed(_BENCH_OPTIONS):
         command = option(command)
     if len(algos) > 1:
-        command = click.option("--algo", type=click.Choice(algos), default=algos[0], show_default=True)(command)
+        command = click.option("--algo", default=algos[0], show_default=True,
+                               help=f"{'|'.join(algos)}, a comma list of them (one table each, one plot), "
+                                    f"or all")(command)
     return bench.command(coll, short_help=_BENCH_HELP[coll])(command)
 
 
-for _coll, _algos in COLLECTIVES.items():
-    _bench_command(_coll, _algos)
+def _algos(given: str, known: tuple[str, ...]) -> list[str]:
+    """--algo as typed: one algorithm, a comma list, or all."""
+    chosen = list(known) if given == "all" else [a.strip() for a in given.split(",") if a.strip()]
+    for algo in chosen:
+        if algo not in known:
+            raise EmuError(f"--algo: unknown algorithm {algo!r} (one of {', '.join(known)}, a comma list, or all)")
+    return list(dict.fromkeys(chosen)) or [known[0]]
 
 
-def _run_bench(target, coll, algo, nodes, minbytes, maxbytes, stepfactor, stepbytes, sizes, dilation, dtype, op,
+for _coll, _algos_of in COLLECTIVES.items():
+    _bench_command(_coll, _algos_of)
+
+
+def _run_bench(target, coll, algos, nodes, minbytes, maxbytes, stepfactor, stepbytes, sizes, dilation, dtype, op,
                as_json, plot, **choices):
     """choices: root, iters, warmup, chunk, cc (bench_collective's keywords)."""
     from emu.experiments.collectives import bench_collective
     from emu.experiments.nccl_flags import datatypes, ops, size_series
+    from emu.report.output import check_output
+    from emu.report.progress import work_progress
     from emu.report.tables import collective_footer, collective_header, collective_row, json_rows
     from emu.units import parse_sizes
     if minbytes and sizes:
@@ -378,29 +389,35 @@ def _run_bench(target, coll, algo, nodes, minbytes, maxbytes, stepfactor, stepby
     else:
         size_list = parse_sizes(sizes or "1M:16M")
     dilation = dilation or (DILATION if real else 1.0)
-    combos = [(d, o) for d in datatypes(dtype) for o in (ops(op) if reduces(algo) else ["sum"])]
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
-    name = f"{coll} ({algo})" if coll != algo else coll
-    if not as_json:
-        click.echo(collective_header(name, target.name, target.plan.scale, dilation, real))
-    rows = []
-    with target.flow_control():
-        for d, o in combos:
-            rows += bench_collective(target, algo, node_list, size_list, dtype=d, op=o, dilation=dilation,
-                                     real_sizes=real, **choices,
-                                     on_row=None if as_json else lambda r: click.echo(collective_row(r)))
+    if plot:
+        check_output(plot)
+    runs = [(algo, d, o) for algo in algos for d in datatypes(dtype) for o in (ops(op) if reduces(algo) else ["sum"])]
+    rows, series = [], {}
+    with target.flow_control(), work_progress(f"{coll}", len(runs) * len(size_list), "sizes", quiet=as_json) as step:
+        for algo in algos:
+            name = f"{coll} ({algo})" if coll != algo else coll
+            if not as_json:
+                step.echo(collective_header(name, target.name, target.plan.scale, dilation, real))
+            mine = []
+            for _, d, o in (r for r in runs if r[0] == algo):
+                step.describe(f"{name} {d} {o}")
+                done = bench_collective(target, algo, node_list, size_list, dtype=d, op=o, dilation=dilation,
+                                        real_sizes=real, **choices,
+                                        on_row=lambda r: (step.advance(), None if as_json else step.echo(collective_row(r))))
+                mine += done
+                label = algo if len(runs) == len(algos) else f"{algo} {d} {o}"
+                series[label] = done
+            if not as_json:
+                step.echo(collective_footer(mine))
+            rows += mine
     if plot:
         from emu.report.plots import bandwidth_plot
-        series = {}
-        for r in rows:
-            series.setdefault(algo if len(combos) == 1 else f"{algo} {r['type']} {r['redop']}", []).append(r)
-        bandwidth_plot(series, plot, f"{name} on {target.name}, {rows[0]['nodes']} nodes x "
+        bandwidth_plot(series, plot, f"{coll} on {target.name}, {rows[0]['nodes']} nodes x "
                        f"{rows[0]['gpus'] // rows[0]['nodes']} GPUs, scale {target.plan.scale:g}, "
                        f"dilation {dilation:g}")
     if as_json:
         click.echo(json_rows(rows))
-    else:
-        click.echo(collective_footer(rows))
     if any(r["wrong"] for r in rows):
         sys.exit(1)
 
@@ -429,15 +446,17 @@ def study_command(name: str, doc: str):
 def _run_study(name, lab_opt, flow_control, out, quick, as_json, buffer=None):
     from emu.fabric.apply import require_root
     from emu.experiments.study import EXPERIMENTS, MODES, run_experiment
+    from emu.report.progress import work_progress
     from emu.report.study import study_table
     from emu.report.tables import json_rows
     require_root("run experiments")
     modes = (flow_control,) if flow_control else MODES
 
-    def progress(i, total, slug):
-        if not as_json:
-            console.print(f"[{i + 1}/{total}] {slug}")
-    rows, verdict, directory = run_experiment(name, modes, out, lab_opt, quick, buffer, on_variant=progress)
+    with work_progress(f"emu exp {name}", None, "variants", quiet=as_json) as step:
+        def progress(i, total, slug):
+            step.describe(f"emu exp {name}: {slug}")
+            step.set(i, total)
+        rows, verdict, directory = run_experiment(name, modes, out, lab_opt, quick, buffer, on_variant=progress)
     if as_json:
         click.echo(json_rows(rows, list(EXPERIMENTS[name].keys)))
         return
@@ -461,7 +480,8 @@ def storage():
 @lab_option
 @click.option("--client", required=True, help="the node that reads")
 @click.option("--senders", help="storage services per read, a list (default: 1, 2, 4, ... up to the lab's storage nodes)")
-@click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
+@click.option("--rts", type=click.Choice(["on", "off", "both"]), default="on", show_default=True,
+              help="request-to-send; both: off, then on, in one table and one plot")
 @click.option("--rts-limit", default=1, show_default=True,
               help="transmissions the client grants at once (1 keeps 16+ senders above 80% through 32 KiB buffers)")
 @click.option("--chunk-size", default=64 * 1024, show_default=True, help="bytes per chunk")
@@ -469,27 +489,40 @@ def storage():
 @click.option("--rounds", default=3, show_default=True, help="reads of the whole file")
 @click.option("--cc", help="TCP congestion control (default: the kernel's)")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
-@click.option("--plot", help="also draw goodput share and p99 latency to this PNG")
+@click.option("--plot", help="also draw goodput share and p99 latency to this PNG (every --rts on shared axes)")
 def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json, plot):
     """One client reads a file striped over N storage services (3FS client-side incast)."""
-    from emu.experiments.storage import incast
+    from emu.experiments.storage import incast, sender_counts
+    from emu.report.output import check_output
+    from emu.report.progress import work_progress
     from emu.report.tables import INCAST_KEYS, incast_line, incast_table, json_rows
     target = attach(None, lab_opt)
     try:
-        counts = [int(x) for x in senders.split(",")] if senders else None
+        counts = sender_counts(target, [int(x) for x in senders.split(",")] if senders else None)
     except ValueError:
         raise EmuError(f"--senders: {senders!r} is not a comma-separated list of numbers") from None
-    with target.flow_control():
-        rows = incast(target, client, counts, rts == "on", rts_limit, chunk_size, chunks_per_sender, rounds, cc,
-                      on_row=None if as_json else lambda r: console.print(incast_line(r)))
+    if plot:
+        check_output(plot)
+    modes = ["off", "on"] if rts == "both" else [rts]
+    label = {"off": "request-to-send off", "on": f"request-to-send, limit {rts_limit}"}
+    runs, rows = {}, []
+    with target.flow_control(), work_progress("incast", len(modes) * len(counts), "reads", quiet=as_json) as step:
+        for mode in modes:
+            step.describe(f"incast into {client}, {label[mode]}")
+            runs[label[mode]] = incast(target, client, counts, mode == "on", rts_limit, chunk_size, chunks_per_sender,
+                                       rounds, cc, on_row=lambda r: (step.advance(), None if as_json else
+                                                                     step.echo(incast_line(r))))
+            rows += runs[label[mode]]
     if plot:
         from emu.report.plots import incast_plot
-        incast_plot({f"request-to-send {rts}": rows}, plot, f"incast into {client} on {target.name}")
+        incast_plot(runs, plot, f"incast into {client} on {target.name} (scale {target.plan.scale:g}, "
+                                f"chunk {chunk_size} B)")
     if as_json:
         click.echo(json_rows(rows, INCAST_KEYS))
     else:
+        limit = f", rts limit {rts_limit}" if "on" in modes else ""
         console.print(incast_table(rows, f"incast into {client} on {target.name} (scale {target.plan.scale:g}, "
-                                         f"chunk {chunk_size} B, rts limit {rts_limit})"))
+                                         f"chunk {chunk_size} B{limit})"))
 
 
 @storage.command("bench")
@@ -500,14 +533,23 @@ def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_
 @click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
 @click.option("--rts-limit", default=4, show_default=True, help="transmissions each client grants at once")
 @click.option("--json", "as_json", is_flag=True)
-def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_json):
+@click.option("--plot", help="also draw each client's read throughput against its NIC and its fair share to this PNG")
+def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_json, plot):
     """Aggregate read throughput of all clients against all storage nodes, as a share of their NICs."""
     from emu.experiments.storage import storage_bench
+    from emu.report.output import check_output
+    from emu.report.progress import work_progress
     from emu.report.tables import json_rows, storage_bench_line
     target = attach(None, lab_opt)
-    with target.flow_control():
+    if plot:
+        check_output(plot)
+    with target.flow_control(), work_progress(f"storage bench: reading for {seconds:g} s", None, quiet=as_json):
         r = storage_bench(target, [c.strip() for c in clients.split(",")] if clients else None, seconds, replicas,
                           rts == "on", rts_limit)
+    if plot:
+        from emu.report.plots import storage_bench_plot
+        storage_bench_plot(r, plot, f"storage bench on {target.name} (scale {target.plan.scale:g}, "
+                                    f"{replicas} replica{'s' if replicas > 1 else ''}, request-to-send {rts})")
     if as_json:
         click.echo(json_rows(r, [k for k in r if k != "per_client"]))
         return
@@ -525,6 +567,7 @@ def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_js
 def checkpoint_cmd(lab_opt, node, state, saves, period, replicas, as_json):
     """Checkpoint manager: save GPU state to storage periodically, then load and verify it."""
     from emu.experiments.storage import checkpoint
+    from emu.report.progress import work_progress
     from emu.report.tables import checkpoint_lines, json_rows
     from emu.units import parse_size
     target = attach(None, lab_opt)
@@ -532,7 +575,7 @@ def checkpoint_cmd(lab_opt, node, state, saves, period, replicas, as_json):
         state_bytes = parse_size(state)
     except ValueError as e:
         raise EmuError(f"--state: {e}") from None
-    with target.flow_control():
+    with target.flow_control(), work_progress(f"{saves} saves of {node}, then a load", None, quiet=as_json):
         r = checkpoint(target, node, state_bytes, saves, period, replicas)
     if as_json:
         click.echo(json_rows(r))
@@ -550,17 +593,14 @@ def checkpoint_cmd(lab_opt, node, state, saves, period, replicas, as_json):
 @lab_option
 def run_cmd(scenario, out, as_json, lab_opt):
     """Run a scenario file: workloads and faults on one timeline, sampled, written to a run directory."""
-    from rich.progress import BarColumn, Progress, TimeElapsedColumn
     from emu.experiments.scenario import load_scenario
     from emu.fabric.apply import require_root
+    from emu.report.progress import work_progress
     spec = load_scenario(scenario)          # every key checked before anything is built
     require_root("run scenarios")
     from emu.experiments.runner import run_scenario
-    with Progress(f"running {spec.name}", BarColumn(), "{task.completed:.1f}/{task.total:.1f} s",
-                  TimeElapsedColumn(), console=console, transient=True, disable=as_json) as bar:
-        task = bar.add_task("run", total=spec.duration)
-        summary, directory = run_scenario(spec, out, lambda done, total: bar.update(task, completed=done),
-                                          lab_opt)
+    with work_progress(f"running {spec.name}", spec.duration, "s of the scenario", quiet=as_json) as step:
+        summary, directory = run_scenario(spec, out, step.set, lab_opt)
     print_run(summary, directory, as_json)
 
 
@@ -587,7 +627,10 @@ def model_run_cmd(scenario, out, as_json):
     """Play a scenario file's workloads in the flow model; writes a run directory like `emu run`."""
     from emu.experiments.scenario import load_scenario
     from emu.model.run import model_run
-    summary, directory = model_run(load_scenario(scenario), out)
+    from emu.report.progress import work_progress
+    spec = load_scenario(scenario)
+    with work_progress(f"modelling {spec.name}", None, quiet=as_json):
+        summary, directory = model_run(spec, out)
     print_run(summary, directory, as_json)
 
 
@@ -600,13 +643,11 @@ def model_run_cmd(scenario, out, as_json):
 @click.option("--out", help="sweep directory (default: runs/sweep-<grid name>-<UTC time>/)")
 def sweep_cmd(grid, executor, engine, out):
     """Run a scenario over a grid of parameters (GRID.yaml: scenario, grid); prints the sweep directory last."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from emu.experiments.sweep import load_grid, sweep
+    from emu.report.progress import work_progress
     docs, _, _ = load_grid(grid)            # every point checked before anything runs
-    with Progress(f"sweeping {len(docs)} points", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("sweep", total=len(docs))
-        directory = sweep(grid, out, executor, engine, lambda done, total: bar.update(task, completed=done))
+    with work_progress(f"sweeping {len(docs)} points", len(docs), "points") as step:
+        directory = sweep(grid, out, executor, engine, step.set)
     click.echo((directory / "sweep.md").read_text())
     click.echo(str(directory))
 
@@ -816,9 +857,11 @@ def validate(lab, lab_opt, nodes, as_json):
     """Check every node (links at their rate, GPU memory, an allreduce inside the node) and mark
     those that fail; exit status 1 if any does."""
     from emu.experiments.validate import validate as run_checks
+    from emu.report.progress import work_progress
     from emu.report.tables import json_rows, validate_table
     target = attach(lab, lab_opt)
-    rows = run_checks(target, [n.strip() for n in nodes.split(",")] if nodes else None)
+    with work_progress(f"validating {target.name}", None, quiet=as_json):
+        rows = run_checks(target, [n.strip() for n in nodes.split(",")] if nodes else None)
     if as_json:
         click.echo(json_rows(rows, ["node", "check", "ok", "measured", "expected"]))
     else:

@@ -61,6 +61,14 @@ def format_rate(bps: float) -> str:
     return f"{bps:.3g}bit"
 
 
+def format_size(nbytes: float) -> str:
+    """131072 -> '128K', as parse_size reads it back (binary units)."""
+    for unit, factor in (("G", 2**30), ("M", 2**20), ("K", 2**10)):
+        if nbytes >= factor:
+            return f"{nbytes / factor:.3g}{unit}"
+    return f"{nbytes:.3g}B"
+
+
 _DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0}
 
 

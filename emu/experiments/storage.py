@@ -141,17 +141,25 @@ def last_hop(lab, client: str) -> tuple[str, str]:
     return port.peer, port.peer_ifname
 
 
-def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 1, chunk_size: int = 64 * 1024,
-           chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None,
-           timeout_base: float | None = None, port_offset: int = 0) -> list[dict]:
-    storage = [n.name for n in lab.nodes("storage")]
+def sender_counts(lab, senders: list[int] | None) -> list[int]:
+    """The storage services per read an incast sweeps: as given (checked), else 1, 2, 4, ... up to
+    the lab's storage nodes."""
+    storage = lab.nodes("storage")
     if not storage:
         raise EmuError(f"lab {lab.name!r} has no storage nodes")
-    senders = senders or [2**k for k in range(len(storage).bit_length())]    # 1, 2, 4, ... <= storage nodes
+    senders = senders or [2**k for k in range(len(storage).bit_length())]
     if min(senders) < 1:
         raise EmuError("--senders: every count must be at least 1")
     if max(senders) > len(storage):
         raise EmuError(f"{max(senders)} senders asked, lab {lab.name!r} has {len(storage)} storage nodes")
+    return senders
+
+
+def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 1, chunk_size: int = 64 * 1024,
+           chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None,
+           timeout_base: float | None = None, port_offset: int = 0) -> list[dict]:
+    storage = [n.name for n in lab.nodes("storage")]
+    senders = sender_counts(lab, senders)
     if lab.node(client).forwards:
         raise EmuError(f"{client} is a switch, not a client host")
     switch, dev = last_hop(lab, client)

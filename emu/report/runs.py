@@ -149,6 +149,7 @@ def plot_class_throughput(data, scenario, out: Path) -> None:
         ax.plot(t, bps / 1e6, label=f"VL{vl} ({names.get(vl, '?')})")
     ax.set(xlabel="time since the run's start, s", ylabel="Mbit/s sent by hosts (emulated)",
            title="throughput per traffic class")
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _faults(ax, scenario)
@@ -198,7 +199,7 @@ def plot_slowdown_cdf(flows: list[dict], out: Path) -> None:
         v = np.sort(values)
         ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", label=f"{name} ({len(v)})")
     ax.set(xscale="log", xlabel="slowdown (completion time / ideal)", ylabel="fraction of flows or iterations",
-           title="flow completion slowdown")
+           title="flow completion slowdown", ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -312,6 +313,7 @@ def compare_plot(directories: list, out: Path) -> None:
             if vl in totals:
                 ax.plot(totals[vl][0], totals[vl][1] / 1e6, label=Path(d).name)
         ax.set(ylabel="Mbit/s", title=f"VL{vl} ({per_run[0][0].get(vl, '?')})")
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[-1, 0].set_xlabel("time since the run's start, s")

@@ -72,6 +72,7 @@ def study_plot(name: str, rows: list[dict], out: Path) -> None:
             ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)     # as fast as alone / at the bottleneck
         ax.set_xticks(range(len(xs)), [str(x) for x in xs])
         ax.set(xlabel=x_key, title=label)
+        ax.set_ylim(bottom=0)
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)

@@ -6,19 +6,18 @@ and links inside one layer (the few links between zones' spines) as arcs over th
 `draw()` writes PNG/SVG/PDF, `dot()` and `mermaid()` the same graph as text.
 """
 import math
-import os
 from dataclasses import dataclass
 from os.path import commonprefix
 
 import networkx as nx
 
-from emu.errors import EmuError
+from emu.report.output import PICTURES, check_output
 from emu.topo.model import Topology, natural_key
 from emu.units import format_rate
 
 COLORS = {"switch": "#4c72b0", "compute": "#55a868", "storage": "#dd8452", "mgmt": "#8172b3"}
 TEXT_FORMATS = ("dot", "mmd")               # Graphviz and Mermaid text
-PICTURE_FORMATS = ("png", "svg", "pdf")
+PICTURE_FORMATS = PICTURES
 LABELS_UP_TO = 300                          # columns; past that names would overlap, only shapes are drawn
 MAX_WIDTH_IN = 300                          # matplotlib's canvas limit is 2^16 pixels a side
 
@@ -233,13 +232,8 @@ def _hosts_in(topo: Topology, zone_of: dict[str, int], zone: int | None) -> list
 
 
 def output_format(out: str) -> str:
-    """The format `out`'s name asks for; refused (one line) if unknown or its directory is missing."""
-    suffix = out.rsplit(".", 1)[-1].lower() if "." in os.path.basename(out) else ""
-    if suffix not in PICTURE_FORMATS + TEXT_FORMATS:
-        raise EmuError(f"{out}: unknown format {suffix!r} (one of {', '.join(PICTURE_FORMATS + TEXT_FORMATS)})")
-    if not os.path.isdir(os.path.dirname(out) or "."):
-        raise EmuError(f"{out}: directory {os.path.dirname(out)} does not exist")
-    return suffix
+    """The format `out`'s name asks for (refused in one line if unknown or its directory is missing)."""
+    return check_output(out, PICTURE_FORMATS + TEXT_FORMATS)
 
 
 def write(topo: Topology, out: str, plan=None, title: str | None = None) -> None:

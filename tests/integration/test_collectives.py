@@ -71,13 +71,15 @@ def test_alltoall_spreads_over_a_nic_per_gpu(make_lab, lab_name):
         bench_collective(lab, "ring", sizes=[size], iters=1)
 
 
-def test_cli_json_rows(lab):
+def test_cli_json_rows(lab, tmp_path):
     done = subprocess.run([sys.executable, "-m", "emu.cli", "bench", "allreduce", "--lab", lab.name,
-                           "--algo", "tree", "--sizes", "64K:128K", "--iters", "1", "--json"],
-                          capture_output=True, text=True)
+                           "--algo", "tree,ring", "--sizes", "64K:128K", "--iters", "1", "--json",
+                           "--plot", str(tmp_path / "bw.png")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert [r["size"] for r in rows] == [65536, 131072]
+    assert [(r["algo"], r["size"]) for r in rows] == [("tree", 65536), ("tree", 131072), ("ring", 65536),
+                                                      ("ring", 131072)]
+    assert (tmp_path / "bw.png").read_bytes()[:4] == b"\x89PNG"
     assert {"size", "count", "type", "redop", "root", "time_us", "algbw", "busbw", "proj_size", "proj_time_us",
             "proj_algbw", "proj_busbw", "proj_bound_busbw", "bound_algbw", "bound_by", "efficiency", "dilation",
             "wrong"} <= set(rows[0])

@@ -104,9 +104,13 @@ def test_a_rerun_after_kill_9_refuses_until_the_stale_agents_are_stopped(make_la
         stop = subprocess.run([sys.executable, "-m", "emu.cli", "agents", lab.name, "--stop"],
                               capture_output=True, text=True, timeout=60)
         assert stop.returncode == 0 and running_agents(lab) == []
+        plot = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"{lab.name}-bench.png")
         done = subprocess.run([sys.executable, "-m", "emu.cli", "storage", "bench", "--lab", lab.name,
-                               "--seconds", "0.5"], capture_output=True, text=True, timeout=120)
+                               "--seconds", "0.5", "--plot", plot], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
+        with open(plot, "rb") as f:
+            assert f.read(4) == b"\x89PNG"
+        os.unlink(plot)
     finally:
         if run.poll() is None:
             run.kill()

@@ -64,14 +64,16 @@ def test_storage_bench_reports_a_share_of_the_storage_nics(make_lab, lab_name):
     assert 0.2 < r["share"] <= 1.0
 
 
-def test_cli_incast_json(make_lab, lab_name):
+def test_cli_incast_json(make_lab, lab_name, tmp_path):
     lab = make_lab(build("star", lab_name, hosts=1, storage=2, scale=0.001))
     import json
     done = subprocess.run([sys.executable, "-m", "emu.cli", "storage", "incast", "--lab", lab.name, "--client", "c0",
-                           "--senders", "1,2", "--rts", "off", "--rounds", "1", "--json"], capture_output=True, text=True)
+                           "--senders", "1,2", "--rts", "both", "--rounds", "1", "--json",
+                           "--plot", str(tmp_path / "incast.png")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert [r["senders"] for r in rows] == [1, 2]
+    assert [(r["rts"], r["senders"]) for r in rows] == [(False, 1), (False, 2), (True, 1), (True, 2)]
+    assert (tmp_path / "incast.png").read_bytes()[:4] == b"\x89PNG"
     assert set(rows[0]) == {"senders", "rts", "goodput_bps", "proj_goodput_bps", "share", "p50_ms", "p99_ms", "drops"}
 
 

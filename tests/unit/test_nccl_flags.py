@@ -61,7 +61,7 @@ def test_flags_as_nccl_tests_users_type_them(captured):
     result = CliRunner().invoke(cli.main, argv)
     assert result.exit_code == 0, result.output
     ((coll, algo, o),) = captured
-    assert (coll, algo) == ("allreduce", "ring")
+    assert (coll, algo) == ("allreduce", ["ring"])
     assert (o["minbytes"], o["maxbytes"], o["stepfactor"], o["iters"], o["warmup"], o["dtype"], o["op"]) == \
         ("8M", "186M", 2.0, 20, 5, "bfloat16", "max")
 
@@ -73,4 +73,18 @@ def test_long_flags_and_root(captured):
     assert result.exit_code == 0, result.output
     ((coll, algo, o),) = captured
     assert (coll, algo, o["root"], o["warmup"], o["dtype"], o["stepbytes"]) == \
-        ("broadcast", "ring-broadcast", 9, 2, "all", "1M")
+        ("broadcast", ["ring-broadcast"], 9, 2, "all", "1M")
+
+
+@pytest.mark.parametrize("given,chosen", [("hfreduce,ring", ["hfreduce", "ring"]), ("ring, ring", ["ring"]),
+                                          ("all", ["hfreduce", "hfreduce-nvlink", "ring", "tree"])])
+def test_several_algorithms_in_one_run(captured, given, chosen):
+    result = CliRunner().invoke(cli.main, ["bench", "allreduce", "--lab", "x", "--algo", given])
+    assert result.exit_code == 0, result.output
+    assert captured[0][1] == chosen
+
+
+def test_an_unknown_algorithm_is_one_line(captured):
+    result = CliRunner().invoke(cli.main, ["bench", "allreduce", "--lab", "x", "--algo", "ring,nope"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "'nope'" in result.output
+    assert not captured

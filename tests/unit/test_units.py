@@ -25,3 +25,9 @@ def test_sizes(text, n):
 def test_rate_roundtrip(n, unit):
     factor = {"bit": 1, "Kbit": 10**3, "Mbit": 10**6, "Gbit": 10**9}[unit]
     assert parse_rate(f"{n}{unit}") == n * factor
+
+
+def test_format_size_reads_back():
+    from emu.units import format_size
+    assert [format_size(b) for b in (512, 131072, 186 * 2**20, 3 * 2**30)] == ["512B", "128K", "186M", "3G"]
+    assert all(parse_size(format_size(2**k)) == 2**k for k in range(0, 34))
