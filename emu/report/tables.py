@@ -43,7 +43,7 @@ def status_tables(st: dict) -> list:
     qos = Table("class", "SL", "VL", "TOS", "VL weight", "guaranteed share", "switch FIFO", title="QoS: class -> SL -> VL")
     for q in st["qos"]:
         qos.add_row(q["class"], str(q["sl"]), str(q["vl"]), f"0x{q['tos']:02x}", str(q["weight"]),
-                    f"{q['guaranteed_share']:.0%}", f"{q['switch_fifo_bytes']} B" if q["switch_fifo_bytes"] else "-")
+                    f"{q['guaranteed_share']:.0%}", f"{q['switch_fifo_bytes'] // 1024} KiB" if q["switch_fifo_bytes"] else "-")
     return [head, nodes, ports, qos]
 
 

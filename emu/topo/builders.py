@@ -24,24 +24,34 @@ def star(topo: Topology, hosts: int = 4, storage: int = 0) -> None:
 
 
 def leaf_spine(topo: Topology, leaves: int = 2, spines: int = 2, hosts_per_leaf: int = 2,
-               storage_per_leaf: int = 0, uplink_rate=None, prefix: str = "") -> None:
-    """A two-layer fat-tree: every leaf links to every spine; hosts hang off the leaves."""
+               storage_per_leaf: int = 0, storage_leaves: int = 0, uplink_rate=None, prefix: str = "") -> None:
+    """A two-layer fat-tree (a leaf-spine Clos; `fat-tree` is the same builder): every leaf links
+    to every spine. Leaves hold `hosts_per_leaf` compute nodes and `storage_per_leaf` storage
+    nodes, except the last `storage_leaves` of them, which hold `hosts_per_leaf` storage nodes
+    only (storage on leaves of its own, as 3FS clusters are often cabled)."""
+    if storage_leaves > leaves:
+        raise TopologyError(topo.source, "fabric.storage_leaves", f"must be at most leaves ({leaves})")
     for s in range(spines):
         topo.add_node(f"{prefix}spine{s}", "switch")
-    host_no = storage_no = 0
+    numbers = {"compute": 0, "storage": 0}
+    names = {"compute": f"{prefix}c", "storage": f"{prefix}st"}
+
+    def attach(kind: str, leaf: str, count: int) -> None:
+        for _ in range(count):
+            name = f"{names[kind]}{numbers[kind]}"
+            topo.add_node(name, kind)
+            topo.add_link(name, leaf)
+            numbers[kind] += 1
     for l in range(leaves):
         leaf = f"{prefix}leaf{l}"
         topo.add_node(leaf, "switch")
         for s in range(spines):
             topo.add_link(leaf, f"{prefix}spine{s}", rate=uplink_rate)
-        for _ in range(hosts_per_leaf):
-            topo.add_node(f"{prefix}c{host_no}", "compute")
-            topo.add_link(f"{prefix}c{host_no}", leaf)
-            host_no += 1
-        for _ in range(storage_per_leaf):
-            topo.add_node(f"{prefix}st{storage_no}", "storage")
-            topo.add_link(f"{prefix}st{storage_no}", leaf)
-            storage_no += 1
+        if l < leaves - storage_leaves:
+            attach("compute", leaf, hosts_per_leaf)
+            attach("storage", leaf, storage_per_leaf)
+        else:
+            attach("storage", leaf, hosts_per_leaf)
 
 
 def two_zone(topo: Topology, leaves: int = 2, spines: int = 2, hosts_per_leaf: int = 2,

@@ -133,3 +133,15 @@ def test_roundtrip_through_dict():
     assert [(l.a, l.b, l.rate_bps, l.buffer_bytes) for l in again.links()] == \
            [(l.a, l.b, l.rate_bps, l.buffer_bytes) for l in t.links()]
     assert again.qos == t.qos
+
+
+def test_leaf_spine_puts_storage_on_leaves_of_its_own():
+    topo = build("leaf-spine", "sl", leaves=4, spines=2, hosts_per_leaf=3, storage_leaves=1)
+    on = {leaf: sorted(topo.node(h).kind for h in topo.graph[leaf] if not topo.node(h).forwards)
+          for leaf in ("leaf0", "leaf3")}
+    assert on == {"leaf0": ["compute"] * 3, "leaf3": ["storage"] * 3}
+    assert [n.name for n in topo.hosts() if n.kind == "storage"] == ["st0", "st1", "st2"]
+    assert build("fat-tree", "ft", storage_leaves=1).to_dict()["nodes"] == \
+        build("leaf-spine", "ft", storage_leaves=1).to_dict()["nodes"]       # one builder, two names
+    with pytest.raises(TopologyError, match="storage_leaves: must be at most leaves"):
+        build("leaf-spine", "sl", leaves=2, storage_leaves=3)
