@@ -75,9 +75,10 @@ def study_plot(name: str, rows: list[dict], out: Path) -> None:
         ax.set_ylim(bottom=0)
         ax.title.set_fontsize(9)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=8)
-    fig.suptitle(f"emu exp {name}", fontsize=10)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()      # one legend for every panel, above them
+    fig.legend(handles, labels, loc="upper right", ncol=len(hues), fontsize=8, frameon=False)
+    fig.suptitle(f"emu exp {name}", fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
