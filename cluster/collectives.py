@@ -43,8 +43,11 @@ RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank
 def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
     """Pipeline chunk for a buffer of `size` bytes, by measurement (README, "Paper check"): the
     more chunks, the shorter a pipeline's fill and drain, down to a floor where Python's cost
-    per chunk shows. HFReduce and the tree: 256 chunks, at least 32 KiB (HFReduce with NVLink on
-    4 nodes at dilation 300: 77% of its bound with 64, 86% with 128, 92% with 256, 87% with 512).
+    per chunk shows. HFReduce and the tree: 256 chunks (HFReduce with NVLink on 4 nodes at
+    dilation 300: 77% of its bound with 64, 86% with 128, 92% with 256, 87% with 512), the tree's at
+    least 32 KiB, HFReduce's at least 128 KiB (4 nodes, dilation 1, 1 and 4 MiB: the tree reached
+    88 and 97% with 32 KiB chunks, 65 and 88% with 128 KiB; HFReduce 76 and 76% with 32 KiB, 91
+    and 99% with 128 KiB; HFReduce with NVLink 40 and 43%, 61 and 78%).
     A ring step moves one segment, cut in 8 (NCCL's steps per slice) so the GPU->NIC copy, the
     wire and the NIC->GPU copy overlap. NCCL's broadcast and reduce are chains of ranks - 1 hops
     to fill (a chain of n chunks over h hops reaches at most n / (n + h - 1) of its bound):
@@ -55,7 +58,7 @@ def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
         return _within(size // min(24 * ranks, 1024), 4 * 2**10)
     if algo in RING_PHASES:
         return _within(size // ranks // 8, 4 * 2**10)
-    return _within(size // 256, 32 * 2**10)
+    return _within(size // 256, 32 * 2**10 if algo == "tree" else 128 * 2**10)
 
 
 def _within(chunk: int, floor: int) -> int:

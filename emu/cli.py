@@ -403,8 +403,7 @@ def _run_bench(target, coll, algos, nodes, minbytes, maxbytes, stepfactor, stepb
             for _, d, o in (r for r in runs if r[0] == algo):
                 step.describe(f"{name} {d} {o}")
                 done = bench_collective(target, algo, node_list, size_list, dtype=d, op=o, dilation=dilation,
-                                        real_sizes=real, **choices,
-                                        on_row=lambda r: (step.advance(), None if as_json else step.echo(collective_row(r))))
+                                        real_sizes=real, **choices, on_row=step.row(collective_row, as_json))
                 mine += done
                 label = algo if len(runs) == len(algos) else f"{algo} {d} {o}"
                 series[label] = done
@@ -510,8 +509,7 @@ def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_
         for mode in modes:
             step.describe(f"incast into {client}, {label[mode]}")
             runs[label[mode]] = incast(target, client, counts, mode == "on", rts_limit, chunk_size, chunks_per_sender,
-                                       rounds, cc, on_row=lambda r: (step.advance(), None if as_json else
-                                                                     step.echo(incast_line(r))))
+                                       rounds, cc, on_row=step.row(incast_line, as_json))
             rows += runs[label[mode]]
     if plot:
         from emu.report.plots import incast_plot

@@ -29,6 +29,14 @@ class Steps:
         if self.bar is not None:
             self.bar.update(self.task, completed=done, **({"total": total} if total is not None else {}))
 
+    def row(self, line, quiet: bool = False):
+        """An on_row callback: each result advances the bar and (unless quiet) prints as line(row)."""
+        def done(row) -> None:
+            self.advance()
+            if not quiet:
+                self.echo(line(row))
+        return done
+
     def echo(self, text: str) -> None:
         if self.bar is not None:
             self.bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
