@@ -99,6 +99,7 @@ def incast_study_plot(rows: list[dict], out: Path) -> None:
         ax.set(xscale="log", xlabel="storage services answering at once", ylabel="goodput, % of client link",
                ylim=(0, 105), title=f"{mode}")
         ax.set_xticks(senders, [str(s) for s in senders])
+        ax.minorticks_off()
         ax.axhline(80, color="grey", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
