@@ -61,10 +61,11 @@ def popen(name: str, argv, **kwargs) -> subprocess.Popen:
     if not netns_path(name).exists():
         raise FabricError(f"namespace {name} does not exist (was the lab torn down?)")
     if hosts.names_view(name):
-        # the lab's names as /etc/hosts (emu.fabric.hosts): ip enters the namespace, mounts, execs argv
+        # the lab's names as /etc/hosts (emu.fabric.hosts): ip mounts them and execs argv; forked
+        # in the namespace all the same, so the process is there before Popen returns
         if "/" not in argv[0] and shutil.which(argv[0], path=kwargs.get("env", os.environ).get("PATH")) is None:
             raise FileNotFoundError(2, "No such file or directory", argv[0])
-        return subprocess.Popen(["ip", "netns", "exec", name, *argv], **kwargs)
+        argv = ["ip", "netns", "exec", name, *argv]
     with inside(name):
         return subprocess.Popen(argv, **kwargs)
 

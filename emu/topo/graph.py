@@ -83,8 +83,9 @@ def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
         for s in zone.switches:
             by_layer.setdefault(layer[s], []).append(s)
         leaves = by_layer.pop(1, [])
-        width = max([sum(max(1, len(own.get(leaf, []))) for leaf in leaves), *map(len, by_layer.values()), 1])
-        column = x + (width - sum(max(1, len(own.get(leaf, []))) for leaf in leaves)) / 2
+        leaf_columns = sum(max(1, len(own.get(leaf, []))) for leaf in leaves)
+        width = max([leaf_columns, *map(len, by_layer.values()), 1])
+        column = x + (width - leaf_columns) / 2
         for leaf in leaves:
             hosts = own.get(leaf, [])
             for j, host in enumerate(hosts):
