@@ -671,10 +671,12 @@ def report_cmd(run_dir, as_json):
 @click.option("--plot", default="compare.png", show_default=True, help="overlaid class throughput of the runs")
 def compare_cmd(run_dirs, as_json, plot):
     """Compare runs side by side: per workload and per link group; overlaid plots to --plot."""
+    from emu.report.output import check_output
     from emu.report.runs import compare, compare_plot
     from emu.report.tables import compare_tables, json_rows
     if len(run_dirs) < 2:
         raise EmuError("compare needs at least two run directories")
+    check_output(plot)
     workloads, links = compare(list(run_dirs))
     compare_plot(list(run_dirs), plot)
     if as_json:

@@ -467,15 +467,13 @@ class Lab:
         its guaranteed share of a port and the FIFO each switch port gives that VL."""
         qos, plan = self.topology.qos, self.plan
         fifo = {q.vl: q.limit_bytes for n in plan.nodes if n.forwards for p in n.ports[:1] for q in p.queues}
-        vls = qos.vls()
-        total = sum(qos.vlarb[vl] for vl in vls)
+        weights = qos.weights()
+        total = sum(weights.values())
         rows = []
         for name, sl in qos.classes.items():
             vl = qos.vl_of_sl(sl)
-            weight = qos.vlarb[vl] if qos.isolation else 1
-            rows.append({"class": name, "sl": sl, "vl": vl, "tos": qos.tos_of(name), "weight": weight,
-                         "guaranteed_share": qos.vlarb[vl] / total if qos.isolation else 1.0,
-                         "switch_fifo_bytes": fifo.get(vl)})
+            rows.append({"class": name, "sl": sl, "vl": vl, "tos": qos.tos_of(name), "weight": weights[vl],
+                         "guaranteed_share": weights[vl] / total, "switch_fifo_bytes": fifo.get(vl)})
         return rows
 
 

@@ -51,8 +51,7 @@ class VLQueue:
 
 def port_queues(rate_bps: int, buffer_bytes: int, policy: QosPolicy, gate: bool = False) -> tuple[VLQueue, ...]:
     """The VL queues of one egress port of `rate_bps`, each `buffer_bytes` deep (gated: lossless)."""
-    vls = policy.vls()
-    weights = {vl: policy.vlarb[vl] for vl in vls} if policy.isolation else {0: 1}
+    weights = policy.weights()
     total, smallest = sum(weights.values()), min(weights.values())
     # HTB lends spare rate round-robin, a quantum per class and turn, but sends whole packets: a
     # quantum below one GSO burst lets every class send one burst a turn, an equal split whatever
@@ -62,7 +61,7 @@ def port_queues(rate_bps: int, buffer_bytes: int, policy: QosPolicy, gate: bool 
     return tuple(VLQueue(vl, max(1, rate_bps * weights[vl] // total), rate_bps,
                          min(MAX_QUANTUM, GSO_SEGS * MTU_FRAME * weights[vl] // smallest), BURST_BYTES, buffer_bytes,
                          gate)
-                 for vl in vls)
+                 for vl in weights)
 
 
 def tos_filters(policy: QosPolicy) -> tuple[tuple[int, int], ...]:

@@ -45,6 +45,10 @@ class QosPolicy:
         """The VLs that get their own queue on every port (one when isolation is off)."""
         return sorted(set(self.sl2vl.values())) if self.isolation else [0]
 
+    def weights(self) -> dict[int, int]:
+        """VL -> its arbitration weight, for the VLs that get a queue (one VL, weight 1, without isolation)."""
+        return {vl: self.vlarb[vl] for vl in self.vls()} if self.isolation else {0: 1}
+
     def vl_of_sl(self, sl: int) -> int:
         return self.sl2vl.get(sl, self.sl2vl[0]) if self.isolation else 0
 

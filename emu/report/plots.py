@@ -29,9 +29,9 @@ def bandwidth_plot(rows_by_algo: dict[str, list[dict]], out: str, title: str) ->
     each algorithm's own bound (its busiest modelled resource) dashed in its colour."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for algo, rows in rows_by_algo.items():
-        sizes = [r["proj_size"] for r in rows]
-        line, = ax.plot(sizes, [r["proj_busbw"] for r in rows], marker="o", label=algo)
-        ax.plot(sizes, [r["proj_bound_busbw"] for r in rows], linestyle="--", color=line.get_color(),
+        x = [r["proj_size"] for r in rows]
+        line, = ax.plot(x, [r["proj_busbw"] for r in rows], marker="o", label=algo)
+        ax.plot(x, [r["proj_bound_busbw"] for r in rows], linestyle="--", color=line.get_color(),
                 label=f"{algo}: bound")
     sizes = sorted({r["proj_size"] for rows in rows_by_algo.values() for r in rows})
     ax.set(xscale="log", xlabel="bytes per GPU (real system)", ylabel="busbw, GB/s (real scale)")

@@ -55,6 +55,13 @@ def zones(topo: Topology, layer: dict[str, int] | None = None) -> list[Zone]:
     return found
 
 
+def joined_zones(topo: Topology, found: list[Zone]) -> dict[str, tuple[int, ...]]:
+    """host -> the zones its links reach (more than one: it is drawn between them), in name order."""
+    zone_of = {s: i for i, z in enumerate(found) for s in z.switches}
+    return {host: tuple(sorted({zone_of[s] for s in topo.graph[host]}))
+            for host in sorted((n.name for n in topo.hosts()), key=natural_key)}
+
+
 def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
     """Positions (x in columns, y = layer) and the zones with their x spans.
 
@@ -63,14 +70,11 @@ def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
     zone. Hosts that join several zones form a block between the first and last of them."""
     layer = layers(topo)
     found = zones(topo, layer)
-    zone_of = {s: i for i, z in enumerate(found) for s in z.switches}
     groups: dict[tuple[int, ...], list[str]] = {}        # hosts that join several zones, by those zones
     own: dict[str, list[str]] = {}                       # leaf -> the single-zone hosts drawn under it
-    for host in sorted((n.name for n in topo.hosts()), key=natural_key):
-        leaves = sorted(topo.graph[host], key=natural_key)
-        joined = tuple(sorted({zone_of[s] for s in leaves}))
+    for host, joined in joined_zones(topo, found).items():
         if len(joined) == 1:
-            own.setdefault(leaves[0], []).append(host)
+            own.setdefault(min(topo.graph[host], key=natural_key), []).append(host)
         else:
             groups.setdefault(joined, []).append(host)
     after: dict[int, list[list[str]]] = {}               # zone index -> host groups drawn right after it
@@ -183,14 +187,13 @@ def dot(topo: Topology, plan=None) -> str:
     pos, found = layout(topo)
     ports = _port_names(plan) if plan is not None else {}
     lines = [f'graph "{topo.name}" {{', "  rankdir=BT; node [style=filled, fontsize=10];"]
-    zone_of = {s: i for i, z in enumerate(found) for s in z.switches}
+    joined = joined_zones(topo, found)
     for i, zone in enumerate(found):
         lines.append(f'  subgraph cluster_{i} {{ label="{zone.label}";')
         lines += [f'    "{n}" [shape=box, fillcolor="{COLORS["switch"]}"];' for n in zone.switches]
-        lines += [f'    "{h}" [fillcolor="{COLORS[topo.node(h).kind]}"];' for h in _hosts_in(topo, zone_of, i)]
+        lines += [f'    "{h}" [fillcolor="{COLORS[topo.node(h).kind]}"];' for h, z in joined.items() if z == (i,)]
         lines.append("  }")
-    for h in _hosts_in(topo, zone_of, None):
-        lines.append(f'  "{h}" [fillcolor="{COLORS[topo.node(h).kind]}"];')
+    lines += [f'  "{h}" [fillcolor="{COLORS[topo.node(h).kind]}"];' for h, z in joined.items() if len(z) > 1]
     for y in sorted({y for _, y in pos.values()}):
         lines.append("  { rank=same; " + " ".join(f'"{n}";' for n in sorted(pos, key=lambda n: pos[n][0])
                                                    if pos[n][1] == y) + " }")
@@ -207,29 +210,19 @@ def mermaid(topo: Topology, plan=None) -> str:
     _, found = layout(topo)
     ports = _port_names(plan) if plan is not None else {}
     ident = {n: f"n{i}" for i, n in enumerate(sorted(topo.graph, key=natural_key))}   # Mermaid ids: no '-'
-    zone_of = {s: i for i, z in enumerate(found) for s in z.switches}
+    joined = joined_zones(topo, found)
     shape = {True: '{}["{}"]', False: '{}(["{}"])'}
     lines = ["flowchart BT"]
     for i, zone in enumerate(found):
         lines.append(f'  subgraph z{i}["{zone.label}"]')
         lines += [f"    {shape[True].format(ident[n], n)}" for n in zone.switches]
-        lines += [f"    {shape[False].format(ident[h], h)}" for h in _hosts_in(topo, zone_of, i)]
+        lines += [f"    {shape[False].format(ident[h], h)}" for h, z in joined.items() if z == (i,)]
         lines.append("  end")
-    lines += [f"  {shape[False].format(ident[h], h)}" for h in _hosts_in(topo, zone_of, None)]
+    lines += [f"  {shape[False].format(ident[h], h)}" for h, z in joined.items() if len(z) > 1]
     for a, b in topo.graph.edges:
         label = f'|"{ports[a, b]} - {ports[b, a]}"|' if ports else ""
         lines.append(f"  {ident[a]} ---{label} {ident[b]}")
     return "\n".join(lines) + "\n"
-
-
-def _hosts_in(topo: Topology, zone_of: dict[str, int], zone: int | None) -> list[str]:
-    """Hosts whose every link goes into `zone` (None: the hosts that join several zones)."""
-    found = []
-    for host in sorted((n.name for n in topo.hosts()), key=natural_key):
-        joined = {zone_of[s] for s in topo.graph[host]}
-        if (len(joined) == 1 and zone in joined) or (zone is None and len(joined) > 1):
-            found.append(host)
-    return found
 
 
 def output_format(out: str) -> str:
