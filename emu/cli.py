@@ -620,15 +620,19 @@ def model_group():
 @model_group.command("run")
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--out", help="run directory (default: runs/<scenario name>-<UTC time>/)")
+@click.option("--calibration", type=click.Path(dir_okay=False),
+              help="a file of what the model lacks, fitted from lab runs (scripts/calibrate_model.py)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON (with run_dir)")
-def model_run_cmd(scenario, out, as_json):
+def model_run_cmd(scenario, out, calibration, as_json):
     """Play a scenario file's workloads in the flow model; writes a run directory like `emu run`."""
     from emu.experiments.scenario import load_scenario
+    from emu.model.calibration import Calibration
     from emu.model.run import model_run
     from emu.report.progress import work_progress
     spec = load_scenario(scenario)
+    fitted = Calibration.load(calibration) if calibration else None
     with work_progress(f"modelling {spec.name}", None, quiet=as_json):
-        summary, directory = model_run(spec, out)
+        summary, directory = model_run(spec, out, fitted)
     print_run(summary, directory, as_json)
 
 

@@ -143,6 +143,8 @@ def _bound(results, link_Bps: float, time_us: float) -> dict:
         for name, p in r["pipes"].items():
             if p["bytes"] / p["rate"] > worst:
                 worst, limit = p["bytes"] / p["rate"], name
+    node_worst = worst                  # the nodes' hardware alone, without the network
+    for r in results:
         for nic, net in enumerate(r["net"]):
             for direction in ("sent", "received"):
                 if net[direction] / link_Bps > worst:
@@ -150,4 +152,5 @@ def _bound(results, link_Bps: float, time_us: float) -> dict:
                     worst, limit = net[direction] / link_Bps, f"{where}.{direction}"
     size = results[0]["size"]
     bound_algbw = size / worst / 1e9 if worst else float("inf")
-    return {"bound_algbw": bound_algbw, "bound_by": limit, "efficiency": worst / (time_us * 1e-6)}
+    return {"bound_algbw": bound_algbw, "bound_by": limit, "efficiency": worst / (time_us * 1e-6),
+            "node_bound_algbw": size / node_worst / 1e9 if node_worst else float("inf")}

@@ -130,7 +130,7 @@ def _collective(run: Run, step: Step, index: int) -> dict:
                  step.name)
     return {"algo": algo, "algbw": row["algbw"], "busbw": row["busbw"], "proj_algbw": row["proj_algbw"],
             "proj_busbw": row["proj_busbw"], "slowdown": 1 / row["efficiency"] if row["efficiency"] else None,
-            "wrong": row["wrong"]}
+            "wrong": row["wrong"], "node_bound_algbw": row["node_bound_algbw"]}
 
 
 def _bulk(run: Run, step: Step, index: int) -> dict:

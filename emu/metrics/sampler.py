@@ -96,14 +96,15 @@ class Samples:
     taken: int = 0              # samples read
     late: int = 0               # samples that started after their slot (the sampler fell behind)
     cpu_seconds: float = 0.0    # CPU time the sampling thread used
+    columns: tuple[dict, dict] | None = None    # (queues, ifaces) given whole as columns (the flow model's)
 
     @property
     def queues(self) -> dict[str, list]:
-        return _columns(QUEUE_COLUMNS, self.queue_rows)
+        return self.columns[0] if self.columns else _columns(QUEUE_COLUMNS, self.queue_rows)
 
     @property
     def ifaces(self) -> dict[str, list]:
-        return _columns(IFACE_COLUMNS, self.iface_rows)
+        return self.columns[1] if self.columns else _columns(IFACE_COLUMNS, self.iface_rows)
 
 
 def _columns(names, rows) -> dict[str, list]:

@@ -8,6 +8,7 @@ import numpy as np
 
 from cluster.collectives import bus_factor
 from emu.metrics.sampler import Samples
+from emu.model.calibration import Calibration
 from emu.model.paths import Fabric
 from emu.model.simulate import Outcome, simulate
 from emu.model.workloads import from_steps
@@ -16,15 +17,21 @@ from emu.qos.htb import MTU_FRAME
 from emu.report import rundir
 from emu.report.project import to_real
 
+MAX_PORT_ROWS = 1_000_000   # a model run's interface samples at most (ports x samples)
+MIN_SAMPLES = 100
 
-def model_run(scenario, out: str | None = None) -> tuple[dict, Path]:
-    """Play `scenario` (a loaded Scenario) in the model; returns (summary, run directory)."""
+
+def model_run(scenario, out: str | None = None, calibration: Calibration | None = None) -> tuple[dict, Path]:
+    """Play `scenario` (a loaded Scenario) in the model, `calibration`'s fitted costs added if
+    given; returns (summary, run directory)."""
     topo = scenario.topology
     plan = make_plan(topo)
     fabric = Fabric(topo, plan)
     workloads = from_steps(scenario, topo)          # refuses what it cannot play before anything is written
+    if calibration:
+        calibration.apply(workloads, plan.scale)
     began = time.process_time()
-    outcome = simulate(fabric, workloads)
+    outcome = simulate(fabric, workloads, efficiency=calibration.tcp_efficiency if calibration else 1.0)
     directory = rundir.create(scenario, topo, plan, out)
     flows, events = _records(fabric, workloads, outcome)
     end = max(scenario.duration, outcome.end)
@@ -93,26 +100,47 @@ def _flow(workload, src, dst, traffic_class, nbytes, start, end, ideal) -> dict:
 
 
 def _samples(fabric: Fabric, outcome: Outcome, period: float, end: float, cpu_seconds: float) -> Samples:
-    """The sampler's records, read off the model's counters (piecewise linear between events)."""
+    """The sampler's records, read off the model's counters (piecewise linear between events), as
+    columns: every port's interface counters, and the per-VL counters of the (port, VL) pairs that
+    carried something (an idle VL's rows would be all zeros; at paper scale they are millions).
+    A long run on a large fabric is sampled less often than the scenario asks (at most
+    MAX_PORT_ROWS interface rows, at least MIN_SAMPLES samples); the sampler event says how often."""
+    period = max(period, end / max(MIN_SAMPLES, MAX_PORT_ROWS // len(fabric.ports)))
     at = np.arange(0.0, end + period / 2, period)
     times = np.array(outcome.times)
     wire = np.array(outcome.wire)               # events x ports x VLs
-    wire = np.concatenate([wire, wire[-1:]]) if times[-1] < end else wire
-    times = np.append(times, end) if times[-1] < end else times
-    port = fabric.port
-    samples = Samples(period=period, taken=len(at), cpu_seconds=cpu_seconds)
-    tx = {}
-    for i, (node, ifname) in enumerate(fabric.ports):
-        per_vl = [np.interp(at, times, wire[:, i, j]) for j in range(len(outcome.vls))]
-        tx[(node, ifname)] = sum(per_vl)
-        peer = port[(node, ifname)].peer
-        for vl, series in zip(outcome.vls, per_vl):
-            for t, b in zip(at, series):
-                samples.queue_rows.append((float(t), node, ifname, peer, vl, int(b), int(b // MTU_FRAME), 0, 0, 0, 0.0))
-    for node, ifname in fabric.ports:
-        p = port[(node, ifname)]
-        rx = tx[(p.peer, p.peer_ifname)]
-        for t, b, r in zip(at, tx[(node, ifname)], rx):
-            samples.iface_rows.append((float(t), node, ifname, p.peer, int(b), int(b // MTU_FRAME), int(r),
-                                       int(r // MTU_FRAME), 0, 0))
-    return samples
+    if times[-1] < end:
+        times, wire = np.append(times, end), np.concatenate([wire, wire[-1:]])
+    sent = _interpolate(at, times, wire)        # samples x ports x VLs
+    nodes = np.array([node for node, _ in fabric.ports])
+    ifnames = np.array([ifname for _, ifname in fabric.ports])
+    ends = [fabric.port[p] for p in fabric.ports]
+    peers = np.array([p.peer for p in ends])
+    n = len(at)
+    port_idx, vl_idx = np.nonzero(sent[-1] > 0)
+    nbytes = sent[:, port_idx, vl_idx].T.ravel().astype(np.int64)    # pair-major, time within
+    zeros = np.zeros(len(nbytes), np.int64)
+    queues = {"t": np.tile(at, len(port_idx)), "node": np.repeat(nodes[port_idx], n),
+              "port": np.repeat(ifnames[port_idx], n), "peer": np.repeat(peers[port_idx], n),
+              "vl": np.repeat(np.array(outcome.vls, np.int64)[vl_idx], n), "tx_bytes": nbytes,
+              "tx_packets": nbytes // MTU_FRAME, "drops": zeros, "backlog_bytes": zeros, "overlimits": zeros,
+              "paused_s": np.zeros(len(nbytes))}
+    tx = sent.sum(axis=2)                        # samples x ports
+    index = {p: i for i, p in enumerate(fabric.ports)}
+    rx = tx[:, [index[(p.peer, p.peer_ifname)] for p in ends]]
+    tx, rx = tx.T.ravel().astype(np.int64), rx.T.ravel().astype(np.int64)
+    zeros = np.zeros(len(tx), np.int64)
+    ifaces = {"t": np.tile(at, len(ends)), "node": np.repeat(nodes, n), "port": np.repeat(ifnames, n),
+              "peer": np.repeat(peers, n), "tx_bytes": tx, "tx_packets": tx // MTU_FRAME, "rx_bytes": rx,
+              "rx_packets": rx // MTU_FRAME, "tx_drops": zeros, "rx_drops": zeros}
+    return Samples(period=period, taken=n, cpu_seconds=cpu_seconds, columns=(queues, ifaces))
+
+
+def _interpolate(at: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """values (len(times) x ...) read at `at`, linear between the times (np.interp over axis 0)."""
+    right = np.clip(np.searchsorted(times, at, side="right"), 1, len(times) - 1)
+    left = right - 1
+    span = times[right] - times[left]
+    frac = np.clip(np.where(span > 0, (at - times[left]) / np.where(span > 0, span, 1), 1.0), 0.0, 1.0)
+    frac = frac.reshape((-1,) + (1,) * (values.ndim - 1))
+    return values[left] + (values[right] - values[left]) * frac

@@ -51,26 +51,30 @@ class _Parts:
         self.left = np.zeros(0)
         self.flow = np.zeros(0, np.int64)
         self.workload = np.zeros(0, np.int64)
+        self.cap = np.zeros(0)
 
-    def add(self, paths, vl, left, flow, workload) -> None:
+    def add(self, paths, vl, left, flow, workload, cap) -> None:
         self.ports = sparse.vstack([self.ports, incidence(paths, self.n_ports)], format="csr")
         self.vl = np.concatenate([self.vl, np.full(len(paths), vl)])
         self.left = np.concatenate([self.left, left])
         self.flow = np.concatenate([self.flow, flow])
         self.workload = np.concatenate([self.workload, np.full(len(paths), workload)])
+        self.cap = np.concatenate([self.cap, cap])
 
     def keep(self, mask: np.ndarray) -> None:
         self.ports = self.ports[mask]
         self.vl, self.left, self.flow, self.workload = self.vl[mask], self.left[mask], self.flow[mask], \
             self.workload[mask]
+        self.cap = self.cap[mask]
 
     def __len__(self):
         return len(self.left)
 
 
 def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = TCP_PAYLOAD_SHARE,
-             ideal: bool = True) -> Outcome:
-    capacity = fabric.rate_bps / 8 * payload_share
+             ideal: bool = True, efficiency: float = 1.0) -> Outcome:
+    """`efficiency`: the share of the payload rate TCP keeps a busy port at (a calibration's)."""
+    capacity = fabric.rate_bps / 8 * payload_share * efficiency
     vls = sorted(fabric.vl_weight)
     column = np.full(max(vls) + 1, -1)
     column[vls] = np.arange(len(vls))
@@ -81,6 +85,7 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
     next_round = [0] * len(workloads)
     deadline = np.array([w.deadline if w.deadline is not None else INF for w in workloads])
     waiting = sorted(range(len(workloads)), key=lambda i: workloads[i].start)
+    resuming: list[tuple[float, int]] = []          # (time, workload): the next round after a gap
     t, times, samples = 0.0, [0.0], [wire.copy()]
 
     def start_round(i: int, now: float) -> None:
@@ -90,7 +95,7 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
         flows_of_round = w.rounds[next_round[i]]
         next_round[i] += 1
         rounds[w.name].append([now, None if flows_of_round else now])
-        paths, left, owner = [], [], []
+        paths, left, owner, cap = [], [], [], []
         for src, dst, nbytes in flows_of_round:
             flows.append(FlowRecord(w.name, src, dst, w.traffic_class, now))
             if src == dst:                  # nothing crosses the network
@@ -98,24 +103,30 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
                 continue
             for path, share in fabric.routes(src, dst):
                 paths.append(path), left.append(nbytes * share), owner.append(len(flows) - 1)
-        parts.add(paths, fabric.vl_of(w.traffic_class), np.array(left, float), np.array(owner, np.int64), i)
+                cap.append(w.cap * share)
+        parts.add(paths, fabric.vl_of(w.traffic_class), np.array(left, float), np.array(owner, np.int64), i,
+                  np.array(cap, float))
 
     flow_bytes = np.zeros(0)
     while True:
         while waiting and workloads[waiting[0]].start <= t:
             start_round(waiting.pop(0), t)
+        for when, i in [r for r in resuming if r[0] <= t]:
+            resuming.remove((when, i))
+            start_round(i, t)
         if len(flow_bytes) < len(flows):
             flow_bytes = np.concatenate([flow_bytes, np.zeros(len(flows) - len(flow_bytes))])
+        later = min(([workloads[waiting[0]].start] if waiting else []) + [when for when, _ in resuming],
+                    default=INF)
         if not len(parts):
-            if not waiting:
+            if later == INF:
                 break
-            t = workloads[waiting[0]].start
+            t = later
             continue
-        rate = vl_shares(parts.ports, parts.vl, capacity, fabric.vl_weight)
+        rate = vl_shares(parts.ports, parts.vl, capacity, fabric.vl_weight, parts.cap)
         finite = (rate > 0) & np.isfinite(parts.left)
         ends = t + parts.left[finite] / rate[finite]
-        nxt = min(ends.min(initial=INF), deadline[deadline > t].min(initial=INF),
-                  workloads[waiting[0]].start if waiting else INF)
+        nxt = min(ends.min(initial=INF), deadline[deadline > t].min(initial=INF), later)
         if nxt == INF:
             raise RuntimeError("the model's flows cannot move: a flow crosses a port of rate 0")
         moved = rate * (nxt - t)
@@ -135,19 +146,24 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
             flows[f].end = t
         parts.keep(~through)
         for i in sorted(active_before - set(parts.workload.tolist())):     # a round is through
-            rounds[workloads[i].name][-1][1] = t
-            start_round(i, t)
+            rounds[workloads[i].name][-1][1] = t + workloads[i].gap
+            if workloads[i].gap:
+                resuming.append((t + workloads[i].gap, i))
+            else:
+                start_round(i, t)
     for record, nbytes in zip(flows, flow_bytes):
         record.bytes = float(nbytes)
-    outcome = Outcome(flows, {k: [tuple(r) for r in v] for k, v in rounds.items()}, times, samples, vls, t)
+    end = max([t] + [r[1] for spans in rounds.values() for r in spans if r[1] is not None])
+    outcome = Outcome(flows, {k: [tuple(r) for r in v] for k, v in rounds.items()}, times, samples, vls, end)
     if ideal:
-        outcome.ideal_round = {w.name: _alone(fabric, w, payload_share) for w in workloads if w.rounds and w.rounds[0]}
+        outcome.ideal_round = {w.name: _alone(fabric, w, payload_share, efficiency)
+                               for w in workloads if w.rounds and w.rounds[0]}
     return outcome
 
 
-def _alone(fabric: Fabric, w: Workload, payload_share: float) -> float:
+def _alone(fabric: Fabric, w: Workload, payload_share: float, efficiency: float) -> float:
     """Seconds the workload's first round takes alone on the fabric (inf for endless flows)."""
     if any(nbytes == INF for _, _, nbytes in w.rounds[0]):
         return INF
-    solo = Workload(w.name, w.type, w.traffic_class, 0.0, w.rounds[:1])
-    return simulate(fabric, [solo], payload_share, ideal=False).end
+    solo = Workload(w.name, w.type, w.traffic_class, 0.0, w.rounds[:1], cap=w.cap, gap=w.gap)
+    return simulate(fabric, [solo], payload_share, ideal=False, efficiency=efficiency).end

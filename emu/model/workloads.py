@@ -23,6 +23,8 @@ class Workload:
     rounds: list[list[tuple[str, str, float]]]      # (src, dst, bytes) per flow
     deadline: float | None = None                   # endless flows stop here
     params: dict = field(default_factory=dict)
+    cap: float = INF                                # each flow's ceiling, bytes/s (a node's or a service's)
+    gap: float = 0.0                                # seconds a round ends after its last flow (software's share)
 
 
 def collective_flows(algo: str, nodes: list[str], size: int, gpus: int) -> list[tuple[str, str, float]]:

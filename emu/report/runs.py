@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
 
 from emu.plan import LabPlan  # noqa: E402
 from emu.report import rundir  # noqa: E402
@@ -18,7 +19,8 @@ from emu.units import format_rate  # noqa: E402
 
 CONGESTED = 0.10      # a VL queue counts as congested while its backlog is above 10% of its FIFO
 PEAK_WINDOW = 0.2     # seconds over which util_max is taken
-WORKLOAD_KEYS = ("algbw", "busbw", "proj_algbw", "proj_busbw", "goodput_bps", "p50_ms", "p99_ms", "slowdown",
+HEATMAP_ROWS = 64     # link directions a heatmap shows at most
+WORKLOAD_KEYS = ("algbw", "busbw", "node_bound_algbw", "proj_algbw", "proj_busbw", "goodput_bps", "p50_ms", "p99_ms", "slowdown",
                  "share", "drops", "wrong", "verified",
                  # training jobs (emu.experiments.training)
                  "job", "nodes", "steps_done", "restarts", "lost_steps", "step_time_s", "compute_s", "comm_s",
@@ -27,16 +29,17 @@ WORKLOAD_KEYS = ("algbw", "busbw", "proj_algbw", "proj_busbw", "goodput_bps", "p
                  "restored_steps")
 
 
-def series(columns: dict, keys: tuple) -> dict:
+def series(table: pa.Table, keys: tuple) -> dict:
     """{key tuple: {"t": array, column: array ...}} from columnar samples, in time order."""
-    rows = defaultdict(list)
-    for i in range(len(columns["t"])):
-        rows[tuple(columns[k][i] for k in keys)].append(i)
-    out = {}
-    for key, idx in rows.items():
-        idx = sorted(idx, key=lambda i: columns["t"][i])
-        out[key] = {c: np.array([columns[c][i] for i in idx]) for c in columns if c not in keys}
-    return out
+    if not table.num_rows:
+        return {}
+    table = table.sort_by([(k, "ascending") for k in keys] + [("t", "ascending")])
+    key_columns = [table[k].to_numpy() for k in keys]
+    starts = np.flatnonzero(np.r_[True, np.any([c[1:] != c[:-1] for c in key_columns], axis=0)])
+    ends = np.append(starts[1:], table.num_rows)
+    values = {c: table[c].to_numpy() for c in table.column_names if c not in keys}
+    firsts = zip(*(c[starts].tolist() for c in key_columns))
+    return {key: {c: v[a:b] for c, v in values.items()} for key, a, b in zip(firsts, starts, ends)}
 
 
 def link_order(plan: LabPlan):
@@ -65,6 +68,9 @@ def summarise(run: dict) -> tuple[dict, dict]:
             for n in plan.nodes for p in n.ports}
     ports = series(run["ports"], ("node", "port", "peer"))
     queues = series(run["samples"], ("node", "port", "peer", "vl"))
+    vls_of = defaultdict(list)
+    for (node, port, _, vl), q in queues.items():
+        vls_of[(node, port)].append((vl, q))
     links, util, backlog = [], {}, {}
     for (node, port, peer), s in ports.items():
         dt = np.diff(s["t"])
@@ -76,7 +82,7 @@ def summarise(run: dict) -> tuple[dict, dict]:
         peak = ((s["tx_bytes"][k:] - s["tx_bytes"][:-k]) * 8 / np.maximum(s["t"][k:] - s["t"][:-k], 1e-9)
                 / rate[(node, port)]) if len(dt) >= k else busy
         span = s["t"][-1] - s["t"][0]
-        vls = [(vl, q) for (n, p, _, vl), q in queues.items() if (n, p) == (node, port)]
+        vls = vls_of[(node, port)]
         depth = np.max([q["backlog_bytes"] for _, q in vls], axis=0) if vls else np.zeros(len(s["t"]))
         backlog[(node, peer)] = (s["t"], depth)
         congested = np.mean(depth > CONGESTED * fifo[(node, port)]) if len(depth) else 0.0
@@ -88,7 +94,8 @@ def summarise(run: dict) -> tuple[dict, dict]:
                       "backlog_max_bytes": int(depth.max()) if len(depth) else 0,
                       "pause_s": float(sum(q["paused_s"][-1] - q["paused_s"][0] for _, q in vls if "paused_s" in q)),
                       "congested_share": float(congested)})
-    links.sort(key=lambda l: link_order(plan)((l["node"], l["peer"])))
+    in_order = link_order(plan)
+    links.sort(key=lambda l: in_order((l["node"], l["peer"])))
     drops_by_vl = defaultdict(int)
     for (_, _, _, vl), q in queues.items():
         drops_by_vl[int(vl)] += int(q["drops"][-1] - q["drops"][0])
@@ -171,6 +178,10 @@ def plot_heatmap(by_link: dict, order, out: Path, title: str, label: str, scale:
     directions = sorted(by_link, key=order)
     if not directions:
         return
+    if len(directions) > HEATMAP_ROWS:      # a paper-size fabric: a row each would be a picture no one reads
+        busiest = set(sorted(directions, key=lambda d: -float(np.mean(by_link[d][1])))[:HEATMAP_ROWS])
+        title += f" (the {HEATMAP_ROWS} busiest of {len(directions)}; every link in summary.json)"
+        directions = [d for d in directions if d in busiest]
     t = max((by_link[d][0] for d in directions), key=len)
     grid = np.zeros((len(directions), len(t)))
     for i, d in enumerate(directions):

@@ -120,3 +120,70 @@ def test_the_model_refuses_what_it_cannot_play_in_one_line(tmp_path):
     with pytest.raises(EmuError, match="workloads.cp: the model cannot play 'checkpoint' yet"):
         model_run(load_scenario(doc), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_samples_are_the_counters_read_linearly_between_events():
+    from emu.model.run import _interpolate
+    rng = np.random.default_rng(1)
+    times = np.array([0.0, 0.1, 0.1, 0.35, 0.9, 1.2])          # a repeated time: two events at once
+    values = np.cumsum(rng.random((len(times), 3, 2)), axis=0)
+    at = np.arange(0.0, 1.5, 0.05)                              # past the last event too
+    got = _interpolate(at, times, values)
+    for i in range(3):
+        for j in range(2):
+            assert got[:, i, j] == pytest.approx(np.interp(at, times, values[:, i, j]))
+
+
+def test_a_model_run_keeps_every_port_but_only_the_vls_that_carried_something(tmp_path):
+    import pyarrow.parquet as pq
+    doc = {**SCENARIO, "workloads": [SCENARIO["workloads"][2]]}       # the bulk flow c3 -> c0 alone
+    summary, directory = model_run(load_scenario(doc), str(tmp_path / "run"))
+    fabric = Fabric(load_scenario(doc).topology, make_plan(load_scenario(doc).topology))
+    ((path, _),) = fabric.routes("c3", "c0")
+    samples, ports = pq.read_table(directory / "samples.parquet"), pq.read_table(directory / "ports.parquet")
+    taken = summary["sampler"]["samples"]
+    assert ports.num_rows == len(fabric.ports) * taken and len(summary["links"]) == len(fabric.ports)
+    carried = set(zip(samples["node"].to_pylist(), samples["port"].to_pylist()))
+    assert carried == {fabric.ports[i] for i in path}
+    assert set(samples["vl"].to_pylist()) == {fabric.vl_of("other")} and samples.num_rows == len(carried) * taken
+    busy = {(l["node"], l["port"]) for l in summary["links"] if l["util_mean"] > 0}
+    assert busy == carried
+
+
+def test_a_flow_ceiling_and_a_gap_between_rounds_set_a_collectives_time(fabric):
+    size, nodes = 2**20, ["c0", "c1", "c2", "c3"]
+    flows = collective_flows("ring", nodes, size, gpus=8)
+    payload = 200e9 * 0.001 / 8 * TCP_PAYLOAD_SHARE
+    capped = Workload("ar", "allreduce", "nccl", 0.0, [flows] * 3, cap=payload / 4, gap=0.01)
+    out = simulate(fabric, [capped])
+    per_round = flows[0][2] / (payload / 4) + 0.01
+    assert [end - start for start, end in out.rounds["ar"]] == pytest.approx([per_round] * 3)
+    assert out.end == pytest.approx(3 * per_round)
+    # TCP's efficiency scales what a port carries
+    slow = simulate(fabric, [Workload("ar", "allreduce", "nccl", 0.0, [flows])], efficiency=0.8)
+    assert slow.rounds["ar"][0][1] == pytest.approx(flows[0][2] / (payload * 0.8))
+
+
+def test_a_calibration_puts_node_bounds_gaps_and_service_rates_on_workloads(tmp_path):
+    from emu.errors import EmuError
+    from emu.model.calibration import Calibration, CollectiveFit, fit_gap
+    from emu.model.workloads import from_steps
+    cal = Calibration(scale=0.001, tcp_efficiency=0.97,
+                      collectives={"hfreduce": CollectiveFit(8.1e9, gap_s=0.02, gap_s_per_byte=1e-8)},
+                      storage_read_Bps=2e6)
+    cal.save(tmp_path / "cal.json")
+    again = Calibration.load(tmp_path / "cal.json")
+    assert again == cal
+    spec = load_scenario(SCENARIO)
+    workloads = from_steps(spec, spec.topology)
+    again.apply(workloads, 0.001)
+    ar, reads, bulk = workloads
+    assert ar.cap == pytest.approx(8.1e9 * 0.001 / 2)     # each tree edge carries half the buffer
+    assert ar.gap == pytest.approx(0.02 + 1e-8 * 2**20)
+    assert reads.cap == pytest.approx(2e6 / 1) and bulk.cap == INF and bulk.gap == 0
+    assert fit_gap((1, 3), (0.5, 0.9), (0.2, 0.4)) == pytest.approx((0.2, 0.1))     # gaps 0.3 and 0.5
+    (tmp_path / "bad.json").write_text('{"scale": 1, "tcp_eficiency": 1}')
+    with pytest.raises(EmuError, match="bad.json: not a calibration file"):
+        Calibration.load(tmp_path / "bad.json")
+    with pytest.raises(EmuError, match="no such calibration file"):
+        Calibration.load(tmp_path / "none.json")
