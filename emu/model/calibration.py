@@ -4,16 +4,20 @@ Three things set a lab run's times that the max-min solver does not see:
 - TCP: a busy port carries less than its payload rate (`tcp_efficiency`, from one bulk flow
   alone in the lab against the model's figure for it);
 - a collective's nodes: their hardware bounds it (`node_bound_Bps`: the busiest PCIe link, root
-  complex or host memory of the agents' node model, per byte of data, at real scale; it
-  becomes a ceiling on each of the algorithm's flows), and every iteration costs software time
-  beyond the bytes (`gap_s` + `gap_s_per_byte` x size: Python per chunk, barriers), fitted from
-  the collective alone at two sizes against the model with the ceiling;
-- 3FS's services: a storage node serves reads at `storage_read_Bps` at most (its Python
-  service, not its NIC), from the lab's reads alone; the model splits it among the clients.
+  complex or host memory of the agents' node model, per byte of data, at real scale); every
+  iteration costs a fixed software time (`gap_s`: start, barriers); and the lab's agents, one
+  Python process per node, share this machine's cores (`cpu_s_per_byte`: CPU seconds a node
+  spends per byte of its buffer, `cores`): with N nodes an iteration takes at least
+  N x cpu_s_per_byte x size / cores. The two bounds become ceilings on each of the algorithm's
+  flows, the fixed time a gap after each round;
+- 3FS's reads: request-to-send lets a client have one sender at a time, so a client reads at a
+  rate its requests set (`storage_client_Bps`), not its NIC's; a ceiling shared by its flows.
 
 The file is the machine's: the fitted times are this machine's Python, measured at the
-calibration lab's scale (`scale`); `scripts/calibrate_model.py` makes it and validates the
-calibrated model against lab runs it was not fitted on.
+calibration lab's scale (`scale`). The CPU term models the emulator's host, not the cluster:
+it belongs in comparisons with this machine's labs, not in paper-scale what-ifs.
+`scripts/calibrate_model.py` makes the file and validates the calibrated model against lab runs
+it was not fitted on.
 """
 import json
 from dataclasses import asdict, dataclass, field
@@ -26,8 +30,13 @@ from emu.model.workloads import Workload
 @dataclass
 class CollectiveFit:
     node_bound_Bps: float           # real scale: the node's hardware per byte of data
-    gap_s: float = 0.0              # software time per iteration, lab seconds
-    gap_s_per_byte: float = 0.0     # and per lab byte of the buffer
+    gap_s: float = 0.0              # fixed software time per iteration, lab seconds
+    cpu_s_per_byte: float = 0.0     # CPU seconds one node's agent spends per lab byte of its buffer
+    cores: int = 1                  # of the machine the lab ran on
+
+    def iteration_floor(self, nodes: int, size: int, scale: float) -> float:
+        """Seconds an iteration takes at least: the node's hardware, or the machine's CPU."""
+        return max(size / (self.node_bound_Bps * scale), nodes * self.cpu_s_per_byte * size / self.cores)
 
 
 @dataclass
@@ -35,21 +44,20 @@ class Calibration:
     scale: float                                    # the calibration lab's
     tcp_efficiency: float = 1.0
     collectives: dict[str, CollectiveFit] = field(default_factory=dict)
-    storage_read_Bps: float | None = None           # per storage node, lab bytes/s
+    storage_client_Bps: float | None = None         # each reading client, lab bytes/s
     made: dict = field(default_factory=dict)        # how: command, topology, date, the runs' figures
 
     def apply(self, workloads: list[Workload], scale: float) -> None:
         """Ceilings and gaps onto the model's workloads (in place)."""
         for w in workloads:
             if w.type in ("allreduce", "alltoall") and w.params.get("algo") in self.collectives:
-                fit, size = self.collectives[w.params["algo"]], w.params["size"]
-                first = w.rounds[0]
-                if first:       # every flow of one round carries the same bytes
-                    w.cap = first[0][2] / size * fit.node_bound_Bps * scale
-                w.gap = fit.gap_s + fit.gap_s_per_byte * size
-            elif w.type == "storage-read" and self.storage_read_Bps:
-                clients = len({dst for _, dst, _ in w.rounds[0]})
-                w.cap = self.storage_read_Bps / clients
+                fit, size, first = self.collectives[w.params["algo"]], w.params["size"], w.rounds[0]
+                if first:       # every flow of one round carries the same bytes: each at most this fast
+                    w.cap = first[0][2] / fit.iteration_floor(len(w.params["nodes"]), size, scale)
+                w.gap = fit.gap_s
+            elif w.type == "storage-read" and self.storage_client_Bps:
+                servers = len({src for src, _, _ in w.rounds[0]})
+                w.cap = self.storage_client_Bps / servers
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -64,10 +72,3 @@ class Calibration:
             raise EmuError(f"{path}: no such calibration file (scripts/calibrate_model.py makes one)") from None
         except (ValueError, TypeError, KeyError) as e:
             raise EmuError(f"{path}: not a calibration file ({e})") from None
-
-
-def fit_gap(sizes: tuple[int, int], lab_s: tuple[float, float], model_s: tuple[float, float]) -> tuple[float, float]:
-    """(gap_s, gap_s_per_byte): the line through the two sizes' lab-minus-model iteration times."""
-    (s0, s1), g = sizes, [lab - model for lab, model in zip(lab_s, model_s)]
-    per_byte = (g[1] - g[0]) / (s1 - s0)
-    return g[0] - per_byte * s0, per_byte

@@ -67,7 +67,8 @@ def _collective(step, p, topo, storage):
     gpus = topo.node(p["nodes"][0]).attrs["gpus"]
     flows = collective_flows(algo, p["nodes"], p["size"], gpus)
     return Workload(step.name, step.type, TRAFFIC_CLASS[algo], step.start, [flows] * p["iters"],
-                    params={"algo": algo, "size": p["size"], "ranks": len(p["nodes"]) * gpus})
+                    params={"algo": algo, "size": p["size"], "nodes": list(p["nodes"]),
+                            "ranks": len(p["nodes"]) * gpus})
 
 
 def _bulk(step, p, topo, storage):

@@ -20,8 +20,8 @@ from emu.units import format_rate  # noqa: E402
 CONGESTED = 0.10      # a VL queue counts as congested while its backlog is above 10% of its FIFO
 PEAK_WINDOW = 0.2     # seconds over which util_max is taken
 HEATMAP_ROWS = 64     # link directions a heatmap shows at most
-WORKLOAD_KEYS = ("algbw", "busbw", "node_bound_algbw", "proj_algbw", "proj_busbw", "goodput_bps", "p50_ms", "p99_ms", "slowdown",
-                 "share", "drops", "wrong", "verified",
+WORKLOAD_KEYS = ("algbw", "busbw", "node_bound_algbw", "proj_algbw", "proj_busbw", "goodput_bps", "p50_ms",
+                 "p99_ms", "slowdown", "share", "drops", "wrong", "verified",
                  # training jobs (emu.experiments.training)
                  "job", "nodes", "steps_done", "restarts", "lost_steps", "step_time_s", "compute_s", "comm_s",
                  "exposed_comm_s", "a2a_s", "overlap", "wall_per_step_s", "cross_zone", "queued_s", "interruptions",

@@ -164,13 +164,12 @@ def test_a_flow_ceiling_and_a_gap_between_rounds_set_a_collectives_time(fabric):
     assert slow.rounds["ar"][0][1] == pytest.approx(flows[0][2] / (payload * 0.8))
 
 
-def test_a_calibration_puts_node_bounds_gaps_and_service_rates_on_workloads(tmp_path):
+def test_a_calibration_puts_node_bounds_gaps_and_client_rates_on_workloads(tmp_path):
     from emu.errors import EmuError
-    from emu.model.calibration import Calibration, CollectiveFit, fit_gap
+    from emu.model.calibration import Calibration, CollectiveFit
     from emu.model.workloads import from_steps
-    cal = Calibration(scale=0.001, tcp_efficiency=0.97,
-                      collectives={"hfreduce": CollectiveFit(8.1e9, gap_s=0.02, gap_s_per_byte=1e-8)},
-                      storage_read_Bps=2e6)
+    fit = CollectiveFit(8.1e9, gap_s=0.02, cpu_s_per_byte=1e-7, cores=2)
+    cal = Calibration(scale=0.001, tcp_efficiency=0.97, collectives={"hfreduce": fit}, storage_client_Bps=2e6)
     cal.save(tmp_path / "cal.json")
     again = Calibration.load(tmp_path / "cal.json")
     assert again == cal
@@ -178,10 +177,13 @@ def test_a_calibration_puts_node_bounds_gaps_and_service_rates_on_workloads(tmp_
     workloads = from_steps(spec, spec.topology)
     again.apply(workloads, 0.001)
     ar, reads, bulk = workloads
-    assert ar.cap == pytest.approx(8.1e9 * 0.001 / 2)     # each tree edge carries half the buffer
-    assert ar.gap == pytest.approx(0.02 + 1e-8 * 2**20)
-    assert reads.cap == pytest.approx(2e6 / 1) and bulk.cap == INF and bulk.gap == 0
-    assert fit_gap((1, 3), (0.5, 0.9), (0.2, 0.4)) == pytest.approx((0.2, 0.1))     # gaps 0.3 and 0.5
+    # 2 nodes: the node's hardware binds (1 MiB at 8.1 MB/s: 0.129 s; CPU 2 x 0.1 s / 2 cores)
+    assert ar.cap == pytest.approx(2**20 / 2 / (2**20 / 8.1e6))        # each tree edge carries half
+    assert ar.gap == pytest.approx(0.02)
+    # 8 nodes: the machine's CPU does (8 x 1e-7 x 1 MiB / 2 cores = 0.42 s)
+    assert fit.iteration_floor(8, 2**20, 0.001) == pytest.approx(8 * 1e-7 * 2**20 / 2)
+    servers = sum(1 for n in spec.topology.hosts() if n.kind == "storage")
+    assert reads.cap == pytest.approx(2e6 / servers) and bulk.cap == INF and bulk.gap == 0
     (tmp_path / "bad.json").write_text('{"scale": 1, "tcp_eficiency": 1}')
     with pytest.raises(EmuError, match="bad.json: not a calibration file"):
         Calibration.load(tmp_path / "bad.json")
