@@ -14,8 +14,14 @@ Run as root:  python scripts/bench_alltoall.py
 import argparse
 import json
 
-from bench_allreduce import FIGURES_HEADER, figures, timed_run     # the paper check's run and columns
+from bench_allreduce import (  # the paper check's run and columns
+    FIGURES_HEADER,
+    figures,
+    timed_run,
+)
+
 from emu.lab import Lab
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 from emu.units import parse_size
 
@@ -61,4 +67,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

@@ -13,6 +13,7 @@ import uuid
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.metrics.capture import capture
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
 
@@ -36,4 +37,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

@@ -19,6 +19,7 @@ from emu.fabric.batch import run_batch, run_batches
 from emu.fabric.render import render
 from emu.lab import Lab
 from emu.plan import make_plan
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 from emu.topo.loader import load_topology
 
@@ -107,4 +108,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

@@ -13,6 +13,7 @@ from emu.experiments.storage import incast
 from emu.lab import Lab
 from emu.qos.flow_control import FlowControl
 from emu.qos.htb import BURST_BYTES
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 from emu.topo.loader import topology_from_dict
 
@@ -46,4 +47,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

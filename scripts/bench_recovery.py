@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from emu.experiments.runner import run
+from emu.terminate import clean_up_on_sigterm
 from emu.topo.loader import load_topology
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,4 +43,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

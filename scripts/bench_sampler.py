@@ -12,6 +12,7 @@ import uuid
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.metrics.sampler import Sampler, cpu_share
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
 SHAPES = [(16, dict(leaves=4, spines=2, hosts_per_leaf=4)), (64, dict(leaves=8, spines=4, hosts_per_leaf=8)),
@@ -40,4 +41,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

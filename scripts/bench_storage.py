@@ -12,6 +12,7 @@ import argparse
 from emu.experiments.storage import incast, storage_bench
 from emu.lab import Lab
 from emu.report.plots import incast_plot
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 from emu.units import format_rate
 
@@ -53,4 +54,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

@@ -11,6 +11,7 @@ import uuid
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.qos import QosPolicy
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
 
@@ -53,4 +54,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

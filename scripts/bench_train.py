@@ -12,6 +12,7 @@ import argparse
 from emu.experiments.training import train
 from emu.lab import Lab
 from emu.report.plots import scaling_plot
+from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
 
@@ -45,4 +46,5 @@ def main():
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

@@ -27,12 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emu.experiments.runner import run as lab_run  # noqa: E402
-from emu.experiments.scenario import load_scenario  # noqa: E402
 import os  # noqa: E402
 
+from emu.experiments.runner import run as lab_run  # noqa: E402
+from emu.experiments.scenario import load_scenario  # noqa: E402
 from emu.model.calibration import Calibration, CollectiveFit  # noqa: E402
 from emu.model.run import model_run  # noqa: E402
+from emu.terminate import clean_up_on_sigterm  # noqa: E402
 from emu.units import parse_size  # noqa: E402
 
 MINI = str(ROOT / "topologies" / "fire-flyer-mini.yaml")
@@ -170,4 +171,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     main()

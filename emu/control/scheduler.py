@@ -5,8 +5,8 @@
                  zone by zone, but only while no other cross-zone job runs (the paper allows one)
     naive        the first free nodes by name, wherever they are
 
-Zones are read from the topology: the hosts that reach each other through leaf-spine links
-without crossing a link between two switches that have no hosts (the few inter-zone links).
+Zones are the topology's (emu.topo.zones.compute_zones, the drawing's zones too): the paper's two
+zones joined by a few spine links are two; a three-layer fat-tree or a multi-plane network is one.
 Nodes the validator marked unhealthy are never placed. Jobs wait in the queue, highest
 priority first, then in order of submission. Time sharing: a job that cannot be placed may
 interrupt running jobs of lower priority (`victims`: the fewest, lowest priority first, whose
@@ -14,27 +14,7 @@ nodes let it be placed); they give their nodes back through a checkpoint and que
 """
 from dataclasses import dataclass, field, replace
 
-import networkx as nx
-
 POLICIES = ("zone-aware", "naive")
-
-
-def zones(topology) -> dict[str, int]:
-    """compute node -> zone index (0, 1, ...) in order of the first node of each zone."""
-    g = topology.graph
-    switches = {n.name for n in topology.switches()}
-    hosted = {s for s in switches if any(nb not in switches for nb in g.neighbors(s))}
-    compute = [n.name for n in topology.nodes() if n.kind == "compute"]
-    keep = nx.Graph()
-    keep.add_nodes_from(compute)
-    keep.add_edges_from((a, b) for a, b in g.edges
-                        if {a, b} <= switches and (a in hosted or b in hosted)
-                        or (a in compute and b in switches) or (b in compute and a in switches))
-    found = {}
-    for i, part in enumerate(sorted((c for c in nx.connected_components(keep) if set(c) & set(compute)),
-                                    key=lambda c: min(compute.index(n) for n in c if n in compute))):
-        found.update({n: i for n in part if n in compute})
-    return {n: found[n] for n in compute}          # in the topology's order
 
 
 @dataclass

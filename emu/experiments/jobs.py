@@ -13,9 +13,10 @@ daemon's log.
 import threading
 from dataclasses import dataclass, field
 
-from emu.control.scheduler import Scheduler, zones
+from emu.control.scheduler import Scheduler
 from emu.errors import EmuError
 from emu.experiments.training import JobFailed, train
+from emu.topo.zones import compute_zones
 
 PORT_BASE = 7000
 MAX_RESTARTS = 3       # a failed job that checkpoints is restarted at most this often
@@ -63,7 +64,7 @@ class JobQueue:
         jobs that checkpoint (started on first use); `on_result(name, result)`: a finished job's
         result, per-step records included."""
         self.lab, self.clock, self.record, self.storage, self.on_result = lab, clock, record, storage, on_result
-        self.sched = Scheduler(policy, zones(lab.topology), set(lab.unhealthy()))
+        self.sched = Scheduler(policy, compute_zones(lab.topology), set(lab.unhealthy()))
         self.jobs: dict[str, Job] = {}
         self.starts = 0
 

@@ -23,6 +23,14 @@ def interface_counters(names) -> dict[str, dict[str, dict]]:
         return dict(pool.map(read, names))
 
 
+def fabric_drops(plan) -> int:
+    """Packets the switches' VL FIFOs of a lab have dropped so far (every egress port)."""
+    def read(node):
+        return _read(node.netns, lambda r: sum(q[4] for q in r.queues()))
+    with ThreadPoolExecutor(4) as pool:
+        return sum(pool.map(read, [n for n in plan.nodes if n.forwards]))
+
+
 def queue_drops(name: str, ifname: str) -> int:
     """Packets dropped by the VL FIFOs of one interface in namespace `name`."""
     return _read(name, lambda r: sum(q[4] for q in r.queues() if q[0] == ifname))

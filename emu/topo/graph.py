@@ -6,13 +6,12 @@ and links inside one layer (the few links between zones' spines) as arcs over th
 `draw()` writes PNG/SVG/PDF, `dot()` and `mermaid()` the same graph as text.
 """
 import math
-from dataclasses import dataclass
-from os.path import commonprefix
 
 import networkx as nx
 
 from emu.report.output import PICTURES, check_output
 from emu.topo.model import Topology, natural_key
+from emu.topo.zones import Zone, joined_zones, layers, zones
 from emu.units import format_rate
 
 COLORS = {"switch": "#4c72b0", "compute": "#55a868", "storage": "#dd8452", "mgmt": "#8172b3"}
@@ -20,46 +19,6 @@ TEXT_FORMATS = ("dot", "mmd")               # Graphviz and Mermaid text
 PICTURE_FORMATS = PICTURES
 LABELS_UP_TO = 300                          # columns; past that names would overlap, only shapes are drawn
 MAX_WIDTH_IN = 300                          # matplotlib's canvas limit is 2^16 pixels a side
-
-
-@dataclass
-class Zone:
-    label: str
-    switches: list[str]
-    x0: float = 0.0
-    x1: float = 0.0
-
-
-def layers(topo: Topology) -> dict[str, int]:
-    """0 for hosts, then each switch's hop count from the nearest host: 1 leaves, 2 spines, 3 cores."""
-    hosts = [n.name for n in topo.hosts()]
-    return dict(nx.multi_source_dijkstra_path_length(topo.graph, hosts, weight=lambda *_: 1))
-
-
-def zones(topo: Topology, layer: dict[str, int] | None = None) -> list[Zone]:
-    """The switches that reach each other by up-down links (the links between two layers), in the
-    order of their first name: the paper's two zones, or the planes of a multi-plane network. Links
-    inside one layer (between zones' spines) do not join zones."""
-    layer = layer or layers(topo)
-    switches = [n.name for n in topo.switches()]
-    updown = nx.Graph()
-    updown.add_nodes_from(switches)
-    updown.add_edges_from((a, b) for a, b in topo.graph.subgraph(switches).edges if layer[a] != layer[b])
-    parts = sorted((sorted(c, key=natural_key) for c in nx.connected_components(updown)),
-                   key=lambda c: natural_key(c[0]))
-    found = []
-    for i, part in enumerate(parts):
-        prefix = commonprefix(part)
-        prefix = prefix[:prefix.rfind("-") + 1] if "-" in prefix else ""
-        found.append(Zone(f"{prefix}* (zone {i + 1})" if prefix else f"zone {i + 1}", part))
-    return found
-
-
-def joined_zones(topo: Topology, found: list[Zone]) -> dict[str, tuple[int, ...]]:
-    """host -> the zones its links reach (more than one: it is drawn between them), in name order."""
-    zone_of = {s: i for i, z in enumerate(found) for s in z.switches}
-    return {host: tuple(sorted({zone_of[s] for s in topo.graph[host]}))
-            for host in sorted((n.name for n in topo.hosts()), key=natural_key)}
 
 
 def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:

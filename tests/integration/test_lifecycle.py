@@ -102,6 +102,35 @@ def test_clean_after_kill_9(lab_name, lose_state):
         emu("clean", lab_name)
 
 
+TERMINATED = """
+import sys, time
+from emu.lab import Lab
+from emu.terminate import clean_up_on_sigterm
+from emu.topo import build
+clean_up_on_sigterm()
+with Lab.up(build("star", sys.argv[1], hosts=3)) as lab:
+    lab.node("c0").popen(["sleep", "300"])
+    print("up", flush=True)
+    time.sleep(300)
+"""
+
+
+def test_sigterm_ends_a_script_as_ctrl_c_does_and_leaves_nothing(lab_name):
+    script = subprocess.Popen([sys.executable, "-c", TERMINATED, lab_name], stdout=subprocess.PIPE, text=True)
+    try:
+        assert script.stdout.readline().strip() == "up"
+        sleeper = list(netns.pids_in([f"emu-{lab_name}-c0"]))
+        os.kill(script.pid, signal.SIGTERM)
+        assert script.wait(timeout=60) == 128 + signal.SIGTERM
+        assert leftovers(lab_name) == NOTHING          # the with-block took the lab down
+        assert sleeper and not any(os.path.exists(f"/proc/{pid}") and
+                                   open(f"/proc/{pid}/stat").read().split()[2] != "Z" for pid in sleeper)
+    finally:
+        if script.poll() is None:
+            script.kill()
+        emu("clean", lab_name)
+
+
 def test_clean_after_kill_9_during_the_build(lab_name):
     builder = subprocess.Popen([sys.executable, "-c", BUILDER, lab_name], stdout=subprocess.PIPE, text=True)
     time.sleep(0.5)              # python start-up plus part of the build

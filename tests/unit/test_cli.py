@@ -1,9 +1,12 @@
 """CLI behaviour that needs no root: refusals are one line with a non-zero exit."""
 import os
+import signal
 
+import pytest
 from click.testing import CliRunner
 
 from emu.cli import main
+from emu.terminate import EXIT_STATUS, clean_up_on_sigterm
 
 TOPO = "name: nr\nfabric: {type: star, hosts: 2}\n"
 
@@ -98,3 +101,21 @@ def test_lab_named_twice_differently_is_refused(tmp_path, monkeypatch):
     assert result.exit_code == 1 and result.output == f"emu: two lab names given ({name} and --lab other)\n"
     result = CliRunner().invoke(main, ["status", "--lab", name, "--json"])
     assert result.exit_code == 0 and f'"name": "{name}"' in result.output
+
+
+def test_sigterm_becomes_an_exit_that_runs_the_clean_up():
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+    try:
+        clean_up_on_sigterm()
+        with pytest.raises(SystemExit) as ended:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(1000):           # the handler runs between two bytecodes of this thread
+                    pass
+            finally:
+                cleaned.append(True)
+        assert ended.value.code == EXIT_STATUS == 143 and cleaned
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN      # a second SIGTERM waits for the clean-up
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -1,6 +1,7 @@
 """The scheduler's placement rules, without a lab: zones from the topology, zone-aware and naive."""
-from emu.control.scheduler import Scheduler, zones
+from emu.control.scheduler import Scheduler
 from emu.topo import build
+from emu.topo.zones import compute_zones as zones
 
 
 def two_zones():
@@ -12,6 +13,12 @@ def test_zones_come_from_the_topology():
     assert {n for n, i in z.items() if i == 0} == {"za-c0", "za-c1", "za-c2", "za-c3"}
     assert {n for n, i in z.items() if i == 1} == {"zb-c0", "zb-c1", "zb-c2", "zb-c3"}
     assert set(zones(build("leaf-spine", "l", leaves=4, spines=2, hosts_per_leaf=2)).values()) == {0}
+    # the pods of a three-layer fat-tree meet at full bisection through the cores: one zone, as drawn
+    three = build("three-layer", "t", pods=2, leaves_per_pod=2, spines_per_pod=2, cores=2, hosts_per_leaf=2)
+    assert set(zones(three).values()) == {0} and len(zones(three)) == 8
+    # every node of a multi-plane network is on every plane
+    planes = build("multi-plane", "m", planes=2, radix=4, nics=2)
+    assert set(zones(planes).values()) == {0}
 
 
 def test_zone_aware_keeps_jobs_in_a_zone_and_lets_one_cross():
