@@ -88,7 +88,8 @@ def iteration_s(figures: dict, size: int) -> float:
 
 def calibrate(work: Path) -> Calibration:
     topology = load_scenario(scenario("cal", MINI, BULK)).topology
-    cal = Calibration(scale=topology.scale, made={"command": "python scripts/calibrate_model.py", "topology": MINI})
+    cal = Calibration(scale=topology.scale, made={"command": "python scripts/calibrate_model.py",
+                                                    "topology": str(Path(MINI).relative_to(ROOT))})
     bulk = scenario("cal-bulk", MINI, BULK)
     lab, model = lab_figures(bulk, work)["bulk"], model_figures(bulk, None, work)["bulk"]
     cal.tcp_efficiency = lab["goodput_bps"] / model["goodput_bps"]
