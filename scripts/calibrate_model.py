@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +90,8 @@ def iteration_s(figures: dict, size: int) -> float:
 def calibrate(work: Path) -> Calibration:
     topology = load_scenario(scenario("cal", MINI, BULK)).topology
     cal = Calibration(scale=topology.scale, made={"command": "python scripts/calibrate_model.py",
-                                                    "topology": str(Path(MINI).relative_to(ROOT))})
+                                                    "topology": str(Path(MINI).relative_to(ROOT)),
+                                                    "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count()})
     bulk = scenario("cal-bulk", MINI, BULK)
     lab, model = lab_figures(bulk, work)["bulk"], model_figures(bulk, None, work)["bulk"]
     cal.tcp_efficiency = lab["goodput_bps"] / model["goodput_bps"]
