@@ -14,7 +14,7 @@ from emu.topo.model import Topology, natural_key
 class Zone:
     label: str
     switches: list[str]
-    x0: float = 0.0
+    x0: float = 0.0             # the drawing's horizontal span of the zone (set by graph.layout)
     x1: float = 0.0
 
 
