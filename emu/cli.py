@@ -381,12 +381,7 @@ def _run_bench(target, coll, algos, nodes, minbytes, maxbytes, stepfactor, stepb
     from emu.experiments.nccl_flags import datatypes, ops, size_series
     from emu.report.output import check_output
     from emu.report.progress import work_progress
-    from emu.report.tables import (
-        collective_footer,
-        collective_header,
-        collective_row,
-        json_rows,
-    )
+    from emu.report.tables import collective_footer, collective_header, collective_row, json_rows
     from emu.units import parse_sizes
     if minbytes and sizes:
         raise EmuError("give sizes either as -b/-e (the real system's) or as --sizes (the lab's), not both")
@@ -450,8 +445,8 @@ def study_command(name: str, doc: str):
 
 
 def _run_study(name, lab_opt, flow_control, out, quick, as_json, buffer=None):
-    from emu.experiments.study import EXPERIMENTS, MODES, run_experiment
     from emu.fabric.apply import require_root
+    from emu.experiments.study import EXPERIMENTS, MODES, run_experiment
     from emu.report.progress import work_progress
     from emu.report.study import study_table
     from emu.report.tables import json_rows
@@ -890,7 +885,6 @@ def top(lab, lab_opt, rows, count):
     """A live view of LAB's busiest ports and VLs: utilisation, backlog, drops, every second."""
     from rich.live import Live
     from rich.table import Table
-
     from emu.metrics.live import Watch
     from emu.units import format_rate
     target = attach(lab, lab_opt)

@@ -10,12 +10,12 @@ bandwidth), busbw (nccl-tests), the algorithm's own bound in the same run (its b
 resource or link, from the bytes it really moved), how close it came, and the wall time of
 each run. `--all` adds the other collectives of nccl-tests at the same size.
 
-The switches' buffers are 4 MiB a port by default, deep enough that no run here drops a packet
+The switches' buffers are 4 MiB a port by default, deep enough that almost no run drops a packet
 (the "drops" column counts the switches' drops per run): the paper's InfiniBand fabric is
 lossless, and a shallow lossy buffer costs a network-bound run TCP's backoffs. Measured on
 HFReduce with NVLink, 8 nodes (network-bound): 128 KiB buffers 89-90% of the bound with ~800
-drops a run, 1 MiB 90.5% (80 drops), 4 MiB 92.5% (none); the lab's lossless mode 88.8% (its
-pauses come from a controller that polls, and ~100 drops still got through).
+drops a run, 1 MiB 90.5% (80 drops), 4 MiB 87-92.5% (0-17 drops); the lab's lossless mode 88.8%
+(its pauses come from a controller that polls, and ~100 drops still got through).
 Run as root:  python scripts/bench_allreduce.py
 """
 import argparse

@@ -14,12 +14,7 @@ Run as root:  python scripts/bench_alltoall.py
 import argparse
 import json
 
-from bench_allreduce import (  # the paper check's run and columns
-    FIGURES_HEADER,
-    figures,
-    timed_run,
-)
-
+from bench_allreduce import FIGURES_HEADER, figures, timed_run     # the paper check's run and columns
 from emu.lab import Lab
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build

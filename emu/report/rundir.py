@@ -3,7 +3,9 @@
     scenario.yaml    the scenario as run (topology resolved inline)
     topology.yaml    the lab's topology (explicit form)
     plan.json        the LabPlan the lab was built from
-    samples.parquet  per port and VL, every sample: t, node, port, peer, vl, tx_bytes, tx_packets,
+    samples.parquet  per port and VL, every sample (a model run: only the VLs that carried something,
+                     and a long run on a large fabric sampled less often; the sampler event
+                     has the period): t, node, port, peer, vl, tx_bytes, tx_packets,
                      drops (cumulative, as read), backlog_bytes (at the read), overlimits,
                      paused_s (cumulative time the VL was paused; lossless labs)
     ports.parquet    per interface, every sample: t, node, port, peer, tx_bytes, tx_packets,
