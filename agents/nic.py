@@ -5,7 +5,9 @@ for separate flows, e.g. one per tree) and, on nodes with several NICs, any rail
 rail i runs from NIC i to the peer's NIC i (on a multi-plane network, the only NIC
 of the peer that NIC i reaches). The lower rank connects, the higher accepts; a
 12-byte hello says who is calling on which channel and rail. Transfers are
-exact-length (both sides know the chunk sizes), counted per connection.
+exact-length (both sides know the chunk sizes), counted per connection. A connection
+may bound the messages in flight (a window): the receiver returns a credit for each
+message it takes, on a companion connection of its own.
 """
 import queue
 import socket
@@ -19,6 +21,7 @@ from agents import sockets
 from cluster.node import NICS
 
 HELLO = struct.Struct("!III")     # rank, channel, rail
+CREDITS = 1 << 31                 # channel bit: the credit companion of a windowed connection
 
 
 def endpoints(text: str) -> list[tuple[str, int]]:
@@ -43,13 +46,28 @@ class Conn:
     def __init__(self, sock: socket.socket, peer: int, channel: int, rail: int = 0):
         self.sock, self.peer, self.channel, self.rail = sock, peer, channel, rail
         self.sent = self.received = 0
+        self.window, self.credits, self.in_flight = 0, None, 0
+
+    def limit(self, window: int, credits: socket.socket) -> None:
+        """Let at most `window` messages be sent and not yet received by the peer's application:
+        each message the peer takes whole returns a one-byte credit on `credits` (a socket of its
+        own, so credits never wait behind data), as NCCL's receivers hand out buffer slots. This
+        keeps a pipeline's chunks out of deep socket and switch queues, where they would only
+        lengthen its fill and drain; the kernel's buffers stay deep, so TCP's window is not cut."""
+        self.window, self.credits = window, credits
 
     def send(self, data) -> None:
         view = _bytes_view(data)
         try:
+            while self.window and self.in_flight >= self.window:
+                got = len(self.credits.recv(4096))
+                if not got:
+                    raise ConnectionError(f"rank {self.peer} closed the connection (channel {self.channel})")
+                self.in_flight -= got
             self.sock.sendall(view)
         except TimeoutError:
             raise self._lost("took none of") from None
+        self.in_flight += 1
         self.sent += len(view)
 
     def recv_into(self, buf) -> None:
@@ -64,6 +82,8 @@ class Conn:
                 raise ConnectionError(f"rank {self.peer} closed the connection (channel {self.channel})")
             got += n
         self.received += got
+        if self.credits is not None:
+            self.credits.sendall(b"\1")
 
     def _lost(self, what: str) -> TimeoutError:
         return TimeoutError(f"rank {self.peer} {what} its data for {self.sock.gettimeout():g} s "
@@ -105,15 +125,23 @@ class Mesh:
             peer, channel, rail = HELLO.unpack(hello)
             self._slot((peer, channel, rail)).put(Conn(s, peer, channel, rail))
 
-    def conn(self, peer: int, channel: int = 0, rail: int = 0) -> Conn:
-        """The connection to `peer` on `channel` over `rail`, made on first use (safe from several threads)."""
+    def conn(self, peer: int, channel: int = 0, rail: int = 0, window: int = 0) -> Conn:
+        """The connection to `peer` on `channel` over `rail`, made on first use (safe from several
+        threads). With `window`, at most that many messages are in flight each way (Conn.limit);
+        both ends must ask for a window, and every use of the connection for the same one."""
         key = (peer, channel, rail)
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:
             if key not in self.conns:
-                self.conns[key] = self._open(peer, channel, rail)
-            return self.conns[key]
+                conn = self._open(peer, channel, rail)
+                if window:
+                    conn.limit(window, self._open(peer, channel | CREDITS, rail).sock)
+                self.conns[key] = conn
+            conn = self.conns[key]
+        if conn.window != window:
+            raise ValueError(f"channel {channel} to rank {peer} is open with window {conn.window}, not {window}")
+        return conn
 
     def _open(self, peer: int, channel: int, rail: int) -> Conn:
         key = (peer, channel, rail)
@@ -184,3 +212,5 @@ class Mesh:
         self.listener.close()
         for c in self.conns.values():
             c.sock.close()
+            if c.credits is not None:
+                c.credits.close()

@@ -1,0 +1,101 @@
+"""The NIC agent's connections: a window bounds the messages in flight."""
+import itertools
+import threading
+import time
+
+import pytest
+
+from agents.nic import Mesh
+
+_ports = itertools.count(28000, 10)      # between test_collectives' and test_storage's ranges
+
+
+def meshes(n: int = 2) -> list[Mesh]:
+    base = next(_ports)
+    peers = [("127.0.0.1", base + i) for i in range(n)]
+    return [Mesh(r, peers, connect_timeout=10, io_timeout=10) for r in range(n)]
+
+
+def opened(mesh_a: Mesh, mesh_b: Mesh, window: int):
+    """Both ends of one windowed connection (each side opens its end, as ranks do)."""
+    ends = {}
+    t = threading.Thread(target=lambda: ends.setdefault("b", mesh_b.conn(0, window=window)))
+    t.start()
+    ends["a"] = mesh_a.conn(1, window=window)
+    t.join(10)
+    return ends["a"], ends["b"]
+
+
+def wait_until(cond, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_a_window_holds_the_sender_until_the_receiver_takes_a_message():
+    a, b = meshes()
+    try:
+        tx, rx = opened(a, b, window=2)
+        sent = []
+
+        def sender():
+            for i in range(4):
+                tx.send(bytes([i]) * 100)      # small: the kernel's buffers would take them all
+                sent.append(i)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        assert wait_until(lambda: len(sent) == 2)
+        t.join(0.3)                            # the third message must wait for a credit
+        assert len(sent) == 2 and tx.in_flight == 2
+        buf = bytearray(100)
+        rx.recv_into(buf)
+        assert buf == bytes([0]) * 100
+        assert wait_until(lambda: len(sent) == 3)
+        for i in (1, 2, 3):
+            rx.recv_into(buf)
+            assert buf == bytes([i]) * 100
+        t.join(5)
+        assert sent == [0, 1, 2, 3]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_window_both_ways_on_one_connection():
+    a, b = meshes()
+    try:
+        ab, ba = opened(a, b, window=1)
+        got = {}
+
+        def side(conn, name, mark):
+            buf = bytearray(10)
+            out = []
+            for _ in range(5):
+                conn.send(bytes([mark]) * 10)
+                conn.recv_into(buf)
+                out.append(bytes(buf))
+            got[name] = out
+
+        t = threading.Thread(target=side, args=(ba, "b", 2))
+        t.start()
+        side(ab, "a", 1)
+        t.join(10)
+        assert got == {"a": [bytes([2]) * 10] * 5, "b": [bytes([1]) * 10] * 5}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_asking_for_another_window_on_an_open_connection_is_an_error():
+    a, b = meshes()
+    try:
+        opened(a, b, window=2)
+        with pytest.raises(ValueError, match="window 2"):
+            a.conn(1, window=3)
+    finally:
+        a.close()
+        b.close()
