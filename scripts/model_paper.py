@@ -6,18 +6,22 @@ nodes, 120 switches) at its scale, projected to the real system:
 - Table III's switch counts from the builders (two-zone, a three-layer fat-tree of 1,600 ports);
 - 3FS's aggregate read bound (180 storage nodes x 2 NICs x 200 Gbit/s) and what the model gives
   with every compute node reading from every storage node at once (the paper measured 8 TB/s);
+- HFReduce's node bounds (IV-D3): host memory (320 GB/s over 24 bytes per byte of data) and
+  the root complexes both ways, from the node footprint the solver uses;
 - allreduce at 9,600 GPUs (1,200 nodes of 8): a ring ordered zone by zone, and a double binary
   tree over the same order (HFReduce's and NCCL's tree), which crosses the two inter-zone links
-  with many of its edges, and the tree within one zone; each with the model's wall time. The
-  model is the network alone: no node bound (PCIe, host memory) limits these figures yet.
+  with many of its edges, and the tree within one zone; each with the nodes' hardware in the
+  solver, beside the network alone and the node alone, and the model's wall time.
 Run:  python scripts/model_paper.py
 """
 import time
 from pathlib import Path
 
+from cluster.footprint import footprint, limits, node_bound
+from cluster.node import NodeParams
 from emu.model.paths import Fabric
 from emu.model.simulate import simulate
-from emu.model.workloads import INF, Workload, collective_flows
+from emu.model.workloads import INF, Workload, collective
 from emu.plan import make_plan
 from emu.topo import build
 from emu.topo.loader import load_topology
@@ -45,12 +49,23 @@ def main():
     print(f"3FS reads: bound {bound:.2f} TB/s, model {got:.2f} TB/s ({len(reads):,} flows, {wall:.1f} s wall); "
           f"paper 8 TB/s")
 
+    node = NodeParams()
+    for algo in ("hfreduce", "hfreduce-nvlink"):
+        fp = footprint(algo, node, 5, 2)        # a node inside both trees
+        rc = max((c for c in fp.uses if c.startswith("rc") and "." not in c), key=fp.uses.get)
+        print(f"{algo} node bounds: host memory {fp.uses['hostmem']:g} bytes per byte -> "
+              f"{limits(node)['hostmem'] / fp.uses['hostmem'] / 1e9:.1f} GB/s; root complex {fp.uses[rc]:g} both "
+              f"ways -> {limits(node)[rc] / fp.uses[rc] / 1e9:.1f} GB/s")
+
     zone_a = [c for c in compute if c.startswith("za-")]
     for algo, nodes in (("ring", compute), ("hfreduce", compute), ("hfreduce", zone_a)):
-        flows = collective_flows(algo, nodes, SIZE, 8)
-        out, wall = timed(fabric, [Workload("ar", "allreduce", "hfreduce", 0.0, [flows])])
-        algbw = SIZE / (out.end * topo.scale) / 1e9         # the model ran at the lab's rates
-        print(f"allreduce {algo:<9} {8 * len(nodes):>5,} GPUs: algbw {algbw:.2f} GB/s, {len(flows):,} flows, "
+        with_nodes = collective("ar", algo, nodes, SIZE, node)
+        out, wall = timed(fabric, [with_nodes])
+        network, _ = timed(fabric, [Workload("ar", "allreduce", with_nodes.traffic_class, 0.0, with_nodes.rounds)])
+        alone, where = min(node_bound(footprint(algo, node, len(nodes), r), node) for r in range(len(nodes)))
+        algbw = lambda o: SIZE / (o.end * topo.scale) / 1e9         # the model ran at the lab's rates
+        print(f"allreduce {algo:<9} {8 * len(nodes):>5,} GPUs: algbw {algbw(out):.2f} GB/s (network alone "
+              f"{algbw(network):.2f}, node alone {alone / 1e9:.2f}: {where}), {len(with_nodes.rounds[0]):,} flows, "
               f"{wall:.1f} s wall")
 
 

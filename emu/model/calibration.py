@@ -1,15 +1,14 @@
 """What the network-only flow model lacks, fitted from lab runs and kept in a file.
 
-Three things set a lab run's times that the max-min solver does not see:
+Three things set a lab run's times that the max-min solver does not see (a node's hardware it
+does see: cluster.footprint's constraints are columns of the same solver):
 - TCP: a busy port carries less than its payload rate (`tcp_efficiency`, from one bulk flow
   alone in the lab against the model's figure for it);
-- a collective's nodes: their hardware bounds it (`node_bound_Bps`: the busiest PCIe link, root
-  complex or host memory of the agents' node model, per byte of data, at real scale); every
-  iteration costs a fixed software time (`gap_s`: start, barriers); and the lab's agents, one
-  Python process per node, share this machine's cores (`cpu_s_per_byte`: CPU seconds a node
-  spends per byte of its buffer, `cores`): with N nodes an iteration takes at least
-  N x cpu_s_per_byte x size / cores. The two bounds become ceilings on each of the algorithm's
-  flows, the fixed time a gap after each round;
+- a collective's software: every iteration costs a fixed time (`gap_s`: start, barriers), and
+  the lab's agents, one Python process per node, share this machine's cores (`cpu_s_per_byte`:
+  CPU seconds a node spends per byte of its buffer, `cores`): with N nodes an iteration takes
+  at least N x cpu_s_per_byte x size / cores, a ceiling on each of the algorithm's flows; the
+  fixed time is a gap after each round;
 - 3FS's reads: request-to-send lets a client have one sender at a time, so a client reads at a
   rate its requests set (`storage_client_Bps`), not its NIC's; a ceiling shared by its flows.
 
@@ -29,14 +28,13 @@ from emu.model.workloads import Workload
 
 @dataclass
 class CollectiveFit:
-    node_bound_Bps: float           # real scale: the node's hardware per byte of data
     gap_s: float = 0.0              # fixed software time per iteration, lab seconds
     cpu_s_per_byte: float = 0.0     # CPU seconds one node's agent spends per lab byte of its buffer
     cores: int = 1                  # of the machine the lab ran on
 
-    def iteration_floor(self, nodes: int, size: int, scale: float) -> float:
-        """Seconds an iteration takes at least: the node's hardware, or the machine's CPU."""
-        return max(size / (self.node_bound_Bps * scale), nodes * self.cpu_s_per_byte * size / self.cores)
+    def cpu_floor(self, nodes: int, size: int) -> float:
+        """Seconds an iteration of `nodes` agents on `size` bytes takes at least on the machine's cores."""
+        return nodes * self.cpu_s_per_byte * size / self.cores
 
 
 @dataclass
@@ -47,13 +45,14 @@ class Calibration:
     storage_client_Bps: float | None = None         # each reading client, lab bytes/s
     made: dict = field(default_factory=dict)        # how: command, topology, date, the runs' figures
 
-    def apply(self, workloads: list[Workload], scale: float) -> None:
+    def apply(self, workloads: list[Workload]) -> None:
         """Ceilings and gaps onto the model's workloads (in place)."""
         for w in workloads:
             if w.type in ("allreduce", "alltoall") and w.params.get("algo") in self.collectives:
                 fit, size, first = self.collectives[w.params["algo"]], w.params["size"], w.rounds[0]
-                if first:       # every flow of one round carries the same bytes: each at most this fast
-                    w.cap = first[0][2] / fit.iteration_floor(len(w.params["nodes"]), size, scale)
+                floor = fit.cpu_floor(len(w.params["nodes"]), size)
+                if first and floor:     # every flow of one round carries the same bytes: each at most this fast
+                    w.cap = first[0][2] / floor
                 w.gap = fit.gap_s
             elif w.type == "storage-read" and self.storage_client_Bps:
                 servers = len({src for src, _, _ in w.rounds[0]})

@@ -53,10 +53,13 @@ def max_min(crossing: sparse.csr_matrix, capacity: np.ndarray, cap: np.ndarray |
 
 
 def vl_shares(ports: sparse.csr_matrix, vls: np.ndarray, port_rate: np.ndarray, weight: dict[int, np.ndarray],
-              cap: np.ndarray | None = None, rounds: int = 50) -> np.ndarray:
+              cap: np.ndarray | None = None, rounds: int = 50, other: sparse.csr_matrix | None = None,
+              other_rate: np.ndarray | None = None) -> np.ndarray:
     """Rates of flows that cross ports (`ports`: flows x ports, as `incidence` makes it) in VLs
     `vls`, each port shared among its VLs as HTB shares it (`weight[vl][port]`: the VL's weight
-    there) and within a VL max-min."""
+    there) and within a VL max-min. `other`: flows x further resources shared max-min without
+    VLs (a node's hardware), each entry what a flow uses of it per unit of its rate, at most
+    `other_rate`."""
     n_ports = len(port_rate)
     vls = np.asarray(vls, dtype=np.int64)
     # one resource per (port, VL) some flow uses, numbered port * _VLS + VL, then compacted
@@ -67,6 +70,8 @@ def vl_shares(ports: sparse.csr_matrix, vls: np.ndarray, port_rate: np.ndarray, 
     w = np.zeros(len(used))
     for vl, by_port in weight.items():
         w[vl_of == vl] = by_port[port_of[vl_of == vl]]
+    if other is not None:
+        crossing_all = sparse.hstack([crossing, other], format="csr")
     wanting = np.ones(len(used), bool)          # (port, VL) pairs that may take more than they have
     fixed = np.zeros(len(used))                 # what a satisfied pair keeps: what it uses
     rate = np.zeros(ports.shape[0])
@@ -75,7 +80,8 @@ def vl_shares(ports: sparse.csr_matrix, vls: np.ndarray, port_rate: np.ndarray, 
         spare = np.asarray(port_rate, float) - np.bincount(port_of, fixed * ~wanting, n_ports)
         wsum = np.bincount(port_of, w * wanting, n_ports)
         share = np.where(wanting, spare[port_of] * w / np.where(wsum[port_of] > 0, wsum[port_of], 1), fixed)
-        rate = max_min(crossing, share, cap)
+        rate = max_min(crossing, share, cap) if other is None else \
+            max_min(crossing_all, np.concatenate([share, other_rate]), cap)
         used_rate = crossing.T @ rate
         satisfied = wanting & (used_rate < share * (1 - 1e-6))
         if not satisfied.any():

@@ -3,8 +3,12 @@ kernel would follow them (static d-mod-k collisions included), and what each por
 
 A port is a (node, ifname) egress; `Fabric` numbers them. A multipath route (ECMP) splits a
 flow evenly over its next hops: the model's flows are fluids, so a hash's expected split."""
+from functools import lru_cache
+
 import numpy as np
 
+from cluster.footprint import limits
+from cluster.node import NodeParams
 from emu.errors import EmuError
 from emu.plan import LabPlan
 from emu.routing import MAIN_TABLE, port_towards
@@ -38,6 +42,10 @@ class Fabric:
             self._cache[key] = self._follow(src, addr, dst, [], 1.0, set())
         return self._cache[key]
 
+    def node_limits(self, node: str) -> dict[str, float]:
+        """Every hardware constraint's rate on compute node `node`, bytes/s at the lab's scale."""
+        return _limits(self.topo.node(node).attrs["gpus"], self.topo.scale)
+
     def _follow(self, node: str, addr: str, dst: str, path: list, share: float, seen: set) -> list:
         if node == dst:
             return [(path, share)]
@@ -59,3 +67,8 @@ class Fabric:
             if n.peer_addr == addr:
                 return ((addr, n.ifname),)
         return None
+
+
+@lru_cache(maxsize=None)
+def _limits(gpus: int, scale: float) -> dict[str, float]:
+    return limits(NodeParams(gpus=gpus).scaled(scale))

@@ -29,7 +29,7 @@ def model_run(scenario, out: str | None = None, calibration: Calibration | None 
     fabric = Fabric(topo, plan)
     workloads = from_steps(scenario, topo)          # refuses what it cannot play before anything is written
     if calibration:
-        calibration.apply(workloads, plan.scale)
+        calibration.apply(workloads)
     began = time.process_time()
     outcome = simulate(fabric, workloads, efficiency=calibration.tcp_efficiency if calibration else 1.0)
     directory = rundir.create(scenario, topo, plan, out)

@@ -6,7 +6,7 @@ is headers), and its counters count wire bytes, as the lab's do. Times are secon
 run's start, at the lab's scale (the same numbers `emu run` measures). A flow over several
 routes (ECMP) moves as one part per route; parts live in arrays, so an event costs a few
 sparse products whatever the number of flows."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import sparse
@@ -42,19 +42,22 @@ class Outcome:
 
 
 class _Parts:
-    """The moving parts: route (a row of ports), VL, bytes left, flow and workload of each."""
+    """The moving parts: route (a row of ports), what it uses of nodes' hardware (a row of
+    constraints), VL, bytes left, flow and workload of each."""
 
-    def __init__(self, n_ports: int):
+    def __init__(self, n_ports: int, n_hardware: int):
         self.n_ports = n_ports
         self.ports = sparse.csr_matrix((0, n_ports))
+        self.hardware = sparse.csr_matrix((0, n_hardware))
         self.vl = np.zeros(0, np.int64)
         self.left = np.zeros(0)
         self.flow = np.zeros(0, np.int64)
         self.workload = np.zeros(0, np.int64)
         self.cap = np.zeros(0)
 
-    def add(self, paths, vl, left, flow, workload, cap) -> None:
+    def add(self, paths, uses, vl, left, flow, workload, cap) -> None:
         self.ports = sparse.vstack([self.ports, incidence(paths, self.n_ports)], format="csr")
+        self.hardware = sparse.vstack([self.hardware, _rows(uses, self.hardware.shape[1])], format="csr")
         self.vl = np.concatenate([self.vl, np.full(len(paths), vl)])
         self.left = np.concatenate([self.left, left])
         self.flow = np.concatenate([self.flow, flow])
@@ -62,7 +65,7 @@ class _Parts:
         self.cap = np.concatenate([self.cap, cap])
 
     def keep(self, mask: np.ndarray) -> None:
-        self.ports = self.ports[mask]
+        self.ports, self.hardware = self.ports[mask], self.hardware[mask]
         self.vl, self.left, self.flow, self.workload = self.vl[mask], self.left[mask], self.flow[mask], \
             self.workload[mask]
         self.cap = self.cap[mask]
@@ -80,7 +83,9 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
     column[vls] = np.arange(len(vls))
     wire = np.zeros((len(fabric.ports), len(vls)))
     flows: list[FlowRecord] = []
-    parts = _Parts(len(fabric.ports))
+    hardware = _hardware(fabric, workloads)        # (node, constraint) -> column
+    hardware_rate = np.array([fabric.node_limits(node)[c] for node, c in hardware], float)
+    parts = _Parts(len(fabric.ports), len(hardware))
     rounds: dict[str, list] = {w.name: [] for w in workloads}
     next_round = [0] * len(workloads)
     deadline = np.array([w.deadline if w.deadline is not None else INF for w in workloads])
@@ -95,16 +100,17 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
         flows_of_round = w.rounds[next_round[i]]
         next_round[i] += 1
         rounds[w.name].append([now, None if flows_of_round else now])
-        paths, left, owner, cap = [], [], [], []
+        paths, uses, left, owner, cap = [], [], [], [], []
         for src, dst, nbytes in flows_of_round:
             flows.append(FlowRecord(w.name, src, dst, w.traffic_class, now))
             if src == dst:                  # nothing crosses the network
                 flows[-1].end = now
                 continue
+            use = [(hardware[node, c], v) for node in (src, dst) for c, v in w.node_use.get(node, {}).items()]
             for path, share in fabric.routes(src, dst):
-                paths.append(path), left.append(nbytes * share), owner.append(len(flows) - 1)
+                paths.append(path), uses.append(use), left.append(nbytes * share), owner.append(len(flows) - 1)
                 cap.append(w.cap * share)
-        parts.add(paths, fabric.vl_of(w.traffic_class), np.array(left, float), np.array(owner, np.int64), i,
+        parts.add(paths, uses, fabric.vl_of(w.traffic_class), np.array(left, float), np.array(owner, np.int64), i,
                   np.array(cap, float))
 
     flow_bytes = np.zeros(0)
@@ -123,7 +129,8 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
                 break
             t = later
             continue
-        rate = vl_shares(parts.ports, parts.vl, capacity, fabric.vl_weight, parts.cap)
+        rate = vl_shares(parts.ports, parts.vl, capacity, fabric.vl_weight, parts.cap,
+                         other=parts.hardware if len(hardware) else None, other_rate=hardware_rate)
         finite = (rate > 0) & np.isfinite(parts.left)
         ends = t + parts.left[finite] / rate[finite]
         nxt = min(ends.min(initial=INF), deadline[deadline > t].min(initial=INF), later)
@@ -165,5 +172,19 @@ def _alone(fabric: Fabric, w: Workload, payload_share: float, efficiency: float)
     """Seconds the workload's first round takes alone on the fabric (inf for endless flows)."""
     if any(nbytes == INF for _, _, nbytes in w.rounds[0]):
         return INF
-    solo = Workload(w.name, w.type, w.traffic_class, 0.0, w.rounds[:1], cap=w.cap, gap=w.gap)
+    solo = replace(w, start=0.0, rounds=w.rounds[:1], deadline=None)
     return simulate(fabric, [solo], payload_share, ideal=False, efficiency=efficiency).end
+
+
+def _hardware(fabric: Fabric, workloads: list[Workload]) -> dict[tuple[str, str], int]:
+    """A column for every (node, hardware constraint) some workload uses."""
+    keys = dict.fromkeys((node, c) for w in workloads for node, use in w.node_use.items() for c in use)
+    return {key: i for i, key in enumerate(keys)}
+
+
+def _rows(uses: list[list[tuple[int, float]]], width: int) -> sparse.csr_matrix:
+    """Rows of (column, value) pairs as a sparse matrix."""
+    indptr = np.concatenate([[0], np.cumsum([len(u) for u in uses])]).astype(np.int64)
+    cols = np.fromiter((c for u in uses for c, _ in u), np.int64, int(indptr[-1]))
+    vals = np.fromiter((v for u in uses for _, v in u), float, int(indptr[-1]))
+    return sparse.csr_matrix((vals, cols, indptr), shape=(len(uses), width))

@@ -2,13 +2,18 @@
 
 A round's flows start together; the next round starts when the last of them ends (a
 collective's iterations, each ending at a barrier). An endless flow (bytes = inf) runs until
-its workload's deadline. Only what crosses the network is here: a node's own hardware (PCIe,
-host memory) does not bound a model run yet.
+its workload's deadline. A collective also loads its nodes' hardware (PCIe links, root
+complexes, host memory, the GPU-NIC path: cluster.footprint): each byte a node sends or
+receives for it uses those resources in proportion, so they are constraints of the same
+solver as the network's ports, shared by every workload on the node.
 """
+from collections import Counter
 from dataclasses import dataclass, field
 
 from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
 from cluster.dbtree import double_binary_tree
+from cluster.footprint import footprint
+from cluster.node import NodeParams
 from emu.errors import EmuError
 
 INF = float("inf")
@@ -25,6 +30,8 @@ class Workload:
     params: dict = field(default_factory=dict)
     cap: float = INF                                # each flow's ceiling, bytes/s (a node's or a service's)
     gap: float = 0.0                                # seconds a round ends after its last flow (software's share)
+    # node -> {hardware constraint: bytes it carries per byte the node sends or receives}
+    node_use: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def collective_flows(algo: str, nodes: list[str], size: int, gpus: int) -> list[tuple[str, str, float]]:
@@ -47,6 +54,19 @@ def collective_flows(algo: str, nodes: list[str], size: int, gpus: int) -> list[
                    f"hfreduce-nvlink, alltoall)")
 
 
+def collective(name: str, algo: str, nodes: list[str], size: int, params: NodeParams, start: float = 0.0,
+               iters: int = 1, kind: str = "allreduce") -> Workload:
+    """`iters` rounds of `algo` over `nodes` (`size` bytes per GPU), loading the nodes' hardware."""
+    use = {}
+    for rank, node in enumerate(nodes):
+        fp = footprint(algo, params, len(nodes), rank)
+        if fp is not None and fp.sent + fp.received:
+            use[node] = {c: v / (fp.sent + fp.received) for c, v in fp.uses.items()}
+    flows = collective_flows(algo, nodes, size, params.gpus)
+    return Workload(name, kind, TRAFFIC_CLASS[algo], start, [flows] * iters, node_use=use,
+                    params={"algo": algo, "size": size, "nodes": list(nodes), "ranks": len(nodes) * params.gpus})
+
+
 def from_steps(scenario, topo) -> list[Workload]:
     """The scenario's workloads, or one line naming the first the model cannot play."""
     if scenario.faults or scenario.jobs:
@@ -64,11 +84,13 @@ def from_steps(scenario, topo) -> list[Workload]:
 
 def _collective(step, p, topo, storage):
     algo = p["algo"] if step.type == "allreduce" else ALLTOALL
-    gpus = topo.node(p["nodes"][0]).attrs["gpus"]
-    flows = collective_flows(algo, p["nodes"], p["size"], gpus)
-    return Workload(step.name, step.type, TRAFFIC_CLASS[algo], step.start, [flows] * p["iters"],
-                    params={"algo": algo, "size": p["size"], "nodes": list(p["nodes"]),
-                            "ranks": len(p["nodes"]) * gpus})
+    first = p["nodes"][0]
+    nics = Counter(end for link in topo.links() for end in (link.a, link.b))[first]
+    try:
+        params = NodeParams(gpus=topo.node(first).attrs["gpus"], nics=nics)
+    except ValueError as e:
+        raise EmuError(f"workloads.{step.name}: {e}") from None
+    return collective(step.name, algo, p["nodes"], p["size"], params, step.start, p["iters"], step.type)
 
 
 def _bulk(step, p, topo, storage):

@@ -164,24 +164,21 @@ def test_a_flow_ceiling_and_a_gap_between_rounds_set_a_collectives_time(fabric):
     assert slow.rounds["ar"][0][1] == pytest.approx(flows[0][2] / (payload * 0.8))
 
 
-def test_a_calibration_puts_node_bounds_gaps_and_client_rates_on_workloads(tmp_path):
-    from emu.errors import EmuError
+def test_a_calibration_puts_cpu_ceilings_gaps_and_client_rates_on_workloads(tmp_path):
     from emu.model.calibration import Calibration, CollectiveFit
     from emu.model.workloads import from_steps
-    fit = CollectiveFit(8.1e9, gap_s=0.02, cpu_s_per_byte=1e-7, cores=2)
+    fit = CollectiveFit(gap_s=0.02, cpu_s_per_byte=1e-7, cores=2)
     cal = Calibration(scale=0.001, tcp_efficiency=0.97, collectives={"hfreduce": fit}, storage_client_Bps=2e6)
     cal.save(tmp_path / "cal.json")
     again = Calibration.load(tmp_path / "cal.json")
     assert again == cal
     spec = load_scenario(SCENARIO)
     workloads = from_steps(spec, spec.topology)
-    again.apply(workloads, 0.001)
+    again.apply(workloads)
     ar, reads, bulk = workloads
-    # 2 nodes: the node's hardware binds (1 MiB at 8.1 MB/s: 0.129 s; CPU 2 x 0.1 s / 2 cores)
-    assert ar.cap == pytest.approx(2**20 / 2 / (2**20 / 8.1e6))        # each tree edge carries half
+    # 2 agents on 2 cores: 1 MiB takes 2 x 0.1 s of CPU / 2 cores; each tree edge carries half of it
+    assert ar.cap == pytest.approx(2**20 / 2 / (2 * 1e-7 * 2**20 / 2))
     assert ar.gap == pytest.approx(0.02)
-    # 8 nodes: the machine's CPU does (8 x 1e-7 x 1 MiB / 2 cores = 0.42 s)
-    assert fit.iteration_floor(8, 2**20, 0.001) == pytest.approx(8 * 1e-7 * 2**20 / 2)
     servers = sum(1 for n in spec.topology.hosts() if n.kind == "storage")
     assert reads.cap == pytest.approx(2e6 / servers) and bulk.cap == INF and bulk.gap == 0
     (tmp_path / "bad.json").write_text('{"scale": 1, "tcp_eficiency": 1}')
@@ -189,3 +186,32 @@ def test_a_calibration_puts_node_bounds_gaps_and_client_rates_on_workloads(tmp_p
         Calibration.load(tmp_path / "bad.json")
     with pytest.raises(EmuError, match="no such calibration file"):
         Calibration.load(tmp_path / "none.json")
+
+
+def test_a_collective_bound_by_its_nodes_hardware_runs_at_that_bound():
+    # HFReduce on two nodes joined by a link faster than their root complexes (both ways: 4 bytes
+    # per byte of data through each): an iteration takes size / (duplex rate / 4)
+    from cluster.footprint import footprint, node_bound
+    from cluster.node import NodeParams
+    from emu.model.workloads import collective
+    topo = build("leaf-spine", "hw", leaves=1, spines=1, hosts_per_leaf=2, scale=0.001, rate="800Gbit")
+    fabric = Fabric(topo, make_plan(topo))
+    size, params = 2**20, NodeParams()
+    out = simulate(fabric, [collective("ar", "hfreduce", ["c0", "c1"], size, params)])
+    bound, where = node_bound(footprint("hfreduce", params, 2, 0), params)
+    assert where == "rc0" and bound == pytest.approx(params.root_complex_duplex_bps / 4)
+    assert out.rounds["ar"][0][1] == pytest.approx(size / (bound * 0.001))
+    # a second collective on the same nodes shares their hardware: both take twice as long
+    both = simulate(fabric, [collective("ar", "hfreduce", ["c0", "c1"], size, params),
+                             collective("ar2", "hfreduce", ["c0", "c1"], size, params)])
+    assert both.rounds["ar"][0][1] == pytest.approx(2 * size / (bound * 0.001))
+    assert both.rounds["ar2"][0][1] == pytest.approx(2 * size / (bound * 0.001))
+
+
+def test_a_resource_used_twice_per_unit_of_rate_gives_half():
+    from scipy import sparse
+    # one flow on a port of 100 that also uses 2 units of a resource of 10 per unit of its rate
+    other = sparse.csr_matrix(np.array([[2.0], [0.0]]))
+    rates = vl_shares(incidence([[0], [0]], 1), [1, 1], np.array([100.0]), {1: np.array([1.0])},
+                      other=other, other_rate=np.array([10.0]))
+    assert rates == pytest.approx([5, 95])
