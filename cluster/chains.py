@@ -1,6 +1,8 @@
 """The chain table and file layouts (pure functions)."""
 from dataclasses import dataclass
 
+CHUNK_SIZE = 256 * 1024         # the chunk of the files a scenario's storage workloads write and read
+
 
 @dataclass(frozen=True)
 class ChainTable:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import networkx as nx
 
+from cluster.chains import CHUNK_SIZE
 from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
 from emu.errors import EmuError
 from emu.control import subnet_manager
@@ -142,7 +143,7 @@ def _bulk(run: Run, step: Step, index: int) -> dict:
 
 
 def _storage_write(run: Run, step: Step, index: int) -> dict:
-    cluster, chunk = run.storage(), 256 * 1024
+    cluster, chunk = run.storage(), CHUNK_SIZE
     chains = len(cluster.table.chains)
     procs = [(c, cluster.start_client(c, ["write", "--file", f"{step.name}-{c}", "--chunks",
                                           str(max(1, step.params["size"] // chunk)), "--stripe", str(chains),
@@ -157,7 +158,7 @@ def _storage_write(run: Run, step: Step, index: int) -> dict:
 
 
 def _storage_read(run: Run, step: Step, index: int) -> dict:
-    cluster, chunk = run.storage(), 256 * 1024
+    cluster, chunk = run.storage(), CHUNK_SIZE
     chains = len(cluster.table.chains)
     name = f"{step.name}-data"
     cluster.run_client(step.params["clients"][0], ["write", "--file", name, "--chunks",

@@ -9,8 +9,9 @@ does see: cluster.footprint's constraints are columns of the same solver):
   CPU seconds a node spends per byte of its buffer, `cores`): with N nodes an iteration takes
   at least N x cpu_s_per_byte x size / cores, a ceiling on each of the algorithm's flows; the
   fixed time is a gap after each round;
-- 3FS's reads: request-to-send lets a client have one sender at a time, so a client reads at a
-  rate its requests set (`storage_client_Bps`), not its NIC's; a ceiling shared by its flows.
+- 3FS's reads: a client reads a file in batches, and each batch costs software time beyond its
+  SSD reads and its transfer (requests, request-to-send's grants, Python: `storage_batch_s`),
+  added to the gap after each of the model's batch rounds.
 
 The file is the machine's: the fitted times are this machine's Python, measured at the
 calibration lab's scale (`scale`). The CPU term models the emulator's host, not the cluster:
@@ -42,7 +43,7 @@ class Calibration:
     scale: float                                    # the calibration lab's
     tcp_efficiency: float = 1.0
     collectives: dict[str, CollectiveFit] = field(default_factory=dict)
-    storage_client_Bps: float | None = None         # each reading client, lab bytes/s
+    storage_batch_s: float = 0.0                    # software time of a batch read, lab seconds
     made: dict = field(default_factory=dict)        # how: command, topology, date, the runs' figures
 
     def apply(self, workloads: list[Workload]) -> None:
@@ -54,9 +55,8 @@ class Calibration:
                 if first and floor:     # every flow of one round carries the same bytes: each at most this fast
                     w.cap = first[0][2] / floor
                 w.gap = fit.gap_s
-            elif w.type == "storage-read" and self.storage_client_Bps:
-                servers = len({src for src, _, _ in w.rounds[0]})
-                w.cap = self.storage_client_Bps / servers
+            elif w.type == "storage-read":
+                w.gap += self.storage_batch_s
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")

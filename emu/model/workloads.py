@@ -10,10 +10,11 @@ solver as the network's ports, shared by every workload on the node.
 from collections import Counter
 from dataclasses import dataclass, field
 
+from cluster.chains import CHUNK_SIZE
 from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
 from cluster.dbtree import double_binary_tree
 from cluster.footprint import footprint
-from cluster.node import NodeParams
+from cluster.node import SSD_BPS, NodeParams
 from emu.errors import EmuError
 
 INF = float("inf")
@@ -99,9 +100,19 @@ def _bulk(step, p, topo, storage):
 
 
 def _storage_read(step, p, topo, storage):
-    """Each client reads from every storage node at once (chunks striped over all chains)."""
-    flows = [(s, c, INF) for c in p["clients"] for s in storage]
-    return Workload(step.name, step.type, "storage", step.start, [flows], step.start + step.duration)
+    """Every client reads the one file of `size` bytes, striped over every storage node, in
+    batches until the deadline: one round a batch, the file's bytes from every storage node to
+    every client. Before a batch's data moves its chunks are read from the SSDs; every client
+    asks for the same chunk at once, so an SSD serves it to one client after another, and a
+    batch waits (clients + 1) / 2 chunk reads on average: the gap after each round. (The
+    software's time per batch is the calibration's.)"""
+    clients = p["clients"]
+    flows = [(s, c, p["size"] / len(storage)) for c in clients for s in storage]
+    ssd_wait = (len(clients) + 1) / 2 * CHUNK_SIZE / (SSD_BPS * topo.scale)
+    # enough rounds to reach the deadline even if the network took no time
+    rounds = int(step.duration / ssd_wait) + 1
+    return Workload(step.name, step.type, "storage", step.start, [flows] * rounds, step.start + step.duration,
+                    gap=ssd_wait)
 
 
 def _storage_write(step, p, topo, storage):

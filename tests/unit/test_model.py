@@ -108,10 +108,16 @@ def test_a_model_run_leaves_a_run_directory_like_emu_runs(tmp_path):
     for w in by_name.values():
         assert w["outcome"] == "ok" and set(w) - {"name", "type", "outcome", "end_s"} <= set(WORKLOAD_KEYS)
     assert by_name["ar"]["algbw"] > 0 and by_name["bulk"]["goodput_bps"] > 0
-    # the reads fill c1's NIC less the headers: the wire counters say so
-    assert by_name["reads"]["goodput_bps"] == pytest.approx(200e9 * 0.001 * TCP_PAYLOAD_SHARE, rel=0.01)
+    # the reads: batches of the 4 MiB file (the default) at c1's payload rate, each followed by
+    # one SSD read of a 256 KiB chunk (7 GB/s x 0.001); the 1 s deadline cuts the fifth batch
+    payload, size = 200e9 * 0.001 / 8 * TCP_PAYLOAD_SHARE, 4 * 2**20
+    transfer, ssd = size / payload, 256 * 1024 / 7e6
+    whole = int(1.0 / (transfer + ssd))
+    read = whole * size + (1.0 - whole * (transfer + ssd)) * payload
+    assert by_name["reads"]["goodput_bps"] == pytest.approx(read * 8, rel=0.01)
+    # the wire counters say so: c1's link busy for the transfers only
     link = next(l for l in summary["links"] if l["node"] == "leaf0" and l["peer"] == "c1")
-    assert link["util_mean"] == pytest.approx(1.0, abs=0.02)
+    assert link["util_mean"] == pytest.approx(read / payload, abs=0.02)
     assert (directory / "utilisation.png").exists() and (directory / "report.md").exists()
 
 
@@ -168,7 +174,7 @@ def test_a_calibration_puts_cpu_ceilings_gaps_and_client_rates_on_workloads(tmp_
     from emu.model.calibration import Calibration, CollectiveFit
     from emu.model.workloads import from_steps
     fit = CollectiveFit(gap_s=0.02, cpu_s_per_byte=1e-7, cores=2)
-    cal = Calibration(scale=0.001, tcp_efficiency=0.97, collectives={"hfreduce": fit}, storage_client_Bps=2e6)
+    cal = Calibration(scale=0.001, tcp_efficiency=0.97, collectives={"hfreduce": fit}, storage_batch_s=0.05)
     cal.save(tmp_path / "cal.json")
     again = Calibration.load(tmp_path / "cal.json")
     assert again == cal
@@ -179,8 +185,9 @@ def test_a_calibration_puts_cpu_ceilings_gaps_and_client_rates_on_workloads(tmp_
     # 2 agents on 2 cores: 1 MiB takes 2 x 0.1 s of CPU / 2 cores; each tree edge carries half of it
     assert ar.cap == pytest.approx(2**20 / 2 / (2 * 1e-7 * 2**20 / 2))
     assert ar.gap == pytest.approx(0.02)
-    servers = sum(1 for n in spec.topology.hosts() if n.kind == "storage")
-    assert reads.cap == pytest.approx(2e6 / servers) and bulk.cap == INF and bulk.gap == 0
+    # a batch read of one client: one SSD read of a chunk, then the software's 50 ms
+    assert reads.gap == pytest.approx(256 * 1024 / 7e6 + 0.05) and reads.cap == INF
+    assert bulk.cap == INF and bulk.gap == 0
     (tmp_path / "bad.json").write_text('{"scale": 1, "tcp_eficiency": 1}')
     with pytest.raises(EmuError, match="bad.json: not a calibration file"):
         Calibration.load(tmp_path / "bad.json")
