@@ -10,10 +10,15 @@ from agents.nic import Mesh
 _ports = itertools.count(28000, 10)      # between test_collectives' and test_storage's ranges
 
 
-def meshes(n: int = 2) -> list[Mesh]:
+@pytest.fixture
+def pair():
+    """Two ranks' meshes on loopback, closed after the test."""
     base = next(_ports)
-    peers = [("127.0.0.1", base + i) for i in range(n)]
-    return [Mesh(r, peers, connect_timeout=10, io_timeout=10) for r in range(n)]
+    peers = [("127.0.0.1", base + i) for i in range(2)]
+    ranks = [Mesh(r, peers, connect_timeout=10, io_timeout=10) for r in range(2)]
+    yield ranks
+    for mesh in ranks:
+        mesh.close()
 
 
 def opened(mesh_a: Mesh, mesh_b: Mesh, window: int):
@@ -35,67 +40,52 @@ def wait_until(cond, timeout: float = 5.0) -> bool:
     return True
 
 
-def test_a_window_holds_the_sender_until_the_receiver_takes_a_message():
-    a, b = meshes()
-    try:
-        tx, rx = opened(a, b, window=2)
-        sent = []
+def test_a_window_holds_the_sender_until_the_receiver_takes_a_message(pair):
+    tx, rx = opened(*pair, window=2)
+    sent = []
 
-        def sender():
-            for i in range(4):
-                tx.send(bytes([i]) * 100)      # small: the kernel's buffers would take them all
-                sent.append(i)
+    def sender():
+        for i in range(4):
+            tx.send(bytes([i]) * 100)      # small: the kernel's buffers would take them all
+            sent.append(i)
 
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
-        assert wait_until(lambda: len(sent) == 2)
-        t.join(0.3)                            # the third message must wait for a credit
-        assert len(sent) == 2 and tx.in_flight == 2
-        buf = bytearray(100)
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    assert wait_until(lambda: len(sent) == 2)
+    t.join(0.3)                            # the third message must wait for a credit
+    assert len(sent) == 2 and tx.in_flight == 2
+    buf = bytearray(100)
+    rx.recv_into(buf)
+    assert buf == bytes([0]) * 100
+    assert wait_until(lambda: len(sent) == 3)
+    for i in (1, 2, 3):
         rx.recv_into(buf)
-        assert buf == bytes([0]) * 100
-        assert wait_until(lambda: len(sent) == 3)
-        for i in (1, 2, 3):
-            rx.recv_into(buf)
-            assert buf == bytes([i]) * 100
-        t.join(5)
-        assert sent == [0, 1, 2, 3]
-    finally:
-        a.close()
-        b.close()
+        assert buf == bytes([i]) * 100
+    t.join(5)
+    assert sent == [0, 1, 2, 3]
 
 
-def test_a_window_both_ways_on_one_connection():
-    a, b = meshes()
-    try:
-        ab, ba = opened(a, b, window=1)
-        got = {}
+def test_a_window_both_ways_on_one_connection(pair):
+    ab, ba = opened(*pair, window=1)
+    got = {}
 
-        def side(conn, name, mark):
-            buf = bytearray(10)
-            out = []
-            for _ in range(5):
-                conn.send(bytes([mark]) * 10)
-                conn.recv_into(buf)
-                out.append(bytes(buf))
-            got[name] = out
+    def side(conn, name, mark):
+        buf = bytearray(10)
+        out = []
+        for _ in range(5):
+            conn.send(bytes([mark]) * 10)
+            conn.recv_into(buf)
+            out.append(bytes(buf))
+        got[name] = out
 
-        t = threading.Thread(target=side, args=(ba, "b", 2))
-        t.start()
-        side(ab, "a", 1)
-        t.join(10)
-        assert got == {"a": [bytes([2]) * 10] * 5, "b": [bytes([1]) * 10] * 5}
-    finally:
-        a.close()
-        b.close()
+    t = threading.Thread(target=side, args=(ba, "b", 2))
+    t.start()
+    side(ab, "a", 1)
+    t.join(10)
+    assert got == {"a": [bytes([2]) * 10] * 5, "b": [bytes([1]) * 10] * 5}
 
 
-def test_asking_for_another_window_on_an_open_connection_is_an_error():
-    a, b = meshes()
-    try:
-        opened(a, b, window=2)
-        with pytest.raises(ValueError, match="window 2"):
-            a.conn(1, window=3)
-    finally:
-        a.close()
-        b.close()
+def test_asking_for_another_window_on_an_open_connection_is_an_error(pair):
+    opened(*pair, window=2)
+    with pytest.raises(ValueError, match="window 2"):
+        pair[0].conn(1, window=3)
