@@ -7,6 +7,7 @@ even n exactly one) and each tree can carry half of the data: a rank's links are
 busy in one tree as a leaf, and in the other as an interior node.
 """
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ def heap_tree(order: list[int]) -> Tree:
     return Tree(order[0], tuple(parent), tuple(tuple(c) for c in children))
 
 
+@lru_cache(maxsize=64)        # trees are immutable; a model of n nodes asks for them once per rank
 def double_binary_tree(n: int) -> tuple[Tree, Tree]:
     if n < 1:
         raise ValueError("a tree needs at least one rank")
