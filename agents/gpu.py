@@ -40,19 +40,15 @@ class NodeModel:
     def __init__(self, params: NodeParams = NodeParams()):
         p = self.params = params
         self.fluid = Fluid()
-        self.d2h = [Resource(f"pcie{g}.d2h", p.pcie_bps) for g in range(p.gpus)]
-        self.h2d = [Resource(f"pcie{g}.h2d", p.pcie_bps) for g in range(p.gpus)]
-        n_rc = -(-p.gpus // p.gpus_per_root_complex)
-        self.rc = [Resource(f"rc{r}", p.root_complex_bps, p.root_complex_duplex_bps) for r in range(n_rc)]
-        self.mem = Resource("hostmem", p.host_mem_bps)
-        # The GPU <-> NIC paths: today's one P2P path through the root complex, capped; or, one NIC
-        # per GPU, each NIC's own PCIe link to the switch it shares with its GPU.
-        if p.nic_per_gpu:
-            self.nic_tx = [Resource(f"nic{i}.tx", p.pcie_bps) for i in range(p.nics)]
-            self.nic_rx = [Resource(f"nic{i}.rx", p.pcie_bps) for i in range(p.nics)]
-        else:
-            self.nic_tx, self.nic_rx = [Resource("p2p.tx", p.gpu_nic_p2p_bps)], [Resource("p2p.rx", p.gpu_nic_p2p_bps)]
-        self.nvlink = [Resource(f"nvlink{k}", p.nvlink_bps) for k in range(p.gpus // 2)]
+        made = {name: Resource(name, rate, duplex) for name, (rate, duplex) in p.resources().items()}
+        self.d2h = [made[f"pcie{g}.d2h"] for g in range(p.gpus)]
+        self.h2d = [made[f"pcie{g}.h2d"] for g in range(p.gpus)]
+        self.rc = [r for name, r in made.items() if name.startswith("rc")]
+        self.mem = made["hostmem"]
+        # the GPU <-> NIC paths (NodeParams.resources: one P2P path, or a NIC per GPU)
+        self.nic_tx = [r for name, r in made.items() if name.endswith(".tx")]
+        self.nic_rx = [r for name, r in made.items() if name.endswith(".rx")]
+        self.nvlink = [r for name, r in made.items() if name.startswith("nvlink")]
         self.faults = NodeFaults()      # injected faults: its GPUs, its host memory's rate
 
     def root_complex(self, gpu: int) -> Resource:

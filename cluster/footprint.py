@@ -85,13 +85,14 @@ def footprint(algo: str, params: NodeParams, nodes: int, rank: int) -> Footprint
 
 
 def limits(params: NodeParams) -> dict[str, float]:
-    """Every constraint's rate, bytes per second (of `params`' scale)."""
-    out = {"hostmem": params.host_mem_bps, "p2p.tx": params.gpu_nic_p2p_bps, "p2p.rx": params.gpu_nic_p2p_bps}
-    out.update({f"nvlink{k}": params.nvlink_bps for k in range(params.gpus // 2)})
-    out.update({f"pcie{i}.{d}": params.pcie_bps for i in range(params.gpus) for d in ("d2h", "h2d")})
-    for r in range(-(-params.gpus // params.gpus_per_root_complex)):
-        out.update({f"rc{r}.up": params.root_complex_bps, f"rc{r}.down": params.root_complex_bps,
-                    f"rc{r}": params.root_complex_duplex_bps})
+    """Every constraint's rate, bytes per second (of `params`' scale): a resource with a rate both
+    ways at once (a root complex) is three, NAME.up and NAME.down at its one-way rate and NAME."""
+    out = {}
+    for name, (rate, duplex) in params.resources().items():
+        if duplex is None:
+            out[name] = rate
+        else:
+            out.update({f"{name}.up": rate, f"{name}.down": rate, name: duplex})
     return out
 
 

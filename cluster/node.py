@@ -46,6 +46,26 @@ class NodeParams:
     def nic_per_gpu(self) -> bool:
         return self.nics > 1
 
+    def resources(self) -> dict[str, tuple[float, float | None]]:
+        """Every resource of the node by name: (rate, rate both ways at once or None), bytes/s.
+        The one list the agents' node model and the flow model's node constraints are made from."""
+        per_rc = self.gpus_per_root_complex
+        out: dict[str, tuple[float, float | None]] = {}
+        for g in range(self.gpus):
+            out[f"pcie{g}.d2h"] = out[f"pcie{g}.h2d"] = (self.pcie_bps, None)
+        for r in range(-(-self.gpus // per_rc)):
+            out[f"rc{r}"] = (self.root_complex_bps, self.root_complex_duplex_bps)
+        out["hostmem"] = (self.host_mem_bps, None)
+        # the GPU <-> NIC paths: today's one P2P path through the root complex, capped; or, one NIC
+        # per GPU, each NIC's own PCIe link to the switch it shares with its GPU
+        nic_paths = [f"nic{i}" for i in range(self.nics)] if self.nic_per_gpu else ["p2p"]
+        nic_bps = self.pcie_bps if self.nic_per_gpu else self.gpu_nic_p2p_bps
+        for nic in nic_paths:
+            out[f"{nic}.tx"] = out[f"{nic}.rx"] = (nic_bps, None)
+        for k in range(self.gpus // 2):
+            out[f"nvlink{k}"] = (self.nvlink_bps, None)
+        return out
+
     def scaled(self, scale: float) -> "NodeParams":
         return replace(self, pcie_bps=self.pcie_bps * scale, root_complex_bps=self.root_complex_bps * scale,
                        root_complex_duplex_bps=self.root_complex_duplex_bps * scale,

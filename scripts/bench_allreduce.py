@@ -13,9 +13,10 @@ each run. `--all` adds the other collectives of nccl-tests at the same size.
 The switches' buffers are 4 MiB a port by default, deep enough that almost no run drops a packet
 (the "drops" column counts the switches' drops per run): the paper's InfiniBand fabric is
 lossless, and a shallow lossy buffer costs a network-bound run TCP's backoffs. Measured on
-HFReduce with NVLink, 8 nodes (network-bound): 128 KiB buffers 89-90% of the bound with ~800
-drops a run, 1 MiB 90.5% (80 drops), 4 MiB 87-92.5% (0-17 drops); the lab's lossless mode 88.8%
-(its pauses come from a controller that polls, and ~100 drops still got through).
+HFReduce with NVLink, 8 nodes (network-bound), before tree connections held two chunks in flight:
+128 KiB buffers 89-90% of the bound with ~800 drops a run, 1 MiB 90.5% (80 drops), 4 MiB 87-92.5%
+(0-17 drops); the lab's lossless mode 88.8% (its pauses come from a controller that polls, and
+~100 drops still got through). With the window: 95-96% on 4 MiB, no drops.
 Run as root:  python scripts/bench_allreduce.py
 """
 import argparse

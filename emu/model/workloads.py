@@ -7,7 +7,6 @@ complexes, host memory, the GPU-NIC path: cluster.footprint): each byte a node s
 receives for it uses those resources in proportion, so they are constraints of the same
 solver as the network's ports, shared by every workload on the node.
 """
-from collections import Counter
 from dataclasses import dataclass, field
 
 from cluster.chains import CHUNK_SIZE
@@ -86,9 +85,8 @@ def from_steps(scenario, topo) -> list[Workload]:
 def _collective(step, p, topo, storage):
     algo = p["algo"] if step.type == "allreduce" else ALLTOALL
     first = p["nodes"][0]
-    nics = Counter(end for link in topo.links() for end in (link.a, link.b))[first]
     try:
-        params = NodeParams(gpus=topo.node(first).attrs["gpus"], nics=nics)
+        params = NodeParams(gpus=topo.node(first).attrs["gpus"], nics=topo.graph.degree(first))
     except ValueError as e:
         raise EmuError(f"workloads.{step.name}: {e}") from None
     return collective(step.name, algo, p["nodes"], p["size"], params, step.start, p["iters"], step.type)
