@@ -11,7 +11,7 @@ import json
 import sys
 
 from agents.fs3 import wire
-from agents.fs3.mgmtd import heartbeats
+from agents.fs3.mgmtd import Heartbeat
 from agents.nic import endpoints
 from cluster.chains import ChainTable, file_layout
 
@@ -53,11 +53,11 @@ class MetaService:
 async def serve(args) -> None:
     meta = MetaService(ChainTable.from_dict(json.loads(args.table)))
     server = await wire.serve(meta.handle, args.port, args.tos, args.cc)
-    manager = wire.Pool({0: endpoints(args.mgmtd)[0]}, args.tos, args.cc)
+    Heartbeat(endpoints(args.mgmtd)[0], lambda: {"op": "heartbeat", "service": "meta"}, lambda routing: None,
+              args.heartbeat, args.tos, args.cc).start()
     print(json.dumps({"ready": True, "port": args.port}), flush=True)
     async with server:
-        await asyncio.gather(server.serve_forever(), heartbeats(
-            manager, lambda: {"op": "heartbeat", "service": "meta"}, lambda routing: None, args.heartbeat))
+        await server.serve_forever()
 
 
 def main(argv=None) -> int:

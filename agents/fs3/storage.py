@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from agents.fs3 import wire
 from agents.faults import NodeFaults
-from agents.fs3.mgmtd import heartbeats
+from agents.fs3.mgmtd import Heartbeat, in_loop
 from agents.nic import endpoints
 from cluster.chains import SERVING, SYNCING, ChainTable, Routing
 
@@ -76,7 +76,7 @@ class StorageService:
         self.store: dict[tuple[int, int], Entry] = {}
         self.locks: dict[tuple[int, int], asyncio.Lock] = {}
         self.pool = wire.Pool(peers, tos, cc, timeout)
-        self.manager = wire.Pool({0: manager}, tos, cc, timeout)
+        self.manager, self.tos, self.cc = manager, tos, cc
         # my targets whose data cannot be trusted yet (a restart lost it), and those copied since
         self.unsynced: set[int] = set(self.my_chains.values()) if recover else set()
         self.synced: set[int] = set()
@@ -107,8 +107,8 @@ class StorageService:
     # -- the cluster manager ------------------------------------------------------------
 
     def start(self) -> None:
-        """Begin beating (call inside the service's event loop)."""
-        self._spawn(heartbeats(self.manager, self.beat, self.adopt, self.heartbeat))
+        """Begin beating (call inside the service's event loop, which adopts the manager's routing)."""
+        Heartbeat(self.manager, self.beat, in_loop(self.adopt), self.heartbeat, self.tos, self.cc).start()
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -117,6 +117,8 @@ class StorageService:
         return task
 
     def beat(self) -> dict | None:
+        """The heartbeat (built in the beat thread: copies of sets the loop changes, each one
+        C-level call under the GIL)."""
         if self.crashed:          # a crashed service is silent
             return None
         return {"op": "heartbeat", "node": self.node, "have": self.routing.version,
@@ -182,7 +184,6 @@ class StorageService:
         for writer in list(self.connections):
             writer.transport.abort()
         self.pool.close()
-        self.manager.close()
         self.store.clear()
 
     async def write(self, header: dict, data: bytes) -> dict:

@@ -29,6 +29,26 @@ async def recv(reader: asyncio.StreamReader) -> tuple[dict, bytes]:
     return header, payload
 
 
+def exchange(sock, header: dict) -> dict:
+    """One request and its reply's header on a blocking socket (a heartbeat thread's)."""
+    body = json.dumps(header).encode()
+    sock.sendall(FRAME.pack(len(body), 0) + body)
+    head_len, payload_len = FRAME.unpack(_exactly(sock, FRAME.size))
+    reply = json.loads(_exactly(sock, head_len))
+    _exactly(sock, payload_len)
+    return reply
+
+
+def _exactly(sock, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        part = sock.recv(n - len(data))
+        if not part:
+            raise ConnectionResetError("the peer closed the connection")
+        data += part
+    return data
+
+
 async def connect(host: str, port: int, tos: int = 0, cc: str | None = None, timeout: float = 60.0):
     """A stream to host:port in class `tos` that fails (an OSError) once the peer is lost for `timeout` s."""
     sock = sockets.lose_after(sockets.connecting(tos, cc), timeout)
