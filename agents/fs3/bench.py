@@ -6,7 +6,8 @@
 `incast` writes a file striped over the first N storage services (one chain each),
 then reads every chunk at once, `--rounds` times: all N services answer this one
 client together. `read` re-reads an existing file in a loop (aggregate throughput
-when many clients run it at once); `write` creates and fills such a file;
+when many clients run it at once); `write` creates and fills such a file (with `--progress N`, a record
+{"acked": n} every N acknowledged chunks before its result);
 `node-read` fills every chain of one storage node and reads them back for a while (the
 validator's storage stress); `status` prints the cluster manager's view.
 """
@@ -49,8 +50,15 @@ async def incast(args, client: Client) -> dict:
 async def write_file(args, client: Client) -> dict:
     layout = await client.create(args.file, args.chunks * args.chunk_size, args.chunk_size, stripe=args.stripe)
     blobs = [os.urandom(args.chunk_size) for _ in range(layout.chunks())]
+    acked = 0
+
+    def progress():           # a record every --progress acknowledged chunks: where the batch is
+        nonlocal acked
+        acked += 1
+        if args.progress and acked % args.progress == 0 and acked < len(blobs):
+            print(json.dumps({"acked": acked}), flush=True)
     start = time.monotonic()
-    await client.batch_write(layout, list(enumerate(blobs)))
+    await client.batch_write(layout, list(enumerate(blobs)), progress)
     seconds = time.monotonic() - start
     total = layout.chunks() * args.chunk_size
     return {"file": args.file, "chunks": layout.chunks(), "chains": list(layout.chains), "retries": client.retries,
@@ -121,6 +129,8 @@ def main(argv=None) -> int:
     p.add_argument("--file", default="bench")
     p.add_argument("--chunks", type=int, default=64)
     p.add_argument("--stripe", type=int, default=64)
+    p.add_argument("--progress", type=int, default=0,
+                   help="write: print {\"acked\": N} every N acknowledged chunks, before the result")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--rts", choices=["on", "off"], default="on")
     p.add_argument("--rts-limit", type=int, default=64)

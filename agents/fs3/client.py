@@ -103,9 +103,15 @@ class Client:
 
     # -- writes -----------------------------------------------------------------------
 
-    async def batch_write(self, layout: Layout, items: list[tuple[int, bytes]]) -> list[int]:
-        """Write chunks (index, data); returns the committed version of each, in order."""
-        return list(await asyncio.gather(*(self.write_chunk(layout, i, d) for i, d in items)))
+    async def batch_write(self, layout: Layout, items: list[tuple[int, bytes]], on_ack=None) -> list[int]:
+        """Write chunks (index, data); returns the committed version of each, in order.
+        `on_ack()` is called as each chunk is acknowledged (committed by its chain's tail)."""
+        async def write(i, data):
+            version = await self.write_chunk(layout, i, data)
+            if on_ack:
+                on_ack()
+            return version
+        return list(await asyncio.gather(*(write(i, d) for i, d in items)))
 
     async def write_chunk(self, layout: Layout, index: int, data: bytes) -> int:
         chain = layout.chain_of(index)

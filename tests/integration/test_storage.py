@@ -19,13 +19,18 @@ def test_a_killed_storage_process_loses_no_acknowledged_write_and_a_restart_catc
     with StorageCluster(lab, replicas=3, targets_per_node=3) as cluster:
         cluster.run_client("c0", ["write", "--file", "f", "--chunks", "64", "--stripe", "4", "--chunk-size", "16384"])
         victim = cluster.services[2]             # node 2 heads chain 2 of the stripe
-        # 16 MiB through c1's 200 Mbit/s link: over half a second of writes to kill node 2 in
         writer = cluster.start_client("c1", ["write", "--file", "g", "--chunks", "1024", "--stripe", "4",
-                                                      "--chunk-size", "16384"])
-        time.sleep(0.4)
-        os.kill(victim.pid, signal.SIGKILL)
-        written = cluster.result("c1", writer)   # the batch completes: the chains go on without node 2
-        assert written["chunks"] == 1024
+                                             "--chunk-size", "16384", "--progress", "64"])
+        killed_at = []
+
+        def kill_midway(record):                 # once the writer reports some, not all, chunks acknowledged
+            if record.get("acked", 0) >= 128 and not killed_at:
+                os.kill(victim.pid, signal.SIGKILL)
+                killed_at.append(record["acked"])
+        records, error = cluster.agents.outcome("c1", writer, 600, kill_midway)
+        assert error is None, error
+        written = records[-1]                    # the batch completes: the chains go on without node 2
+        assert killed_at and killed_at[0] < 1024 and written["chunks"] == 1024
         assert written["retries"] > 0            # the client lost a head in the middle of the batch
         status = cluster.run_client("c0", ["status"])   # the manager declared node 2 failed, within its bound
         routing, failure = status["routing"], status["failures"][0]
