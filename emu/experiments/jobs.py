@@ -151,7 +151,8 @@ class JobQueue:
             r = train(self.lab, s["model"], job.nodes, s["steps"], s["backend"], s["batch"], port=port, name=job.name,
                       checkpoint_period=s["checkpoint"], storage=self.storage() if s["checkpoint"] else None,
                       preempt=job.preempt, resume=job.resume, attempt=job.attempt, restart_here=False,
-                      progress=lambda done: setattr(job, "steps_done", done))
+                      progress=lambda done: setattr(job, "steps_done", done),
+                      on_checkpoint=lambda step: self.record("checkpoint", name=job.name, step=step))
             job.outcome = ("ok", {**r, "cross_zone": cross_zone})
         except JobFailed as e:
             job.outcome = ("failed", e)

@@ -36,7 +36,8 @@ class Run:
         self.t0 = 0.0
         self.events: list[dict] = []
         self.flows: list[dict] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()       # guards the records; notified on every event
+        self.over = False                       # the timeline's workloads and jobs are done
         self.storage = SharedStorage(lab)       # started by the first workload or job that needs it
 
     # -- records ---------------------------------------------------------------------
@@ -47,6 +48,16 @@ class Run:
     def event(self, event_type: str, **what) -> None:
         with self.lock:
             self.events.append({"t": round(self.t(), 6), "type": event_type, **what})
+            self.lock.notify_all()
+
+    def await_event(self, name: str, event_type: str) -> bool:
+        """Wait until job or workload `name` has recorded an event of `event_type`; False if the
+        timeline's workloads and jobs end first."""
+        def happened():
+            return any(e["type"] == event_type and e.get("name") == name for e in self.events)
+        with self.lock:
+            self.lock.wait_for(lambda: self.over or happened())
+            return happened()
 
     def flow(self, src, dst, traffic_class, nbytes, start, end, ideal, workload) -> None:
         with self.lock:
@@ -76,15 +87,21 @@ class Run:
         threads = [threading.Thread(target=self._schedule)] if self.scenario.jobs else []
         for index, step in enumerate(self.scenario.workloads):
             threads.append(threading.Thread(target=self._guard, args=(step, index, WORKLOAD_RUNNERS[step.type], True)))
-        for index, step in enumerate(self.scenario.faults):
-            threads.append(threading.Thread(target=self._guard, args=(step, index, FAULT_RUNNERS[step.type], False)))
+        faults = [(step, threading.Thread(target=self._guard, args=(step, index, FAULT_RUNNERS[step.type], False)))
+                  for index, step in enumerate(self.scenario.faults)]
+        # a fault that waits for an event does not hold the timeline open: the event may never come
+        timed = threads + [t for step, t in faults if step.after is None]
+        threads += [t for _, t in faults]
         for t in threads:
             t.start()
         end = self.t0 + self.scenario.duration
-        while any(t.is_alive() for t in threads) or time.monotonic() < end:
+        while any(t.is_alive() for t in timed) or time.monotonic() < end:
             if progress:
                 progress(min(self.t(), self.scenario.duration), self.scenario.duration)
             time.sleep(0.1)
+        with self.lock:
+            self.over = True
+            self.lock.notify_all()
         for t in threads:
             t.join()
 
@@ -102,7 +119,14 @@ class Run:
         self.event("scheduler", **queue.summary())
 
     def _guard(self, step: Step, index: int, body, workload: bool) -> None:
-        wait = self.t0 + step.start - time.monotonic()
+        since = self.t0
+        if step.after:
+            if not self.await_event(*step.after):
+                self.event("fault", name=step.name, fault=step.type, outcome="error",
+                           error=f"{step.after[0]} had no {step.after[1]} event before the run ended")
+                return
+            since = time.monotonic()
+        wait = since + step.start - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         kind = "start" if workload else "fault"
@@ -205,7 +229,8 @@ def _train(run: Run, step: Step, index: int) -> dict:
     p = step.params
     r = train(run.lab, p["model"], p["nodes"], p["steps"], p["backend"], p["batch"], p["size_factor"], p["overlap"],
               port=6100 + 10 * index, name=step.name, checkpoint_period=p["checkpoint"],
-              storage=run.storage() if p["checkpoint"] else None)
+              storage=run.storage() if p["checkpoint"] else None,
+              on_checkpoint=lambda saved: run.event("checkpoint", name=step.name, step=saved))
     if p["checkpoint"]:
         run.event("span", name=step.name, what=f"{r['saves']} checkpoints", outcome="ok" if r["load_verified"]
                   else "mismatch", save_s=r["save_s"], save_bps=r["save_bps"])

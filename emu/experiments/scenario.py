@@ -11,6 +11,7 @@
       - {type: storage-read, start: 1s, duration: 4s, clients: [za-c1]}
     faults:
       - {type: link-down, link: [za-leaf0, za-spine0], start: 3s, duration: 1s}
+      - {type: kill, node: za-c1, after: {job: a, event: checkpoint}}   # at an event (start: a delay after it)
 
 Every refusal is one line naming the file, the key and the reason (as topology files).
 """
@@ -50,14 +51,19 @@ NODE_KEYS = {"allreduce": {"nodes": "compute"}, "alltoall": {"nodes": "compute"}
 NEEDS_STORAGE = {"storage-read", "storage-write", "checkpoint", "incast"}
 
 
+# What a fault may wait for: an event of a job or workload on the run's timeline (events.jsonl).
+AFTER_EVENTS = ("start", "checkpoint", "end")
+
+
 @dataclass
 class Step:
     """One workload or fault of the timeline."""
     type: str
     name: str
-    start: float
+    start: float                # seconds after the run starts, or after `after`'s event
     params: dict = field(default_factory=dict)
     duration: float | None = None
+    after: tuple[str, str] | None = None      # (job or workload name, event): wait for it first
 
 
 @dataclass
@@ -122,6 +128,7 @@ def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
     if not isinstance(scheduler, dict) or set(scheduler) != {"policy"} or scheduler["policy"] not in POLICIES:
         fail("scheduler", f"must be {{policy: {' | '.join(POLICIES)}}}")
     faults = _steps(doc.get("faults", []), "faults", FAULTS, topology, duration, fail)
+    _check_after(faults, workloads, jobs, fail)
     resolved = {**doc, "topology": topology.to_dict()}
     return Scenario(str(doc["name"]), source, topology, duration, sample, workloads, faults, resolved, jobs,
                     scheduler["policy"])
@@ -200,7 +207,7 @@ def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:
         if kind not in kinds:
             fail(f"{where}.type", f"unknown type {kind!r} (one of {', '.join(kinds)})")
         required, optional = kinds[kind]
-        allowed = required | set(optional) | {"type", "start", "name", "duration"}
+        allowed = required | set(optional) | {"type", "start", "name", "duration"} | ({"after"} if key == "faults" else set())
         for k in item:
             if k not in allowed:
                 fail(f"{where}.{k}", f"unknown key for {kind} (allowed: {', '.join(sorted(allowed))})")
@@ -213,14 +220,35 @@ def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:
         span = _time(item["duration"], f"{where}.duration", fail) if item.get("duration") is not None else None
         if span is not None and span <= 0:
             fail(f"{where}.duration", "must be longer than 0 s")
-        params = {**optional, **{k: v for k, v in item.items() if k not in ("type", "start", "name", "duration")}}
+        params = {**optional, **{k: v for k, v in item.items()
+                                 if k not in ("type", "start", "name", "duration", "after")}}
         _check_params(kind, params, topology, where, fail)
         name = str(item.get("name", f"{kind}-{i}"))
         if name in names:
             fail(f"{where}.name", f"duplicate name {name!r}")
         names.add(name)
-        steps.append(Step(kind, name, start, params, span))
+        after = item.get("after")
+        if after is not None and (not isinstance(after, dict) or set(after) != {"job", "event"}):
+            fail(f"{where}.after", "must be {job: NAME, event: EVENT}")
+        steps.append(Step(kind, name, start, params, span, after and (str(after["job"]), after["event"])))
     return steps
+
+
+def _check_after(faults: list[Step], workloads: list[Step], jobs: list[dict], fail) -> None:
+    """A fault's `after` names a job or workload of this scenario and an event it has."""
+    checkpoints = {j["name"] for j in jobs if j["checkpoint"]} | {
+        w.name for w in workloads if w.type == "train" and w.params["checkpoint"]}
+    names = {j["name"] for j in jobs} | {w.name for w in workloads}
+    for i, fault in enumerate(faults):
+        if fault.after is None:
+            continue
+        name, event = fault.after
+        if name not in names:
+            fail(f"faults[{i}].after.job", f"no job or workload named {name!r} (names: {', '.join(sorted(names))})")
+        if event not in AFTER_EVENTS:
+            fail(f"faults[{i}].after.event", f"unknown event {event!r} (one of {', '.join(AFTER_EVENTS)})")
+        if event == "checkpoint" and name not in checkpoints:
+            fail(f"faults[{i}].after.event", f"{name} takes no checkpoints")
 
 
 def _check_params(kind, params, topology, where, fail) -> None:

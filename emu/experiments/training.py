@@ -40,12 +40,13 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
           port: int = PORT, timeout_base: float | None = None, name: str = "job",
           checkpoint_period: float | None = None, storage=None, max_restarts: int = 3,
           preempt: threading.Event | None = None, resume: dict | None = None, attempt: int = 0,
-          restart_here: bool = True, progress=None) -> dict:
+          restart_here: bool = True, progress=None, on_checkpoint=None) -> dict:
     """Run a job to its end; with `checkpoint_period`, every node saves its shard of the state to
     `storage` (a running StorageCluster) every period, in the background, and a failed job
     restarts from its newest complete checkpoint (on the same nodes; with `restart_here` False it
     raises JobFailed instead, for a scheduler to restart it elsewhere). `progress(steps done)` is
-    called as rank 0 finishes each step.
+    called as rank 0 finishes each step; `on_checkpoint(step)` as every rank has written a
+    checkpoint (the state before `step`).
 
     Time sharing: once `preempt` is set the ranks stop at their next step with a checkpoint and
     the result says so (`preempted`: the step, `resume`: what to pass back as `resume`, with
@@ -91,7 +92,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             procs = [agents.start(n, node_argv(rank, n)) for rank, n in enumerate(run.nodes)]
             watcher = _Interrupter(preempt, agents, procs, bool(checkpoint_period)) if preempt else None
             outcomes, ended = agents.gather(list(zip(run.nodes, procs)), timeout * (steps + 2) + 60,
-                                            _on_step(progress) if progress else None)
+                                            _watcher(len(run.nodes), progress, on_checkpoint))
         records = [rs for rs, _ in outcomes]
         errors = agents.own_errors(outcomes, ended) + (watcher.errors if watcher else [])
         saves += [r for rs in records for r in rs if "save" in r]
@@ -145,9 +146,21 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
             **(checkpoint_figures(measured, saves, loads) if checkpoint_period else {}), "steps": steps_out}
 
 
-def _on_step(progress):
-    """Rank 0's step records as progress(steps done)."""
-    return lambda rank, record: progress(record["step"] + 1) if rank == 0 and "step_s" in record else None
+def _watcher(ranks: int, progress, on_checkpoint):
+    """The ranks' records as they come (from one thread per rank): rank 0's steps as
+    progress(steps done), a checkpoint once every rank has saved it as on_checkpoint(step)."""
+    saved, lock = Counter(), threading.Lock()
+
+    def watch(rank, record):
+        if progress and rank == 0 and "step_s" in record:
+            progress(record["step"] + 1)
+        if on_checkpoint and "save" in record:
+            with lock:
+                saved[record["prefix"]] += 1
+                complete = saved[record["prefix"]] == ranks
+            if complete:
+                on_checkpoint(record["step"])
+    return watch
 
 
 def _newest_complete(saves: list[dict], ranks: int) -> dict | None:

@@ -248,8 +248,8 @@ def report_md(summary: dict, directory: Path) -> str:
     lines += ["", "## Drops per VL", "", "| VL | drops |", "|---:|---:|"]
     lines += [f"| {vl} | {n} |" for vl, n in summary["drops_by_vl"].items()]
     if summary["faults"]:
-        lines += ["", "## Faults", ""] + [f"- t = {f['t']:.2f} s: {f['fault']} "
-                                           f"{f.get('link') or f.get('node')}" for f in summary["faults"]]
+        lines += ["", "## Faults", ""] + [f"- t = {f['t']:.2f} s: {f['fault']} {f.get('link') or f.get('node') or ''}"
+                                           + (f" ({f['error']})" if "error" in f else "") for f in summary["faults"]]
     s = summary["sampler"]
     lines += ["", f"Sampler: every {s['period_s']} s, {s['samples']} samples, {s['late']} late, "
                   f"{s['cpu_seconds']:.2f} s of CPU.", "",

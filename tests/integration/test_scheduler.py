@@ -58,19 +58,20 @@ def test_a_higher_priority_job_interrupts_a_lower_one_which_resumes_from_its_che
                          ids=["kill", "gpu-lost"])
 def test_a_job_whose_node_dies_restarts_from_its_checkpoint_on_other_nodes(run_lab_name, tmp_path, fault):
     topo = build("two-zone", run_lab_name, leaves=1, spines=1, hosts_per_leaf=2, storage=2, scale=0.01).to_dict()
-    # The fault must come after the first checkpoint: a loaded run here was at its first step at
-    # 2.5 s (0.84 s a step after it), so 5 s is twice that; 24 steps keep a fast machine (0.3 s a
-    # step) running until then.
-    scenario = {"name": "nodeloss", "topology": topo, "duration": "6s", "sample": "100ms",
+    # The fault comes once the job's first checkpoint is complete, however long that took here.
+    scenario = {"name": "nodeloss", "topology": topo, "duration": "2s", "sample": "100ms",
                 "scheduler": {"policy": "zone-aware"},
-                "jobs": [{"name": "a", "nodes": 2, "steps": 24, "batch": 4, "submit": "0s",
+                "jobs": [{"name": "a", "nodes": 2, "steps": 12, "batch": 4, "submit": "0s",
                           "checkpoint": {"period": "300ms"}}],
-                "faults": [{**fault, "start": "5s"}]}
+                "faults": [{**fault, "after": {"job": "a", "event": "checkpoint"}}]}
     summary, directory = run(scenario, str(tmp_path / "run"), lab=run_lab_name)
     a = summary["workloads"][0]
-    assert a["outcome"] == "ok" and a["wrong"] == 0 and a["steps_done"] == 24, a
+    assert a["outcome"] == "ok" and a["wrong"] == 0 and a["steps_done"] == 12, a
     assert a["restarts"] == 1 and a["nodes"] == ["zb-c0", "zb-c1"]          # placed again, away from the dead node
     events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    checkpoint = next(e for e in events if e["type"] == "checkpoint")
+    fault = next(e for e in events if e["type"] == "fault")
+    assert fault["t"] >= checkpoint["t"] and "error" not in fault
     restart = next(e for e in events if e["type"] == "restart")
     assert restart["down"] == ["za-c1"] and restart["lost_steps"] == a["lost_steps"]
     assert a["restored_steps"] == [restart["resume_step"]]
