@@ -13,6 +13,7 @@ from emu.errors import EmuError
 from emu.launch import peer_timeout, running_agents
 from emu.experiments.collectives import bench_collective
 from emu.experiments.storage import StorageCluster, incast
+from emu.metrics.counters import interface_counters
 from emu.topo import build
 
 pytestmark = pytest.mark.integration
@@ -20,9 +21,9 @@ BASE = 3.0          # the peer timeout's base in these tests (20 s by default)
 SLACK = 8.0         # start-up, teardown and the time the cut takes to show
 
 
-def cut_during(run, cut, after: float) -> tuple[EmuError, float]:
-    """Start run() in a thread, call cut() `after` seconds in; return run's error and how long after
-    the cut it came."""
+def cut_during(run, cut, flowing) -> tuple[EmuError, float]:
+    """Start run() in a thread, call cut() once `flowing()` says its traffic is on the wire; return
+    run's error and how long after the cut it came."""
     outcome = {}
 
     def target():
@@ -34,7 +35,11 @@ def cut_during(run, cut, after: float) -> tuple[EmuError, float]:
 
     t = threading.Thread(target=target)
     t.start()
-    time.sleep(after)
+    deadline = time.monotonic() + 120
+    while not flowing():
+        assert "end" not in outcome, f"the run ended before its traffic flowed: {outcome}"
+        assert time.monotonic() < deadline, "the run's traffic never flowed"
+        time.sleep(0.05)
     assert "end" not in outcome, f"the run ended before the cut: {outcome}"
     cut_at = time.monotonic()
     cut()
@@ -48,11 +53,22 @@ def link_down(lab, node, dev="eth0"):
     return lambda: lab.node(node).run(["ip", "link", "set", "dev", dev, "down"], check=True)
 
 
+def carried(lab, node, nbytes=1 << 20, dev="eth0"):
+    """A predicate: `node`'s `dev` has carried `nbytes` more (both ways) since this call."""
+    netns = lab.node(node).netns
+
+    def moved():
+        c = interface_counters([netns])[netns][dev]
+        return c["tx_bytes"] + c["rx_bytes"]
+    start = moved()
+    return lambda: moved() - start >= nbytes
+
+
 def test_cut_link_during_allreduce(make_lab, lab_name):
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001))
     size = 1 << 20
     error, took = cut_during(lambda: bench_collective(lab, "hfreduce", sizes=[size], iters=500, timeout_base=BASE),
-                             link_down(lab, "c1"), after=2.0)
+                             link_down(lab, "c1"), carried(lab, "c1"))
     bound = peer_timeout(lab, size * 8, BASE)
     assert "\n" not in str(error) and "lost" in str(error), error
     assert took <= bound + SLACK, f"ended {took:.1f} s after the cut, bound {bound:.1f} s: {error}"
@@ -61,7 +77,7 @@ def test_cut_link_during_allreduce(make_lab, lab_name):
 def test_cut_link_during_incast(make_lab, lab_name):
     lab = make_lab(build("star", lab_name, hosts=1, storage=4, scale=0.001))
     error, took = cut_during(lambda: incast(lab, "c0", [4], rts=True, rounds=1000, timeout_base=BASE),
-                             link_down(lab, "st1"), after=3.0)
+                             link_down(lab, "st1"), carried(lab, "st1"))
     bound = peer_timeout(lab, 32 * 64 * 1024, BASE)
     assert "\n" not in str(error) and "down" in str(error), error
     assert took <= bound + SLACK, f"ended {took:.1f} s after the cut, bound {bound:.1f} s: {error}"
@@ -74,7 +90,7 @@ def test_cut_link_during_a_write_batch(make_lab, lab_name):
             cluster.run_client("c0", ["write", "--file", "f", "--chunks", "4096", "--stripe", "2",
                                       "--chunk-size", "16384"])
         # st1: the cluster manager lives on st0 (the star has no mgmt node)
-        error, took = cut_during(write, link_down(lab, "st1"), after=1.5)
+        error, took = cut_during(write, link_down(lab, "st1"), carried(lab, "st1"))
         assert "\n" not in str(error) and "down" in str(error), error
         assert took <= cluster.timeout + SLACK, f"ended {took:.1f} s after the cut, bound {cluster.timeout:.1f} s"
 
