@@ -22,7 +22,7 @@ import numpy as np
 from agents.faults import NodeFaults
 from agents.fluid import Fluid, Resource, Transfer
 from cluster.collectives import OPS
-from cluster.node import DTYPES, NodeParams
+from cluster.node import NodeParams
 
 UP, DOWN = "up", "down"      # through a root complex: towards the CPU, towards the device
 
@@ -221,7 +221,7 @@ def pattern(global_gpu: int, total_gpus: int, count: int, dtype: np.dtype, op: s
     if op == "prod":
         sign = 1 - 2 * ((i * 5 + global_gpu * 3 + (i * global_gpu) % 7) % 2)
         return np.where((i * 3 + global_gpu) % total_gpus == 0, 2 * sign, sign).astype(dtype)
-    if op == "sum" and np.dtype(dtype) == DTYPES["fp8"]:
+    if op == "sum" and np.dtype(dtype).name == "float8_e4m3fn":      # (by name: no ml_dtypes import)
         return ((i * 3 + global_gpu) % total_gpus == 0).astype(dtype)
     return (((i * 7 + global_gpu * global_gpu * 3 + global_gpu) % 5) - 2).astype(dtype)
 

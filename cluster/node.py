@@ -9,13 +9,33 @@ measured: each GPU and its NIC sit under one PCIe switch (as on DGX-H100), so GP
 between them runs at PCIe rate and crosses no root complex; the GPUs, their PCIe links, the root
 complexes and the NVLink pairs are today's. `NodeParams(nics=gpus)` is that node.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-import ml_dtypes
 import numpy as np
 
-DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16),
-          "bf16": np.dtype(ml_dtypes.bfloat16), "fp8": np.dtype(ml_dtypes.float8_e4m3fn)}
+
+class _Dtypes(Mapping):
+    """name -> numpy dtype. Every agent imports this module and ml_dtypes takes 0.6 s to import,
+    so it is imported when bf16 or fp8 is first asked for, not before."""
+    NAMES = ("fp32", "fp16", "bf16", "fp8")
+
+    def __getitem__(self, name: str) -> np.dtype:
+        if name in ("fp32", "fp16"):
+            return np.dtype({"fp32": np.float32, "fp16": np.float16}[name])
+        if name not in self.NAMES:
+            raise KeyError(name)
+        import ml_dtypes
+        return np.dtype({"bf16": ml_dtypes.bfloat16, "fp8": ml_dtypes.float8_e4m3fn}[name])
+
+    def __iter__(self):
+        return iter(self.NAMES)
+
+    def __len__(self) -> int:
+        return len(self.NAMES)
+
+
+DTYPES = _Dtypes()
 
 
 @dataclass(frozen=True)
