@@ -1,16 +1,24 @@
 # Sourced by the Quick start scripts: installs what a fresh Debian machine lacks, idempotently.
 # Leaves a virtual environment in .venv with emu installed (editable) and puts it on PATH.
+# Labs need root (network namespaces need CAP_NET_ADMIN); with EMU_NO_ROOT=1 (the unit tier)
+# it sets up the Python side only and needs no root, as long as python3-venv is there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ "$(id -u)" != 0 ]; then
-    echo "emu: run as root (network namespaces need CAP_NET_ADMIN)" >&2
-    exit 1
-fi
 need_apt=()
-command -v ip >/dev/null && command -v tc >/dev/null || need_apt+=(iproute2)
+if [ "${EMU_NO_ROOT:-0}" != 1 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "emu: run as root (network namespaces need CAP_NET_ADMIN); the unit tier needs none: bash scripts/test.sh --unit" >&2
+        exit 1
+    fi
+    command -v ip >/dev/null && command -v tc >/dev/null || need_apt+=(iproute2)
+    command -v tcpdump >/dev/null || need_apt+=(tcpdump)     # emu capture
+fi
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
-command -v tcpdump >/dev/null || need_apt+=(tcpdump)     # emu capture
 if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "emu: missing Debian packages ${need_apt[*]}: as root, apt-get install ${need_apt[*]}" >&2
+        exit 1
+    fi
     echo "installing ${need_apt[*]} (apt)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi

@@ -1,5 +1,13 @@
 #!/usr/bin/env bash
-# Quick start 2: install what is missing and run the whole test suite
-# (unit tests, and integration tests that build real labs: they need root).
+# Quick start 2: install what is missing and run the tests.
+#   bash scripts/test.sh           the whole suite, as CI runs it (root: integration tests build real labs)
+#   bash scripts/test.sh --unit    the unit tier: no root, no labs
+# Other arguments go to pytest (e.g. -k NAME, -x).
+if [ "${1:-}" = "--unit" ]; then
+    shift
+    export EMU_NO_ROOT=1
+    source "$(dirname "$0")/setup.sh"
+    exec python -m pytest -q tests/unit "$@"
+fi
 source "$(dirname "$0")/setup.sh"
 exec python -m pytest -q tests "$@"
