@@ -41,7 +41,7 @@ RING_PHASES = ("ring", ALLGATHER, REDUCESCATTER)      # each step moves one rank
 
 
 def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
-    """Pipeline chunk for a buffer of `size` bytes, by measurement (README, "Paper check"): the
+    """Pipeline chunk for a buffer of `size` bytes, by measurement (docs/results.md, "Paper check"): the
     more chunks, the shorter a pipeline's fill and drain, down to a floor where Python's cost
     per chunk shows. HFReduce and the tree: 256 chunks (HFReduce with NVLink on 4 nodes at
     dilation 300: 77% of its bound with 64, 86% with 128, 92% with 256, 87% with 512), the tree's at

@@ -295,7 +295,7 @@ def demo(file, name, seconds):
 
 # The time dilation -b/-e sizes run at by default, the paper check's (scripts/bench_allreduce.py,
 # 186 MiB per GPU): there every algorithm but HFReduce with NVLink comes within 10% of its model's
-# bound on 8 nodes of this 2-core machine (README, "Paper check").
+# bound on 8 nodes of this 2-core machine (docs/results.md, "Paper check").
 DILATION = 300.0
 
 _BENCH_OPTIONS = [
@@ -426,7 +426,7 @@ def _run_bench(target, coll, algos, nodes, minbytes, maxbytes, stepfactor, stepb
 @main.group("exp")
 def experiment():
     """The paper's congestion study: each experiment builds its labs, runs its variants and prints
-    one table with a verdict on the paper's claim (see README: The congestion study)."""
+    one table with a verdict on the paper's claim (see docs/guide.md: The congestion study)."""
 
 
 def study_command(name: str, doc: str):

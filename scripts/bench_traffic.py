@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Traffic figures of the README: how close one TCP flow gets to its shaped rate, what the machine
+"""Traffic figures of docs/results.md: how close one TCP flow gets to its shaped rate, what the machine
 carries unshaped on the same path, and the share a marked (VL1) flow keeps against 4 unmarked ones.
 
 Run as root:  python scripts/bench_traffic.py [--runs 3]

@@ -81,7 +81,7 @@ def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRu
         raise EmuError(f"compute nodes have one NIC or one per GPU ({n_gpus}); these have {sorted(nics)}")
     if n_nics > 1 and algo != "alltoall":
         raise EmuError(f"{algo} runs over one NIC a node; on nodes with a NIC per GPU only alltoall "
-                       "spreads over the rails (see README: What it does not do)")
+                       "spreads over the rails (see docs/limitations.md)")
     if algo == "hfreduce-nvlink" and n_gpus % 2:
         raise EmuError("hfreduce-nvlink pairs GPUs over NVLink: the nodes need an even GPU count")
     root, ranks = choices.get("root", 0), len(names) * n_gpus

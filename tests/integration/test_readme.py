@@ -1,4 +1,5 @@
-"""The README's Python blocks run as a reader would paste them (each under a lab name of the test's)."""
+"""The README's tour and Python blocks run as a reader would paste them (under a lab name of the test's)."""
+import os
 import re
 import subprocess
 import sys
@@ -6,13 +7,40 @@ from pathlib import Path
 
 import pytest
 
+from emu.lab import state_path
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+TOUR = re.search(r"<!-- tour -->\n```sh\n(.*?)```", README, re.S)
 
 
-def test_the_readme_has_python_blocks():
-    assert BLOCKS
+def emu_clean(name):
+    subprocess.run([sys.executable, "-m", "emu.cli", "clean", name], capture_output=True)
+
+
+def test_the_readme_has_a_tour_and_python_blocks():
+    assert TOUR and BLOCKS
+
+
+def test_the_readme_tour_runs(lab_name, tmp_path):
+    """Every line of the tour, in a shell, from a directory of the test's own (the checkout's
+    files by their full path), with the tour's lab named after the test."""
+    script = re.sub(r"\btour\b", lab_name, TOUR.group(1))
+    script = re.sub(r"(?<![\w/])(topologies|scenarios)/", rf"{ROOT}/\1/", script)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    try:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        report = (tmp_path / "runs" / lab_name / "report.md").read_text()
+        assert "allreduce" in report and "reads" in report and report in done.stdout     # cat printed it
+        assert (tmp_path / f"{lab_name}.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+        assert f"{lab_name}" in done.stdout and "zb-c3" in done.stdout           # ls and getent answered
+        assert not state_path(lab_name).exists()                                 # emu down took it away
+    finally:
+        emu_clean(lab_name)
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
@@ -29,4 +57,4 @@ def test_a_readme_python_block_runs(index, lab_name):
             assert 150 <= rate <= 200, done.stdout
             assert "no routes over swp0 now" in done.stdout
     finally:
-        subprocess.run([sys.executable, "-m", "emu.cli", "clean", lab_name], capture_output=True)
+        emu_clean(lab_name)

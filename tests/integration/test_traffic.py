@@ -40,7 +40,7 @@ def contend(make_lab, name, isolation: bool):
     """1 hfreduce-marked flow against 4 unmarked ones, all into c0 (the switch's egress to c0 is the bottleneck)."""
     lab = make_lab(build("star", name, hosts=6, rate="200Mbit", qos=QosPolicy(isolation=isolation)))
     # cubic keeps every VL backlogged as lossless IB credit flow would; bbr paces below the
-    # backlog and lends idle slots to the other VL (see README, "Congestion control").
+    # backlog and lends idle slots to the other VL (see docs/results.md, "Congestion control").
     flows = [Flow("c1", "c0", "hfreduce", cc="cubic")] + [Flow(f"c{i}", "c0", cc="cubic") for i in range(2, 6)]
     results = run_flows(lab, flows, seconds=4)
     return results[0]["bps"] / sum(r["bps"] for r in results)

@@ -1,6 +1,7 @@
 """CLI behaviour that needs no root: refusals are one line with a non-zero exit."""
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -119,3 +120,12 @@ def test_sigterm_becomes_an_exit_that_runs_the_clean_up():
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN      # a second SIGTERM waits for the clean-up
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_the_cli_reference_is_what_the_cli_says():
+    """docs/cli.md is written from the CLI (scripts/cli_reference.py); a changed verb rewrites it."""
+    import runpy
+    script = Path(__file__).resolve().parents[2] / "scripts" / "cli_reference.py"
+    reference = runpy.run_path(str(script))["reference"]
+    assert (script.parents[1] / "docs" / "cli.md").read_text() == reference(), \
+        "docs/cli.md is out of date: python scripts/cli_reference.py"
