@@ -9,7 +9,9 @@ routes, sysctls and the VL queues (HTB + 4 classes + 4 bfifos + 3 u32 filters
 per egress port). Deleting a namespace returns before the kernel has freed it;
 its cleanup work runs afterwards and slows whatever comes next, so each
 measurement first waits until the CPUs are idle again ("settle", reported for
-the lab's teardown). Run as root:  python scripts/bench_fabric.py [--repeat 3] [--big]
+the lab's teardown). Run as root:
+
+    python scripts/bench_fabric.py [--repeat 3] [--big] [--json] [--markdown docs/results/bring-up.md]
 """
 import argparse
 import statistics
@@ -19,6 +21,7 @@ from emu.fabric.batch import run_batch, run_batches
 from emu.fabric.render import render
 from emu.lab import Lab
 from emu.plan import make_plan
+from emu.report.bench import Bench, Column, add_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 from emu.topo.loader import load_topology
@@ -90,9 +93,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs per shape; the median is reported")
     ap.add_argument("--big", action="store_true", help="also 256, 512 and 800 hosts and the whole Fire-Flyer 2 network")
+    add_options(ap)
     args = ap.parse_args()
-    print(f"{'shape':<12} {'hosts':>5} {'ns':>5} {'veths':>5} | {'floor up':>8} {'lab up':>7} {'ratio':>5} | "
-          f"{'floor down':>10} {'lab down':>8} {'settle':>7}")
+    bench = Bench(args)
+    table = bench.table(f"Bring-up and teardown, median of {args.repeat}", [
+        Column("shape", "shape"), Column("hosts", "hosts"), Column("namespaces", "namespaces"),
+        Column("veths", "veths"), Column("floor_up_s", "floor up", "{:.3f} s"), Column("up_s", "lab up", "{:.3f} s"),
+        Column("ratio", "lab / floor", "{:.1f}x"), Column("floor_down_s", "floor down", "{:.3f} s"),
+        Column("down_s", "lab down", "{:.3f} s"), Column("settle_s", "settle", "{:.1f} s")])
     for kind, hosts, params in SHAPES + (BIG if args.big else []):
         topo = load_topology(params, name="bench") if isinstance(params, str) else build(kind, "bench", **params)
         floors, labs = [], []
@@ -103,8 +111,12 @@ def main():
             labs.append(lab_times(topo))
         f_up, f_down = (statistics.median(f[i] for f in floors) for i in (0, 1))
         l_up, l_down, l_settle = (statistics.median(l[i] for l in labs) for i in (0, 1, 2))
-        print(f"{kind:<12} {hosts:>5} {len(topo.nodes()):>5} {len(topo.links()):>5} | {f_up:>7.3f}s {l_up:>6.3f}s "
-              f"{l_up / f_up:>4.1f}x | {f_down:>9.3f}s {l_down:>7.3f}s {l_settle:>6.1f}s", flush=True)
+        table.add(shape=kind, hosts=hosts, namespaces=len(topo.nodes()), veths=len(topo.links()), floor_up_s=f_up,
+                  up_s=l_up, ratio=l_up / f_up, floor_down_s=f_down, down_s=l_down, settle_s=l_settle)
+    table.note("Floor: the same namespaces and veths by one `ip -batch`, addresses and links up by one batch per "
+               "namespace. Settle: until the CPUs are idle again after the lab's teardown (the kernel frees "
+               "namespaces after `down` returns).")
+    bench.close()
 
 
 if __name__ == "__main__":

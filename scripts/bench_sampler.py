@@ -3,7 +3,7 @@
 sample takes (below it, the sampler falls behind). Leaf-spine labs of 16, 64 and 128 hosts,
 sampled for a few seconds while one bulk flow crosses the fabric.
 
-Run as root:  python scripts/bench_sampler.py [--seconds 4]
+Run as root:  python scripts/bench_sampler.py [--seconds 4] [--json] [--markdown docs/results/sampler.md]
 """
 import argparse
 import time
@@ -12,6 +12,7 @@ import uuid
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.metrics.sampler import Sampler, cpu_share
+from emu.report.bench import Bench, Column, add_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
@@ -23,9 +24,13 @@ PERIODS = (0.01, 0.02, 0.05, 0.1)
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0)
+    add_options(ap)
     args = ap.parse_args()
-    print(f"{'hosts':>5} {'ports':>5} {'period':>7} | {'CPU of a core':>13} {'per sample':>10} {'samples':>7} "
-          f"{'late':>5}")
+    bench = Bench(args)
+    table = bench.table("What the sampler costs", [
+        Column("hosts", "hosts"), Column("ports", "ports"), Column("period_ms", "period", "{:.0f} ms"),
+        Column("cpu", "CPU of a core", "{:.1%}"), Column("per_sample_ms", "per sample", "{:.1f} ms"),
+        Column("samples", "samples"), Column("late", "late")])
     for hosts, shape in SHAPES:
         with Lab.up(build("leaf-spine", f"s{uuid.uuid4().hex[:6]}", scale=0.001, **shape)) as lab:
             ports = sum(len(n.ports) for n in lab.plan.nodes)
@@ -35,9 +40,12 @@ def main():
                 run_flows(lab, [Flow("c0", f"c{hosts - 1}")], args.seconds)
                 samples = sampler.stop()
                 elapsed = time.monotonic() - start
-                per_sample = samples.cpu_seconds / max(1, samples.taken - 1)
-                print(f"{hosts:>5} {ports:>5} {period * 1e3:>5.0f}ms | {cpu_share(samples, elapsed):>12.1%} "
-                      f"{per_sample * 1e3:>8.1f}ms {samples.taken:>7} {samples.late:>5}", flush=True)
+                table.add(hosts=hosts, ports=ports, period_ms=period * 1e3, cpu=cpu_share(samples, elapsed),
+                          per_sample_ms=samples.cpu_seconds / max(1, samples.taken - 1) * 1e3,
+                          samples=samples.taken, late=samples.late)
+    table.note(f"Leaf-spine labs sampled for {args.seconds:g} s while one bulk flow crosses the fabric; a sample "
+               "that takes longer than the period falls behind (late).")
+    bench.close()
 
 
 if __name__ == "__main__":

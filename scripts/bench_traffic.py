@@ -2,7 +2,7 @@
 """Traffic figures of docs/results.md: how close one TCP flow gets to its shaped rate, what the machine
 carries unshaped on the same path, and the share a marked (VL1) flow keeps against 4 unmarked ones.
 
-Run as root:  python scripts/bench_traffic.py [--runs 3]
+Run as root:  python scripts/bench_traffic.py [--runs 3] [--json] [--markdown docs/results/traffic.md]
 """
 import argparse
 import statistics
@@ -11,6 +11,7 @@ import uuid
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.qos import QosPolicy
+from emu.report.bench import Bench, Column, add_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
@@ -30,27 +31,32 @@ def marked_share(isolation: bool, cc: str | None, seconds: float) -> float:
     return results[0]["bps"] / sum(r["bps"] for r in results)
 
 
-def spread(values: list[float], fmt: str) -> str:
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
+    add_options(ap)
     args = ap.parse_args()
-    print(f"# one TCP flow, Mbit/s at the receiver, median (min-max) of {args.runs} runs")
+    bench = Bench(args)
+    spread = [Column("median", "median", "{:.0f}"), Column("min", "min", "{:.0f}"), Column("max", "max", "{:.0f}")]
+    flows = bench.table(f"One TCP flow, Mbit/s at the receiver ({args.runs} runs)",
+                        [Column("link", "link")] + spread + [Column("of_rate", "of the rate", "{:.1%}")])
     for rate, bps in (("100Mbit", 100e6), ("1Gbit", 1e9), ("100Gbit", None)):
         got = [single_flow(rate, args.seconds) / 1e6 for _ in range(args.runs)]
-        label = "unshaped (100Gbit)" if bps is None else rate
-        share = "" if bps is None else f"  = {statistics.median(got) * 1e6 / bps:.1%} of the rate"
-        print(f"{label:<20} {spread(got, '{:.0f}')}{share}", flush=True)
+        flows.add(link="unshaped (100Gbit)" if bps is None else rate, median=statistics.median(got), min=min(got),
+                  max=max(got), of_rate=None if bps is None else statistics.median(got) * 1e6 / bps)
+    flows.note("1448 of every 1514 bytes on the wire are payload: ~95.6% of the rate is the ceiling.")
     weights = QosPolicy().vlarb
-    print(f"\n# share of the marked flow; weighted share {weights[1] / (weights[1] + weights[0]):.0%}, fair share 20%")
+    shares = bench.table(f"Share of one marked (hfreduce, VL1) flow against 4 unmarked ones ({args.runs} runs)",
+                         [Column("isolation", "isolation"), Column("cc", "cc")]
+                         + [Column(c.key, c.header, "{:.0%}") for c in spread])
     for isolation in (True, False):
         for cc in ("cubic", "bbr"):
             got = [marked_share(isolation, cc, args.seconds) for _ in range(args.runs)]
-            print(f"isolation {'on ' if isolation else 'off'} {cc:<6} {spread(got, '{:.0%}')}", flush=True)
+            shares.add(isolation="on" if isolation else "off", cc=cc, median=statistics.median(got), min=min(got),
+                       max=max(got))
+    shares.note(f"Weighted share {weights[1] / (weights[1] + weights[0]):.0%}, fair share 20%.")
+    bench.close()
 
 
 if __name__ == "__main__":
