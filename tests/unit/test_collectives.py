@@ -5,7 +5,6 @@ port. The test data are integers chosen so that every partial sum is exactly
 representable in the dtype (agents.gpu.pattern), so the tolerance is zero: any
 lost, doubled or misplaced contribution shows as a wrong element.
 """
-import itertools
 import threading
 
 import pytest
@@ -18,8 +17,7 @@ from agents.gpu import Gpus
 from cluster.collectives import OPS, ROOTED, reduces
 from cluster.dbtree import double_binary_tree
 from cluster.node import DTYPES, NodeParams
-
-_ports = itertools.count(21000, 10)      # to ~27000 (some 560 runs); test_storage starts at 29000
+from loopback import ports
 
 
 def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chunk: int = 4096, counters=None,
@@ -28,7 +26,7 @@ def run_local(algo: str, nodes: int, count: int, dtype: str, gpus: int = 4, chun
     (default: the exact pattern) and judged by check(gpus, rank) (default: wrong elements).
     `nic_per_gpu`: section IX's node, rank r's NIC i at 127.0.r.i+1 (every 127/8 address is local).
     `counters`, `net`: lists that receive each rank's model counters and per-NIC bytes."""
-    base = next(_ports)
+    base = ports(10)
     peers = [("127.0.0.1", base + i) for i in range(nodes)]
     nics = [tuple(f"127.0.{r}.{i + 1}" for i in range(gpus)) for r in range(nodes)] if nic_per_gpu else None
     net = net if net is not None else [None] * nodes

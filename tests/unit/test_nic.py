@@ -1,19 +1,17 @@
 """The NIC agent's connections: a window bounds the messages in flight."""
-import itertools
 import threading
 import time
 
 import pytest
 
 from agents.nic import Mesh
-
-_ports = itertools.count(28000, 10)      # between test_collectives' and test_storage's ranges
+from loopback import ports
 
 
 @pytest.fixture
 def pair():
     """Two ranks' meshes on loopback, closed after the test."""
-    base = next(_ports)
+    base = ports(10)
     peers = [("127.0.0.1", base + i) for i in range(2)]
     ranks = [Mesh(r, peers, connect_timeout=10, io_timeout=10) for r in range(2)]
     yield ranks

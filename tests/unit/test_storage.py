@@ -1,6 +1,5 @@
 """3FS-style storage over loopback (no root): chain table balance, CRAQ, request-to-send, failures."""
 import asyncio
-import itertools
 import os
 from collections import Counter
 
@@ -13,8 +12,7 @@ from agents.fs3.meta import MetaService
 from agents.fs3.mgmtd import Manager
 from agents.fs3.storage import StorageService
 from cluster.chains import OFFLINE, SERVING, SYNCING, Routing, build_chain_table, file_layout
-
-_ports = itertools.count(29000, 20)      # above test_collectives, below the ephemeral range
+from loopback import ports
 
 
 @given(nodes=st.integers(1, 12), per_node=st.integers(1, 6), replicas=st.integers(1, 3))
@@ -45,7 +43,7 @@ class Cluster:
     """Manager, meta and storage services as asyncio servers on loopback, in this process."""
 
     def __init__(self, nodes=3, per_node=2, replicas=3):
-        base = next(_ports)
+        base = ports(20)
         self.table = build_chain_table(nodes, per_node, replicas)
         self.addrs = {i: ("127.0.0.1", base + 2 + i) for i in range(nodes)}
         self.meta_addr, self.manager_addr = ("127.0.0.1", base), ("127.0.0.1", base + 1)
