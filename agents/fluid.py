@@ -131,6 +131,9 @@ class Fluid:
         with self._cond:
             while True:
                 self._advance(time.monotonic())
+                if not self.active:     # idle: the next copy starts a clock again (no thread outlives the work)
+                    self._clock = None
+                    return
                 nxt = self._next_event()
                 self._cond.wait(None if nxt == math.inf else max(0.0, nxt - time.monotonic()))
 

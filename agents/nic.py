@@ -209,6 +209,10 @@ class Mesh:
                 for rail in range(len(self.nics[self.rank]))]
 
     def close(self) -> None:
+        try:        # wakes the accepting thread (close alone leaves it blocked in accept for ever)
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         for c in self.conns.values():
             c.sock.close()

@@ -204,3 +204,15 @@ def test_random_data_within_the_dtype_tolerance(algo, dtype):
 
     worst = run_local(algo, nodes, count, dtype, gpus=gpus, chunk=1024, setup=setup, check=excess)
     assert all(w <= 0 for w in worst), worst
+
+
+def test_a_run_leaves_no_thread_behind():
+    """Ranks' accepting threads and the node models' clocks end with their run (they once piled
+    up, a thousand threads and their sockets over the unit tier, until a 1,024-file limit broke it)."""
+    import time
+    before = threading.active_count()
+    assert run_local("hfreduce", 3, 1003, "fp32") == [0] * 3
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before:
+        assert time.monotonic() < deadline, [t.name for t in threading.enumerate()]
+        time.sleep(0.01)
