@@ -7,6 +7,7 @@ the caller. Cleanup finds a lab's namespaces by their names and the ownership ma
 their interfaces together (see plan.lab_mark).
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from pyroute2 import IPRoute
@@ -88,13 +89,15 @@ def owned_namespaces(only: str | None = None) -> dict[str, list[str]]:
     if not netns.NETNS_DIR.is_dir():
         return {}
     prefix = netns_name(only, "") if only else netns_name("", "")[:-1]
+    names = [e.name for e in sorted(netns.NETNS_DIR.iterdir()) if e.name.startswith(prefix)]
+    # Read from threads of their own: while a thread is inside another lab's namespace, a
+    # teardown of that lab must not find this process there (it looks at main threads) and end it.
+    with ThreadPoolExecutor(4) as pool:
+        marks = list(pool.map(namespace_mark, names))
     labs: dict[str, list[str]] = {}
-    for entry in sorted(netns.NETNS_DIR.iterdir()):
-        if not entry.name.startswith(prefix):
-            continue
-        lab = namespace_mark(entry.name)
-        if lab is not None and entry.name.startswith(netns_name(lab, "")) and only in (None, lab):
-            labs.setdefault(lab, []).append(entry.name)
+    for name, lab in zip(names, marks):
+        if lab is not None and name.startswith(netns_name(lab, "")) and only in (None, lab):
+            labs.setdefault(lab, []).append(name)
     return labs
 
 

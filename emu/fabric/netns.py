@@ -89,7 +89,7 @@ def pids_in(names) -> dict[int, str]:
     if not ids:
         return found
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():     # never this process itself
             continue
         try:
             st = os.stat(entry / "ns" / "net")
