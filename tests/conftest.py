@@ -11,6 +11,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "integration" in item.keywords and not ROOT:
             item.add_marker(skip)
+    # the long tests first, so that parallel workers (pytest-xdist) run out of work together
+    items.sort(key=lambda item: "heavy" not in item.keywords)
 
 
 @pytest.fixture

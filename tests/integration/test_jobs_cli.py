@@ -12,7 +12,7 @@ from emu.experiments import jobsd
 from emu.launch import running_agents
 from emu.topo import build
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 
 def emu(*args, check=True):

@@ -24,6 +24,7 @@ def test_the_readme_has_a_tour_and_python_blocks():
     assert TOUR and BLOCKS
 
 
+@pytest.mark.heavy
 def test_the_readme_tour_runs(lab_name, tmp_path):
     """Every line of the tour, in a shell, from a directory of the test's own (the checkout's
     files by their full path), with the tour's lab named after the test."""

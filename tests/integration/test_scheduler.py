@@ -7,7 +7,7 @@ import pytest
 from emu.experiments.runner import run
 from emu.topo import build
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 
 def test_zone_aware_jobs_queue_for_a_zone_instead_of_crossing(run_lab_name, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from emu.experiments.study import EXPERIMENTS, run_experiment
 from emu.lab import Lab
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 VARIANTS = {"isolation": 4, "routing": 3, "incast": 4, "zones": 3}      # per flow-control mode
 
 

@@ -9,7 +9,7 @@ import yaml
 
 from emu.lab import Lab
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 
 @pytest.fixture

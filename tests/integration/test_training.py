@@ -11,6 +11,7 @@ from emu.topo import build
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.heavy
 def test_overlapped_ddp_steps_beat_serial_ones_and_reduce_exactly(make_lab, lab_name):
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001))
     overlapped = train(lab, "vgg16", ["c0", "c1"], steps=4, backend="hfreduce")
@@ -40,6 +41,7 @@ def test_a_training_workload_reports_its_job_in_the_run_summary(run_lab_name, tm
     assert any(e["type"] == "end" and e["name"] == "job" for e in flows)
 
 
+@pytest.mark.heavy
 def test_checkpoints_are_written_while_training_goes_on_and_read_back_exactly(make_lab, lab_name):
     from emu.experiments.storage import StorageCluster
     lab = make_lab(build("star", lab_name, hosts=2, storage=2, scale=0.001))
@@ -52,6 +54,7 @@ def test_checkpoints_are_written_while_training_goes_on_and_read_back_exactly(ma
     assert job["save_bps"] > 0
 
 
+@pytest.mark.heavy
 def test_a_killed_job_resumes_from_its_last_checkpoint_and_loses_at_most_a_period(make_lab, lab_name):
     import threading
     from emu.experiments.storage import StorageCluster

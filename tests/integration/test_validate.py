@@ -24,6 +24,7 @@ def failures(lab_name: str) -> tuple[int, set]:
     return done.returncode, {(r["node"], r["check"]) for r in rows if not r["ok"]}
 
 
+@pytest.mark.heavy
 def test_the_validator_flags_exactly_the_injected_faults(make_lab, lab_name):
     make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=2, storage_per_leaf=1, scale=0.001))
     assert failures(lab_name) == (0, set())

@@ -49,6 +49,7 @@ def test_the_plan_holds_what_the_kernel_gets():
     assert plan.nic_bps("st0") == 400_000_000
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
 def test_topo_plan_works_on_every_shipped_topology(path):
     for flags in ([], ["--json"], ["--lines"]):
