@@ -8,7 +8,7 @@ if [ "${1:-}" = "--unit" ]; then
     shift
     export EMU_NO_ROOT=1
     source "$(dirname "$0")/setup.sh"
-    exec python -m pytest -q -n auto tests/unit "$@"
+    exec python -m pytest -q -n auto --maxschedchunk 1 tests/unit "$@"
 fi
 source "$(dirname "$0")/setup.sh"
-exec python -m pytest -q -n auto tests "$@"
+exec python -m pytest -q -n auto --maxschedchunk 1 tests "$@"
