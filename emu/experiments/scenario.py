@@ -28,7 +28,7 @@ from emu.units import parse_duration, parse_size
 TOP_KEYS = {"name", "topology", "duration", "sample", "scale", "routing", "qos", "flow_control", "workloads",
             "faults", "jobs", "scheduler"}
 JOB_KEYS = {"name", "nodes", "model", "steps", "backend", "priority", "submit", "batch", "checkpoint"}
-DEFAULT_SAMPLE = 0.1        # 6.6% of a core on a 64-host leaf-spine (scripts/bench_sampler.py)
+DEFAULT_SAMPLE = 0.1        # ~5% of a core on a 64-host leaf-spine (docs/results/sampler.md)
 # type -> (required keys, optional keys with defaults); every workload also has type, start, name
 WORKLOADS = {
     "allreduce": ({"nodes"}, {"algo": "hfreduce", "size": "1M", "iters": 10, "dtype": "fp32"}),
