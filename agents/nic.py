@@ -83,7 +83,10 @@ class Conn:
             got += n
         self.received += got
         if self.credits is not None:
-            self.credits.sendall(b"\1")
+            try:
+                self.credits.sendall(b"\1")
+            except OSError:     # the sender has finished and closed: it wants no more credits (and
+                pass            # a sender still waiting for them notices a broken companion itself)
 
     def _lost(self, what: str) -> TimeoutError:
         return TimeoutError(f"rank {self.peer} {what} its data for {self.sock.gettimeout():g} s "
