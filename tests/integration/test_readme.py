@@ -44,6 +44,19 @@ def test_the_readme_tour_runs(lab_name, tmp_path):
         emu_clean(lab_name)
 
 
+@pytest.mark.heavy
+def test_the_quick_start_demo_passes_every_check(lab_name):
+    """Quick start 1 (`bash scripts/demo.sh`) is setup.sh, which CI runs too, then `emu demo`."""
+    assert "exec emu demo" in (ROOT / "scripts" / "demo.sh").read_text()
+    try:
+        done = subprocess.run([sys.executable, "-m", "emu.cli", "demo", "--name", lab_name], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr        # non-zero when a check fails
+        assert f"lab {lab_name} torn down" in done.stdout and not state_path(lab_name).exists()
+    finally:
+        emu_clean(lab_name)
+
+
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_a_readme_python_block_runs(index, lab_name):
     names = set(re.findall(r'build\("[a-z-]+", "([a-z0-9-]+)"', BLOCKS[index]))

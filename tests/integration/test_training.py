@@ -21,9 +21,11 @@ def test_overlapped_ddp_steps_beat_serial_ones_and_reduce_exactly(make_lab, lab_
         assert job["compute_s"] > 0 and job["comm_s"] > 0
     # serial: the step is compute, then all of the communication
     assert serial["step_time_s"] >= 0.95 * (serial["compute_s"] + serial["comm_s"]), serial
-    # overlapped: part of the communication hides behind the backward pass
-    assert overlapped["step_time_s"] < overlapped["compute_s"] + overlapped["comm_s"], overlapped
-    assert overlapped["step_time_s"] < 0.9 * serial["step_time_s"], (overlapped, serial)
+    # overlapped: part of the communication hides behind the backward pass, so the step is shorter
+    # than its compute and communication one after the other (what the serial step is, above) by
+    # 10% at least; measured 22-23% here when idle. Compared within the one run: another process's
+    # load between the two runs (it once took the serial run's lead to 9%) does not move it.
+    assert overlapped["step_time_s"] < 0.9 * (overlapped["compute_s"] + overlapped["comm_s"]), overlapped
     assert 0 < overlapped["overlap"] <= 1
 
 
