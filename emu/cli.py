@@ -154,6 +154,49 @@ def status(lab, lab_opt, as_json, changes):
         console.print(part)
 
 
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--json", "as_json", is_flag=True, help="a JSON list (with --follow: one object a line)")
+@click.option("--follow", "-f", is_flag=True, help="keep printing events as they come, until Ctrl-C")
+def events(lab, lab_opt, as_json, follow):
+    """The lab's event log: link, route and rate changes, faults, pauses, jobs (t: seconds since up)."""
+    from emu.eventlog import read_events
+    from emu.report.tables import event_line
+    name = attach(lab, lab_opt, required=False, acts=False).name
+    found, offset = read_events(name)
+    if as_json and not follow:
+        click.echo(json.dumps(found, indent=1))
+        return
+    while True:
+        for e in found:
+            click.echo(json.dumps(e) if as_json else event_line(e))
+        if not follow:
+            return
+        time.sleep(0.2)
+        found, offset = read_events(name, offset=offset)
+
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--restart", is_flag=True, help="start it again (after it was killed, or to reset its controllers)")
+@click.option("--json", "as_json", is_flag=True)
+def daemon(lab, lab_opt, restart, as_json):
+    """The lab's daemon: its PID and controllers; --restart starts it again."""
+    from emu.daemon import client
+    target = attach(lab, lab_opt, acts=restart)
+    if restart:
+        client.start(target.name, restart=True)
+    st = client.status(target.name)
+    if as_json:
+        click.echo(json.dumps(st, indent=1))
+    elif st["alive"]:
+        console.print(f"daemon of lab [bold]{target.name}[/]: PID {st['pid']}, {', '.join(st['controllers'])}")
+    else:
+        raise EmuError(st["message"])
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @lab_option
 @click.argument("node")
@@ -269,7 +312,7 @@ def graph(file, lab_opt, out, ports):
     """Draw FILE, or the running lab --lab LAB: zones side by side, hosts under their leaves."""
     from emu.plan import make_plan
     from emu.topo import load_topology
-    from emu.topo.graph import output_format, write
+    from emu.report.topology import output_format, write
     if bool(file) == bool(lab_opt):
         raise EmuError("draw a topology FILE or a running lab (--lab LAB), one of them")
     output_format(out)              # a bad name is refused before any work
@@ -703,7 +746,6 @@ def compare_cmd(run_dirs, as_json, plot):
 @click.option("--json", "as_json", is_flag=True)
 def link(state, a, b, lab_opt, sweep_delay, as_json):
     """Take the link A <-> B of a lab down or up; the subnet manager reroutes after its sweep delay."""
-    from emu.control.subnet_manager import link_event
     from emu.units import parse_duration
     target = attach(None, lab_opt)
     target.plan.node(a).port_to(b)              # one line if the lab has no such link
@@ -711,7 +753,7 @@ def link(state, a, b, lab_opt, sweep_delay, as_json):
         delay = parse_duration(sweep_delay)
     except ValueError as e:
         raise EmuError(f"--sweep-delay: {e}") from None
-    changes = link_event(target, a, b, state == "up", delay)
+    changes = target.link_event(a, b, state == "up", delay)
     if as_json:
         click.echo(json.dumps({"link": [a, b], "state": state, "route_changes": changes}, indent=1))
         return
@@ -722,7 +764,7 @@ def link(state, a, b, lab_opt, sweep_delay, as_json):
 
 @main.group()
 def jobs():
-    """Training jobs under the lab's scheduler (a daemon per lab, started by the first submit)."""
+    """Training jobs under the lab's scheduler (in the lab's daemon, started by the first submit)."""
 
 
 @jobs.command("submit")
@@ -736,10 +778,10 @@ def jobs():
 @click.option("--batch", type=int, default=32, show_default=True, help="samples per GPU per step")
 @click.option("--checkpoint", "period", help="checkpoint period, e.g. 2s (needed to be interrupted and resumed)")
 @click.option("--policy", type=click.Choice(["zone-aware", "naive"]), default="zone-aware", show_default=True,
-              help="the daemon's policy (when this submit starts it)")
+              help="the scheduler's policy (set by the lab's first submit)")
 def jobs_submit(lab_opt, name, model, need, steps, priority, backend, batch, period, policy):
     """Queue a job on a running lab."""
-    from emu.experiments import jobsd
+    from emu.daemon.client import request
     from emu.experiments.scenario import check_job
     target = attach(None, lab_opt)
     job = {"name": name, "model": model, "nodes": need, "steps": steps, "priority": priority, "backend": backend,
@@ -747,12 +789,9 @@ def jobs_submit(lab_opt, name, model, need, steps, priority, backend, batch, per
 
     def fail(key, why):
         raise EmuError(f"--{key.split('.')[1].replace('_', '-')}: {why}")
-    check_job(job, "job", target.topology, fail)     # bad input: one line, before any daemon starts
-    pid = jobsd.ensure_daemon(target.name, policy)
-    reply = jobsd.ask(target.name, {"op": "submit", "job": job})
-    if not reply["ok"]:
-        raise EmuError(reply["message"])
-    console.print(f"{reply['message']} on lab [bold]{target.name}[/] (scheduler daemon PID {pid}; 'emu jobs ls')")
+    check_job(job, "job", target.topology, fail)     # bad input: one line, before the daemon hears of it
+    message = request(target.name, "jobs-submit", job=job, policy=policy)
+    console.print(f"{message} on lab [bold]{target.name}[/] ('emu jobs ls')")
 
 
 @jobs.command("ls")
@@ -761,9 +800,9 @@ def jobs_submit(lab_opt, name, model, need, steps, priority, backend, batch, per
 @click.option("--json", "as_json", is_flag=True)
 def jobs_ls(lab, lab_opt, as_json):
     """The lab's jobs: state, nodes, progress, queueing, interruptions."""
-    from emu.experiments import jobsd
+    from emu.daemon.client import request
     from emu.report.tables import jobs_table
-    state = jobsd.read_state(attach(lab, lab_opt, acts=False).name)
+    state = request(attach(lab, lab_opt, acts=False).name, "jobs")
     if as_json:
         click.echo(json.dumps(state, indent=1))
     else:
@@ -775,14 +814,8 @@ def jobs_ls(lab, lab_opt, as_json):
 @lab_option
 def jobs_cancel(name, lab_opt):
     """Cancel job NAME: at once if queued, through its checkpoint if running."""
-    from emu.experiments import jobsd
-    target = attach(None, lab_opt)
-    if not jobsd.daemon_pid(target.name):
-        raise EmuError(f"lab {target.name!r} runs no job daemon (no job queued or running)")
-    reply = jobsd.ask(target.name, {"op": "cancel", "name": name})
-    if not reply["ok"]:
-        raise EmuError(reply["message"])
-    console.print(reply["message"])
+    from emu.daemon.client import request
+    console.print(request(attach(None, lab_opt).name, "jobs-cancel", name=name))
 
 
 @main.group()

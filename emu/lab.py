@@ -5,11 +5,17 @@
     lab.down()
 
 The state file (/run/emu/<lab>.json, on tmpfs like the namespaces themselves) holds the
-Topology and the LabPlan as installed (runtime changes included, each also logged as an
-event). It is claimed before anything is created, so `emu clean` finds a lab even if the
+Topology and the LabPlan as installed (runtime changes included, each also logged in the lab's
+event log). It is claimed before anything is created, so `emu clean` finds a lab even if the
 process that built it was killed; the kernel's ownership marks find it even if the state
 file is lost. Kernel work goes through the lab's backend (emu.fabric.backend).
+
+Once built, a lab has a daemon (emu.daemon) for its whole life: the single writer of its state
+and its event log, and the runner of its controllers. A Lab object anywhere else is the lab's
+client: it reads the state file, and asks the daemon for every change (`@change` methods).
 """
+import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -20,32 +26,48 @@ from functools import cached_property
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from emu.errors import EmuError, FabricError, shorten
+from emu import labfiles
+from emu.daemon import client as daemon
+from emu.errors import EmuError, FabricError
+from emu.eventlog import EventLog
 from emu.fabric import apply, backend, hosts, netns
+from emu.labfiles import check_lab_name, events_path, hosts_path, state_path
 from emu.plan import LabPlan, make_plan, netns_name
-from emu.qos.htb import at_rate
-from emu.routing import Route
+from emu.plan.queues import at_rate
+from emu.plan.routing import Route
 from emu.topo.loader import topology_from_dict
 from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
 
-STATE_DIR = Path(os.environ.get("EMU_STATE_DIR", "/run/emu"))
 GPU_FAULTS = ("corrupt", "lost")
+CHANGES: set[str] = set()        # the Lab's methods a client asks the daemon to carry out
 
 
-def check_lab_name(name) -> str:
-    """A lab name as given on the command line or found in the state dir: never a path."""
-    if not isinstance(name, str) or len(name) > MAX_LAB_NAME or not NAME_RE.fullmatch(name):
-        raise EmuError(f"bad lab name {shorten(repr(name), 60)}: up to {MAX_LAB_NAME} of a-z, 0-9 and '-'")
-    return name
+def change(method):
+    """A runtime change: carried out by the lab's writer (its daemon), asked of it by anyone else,
+    whose copy of the state is then read again."""
+    CHANGES.add(method.__name__)
+
+    @functools.wraps(method)
+    def carried_out(self, *args, **kwargs):
+        if self.writer:
+            return method(self, *args, **kwargs)
+        result = daemon.request(self.name, "change", method=method.__name__,
+                                args=json.loads(json.dumps(args, default=_plain)),
+                                kwargs=json.loads(json.dumps(kwargs, default=_plain)))
+        self.reload()
+        return result
+    return carried_out
 
 
-def state_path(lab: str) -> Path:
-    return STATE_DIR / f"{check_lab_name(lab)}.json"
+def _plain(value):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} cannot be sent to a lab's daemon")
 
 
 def _write_state(lab: str, state: dict, exclusive: bool = False) -> None:
     """Exclusive: claim the name (fails if the file exists). Otherwise replace it atomically."""
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    labfiles.STATE_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps(state, separators=(",", ":"))     # compact: a large lab's plan is megabytes
     if exclusive:
         try:
@@ -107,9 +129,12 @@ class NodeHandle:
 
 
 class Lab:
-    def __init__(self, state: dict):
+    def __init__(self, state: dict, writer: bool = False):
+        """writer: this object keeps the state file and the event log (the lab's daemon does)."""
         self.state = state
         self.name: str = state["name"]
+        self.writer = writer
+        self.log = EventLog(self.name, state.get("created", time.time())) if writer else None
         self._topology: Topology | None = None
         self._plan: LabPlan | None = None
         self.backend = backend.get(state.get("backend", "kernel"))
@@ -136,7 +161,6 @@ class Lab:
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
             "claimed": False, "backend": "kernel", "topology": topology.to_dict(), "plan": plan.to_dict(),
-            "events": [],
         }
         # Claim the name first (two `up` of one name: one wins, the other touches nothing), then make
         # sure no namespace of ours-to-be exists, and only then mark the state as the namespaces'
@@ -152,7 +176,9 @@ class Lab:
             lab = cls(state)
             lab.backend.build(plan, progress)
             hosts.install(plan, hosts_path(name))
+            daemon.start(name)          # from here on the daemon writes the state; we ask it
         except BaseException:
+            daemon.stop(name)
             hosts.remove(hosts_path(name), netns_name(name, "*"))
             state_path(name).unlink(missing_ok=True)
             raise
@@ -179,17 +205,21 @@ class Lab:
                            f"emu clean {name}")
         return cls(state)
 
+    def reload(self) -> None:
+        """Read the state again (the daemon has changed it)."""
+        self.state = json.loads(state_path(self.name).read_text())
+        self._plan = None
+
     @staticmethod
     def names() -> list[str]:
-        if not STATE_DIR.is_dir():
+        if not labfiles.STATE_DIR.is_dir():
             return []
-        return sorted(p.stem for p in STATE_DIR.glob("*.json") if len(p.stem) <= MAX_LAB_NAME
+        return sorted(p.stem for p in labfiles.STATE_DIR.glob("*.json") if len(p.stem) <= MAX_LAB_NAME
                       and NAME_RE.fullmatch(p.stem))
 
     def down(self) -> None:
-        from emu.experiments.jobsd import stop_daemon
         apply.require_root("tear labs down")
-        stop_daemon(self.name)              # its jobs' agents first, then the namespaces they ran in
+        daemon.stop(self.name)      # its jobs' agents and its controllers first, then the namespaces
         self.backend.destroy(namespaces_of(self.name, self.state))
         _remove_files(self.name)
 
@@ -199,22 +229,26 @@ class Lab:
         return Launcher(self, check_stale=not self.concurrent_runs)
 
     def flow_control(self):
-        """While traffic runs: a lossless lab's flow controller (emu.control.lossless), started on
-        entry and stopped, every gate open again, on exit; nothing on a lossy lab."""
+        """A window on a lossless lab's flow controller, which its daemon runs for the lab's whole
+        life: its pauses and figures while the window is open (emu.daemon.client.FlowWindow);
+        nothing on a lossy lab."""
         if not self.plan.flow_control.lossless:
             return nullcontext()
-        from emu.control.lossless import FlowController
-        return FlowController(self)
+        return daemon.FlowWindow(self.name)
 
     # -- changes to the running lab (through the backend, recorded in the kept plan) ---------
 
+    @change
     def replace_routes(self, node: str, routes: list[Route]) -> None:
         """Make `routes` the node's whole routing table (rules unchanged)."""
+        routes = [r if isinstance(r, Route) else Route(r["dst"], tuple(map(tuple, r["nexthops"])), r["table"])
+                  for r in routes]         # as a client sends them
         with self.batch():
             n = self.plan.node(node)
             self.backend.replace_routes(n, n.routes, tuple(routes))
             self._record(replace(n, routes=tuple(routes)), "routes", node=node, routes=len(routes))
 
+    @change
     def set_link(self, a: str, b: str, up: bool) -> None:
         """Take the link a <-> b down (both ends; the kernel drops the routes over it) or up again
         (the planned routes over it come back)."""
@@ -229,6 +263,7 @@ class Lab:
         self._record(replace(n, ports=tuple(replace(p, up=up) if p is port else p for p in n.ports)),
                      "link", node=end, ifname=port.ifname, up=up)
 
+    @change
     def set_vl_rate(self, node: str, ifname: str, vl: int, rate_bps: int, ceil_bps: int | None = None) -> None:
         """Change a VL's guaranteed rate (and ceiling, default: the port rate) on one egress port."""
         n = self.plan.node(node)
@@ -242,6 +277,7 @@ class Lab:
             self._record(replace(n, ports=tuple(replace(p, queues=queues) if p is port else p for p in n.ports)),
                          "vl_rate", node=node, ifname=ifname, vl=vl, rate_bps=rate_bps, ceil_bps=ceil)
 
+    @change
     def set_link_rate(self, a: str, b: str, rate_bps: int) -> None:
         """Run the link a <-> b at `rate_bps`, both directions (`emu fault link`: a degraded link)."""
         planned = self.planned
@@ -255,6 +291,7 @@ class Lab:
                 self._record(replace(n, ports=tuple(changed if p is port else p for p in n.ports)),
                              "link_rate", node=end, ifname=port.ifname, rate_bps=rate_bps)
 
+    @change
     def set_gpu_fault(self, node: str, gpu: int, kind: str | None = "corrupt") -> None:
         """Inject a fault into GPU `gpu` of `node`: `corrupt` (a region of its memory reads back
         other bytes than written, an Xid memory error), `lost` (it stops answering, Xid 79), None
@@ -268,6 +305,7 @@ class Lab:
             raise EmuError(f"unknown GPU fault {kind!r} (one of {', '.join(GPU_FAULTS)})")
         self._set_fault(node, "gpu", gpu, kind)
 
+    @change
     def set_ssd_fault(self, node: str, ssd: int, factor: float | None) -> None:
         """Slow SSD `ssd` of storage node `node` to `factor` of its rate (None: healthy again)."""
         if self.node(node).kind != "storage":
@@ -279,6 +317,7 @@ class Lab:
             raise EmuError(f"an SSD keeps a share of its rate in (0, 1], not {factor:g}")
         self._set_fault(node, "ssd", ssd, factor)
 
+    @change
     def set_mem_fault(self, node: str, factor: float | None) -> None:
         """Compute node `node`'s host memory keeps `factor` of its modelled rate (None: healthy)."""
         if self.node(node).kind != "compute":
@@ -299,10 +338,9 @@ class Lab:
             else:
                 faults.setdefault(part, {})[str(index)] = fault
             self.state.setdefault("faults", {})[node] = faults
-            self.state.setdefault("events", []).append({"t": time.time(), "change": f"{part}_fault", "node": node,
-                                                        **({part: index} if index is not None else {}),
-                                                        "fault": fault})
             self._save()
+            self.log.append("fault", part=part, node=node, **({"index": index} if index is not None else {}),
+                            fault=fault)
             self._write_faults(node, faults)
 
     def faults(self, node: str) -> dict:
@@ -311,7 +349,7 @@ class Lab:
 
     def faults_file(self, node: str) -> Path:
         """The file that tells `node`'s agents its faults (agents.faults reads it)."""
-        return STATE_DIR / f"{self.name}.faults" / f"{node}.json"
+        return labfiles.lab_file(self.name, ".faults") / f"{node}.json"
 
     def _write_faults(self, node: str, faults: dict) -> None:
         path = self.faults_file(node)
@@ -320,6 +358,7 @@ class Lab:
         tmp.write_text(json.dumps(faults))
         tmp.rename(path)           # whole, and a new inode: readers notice the change
 
+    @change
     def clear_faults(self) -> list[str]:
         """Undo every injected fault: links back at their planned rates, GPUs healthy; returns what
         was cleared, one line each."""
@@ -338,31 +377,38 @@ class Lab:
         self._save()
         return cleared
 
+    @change
     def mark_unhealthy(self, checked: list[str], failed: list[str]) -> None:
         """The validator's verdict on `checked` nodes: `failed` ones are marked, the rest cleared
         (the scheduler marks the nodes a job lost, checking none)."""
         with self._changing:
-            # only this key changes, on the state as it is on disk now: another process (a job
-            # daemon, a run) may hold an older copy of the rest, and must not write it back here
-            on_disk = self._on_disk()
-            marked = (set(on_disk.get("unhealthy", [])) - set(checked)) | set(failed)
-            on_disk["unhealthy"] = self.state["unhealthy"] = sorted(marked)
-            _write_state(self.name, on_disk)
+            marked = (set(self.state.get("unhealthy", [])) - set(checked)) | set(failed)
+            self.state["unhealthy"] = sorted(marked)
+            self._save()
+            self.log.append("health", checked=sorted(checked), failed=sorted(failed))
 
     def unhealthy(self) -> list[str]:
         return list(self.state.get("unhealthy", []))
 
-    def refresh_unhealthy(self) -> list[str]:
-        """The marks as they are on disk now (another process's validator may have changed them)."""
-        with self._changing:
-            self.state["unhealthy"] = list(self._on_disk().get("unhealthy", []))
-            return self.unhealthy()
+    @change
+    def sweep(self) -> list[str]:
+        """The subnet manager's sweep: switch tables computed over the links that are up; returns
+        the route changes."""
+        from emu.control import subnet_manager
+        changes = subnet_manager.sweep(self)
+        self.log.append("sweep", changes=changes)
+        return changes
 
-    def _on_disk(self) -> dict:
-        try:
-            return json.loads(state_path(self.name).read_text())
-        except (OSError, ValueError):
-            return dict(self.state)
+    @change
+    def link_event(self, a: str, b: str, up: bool, sweep_delay: float | None = None) -> list[str]:
+        """Take the link a <-> b down or up; with `sweep_delay`, the subnet manager sweeps that many
+        seconds later (lab time: nothing reroutes by itself meanwhile) and the route changes are
+        returned. The daemon serves the wait in the asking connection's thread."""
+        self.set_link(a, b, up)
+        if sweep_delay is None:
+            return []
+        time.sleep(sweep_delay)
+        return self.sweep()
 
     def planned_rate(self, a: str, b: str) -> int:
         """The emulated rate the topology gives the link a <-> b (whatever it runs at now)."""
@@ -384,7 +430,7 @@ class Lab:
     def _record(self, changed, change: str, **what) -> None:
         """Keep `changed` (a NodePlan) as installed and log the change."""
         self._plan = self.plan.with_node(changed)
-        self.state.setdefault("events", []).append({"t": time.time(), "change": change, **what})
+        self.log.append(change, **what)
         self._dirty = True
         if not self._batched:
             self._save()
@@ -460,6 +506,7 @@ class Lab:
             "links": links,
             "ports": ports,
             "qos": self.qos_table(),
+            "daemon": daemon.status(self.name),
         }
 
     def qos_table(self) -> list[dict]:
@@ -481,10 +528,12 @@ def clean(only: str | None = None) -> dict[str, int]:
     """Remove every lab (or only lab `only`): those with state files and those only the kernel's
     marks still know. A namespace goes only if its name and its mark both say it is the lab's,
     or if the lab's own state file claimed it before it was created."""
-    from emu.experiments.jobsd import stop_daemon
     apply.require_root("clean labs up")
     if only is not None:
         check_lab_name(only)
+    for name in Lab.names():        # daemons first: they end their agents and leave no gate shut
+        if only in (None, name):
+            daemon.stop(name)
     fabric = backend.get()
     removed: dict[str, int] = {}
     for lab, names in fabric.owned(only).items():
@@ -493,7 +542,6 @@ def clean(only: str | None = None) -> dict[str, int]:
     for name in Lab.names():
         if only not in (None, name):
             continue
-        stop_daemon(name)
         try:
             names = namespaces_of(name, json.loads(state_path(name).read_text()))
         except (OSError, ValueError, AttributeError):
@@ -504,19 +552,15 @@ def clean(only: str | None = None) -> dict[str, int]:
         _remove_files(name)
     # names views whose lab left no state file (killed, or the machine rebooted: /etc outlives /run)
     for hosts_file in hosts.views(netns_name(only or "*", "*")):
-        if hosts_file.parent == STATE_DIR and hosts_file.suffix == ".hosts" and only in (None, hosts_file.stem):
+        if hosts_file.parent == labfiles.STATE_DIR and hosts_file.suffix == ".hosts" and only in (None, hosts_file.stem):
             hosts.remove(hosts_file, netns_name(hosts_file.stem, "*"))
     return removed
 
 
-def hosts_path(lab: str) -> Path:
-    """The lab's hosts file (emu.fabric.hosts)."""
-    return STATE_DIR / f"{check_lab_name(lab)}.hosts"
-
-
 def _remove_files(name: str) -> None:
-    """A lab's state file, its nodes' fault files and its names view."""
+    """A lab's state file, event log, nodes' fault files and names view."""
     import shutil
-    shutil.rmtree(STATE_DIR / f"{name}.faults", ignore_errors=True)
+    shutil.rmtree(labfiles.lab_file(name, ".faults"), ignore_errors=True)
     hosts.remove(hosts_path(name), netns_name(name, "*"))
-    state_path(name).unlink(missing_ok=True)
+    for path in (events_path(name), daemon.log_path(name), state_path(name)):
+        path.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ import argparse
 from emu.experiments.storage import incast
 from emu.lab import Lab
 from emu.qos.flow_control import FlowControl
-from emu.qos.htb import BURST_BYTES
+from emu.plan.queues import BURST_BYTES
 from emu.report.bench import Bench, Column, add_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build

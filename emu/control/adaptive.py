@@ -7,8 +7,8 @@ Lab.replace_routes, so it is in the kept plan and the lab's event log.
 """
 from emu.control.periodic import Periodic
 from emu.metrics.sampler import NamespaceReader
-from emu.routing import Route, compute_routes
-from emu.topo.addressing import AddressPlan
+from emu.plan.routing import Route, compute_routes
+from emu.plan.addressing import AddressPlan
 
 IMBALANCE = 1.5
 MIN_BYTES = 64 * 1024        # an uplink that sent less in a period is idle, not a reason to move

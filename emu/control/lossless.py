@@ -16,10 +16,17 @@ What it costs: a paused link's other traffic of that VL waits too (head-of-line 
 under PFC). Reaction time is one period plus the reads and a netlink message a gate; the
 `headroom` above XOFF (qos.flow_control) must cover what arrives meanwhile, and drops beyond it
 are counted by the sampler as lossless violations.
+
+It runs for the lab's whole life, in the lab's daemon, so an idle lab must cost little: a switch
+at which nothing arrived since the last step and which holds nothing is not read, and while no
+switch has anything to read the controller steps every IDLE_PERIOD instead of every PERIOD
+(scripts/bench_daemon.py measures both: the idle cost and the reaction from idle). Whoever
+wants its figures over a stretch of time (a run, a benchmark) opens a window on it.
 """
+import itertools
 import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from emu.control.periodic import Periodic
 from emu.metrics.sampler import NamespaceReader
@@ -28,16 +35,31 @@ from emu.metrics.sampler import NamespaceReader
 # at 1 ms the controller took most of a core and slowed latency-bound agents (request-to-send
 # with one grant kept 83% of the link, against 90% lossy); at 2 ms about half as much.
 PERIOD = 0.002
+# While idle: arrivals are read every IDLE_PERIOD, so the first bytes of a burst wait at most that
+# long for the fast period; the headroom covers REACTION_BUDGET (20 ms) of arrivals at the port's rate.
+IDLE_PERIOD = 0.01
 REALTIME_PRIORITY = 10
+KEPT = 200_000             # steps and pauses kept for windows (minutes of a busy fabric)
+
+
+class Window:
+    """What a window on the controller reports: steps, pauses and peaks since it opened."""
+
+    def __init__(self, controller: "FlowController"):
+        self.start, self.steps0, self.cpu0 = time.monotonic(), controller.steps_total, controller.cpu_seconds
+        self.peak_backlog, self.peak_held = 0, 0.0
 
 
 class FlowController(Periodic):
     name = "emu-flow-control"
 
-    def __init__(self, lab, period: float = PERIOD, readers: dict | None = None, arrivals=None):
+    def __init__(self, lab, period: float = PERIOD, readers: dict | None = None, arrivals=None,
+                 idle_period: float = IDLE_PERIOD, on_pause=None, replace_counters: bool = False):
         """`readers`: switch -> queue reader, `arrivals`: per-ingress counters (defaults: the
-        kernel's; tests pass fakes)."""
+        kernel's; tests pass fakes). `on_pause(node, port, vl, start, end)` hears of each pause
+        as it ends (monotonic times)."""
         super().__init__(period)
+        self.idle_period, self.on_pause = idle_period, on_pause
         plan = lab.plan
         self.xoff, self.xon = plan.flow_control.xoff, plan.flow_control.xon
         switches = [n for n in plan.nodes if n.forwards]
@@ -50,13 +72,22 @@ class FlowController(Periodic):
             for up, up_port in ports.values():
                 self.gates.prepare(up, up_port)
         self.readers = readers or {sw.name: NamespaceReader(sw.netns) for sw in switches}
-        self.arrivals = arrivals or lab.backend.arrivals(plan, [sw.name for sw in switches])
+        self.arrivals = arrivals or lab.backend.arrivals(plan, [sw.name for sw in switches], replace_counters)
         self.counted: dict[tuple, int] = {}                                  # (switch, egress, ingress, sl) -> bytes
         self.held: dict[tuple, dict[str, float]] = defaultdict(dict)         # (switch, egress, vl) -> ingress -> bytes
         self.closed: dict[tuple[str, str, int], float] = {}     # (node, port, vl) -> when its pause began
-        self.pauses: list[tuple[str, str, int, float, float]] = []
+        self.pauses: deque[tuple[str, str, int, float, float]] = deque(maxlen=KEPT)
         self.paused_total: dict[tuple[str, str, int], float] = defaultdict(float)
-        self.step_seconds: list[float] = []     # each period's reads + decisions + gate changes
+        # each busy step: (its reads + decisions + gate changes, the time since the step before, whether
+        # that one was idle): bytes that arrived in between waited at most that gap for a decision
+        self.steps: deque[tuple[float, float, bool]] = deque(maxlen=KEPT)
+        self.last_began = time.monotonic()
+        self.steps_total = 0
+        self.arrived: dict[str, int] = {}       # switch -> every byte counted into it so far
+        self.holding: set[str] = set()          # switches estimated to hold bytes of some ingress
+        self.busy = False                       # the last step read a queue: step at `period`
+        self.windows: dict[int, Window] = {}
+        self._window_ids = itertools.count(1)
         self.peak_backlog = 0                   # deepest switch queue seen
         self.peak_held = 0.0                    # most bytes one ingress port was estimated to hold
         self.error: str | None = None
@@ -64,11 +95,19 @@ class FlowController(Periodic):
 
     def step(self) -> None:
         began = time.monotonic()
-        want = set()
+        want, busy, peak_backlog, peak_held = set(), False, 0, 0.0
         for sw, reader in self.readers.items():
-            occupancy = self._occupancy(sw, reader)
+            arrived = self.arrivals.total(sw)
+            if arrived == self.arrived.get(sw) and sw not in self.holding:
+                continue            # nothing came in, nothing is held: no queue here can be building
+            self.arrived[sw], busy = arrived, True
+            occupancy, backlog = self._occupancy(sw, reader)
+            peak_backlog = max(peak_backlog, backlog)
+            self.holding.discard(sw)
             for (ingress, vl), held in occupancy.items():
-                self.peak_held = max(self.peak_held, held)
+                if held > 0:
+                    self.holding.add(sw)
+                    peak_held = max(peak_held, held)
                 gate = (*self.upstream[sw][ingress], vl)
                 if held > self.xoff or (held >= self.xon and gate in self.closed):
                     want.add(gate)
@@ -79,10 +118,17 @@ class FlowController(Periodic):
         for key in set(self.closed).difference(want):
             self.gates.set(*key, closed=False)
             self._ended(key, now)
-        self.step_seconds.append(time.monotonic() - began)
+        if busy:        # the idle steps' few microseconds would drown the statistics of the real ones
+            self.steps.append((time.monotonic() - began, began - self.last_began, not self.busy))
+            self.steps_total += 1
+            self.peak_backlog, self.peak_held = max(self.peak_backlog, peak_backlog), max(self.peak_held, peak_held)
+            for w in list(self.windows.values()):
+                w.peak_backlog, w.peak_held = max(w.peak_backlog, peak_backlog), max(w.peak_held, peak_held)
+        self.busy, self.last_began = busy or bool(self.closed), began
 
-    def _occupancy(self, sw: str, reader) -> dict[tuple[str, int], float]:
-        """(ingress port, vl) -> bytes the switch holds from that port in queues of that VL."""
+    def _occupancy(self, sw: str, reader) -> tuple[dict[tuple[str, int], float], int]:
+        """(ingress port, vl) -> bytes the switch holds from that port in queues of that VL, and the
+        switch's deepest queue."""
         for egress, ingress, sl, nbytes in self.arrivals.read(sw):
             key = (sw, egress, ingress, sl)
             new = nbytes - self.counted.get(key, 0)
@@ -91,8 +137,9 @@ class FlowController(Periodic):
                 held = self.held[sw, egress, self.vl_of_sl[sl]]
                 held[ingress] = held.get(ingress, 0.0) + new
         occupancy: dict[tuple[str, int], float] = defaultdict(float)
+        deepest = 0
         for egress, vl, _, _, _, backlog, _ in reader.queues():
-            self.peak_backlog = max(self.peak_backlog, backlog)
+            deepest = max(deepest, backlog)
             held = self.held.get((sw, egress, vl))
             if not held:
                 continue
@@ -100,17 +147,37 @@ class FlowController(Periodic):
             for ingress in list(held):            # the measured backlog, shared out by what each brought
                 held[ingress] = held[ingress] * backlog / total if total else 0.0
                 occupancy[ingress, vl] += held[ingress]
-        return occupancy
+        return occupancy, deepest
 
     def _ended(self, key, now: float) -> None:
         start = self.closed.pop(key)
         self.pauses.append((*key, start, now))
         self.paused_total[key] += now - start
+        if self.on_pause:
+            self.on_pause(*key, start, now)
 
-    def paused_seconds(self, node: str, port: str, vl: int) -> float:
-        """Time this port's VL has spent paused so far, the current pause included."""
-        start = self.closed.get((node, port, vl))
-        return self.paused_total.get((node, port, vl), 0.0) + (time.monotonic() - start if start else 0.0)
+    def paused_all(self) -> dict[tuple[str, str, int], float]:
+        """(node, port, vl) -> time it has spent paused so far, current pauses included."""
+        now, closed = time.monotonic(), dict(self.closed)
+        paused = dict(self.paused_total)
+        for key, start in closed.items():
+            paused[key] = paused.get(key, 0.0) + now - start
+        return paused
+
+    def open_window(self) -> int:
+        wid = next(self._window_ids)
+        self.windows[wid] = Window(self)
+        return wid
+
+    def close_window(self, wid: int) -> dict:
+        """The window's pauses (node, port, vl, start, end; one still under way ends now) and its
+        summary()."""
+        w, now = self.windows.pop(wid), time.monotonic()
+        pauses = [p for p in list(self.pauses) if p[4] >= w.start]
+        pauses += [(*key, start, now) for key, start in dict(self.closed).items()]
+        steps = list(self.steps)[len(self.steps) - min(len(self.steps), self.steps_total - w.steps0):]
+        figures = self._figures(steps, pauses, w.start, w.peak_backlog, w.peak_held, self.cpu_seconds - w.cpu0)
+        return {"pauses": [list(p) for p in pauses], "summary": figures}
 
     def _loop(self) -> None:
         cpu0 = time.thread_time()
@@ -118,7 +185,7 @@ class FlowController(Periodic):
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
         except OSError:
             pass
-        while not self._stop.wait(self.period):
+        while not self._stop.wait(self.period if self.busy else self.idle_period):
             try:
                 self.step()
             except Exception as e:      # reported in summary(); the gates open at stop()
@@ -139,14 +206,25 @@ class FlowController(Periodic):
         self.gates.close()
 
     def summary(self) -> dict:
-        steps = sorted(self.step_seconds) or [0.0]
-        return {"pauses": len(self.pauses), "pause_s": sum(self.paused_total.values()),
-                "period_s": self.period, "steps": len(self.step_seconds),
-                "step_p50_s": steps[len(steps) // 2], "step_p99_s": steps[int(len(steps) * 0.99)],
-                "step_max_s": steps[-1], "peak_backlog_bytes": self.peak_backlog,
-                "peak_ingress_bytes": int(self.peak_held), "xoff": self.xoff, "xon": self.xon,
-                "cpu_seconds": self.cpu_seconds,
-                **({"error": self.error} if self.error else {})}
+        """Its figures since it started."""
+        return self._figures(list(self.steps), list(self.pauses), 0.0, self.peak_backlog, self.peak_held,
+                             self.cpu_seconds)
+
+    def _figures(self, steps, pauses, since, peak_backlog, peak_held, cpu_seconds) -> dict:
+        """steps: (seconds, gap before it, woke from idle) of each busy step."""
+        ordered = sorted(s for s, _, _ in steps) or [0.0]
+        woke = sorted(gap for _, gap, idle in steps if idle) or [0.0]
+        busy = sorted(gap for _, gap, idle in steps if not idle) or [0.0]
+        return {"pauses": len(pauses), "pause_s": sum(end - max(start, since) for *_, start, end in pauses),
+                "period_s": self.period, "idle_period_s": self.idle_period, "steps": len(steps),
+                "step_p50_s": ordered[len(ordered) // 2], "step_p99_s": ordered[int(len(ordered) * 0.99)],
+                "step_max_s": ordered[-1],
+                # reaction: the gap before a step, busy (every period) or waking from idle
+                "gap_busy_p99_s": busy[int(len(busy) * 0.99)], "gap_busy_max_s": busy[-1],
+                "gap_woke_max_s": woke[-1], "wakes": sum(1 for *_, idle in steps if idle),
+                "peak_backlog_bytes": peak_backlog,
+                "peak_ingress_bytes": int(peak_held), "xoff": self.xoff, "xon": self.xon,
+                "cpu_seconds": cpu_seconds, **({"error": self.error} if self.error else {})}
 
     def __enter__(self) -> "FlowController":
         return self.start()

@@ -4,13 +4,13 @@ sweeps the fabric and installs routing tables computed over the links that are u
 As on an InfiniBand fabric, nothing reroutes by itself: between the cut and the sweep, traffic
 whose route crosses the dead link is lost (the kernel drops it: the route through the link is
 gone). The sweep delay is lab time (a real SM sweeps every few seconds; at a lab's scale the
-same wall time is a longer time in the emulated fabric, as every time is).
+same wall time is a longer time in the emulated fabric, as every time is). The lab's daemon
+runs the sweep (Lab.sweep, Lab.link_event), so it installs over the link states its single
+writer holds.
 """
-import time
-
 from emu.plan.diff import diff
-from emu.routing import compute_routes
-from emu.topo.addressing import AddressPlan
+from emu.plan.routing import compute_routes
+from emu.plan.addressing import AddressPlan
 
 DEFAULT_SWEEP_DELAY = 1.0
 
@@ -30,11 +30,3 @@ def sweep(lab) -> list[str]:
             if node.forwards and tuple(tables[node.name].routes) != node.routes:
                 lab.replace_routes(node.name, tables[node.name].routes)
         return diff(before, lab.plan)
-
-
-def link_event(lab, a: str, b: str, up: bool, sweep_delay: float = DEFAULT_SWEEP_DELAY, wait=time.sleep) -> list[str]:
-    """Take a link down or up, then (after `sweep_delay` seconds) let the subnet manager sweep.
-    Returns the route changes the sweep made."""
-    lab.set_link(a, b, up)
-    wait(sweep_delay)
-    return sweep(lab)

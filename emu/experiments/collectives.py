@@ -14,7 +14,7 @@ from cluster.node import DTYPES, NICS
 from emu.errors import EmuError
 from emu.experiments.nccl_flags import lab_size
 from emu.launch import command, peer_timeout
-from emu.qos.htb import TCP_PAYLOAD_SHARE
+from emu.plan.queues import TCP_PAYLOAD_SHARE
 from emu.report.project import to_real
 
 PORT = 6000

@@ -13,8 +13,7 @@ import networkx as nx
 from cluster.chains import CHUNK_SIZE
 from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
 from emu.errors import EmuError
-from emu.control import subnet_manager
-from emu.control.adaptive import AdaptiveRouter
+from emu.eventlog import read_events
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.jobs import JobQueue
@@ -252,12 +251,10 @@ def _link_down(run: Run, step: Step, index: int) -> dict:
 
     def change(up: bool):
         kind = "link-up" if up else "link-down"
-        run.lab.set_link(a, b, up)
+        sweeps = step.duration is None or up or delay < step.duration
         run.event("fault", name=step.name, fault=kind, link=[a, b])
-        if step.duration is None or up or delay < step.duration:
-            time.sleep(delay)
-            for line in subnet_manager.sweep(run.lab):
-                run.event("route", name=step.name, change=line)
+        for line in run.lab.link_event(a, b, up, delay if sweeps else None):
+            run.event("route", name=step.name, change=line)
     change(False)
     if step.duration is not None:
         time.sleep(max(0.0, deadline - time.monotonic()))
@@ -299,26 +296,25 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
         lab.concurrent_runs = True
         directory = rundir.create(scenario, lab.topology, lab.plan, out)
         run = Run(scenario, lab)
+        # the lab's daemon runs its flow controller and adaptive router; the run opens a window on
+        # the one and copies the other's moves from the lab's event log
         with lab.flow_control() as flow_control:
-            sampler = Sampler(lab.plan, scenario.sample, flow_control and flow_control.paused_seconds)
-            router = None
+            sampler = Sampler(lab.plan, scenario.sample, flow_control and flow_control.paused_all)
             try:
                 if any(step.type in NEEDS_STORAGE for step in scenario.workloads):
                     run.storage()       # services up before the clock starts: a workload at 0 s reads at 0 s
                 sampler.start()
                 run.t0 = sampler.start_time
                 run.event("run", what="start", scenario=scenario.name, lab=lab.name)
-                if lab.plan.routing == "adaptive":
-                    router = AdaptiveRouter(lab, lab.topology.routing_period,
-                                            on_change=lambda line: run.event("route", change=line)).start()
                 run.play(progress)
                 run.event("run", what="end")
             finally:
-                if router:
-                    router.stop()
                 samples = sampler.stop()
                 run.close()
-        if flow_control:        # stopped: every pause has ended
+        for e in read_events(lab.name, since_mono=run.t0)[0]:
+            if e["type"] == "route" and e.get("by") == "adaptive":
+                run.events.append({"t": round(run.t(e["mono"]), 6), "type": "route", "change": e["change"]})
+        if flow_control:        # closed: every pause in the window has ended (or ends at its close)
             for node, port, vl, start, end in flow_control.pauses:
                 run.events.append({"t": round(run.t(start), 6), "type": "pause", "node": node, "port": port,
                                    "vl": vl, "end": round(run.t(end), 6)})

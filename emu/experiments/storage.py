@@ -14,7 +14,7 @@ from emu.errors import EmuError
 from emu.launch import command, peer_timeout
 from emu.metrics.counters import queue_drops
 from emu.report.project import project, to_real
-from emu.routing import port_towards
+from emu.plan.routing import port_towards
 
 META_PORT, MGMTD_PORT, STORAGE_PORT = 8000, 8001, 8100
 # 3FS beats every 10 s and declares a node failed after 60 s; the lab keeps the ratio, 20x faster.

@@ -15,7 +15,7 @@ from emu.errors import EmuError
 from emu.experiments.collectives import bench_collective
 from emu.experiments.flows import Flow, run_flows
 from emu.launch import command
-from emu.routing import port_towards
+from emu.plan.routing import port_towards
 
 LINK_SHARE = 0.85       # one TCP flow carries ~95% of a shaped link here; half a link is a fault
 LINK_SECONDS = 1.0

@@ -20,7 +20,7 @@ from emu.plan import LabPlan, NodePlan, PortPlan, netns_name
 from emu.plan.make import MARK_PREFIX
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
-from emu.qos.htb import at_rate, root_class_line, vl_class_line
+from emu.plan.queues import at_rate, root_class_line, vl_class_line
 
 
 def require_root(action: str = "build labs") -> None:

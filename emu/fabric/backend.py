@@ -33,7 +33,8 @@ class Backend(Protocol):
 
     def gates(self, plan: LabPlan) -> "VLGates": ...
 
-    def arrivals(self, plan: LabPlan, switches: list[str]) -> "Arrivals": ...
+    def arrivals(self, plan: LabPlan, switches: list[str], replace: bool = False) -> "Arrivals": ...
+    # replace: counters a killed controller left behind are removed first
 
 
 class VLGates(Protocol):
@@ -46,6 +47,8 @@ class VLGates(Protocol):
 
 class Arrivals(Protocol):
     def read(self, switch: str): ...     # (egress port, ingress port, SL, bytes so far)
+
+    def total(self, switch: str) -> int: ...     # every byte counted at the switch so far
 
     def detach(self) -> None: ...
 

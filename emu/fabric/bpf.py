@@ -79,8 +79,15 @@ def _bpf(cmd: int, attr: bytes) -> int:
     return fd
 
 
-def create_map() -> int:
-    return _bpf(BPF_MAP_CREATE, struct.pack("=IIIII", BPF_MAP_TYPE_HASH, KEY.size, 8, MAX_ENTRIES, 0))
+def create_map(entries: int = MAX_ENTRIES) -> int:
+    return _bpf(BPF_MAP_CREATE, struct.pack("=IIIII", BPF_MAP_TYPE_HASH, KEY.size, 8, entries, 0))
+
+
+def map_size(ports: int) -> int:
+    """Entries for a switch of `ports` ports: every (egress, ingress, SL), with room for one more
+    ingress. A batch read walks every bucket, so a map sized to its switch reads fast when idle
+    (the flow controller looks at each switch's map every IDLE_PERIOD)."""
+    return min(MAX_ENTRIES, 1 << (8 * (ports + 1) ** 2 - 1).bit_length())
 
 
 def load_program(map_fd: int) -> int:
@@ -123,10 +130,22 @@ TCA_BPF_FLAG_ACT_DIRECT = 1
 ETH_P_ALL_BE = 0x0300
 
 
-class ArrivalCounters:
-    """The program on every port of the given switches, one map a switch; detach() removes it all."""
+def _remove_clsact(nl: NetlinkSocket, ifindex: int) -> None:
+    """The port's clsact qdisc and its filters, if it has one (the lab may have gone down first)."""
+    try:
+        nl.request(RTM_DELQDISC, 0, TCMSG.pack(socket.AF_UNSPEC, ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0)
+                   + attr(TCA_KIND, b"clsact\0"), "removing clsact")
+    except FabricError:
+        pass
 
-    def __init__(self, plan, switches: list[str]):
+
+class ArrivalCounters:
+    """The program on every port of the given switches, one map a switch; detach() removes it all.
+    replace: a port counted already is one a killed controller left behind (the lab's daemon, the
+    only controller, restarts): its counter is removed first."""
+
+    def __init__(self, plan, switches: list[str], replace: bool = False):
+        self.replace = replace
         self.maps: dict[str, int] = {}
         self.names: dict[str, dict[int, str]] = {}        # switch -> ifindex -> port
         self._fds: list[int] = []
@@ -139,7 +158,7 @@ class ArrivalCounters:
             raise
 
     def _attach(self, node) -> None:
-        map_fd = create_map()
+        map_fd = create_map(map_size(len(node.ports)))
         self._fds.append(map_fd)
         prog_fd = load_program(map_fd)
         self._fds.append(prog_fd)
@@ -147,6 +166,8 @@ class ArrivalCounters:
         with netns.inside(node.netns):
             index = {p.ifname: socket.if_nametoindex(p.ifname) for p in node.ports}
         for port, ifindex in index.items():
+            if self.replace:
+                _remove_clsact(nl, ifindex)
             try:
                 nl.request(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL,
                            TCMSG.pack(socket.AF_UNSPEC, ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0)
@@ -174,16 +195,16 @@ class ArrivalCounters:
             if egress and ingress:
                 yield egress, ingress, key & 7, nbytes
 
+    def total(self, switch: str) -> int:
+        """Every byte counted at the switch so far: the flow controller's cheap look for arrivals."""
+        return sum(read_map(self.maps[switch]).values())
+
     def detach(self) -> None:
         """Remove the clsact qdiscs (their filters go with them) and close every descriptor."""
         sockets = {}
         for nl, ifindex in self._attached:
             sockets[id(nl)] = nl
-            try:
-                nl.request(RTM_DELQDISC, 0, TCMSG.pack(socket.AF_UNSPEC, ifindex, CLSACT_HANDLE, TC_H_CLSACT, 0)
-                           + attr(TCA_KIND, b"clsact\0"), "removing clsact")
-            except FabricError:
-                pass        # the lab went down first: nothing left to remove
+            _remove_clsact(nl, ifindex)
         for nl in sockets.values():
             nl.close()
         for fd in self._fds:

@@ -19,7 +19,7 @@ import threading
 from emu.fabric import netns
 from emu.fabric.netlink import NLA_F_NESTED, RTM_NEWQDISC, TCMSG, NetlinkSocket, attr
 from emu.plan import LabPlan
-from emu.qos.htb import MTU_FRAME, PAUSED_RATE_BPS, VL_CLASS_BASE
+from emu.plan.queues import MTU_FRAME, PAUSED_RATE_BPS, VL_CLASS_BASE
 
 TCA_KIND, TCA_OPTIONS = 1, 2
 TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6

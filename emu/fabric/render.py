@@ -7,8 +7,8 @@ One root `ip -batch` makes the namespaces and veth pairs; then per namespace one
 from dataclasses import dataclass, field
 
 from emu.plan import LabPlan, NodePlan, PortPlan
-from emu.qos.htb import render_port
-from emu.routing import Route
+from emu.plan.queues import render_port
+from emu.plan.routing import Route
 
 
 @dataclass

@@ -3,31 +3,7 @@
 A kind says what a node of it needs: which attributes it accepts (with defaults)
 and whether it forwards packets (switches) or is an end host.
 """
-from dataclasses import dataclass, field
-from typing import Callable
+from emu.kinds.base import KINDS, Kind, positive_int, register
+from emu.kinds import compute, mgmt, storage, switch  # noqa: F401  (each registers itself)
 
-
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    forwards: bool = False          # a switch: routes between its ports, no traffic of its own
-    # attribute name -> (validator turning the YAML value into a Python value, default)
-    attrs: dict[str, tuple[Callable, object]] = field(default_factory=dict)
-
-
-KINDS: dict[str, Kind] = {}
-
-
-def register(kind: Kind) -> Kind:
-    KINDS[kind.name] = kind
-    return kind
-
-
-def positive_int(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return value
-
-
-# Import the kind modules so each registers itself.
-from emu.kinds import compute, mgmt, storage, switch  # noqa: E402,F401
+__all__ = ["KINDS", "Kind", "positive_int", "register"]

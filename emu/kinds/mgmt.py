@@ -1,4 +1,4 @@
 """A management host: runs control programs (schedulers, meta services), no GPUs."""
-from emu.kinds import Kind, register
+from emu.kinds.base import Kind, register
 
 MGMT = register(Kind("mgmt"))

@@ -1,4 +1,4 @@
 """A switch: forwards in the kernel with per-destination routes (the IB linear forwarding table)."""
-from emu.kinds import Kind, register
+from emu.kinds.base import Kind, register
 
 SWITCH = register(Kind("switch", forwards=True))

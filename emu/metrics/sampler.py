@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from emu.fabric.netlink import (IFINFOMSG, RTATTR, RTM_GETLINK, RTM_GETQDISC, RTM_GETSTATS, RTM_NEWLINK,
                                 RTM_NEWQDISC, RTM_NEWSTATS, TCMSG, NetlinkSocket, attrs)
-from emu.qos.htb import VL_CLASS_BASE
+from emu.plan.queues import VL_CLASS_BASE
 
 TC_STATS = struct.Struct("=QIIIIIII")    # bytes, packets, drops, overlimits, bps, pps, qlen, backlog
 LINK_STATS64 = struct.Struct("=8Q")      # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
@@ -114,12 +114,13 @@ def _columns(names, rows) -> dict[str, list]:
 
 class Sampler:
     """Read every node of a lab every `period` seconds in a background thread, until stop().
-    `paused(node, port, vl)`, if given, is the time that VL has been paused so far (a lossless
-    lab's flow controller); it fills the paused_s column (0 without)."""
+    `paused()`, if given, says how long each (node, port, vl) has been paused so far (a lossless
+    lab's flow controller), once a sample; it fills the paused_s column (0 without)."""
 
-    def __init__(self, plan, period: float = 0.1, paused=None):
-        self.plan, self.period = plan, period
-        self.paused = paused or (lambda node, port, vl: 0.0)
+    def __init__(self, plan, period: float = 0.1, paused=None, keep: float | None = None):
+        """keep: seconds of rows to keep (all if None)."""
+        self.plan, self.period, self.keep = plan, period, keep
+        self.paused = paused or dict
         self.peers = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
         self.readers = {n.name: NamespaceReader(n.netns) for n in plan.nodes}
         self.samples = Samples(period=period)
@@ -131,6 +132,7 @@ class Sampler:
         """Read every node once; each row's t is when its own node was read (a sample of a large
         lab takes milliseconds, and rates between samples must not stretch by that)."""
         q, i = self.samples.queue_rows, self.samples.iface_rows
+        paused = self.paused()
         for node, reader in self.readers.items():
             before = time.monotonic()
             queues, links = list(reader.queues()), list(reader.links())
@@ -139,7 +141,7 @@ class Sampler:
                 peer = self.peers.get((node, port))
                 if peer is not None:
                     q.append((t, node, port, peer, vl, nbytes, packets, drops, backlog, overlimits,
-                              self.paused(node, port, vl)))
+                              paused.get((node, port, vl), 0.0)))
             for _, port, stats in links:
                 peer = self.peers.get((node, port))
                 if peer is None or stats is None:
@@ -147,6 +149,13 @@ class Sampler:
                 rx_p, tx_p, rx_b, tx_b, rx_d, tx_d = stats
                 i.append((t, node, port, peer, tx_b, tx_p, rx_b, rx_p, tx_d, rx_d))
         self.samples.taken += 1
+
+    def keep_only(self, seconds: float) -> None:
+        """Drop the rows older than `seconds` (an always-on sampler's bounded buffer)."""
+        cut = time.monotonic() - self.start_time - seconds
+        for rows in (self.samples.queue_rows, self.samples.iface_rows):
+            old = next((k for k, row in enumerate(rows) if row[0] >= cut), len(rows))
+            del rows[:old]
 
     def _run(self) -> None:
         cpu0 = time.thread_time()
@@ -156,6 +165,8 @@ class Sampler:
             if now > slot + self.period:        # more than a whole period late: count it, skip ahead
                 self.samples.late += 1
                 slot = now
+            if self.keep and self.samples.taken % 64 == 0:
+                self.keep_only(self.keep)
             self.sample_once()
             self.samples.cpu_seconds = time.thread_time() - cpu0
             slot += self.period

@@ -11,7 +11,7 @@ from cluster.footprint import limits
 from cluster.node import NodeParams
 from emu.errors import EmuError
 from emu.plan import LabPlan
-from emu.routing import MAIN_TABLE, port_towards
+from emu.plan.routing import MAIN_TABLE, port_towards
 from emu.topo.model import Topology
 
 

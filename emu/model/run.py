@@ -13,7 +13,7 @@ from emu.model.paths import Fabric
 from emu.model.simulate import Outcome, simulate
 from emu.model.workloads import from_steps
 from emu.plan import make_plan
-from emu.qos.htb import MTU_FRAME
+from emu.plan.queues import MTU_FRAME
 from emu.report import rundir
 from emu.report.project import to_real
 

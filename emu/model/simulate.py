@@ -14,7 +14,7 @@ from scipy import sparse
 from emu.model.maxmin import incidence, vl_shares
 from emu.model.paths import Fabric
 from emu.model.workloads import INF, Workload
-from emu.qos.htb import TCP_PAYLOAD_SHARE
+from emu.plan.queues import TCP_PAYLOAD_SHARE
 
 _DONE = 1e-9        # a part with this share of its bytes left is through
 

@@ -1,8 +1,8 @@
 """make_plan(topology) -> LabPlan: addressing, routes, VL queues and sysctls composed once (pure)."""
 from emu.plan.model import LabPlan, NodePlan, PortPlan
-from emu.qos.htb import BURST_BYTES, GSO_SEGS, port_queues, tos_filters
-from emu.routing import compute_routes
-from emu.topo.addressing import AddressPlan
+from emu.plan.queues import BURST_BYTES, GSO_SEGS, port_queues, tos_filters
+from emu.plan.routing import compute_routes
+from emu.plan.addressing import AddressPlan
 from emu.topo.model import Topology
 
 MARK_PREFIX = "emu:"

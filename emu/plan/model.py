@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 from emu.errors import EmuError
 from emu.qos.flow_control import LOSSY, FlowControl
-from emu.qos.htb import VLQueue
-from emu.routing import Route, Rule
-from emu.topo.addressing import LinkEnd
+from emu.plan.queues import VLQueue
+from emu.plan.routing import Route, Rule
+from emu.plan.addressing import LinkEnd
 
 
 class NotInPlan(EmuError, KeyError):

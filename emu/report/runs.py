@@ -271,7 +271,7 @@ def render_run(directory) -> dict:
                  "KiB", scale=1 / 1024)
     plot_slowdown_cdf(run["flows"], directory / "slowdown_cdf.png")
     topo = topology_from_dict(run["scenario"]["topology"], str(directory / "scenario.yaml"))
-    from emu.topo.graph import draw
+    from emu.report.topology import draw
     draw(topo, str(directory / "topology.png"), {(l["node"], l["peer"]): l["util_mean"] for l in summary["links"]},
          title=f"{summary['scenario']}: links coloured by mean utilisation")
     (directory / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -23,6 +23,9 @@ def status_tables(st: dict) -> list:
             f"[red]stale: {ns.get('present')} of {ns.get('planned')} namespaces exist (emu clean {st['name']})[/]")
     head = (f"lab [bold]{st['name']}[/] ({live}): scale {st['scale']:g}, routing {st['routing']}, "
             f"isolation {'on' if st['isolation'] else 'off'}, {st.get('flow_control', 'lossy')}")
+    d = st.get("daemon", {})
+    head += (f"\ndaemon PID {d['pid']}: {', '.join(d['controllers'])}" if d.get("alive") else
+             f"\n[red]{d.get('message', 'no daemon')}[/]")
     nodes = Table("node", "kind", "netns", "addresses", "health")
     for n in st["nodes"]:
         health = ("[red]unhealthy[/]" if n.get("unhealthy") else "") + \
@@ -232,3 +235,10 @@ def jobs_table(state: dict) -> Table:
     table.caption = daemon + (f"; utilisation {s['utilisation']:.0%} over {s['makespan_s']:.1f} s"
                               if s.get("utilisation") is not None else "")
     return table
+
+
+def event_line(event: dict) -> str:
+    """One event of a lab's log as a line: its time since the lab came up, its type, its fields."""
+    fields = " ".join(f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}"
+                      for k, v in event.items() if k not in ("t", "mono", "type"))
+    return f"{event['t']:10.3f}  {event['type']:<8} {fields}"

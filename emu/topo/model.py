@@ -60,6 +60,10 @@ def natural_key(name: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+# What a topology may ask of routing; the plan stage's engines (emu.plan.routing.ENGINES) pick by these.
+ROUTING_MODES = ("static", "minhop", "ecmp", "adaptive")
+
+
 class Topology:
     def __init__(self, name: str, *, scale: float = 1.0, routing: str = "static",
                  qos: QosPolicy = DEFAULT_QOS, rate=DEFAULT_RATE, buffer=DEFAULT_BUFFER,
@@ -68,12 +72,8 @@ class Topology:
         self.source = source
         self.name = self._check_name(name, "name", MAX_LAB_NAME)
         self.scale = _scale(scale, source)
-        from emu.routing import ENGINES, NOT_YET     # the engines are built on this model: import at use
-        if routing in NOT_YET:
-            raise TopologyError(source, "routing.mode", f"{routing!r} is not available yet ({NOT_YET[routing]}); "
-                                                        f"{', '.join(ENGINES)} are")
-        if routing not in ENGINES:
-            raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ENGINES)})")
+        if routing not in ROUTING_MODES:
+            raise TopologyError(source, "routing.mode", f"unknown mode {routing!r} (one of {', '.join(ROUTING_MODES)})")
         self.routing = routing
         if routing_period is not None and routing != "adaptive":
             raise TopologyError(source, "routing.period", "applies to adaptive routing only")

@@ -1,5 +1,5 @@
-"""`emu jobs` on a running lab: the daemon queues, interrupts and resumes jobs between commands,
-and `emu down` ends it and every agent it started."""
+"""`emu jobs` on a running lab: the lab's daemon queues, interrupts and resumes jobs between
+commands, and `emu down` ends it and every agent it started."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.experiments import jobsd
+from emu.daemon import client as daemon
 from emu.launch import running_agents
 from emu.topo import build
 
@@ -57,7 +57,7 @@ def test_jobs_submit_ls_cancel_and_down(make_lab, lab_name):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert jobs(lab.name)["long"]["state"] == "running"
-    pid = jobsd.daemon_pid(lab.name)
+    pid = daemon.daemon_pid(lab.name)
     assert pid and running_agents(lab)
     emu("down", lab.name)
-    assert not Path(f"/proc/{pid}").exists() and not jobsd.spool(lab.name).exists()
+    assert not Path(f"/proc/{pid}").exists() and not daemon.socket_path(lab.name).exists()

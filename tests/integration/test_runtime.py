@@ -2,11 +2,12 @@
 Each is checked on the wire (rates measured, counters read) and in the plan the lab keeps."""
 import pytest
 
+from emu.eventlog import read_events
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.metrics.counters import interface_counters
 from emu.metrics.mesh import tcp_mesh
-from emu.routing import Route
+from emu.plan.routing import Route
 from emu.topo import build
 
 pytestmark = pytest.mark.integration
@@ -22,7 +23,7 @@ def test_a_vl_rate_change_shapes_the_running_lab(make_lab, lab_name):
     assert 0.5 * 20e6 <= after <= 1.05 * 20e6, f"{after / 1e6:.1f} Mbit/s through a VL capped at 20 Mbit/s"
     kept = Lab.get(lab.name).plan.node("sw0").port(port.ifname).queues[0]     # from the state file
     assert (kept.rate_bps, kept.ceil_bps) == (10_000_000, 20_000_000)
-    assert Lab.get(lab.name).state["events"][-1]["change"] == "vl_rate"
+    assert logged(lab)[-1]["type"] == "vl_rate"
 
 
 def test_a_link_down_cuts_the_path_and_up_restores_it(make_lab, lab_name):
@@ -37,6 +38,11 @@ def test_a_link_down_cuts_the_path_and_up_restores_it(make_lab, lab_name):
     port = lab.plan.node("leaf0").port_to("spine0")      # and its permanent neighbour entry: no ARP
     shown = lab.node("leaf0").run(["ip", "neigh", "show", "dev", port.ifname], check=True).stdout
     assert f"{port.peer_addr} lladdr {port.peer_mac} PERMANENT" in shown, shown
+
+
+def logged(lab) -> list[dict]:
+    """The lab's event log, as its daemon wrote it."""
+    return read_events(lab.name)[0]
 
 
 def uplink_tx(lab, node):
@@ -77,7 +83,6 @@ def test_status_changes_lists_what_differs_from_the_plan(make_lab, lab_name):
 
 
 def test_the_subnet_manager_reroutes_around_a_cut_link_and_back(make_lab, lab_name):
-    from emu.control import subnet_manager
     from emu.plan import make_plan
     from emu.plan.diff import diff
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=2))
@@ -85,9 +90,9 @@ def test_the_subnet_manager_reroutes_around_a_cut_link_and_back(make_lab, lab_na
     lab.set_link("leaf0", "spine0", up=False)             # the cut; no sweep yet
     cut = tcp_mesh(lab.hosts(), timeout=1)
     assert 0 < cut.ok < 12, cut                            # d-mod-k sent some destinations over spine0
-    assert subnet_manager.sweep(lab)                       # tables over the links that are up
+    assert lab.sweep()                       # tables over the links that are up
     assert tcp_mesh(lab.hosts()).ok == 12                  # healed
-    assert subnet_manager.link_event(lab, "leaf0", "spine0", up=True, sweep_delay=0.1)
+    assert lab.link_event("leaf0", "spine0", up=True, sweep_delay=0.1)
     assert tcp_mesh(lab.hosts()).ok == 12
     assert diff(lab.plan, make_plan(lab.topology, lab.name)) == []     # back to the planned tables
 
@@ -103,13 +108,11 @@ def test_emu_link_down_reroutes_after_its_sweep_delay(make_lab, lab_name):
     changes = json.loads(done.stdout)["route_changes"]
     assert changes and all("route" in line for line in changes)
     assert tcp_mesh(lab.hosts()).ok == 2
-    assert any(e["change"] == "routes" for e in Lab.get(lab.name).state["events"])
+    assert {"routes", "sweep"} <= {e["type"] for e in logged(lab)}
 
 
 def test_adaptive_routing_moves_load_off_a_hot_uplink(make_lab, lab_name):
-    import threading
-
-    from emu.control.adaptive import AdaptiveRouter
+    """The lab's daemon runs the adaptive router: flows of any driver are moved."""
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=4, rate="100Mbit",
                          routing="adaptive"))
     leaf = lab.plan.node("leaf0")
@@ -119,14 +122,10 @@ def test_adaptive_routing_moves_load_off_a_hot_uplink(make_lab, lab_name):
     assert via[c4] == via[c6]
     hot = via[c4]
     cold = next(p.ifname for p in leaf.ports if p.peer.startswith("spine") and p.ifname != hot)
-    changes = []
-    router = AdaptiveRouter(lab, period=0.3, on_change=changes.append).start()
     before = uplink_tx(lab, "leaf0")
-    flows = threading.Thread(target=run_flows, args=(lab, [Flow("c0", "c4"), Flow("c1", "c6")], 3))
-    flows.start()
-    flows.join()
-    router.stop()
+    run_flows(lab, [Flow("c0", "c4"), Flow("c1", "c6")], 3)
     after = uplink_tx(lab, "leaf0")
-    assert changes and any("leaf0: route" in line and f"{hot} -> {cold}" in line for line in changes), changes
+    moves = [e["change"] for e in logged(lab) if e["type"] == "route" and e["by"] == "adaptive"]
+    assert any("leaf0: route" in line and f"{hot} -> {cold}" in line for line in moves), moves
     assert after[cold] - before[cold] > 5_000_000, (after[cold] - before[cold])     # the cold uplink took load
-    assert any(e["change"] == "routes" for e in Lab.get(lab.name).state["events"])
+    assert any(e["type"] == "routes" and e["node"] == "leaf0" for e in logged(lab))

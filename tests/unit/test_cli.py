@@ -76,7 +76,7 @@ def test_help_and_version():
 def fake_lab(tmp_path, monkeypatch, name="fk"):
     """A state file for a lab that is not in the kernel: enough for verbs that read state first."""
     import json
-    from emu import lab as lab_mod
+    from emu import labfiles as lab_mod
     from emu.topo import build
     monkeypatch.setattr(lab_mod, "STATE_DIR", tmp_path)
     topo = build("star", name, hosts=2)

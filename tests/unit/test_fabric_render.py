@@ -4,7 +4,7 @@ import pytest
 from emu.fabric.render import render
 from emu.plan import lab_mark, make_plan
 from emu.qos import QosPolicy
-from emu.qos.htb import GSO_SEGS, MTU_FRAME, port_commands, port_queues
+from emu.plan.queues import GSO_SEGS, MTU_FRAME, port_commands, port_queues
 from emu.topo import build
 
 

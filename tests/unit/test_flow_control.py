@@ -12,7 +12,7 @@ from emu.fabric.netlink import attrs
 from emu.fabric.render import render
 from emu.plan import make_plan
 from emu.qos.flow_control import REACTION_BUDGET, FlowControl
-from emu.qos.htb import BURST_BYTES
+from emu.plan.queues import BURST_BYTES
 from emu.topo.loader import topology_from_dict
 
 STAR = {"name": "fc", "scale": 0.001, "defaults": {"rate": "200Gbit", "buffer": "32KiB"},
@@ -105,6 +105,9 @@ class FakeSwitch:
         for (egress, ingress, sl), n in self.sent.items():
             yield egress, ingress, sl, n
 
+    def total(self, switch):
+        return sum(self.sent.values())
+
     def close(self):
         pass
 
@@ -137,7 +140,7 @@ def test_controller_pauses_the_ingress_holding_more_than_xoff_and_resumes_below_
     assert fc.gates.changes[-1] == ("c1", up_c1, 3, False)
     (node, port, vl, start, end), = fc.pauses
     assert (node, port, vl) == ("c1", up_c1, 3) and end >= start
-    assert fc.paused_seconds("c1", up_c1, 3) == pytest.approx(end - start)
+    assert fc.paused_all()[("c1", up_c1, 3)] == pytest.approx(end - start)
     assert "c2" not in {c[0] for c in fc.gates.changes}
 
 

@@ -6,7 +6,7 @@ from emu.cli import main
 from emu.errors import EmuError
 from emu.plan import make_plan
 from emu.topo.builders import build
-from emu.topo.graph import dot, layout, mermaid, output_format, write
+from emu.report.topology import dot, layout, mermaid, output_format, write
 
 
 def two_zone():

@@ -13,7 +13,7 @@ from emu.model.run import model_run
 from emu.model.simulate import simulate
 from emu.model.workloads import INF, Workload, collective_flows
 from emu.plan import make_plan
-from emu.qos.htb import TCP_PAYLOAD_SHARE
+from emu.plan.queues import TCP_PAYLOAD_SHARE
 from emu.report.runs import WORKLOAD_KEYS
 from emu.topo import build
 

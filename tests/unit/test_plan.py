@@ -63,7 +63,7 @@ def test_topo_plan_works_on_every_shipped_topology(path):
 
 
 def test_drawing_leaves_the_topology_as_it_was(tmp_path):
-    from emu.topo.graph import draw
+    from emu.report.topology import draw
     topo = build("leaf-spine", "dr", leaves=2, spines=2, hosts_per_leaf=2)
     before = {n: dict(d) for n, d in topo.graph.nodes(data=True)}
     draw(topo, str(tmp_path / "g.png"))

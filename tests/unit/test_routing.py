@@ -4,9 +4,9 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from emu.routing import compute_routes
+from emu.plan.routing import compute_routes
 from emu.topo import build
-from emu.topo.addressing import AddressPlan
+from emu.plan.addressing import AddressPlan
 
 
 def walk(topo, plan, tables, src, dst_addr, flow=0):

@@ -65,7 +65,7 @@ def test_a_good_scenario_loads_with_its_times_and_sizes(tmp_path):
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_a_bad_scenario_is_one_line_and_builds_nothing(tmp_path, case, monkeypatch):
-    from emu import lab as lab_mod
+    from emu import labfiles as lab_mod
     monkeypatch.setattr(lab_mod, "STATE_DIR", tmp_path / "state")
     text, expected = BAD[case]
     path = tmp_path / "s.yaml"

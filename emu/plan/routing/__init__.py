@@ -10,15 +10,15 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from emu.routing import ecmp, minhop, static
-from emu.topo.addressing import AddressPlan, Port
-from emu.topo.model import Topology, natural_key
+from emu.plan.routing import ecmp, minhop, static
+from emu.plan.addressing import AddressPlan, Port
+from emu.topo.model import ROUTING_MODES, Topology, natural_key
 
 MAIN_TABLE = 254
 # adaptive: the switches start from d-mod-k tables and a controller (emu.control.adaptive) moves
 # destinations among equal-cost uplinks from their own queues while the lab runs.
 ENGINES = {"static": static.pick, "minhop": minhop.pick, "ecmp": ecmp.pick, "adaptive": static.pick}
-NOT_YET: dict[str, str] = {}       # modes a topology may name but not run yet (and why)
+assert tuple(ENGINES) == ROUTING_MODES, "every routing mode a topology may name has its engine"
 
 
 @dataclass(frozen=True)

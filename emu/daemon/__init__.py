@@ -1,0 +1,1 @@
+"""A lab's daemon (server.py) and the way to reach it (client.py)."""

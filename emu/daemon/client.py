@@ -1,0 +1,162 @@
+"""Talking to a lab's daemon: start it, ask it, stop it (the other side is emu.daemon.server).
+
+The protocol: a client connects to /run/emu/<lab>.sock, writes one JSON object on a line
+({"op": ..., ...}) and reads one back: {"ok": true, "result": ...} or {"ok": false, "error":
+"one line"}. One request a connection; the daemon serves each in a thread of its own, so a
+request that waits (a link change that waits for the subnet manager's sweep) holds up no other.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from emu.errors import EmuError
+from emu.labfiles import lab_file
+
+MODULE = "emu.daemon"
+START_TIMEOUT = 30.0       # seconds for a starting daemon to listen (a loaded machine imports slowly)
+STOP_TIMEOUT = 30.0        # seconds for a daemon to end its jobs' agents and open its gates
+
+
+def pid_path(lab: str) -> Path:
+    return lab_file(lab, ".daemon.pid")
+
+
+def socket_path(lab: str) -> Path:
+    return lab_file(lab, ".sock")
+
+
+def log_path(lab: str) -> Path:
+    return lab_file(lab, ".daemon.log")
+
+
+def restart_hint(lab: str) -> str:
+    return f"the daemon of lab {lab!r} is not running: emu daemon {lab} --restart"
+
+
+def daemon_pid(lab: str) -> int | None:
+    """The daemon's PID if it runs: its PID file names a live process serving this lab."""
+    try:
+        pid = int(pid_path(lab).read_text())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except (OSError, ValueError):
+        return None
+    if MODULE not in argv or lab not in argv:
+        return None
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None        # ended, not yet reaped by the process that started it
+    except OSError:
+        return None
+    return pid
+
+
+def start(lab: str, restart: bool = False) -> int:
+    """Start the lab's daemon (its own session, so a Ctrl-C at the terminal does not reach it) and
+    return its PID; it listens a moment later (request() waits for that)."""
+    if (pid := daemon_pid(lab)) is not None:
+        if not restart:
+            return pid
+        stop(lab)
+    socket_path(lab).unlink(missing_ok=True)
+    argv = [sys.executable, "-m", MODULE, lab] + (["--restart"] if restart else [])
+    with open(log_path(lab), "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                cwd=Path(__file__).resolve().parents[2])
+    tmp = pid_path(lab).with_suffix(".tmp")
+    tmp.write_text(str(proc.pid))
+    tmp.rename(pid_path(lab))
+    return proc.pid
+
+
+def stop(lab: str, timeout: float = STOP_TIMEOUT) -> None:
+    """End the daemon: SIGTERM (it ends its jobs' agents, opens every gate, removes its counters),
+    SIGKILL if it has not ended within `timeout`; then its PID file and socket go."""
+    pid = daemon_pid(lab)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while daemon_pid(lab) == pid and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if daemon_pid(lab) == pid:
+            os.kill(pid, signal.SIGKILL)
+            while daemon_pid(lab) == pid:
+                time.sleep(0.02)
+        try:
+            os.waitpid(pid, os.WNOHANG)     # reaped, if this process started it
+        except ChildProcessError:
+            pass
+    for path in (pid_path(lab), socket_path(lab)):
+        path.unlink(missing_ok=True)
+
+
+def request(lab: str, op: str, timeout: float | None = 60.0, **args):
+    """Ask the daemon; returns its result or raises EmuError with its one line. A daemon that is
+    still starting is waited for; one that is gone is named with the command that restarts it."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(socket_path(lab)))
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if daemon_pid(lab) is None:
+                raise EmuError(restart_hint(lab)) from None
+            if time.monotonic() > deadline:
+                raise EmuError(f"the daemon of lab {lab!r} did not start listening: see {log_path(lab)}") from None
+            time.sleep(0.02)
+    with sock:
+        sock.settimeout(timeout)
+        sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
+        try:
+            line = sock.makefile("rb").readline()
+        except socket.timeout:
+            raise EmuError(f"the daemon of lab {lab!r} did not answer {op!r} within {timeout:g} s") from None
+    if not line:
+        raise EmuError(f"the daemon of lab {lab!r} ended while answering {op!r}: see {log_path(lab)}")
+    reply = json.loads(line)
+    if not reply["ok"]:
+        raise EmuError(reply["error"])
+    return reply.get("result")
+
+
+def status(lab: str) -> dict:
+    """{"pid", "alive", "controllers"} as `emu status --json` shows it (alive false: not running)."""
+    pid = daemon_pid(lab)
+    if pid is None:
+        return {"pid": None, "alive": False, "controllers": [], "message": restart_hint(lab)}
+    try:
+        return {"pid": pid, "alive": True, **request(lab, "status", timeout=10.0)}
+    except EmuError as e:
+        return {"pid": pid, "alive": False, "controllers": [], "message": str(e)}
+
+
+class FlowWindow:
+    """`with lab.flow_control() as fc:` on a lossless lab: a window on the flow controller the
+    daemon runs. paused_all() while open; pauses (node, port, vl, start, end on the monotonic
+    clock) and summary() once closed."""
+
+    def __init__(self, lab: str):
+        self.lab, self.id = lab, None
+        self.pauses: list[tuple] = []
+        self._summary: dict = {}
+
+    def __enter__(self) -> "FlowWindow":
+        self.id = request(self.lab, "window-open")
+        return self
+
+    def paused_all(self) -> dict[tuple[str, str, int], float]:
+        return {(n, p, vl): s for n, p, vl, s in request(self.lab, "paused")}
+
+    def __exit__(self, *exc) -> None:
+        closed = request(self.lab, "window-close", id=self.id)
+        self.pauses = [tuple(p) for p in closed["pauses"]]
+        self._summary = closed["summary"]
+
+    def summary(self) -> dict:
+        return self._summary
