@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def start(lab: str, restart: bool = False) -> int:
     with open(log_path(lab), "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                 cwd=Path(__file__).resolve().parents[2])
+    # reaped when it ends, whoever ends it (`emu down` in another process): no zombie is left here
+    threading.Thread(target=proc.wait, name=f"emu-daemon-{lab}-reaper", daemon=True).start()
     tmp = pid_path(lab).with_suffix(".tmp")
     tmp.write_text(str(proc.pid))
     tmp.rename(pid_path(lab))
@@ -86,10 +89,6 @@ def stop(lab: str, timeout: float = STOP_TIMEOUT) -> None:
             os.kill(pid, signal.SIGKILL)
             while daemon_pid(lab) == pid:
                 time.sleep(0.02)
-        try:
-            os.waitpid(pid, os.WNOHANG)     # reaped, if this process started it
-        except ChildProcessError:
-            pass
     for path in (pid_path(lab), socket_path(lab)):
         path.unlink(missing_ok=True)
 
