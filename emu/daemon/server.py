@@ -170,25 +170,29 @@ class LabDaemon:
     # -- life -------------------------------------------------------------------------
 
     def serve(self) -> None:
+        """Answer requests until SIGTERM (the main thread waits for it; requests are accepted in
+        a thread, each served in one of its own)."""
         path = socket_path(self.lab.name)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         path.unlink(missing_ok=True)
         listener.bind(str(path))
         os.chmod(path, 0o600)
         listener.listen(64)
-        listener.settimeout(0.2)
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        threading.Thread(target=self._accept, args=(listener,), name="emu-daemon-accept", daemon=True).start()
         try:
-            while not self.stopping.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except socket.timeout:
-                    continue
-                conn.settimeout(None)
-                threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
+            self.stopping.wait()
         finally:
             listener.close()
             self.shutdown()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return          # closed: the daemon is ending
+            threading.Thread(target=self._serve_connection, args=(conn,), daemon=True).start()
 
     def shutdown(self) -> None:
         if self.queue:

@@ -129,3 +129,11 @@ def test_the_cli_reference_is_what_the_cli_says():
     reference = runpy.run_path(str(script))["reference"]
     assert (script.parents[1] / "docs" / "cli.md").read_text() == reference(), \
         "docs/cli.md is out of date: python scripts/cli_reference.py"
+
+
+def test_the_cli_is_thin():
+    """One module a verb group, none over 300 lines: verbs parse, call the library and print."""
+    from pathlib import Path
+    modules = sorted((Path(__file__).resolve().parents[2] / "emu" / "cli").glob("*.py"))
+    long = {m.name: n for m in modules if (n := len(m.read_text().splitlines())) > 300}
+    assert len(modules) >= 8 and long == {}

@@ -2,7 +2,7 @@
 import pytest
 from click.testing import CliRunner
 
-import emu.cli as cli
+import emu.cli.bench as cli
 from emu.errors import EmuError
 from emu.experiments.nccl_flags import collective, datatypes, lab_size, ops, size_series
 

@@ -1,0 +1,181 @@
+"""Labs: up, down, ls, status, events, daemon, exec, clean, agents."""
+import json
+import sys
+import time
+
+import click
+
+from emu.cli.common import attach, console, lab_option, lab_or_all, main, one_or_all
+from emu.errors import EmuError
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the file's `name`)")
+@click.option("--json", "as_json", is_flag=True, help="print the lab's status as JSON")
+def up(file, name, as_json):
+    """Build the lab described by FILE."""
+    from emu.lab import Lab
+    from emu.report.progress import work_progress
+    from emu.topo import load_topology
+    topo = load_topology(file, name)
+    start = time.perf_counter()
+    # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
+    with work_progress(f"building {topo.name}", None, "steps", quiet=as_json or len(topo.nodes()) < 200) as step:
+        lab = Lab.up(topo, progress=step.set)
+    seconds = time.perf_counter() - start
+    if as_json:
+        from emu.report.tables import json_rows
+        click.echo(json_rows({**lab.status(), "up_seconds": seconds}))
+        return
+    console.print(f"lab [bold]{lab.name}[/] up in {seconds:.2f} s: {topo.summary()}")
+
+@main.command()
+@lab_or_all
+@click.option("--json", "as_json", is_flag=True)
+def down(lab, lab_opt, every, as_json):
+    """Tear LAB down (or every lab, with --all)."""
+    from emu.lab import Lab
+    name = one_or_all(lab, lab_opt, every, "tear down")
+    done = []
+    for target in ([Lab.get(n) for n in Lab.names()] if name is None else [Lab.get(name)]):
+        start = time.perf_counter()
+        target.down()
+        done.append({"name": target.name, "down_seconds": time.perf_counter() - start})
+        if not as_json:
+            console.print(f"lab [bold]{target.name}[/] down in {done[-1]['down_seconds']:.2f} s")
+    if as_json:
+        click.echo(json.dumps(done, indent=1))
+
+@main.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+def list_labs(as_json):
+    """List the labs that are up."""
+    from emu.lab import Lab
+    from emu.report.tables import labs_table
+    rows = []
+    for name in Lab.names():
+        try:
+            lab = Lab.get(name)
+        except EmuError:          # claimed a moment ago and not built yet, or a damaged file
+            rows.append({"name": name, "nodes": [], "links": [], "scale": 0, "routing": "-",
+                         "source": "(being built, or a damaged state file)"})
+            continue
+        rows.append({**lab.status(), "source": lab.state.get("source", "")})
+    if as_json:
+        click.echo(json.dumps([{k: r.get(k) for k in ("name", "scale", "routing", "source", "live")} |
+                               {"nodes": len(r["nodes"]), "links": len(r["links"])} for r in rows], indent=1))
+        return
+    console.print(labs_table(rows))
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--changes", is_flag=True, help="what runtime changes made the lab differ from its plan")
+def status(lab, lab_opt, as_json, changes):
+    """Show a lab's nodes, addresses and links (LAB may be left out with one lab up)."""
+    from emu.report.tables import json_rows, status_tables
+    target = attach(lab, lab_opt, required=False, acts=False)
+    if changes:
+        from emu.plan.diff import diff
+        lines = diff(target.plan, target.planned)
+        console.print("\n".join(lines) if lines else f"lab {target.name} is as planned")
+        return
+    st = target.status()
+    if as_json:
+        click.echo(json_rows(st))
+        return
+    for part in status_tables(st):
+        console.print(part)
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--json", "as_json", is_flag=True, help="a JSON list (with --follow: one object a line)")
+@click.option("--follow", "-f", is_flag=True, help="keep printing events as they come, until Ctrl-C")
+def events(lab, lab_opt, as_json, follow):
+    """The lab's event log: link, route and rate changes, faults, pauses, jobs (t: seconds since up)."""
+    from emu.eventlog import read_events
+    from emu.report.tables import event_line
+    name = attach(lab, lab_opt, required=False, acts=False).name
+    found, offset = read_events(name)
+    if as_json and not follow:
+        click.echo(json.dumps(found, indent=1))
+        return
+    while True:
+        for e in found:
+            click.echo(json.dumps(e) if as_json else event_line(e))
+        if not follow:
+            return
+        time.sleep(0.2)
+        found, offset = read_events(name, offset=offset)
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--restart", is_flag=True, help="start it again (after it was killed, or to reset its controllers)")
+@click.option("--json", "as_json", is_flag=True)
+def daemon(lab, lab_opt, restart, as_json):
+    """The lab's daemon: its PID and controllers; --restart starts it again."""
+    from emu.daemon import client
+    target = attach(lab, lab_opt, acts=restart)
+    if restart:
+        client.start(target.name, restart=True)
+    st = client.status(target.name)
+    if as_json:
+        click.echo(json.dumps(st, indent=1))
+    elif st["alive"]:
+        console.print(f"daemon of lab [bold]{target.name}[/]: PID {st['pid']}, {', '.join(st['controllers'])}")
+    else:
+        raise EmuError(st["message"])
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@lab_option
+@click.argument("node")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec(lab_opt, node, cmd):
+    """Run CMD inside NODE: emu exec --lab LAB c0 -- ip addr. The exit code passes through."""
+    handle = attach(None, lab_opt).node(node)
+    try:
+        proc = handle.popen(list(cmd))
+    except FileNotFoundError:
+        raise EmuError(f"{cmd[0]}: command not found") from None
+    sys.exit(proc.wait())
+
+@main.command()
+@lab_or_all
+@click.option("--json", "as_json", is_flag=True)
+def clean(lab, lab_opt, every, as_json):
+    """Remove every namespace, interface and process of LAB (or of every lab, with --all), stale ones too."""
+    from emu.lab import clean as clean_labs
+    removed = clean_labs(one_or_all(lab, lab_opt, every, "clean"))
+    if as_json:
+        click.echo(json.dumps([{"name": k, "namespaces": v} for k, v in sorted(removed.items())], indent=1))
+        return
+    if not removed:
+        console.print("nothing to clean")
+    for lab, count in sorted(removed.items()):
+        console.print(f"removed lab [bold]{lab}[/] ({count} namespaces)")
+
+@main.command()
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--stop", is_flag=True, help="end them (by PID)")
+@click.option("--json", "as_json", is_flag=True)
+def agents(lab, lab_opt, stop, as_json):
+    """List the agent processes running in LAB (left over by a killed run, say); --stop ends them."""
+    from emu.launch import running_agents, stop_agents
+    target = attach(lab, lab_opt)
+    found = running_agents(target)
+    if as_json:
+        click.echo(json.dumps([{"pid": pid, "node": node, "module": module} for pid, node, module in found]))
+        if stop:
+            stop_agents(target)
+        return
+    for pid, node, module in found:
+        console.print(f"{pid:>8}  {node:<12} {module}")
+    if stop:
+        console.print(f"stopped {len(stop_agents(target))} agent(s) in lab [bold]{target.name}[/]")
+    elif not found:
+        console.print(f"no agents run in lab [bold]{target.name}[/]")

@@ -1,0 +1,90 @@
+"""Topology files: check, plan, graph; and demo (a small lab, checked and torn down)."""
+import json
+import sys
+
+import click
+
+from emu.cli.common import attach, console, lab_option, main
+from emu.errors import EmuError
+
+
+@main.group()
+def topo():
+    """Check and draw topology files."""
+
+@topo.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def check(file, as_json):
+    """Validate FILE without building anything."""
+    from emu.topo import load_topology
+    topo = load_topology(file)
+    if as_json:
+        kinds = {}
+        for n in topo.nodes():
+            kinds[n.kind] = kinds.get(n.kind, 0) + 1
+        click.echo(json.dumps({"ok": True, "name": topo.name, "nodes": kinds, "links": len(topo.links()),
+                               "scale": topo.scale, "routing": topo.routing}, indent=1))
+        return
+    console.print(f"ok: {topo.summary()}")
+
+@topo.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the file's `name`)")
+@click.option("--json", "as_json", is_flag=True, help="the whole plan as JSON")
+@click.option("--lines", is_flag=True, help="the exact ip/tc batch lines and sysctls `emu up` would run")
+def plan(file, name, as_json, lines):
+    """Show what FILE's lab would be (ports, routes, VL queues), building nothing."""
+    from emu.fabric.render import render
+    from emu.plan import make_plan
+    from emu.report.tables import json_rows, plan_tables
+    from emu.topo import load_topology
+    lab_plan = make_plan(load_topology(file, name))
+    if as_json:
+        click.echo(json_rows(lab_plan.to_dict()))
+    elif lines:
+        batch = render(lab_plan)
+        click.echo("# ip -batch (root namespace)")
+        click.echo("\n".join(batch.create_lines))
+        for ns in batch.namespaces:
+            click.echo(f"# {ns.netns}: sysctls")
+            click.echo("\n".join(f"{k} = {v}" for k, v in ns.sysctls.items()))
+            click.echo(f"# {ns.netns}: ip -batch")
+            click.echo("\n".join(ns.ip_lines))
+            click.echo(f"# {ns.netns}: tc -batch")
+            click.echo("\n".join(ns.tc_lines))
+    else:
+        for part in plan_tables(lab_plan):
+            console.print(part)
+
+@topo.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@lab_option
+@click.option("-o", "--out", required=True,
+              help="output file: .png, .svg or .pdf (a picture), .dot (Graphviz) or .mmd (Mermaid)")
+@click.option("--ports", is_flag=True, help="label each link end with its interface name")
+def graph(file, lab_opt, out, ports):
+    """Draw FILE, or the running lab --lab LAB: zones side by side, hosts under their leaves."""
+    from emu.plan import make_plan
+    from emu.topo import load_topology
+    from emu.report.topology import output_format, write
+    if bool(file) == bool(lab_opt):
+        raise EmuError("draw a topology FILE or a running lab (--lab LAB), one of them")
+    output_format(out)              # a bad name is refused before any work
+    if lab_opt:
+        lab = attach(None, lab_opt, acts=False)
+        topo, plan, title = lab.topology, lab.plan, f"lab {lab.name} as it runs now: {lab.topology.summary()}"
+    else:
+        topo, title = load_topology(file), None
+        plan = make_plan(topo, topo.name) if ports else None
+    write(topo, out, plan=plan if ports else None, title=title)
+    console.print(f"wrote {out}")
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--name", help="lab name (default: the file's `name`; give another to run two demos at once)")
+@click.option("--seconds", default=3.0, show_default=True, help="length of each throughput flow")
+def demo(file, name, seconds):
+    """Bring up a small Fire-Flyer-style lab, check it with real traffic, report, tear down."""
+    from emu.experiments.smoke import run_smoke
+    sys.exit(0 if run_smoke(file, seconds, console, name) else 1)
