@@ -55,11 +55,11 @@ def main():
             cpu0, t0 = cpu_seconds(pid), time.monotonic()
             time.sleep(args.idle)
             idle = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
-            senders = [n.name for n in lab.nodes("compute")][1:]
+            receiver, *senders = [n.name for n in lab.nodes("compute")]
             with lab.flow_control() as fc:
                 for _ in range(args.bursts):
                     time.sleep(GAP_S)
-                    run_flows(lab, [Flow(s, "c0") for s in senders], BURST_S)
+                    run_flows(lab, [Flow(s, receiver) for s in senders], BURST_S)
             figures = fc.summary() if fc else {}
             ms = {k: figures[k] * 1e3 for k in ("gap_woke_max_s", "gap_busy_p99_s", "gap_busy_max_s", "step_p99_s")
                   if k in figures}
@@ -67,8 +67,8 @@ def main():
                       wakes=figures.get("wakes"), woke_max_ms=ms.get("gap_woke_max_s"),
                       busy_p99_ms=ms.get("gap_busy_p99_s"), busy_max_ms=ms.get("gap_busy_max_s"),
                       step_p99_ms=ms.get("step_p99_s"), pauses=figures.get("pauses"), drops=fabric_drops(lab.plan))
-    table.note(f"{TOPOLOGY} ({load_topology(TOPOLOGY).summary()}); idle for {args.idle:g} s, then {args.bursts} "
-               f"bursts of {BURST_S:g} s, 7 compute nodes into c0, each after {GAP_S:g} s idle. A gap is the time "
+    table.note(f"{TOPOLOGY} ({load_topology(TOPOLOGY).summary().rsplit(', ', 1)[0]}, each flow-control mode); idle for {args.idle:g} s, then {args.bursts} "
+               f"bursts of {BURST_S:g} s, 7 compute nodes into one, each after {GAP_S:g} s idle. A gap is the time "
                "between two controller steps: bytes arriving in it wait at most that long for a decision.")
     bench.close()
 

@@ -97,11 +97,12 @@ class FlowController(Periodic):
         began = time.monotonic()
         want, busy, peak_backlog, peak_held = set(), False, 0, 0.0
         for sw, reader in self.readers.items():
-            arrived = self.arrivals.total(sw)
+            counts = list(self.arrivals.read(sw))          # one syscall: the switch's whole map
+            arrived = sum(c[3] for c in counts)
             if arrived == self.arrived.get(sw) and sw not in self.holding:
                 continue            # nothing came in, nothing is held: no queue here can be building
             self.arrived[sw], busy = arrived, True
-            occupancy, backlog = self._occupancy(sw, reader)
+            occupancy, backlog = self._occupancy(sw, reader, counts)
             peak_backlog = max(peak_backlog, backlog)
             self.holding.discard(sw)
             for (ingress, vl), held in occupancy.items():
@@ -126,10 +127,10 @@ class FlowController(Periodic):
                 w.peak_backlog, w.peak_held = max(w.peak_backlog, peak_backlog), max(w.peak_held, peak_held)
         self.busy, self.last_began = busy or bool(self.closed), began
 
-    def _occupancy(self, sw: str, reader) -> tuple[dict[tuple[str, int], float], int]:
+    def _occupancy(self, sw: str, reader, counts) -> tuple[dict[tuple[str, int], float], int]:
         """(ingress port, vl) -> bytes the switch holds from that port in queues of that VL, and the
-        switch's deepest queue."""
-        for egress, ingress, sl, nbytes in self.arrivals.read(sw):
+        switch's deepest queue; `counts`: the switch's arrival counters as read this step."""
+        for egress, ingress, sl, nbytes in counts:
             key = (sw, egress, ingress, sl)
             new = nbytes - self.counted.get(key, 0)
             self.counted[key] = nbytes

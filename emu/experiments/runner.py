@@ -8,23 +8,18 @@ import threading
 import time
 from pathlib import Path
 
-import networkx as nx
-
-from cluster.chains import CHUNK_SIZE
-from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
+from cluster.collectives import TRAFFIC_CLASS
 from emu.errors import EmuError
 from emu.eventlog import read_events
-from emu.experiments.collectives import bench_collective
-from emu.experiments.flows import Flow, run_flows
 from emu.experiments.jobs import JobQueue
-from emu.experiments.scenario import NEEDS_STORAGE, Scenario, Step
-from emu.experiments.storage import SharedStorage, checkpoint, incast
-from emu.experiments.training import train
+from emu.experiments.scenario import Scenario, Step
+from emu.experiments.storage import SharedStorage
 from emu.lab import Lab
 from emu.launch import stop_agents
 from emu.metrics.sampler import Sampler
 from emu.plan import make_plan
 from emu.report import rundir
+from emu.workloads import TYPES
 
 
 class Run:
@@ -72,11 +67,6 @@ class Run:
                       s["end"], s["compute_s"], name)
         return {k: v for k, v in job.items() if k != "steps"}
 
-    def bottleneck_bps(self, src: str, dst: str) -> int:
-        """The slowest port on the path src -> dst (the plan's rates along a shortest path)."""
-        path = nx.shortest_path(self.lab.topology.graph, src, dst)
-        return min(self.lab.plan.node(a).port_to(b).rate_bps for a, b in zip(path, path[1:]))
-
     def close(self) -> None:
         self.storage.stop()
 
@@ -85,7 +75,7 @@ class Run:
     def play(self, progress=None) -> None:
         threads = [threading.Thread(target=self._schedule)] if self.scenario.jobs else []
         for index, step in enumerate(self.scenario.workloads):
-            threads.append(threading.Thread(target=self._guard, args=(step, index, WORKLOAD_RUNNERS[step.type], True)))
+            threads.append(threading.Thread(target=self._guard, args=(step, index, TYPES[step.type].run, True)))
         faults = [(step, threading.Thread(target=self._guard, args=(step, index, FAULT_RUNNERS[step.type], False)))
                   for index, step in enumerate(self.scenario.faults)]
         # a fault that waits for an event does not hold the timeline open: the event may never come
@@ -139,106 +129,6 @@ class Run:
             error = str(e) if isinstance(e, EmuError) else f"{type(e).__name__}: {e}"
             self.event("end" if kind == "start" else "fault", name=step.name, kind=step.type, outcome="error",
                        error=error, **({} if workload else {"fault": step.type}))
-
-
-# -- workloads -------------------------------------------------------------------------
-
-def _collective(run: Run, step: Step, index: int) -> dict:
-    p = step.params
-    algo = p["algo"] if step.type == "allreduce" else ALLTOALL
-    (row,) = bench_collective(run.lab, algo, p["nodes"], sizes=[p["size"]], dtype=p["dtype"], iters=p["iters"],
-                              warmup=0, port=6000 + 10 * index)
-    ideal = row["time_us"] * 1e-6 * row["efficiency"]      # the run's own bound, per iteration
-    for start, end in row["spans"]:
-        run.flow(",".join(p["nodes"]), ",".join(p["nodes"]), TRAFFIC_CLASS[algo], row["size"], start, end, ideal,
-                 step.name)
-    return {"algo": algo, "algbw": row["algbw"], "busbw": row["busbw"], "proj_algbw": row["proj_algbw"],
-            "proj_busbw": row["proj_busbw"], "slowdown": 1 / row["efficiency"] if row["efficiency"] else None,
-            "wrong": row["wrong"], "node_bound_algbw": row["node_bound_algbw"]}
-
-
-def _bulk(run: Run, step: Step, index: int) -> dict:
-    p = step.params
-    (r,) = run_flows(run.lab, [Flow(p["src"], p["dst"], p["class"], p["cc"])], step.duration, port=5301 + index)
-    ideal = r["bytes"] * 8 / run.bottleneck_bps(p["src"], p["dst"])
-    run.flow(p["src"], p["dst"], p["class"], r["bytes"], r["start"], r["end"], ideal, step.name)
-    return {"goodput_bps": r["bps"], "bytes": r["bytes"], "slowdown": r["seconds"] / ideal if ideal else None}
-
-
-def _storage_write(run: Run, step: Step, index: int) -> dict:
-    cluster, chunk = run.storage(), CHUNK_SIZE
-    chains = len(cluster.table.chains)
-    procs = [(c, cluster.start_client(c, ["write", "--file", f"{step.name}-{c}", "--chunks",
-                                          str(max(1, step.params["size"] // chunk)), "--stripe", str(chains),
-                                          "--chunk-size", str(chunk)])) for c in step.params["clients"]]
-    total = 0.0
-    for client, proc in procs:
-        r = cluster.result(client, proc)
-        run.flow(client, "storage", "storage", r["bytes"], r["start"], r["end"],
-                 r["bytes"] * 8 / run.lab.plan.nic_bps(client), step.name)
-        total += r["goodput_bps"]
-    return {"goodput_bps": total}
-
-
-def _storage_read(run: Run, step: Step, index: int) -> dict:
-    cluster, chunk = run.storage(), CHUNK_SIZE
-    chains = len(cluster.table.chains)
-    name = f"{step.name}-data"
-    cluster.run_client(step.params["clients"][0], ["write", "--file", name, "--chunks",
-                                                   str(max(1, step.params["size"] // chunk)), "--stripe",
-                                                   str(chains), "--chunk-size", str(chunk)])
-    rts = ["--rts", "on" if step.params["rts"] else "off", "--rts-limit", str(step.params["rts_limit"])]
-    procs = [(c, cluster.start_client(c, ["read", "--file", name, "--seconds", str(step.duration)] + rts))
-             for c in step.params["clients"]]
-    results = [cluster.result(c, p) for c, p in procs]
-    for client, r in zip(step.params["clients"], results):
-        for start, end, nbytes in r["batches"]:         # one record a batch read
-            run.flow("storage", client, "storage", nbytes, start, end, nbytes * 8 / run.lab.plan.nic_bps(client),
-                     step.name)
-    return {"goodput_bps": sum(r["goodput_bps"] for r in results),
-            "p50_ms": max(r["p50_ms"] for r in results), "p99_ms": max(r["p99_ms"] for r in results)}
-
-
-def _checkpoint(run: Run, step: Step, index: int) -> dict:
-    p = step.params
-    r = checkpoint(run.lab, p["node"], p["state"], p["saves"], p["period"], cluster=run.storage())
-    for s in r["saves"]:
-        run.event("span", name=step.name, what=f"save {s['name']}", bytes=s["bytes"], seconds=s["seconds"],
-                  outcome="ok")
-    load = r["load"]
-    run.event("span", name=step.name, what=f"load {load['name']}", bytes=load["bytes"], seconds=load["seconds"],
-              outcome="ok" if load["verified"] else "mismatch")
-    return {"goodput_bps": sum(s["bps"] for s in r["saves"]) / len(r["saves"]), "verified": r["load"]["verified"]}
-
-
-def _incast(run: Run, step: Step, index: int) -> dict:
-    p = step.params
-    rows = incast(run.lab, p["client"], p["senders"], p["rts"], p["rts_limit"], rounds=p["rounds"],
-                  port_offset=200 + 10 * index)
-    for row in rows:
-        run.event("span", name=step.name, what=f"incast of {row['senders']} senders", outcome="ok",
-                  **{k: row[k] for k in ("senders", "rts", "rts_limit", "goodput_bps", "share", "p50_ms", "p99_ms",
-                                         "drops")})
-    last = rows[-1]
-    return {"goodput_bps": last["goodput_bps"], "share": last["share"], "p50_ms": last["p50_ms"],
-            "p99_ms": last["p99_ms"], "drops": last["drops"], "senders": last["senders"]}
-
-
-def _train(run: Run, step: Step, index: int) -> dict:
-    p = step.params
-    r = train(run.lab, p["model"], p["nodes"], p["steps"], p["backend"], p["batch"], p["size_factor"], p["overlap"],
-              port=6100 + 10 * index, name=step.name, checkpoint_period=p["checkpoint"],
-              storage=run.storage() if p["checkpoint"] else None,
-              on_checkpoint=lambda saved: run.event("checkpoint", name=step.name, step=saved))
-    if p["checkpoint"]:
-        run.event("span", name=step.name, what=f"{r['saves']} checkpoints", outcome="ok" if r["load_verified"]
-                  else "mismatch", save_s=r["save_s"], save_bps=r["save_bps"])
-    return run.job_flows(r, step.name)
-
-
-WORKLOAD_RUNNERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _bulk,
-                    "storage-write": _storage_write, "storage-read": _storage_read, "checkpoint": _checkpoint,
-                    "incast": _incast, "train": _train}
 
 
 # -- faults ----------------------------------------------------------------------------
@@ -301,7 +191,7 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
         with lab.flow_control() as flow_control:
             sampler = Sampler(lab.plan, scenario.sample, flow_control and flow_control.paused_all)
             try:
-                if any(step.type in NEEDS_STORAGE for step in scenario.workloads):
+                if any(TYPES[step.type].storage for step in scenario.workloads):
                     run.storage()       # services up before the clock starts: a workload at 0 s reads at 0 s
                 sampler.start()
                 run.t0 = sampler.start_time

@@ -23,32 +23,20 @@ from emu.control.scheduler import POLICIES
 from emu.errors import TopologyError
 from emu.topo.loader import load_yaml, topology_from_dict
 from emu.topo.model import NAME_RE, Topology
-from emu.units import parse_duration, parse_size
+from emu.units import parse_size
+from emu.workloads import TYPES
+from emu.workloads.base import checkpoint_period as _checkpoint
+from emu.workloads.base import duration as _time
 
 TOP_KEYS = {"name", "topology", "duration", "sample", "scale", "routing", "qos", "flow_control", "workloads",
             "faults", "jobs", "scheduler"}
 JOB_KEYS = {"name", "nodes", "model", "steps", "backend", "priority", "submit", "batch", "checkpoint"}
 DEFAULT_SAMPLE = 0.1        # ~5% of a core on a 64-host leaf-spine (docs/results/sampler.md)
-# type -> (required keys, optional keys with defaults); every workload also has type, start, name
-WORKLOADS = {
-    "allreduce": ({"nodes"}, {"algo": "hfreduce", "size": "1M", "iters": 10, "dtype": "fp32"}),
-    "alltoall": ({"nodes"}, {"size": "1M", "iters": 10, "dtype": "fp32"}),
-    "bulk": ({"src", "dst", "duration"}, {"class": "other", "cc": None}),
-    "storage-read": ({"clients", "duration"}, {"size": "4M", "rts": True, "rts_limit": 4}),
-    "storage-write": ({"clients"}, {"size": "4M"}),
-    "checkpoint": ({"node"}, {"state": "1M", "period": "1s", "saves": 2}),
-    "incast": ({"client"}, {"senders": None, "rts": True, "rts_limit": 1, "rounds": 3}),
-    "train": ({"nodes"}, {"model": "vgg16", "steps": 10, "backend": "hfreduce", "batch": 32, "size_factor": None,
-                          "overlap": True, "checkpoint": None}),
-}
+# Workload types are emu.workloads' (each a module: its keys, checks, lab runner, model builder).
+# Fault type -> (required keys, optional keys with defaults); every fault also has type, start, name
 FAULTS = {"link-down": ({"link"}, {"duration": None, "sweep_delay": "1s"}), "kill": ({"node"}, {}),
           "gpu": ({"node", "gpu"}, {"kind": "lost"})}
-# type -> {key naming nodes: the kind they must be (None: any host)}
-NODE_KEYS = {"allreduce": {"nodes": "compute"}, "alltoall": {"nodes": "compute"}, "bulk": {"src": None, "dst": None},
-             "storage-read": {"clients": None}, "storage-write": {"clients": None}, "checkpoint": {"node": "compute"},
-             "incast": {"client": None}, "kill": {"node": None}, "train": {"nodes": "compute"},
-             "gpu": {"node": "compute"}}
-NEEDS_STORAGE = {"storage-read", "storage-write", "checkpoint", "incast"}
+FAULT_NODES = {"kill": {"node": None}, "gpu": {"node": "compute"}}     # key naming nodes -> their kind
 
 
 # What a fault may wait for: an event of a job or workload on the run's timeline (events.jsonl).
@@ -120,7 +108,8 @@ def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
     sample = _time(doc.get("sample", DEFAULT_SAMPLE), "sample", fail)
     if not 0.01 <= sample <= 1.0:
         fail("sample", "must be between 10ms and 1s")
-    workloads = _steps(doc.get("workloads", []), "workloads", WORKLOADS, topology, duration, fail)
+    workloads = _steps(doc.get("workloads", []), "workloads", {t.name: (t.required, t.optional) for t in TYPES.values()},
+                       topology, duration, fail)
     jobs = _jobs(doc.get("jobs", []), topology, duration, fail)
     if not workloads and not jobs:
         fail("workloads", "a scenario needs at least one workload or job")
@@ -184,17 +173,6 @@ def check_job(item, where: str, topology, fail, default_name: str = "job") -> di
     return job
 
 
-def _checkpoint(value, where: str, topology, fail) -> float | None:
-    """`{period: DURATION}` -> seconds (None: no checkpoints); needs storage nodes."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or set(value) != {"period"}:
-        fail(where, "must be {period: DURATION}")
-    if not any(n.kind == "storage" for n in topology.nodes()):
-        fail(where, "checkpoints need storage nodes and the topology has none")
-    return _time(value["period"], f"{where}.period", fail)
-
-
 def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:
     if not isinstance(items, list):
         fail(key, "must be a list")
@@ -252,9 +230,11 @@ def _check_after(faults: list[Step], workloads: list[Step], jobs: list[dict], fa
 
 
 def _check_params(kind, params, topology, where, fail) -> None:
-    if kind in NEEDS_STORAGE and not any(n.kind == "storage" for n in topology.nodes()):
+    """The checks every step shares (node names, sizes, durations, counts), then its type's own."""
+    workload = TYPES.get(kind)
+    if workload and workload.storage and not any(n.kind == "storage" for n in topology.nodes()):
         fail(f"{where}.type", f"{kind} needs storage nodes and the topology has none")
-    for k, want in NODE_KEYS.get(kind, {}).items():
+    for k, want in (workload.nodes if workload else FAULT_NODES.get(kind, {})).items():
         if k not in params or params[k] is None:
             continue
         names = params[k] if isinstance(params[k], list) else [params[k]]
@@ -277,32 +257,13 @@ def _check_params(kind, params, topology, where, fail) -> None:
     for k in ("period", "sweep_delay"):
         if k in params:
             params[k] = _time(params[k], f"{where}.{k}", fail)
-    if kind == "allreduce" and params["algo"] not in ALLREDUCE:
-        fail(f"{where}.algo", f"unknown algorithm {params['algo']!r} (one of {', '.join(ALLREDUCE)})")
     for k in ("iters", "saves", "rounds", "rts_limit", "steps", "batch"):
         if k in params and (isinstance(params[k], bool) or not isinstance(params[k], int) or params[k] < 1):
             fail(f"{where}.{k}", f"must be a positive integer, got {params[k]!r}")
-    if kind == "train":
-        from cluster.models import MODELS
-        if not isinstance(params["model"], str) or params["model"] not in MODELS:
-            fail(f"{where}.model", f"unknown model {params['model']!r} (one of {', '.join(MODELS)})")
-        if not isinstance(params["backend"], str) or params["backend"] not in ALLREDUCE:
-            fail(f"{where}.backend", f"unknown backend {params['backend']!r} (one of {', '.join(ALLREDUCE)})")
-        if params["steps"] < 2:
-            fail(f"{where}.steps", "a job needs at least 2 steps (the first pays the connections' set-up)")
-        if not isinstance(params["overlap"], bool):
-            fail(f"{where}.overlap", "must be true or false")
-        params["checkpoint"] = _checkpoint(params["checkpoint"], f"{where}.checkpoint", topology, fail)
-        f = params["size_factor"]
-        if f is not None and (isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1):
-            fail(f"{where}.size_factor", f"must be a number in (0, 1], got {f!r}")
-    if kind == "incast" and params["senders"] is not None:
-        counts = params["senders"] if isinstance(params["senders"], list) else [params["senders"]]
-        if not counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in counts):
-            fail(f"{where}.senders", f"must be a positive integer or a list of them, got {params['senders']!r}")
-        params["senders"] = counts
     if "rts" in params and not isinstance(params["rts"], bool):
         fail(f"{where}.rts", "must be true or false")
+    if workload and workload.check:
+        workload.check(params, topology, where, fail)
     if kind == "gpu":
         from emu.lab import GPU_FAULTS
         if params["kind"] not in GPU_FAULTS:
@@ -316,11 +277,4 @@ def _check_params(kind, params, topology, where, fail) -> None:
             fail(f"{where}.link", "must be a list of two node names")
         if not topology.graph.has_edge(*link):
             fail(f"{where}.link", f"no link {link[0]} <-> {link[1]} in the topology")
-
-
-def _time(value, key, fail) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        fail(key, str(e))
 

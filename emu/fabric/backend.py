@@ -48,8 +48,6 @@ class VLGates(Protocol):
 class Arrivals(Protocol):
     def read(self, switch: str): ...     # (egress port, ingress port, SL, bytes so far)
 
-    def total(self, switch: str) -> int: ...     # every byte counted at the switch so far
-
     def detach(self) -> None: ...
 
 

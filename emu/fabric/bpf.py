@@ -195,10 +195,6 @@ class ArrivalCounters:
             if egress and ingress:
                 yield egress, ingress, key & 7, nbytes
 
-    def total(self, switch: str) -> int:
-        """Every byte counted at the switch so far: the flow controller's cheap look for arrivals."""
-        return sum(read_map(self.maps[switch]).values())
-
     def detach(self) -> None:
         """Remove the clsact qdiscs (their filters go with them) and close every descriptor."""
         sockets = {}

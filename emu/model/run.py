@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from cluster.collectives import bus_factor
+from emu.errors import EmuError
 from emu.metrics.sampler import Samples
 from emu.model.calibration import Calibration
 from emu.model.paths import Fabric
 from emu.model.simulate import Outcome, simulate
-from emu.model.workloads import from_steps
+from emu.model.workloads import Workload
 from emu.plan import make_plan
 from emu.plan.queues import MTU_FRAME
 from emu.report import rundir
 from emu.report.project import to_real
+from emu.workloads import TYPES
 
 MAX_PORT_ROWS = 1_000_000   # a model run's interface samples at most (ports x samples)
 MIN_SAMPLES = 100
@@ -144,3 +146,20 @@ def _interpolate(at: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.nd
     frac = np.clip(np.where(span > 0, (at - times[left]) / np.where(span > 0, span, 1), 1.0), 0.0, 1.0)
     frac = frac.reshape((-1,) + (1,) * (values.ndim - 1))
     return values[left] + (values[right] - values[left]) * frac
+
+
+def from_steps(scenario, topo) -> list[Workload]:
+    """The scenario's workloads as the model plays them (each type's builder in emu.workloads), or
+    one line naming the first the model cannot play."""
+    if scenario.faults or scenario.jobs:
+        raise EmuError(f"{scenario.source}: the model plays workloads only, not faults or scheduled jobs")
+    storage = [n.name for n in topo.hosts() if n.kind == "storage"]
+    playable = [t.name for t in TYPES.values() if t.model]
+    out = []
+    for step in scenario.workloads:
+        build = TYPES[step.type].model
+        if build is None:
+            raise EmuError(f"{scenario.source}: workloads.{step.name}: the model cannot play {step.type!r} yet "
+                           f"(it plays {', '.join(playable)})")
+        out.append(build(step, step.params, topo, storage))
+    return out

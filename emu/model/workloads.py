@@ -9,11 +9,10 @@ solver as the network's ports, shared by every workload on the node.
 """
 from dataclasses import dataclass, field
 
-from cluster.chains import CHUNK_SIZE
 from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
 from cluster.dbtree import double_binary_tree
 from cluster.footprint import footprint
-from cluster.node import SSD_BPS, NodeParams
+from cluster.node import NodeParams
 from emu.errors import EmuError
 
 INF = float("inf")
@@ -65,60 +64,3 @@ def collective(name: str, algo: str, nodes: list[str], size: int, params: NodePa
     flows = collective_flows(algo, nodes, size, params.gpus)
     return Workload(name, kind, TRAFFIC_CLASS[algo], start, [flows] * iters, node_use=use,
                     params={"algo": algo, "size": size, "nodes": list(nodes), "ranks": len(nodes) * params.gpus})
-
-
-def from_steps(scenario, topo) -> list[Workload]:
-    """The scenario's workloads, or one line naming the first the model cannot play."""
-    if scenario.faults or scenario.jobs:
-        raise EmuError(f"{scenario.source}: the model plays workloads only, not faults or scheduled jobs")
-    storage = [n.name for n in topo.hosts() if n.kind == "storage"]
-    out = []
-    for step in scenario.workloads:
-        p, make = step.params, BUILDERS.get(step.type)
-        if make is None:
-            raise EmuError(f"{scenario.source}: workloads.{step.name}: the model cannot play {step.type!r} yet "
-                           f"(it plays {', '.join(BUILDERS)})")
-        out.append(make(step, p, topo, storage))
-    return out
-
-
-def _collective(step, p, topo, storage):
-    algo = p["algo"] if step.type == "allreduce" else ALLTOALL
-    first = p["nodes"][0]
-    try:
-        params = NodeParams(gpus=topo.node(first).attrs["gpus"], nics=topo.graph.degree(first))
-    except ValueError as e:
-        raise EmuError(f"workloads.{step.name}: {e}") from None
-    return collective(step.name, algo, p["nodes"], p["size"], params, step.start, p["iters"], step.type)
-
-
-def _bulk(step, p, topo, storage):
-    return Workload(step.name, step.type, p["class"], step.start, [[(p["src"], p["dst"], INF)]],
-                    step.start + step.duration)
-
-
-def _storage_read(step, p, topo, storage):
-    """Every client reads the one file of `size` bytes, striped over every storage node, in
-    batches until the deadline: one round a batch, the file's bytes from every storage node to
-    every client. Before a batch's data moves its chunks are read from the SSDs; every client
-    asks for the same chunk at once, so an SSD serves it to one client after another, and a
-    batch waits (clients + 1) / 2 chunk reads on average: the gap after each round. (The
-    software's time per batch is the calibration's.)"""
-    clients = p["clients"]
-    flows = [(s, c, p["size"] / len(storage)) for c in clients for s in storage]
-    ssd_wait = (len(clients) + 1) / 2 * CHUNK_SIZE / (SSD_BPS * topo.scale)
-    # enough rounds to reach the deadline even if the network took no time
-    rounds = int(step.duration / ssd_wait) + 1
-    return Workload(step.name, step.type, "storage", step.start, [flows] * rounds, step.start + step.duration,
-                    gap=ssd_wait)
-
-
-def _storage_write(step, p, topo, storage):
-    """Each client writes `size`, striped over every storage node (one replica, as `emu run`'s
-    shared storage keeps it)."""
-    flows = [(c, s, p["size"] / len(storage)) for c in p["clients"] for s in storage]
-    return Workload(step.name, step.type, "storage", step.start, [flows])
-
-
-BUILDERS = {"allreduce": _collective, "alltoall": _collective, "bulk": _bulk, "storage-read": _storage_read,
-            "storage-write": _storage_write}

@@ -105,9 +105,6 @@ class FakeSwitch:
         for (egress, ingress, sl), n in self.sent.items():
             yield egress, ingress, sl, n
 
-    def total(self, switch):
-        return sum(self.sent.values())
-
     def close(self):
         pass
 

@@ -172,7 +172,7 @@ def test_a_flow_ceiling_and_a_gap_between_rounds_set_a_collectives_time(fabric):
 
 def test_a_calibration_puts_cpu_ceilings_gaps_and_client_rates_on_workloads(tmp_path):
     from emu.model.calibration import Calibration, CollectiveFit
-    from emu.model.workloads import from_steps
+    from emu.model.run import from_steps
     fit = CollectiveFit(gap_s=0.02, cpu_s_per_byte=1e-7, cores=2)
     cal = Calibration(scale=0.001, tcp_efficiency=0.97, collectives={"hfreduce": fit}, storage_batch_s=0.05)
     cal.save(tmp_path / "cal.json")
