@@ -9,6 +9,7 @@ import argparse
 import time
 import uuid
 
+from emu.daemon.client import request
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.metrics.sampler import Sampler, cpu_share
@@ -33,6 +34,7 @@ def main():
         Column("samples", "samples"), Column("late", "late")])
     for hosts, shape in SHAPES:
         with Lab.up(build("leaf-spine", f"s{uuid.uuid4().hex[:6]}", scale=0.001, **shape)) as lab:
+            request(lab.name, "status")         # the lab's daemon has started (its start-up is not ours)
             ports = sum(len(n.ports) for n in lab.plan.nodes)
             for period in PERIODS:
                 sampler = Sampler(lab.plan, period).start()

@@ -46,14 +46,17 @@ def daemon_pid(lab: str) -> int | None:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
     except (OSError, ValueError):
         return None
-    if MODULE not in argv or lab not in argv:
-        return None
+    if MODULE not in argv or lab not in argv or _state(pid) in (None, "Z"):
+        return None            # not ours, or ended and not yet reaped by the process that started it
+    return pid
+
+
+def _state(pid: int) -> str | None:
+    """The process's state letter (R, S, T stopped, Z ended, ...), None if it is gone."""
     try:
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return None        # ended, not yet reaped by the process that started it
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
-    return pid
 
 
 def start(lab: str, restart: bool = False) -> int:
@@ -78,12 +81,14 @@ def start(lab: str, restart: bool = False) -> int:
 
 def stop(lab: str, timeout: float = STOP_TIMEOUT) -> None:
     """End the daemon: SIGTERM (it ends its jobs' agents, opens every gate, removes its counters),
-    SIGKILL if it has not ended within `timeout`; then its PID file and socket go."""
+    SIGKILL if it has not ended within `timeout` or is stopped; then its PID file and socket go
+    (whatever a killed daemon leaves in the lab goes with the lab's namespaces)."""
     pid = daemon_pid(lab)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while daemon_pid(lab) == pid and time.monotonic() < deadline:
+        # a stopped daemon (SIGSTOP, a debugger) hears nothing until it runs again: no use waiting
+        while daemon_pid(lab) == pid and time.monotonic() < deadline and _state(pid) not in ("T", "t"):
             time.sleep(0.02)
         if daemon_pid(lab) == pid:
             os.kill(pid, signal.SIGKILL)

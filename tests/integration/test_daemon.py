@@ -162,3 +162,16 @@ def test_events_follow_prints_changes_as_they_come(make_lab, lab_name):
     finally:
         follow.terminate()
         follow.wait(timeout=10)
+
+
+def test_down_ends_a_hung_daemon_and_leaves_nothing(make_lab, lab_name):
+    lab = make_lab(build("star", lab_name, hosts=2))
+    daemon.request(lab.name, "status")
+    pid = daemon.daemon_pid(lab.name)
+    os.kill(pid, signal.SIGSTOP)               # hung: it hears no SIGTERM
+    started = time.monotonic()
+    emu("down", lab.name)
+    assert time.monotonic() - started < daemon.STOP_TIMEOUT / 2, "down waited for a daemon that cannot answer"
+    assert daemon.daemon_pid(lab.name) is None
+    assert not [f for f in os.listdir(STATE_DIR) if f.startswith(lab.name + ".")]
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(f"emu-{lab.name}-")]
