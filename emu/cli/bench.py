@@ -3,15 +3,10 @@ import sys
 
 import click
 
-from cluster.collectives import COLLECTIVE_CC, COLLECTIVES, reduces
+from cluster.collectives import COLLECTIVE_CC, COLLECTIVES
 from emu.cli.common import attach, lab_option, main
 from emu.errors import EmuError
-
-
-# The time dilation -b/-e sizes run at by default, the paper check's (scripts/bench_allreduce.py,
-# 186 MiB per GPU): there every algorithm but HFReduce with NVLink comes within 10% of its model's
-# bound on 8 nodes of this 2-core machine (docs/results.md, "Paper check").
-DILATION = 300.0
+from emu.experiments.nccl_flags import DILATION, LAB_SIZES
 
 _BENCH_OPTIONS = [
     lab_option,
@@ -22,7 +17,7 @@ _BENCH_OPTIONS = [
                  help="nccl-tests: multiply the size by this from -b to -e (1: add -i instead)"),
     click.option("-i", "--stepbytes", default="1M", show_default=True, help="nccl-tests: size increment when -f is 1"),
     click.option("--sizes", help="bytes per GPU buffer in the lab itself: START:END doubling, or a comma list "
-                                 "(64K = 64KiB); the default, 1M:16M, when no -b is given"),
+                                 f"(64K = 64KiB); the default, {LAB_SIZES}, when no -b is given"),
     click.option("--dilation", type=float,
                  help=f"emulated time runs this many times slower than the real system's: the lab holds "
                       f"scale x dilation of each -b/-e size [default: {DILATION:g} with -b, 1 with --sizes]"),
@@ -87,23 +82,15 @@ def _run_bench(target, coll, algos, nodes, minbytes, maxbytes, stepfactor, stepb
                as_json, plot, **choices):
     """choices: root, iters, warmup, chunk, cc (bench_collective's keywords)."""
     from emu.experiments.collectives import bench_collective
-    from emu.experiments.nccl_flags import datatypes, ops, size_series
+    from emu.experiments.nccl_flags import bench_runs, bench_sizes
     from emu.report.output import check_output
     from emu.report.progress import work_progress
     from emu.report.tables import collective_footer, collective_header, collective_row, json_rows
-    from emu.units import parse_sizes
-    if minbytes and sizes:
-        raise EmuError("give sizes either as -b/-e (the real system's) or as --sizes (the lab's), not both")
-    real = bool(minbytes or maxbytes)
-    if real:
-        size_list = size_series(minbytes or maxbytes, maxbytes or minbytes, stepfactor, stepbytes)
-    else:
-        size_list = parse_sizes(sizes or "1M:16M")
-    dilation = dilation or (DILATION if real else 1.0)
+    size_list, dilation, real = bench_sizes(minbytes, maxbytes, stepfactor, stepbytes, sizes, dilation)
     node_list = [n.strip() for n in nodes.split(",")] if nodes else None
     if plot:
         check_output(plot)
-    runs = [(algo, d, o) for algo in algos for d in datatypes(dtype) for o in (ops(op) if reduces(algo) else ["sum"])]
+    runs = bench_runs(algos, dtype, op)
     rows, series = [], {}
     with target.flow_control(), work_progress(f"{coll}", len(runs) * len(size_list), "sizes", quiet=as_json) as step:
         for algo in algos:
