@@ -236,6 +236,11 @@ class Lab:
             return nullcontext()
         return daemon.FlowWindow(self.name)
 
+    def sampling(self, period: float):
+        """A window on the lab's always-on sampler: every port and VL read at least every `period`
+        while open, its rows whole once closed (emu.daemon.client.SampleWindow)."""
+        return daemon.SampleWindow(self.name, period)
+
     # -- changes to the running lab (through the backend, recorded in the kept plan) ---------
 
     @change

@@ -164,3 +164,26 @@ class FlowWindow:
 
     def summary(self) -> dict:
         return self._summary
+
+
+class SampleWindow:
+    """`with lab.sampling(period) as window:` the daemon's sampler reads every port and VL at least
+    every `period` while open; `opened` is the monotonic time of its first sample and `samples`,
+    once closed, every row since (t: seconds since `opened`)."""
+
+    def __init__(self, lab: str, period: float):
+        self.lab, self.period = lab, period
+        self.id, self.opened, self.samples = None, 0.0, None
+
+    def __enter__(self) -> "SampleWindow":
+        reply = request(self.lab, "sample-open", period=self.period)
+        self.id, self.opened = reply["id"], reply["opened"]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from emu.metrics.sampler import Samples
+        r = request(self.lab, "sample-close", id=self.id)
+        shift = r["start"] - self.opened          # the daemon's sampler counts from its own start
+        self.samples = Samples([(row[0] + shift, *row[1:]) for row in r["queues"]],
+                               [(row[0] + shift, *row[1:]) for row in r["ifaces"]], r["period"], r["taken"],
+                               r["late"], r["cpu_seconds"])

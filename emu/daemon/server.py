@@ -11,6 +11,7 @@ first submit). Requests arrive on the lab's unix socket (emu.daemon.client has t
 SIGTERM (`emu down`, `emu clean`) ends it: jobs' agents first, then the controllers, every gate
 open again and the counters removed.
 """
+import itertools
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ class LabDaemon:
         self.started = time.monotonic()
         self.flow = self.router = self.queue = self.storage = None
         self.jobs_wake = threading.Event()
+        self._windows = itertools.count(1)
         self._jobs_lock = threading.Lock()
         plan = self.lab.plan
         if plan.flow_control.lossless:
@@ -91,10 +93,20 @@ class LabDaemon:
             if op == "window-close":
                 return self.flow.close_window(request["id"])
             return [[*key, s] for key, s in self.flow.paused_all().items()]
-        if op == "samples":
-            s = self.sampler.samples
-            return {"start": self.sampler.start_time, "period": self.sampler.period, "taken": s.taken,
-                    "queues": list(s.queue_rows), "ifaces": list(s.iface_rows)}
+        if op == "samples":           # the buffer as it is (rows' t: seconds since `start`, monotonic)
+            s = self.sampler.buffer()
+            return {"start": self.sampler.start_time, "period": s.period, "taken": s.taken,
+                    "queues": s.queue_rows, "ifaces": s.iface_rows}
+        if op == "sample-open":
+            period = float(request["period"])
+            if not 0.01 <= period <= SAMPLE_PERIOD:
+                raise EmuError(f"a sampling window's period is between 10ms and {SAMPLE_PERIOD:g} s, not {period:g}")
+            wid = next(self._windows)
+            return {"id": wid, "opened": self.sampler.open_window(period, wid), "start": self.sampler.start_time}
+        if op == "sample-close":
+            w = self.sampler.close_window(request["id"])
+            return {"start": self.sampler.start_time, "period": w.period, "taken": w.taken, "late": w.late,
+                    "cpu_seconds": w.cpu_seconds, "queues": w.queue_rows, "ifaces": w.iface_rows}
         if op == "jobs-submit":
             return self.submit(request["job"], request.get("policy", "zone-aware"))
         if op == "jobs-cancel":

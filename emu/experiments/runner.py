@@ -16,7 +16,6 @@ from emu.experiments.scenario import Scenario, Step
 from emu.experiments.storage import SharedStorage
 from emu.lab import Lab
 from emu.launch import stop_agents
-from emu.metrics.sampler import Sampler
 from emu.plan import make_plan
 from emu.report import rundir
 from emu.workloads import TYPES
@@ -186,20 +185,19 @@ def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
         lab.concurrent_runs = True
         directory = rundir.create(scenario, lab.topology, lab.plan, out)
         run = Run(scenario, lab)
-        # the lab's daemon runs its flow controller and adaptive router; the run opens a window on
-        # the one and copies the other's moves from the lab's event log
+        # the lab's daemon runs its flow controller, adaptive router and sampler; the run opens a
+        # window on the first and the last, and copies the router's moves from the lab's event log
         with lab.flow_control() as flow_control:
-            sampler = Sampler(lab.plan, scenario.sample, flow_control and flow_control.paused_all)
             try:
                 if any(TYPES[step.type].storage for step in scenario.workloads):
                     run.storage()       # services up before the clock starts: a workload at 0 s reads at 0 s
-                sampler.start()
-                run.t0 = sampler.start_time
-                run.event("run", what="start", scenario=scenario.name, lab=lab.name)
-                run.play(progress)
-                run.event("run", what="end")
+                with lab.sampling(scenario.sample) as sampling:     # the daemon's sampler, at the run's period
+                    run.t0 = sampling.opened
+                    run.event("run", what="start", scenario=scenario.name, lab=lab.name)
+                    run.play(progress)
+                    run.event("run", what="end")
+                samples = sampling.samples
             finally:
-                samples = sampler.stop()
                 run.close()
         for e in read_events(lab.name, since_mono=run.t0)[0]:
             if e["type"] == "route" and e.get("by") == "adaptive":

@@ -112,25 +112,45 @@ def _columns(names, rows) -> dict[str, list]:
     return {name: list(values) for name, values in zip(names, columns)}
 
 
+@dataclass
+class Window:
+    """A stretch of an always-on sampler's rows that someone (a run) wants whole, at its period."""
+    period: float
+    since: float            # t (seconds since the sampler started) of its first sample
+    taken: int              # the sampler's counts when it opened
+    late: int
+    cpu_seconds: float
+
+
 class Sampler:
     """Read every node of a lab every `period` seconds in a background thread, until stop().
     `paused()`, if given, says how long each (node, port, vl) has been paused so far (a lossless
-    lab's flow controller), once a sample; it fills the paused_s column (0 without)."""
+    lab's flow controller), once a sample; it fills the paused_s column (0 without).
+
+    An always-on sampler (the lab's daemon's) keeps `keep` seconds of rows, and windows: while
+    one is open it samples at least every window's period and keeps the window's rows whole."""
 
     def __init__(self, plan, period: float = 0.1, paused=None, keep: float | None = None):
         """keep: seconds of rows to keep (all if None)."""
-        self.plan, self.period, self.keep = plan, period, keep
+        self.plan, self.period, self.base_period, self.keep = plan, period, period, keep
         self.paused = paused or dict
         self.peers = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
         self.readers = {n.name: NamespaceReader(n.netns) for n in plan.nodes}
         self.samples = Samples(period=period)
+        self.windows: dict[int, Window] = {}
+        self._lock = threading.Lock()          # one reading at a time (the thread's, a window's edges)
         self._stop = threading.Event()
+        self._wake = threading.Event()         # the period changed, or stop
         self._thread: threading.Thread | None = None
         self.start_time = 0.0
 
     def sample_once(self) -> None:
         """Read every node once; each row's t is when its own node was read (a sample of a large
         lab takes milliseconds, and rates between samples must not stretch by that)."""
+        with self._lock:
+            self._sample()
+
+    def _sample(self) -> None:
         q, i = self.samples.queue_rows, self.samples.iface_rows
         paused = self.paused()
         for node, reader in self.readers.items():
@@ -151,11 +171,41 @@ class Sampler:
         self.samples.taken += 1
 
     def keep_only(self, seconds: float) -> None:
-        """Drop the rows older than `seconds` (an always-on sampler's bounded buffer)."""
-        cut = time.monotonic() - self.start_time - seconds
-        for rows in (self.samples.queue_rows, self.samples.iface_rows):
-            old = next((k for k, row in enumerate(rows) if row[0] >= cut), len(rows))
-            del rows[:old]
+        """Drop the rows older than `seconds` that no open window holds (a bounded buffer)."""
+        with self._lock:
+            cut = min([time.monotonic() - self.start_time - seconds] + [w.since for w in self.windows.values()])
+            for rows in (self.samples.queue_rows, self.samples.iface_rows):
+                old = next((k for k, row in enumerate(rows) if row[0] >= cut), len(rows))
+                del rows[:old]
+
+    def buffer(self) -> Samples:
+        """A copy of what is kept now (t: seconds since the sampler started)."""
+        with self._lock:
+            s = self.samples
+            return Samples(list(s.queue_rows), list(s.iface_rows), self.period, s.taken, s.late, s.cpu_seconds)
+
+    def open_window(self, period: float, wid: int) -> float:
+        """Sample at least every `period` until close_window(wid); returns the monotonic time of
+        the window's first sample, taken now."""
+        with self._lock:
+            now = time.monotonic()
+            self.windows[wid] = Window(period, now - self.start_time, self.samples.taken, self.samples.late,
+                                       self.samples.cpu_seconds)
+            self.period = min([self.base_period] + [w.period for w in self.windows.values()])
+            self._sample()
+        self._wake.set()
+        return now
+
+    def close_window(self, wid: int) -> Samples:
+        """The window's samples, its closing one taken now (t: seconds since the sampler started)."""
+        with self._lock:
+            self._sample()
+            w = self.windows.pop(wid)
+            self.period = min([self.base_period] + [x.period for x in self.windows.values()])
+            return Samples([r for r in self.samples.queue_rows if r[0] >= w.since],
+                           [r for r in self.samples.iface_rows if r[0] >= w.since], w.period,
+                           self.samples.taken - w.taken, self.samples.late - w.late,
+                           self.samples.cpu_seconds - w.cpu_seconds)
 
     def _run(self) -> None:
         cpu0 = time.thread_time()
@@ -170,7 +220,9 @@ class Sampler:
             self.sample_once()
             self.samples.cpu_seconds = time.thread_time() - cpu0
             slot += self.period
-            self._stop.wait(max(0.0, slot - time.monotonic()))
+            if self._wake.wait(max(0.0, slot - time.monotonic())):     # a window opened (or stop)
+                self._wake.clear()
+                slot = time.monotonic() + self.period
 
     def start(self) -> "Sampler":
         self.start_time = time.monotonic()
@@ -180,6 +232,7 @@ class Sampler:
 
     def stop(self) -> Samples:
         self._stop.set()
+        self._wake.set()
         if self._thread:
             self._thread.join()
         self.sample_once()                                       # the closing sample

@@ -175,3 +175,18 @@ def test_down_ends_a_hung_daemon_and_leaves_nothing(make_lab, lab_name):
     assert daemon.daemon_pid(lab.name) is None
     assert not [f for f in os.listdir(STATE_DIR) if f.startswith(lab.name + ".")]
     assert not [n for n in os.listdir("/run/netns") if n.startswith(f"emu-{lab.name}-")]
+
+
+def test_a_run_samples_through_the_daemon_at_its_own_period(make_lab, lab_name):
+    from emu.experiments.flows import Flow, run_flows
+    lab = make_lab(build("star", lab_name, hosts=2, rate="100Mbit"))
+    with lab.sampling(0.05) as window:
+        assert daemon.request(lab.name, "status")["sampler"]["period_s"] == 0.05
+        run_flows(lab, [Flow("c0", "c1")], 1.0)
+    s = window.samples
+    elapsed = max(s.ifaces["t"])
+    assert s.period == 0.05 and s.taken >= 0.6 * elapsed / 0.05, (s.taken, elapsed)
+    assert min(s.ifaces["t"]) >= 0 and min(s.queues["t"]) < 0.05       # its first sample when it opened
+    sent = [b for n, b in zip(s.ifaces["node"], s.ifaces["tx_bytes"]) if n == "c0"]
+    assert sent[-1] - sent[0] > 5_000_000, sent[-1] - sent[0]            # the flow's bytes, as c0's port counted
+    assert daemon.request(lab.name, "status")["sampler"]["period_s"] == 1.0     # back to the always-on period
