@@ -43,6 +43,7 @@ _BENCH_HELP = {
     "alltoall": "All-to-all (expert parallelism).",
 }
 
+
 class BenchGroup(click.Group):
     """Also answers to nccl-tests' binary names: all_reduce_perf, all_gather_perf, ..."""
 
@@ -50,10 +51,12 @@ class BenchGroup(click.Group):
         from emu.experiments.nccl_flags import collective
         return super().get_command(ctx, collective(name) or name)
 
+
 @main.group(cls=BenchGroup)
 def bench():
     """Collectives across a lab's compute nodes, nccl-tests style (its flags and its names, as
     all_reduce_perf -b 8M -e 186M -f 2). Columns are projected to the real system."""
+
 
 def _bench_command(coll: str, algos: tuple[str, ...]):
     def command(lab_opt, algo=algos[0], **options):
@@ -67,6 +70,7 @@ def _bench_command(coll: str, algos: tuple[str, ...]):
                                     f"or all")(command)
     return bench.command(coll, short_help=_BENCH_HELP[coll])(command)
 
+
 def _algos(given: str, known: tuple[str, ...]) -> list[str]:
     """--algo as typed: one algorithm, a comma list, or all."""
     chosen = list(known) if given == "all" else [a.strip() for a in given.split(",") if a.strip()]
@@ -77,6 +81,7 @@ def _algos(given: str, known: tuple[str, ...]) -> list[str]:
 
 for _coll, _algos_of in COLLECTIVES.items():
     _bench_command(_coll, _algos_of)
+
 
 def _run_bench(target, coll, algos, nodes, minbytes, maxbytes, stepfactor, stepbytes, sizes, dilation, dtype, op,
                as_json, plot, **choices):

@@ -10,6 +10,7 @@ from emu.terminate import clean_up_on_sigterm
 
 console = Console()
 
+
 class EmuGroup(click.Group):
     """Turn every EmuError into one line on stderr and exit status 1; SIGTERM into a clean exit."""
 
@@ -21,6 +22,7 @@ class EmuGroup(click.Group):
             click.echo(f"emu: {e}", err=True)
             sys.exit(1)
 
+
 @click.group(cls=EmuGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="emu", prog_name="emu")
 def main():
@@ -31,6 +33,7 @@ def main():
 # the others act on a lab, and acting on whichever lab happens to be up could be someone else's.
 lab_option = click.option("--lab", "lab_opt", metavar="LAB", help="the lab's name")
 
+
 def lab_name(positional: str | None, option: str | None, required: bool = True) -> str | None:
     if positional and option and positional != option:
         raise EmuError(f"two lab names given ({positional} and --lab {option})")
@@ -38,6 +41,7 @@ def lab_name(positional: str | None, option: str | None, required: bool = True) 
     if name is None and required:
         raise EmuError("name the lab (LAB or --lab LAB; see 'emu ls')")
     return name
+
 
 def attach(positional: str | None = None, option: str | None = None, required: bool = True, acts: bool = True):
     """The named lab; `acts`: the verb runs programs in it, which needs root (checked before any output)."""
@@ -48,10 +52,12 @@ def attach(positional: str | None = None, option: str | None = None, required: b
         require_root("run programs in lab nodes")
     return lab
 
+
 def lab_or_all(fn):
     """A destructive verb's subject: LAB (or --lab LAB), or --all; one of them, never neither."""
     fn = click.option("--all", "every", is_flag=True, help="every lab on the machine")(fn)
     return click.argument("lab", required=False)(lab_option(fn))
+
 
 def one_or_all(lab, lab_opt, every, what: str) -> str | None:
     """The named lab, or None for --all."""

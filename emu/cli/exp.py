@@ -10,6 +10,7 @@ def experiment():
     """The paper's congestion study: each experiment builds its labs, runs its variants and prints
     one table with a verdict on the paper's claim (see docs/guide.md: The congestion study)."""
 
+
 def study_command(name: str, doc: str):
     @experiment.command(name, help=doc)
     @click.option("--lab", "lab_opt", metavar="NAME",
@@ -23,6 +24,7 @@ def study_command(name: str, doc: str):
     def command(lab_opt, flow_control, out, quick, as_json, buffer=None):
         _run_study(name, lab_opt, flow_control, out, quick, as_json, buffer)
     return command
+
 
 def _run_study(name, lab_opt, flow_control, out, quick, as_json, buffer=None):
     from emu.fabric.apply import require_root

@@ -15,6 +15,8 @@ from emu.units import format_rate
 @lab_option
 @click.option("--sweep-delay", default="1s", show_default=True,
               help="when the subnet manager sweeps and installs routes over the links that are up")
+
+
 @click.option("--json", "as_json", is_flag=True)
 def link(state, a, b, lab_opt, sweep_delay, as_json):
     """Take the link A <-> B of a lab down or up; the subnet manager reroutes after its sweep delay."""
@@ -33,9 +35,11 @@ def link(state, a, b, lab_opt, sweep_delay, as_json):
     for line in changes:
         console.print(f"  {line}")
 
+
 @main.group()
 def fault():
     """Inject hardware faults into a running lab (the validator should catch them)."""
+
 
 @fault.command("link")
 @click.argument("a")
@@ -52,12 +56,15 @@ def fault_link(a, b, lab_opt, rate_factor):
     target.set_link_rate(a, b, rate)
     console.print(f"{a} <-> {b} now runs at {format_rate(rate)} ({rate_factor:.0%} of its planned rate)")
 
+
 @fault.command("gpu")
 @click.argument("node")
 @lab_option
 @click.option("--gpu", type=int, required=True)
 @click.option("--corrupt", "kind", flag_value="corrupt", default=True,
               help="a region of its memory reads back other bytes than written (an Xid memory error; the default)")
+
+
 @click.option("--lost", "kind", flag_value="lost", help="it stops answering (Xid 79, fallen off the bus)")
 @click.option("--healthy", "kind", flag_value="healthy", help="undo this GPU's fault")
 def fault_gpu(node, lab_opt, gpu, kind):
@@ -66,6 +73,7 @@ def fault_gpu(node, lab_opt, gpu, kind):
     target.set_gpu_fault(node, gpu, None if kind == "healthy" else kind)
     console.print(f"{node} GPU {gpu}: " + {"corrupt": "corrupts a region of its memory", "lost": "stops answering",
                                           "healthy": "healthy"}[kind])
+
 
 @fault.command("ssd")
 @click.argument("node")
@@ -78,6 +86,7 @@ def fault_ssd(node, lab_opt, ssd, rate_factor):
     target.set_ssd_fault(node, ssd, None if rate_factor == 1 else rate_factor)
     console.print(f"{node} SSD {ssd} now runs at {rate_factor:.0%} of its rate")
 
+
 @fault.command("memory")
 @click.argument("node")
 @lab_option
@@ -87,6 +96,7 @@ def fault_memory(node, lab_opt, rate_factor):
     target = attach(None, lab_opt)
     target.set_mem_fault(node, None if rate_factor == 1 else rate_factor)
     console.print(f"{node} host memory now runs at {rate_factor:.0%} of its modelled rate")
+
 
 @fault.command("clear")
 @lab_option

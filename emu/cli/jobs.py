@@ -11,6 +11,7 @@ from emu.errors import EmuError
 def jobs():
     """Training jobs under the lab's scheduler (in the lab's daemon, started by the first submit)."""
 
+
 @jobs.command("submit")
 @lab_option
 @click.option("--name", required=True, help="the job's name (unique among the lab's jobs)")
@@ -23,6 +24,8 @@ def jobs():
 @click.option("--checkpoint", "period", help="checkpoint period, e.g. 2s (needed to be interrupted and resumed)")
 @click.option("--policy", type=click.Choice(["zone-aware", "naive"]), default="zone-aware", show_default=True,
               help="the scheduler's policy (set by the lab's first submit)")
+
+
 def jobs_submit(lab_opt, name, model, need, steps, priority, backend, batch, period, policy):
     """Queue a job on a running lab."""
     from emu.daemon.client import request
@@ -37,6 +40,7 @@ def jobs_submit(lab_opt, name, model, need, steps, priority, backend, batch, per
     message = request(target.name, "jobs-submit", job=job, policy=policy)
     console.print(f"{message} on lab [bold]{target.name}[/] ('emu jobs ls')")
 
+
 @jobs.command("ls")
 @click.argument("lab", required=False)
 @lab_option
@@ -50,6 +54,7 @@ def jobs_ls(lab, lab_opt, as_json):
         click.echo(json.dumps(state, indent=1))
     else:
         console.print(jobs_table(state))
+
 
 @jobs.command("cancel")
 @click.argument("name")

@@ -30,6 +30,7 @@ def up(file, name, as_json):
         return
     console.print(f"lab [bold]{lab.name}[/] up in {seconds:.2f} s: {topo.summary()}")
 
+
 @main.command()
 @lab_or_all
 @click.option("--json", "as_json", is_flag=True)
@@ -46,6 +47,7 @@ def down(lab, lab_opt, every, as_json):
             console.print(f"lab [bold]{target.name}[/] down in {done[-1]['down_seconds']:.2f} s")
     if as_json:
         click.echo(json.dumps(done, indent=1))
+
 
 @main.command("ls")
 @click.option("--json", "as_json", is_flag=True)
@@ -68,6 +70,7 @@ def list_labs(as_json):
         return
     console.print(labs_table(rows))
 
+
 @main.command()
 @click.argument("lab", required=False)
 @lab_option
@@ -88,6 +91,7 @@ def status(lab, lab_opt, as_json, changes):
         return
     for part in status_tables(st):
         console.print(part)
+
 
 @main.command()
 @click.argument("lab", required=False)
@@ -111,6 +115,7 @@ def events(lab, lab_opt, as_json, follow):
         time.sleep(0.2)
         found, offset = read_events(name, offset=offset)
 
+
 @main.command()
 @click.argument("lab", required=False)
 @lab_option
@@ -130,6 +135,7 @@ def daemon(lab, lab_opt, restart, as_json):
     else:
         raise EmuError(st["message"])
 
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @lab_option
 @click.argument("node")
@@ -142,6 +148,7 @@ def exec(lab_opt, node, cmd):
     except FileNotFoundError:
         raise EmuError(f"{cmd[0]}: command not found") from None
     sys.exit(proc.wait())
+
 
 @main.command()
 @lab_or_all
@@ -157,6 +164,7 @@ def clean(lab, lab_opt, every, as_json):
         console.print("nothing to clean")
     for lab, count in sorted(removed.items()):
         console.print(f"removed lab [bold]{lab}[/] ({count} namespaces)")
+
 
 @main.command()
 @click.argument("lab", required=False)

@@ -30,6 +30,7 @@ def validate(lab, lab_opt, nodes, as_json):
     if not all(r["ok"] for r in rows):
         sys.exit(1)
 
+
 @main.command()
 @click.argument("lab", required=False)
 @lab_option
@@ -61,6 +62,7 @@ def top(lab, lab_opt, rows, count):
         pass
     finally:
         watch.close()
+
 
 @main.command()
 @lab_option

@@ -23,6 +23,7 @@ def run_cmd(scenario, out, as_json, lab_opt):
         summary, directory = run_scenario(spec, out, step.set, lab_opt)
     print_run(summary, directory, as_json)
 
+
 def print_run(summary: dict, directory, as_json: bool) -> None:
     """A run's summary (a table, or JSON with run_dir); the run directory last."""
     from emu.report.tables import json_rows, run_summary_table
@@ -32,15 +33,19 @@ def print_run(summary: dict, directory, as_json: bool) -> None:
     console.print(run_summary_table(summary))
     click.echo(str(directory))
 
+
 @main.group("model")
 def model_group():
     """The flow-level model: the lab's topology, routes and VL weights, flows as fluids (no root)."""
+
 
 @model_group.command("run")
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--out", help="run directory (default: runs/<scenario name>-<UTC time>/)")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="a file of what the model lacks, fitted from lab runs (scripts/calibrate_model.py)")
+
+
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON (with run_dir)")
 def model_run_cmd(scenario, out, calibration, as_json):
     """Play a scenario file's workloads in the flow model; writes a run directory like `emu run`."""
@@ -54,12 +59,17 @@ def model_run_cmd(scenario, out, calibration, as_json):
         summary, directory = model_run(spec, out, fitted)
     print_run(summary, directory, as_json)
 
+
 @main.command("sweep")
 @click.argument("grid", type=click.Path(dir_okay=False))
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: the points one after another here; ray: on Ray workers that advertise emu_host")
+
+
 @click.option("--engine", type=click.Choice(["lab", "model"]), default="lab", show_default=True,
               help="lab: each point in its own lab (root); model: in the flow model")
+
+
 @click.option("--out", help="sweep directory (default: runs/sweep-<grid name>-<UTC time>/)")
 def sweep_cmd(grid, executor, engine, out):
     """Run a scenario over a grid of parameters (GRID.yaml: scenario, grid); prints the sweep directory last."""
@@ -70,6 +80,7 @@ def sweep_cmd(grid, executor, engine, out):
         directory = sweep(grid, out, executor, engine, step.set)
     click.echo((directory / "sweep.md").read_text())
     click.echo(str(directory))
+
 
 @main.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
@@ -84,6 +95,7 @@ def report_cmd(run_dir, as_json):
     else:
         console.print(run_summary_table(summary))
         click.echo(f"{run_dir}/report.md")
+
 
 @main.command("compare")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))

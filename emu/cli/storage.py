@@ -11,14 +11,19 @@ from emu.errors import EmuError
 def storage():
     """3FS-style storage in a lab."""
 
+
 @storage.command("incast")
 @lab_option
 @click.option("--client", required=True, help="the node that reads")
 @click.option("--senders", help="storage services per read, a list (default: 1, 2, 4, ... up to the lab's storage nodes)")
 @click.option("--rts", type=click.Choice(["on", "off", "both"]), default="on", show_default=True,
               help="request-to-send; both: off, then on, in one table and one plot")
+
+
 @click.option("--rts-limit", default=1, show_default=True,
               help="transmissions the client grants at once (1 keeps 16+ senders above 80% through 32 KiB buffers)")
+
+
 @click.option("--chunk-size", default=64 * 1024, show_default=True, help="bytes per chunk")
 @click.option("--chunks-per-sender", default=8, show_default=True)
 @click.option("--rounds", default=3, show_default=True, help="reads of the whole file")
@@ -58,6 +63,7 @@ def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_
         console.print(incast_table(rows, f"incast into {client} on {target.name} (scale {target.plan.scale:g}, "
                                          f"chunk {chunk_size} B{limit})"))
 
+
 @storage.command("bench")
 @lab_option
 @click.option("--clients", help="comma-separated client nodes (default: every compute node)")
@@ -87,6 +93,7 @@ def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_js
         click.echo(json_rows(r, [k for k in r if k != "per_client"]))
         return
     console.print(storage_bench_line(r))
+
 
 @storage.command("checkpoint")
 @lab_option

@@ -12,6 +12,7 @@ from emu.errors import EmuError
 def topo():
     """Check and draw topology files."""
 
+
 @topo.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
@@ -27,6 +28,7 @@ def check(file, as_json):
                                "scale": topo.scale, "routing": topo.routing}, indent=1))
         return
     console.print(f"ok: {topo.summary()}")
+
 
 @topo.command()
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -57,11 +59,14 @@ def plan(file, name, as_json, lines):
         for part in plan_tables(lab_plan):
             console.print(part)
 
+
 @topo.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @lab_option
 @click.option("-o", "--out", required=True,
               help="output file: .png, .svg or .pdf (a picture), .dot (Graphviz) or .mmd (Mermaid)")
+
+
 @click.option("--ports", is_flag=True, help="label each link end with its interface name")
 def graph(file, lab_opt, out, ports):
     """Draw FILE, or the running lab --lab LAB: zones side by side, hosts under their leaves."""
@@ -79,6 +84,7 @@ def graph(file, lab_opt, out, ports):
         plan = make_plan(topo, topo.name) if ports else None
     write(topo, out, plan=plan if ports else None, title=title)
     console.print(f"wrote {out}")
+
 
 @main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
