@@ -36,7 +36,13 @@ def log_path(lab: str) -> Path:
 
 
 def restart_hint(lab: str) -> str:
-    return f"the daemon of lab {lab!r} is not running: emu daemon {lab} --restart"
+    """The one line for a lab whose daemon is gone: what it said last, if anything, and the cure."""
+    try:
+        said = [line for line in log_path(lab).read_text().splitlines() if line.strip()][-1:]
+    except OSError:
+        said = []
+    last = f" (it said: {said[0].strip()[:200]})" if said else ""
+    return f"the daemon of lab {lab!r} is not running{last}: emu daemon {lab} --restart"
 
 
 def daemon_pid(lab: str) -> int | None:
@@ -88,11 +94,11 @@ def stop(lab: str, timeout: float = STOP_TIMEOUT) -> None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         # a stopped daemon (SIGSTOP, a debugger) hears nothing until it runs again: no use waiting
-        while daemon_pid(lab) == pid and time.monotonic() < deadline and _state(pid) not in ("T", "t"):
+        while _state(pid) not in (None, "Z", "T", "t") and time.monotonic() < deadline:
             time.sleep(0.02)
-        if daemon_pid(lab) == pid:
+        if _state(pid) not in (None, "Z"):
             os.kill(pid, signal.SIGKILL)
-            while daemon_pid(lab) == pid:
+            while _state(pid) not in (None, "Z"):       # gone before its lab's next daemon may start
                 time.sleep(0.02)
     for path in (pid_path(lab), socket_path(lab)):
         path.unlink(missing_ok=True)

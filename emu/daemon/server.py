@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 
-from emu.daemon.client import pid_path, socket_path
+from emu.daemon.client import socket_path
 from emu.errors import EmuError
 from emu.lab import CHANGES, Lab
 
@@ -215,9 +215,5 @@ class LabDaemon:
         if self.flow:
             self.flow.stop()        # every gate open, the counters removed
         self.lab.log.append("daemon", what="stop", pid=os.getpid())
-        try:
-            if int(pid_path(self.lab.name).read_text()) == os.getpid():
-                pid_path(self.lab.name).unlink()
-                socket_path(self.lab.name).unlink(missing_ok=True)
-        except (OSError, ValueError):
-            pass
+        # its PID file and socket are the stopper's to remove (emu.daemon.client.stop), once this
+        # process is gone: a lab brought down and up again under one name never meets its old daemon

@@ -136,8 +136,9 @@ def test_a_killed_daemon_is_one_line_restarts_and_clean_leaves_nothing(make_lab,
     assert [line for line in shown.splitlines() if hint in line] and "daemon PID" not in shown, shown
     assert json.loads(emu("status", lab.name, "--json").stdout)["daemon"]["alive"] is False
     refused = emu("link", "down", "c0", "sw0", "--lab", lab.name, check=False)
-    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [f"emu: the daemon of lab "
-                                                                             f"{lab.name!r} is not running: {hint}"]
+    (line,) = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and line.startswith(f"emu: the daemon of lab {lab.name!r} is not running")
+    assert line.endswith(f": {hint}"), line
     emu("daemon", lab.name, "--restart")        # its counters were left attached: it replaces them
     st = json.loads(emu("status", lab.name, "--json").stdout)["daemon"]
     assert st["alive"] and "flow-control" in st["controllers"] and st["pid"] != pid
