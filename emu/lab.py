@@ -23,8 +23,9 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from functools import cached_property
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from emu import labfiles
 from emu.daemon import client as daemon
@@ -99,6 +100,8 @@ class NodeHandle:
     netns: str
     addrs: tuple[str, ...]
     forwards: bool = False
+    # called before a program starts here: the lab's control plane must run before its traffic does
+    before_run: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def addr(self) -> str:
@@ -108,6 +111,8 @@ class NodeHandle:
     def popen(self, argv, **kwargs) -> subprocess.Popen:
         """Start argv in the node's namespace; keyword arguments go to subprocess.Popen."""
         apply.require_root("run programs in lab nodes")
+        if self.before_run:
+            self.before_run()
         return netns.popen(self.netns, list(argv), **kwargs)
 
     def run(self, argv, timeout: float | None = None, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
@@ -137,6 +142,7 @@ class Lab:
         self.log = EventLog(self.name, state.get("created", time.time())) if writer else None
         self._topology: Topology | None = None
         self._plan: LabPlan | None = None
+        self._ready = writer             # the daemon is known to run (in the daemon: itself)
         self.backend = backend.get(state.get("backend", "kernel"))
         # Set by a scenario run, which checked for stale agents once and then starts several
         # launchers at once (each would take the others' agents for stale ones).
@@ -476,7 +482,15 @@ class Lab:
             n = self.plan.node(name)
         except KeyError:
             raise EmuError(f"lab {self.name!r} has no node {name!r}") from None
-        return NodeHandle(n.name, n.kind, n.netns, tuple(n.addrs), n.forwards)
+        return NodeHandle(n.name, n.kind, n.netns, tuple(n.addrs), n.forwards, self.ready)
+
+    def ready(self) -> None:
+        """Wait until the lab's daemon runs its controllers (it starts in the background of
+        Lab.up, in about 0.3 s): no program of the lab runs unflow-controlled or unsampled. One
+        line naming `emu daemon LAB --restart` if it is gone."""
+        if not self._ready:
+            daemon.request(self.name, "status")
+            self._ready = True
 
     def nodes(self, kind: str | None = None) -> list[NodeHandle]:
         return [self.node(n.name) for n in self.plan.nodes if kind in (None, n.kind)]

@@ -129,7 +129,9 @@ def test_a_killed_daemon_is_one_line_restarts_and_clean_leaves_nothing(make_lab,
     daemon.request(lab.name, "status")          # up and running its controllers
     pid = daemon.daemon_pid(lab.name)
     os.kill(pid, signal.SIGKILL)
-    while daemon.daemon_pid(lab.name) == pid:
+    deadline = time.monotonic() + 10
+    while daemon.daemon_pid(lab.name) == pid:          # until the kernel has it dead (reaped or not)
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     hint = f"emu daemon {lab.name} --restart"
     shown = emu("status", lab.name).stdout
