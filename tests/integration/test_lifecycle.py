@@ -307,6 +307,7 @@ def test_a_foreign_namespace_under_our_name_is_never_touched(lab_name):
 
 def test_a_program_in_a_deleted_namespace_is_one_line(make_lab, lab_name):
     lab = make_lab(build("star", lab_name, hosts=2))
+    lab.ready()                 # its daemon up first (one reading the namespace is not what this is about)
     node = lab.node("c0")
     subprocess.run(["ip", "netns", "del", node.netns], check=True)
     with pytest.raises(EmuError, match="does not exist"):
