@@ -37,7 +37,11 @@ def retransmits(netns: str) -> int:
 
 def tcp_mesh(hosts, timeout: float = 20.0) -> MeshResult:
     """hosts: NodeHandle-like objects (name, netns, addrs). Every host connects to every address of every other."""
-    return asyncio.run(_mesh(list(hosts), timeout))
+    hosts = list(hosts)
+    for h in hosts:         # traffic, as a program in the node would send: after the lab's daemon is up
+        if getattr(h, "before_run", None):
+            h.before_run()
+    return asyncio.run(_mesh(hosts, timeout))
 
 
 async def _mesh(hosts, timeout) -> MeshResult:
