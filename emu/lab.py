@@ -550,9 +550,11 @@ def clean(only: str | None = None) -> dict[str, int]:
     apply.require_root("clean labs up")
     if only is not None:
         check_lab_name(only)
-    for name in Lab.names():        # daemons first: they end their agents and leave no gate shut
-        if only in (None, name):
-            daemon.stop(name)
+    # daemons first (they end their agents and leave no gate shut), those of labs whose state file
+    # is gone too: a daemon is found by its own PID file
+    with_daemons = [n for n in sorted(set(Lab.names()) | set(daemon.labs())) if only in (None, n)]
+    for name in with_daemons:
+        daemon.stop(name)
     fabric = backend.get()
     removed: dict[str, int] = {}
     for lab, names in fabric.owned(only).items():
@@ -568,6 +570,10 @@ def clean(only: str | None = None) -> dict[str, int]:
         # Namespaces created in the instant before their marks were set are known only here.
         removed[name] = removed.get(name, 0) + len([n for n in names if netns.netns_path(n).exists()])
         fabric.destroy(names)
+        _remove_files(name)
+    for name in with_daemons:       # labs known by their daemon's files alone, too
+        removed.setdefault(name, 0)
+    for name in removed:            # the files of labs found by their marks or daemons alone
         _remove_files(name)
     # names views whose lab left no state file (killed, or the machine rebooted: /etc outlives /run)
     for hosts_file in hosts.views(netns_name(only or "*", "*")):

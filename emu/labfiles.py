@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from emu.errors import EmuError, shorten
-from emu.topo.model import MAX_LAB_NAME, NAME_RE
+from emu.topo.model import MAX_LAB_NAME, NAME_RE  # noqa: F401  (MAX_LAB_NAME: also the daemon client's)
 
 STATE_DIR = Path(os.environ.get("EMU_STATE_DIR", "/run/emu"))
 

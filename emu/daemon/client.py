@@ -35,6 +35,15 @@ def log_path(lab: str) -> Path:
     return lab_file(lab, ".daemon.log")
 
 
+def labs() -> list[str]:
+    """The labs that have a daemon's PID file (running or not): `emu clean` finds daemons by it."""
+    from emu import labfiles
+    if not labfiles.STATE_DIR.is_dir():
+        return []
+    names = [p.name[: -len(".daemon.pid")] for p in labfiles.STATE_DIR.glob("*.daemon.pid")]
+    return [n for n in names if len(n) <= labfiles.MAX_LAB_NAME and labfiles.NAME_RE.fullmatch(n)]
+
+
 def restart_hint(lab: str) -> str:
     """The one line for a lab whose daemon is gone: what it said last, if anything, and the cure."""
     try:
