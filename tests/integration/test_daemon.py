@@ -39,6 +39,16 @@ def exec_in(lab, node, *argv) -> subprocess.Popen:
                             cwd=REPO)
 
 
+def wait_until(state, bound: float, what: str):
+    """Poll for a state the system reports (a counter, a job's row, a process's state) until it
+    holds; fail naming it after `bound` seconds. Returns the state's last value."""
+    deadline = time.monotonic() + bound
+    while not (value := state()):
+        assert time.monotonic() < deadline, f"{what} within {bound:g} s"
+        time.sleep(0.01)
+    return value
+
+
 def events(lab, event_type=None) -> list[dict]:
     found = json.loads(emu("events", lab.name, "--json").stdout)
     return [e for e in found if event_type in (None, e["type"])]
@@ -76,10 +86,8 @@ def test_flows_started_by_hand_on_an_adaptive_lab_are_moved(make_lab, lab_name):
     sent0 = interface_counters([ns])[ns][via[c4]]["tx_bytes"]
     clients = [exec_in(lab, src, "-m", "agents.traffic", "client", "--dst", lab.node(dst).addr, "--port", "5201",
                        "--seconds", "3") for src, dst in (("c0", "c4"), ("c1", "c6"))]
-    deadline = time.monotonic() + 30
-    while interface_counters([ns])[ns][via[c4]]["tx_bytes"] - sent0 < 256 * 1024:     # both flows' bytes flow
-        assert time.monotonic() < deadline, "the flows never started"
-        time.sleep(0.01)
+    wait_until(lambda: interface_counters([ns])[ns][via[c4]]["tx_bytes"] - sent0 >= 256 * 1024, 30,
+               "the flows' bytes on the shared uplink")
     flowing = time.monotonic()
     for p in clients + servers:
         p.communicate(timeout=60)
@@ -95,11 +103,8 @@ def test_jobs_run_under_the_flow_controller(make_lab, lab_name):
     before = daemon.request(lab.name, "status")
     assert "flow-control" in before["controllers"]
     emu("jobs", "submit", "--lab", lab.name, "--name", "j", "--nodes", "2", "--steps", "4", "--batch", "4")
-    deadline = time.monotonic() + 120
-    while (job := json.loads(emu("jobs", "ls", lab.name, "--json").stdout)["jobs"][0])["state"] in ("queued",
-                                                                                                   "running"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
+    job = wait_until(lambda: next((j for j in json.loads(emu("jobs", "ls", lab.name, "--json").stdout)["jobs"]
+                                   if j["state"] not in ("queued", "running")), None), 120, "the job's end")
     assert job["state"] == "done", job
     after = daemon.request(lab.name, "status")
     # the job's allreduce crossed the spine: the controller read the switches while it ran
@@ -129,10 +134,7 @@ def test_a_killed_daemon_is_one_line_restarts_and_clean_leaves_nothing(make_lab,
     daemon.request(lab.name, "status")          # up and running its controllers
     pid = daemon.daemon_pid(lab.name)
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while daemon.daemon_pid(lab.name) == pid:          # until the kernel has it dead (reaped or not)
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: daemon.daemon_pid(lab.name) != pid, 10, "the killed daemon dead (reaped or not)")
     hint = f"emu daemon {lab.name} --restart"
     shown = emu("status", lab.name).stdout
     assert [line for line in shown.splitlines() if hint in line] and "daemon PID" not in shown, shown
