@@ -1,8 +1,19 @@
 """python -m emu.daemon LAB [--restart]: a lab's daemon (emu.daemon.server)."""
-import argparse
+import faulthandler
+import signal
 import sys
+import threading
 
-from emu.errors import EmuError
+# Before anything else: a SIGTERM that comes while the daemon is still starting (the lab brought
+# down at once) must end it cleanly, not by the default action that leaves no word; a crash in
+# native code (BPF, netlink) leaves its traceback in the daemon's log.
+STOP = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+faulthandler.enable()
+
+import argparse  # noqa: E402
+
+from emu.errors import EmuError  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -12,7 +23,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from emu.daemon.server import LabDaemon
     try:
-        LabDaemon(args.lab, args.restart).serve()
+        daemon = LabDaemon(args.lab, args.restart, stopping=STOP)
+        if STOP.is_set():
+            print(f"emu daemon {args.lab}: SIGTERM while starting; stopping", file=sys.stderr)
+        daemon.serve()
     except EmuError as e:
         print(f"emu daemon {args.lab}: {e}", file=sys.stderr)
         return 1

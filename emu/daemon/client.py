@@ -44,13 +44,31 @@ def labs() -> list[str]:
     return [n for n in names if len(n) <= labfiles.MAX_LAB_NAME and labfiles.NAME_RE.fullmatch(n)]
 
 
+_STARTED: dict[str, subprocess.Popen] = {}     # lab -> the daemon this process started (how it ended)
+
+
 def restart_hint(lab: str) -> str:
-    """The one line for a lab whose daemon is gone: what it said last, if anything, and the cure."""
+    """The one line for a lab whose daemon is gone: how it ended if this process started it, what
+    it said last, if anything, and the cure."""
     try:
         said = [line for line in log_path(lab).read_text().splitlines() if line.strip()][-1:]
     except OSError:
         said = []
     last = f" (it said: {said[0].strip()[:200]})" if said else ""
+    proc = _STARTED.get(lab)
+    try:
+        code = proc.wait(timeout=0.5) if proc is not None else None     # its reaper may not have run yet
+    except subprocess.TimeoutExpired:
+        code = None
+    if code is not None:
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        last = f" (PID {proc.pid}, {how}){last}"
+    elif proc is not None:          # should not be: say what the PID file holds instead
+        try:
+            held = pid_path(lab).read_text().strip() or "nothing"
+        except OSError:
+            held = "nothing (it is missing)"
+        last = f" (PID {proc.pid} runs, but {pid_path(lab)} holds {held}){last}"
     return f"the daemon of lab {lab!r} is not running{last}: emu daemon {lab} --restart"
 
 
@@ -88,6 +106,7 @@ def start(lab: str, restart: bool = False) -> int:
                                 cwd=Path(__file__).resolve().parents[2])
     # reaped when it ends, whoever ends it (`emu down` in another process): no zombie is left here
     threading.Thread(target=proc.wait, name=f"emu-daemon-{lab}-reaper", daemon=True).start()
+    _STARTED[lab] = proc
     tmp = pid_path(lab).with_suffix(".tmp")
     tmp.write_text(str(proc.pid))
     tmp.rename(pid_path(lab))

@@ -30,10 +30,11 @@ STORAGE_PORT_OFFSET = 500   # the jobs' storage cluster beside a scenario run's
 
 
 class LabDaemon:
-    def __init__(self, name: str, restart: bool = False):
+    def __init__(self, name: str, restart: bool = False, stopping: threading.Event | None = None):
+        """stopping: set by SIGTERM (python -m emu.daemon installs that handler first thing)."""
         self.lab = Lab(Lab.get(name).state, writer=True)
         self.lab.concurrent_runs = True          # jobs run side by side, each on ports of its own
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
         self.started = time.monotonic()
         self.flow = self.router = self.queue = self.storage = None
         self.jobs_wake = threading.Event()
@@ -190,7 +191,8 @@ class LabDaemon:
         listener.bind(str(path))
         os.chmod(path, 0o600)
         listener.listen(64)
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         threading.Thread(target=self._accept, args=(listener,), name="emu-daemon-accept", daemon=True).start()
         try:
             self.stopping.wait()
