@@ -8,7 +8,9 @@ The state file (/run/emu/<lab>.json, on tmpfs like the namespaces themselves) ho
 Topology and the LabPlan as installed (runtime changes included, each also logged in the lab's
 event log). It is claimed before anything is created, so `emu clean` finds a lab even if the
 process that built it was killed; the kernel's ownership marks find it even if the state
-file is lost. Kernel work goes through the lab's backend (emu.fabric.backend).
+file is lost. Where each node is realised is the backend's Layout, kept beside the plan; every
+change, reading and program start goes through the lab's backend (emu.backends), and this
+module imports none of a backend's modules.
 
 Once built, a lab has a daemon (emu.daemon) for its whole life: the single writer of its state
 and its event log, and the runner of its controllers. A Lab object anywhere else is the lab's
@@ -27,15 +29,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from emu import labfiles
+from emu import backends, labfiles
+from emu.backends import Backend, Layout
 from emu.daemon import client as daemon
 from emu.errors import EmuError, FabricError
 from emu.eventlog import EventLog
-from emu.fabric import apply, backend, hosts, netns
-from emu.labfiles import check_lab_name, events_path, hosts_path, state_path
-from emu.plan import LabPlan, make_plan, netns_name
+from emu.labfiles import check_lab_name, events_path, state_path
+from emu.plan import LabPlan, make_plan
 from emu.plan.queues import at_rate
 from emu.plan.routing import Route
+from emu.root import require_root
 from emu.topo.loader import topology_from_dict
 from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
 
@@ -82,24 +85,25 @@ def _write_state(lab: str, state: dict, exclusive: bool = False) -> None:
     tmp.replace(state_path(lab))
 
 
-def namespaces_of(lab: str, state: dict) -> list[str]:
-    """The namespaces a state file speaks for, derived from its (checked) node names, never read
-    from it: a tampered or stale file cannot point emu at a namespace outside the lab's names."""
-    if not state.get("claimed"):
-        return []            # killed before its build began: nothing of it was created
+def layout_of(lab: str, state: dict) -> Layout:
+    """The layout a state file speaks for, laid out again from its (checked) node names, never
+    read from it: a tampered or stale file cannot point emu at a place outside the lab's names.
+    Empty for a lab killed before its build began (nothing of it was created)."""
     names = [n.get("name") for n in state.get("plan", {}).get("nodes", []) if isinstance(n, dict)]
-    return [netns_name(lab, n) for n in names if isinstance(n, str) and len(n) <= MAX_NODE_NAME
-            and NAME_RE.fullmatch(n)]
+    names = [n for n in names if isinstance(n, str) and len(n) <= MAX_NODE_NAME and NAME_RE.fullmatch(n)]
+    return backends.lay_out(lab, names if state.get("claimed") else [], state.get("backend", "kernel"))
 
 
 @dataclass(frozen=True)
 class NodeHandle:
-    """A node of a running lab: where it lives and how to run programs in it."""
+    """A node of a running lab: where it lives (its namespace, if its backend gives it one) and
+    how to run programs in it."""
     name: str
     kind: str
-    netns: str
+    netns: str | None
     addrs: tuple[str, ...]
     forwards: bool = False
+    backend: Backend | None = field(default=None, repr=False, compare=False)
     # called before a program starts here: the lab's control plane must run before its traffic does
     before_run: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
@@ -109,11 +113,23 @@ class NodeHandle:
         return self.addrs[0]
 
     def popen(self, argv, **kwargs) -> subprocess.Popen:
-        """Start argv in the node's namespace; keyword arguments go to subprocess.Popen."""
-        apply.require_root("run programs in lab nodes")
+        """Start argv in the node; keyword arguments go to subprocess.Popen."""
+        require_root("run programs in lab nodes")
         if self.before_run:
             self.before_run()
-        return netns.popen(self.netns, list(argv), **kwargs)
+        return self.backend.popen(self.name, list(argv), **kwargs)
+
+    def entered(self):
+        """A context in which the sockets this thread opens are the node's."""
+        return self.backend.entered(self.name)
+
+    def tcp_retransmits(self) -> int:
+        """TCP segments the node has retransmitted so far."""
+        reader = self.backend.reader(self.name)
+        try:
+            return reader.tcp_retransmits()
+        finally:
+            reader.close()
 
     def run(self, argv, timeout: float | None = None, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
         """Run argv in the node to completion with its output captured (text)."""
@@ -143,7 +159,8 @@ class Lab:
         self._topology: Topology | None = None
         self._plan: LabPlan | None = None
         self._ready = writer             # the daemon is known to run (in the daemon: itself)
-        self.backend = backend.get(state.get("backend", "kernel"))
+        self.layout = Layout.from_dict(state["layout"])
+        self.backend: Backend = backends.bind(self.layout)
         # Set by a scenario run, which checked for stale agents once and then starts several
         # launchers at once (each would take the others' agents for stale ones).
         self.concurrent_runs = False
@@ -158,34 +175,36 @@ class Lab:
     @classmethod
     def up(cls, topology: Topology, name: str | None = None, progress=None) -> "Lab":
         """Build the lab in the kernel. Raises (having undone everything) on failure.
-        progress(done, total) hears of each build step (see fabric.apply.build)."""
-        apply.require_root()
+        progress(done, total) hears of each build step (the kernel backend's: fabric.apply.build)."""
+        require_root()
         name = name or topology.name
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
         plan = make_plan(topology, name)
+        layout = backends.lay_out(name, [n.name for n in plan.nodes])
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
-            "claimed": False, "backend": "kernel", "topology": topology.to_dict(), "plan": plan.to_dict(),
+            "claimed": False, "backend": layout.backend, "topology": topology.to_dict(), "plan": plan.to_dict(),
+            "layout": layout.to_dict(),
         }
         # Claim the name first (two `up` of one name: one wins, the other touches nothing), then make
-        # sure no namespace of ours-to-be exists, and only then mark the state as the namespaces'
-        # owner: `emu clean` never deletes a namespace that someone else made under our names.
+        # sure no place of ours-to-be is taken, and only then mark the state as the places' owner:
+        # `emu clean` never deletes a namespace that someone else made under our names.
         _write_state(name, {k: state[k] for k in ("name", "pid", "created", "claimed")}, exclusive=True)
+        fabric = backends.bind(layout)
         try:
-            taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
+            taken = fabric.taken()
             if taken:
                 raise FabricError(f"lab {name!r} cannot be built: namespace {taken[0]} already exists and is "
                                   f"not this lab's")
             state["claimed"] = True
             _write_state(name, state)
             lab = cls(state)
-            lab.backend.build(plan, progress)
-            hosts.install(plan, hosts_path(name))
+            fabric.build(plan, progress)
             daemon.start(name)          # from here on the daemon writes the state; we ask it
         except BaseException:
             daemon.stop(name)
-            hosts.remove(hosts_path(name), netns_name(name, "*"))
+            fabric.forget(name)
             state_path(name).unlink(missing_ok=True)
             raise
         lab._topology, lab._plan = topology, plan
@@ -206,7 +225,7 @@ class Lab:
             raise EmuError(f"no lab named {name!r} is up (see 'emu ls')") from None
         except ValueError:
             state = None
-        if not isinstance(state, dict) or not {"name", "topology", "plan"} <= state.keys():
+        if not isinstance(state, dict) or not {"name", "topology", "plan", "layout"} <= state.keys():
             raise EmuError(f"the state file of lab {name!r} is damaged or from an older emu ({state_path(name)}): "
                            f"emu clean {name}")
         return cls(state)
@@ -224,9 +243,9 @@ class Lab:
                       and NAME_RE.fullmatch(p.stem))
 
     def down(self) -> None:
-        apply.require_root("tear labs down")
-        daemon.stop(self.name)      # its jobs' agents and its controllers first, then the namespaces
-        self.backend.destroy(namespaces_of(self.name, self.state))
+        require_root("tear labs down")
+        daemon.stop(self.name)      # its jobs' agents and its controllers first, then the nodes
+        backends.bind(layout_of(self.name, self.state)).destroy()
         _remove_files(self.name)
 
     def launch(self):
@@ -482,7 +501,8 @@ class Lab:
             n = self.plan.node(name)
         except KeyError:
             raise EmuError(f"lab {self.name!r} has no node {name!r}") from None
-        return NodeHandle(n.name, n.kind, n.netns, tuple(n.addrs), n.forwards, self.ready)
+        return NodeHandle(n.name, n.kind, self.layout.netns(n.name), tuple(n.addrs), n.forwards, self.backend,
+                          self.ready)
 
     def ready(self) -> None:
         """Wait until the lab's daemon runs its controllers (it starts in the background of
@@ -513,13 +533,14 @@ class Lab:
         ports = [{"node": n.name, "port": p.ifname, "addr": p.addr, "peer": p.peer, "peer_port": p.peer_ifname,
                   "rate_bps": p.rate_bps, "real_rate_bps": p.real_rate_bps, "up": p.up}
                  for n in plan.nodes for p in n.ports]
-        present = sum(netns.netns_path(n.netns).exists() for n in plan.nodes)
+        present = self.backend.present()
         return {
             "name": self.name, "scale": plan.scale, "routing": plan.routing,
             "isolation": self.topology.qos.isolation, "flow_control": plan.flow_control.mode,
             # a state file outlives its namespaces when a host reboots or someone deletes them by hand
             "live": present == len(plan.nodes), "namespaces": {"present": present, "planned": len(plan.nodes)},
-            "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "addrs": list(n.addrs),
+            "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "machine": self.layout.place(n.name).machine,
+                       "addrs": list(n.addrs),
                        "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy()}
                       for n in self.nodes()],
             "links": links,
@@ -547,7 +568,7 @@ def clean(only: str | None = None) -> dict[str, int]:
     """Remove every lab (or only lab `only`): those with state files and those only the kernel's
     marks still know. A namespace goes only if its name and its mark both say it is the lab's,
     or if the lab's own state file claimed it before it was created."""
-    apply.require_root("clean labs up")
+    require_root("clean labs up")
     if only is not None:
         check_lab_name(only)
     # daemons first (they end their agents and leave no gate shut), those of labs whose state file
@@ -555,37 +576,36 @@ def clean(only: str | None = None) -> dict[str, int]:
     with_daemons = [n for n in sorted(set(Lab.names()) | set(daemon.labs())) if only in (None, n)]
     for name in with_daemons:
         daemon.stop(name)
-    fabric = backend.get()
     removed: dict[str, int] = {}
-    for lab, names in fabric.owned(only).items():
-        fabric.destroy(names)
-        removed[lab] = len(names)
+    for kind in backends.BACKENDS:
+        for lab, layout in backends.backend_type(kind).owned(only).items():
+            backends.bind(layout).destroy()
+            removed[lab] = len(layout.places)
     for name in Lab.names():
         if only not in (None, name):
             continue
         try:
-            names = namespaces_of(name, json.loads(state_path(name).read_text()))
-        except (OSError, ValueError, AttributeError):
-            names = []
+            fabric = backends.bind(layout_of(name, json.loads(state_path(name).read_text())))
+        except (OSError, ValueError, AttributeError, EmuError):
+            fabric = backends.bind(backends.lay_out(name, []))
         # Namespaces created in the instant before their marks were set are known only here.
-        removed[name] = removed.get(name, 0) + len([n for n in names if netns.netns_path(n).exists()])
-        fabric.destroy(names)
+        removed[name] = removed.get(name, 0) + fabric.present()
+        fabric.destroy()
         _remove_files(name)
     for name in with_daemons:       # labs known by their daemon's files alone, too
         removed.setdefault(name, 0)
     for name in removed:            # the files of labs found by their marks or daemons alone
         _remove_files(name)
-    # names views whose lab left no state file (killed, or the machine rebooted: /etc outlives /run)
-    for hosts_file in hosts.views(netns_name(only or "*", "*")):
-        if hosts_file.parent == labfiles.STATE_DIR and hosts_file.suffix == ".hosts" and only in (None, hosts_file.stem):
-            hosts.remove(hosts_file, netns_name(hosts_file.stem, "*"))
+    for kind in backends.BACKENDS:  # what backends keep outside the nodes, of labs that left no state
+        backends.backend_type(kind).forget(only)
     return removed
 
 
 def _remove_files(name: str) -> None:
-    """A lab's state file, event log, nodes' fault files and names view."""
+    """A lab's state file, event log, nodes' fault files, and what its backend keeps beside them."""
     import shutil
     shutil.rmtree(labfiles.lab_file(name, ".faults"), ignore_errors=True)
-    hosts.remove(hosts_path(name), netns_name(name, "*"))
+    for kind in backends.BACKENDS:
+        backends.backend_type(kind).forget(name)
     for path in (events_path(name), daemon.log_path(name), state_path(name)):
         path.unlink(missing_ok=True)

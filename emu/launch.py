@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from emu.errors import EmuError, shorten
-from emu.fabric import netns
 
 # How long an agent waits on a silent peer before it calls the peer (or the link to it) lost:
 # PEER_TIMEOUT_BASE seconds, plus 8 times what the largest message of the run takes on the
@@ -50,12 +49,11 @@ def agent_module(pid: int) -> str | None:
 
 def running_agents(lab) -> list[tuple[int, str, str]]:
     """(pid, node, module) of every agent process living in the lab's namespaces."""
-    nodes = {n.netns: n.name for n in lab.nodes()}
     found = []
-    for pid, ns in sorted(netns.pids_in(nodes).items()):
+    for pid, node in sorted(lab.backend.processes().items()):
         module = agent_module(pid)
         if module:
-            found.append((pid, nodes[ns], module))
+            found.append((pid, node, module))
     return found
 
 

@@ -67,9 +67,9 @@ def main():
 
 def timed_run(lab, algo: str, size: int, args) -> dict:
     """One benchmark row of `size` bytes per GPU of the real system, run dilated, with its wall time."""
-    began, dropped = time.monotonic(), fabric_drops(lab.plan)
+    began, dropped = time.monotonic(), fabric_drops(lab)
     r = bench_collective(lab, algo, sizes=[size], iters=args.iters, dilation=args.dilation, real_sizes=True)[0]
-    r["wall_s"], r["switch_drops"] = time.monotonic() - began, fabric_drops(lab.plan) - dropped
+    r["wall_s"], r["switch_drops"] = time.monotonic() - began, fabric_drops(lab) - dropped
     return r
 
 

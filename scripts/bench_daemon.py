@@ -66,7 +66,7 @@ def main():
             table.add(mode=mode, controllers=", ".join(status["controllers"]), idle_cpu=idle,
                       wakes=figures.get("wakes"), woke_max_ms=ms.get("gap_woke_max_s"),
                       busy_p99_ms=ms.get("gap_busy_p99_s"), busy_max_ms=ms.get("gap_busy_max_s"),
-                      step_p99_ms=ms.get("step_p99_s"), pauses=figures.get("pauses"), drops=fabric_drops(lab.plan))
+                      step_p99_ms=ms.get("step_p99_s"), pauses=figures.get("pauses"), drops=fabric_drops(lab))
     table.note(f"{TOPOLOGY} ({load_topology(TOPOLOGY).summary().rsplit(', ', 1)[0]}, each flow-control mode); idle for {args.idle:g} s, then {args.bursts} "
                f"bursts of {BURST_S:g} s, 7 compute nodes into one, each after {GAP_S:g} s idle. A gap is the time "
                "between two controller steps: bytes arriving in it wait at most that long for a decision.")

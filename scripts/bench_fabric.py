@@ -51,11 +51,11 @@ def floor(topo) -> tuple[float, float]:
     run_batch("ip", batch.create_lines)
     run_batches([("ip", ["link set dev lo up"] + [l for p in node.ports
                                                    for l in (f"addr add {p.addr}/31 dev {p.ifname}",
-                                                             f"link set dev {p.ifname} up")], node.netns)
-                 for node in plan.nodes])
+                                                             f"link set dev {p.ifname} up")], ns.netns)
+                 for node, ns in zip(plan.nodes, batch.namespaces)])
     up = time.perf_counter() - start
     start = time.perf_counter()
-    run_batch("ip", [f"netns del {n}" for n in plan.netns_names()])
+    run_batch("ip", [f"netns del {n}" for n in batch.netns_names()])
     return up, time.perf_counter() - start
 
 

@@ -37,7 +37,7 @@ def main():
             request(lab.name, "status")         # the lab's daemon has started (its start-up is not ours)
             ports = sum(len(n.ports) for n in lab.plan.nodes)
             for period in PERIODS:
-                sampler = Sampler(lab.plan, period).start()
+                sampler = Sampler(lab, period).start()
                 start = time.monotonic()
                 run_flows(lab, [Flow("c0", f"c{hosts - 1}")], args.seconds)
                 samples = sampler.stop()

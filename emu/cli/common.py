@@ -45,7 +45,7 @@ def lab_name(positional: str | None, option: str | None, required: bool = True) 
 
 def attach(positional: str | None = None, option: str | None = None, required: bool = True, acts: bool = True):
     """The named lab; `acts`: the verb runs programs in it, which needs root (checked before any output)."""
-    from emu.fabric.apply import require_root
+    from emu.root import require_root
     from emu.lab import Lab
     lab = Lab.get(lab_name(positional, option, required))
     if acts:

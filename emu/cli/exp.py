@@ -27,7 +27,7 @@ def study_command(name: str, doc: str):
 
 
 def _run_study(name, lab_opt, flow_control, out, quick, as_json, buffer=None):
-    from emu.fabric.apply import require_root
+    from emu.root import require_root
     from emu.experiments.study import EXPERIMENTS, MODES, run_experiment
     from emu.report.progress import work_progress
     from emu.report.study import study_table

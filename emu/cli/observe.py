@@ -43,7 +43,7 @@ def top(lab, lab_opt, rows, count):
     from emu.metrics.live import Watch
     from emu.units import format_rate
     target = attach(lab, lab_opt)
-    watch = Watch(target.plan)
+    watch = Watch(target)
 
     def view():
         table = Table("port", "VL", "rate", "util", "backlog", "drops/s", title=f"emu top: {target.name}")

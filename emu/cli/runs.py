@@ -14,7 +14,7 @@ from emu.errors import EmuError
 def run_cmd(scenario, out, as_json, lab_opt):
     """Run a scenario file: workloads and faults on one timeline, sampled, written to a run directory."""
     from emu.experiments.scenario import load_scenario
-    from emu.fabric.apply import require_root
+    from emu.root import require_root
     from emu.report.progress import work_progress
     spec = load_scenario(scenario)          # every key checked before anything is built
     require_root("run scenarios")

@@ -34,10 +34,11 @@ def check(file, as_json):
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the file's `name`)")
 @click.option("--json", "as_json", is_flag=True, help="the whole plan as JSON")
-@click.option("--lines", is_flag=True, help="the exact ip/tc batch lines and sysctls `emu up` would run")
+@click.option("--lines", is_flag=True, help="what the backend would run to build it (the kernel's: the exact "
+              "ip/tc batch lines and sysctls)")
 def plan(file, name, as_json, lines):
     """Show what FILE's lab would be (ports, routes, VL queues), building nothing."""
-    from emu.fabric.render import render
+    from emu import backends
     from emu.plan import make_plan
     from emu.report.tables import json_rows, plan_tables
     from emu.topo import load_topology
@@ -45,16 +46,8 @@ def plan(file, name, as_json, lines):
     if as_json:
         click.echo(json_rows(lab_plan.to_dict()))
     elif lines:
-        batch = render(lab_plan)
-        click.echo("# ip -batch (root namespace)")
-        click.echo("\n".join(batch.create_lines))
-        for ns in batch.namespaces:
-            click.echo(f"# {ns.netns}: sysctls")
-            click.echo("\n".join(f"{k} = {v}" for k, v in ns.sysctls.items()))
-            click.echo(f"# {ns.netns}: ip -batch")
-            click.echo("\n".join(ns.ip_lines))
-            click.echo(f"# {ns.netns}: tc -batch")
-            click.echo("\n".join(ns.tc_lines))
+        layout = backends.lay_out(lab_plan.lab, [n.name for n in lab_plan.nodes])
+        click.echo(backends.bind(layout).describe(lab_plan))
     else:
         for part in plan_tables(lab_plan):
             console.print(part)

@@ -6,7 +6,6 @@ Tables start as d-mod-k (routing mode `adaptive` builds them so); every move goe
 Lab.replace_routes, so it is in the kept plan and the lab's event log.
 """
 from emu.control.periodic import Periodic
-from emu.metrics.sampler import NamespaceReader
 from emu.plan.routing import Route, compute_routes
 from emu.plan.addressing import AddressPlan
 
@@ -25,7 +24,7 @@ class AdaptiveRouter(Periodic):
         choices = compute_routes(topo, AddressPlan(topo), mode="ecmp")
         self.choices = {sw.name: {r.dst: r.nexthops for r in choices[sw.name].routes if len(r.nexthops) > 1}
                         for sw in topo.switches()}
-        self.readers = {sw: NamespaceReader(lab.plan.node(sw).netns) for sw, c in self.choices.items() if c}
+        self.readers = {sw: lab.backend.reader(sw) for sw, c in self.choices.items() if c}
         self.last = {sw: self._sent(sw) for sw in self.readers}
         self.moves = 0
 

@@ -29,7 +29,6 @@ import time
 from collections import defaultdict, deque
 
 from emu.control.periodic import Periodic
-from emu.metrics.sampler import NamespaceReader
 
 # Each step reads every switch's queues (~0.5 ms for a 40-port switch, mostly parsing in Python):
 # at 1 ms the controller took most of a core and slowed latency-bound agents (request-to-send
@@ -71,7 +70,7 @@ class FlowController(Periodic):
         for ports in self.upstream.values():         # sockets opened now, not in the first pause
             for up, up_port in ports.values():
                 self.gates.prepare(up, up_port)
-        self.readers = readers or {sw.name: NamespaceReader(sw.netns) for sw in switches}
+        self.readers = readers or {sw.name: lab.backend.reader(sw.name) for sw in switches}
         self.arrivals = arrivals or lab.backend.arrivals(plan, [sw.name for sw in switches], replace_counters)
         self.counted: dict[tuple, int] = {}                                  # (switch, egress, ingress, sl) -> bytes
         self.held: dict[tuple, dict[str, float]] = defaultdict(dict)         # (switch, egress, vl) -> ingress -> bytes

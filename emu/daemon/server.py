@@ -52,7 +52,7 @@ class LabDaemon:
                                          on_change=lambda line: self.lab.log.append("route", by="adaptive",
                                                                                     change=line)).start()
         from emu.metrics.sampler import Sampler
-        self.sampler = Sampler(plan, SAMPLE_PERIOD, self.flow.paused_all if self.flow else None,
+        self.sampler = Sampler(self.lab, SAMPLE_PERIOD, self.flow.paused_all if self.flow else None,
                                keep=SAMPLES_KEPT).start()
         self.lab.log.append("daemon", what="restart" if restart else "start", pid=os.getpid(),
                             controllers=self.controllers())

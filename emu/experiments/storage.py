@@ -168,13 +168,13 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
     with StorageCluster(lab, storage, targets_per_node=1, cc=cc, chunk_size=chunk_size,      # one chain per service
                         timeout_base=timeout_base, port_offset=port_offset) as cluster:
         for n in senders:
-            before = queue_drops(lab.node(switch).netns, dev)
+            before = queue_drops(lab, switch, dev)
             r = cluster.run_client(client, ["incast",
                 "--senders", str(n), "--rts", "on" if rts else "off", "--rts-limit", str(rts_limit),
                 "--chunk-size", str(chunk_size), "--chunks-per-sender", str(chunks_per_sender),
                 "--rounds", str(rounds)])
             # drops counted over the whole run, writes included; writes flow away from the client
-            drops = queue_drops(lab.node(switch).netns, dev) - before
+            drops = queue_drops(lab, switch, dev) - before
             rows.append({"senders": n, "rts": rts, "rts_limit": rts_limit, "goodput_bps": r["goodput_bps"],
                          "proj_goodput_bps": to_real(r["goodput_bps"], lab.plan.scale),
                          "share": r["goodput_bps"] / rate, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],

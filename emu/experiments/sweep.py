@@ -119,7 +119,7 @@ def sweep(grid_path, out: str | None = None, executor: str = "local", engine: st
         raise EmuError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     docs, points, source = load_grid(grid_path)
     if engine == "lab":
-        from emu.fabric.apply import require_root
+        from emu.root import require_root
         require_root("sweep scenarios on labs")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     directory = Path(out) if out else Path("runs") / f"sweep-{Path(grid_path).stem}-{stamp}"

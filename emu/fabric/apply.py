@@ -1,38 +1,31 @@
-"""The kernel backend: makes a LabPlan real with namespaces, veths, ip routes and tc queues,
-changes it at run time, and undoes it.
+"""Kernel changes for the kernel backend (emu.fabric.kernel): make a laid-out LabPlan real
+with namespaces, veths, ip routes and tc queues, change it at run time, and undo it.
 
 Only this module changes kernel state. Every change is one batched `ip`/`tc` call per
 namespace. A build that fails half way destroys what it made before the error reaches
 the caller. Cleanup finds a lab's namespaces by their names and the ownership mark on
-their interfaces together (see plan.lab_mark).
+their interfaces together (see render.lab_mark).
 """
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from pyroute2 import IPRoute
 
-from emu.errors import EmuError, FabricError
+from emu.backends import Layout
+from emu.errors import FabricError
 from emu.fabric import netns
 from emu.fabric.batch import run_batch, run_batches
-from emu.fabric.render import neighbour_line, render, route_line
-from emu.plan import LabPlan, NodePlan, PortPlan, netns_name
-from emu.plan.make import MARK_PREFIX
-from emu.fabric.bpf import ArrivalCounters
-from emu.fabric.gates import Gates
+from emu.fabric.render import MARK_PREFIX, neighbour_line, netns_name, render, route_line
+from emu.plan import LabPlan, NodePlan, PortPlan
 from emu.plan.queues import at_rate, root_class_line, vl_class_line
+from emu.root import require_root
 
 
-def require_root(action: str = "build labs") -> None:
-    if os.geteuid() != 0:
-        raise EmuError(f"root (CAP_NET_ADMIN) is needed to {action}: run as root or with sudo")
-
-
-def build(lab_plan: LabPlan, progress=None) -> None:
+def build(lab_plan: LabPlan, layout: Layout, progress=None) -> None:
     """Make the plan real. progress(done, total), if given, hears of each step (one per namespace
     for sysctls, one per batch), so a caller can show a large build advancing."""
     require_root()
-    plan = render(lab_plan)
+    plan = render(lab_plan, layout)
     taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
     if taken:
         raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists")
@@ -103,15 +96,15 @@ def owned_namespaces(only: str | None = None) -> dict[str, list[str]]:
 
 # -- changes to a running lab -----------------------------------------------------------
 
-def replace_routes(node: NodePlan, old: tuple, new: tuple) -> None:
-    """Install `new` as the node's routes: replace what changed, delete what is gone."""
+def replace_routes(ns: str, old: tuple, new: tuple) -> None:
+    """Install `new` as the routes of namespace `ns`: replace what changed, delete what is gone."""
     keep = {(r.dst, r.table) for r in new}
     lines = [route_line("del", r) for r in old if (r.dst, r.table) not in keep]
     lines += [route_line("replace", r) for r in new if r not in set(old)]
-    run_batch("ip", lines, node.netns)
+    run_batch("ip", lines, ns)
 
 
-def set_link(node: NodePlan, port: PortPlan, up: bool) -> None:
+def set_link(ns: str, node: NodePlan, port: PortPlan, up: bool) -> None:
     """One end of a link up or down. Down makes the kernel flush the routes and the (permanent)
     neighbour entry through it; up puts the planned ones back."""
     lines = [f"link set dev {port.ifname} {'up' if up else 'down'}"]
@@ -119,32 +112,19 @@ def set_link(node: NodePlan, port: PortPlan, up: bool) -> None:
         lines.append(neighbour_line(port))
         lines += [route_line("replace", r) for r in node.routes
                   if any(dev == port.ifname for _, dev in r.nexthops)]
-    run_batch("ip", lines, node.netns)
+    run_batch("ip", lines, ns)
 
 
-def set_vl_rate(node: NodePlan, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None:
+def set_vl_rate(ns: str, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None:
     """Change one VL class's guaranteed rate and ceiling on a port (controllers)."""
     q = next(q for q in port.queues if q.vl == vl)
     run_batch("tc", [vl_class_line("change", port.ifname, replace(q, rate_bps=rate_bps, ceil_bps=ceil_bps))],
-              node.netns)
+              ns)
 
 
-def set_port_rate(node: NodePlan, port: PortPlan, rate_bps: int) -> None:
+def set_port_rate(ns: str, port: PortPlan, rate_bps: int) -> None:
     """Run a port at `rate_bps` (a degraded link, or back to its planned rate)."""
     queues = at_rate(port.queues, rate_bps)
     run_batch("tc", [root_class_line("change", port.ifname, rate_bps, queues)]
-              + [vl_class_line("change", port.ifname, q) for q in queues], node.netns)
+              + [vl_class_line("change", port.ifname, q) for q in queues], ns)
 
-
-class KernelBackend:
-    """The backend seam (see fabric.backend.Backend) over this module's functions."""
-    name = "kernel"
-    build = staticmethod(build)
-    destroy = staticmethod(destroy)
-    owned = staticmethod(owned_namespaces)
-    replace_routes = staticmethod(replace_routes)
-    set_link = staticmethod(set_link)
-    set_vl_rate = staticmethod(set_vl_rate)
-    set_port_rate = staticmethod(set_port_rate)
-    gates = Gates
-    arrivals = ArrivalCounters

@@ -144,8 +144,8 @@ class ArrivalCounters:
     replace: a port counted already is one a killed controller left behind (the lab's daemon, the
     only controller, restarts): its counter is removed first."""
 
-    def __init__(self, plan, switches: list[str], replace: bool = False):
-        self.replace = replace
+    def __init__(self, plan, layout, switches: list[str], replace: bool = False):
+        self.replace, self.layout = replace, layout
         self.maps: dict[str, int] = {}
         self.names: dict[str, dict[int, str]] = {}        # switch -> ifindex -> port
         self._fds: list[int] = []
@@ -162,8 +162,9 @@ class ArrivalCounters:
         self._fds.append(map_fd)
         prog_fd = load_program(map_fd)
         self._fds.append(prog_fd)
-        nl = NetlinkSocket(node.netns)
-        with netns.inside(node.netns):
+        ns = self.layout.netns(node.name)
+        nl = NetlinkSocket(ns)
+        with netns.inside(ns):
             index = {p.ifname: socket.if_nametoindex(p.ifname) for p in node.ports}
         for port, ifindex in index.items():
             if self.replace:

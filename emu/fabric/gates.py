@@ -41,8 +41,8 @@ def tbf_options(rate_bps: int, burst: int, limit: int) -> bytes:
 
 
 class Gates:
-    def __init__(self, plan: LabPlan):
-        self.plan = plan
+    def __init__(self, plan: LabPlan, layout):
+        self.plan, self.layout = plan, layout
         self.sockets: dict[str, NetlinkSocket] = {}
         self.ports: dict[tuple[str, str], tuple[int, socket.socket, bytes]] = {}   # ifindex, kick socket, frame
         self.kicks: queue.SimpleQueue = queue.SimpleQueue()
@@ -72,9 +72,10 @@ class Gates:
         if (node, ifname) not in self.ports:
             n = self.plan.node(node)
             port = n.port(ifname)
+            ns = self.layout.netns(node)
             if node not in self.sockets:
-                self.sockets[node] = NetlinkSocket(n.netns)
-            with netns.inside(n.netns):
+                self.sockets[node] = NetlinkSocket(ns)
+            with netns.inside(ns):
                 index = socket.if_nametoindex(ifname)
                 kicker = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
             kicker.bind((ifname, 0))

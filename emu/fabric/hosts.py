@@ -20,12 +20,12 @@ def hosts_text(plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def install(plan, hosts_file: Path) -> None:
-    """Write the lab's hosts file and link every node's /etc/netns entry to it."""
+def install(plan, namespaces: list[str], hosts_file: Path) -> None:
+    """Write the lab's hosts file and link the /etc/netns entry of each of its namespaces to it."""
     tmp = hosts_file.with_suffix(".tmp")
     tmp.write_text(hosts_text(plan))
     tmp.replace(hosts_file)
-    for name in plan.netns_names():
+    for name in namespaces:
         link = ETC_NETNS / name / "hosts"
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():

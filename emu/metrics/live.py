@@ -1,17 +1,15 @@
 """What `emu top` shows: the busiest ports and VLs of a lab between two readings."""
 import time
 
-from emu.metrics.sampler import NamespaceReader
-
 
 class Watch:
     """Readers kept open on every node; rows() compares this reading with the last one."""
 
-    def __init__(self, plan):
-        self.plan = plan
+    def __init__(self, lab):
+        self.plan = plan = lab.plan
         self.rate = {(n.name, p.ifname): p.rate_bps for n in plan.nodes for p in n.ports}
         self.peer = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
-        self.readers = {n.name: NamespaceReader(n.netns) for n in plan.nodes}
+        self.readers = {n.name: lab.backend.reader(n.name) for n in plan.nodes}
         self.last, self.last_t = self._read(), time.monotonic()
 
     def _read(self) -> dict:

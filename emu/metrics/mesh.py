@@ -1,8 +1,8 @@
 """All-pairs TCP reachability from one process.
 
-Sockets belong to the namespace they are created in, so this process opens a
-listener in every host and a client socket in every source host (entering each
-namespace just long enough to create the socket), then runs every connection
+Sockets belong to the node they are created in, so this process opens a listener
+in every host and a client socket in every source host (as the node, through the
+lab's backend, just long enough to create the socket), then runs every connection
 concurrently on one asyncio loop: connect, send a token, read it echoed back.
 TCP retransmissions counted in every host before and after tell whether a packet
 was lost on the way (a full neighbour table, a missing route, a drop).
@@ -10,9 +10,6 @@ was lost on the way (a full neighbour table, a missing route, a drop).
 import asyncio
 import socket
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from emu.fabric.netns import inside
 
 PORT = 7
 CONCURRENCY = 512
@@ -27,16 +24,8 @@ class MeshResult:
     seconds: float = 0.0
 
 
-def retransmits(netns: str) -> int:
-    """TcpRetransSegs of one namespace."""
-    with inside(netns):
-        lines = Path("/proc/thread-self/net/snmp").read_text().splitlines()
-    tcp = [l.split() for l in lines if l.startswith("Tcp:")]
-    return int(tcp[1][tcp[0].index("RetransSegs")])
-
-
 def tcp_mesh(hosts, timeout: float = 20.0) -> MeshResult:
-    """hosts: NodeHandle-like objects (name, netns, addrs). Every host connects to every address of every other."""
+    """hosts: NodeHandles (name, addrs, entered(), tcp_retransmits()). Every host connects to every address of every other."""
     hosts = list(hosts)
     for h in hosts:         # traffic, as a program in the node would send: after the lab's daemon is up
         if getattr(h, "before_run", None):
@@ -47,10 +36,10 @@ def tcp_mesh(hosts, timeout: float = 20.0) -> MeshResult:
 async def _mesh(hosts, timeout) -> MeshResult:
     loop = asyncio.get_running_loop()
     result = MeshResult()
-    before = {h.netns: retransmits(h.netns) for h in hosts}
+    before = {h.name: h.tcp_retransmits() for h in hosts}
     servers = []
     for h in hosts:
-        with inside(h.netns):
+        with h.entered():
             listener = socket.create_server(("0.0.0.0", PORT), backlog=1024)
         listener.setblocking(False)
         servers.append(await asyncio.start_server(_echo, sock=listener))
@@ -58,7 +47,7 @@ async def _mesh(hosts, timeout) -> MeshResult:
 
     async def probe(src, dst_addr):
         async with gate:
-            with inside(src.netns):
+            with src.entered():
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setblocking(False)
             token = f"{src.name}>{dst_addr}".encode()
@@ -78,7 +67,7 @@ async def _mesh(hosts, timeout) -> MeshResult:
     for server in servers:
         server.close()
         await server.wait_closed()
-    result.retransmits = sum(retransmits(h.netns) - before[h.netns] for h in hosts)
+    result.retransmits = sum(h.tcp_retransmits() - before[h.name] for h in hosts)
     return result
 
 

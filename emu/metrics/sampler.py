@@ -1,84 +1,16 @@
 """The sampler: per-VL queue counters and per-interface counters of every node, every `period`.
 
-Each namespace gets one raw netlink socket (fabric.netlink), opened inside it once and kept; a
-sample is two dump requests per namespace (all qdiscs, all links), parsed by hand for the few
-fields we keep.
+Each node gets one reader from the lab's backend (its observe face: the kernel's opens a netlink
+socket in the node's namespace once and keeps it); a sample is one reading of each.
 
-Per VL (the bfifo under the VL's HTB class): cumulative bytes, packets and drops, and the
-backlog at the instant of the read. The kernel keeps no maximum backlog between reads, so a
-burst that fills and drains a queue between two samples is seen only through its drops; a
-shorter period sees more of the backlog's peaks and costs more CPU (scripts/bench_sampler.py).
-Per interface: cumulative tx/rx bytes, packets and drops.
+Per VL: cumulative bytes, packets and drops, and the backlog at the instant of the read. No
+maximum backlog is kept between reads, so a burst that fills and drains a queue between two
+samples is seen only through its drops; a shorter period sees more of the backlog's peaks and
+costs more CPU (scripts/bench_sampler.py). Per interface: cumulative tx/rx bytes, packets and drops.
 """
-import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
-
-from emu.fabric.netlink import (IFINFOMSG, RTATTR, RTM_GETLINK, RTM_GETQDISC, RTM_GETSTATS, RTM_NEWLINK,
-                                RTM_NEWQDISC, RTM_NEWSTATS, TCMSG, NetlinkSocket, attrs)
-from emu.plan.queues import VL_CLASS_BASE
-
-TC_STATS = struct.Struct("=QIIIIIII")    # bytes, packets, drops, overlimits, bps, pps, qlen, backlog
-LINK_STATS64 = struct.Struct("=8Q")      # rx/tx packets, rx/tx bytes, rx/tx errors, rx/tx dropped
-IF_STATS_MSG = struct.Struct("=BxHII")   # family, pad, ifindex, filter mask
-IFLA_STATS_LINK_64 = 1
-TCA_STATS = 3
-IFLA_IFNAME = 3
-
-
-class NamespaceReader(NetlinkSocket):
-    """One namespace's counters over a netlink socket opened in it once."""
-
-    def __init__(self, name: str):
-        super().__init__(name)
-        self.names = {index: ifname for index, ifname in self.link_names()}
-
-    def link_names(self):
-        """(ifindex, ifname) of every interface (read once: names do not change in a lab)."""
-        for kind, data, start, end in self.dump(RTM_GETLINK, IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
-            if kind == RTM_NEWLINK:
-                for attr, a, b in attrs(data, start + IFINFOMSG.size, end):
-                    if attr == IFLA_IFNAME:
-                        yield IFINFOMSG.unpack_from(data, start)[2], bytes(data[a:b]).rstrip(b"\0").decode()
-                        break
-
-    def links(self):
-        """(ifindex, ifname, (rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped)), from
-        RTM_GETSTATS filtered to the 64-bit counters (a full link dump is ~10x more to parse)."""
-        request = IF_STATS_MSG.pack(socket.AF_UNSPEC, 0, 0, 1 << (IFLA_STATS_LINK_64 - 1))
-        for kind, data, start, end in self.dump(RTM_GETSTATS, request):
-            if kind != RTM_NEWSTATS:
-                continue
-            index = IF_STATS_MSG.unpack_from(data, start)[2]
-            for attr, a, _ in attrs(data, start + IF_STATS_MSG.size, end):
-                if attr == IFLA_STATS_LINK_64:
-                    s = LINK_STATS64.unpack_from(data, a)
-                    yield index, self.names.get(index, str(index)), (s[0], s[1], s[2], s[3], s[6], s[7])
-
-    def queues(self):
-        """(ifname, vl, bytes, packets, drops, backlog_bytes, overlimits) of every VL FIFO. The
-        flow controller calls this every millisecond: the attribute walk is inlined."""
-        names, unpack_attr, unpack_stats = self.names, RTATTR.unpack_from, TC_STATS.unpack_from
-        for kind, data, start, end in self.dump(RTM_GETQDISC, TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
-            if kind != RTM_NEWQDISC:
-                continue
-            _, index, _, parent, _ = TCMSG.unpack_from(data, start)
-            vl = (parent & 0xFFFF) - VL_CLASS_BASE
-            if parent >> 16 != 1 or vl < 0:
-                continue                    # the HTB root or anything not under a VL class
-            offset = start + TCMSG.size
-            while offset + 4 <= end:
-                length, attr = unpack_attr(data, offset)
-                if attr & 0x3FFF == TCA_STATS:
-                    nbytes, packets, drops, overlimits, _, _, _, backlog = unpack_stats(data, offset + 4)
-                    yield names.get(index, str(index)), vl, nbytes, packets, drops, backlog, overlimits
-                    break
-                if length < 4:
-                    break
-                offset += (length + 3) & ~3
-
 
 QUEUE_COLUMNS = ("t", "node", "port", "peer", "vl", "tx_bytes", "tx_packets", "drops", "backlog_bytes", "overlimits",
                  "paused_s")
@@ -130,12 +62,13 @@ class Sampler:
     An always-on sampler (the lab's daemon's) keeps `keep` seconds of rows, and windows: while
     one is open it samples at least every window's period and keeps the window's rows whole."""
 
-    def __init__(self, plan, period: float = 0.1, paused=None, keep: float | None = None):
+    def __init__(self, lab, period: float = 0.1, paused=None, keep: float | None = None):
         """keep: seconds of rows to keep (all if None)."""
+        plan = lab.plan
         self.plan, self.period, self.base_period, self.keep = plan, period, period, keep
         self.paused = paused or dict
         self.peers = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
-        self.readers = {n.name: NamespaceReader(n.netns) for n in plan.nodes}
+        self.readers = {n.name: lab.backend.reader(n.name) for n in plan.nodes}
         self.samples = Samples(period=period)
         self.windows: dict[int, Window] = {}
         self._lock = threading.Lock()          # one reading at a time (the thread's, a window's edges)

@@ -1,5 +1,5 @@
 """The plan stage: Topology -> LabPlan (pure, JSON), kept with the lab and read downstream."""
-from emu.plan.make import HOST_QUEUE_BYTES, lab_mark, make_plan, netns_name
+from emu.plan.make import HOST_QUEUE_BYTES, make_plan
 from emu.plan.model import LabPlan, NodePlan, PortPlan
 
-__all__ = ["make_plan", "LabPlan", "NodePlan", "PortPlan", "HOST_QUEUE_BYTES", "lab_mark", "netns_name"]
+__all__ = ["make_plan", "LabPlan", "NodePlan", "PortPlan", "HOST_QUEUE_BYTES"]

@@ -1,9 +1,11 @@
-"""The LabPlan: everything the kernel must hold for a lab, as plain values that round-trip JSON.
+"""The LabPlan: what a lab is (nodes, ports, addresses, routes, VL queues, flow control), as
+plain values that round-trip JSON. Where and how each node is realised is not here: that is the
+backend's Layout (emu.backends), kept beside the plan.
 
-Made once by make_plan(topology), kept in the lab's state file, read by the renderer, the
-backend, the Lab, experiments and controllers: nothing downstream recomputes it.
+Made once by make_plan(topology), kept in the lab's state file, read by the backend, the Lab,
+experiments and controllers: nothing downstream recomputes it.
 """
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 
 from emu.errors import EmuError
 from emu.qos.flow_control import LOSSY, FlowControl
@@ -31,11 +33,9 @@ class NodePlan:
     name: str
     kind: str
     forwards: bool
-    netns: str
     ports: tuple[PortPlan, ...]
     routes: tuple[Route, ...]
     rules: tuple[Rule, ...]
-    sysctls: dict[str, str] = field(default_factory=dict)
 
     @property
     def addrs(self) -> list[str]:
@@ -59,8 +59,6 @@ class LabPlan:
     lab: str
     scale: float
     routing: str
-    mark: str                            # ownership alias of every interface
-    gso_segs: int                        # largest segment burst a socket hands a lab interface
     filters: tuple[tuple[int, int], ...]  # (TOS class selector, VL) steered off the default VL
     default_vl: int                      # unmarked traffic and unlisted SLs
     nodes: tuple[NodePlan, ...]
@@ -82,9 +80,6 @@ class LabPlan:
         nodes = self.nodes if names is None else [self.node(n) for n in names]
         return min(p.rate_bps for n in nodes for p in n.ports)
 
-    def netns_names(self) -> list[str]:
-        return [n.netns for n in self.nodes]
-
     def with_node(self, node: NodePlan) -> "LabPlan":
         """This plan with one node replaced (runtime changes record themselves this way)."""
         return replace(self, nodes=tuple(node if n.name == node.name else n for n in self.nodes))
@@ -95,12 +90,12 @@ class LabPlan:
     @classmethod
     def from_dict(cls, d: dict) -> "LabPlan":
         nodes = tuple(
-            NodePlan(n["name"], n["kind"], n["forwards"], n["netns"],
+            NodePlan(n["name"], n["kind"], n["forwards"],
                      tuple(PortPlan(**{**p, "queues": tuple(VLQueue(**q) for q in p["queues"])}) for p in n["ports"]),
                      tuple(Route(r["dst"], tuple(tuple(h) for h in r["nexthops"]), r["table"]) for r in n["routes"]),
-                     tuple(Rule(**r) for r in n["rules"]), dict(n["sysctls"]))
+                     tuple(Rule(**r) for r in n["rules"]))
             for n in d["nodes"])
-        return cls(d["lab"], d["scale"], d["routing"], d["mark"], d["gso_segs"],
+        return cls(d["lab"], d["scale"], d["routing"],
                    tuple(tuple(f) for f in d["filters"]), d["default_vl"], nodes,
                    tuple(tuple(link) for link in d["links"]), FlowControl(**d.get("flow_control", {})))
 

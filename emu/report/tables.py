@@ -53,11 +53,11 @@ def status_tables(st: dict) -> list:
 def plan_tables(plan) -> list:
     """A LabPlan in brief: per node its ports, routes and rules; the VL layout of one port."""
     head = (f"plan of lab [bold]{plan.lab}[/]: {len(plan.nodes)} nodes, {len(plan.links)} links, scale "
-            f"{plan.scale:g}, routing {plan.routing}, GSO bursts of {plan.gso_segs} segments")
-    nodes = Table("node", "kind", "netns", "ports (addr -> peer, rate)", "routes", "rules")
+            f"{plan.scale:g}, routing {plan.routing}")
+    nodes = Table("node", "kind", "ports (addr -> peer, rate)", "routes", "rules")
     for n in plan.nodes:
         ports = ", ".join(f"{p.ifname} {p.addr} -> {p.peer} {format_rate(p.rate_bps)}" for p in n.ports)
-        nodes.add_row(n.name, n.kind, n.netns, ports, str(len(n.routes)), str(len(n.rules)))
+        nodes.add_row(n.name, n.kind, ports, str(len(n.routes)), str(len(n.rules)))
     out = [head, nodes]
     first = next((p for n in plan.nodes if n.forwards for p in n.ports), None)
     if first is not None:

@@ -55,16 +55,15 @@ def test_alltoall_spreads_over_a_nic_per_gpu(make_lab, lab_name):
     lab = make_lab(build("multi-plane", lab_name, planes=2, radix=4, nics=4, nodes=2, scale=0.001))
     nodes = ["c0", "c1"]
     ports = {n: [p.ifname for p in lab.plan.node(n).ports] for n in nodes}
-    before = interface_counters([lab.node(n).netns for n in nodes])
+    before = interface_counters(lab, nodes)
     size, runs = 2**20, 3                                # 4 GPUs x 2 nodes: blocks of 128 KiB
     (row,) = bench_collective(lab, "alltoall", sizes=[size], iters=runs - 1, warmup=1)
-    after = interface_counters([lab.node(n).netns for n in nodes])
+    after = interface_counters(lab, nodes)
     assert row["wrong"] == 0 and row["gpus"] == 8
     assert row["efficiency"] <= 1.05, row
     payload = runs * 4 * size // 8                       # per NIC: the 4 blocks for the peer's GPU on its rail
     for n in nodes:
-        ns = lab.node(n).netns
-        sent = [after[ns][i]["tx_bytes"] - before[ns][i]["tx_bytes"] for i in ports[n]]
+        sent = [after[n][i]["tx_bytes"] - before[n][i]["tx_bytes"] for i in ports[n]]
         # headers (~5%) and the ACKs of what the NIC receives (~2%) on top of the payload
         assert all(payload <= s <= 1.25 * payload for s in sent), (n, sent, payload)
     with pytest.raises(EmuError, match="only alltoall"):

@@ -55,10 +55,8 @@ def link_down(lab, node, dev="eth0"):
 
 def carried(lab, node, nbytes=1 << 20, dev="eth0"):
     """A predicate: `node`'s `dev` has carried `nbytes` more (both ways) since this call."""
-    netns = lab.node(node).netns
-
     def moved():
-        c = interface_counters([netns])[netns][dev]
+        c = interface_counters(lab, [node])[node][dev]
         return c["tx_bytes"] + c["rx_bytes"]
     start = moved()
     return lambda: moved() - start >= nbytes

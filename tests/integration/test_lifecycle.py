@@ -58,8 +58,8 @@ def test_kernel_refusal_is_undone_and_reported(monkeypatch, lab_name):
     from emu.fabric import render as render_mod
     real = render_mod.render
 
-    def broken(plan):
-        lines = real(plan)
+    def broken(plan, layout):
+        lines = real(plan, layout)
         lines.namespaces[-1].tc_lines.append("qdisc add dev nosuchdev root handle 1: htb")
         return lines
 
@@ -151,10 +151,9 @@ def test_two_labs_up_at_once_do_not_disturb_each_other(make_lab, lab_name):
     # Same topology, hence the same addresses and interface names, in both labs.
     a = make_lab(build("star", lab_name + "a", hosts=3, rate="100Mbit"))
     b = make_lab(build("star", lab_name + "b", hosts=3, rate="100Mbit"))
-    sw_b = b.node("sw0").netns
-    before = interface_counters([sw_b])[sw_b]
+    before = interface_counters(b, ["sw0"])["sw0"]
     got = run_flows(a, [Flow("c0", "c1")], seconds=1.5)[0]["bps"]
-    after = interface_counters([sw_b])[sw_b]
+    after = interface_counters(b, ["sw0"])["sw0"]
     assert got > 80e6
     moved = sum(after[d]["tx_bytes"] - before[d]["tx_bytes"] for d in after)
     assert moved < 10_000, f"lab b's switch moved {moved} bytes while lab a ran a flow"

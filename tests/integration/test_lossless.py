@@ -28,12 +28,12 @@ def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name):
     nothing (the headroom, 20 ms of line rate per port, covers the controller's reaction)."""
     lossy = make_lab(incast_star(lab_name))
     lossy_row, = incast(lossy, "c0", [8], rts=False, rounds=2)
-    assert fabric_drops(lossy.plan) > 0, "the lossy fabric should have dropped"
+    assert fabric_drops(lossy) > 0, "the lossy fabric should have dropped"
     lossy.down()
     lab = make_lab(incast_star(lab_name, LOSSLESS))
     with lab.flow_control() as fc:
         row, = incast(lab, "c0", [8], rts=False, rounds=2)
-    assert fabric_drops(lab.plan) == 0, "lossless violations: a switch dropped"
+    assert fabric_drops(lab) == 0, "lossless violations: a switch dropped"
     switch, dev = last_hop(lab, "c0")
     paused = [p for p in fc.pauses if p[0] != switch]
     assert paused and all(end >= start for *_, start, end in paused), "no pause was logged"
@@ -78,4 +78,4 @@ def test_head_of_line_blocking_within_a_vl_only(make_lab, lab_name):
     leaf0_uplink = lab.plan.node("leaf0").port_to("spine0").ifname
     assert any(node == "leaf0" and port == leaf0_uplink for node, port, *_ in fc.pauses), \
         "the pause never reached leaf0's uplink (no congestion tree)"
-    assert fabric_drops(lab.plan) == 0
+    assert fabric_drops(lab) == 0

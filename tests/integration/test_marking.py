@@ -27,9 +27,8 @@ def lab():
 
 def switch_vls(lab) -> dict[str, dict[int, int]]:
     """Peer node -> VL -> bytes the switch sent towards it so far."""
-    sw = lab.node("sw0").netns
     ports = {p["b"] if p["a"] == "sw0" else p["a"]: i for i, p in enumerate(lab.status()["links"])}
-    return {node: vl_bytes(sw, f"swp{i}") for node, i in ports.items()}
+    return {node: vl_bytes(lab, "sw0", f"swp{i}") for node, i in ports.items()}
 
 
 def assert_in_vl(lab, traffic_class: str, run, ends: list[str]) -> None:

@@ -27,7 +27,7 @@ def emu(*args):
 
 def test_the_sampler_counts_what_the_agents_sent(make_lab, lab_name):
     lab = make_lab(build("star", lab_name, hosts=2, rate="100Mbit"))
-    with Sampler(lab.plan, 0.05) as sampler:
+    with Sampler(lab, 0.05) as sampler:
         (flow,) = run_flows(lab, [Flow("c0", "c1", "hfreduce")], seconds=2)
     q = sampler.samples.queues
     rows = [i for i in range(len(q["t"])) if q["node"][i] == "c0" and q["port"][i] == "eth0" and q["vl"][i] == 1]

@@ -46,8 +46,7 @@ def logged(lab) -> list[dict]:
 
 
 def uplink_tx(lab, node):
-    ns = lab.node(node).netns
-    return {dev: c["tx_bytes"] for dev, c in interface_counters([ns])[ns].items()}
+    return {dev: c["tx_bytes"] for dev, c in interface_counters(lab, [node])[node].items()}
 
 
 def test_replaced_routes_carry_the_traffic(make_lab, lab_name):

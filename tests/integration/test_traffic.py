@@ -59,7 +59,7 @@ def test_without_isolation_the_marked_flow_falls_to_its_fair_share(make_lab, lab
 
 
 def uplink_bytes(lab, leaf):
-    counters = interface_counters([lab.node(leaf).netns])[lab.node(leaf).netns]
+    counters = interface_counters(lab, [leaf])[leaf]
     return {dev: c["tx_bytes"] for dev, c in counters.items() if dev.startswith("swp")}
 
 
@@ -85,9 +85,9 @@ def test_multihomed_reply_leaves_through_the_owning_nic(make_lab, lab_name):
     lab = make_lab(build("two-zone", lab_name, leaves=1, spines=1, hosts_per_leaf=1, storage=1, rate="100Mbit"))
     st = lab.node("st0")
     for i, addr in enumerate(st.addrs):
-        before = interface_counters([st.netns])[st.netns]
+        before = interface_counters(lab, [st.name])[st.name]
         run_flows(lab, [Flow("zb-c0", "st0", addr=addr)], seconds=1.5)
-        after = interface_counters([st.netns])[st.netns]
+        after = interface_counters(lab, [st.name])[st.name]
         acks = {dev: after[dev]["tx_packets"] - before[dev]["tx_packets"] for dev in ("eth0", "eth1")}
         owner, other = f"eth{i}", f"eth{1 - i}"
         assert acks[owner] > 100 and acks[other] < 0.05 * acks[owner], acks

@@ -80,9 +80,12 @@ def fake_lab(tmp_path, monkeypatch, name="fk"):
     from emu.topo import build
     monkeypatch.setattr(lab_mod, "STATE_DIR", tmp_path)
     topo = build("star", name, hosts=2)
+    from emu.backends import lay_out
     from emu.plan import make_plan
+    plan = make_plan(topo)
     (tmp_path / f"{name}.json").write_text(json.dumps({
-        "name": name, "claimed": True, "topology": topo.to_dict(), "plan": make_plan(topo).to_dict()}))
+        "name": name, "claimed": True, "topology": topo.to_dict(), "plan": plan.to_dict(),
+        "layout": lay_out(name, [n.name for n in plan.nodes]).to_dict()}))
     return name
 
 

@@ -1,8 +1,8 @@
 """The kernel plan, checked without root: marks, queues, routes, sysctls."""
 import pytest
 
-from emu.fabric.render import render
-from emu.plan import lab_mark, make_plan
+from emu.fabric.render import lab_mark, render
+from emu.plan import make_plan
 from emu.qos import QosPolicy
 from emu.plan.queues import GSO_SEGS, MTU_FRAME, port_commands, port_queues
 from emu.topo import build

@@ -1,7 +1,8 @@
 """The house's one-way floors: emu/ never imports agents/, agents/ never imports emu/, and
 cluster/ (pure shared knowledge) imports neither; within emu/ no arrow runs back up (the topology
-knows no plan or report, the lab no experiment) and no modules import each other in a circle.
-Function-level imports count too."""
+knows no plan or report, the lab no experiment), nothing above the backend seam imports a
+backend's modules (emu.backends finds them by name), and no modules import each other in a
+circle. Function-level imports count too."""
 import ast
 from pathlib import Path
 
@@ -72,6 +73,15 @@ def test_no_arrow_runs_back_up(stage):
               if (m == stage or m.startswith(stage + "."))
               and any(t == above or t.startswith(above + ".") for above in UPWARD[stage])]
     assert upward == []
+
+
+def test_nothing_above_the_seam_imports_a_backend():
+    """The lab, controllers, metrics, launchers, daemon and CLI reach the fabric only through
+    emu.backends (the Layout and the backend's three faces)."""
+    graph = import_graph(ROOT)
+    reaching = [f"{m} imports {t}" for m, t in graph.edges
+                if t.startswith("emu.fabric") and not m.startswith("emu.fabric")]
+    assert reaching == []
 
 
 def imported_packages(path: Path) -> set[str]:

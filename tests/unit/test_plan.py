@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from emu.backends import Layout, Place, lay_out
 from emu.cli import main
 from emu.fabric.render import render
 from emu.plan import LabPlan, make_plan
@@ -45,8 +46,20 @@ def test_the_plan_holds_what_the_kernel_gets():
     assert all(p.rate_bps == 200_000_000 and p.real_rate_bps == 200 * 10**9 for p in st.ports)
     assert [q.vl for q in st.ports[0].queues] == [0, 1, 2, 3]
     assert plan.filters == ((0x20, 1), (0x40, 2), (0x60, 3))
-    assert plan.node("za-leaf0").sysctls["net/ipv4/ip_forward"] == "1"
     assert plan.nic_bps("st0") == 400_000_000
+
+
+def test_the_plan_says_what_the_lab_is_and_the_layout_where():
+    """No kernel fact in the plan (namespaces, marks, sysctls, GSO): those are the backend's."""
+    plan = make_plan(build("star", "lo", hosts=2))
+    text = json.dumps(plan.to_dict())
+    assert not any(word in text for word in ("netns", "emu-lo-", "sysctl", "gso", "emu:lo"))
+    layout = lay_out("lo", [n.name for n in plan.nodes])
+    assert layout.place("c0") == Place("local", "emu-lo-c0") and layout.backend == "kernel"
+    assert Layout.from_dict(json.loads(json.dumps(layout.to_dict()))) == layout
+    # a layout may put nodes elsewhere (another machine, no namespace of their own): the plan is the same
+    elsewhere = Layout("kernel", "lo", {n.name: Place("m1", None) for n in plan.nodes})
+    assert Layout.from_dict(elsewhere.to_dict()).place("sw0") == Place("m1", None)
 
 
 @pytest.mark.heavy

@@ -1,0 +1,155 @@
+"""The backend seam: what a lab needs from whatever makes its fabric real, and where each node is.
+
+A LabPlan says what a lab is (nodes, ports, addresses, routes, VL queues, flow control). Where
+and how each node is realised (on which machine, in which network namespace, or as a VRF in a
+shared one) is a Layout, which the backend computes from the plan and the Lab keeps beside it
+in the state file. A backend bound to a lab's Layout has three faces:
+
+- build and change: build the plan, destroy the lab, change a running lab (a node's routes, a
+  link's state, a VL class's rate, a port's rate), and for lossless labs the VL gates the flow
+  controller shuts and opens and the per-ingress arrival counters it reads (transient link state
+  and instruments, not configuration: not recorded in the plan);
+- observe: a reader per node (interface and per-VL queue counters: bytes, packets, drops,
+  backlog; TCP retransmits), and the arrival counters above;
+- run: start a program in a node, open sockets from this process as a node, list the processes
+  living in the lab's nodes.
+
+Nothing above the seam imports a backend's modules: the Lab, controllers, metrics and launchers
+reach them through this registry. Today's one backend is the kernel's (emu.fabric.kernel);
+docs/ARCHITECTURE.md says how an OpenFlow one, or a lab across machines, fits.
+"""
+import importlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from emu.errors import EmuError
+from emu.plan import LabPlan, NodePlan, PortPlan
+
+BACKENDS = {"kernel": "emu.fabric.kernel:KernelBackend"}
+LOCAL = "local"          # the machine a lab runs on unless its layout says otherwise
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one node is realised: a machine, and there a network namespace (None where the
+    backend needs none)."""
+    machine: str = LOCAL
+    netns: str | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    backend: str
+    lab: str
+    places: dict[str, Place]           # node name -> its place
+
+    def place(self, node: str) -> Place:
+        try:
+            return self.places[node]
+        except KeyError:
+            raise EmuError(f"the layout has no node {node!r}") from None
+
+    def netns(self, node: str) -> str | None:
+        return self.place(node).netns
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "lab": self.lab,
+                "places": {n: {"machine": p.machine, "netns": p.netns} for n, p in self.places.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Layout":
+        return cls(d["backend"], d["lab"], {n: Place(**p) for n, p in d["places"].items()})
+
+
+class Reader(Protocol):
+    """One node's counters (observe face)."""
+
+    def queues(self): ...       # (port, vl, bytes, packets, drops, backlog, overlimits) per VL FIFO
+
+    def links(self): ...        # (ifindex, port, (rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped))
+
+    def tcp_retransmits(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class VLGates(Protocol):
+    def prepare(self, node: str, ifname: str) -> object: ...
+
+    def set(self, node: str, ifname: str, vl: int, closed: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Arrivals(Protocol):
+    def read(self, switch: str): ...     # (egress port, ingress port, SL, bytes so far)
+
+    def detach(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+    layout: Layout
+
+    # -- build and change
+    @classmethod
+    def lay_out(cls, lab: str, nodes: list[str]) -> Layout: ...
+
+    def taken(self) -> list[str]: ...       # places of this layout something already occupies
+
+    def describe(self, plan: LabPlan) -> str: ...   # what build() would run, for people to read
+
+    def build(self, plan: LabPlan, progress=None) -> None: ...
+
+    def destroy(self) -> int: ...           # processes it ended
+
+    def present(self) -> int: ...           # nodes realised right now
+
+    def replace_routes(self, node: NodePlan, old: tuple, new: tuple) -> None: ...
+
+    def set_link(self, node: NodePlan, port: PortPlan, up: bool) -> None: ...
+
+    def set_vl_rate(self, node: NodePlan, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None: ...
+
+    def set_port_rate(self, node: NodePlan, port: PortPlan, rate_bps: int) -> None: ...
+
+    def gates(self, plan: LabPlan) -> VLGates: ...
+
+    def arrivals(self, plan: LabPlan, switches: list[str], replace: bool = False) -> Arrivals: ...
+    # replace: counters a killed controller left behind are removed first
+
+    # -- observe
+    def reader(self, node: str) -> Reader: ...
+
+    # -- run
+    def popen(self, node: str, argv: list[str], **kwargs): ...
+
+    def entered(self, node: str): ...       # a context: sockets this thread opens are the node's
+
+    def processes(self) -> dict[int, str]: ...      # PID -> node, every process in the lab's nodes
+
+    # -- labs found without their state (emu clean)
+    @classmethod
+    def owned(cls, only: str | None = None) -> dict[str, Layout]: ...
+
+    @classmethod
+    def forget(cls, only: str | None = None) -> None: ...   # what it keeps outside the nodes (of every lab gone)
+
+
+def backend_type(name: str = "kernel") -> type:
+    """The backend class registered as `name` (imported here only: nothing above the seam
+    imports a backend's modules)."""
+    if name not in BACKENDS:
+        raise EmuError(f"unknown fabric backend {name!r} (one of {', '.join(BACKENDS)})")
+    module, _, cls = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def lay_out(lab: str, nodes: list[str], name: str = "kernel") -> Layout:
+    """The layout backend `name` gives lab `lab`'s nodes."""
+    return backend_type(name).lay_out(lab, nodes)
+
+
+def bind(layout: Layout) -> Backend:
+    """The backend of a lab laid out as `layout`, with its three faces."""
+    return backend_type(layout.backend)(layout)
