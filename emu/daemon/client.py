@@ -150,11 +150,13 @@ def request(lab: str, op: str, timeout: float | None = 60.0, **args):
             time.sleep(0.02)
     with sock:
         sock.settimeout(timeout)
-        sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
         try:
+            sock.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
             line = sock.makefile("rb").readline()
         except socket.timeout:
             raise EmuError(f"the daemon of lab {lab!r} did not answer {op!r} within {timeout:g} s") from None
+        except OSError:         # reset: it ended (its lab going down) with the request in hand
+            line = b""
     if not line:
         raise EmuError(f"the daemon of lab {lab!r} ended while answering {op!r}: see {log_path(lab)}")
     reply = json.loads(line)
