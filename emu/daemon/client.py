@@ -120,10 +120,11 @@ def stop(lab: str, timeout: float = STOP_TIMEOUT) -> None:
     pid = daemon_pid(lab)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
+        deadline, pause = time.monotonic() + timeout, 0.001
         # a stopped daemon (SIGSTOP, a debugger) hears nothing until it runs again: no use waiting
         while _state(pid) not in (None, "Z", "T", "t") and time.monotonic() < deadline:
-            time.sleep(0.02)
+            time.sleep(pause)
+            pause = min(2 * pause, 0.02)        # most end within milliseconds: look soon, then less often
         if _state(pid) not in (None, "Z"):
             os.kill(pid, signal.SIGKILL)
             while _state(pid) not in (None, "Z"):       # gone before its lab's next daemon may start
