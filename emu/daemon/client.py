@@ -68,7 +68,8 @@ def restart_hint(lab: str) -> str:
             held = pid_path(lab).read_text().strip() or "nothing"
         except OSError:
             held = "nothing (it is missing)"
-        last = f" (PID {proc.pid} runs, but {pid_path(lab)} holds {held}){last}"
+        last = (f" (PID {proc.pid} runs as {_argv(proc.pid)!r}, state {_state(proc.pid)}; {pid_path(lab)} holds "
+                f"{held}){last}")
     return f"the daemon of lab {lab!r} is not running{last}: emu daemon {lab} --restart"
 
 
@@ -76,12 +77,25 @@ def daemon_pid(lab: str) -> int | None:
     """The daemon's PID if it runs: its PID file names a live process serving this lab."""
     try:
         pid = int(pid_path(lab).read_text())
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
     except (OSError, ValueError):
         return None
-    if MODULE not in argv or lab not in argv or _state(pid) in (None, "Z"):
-        return None            # not ours, or ended and not yet reaped by the process that started it
-    return pid
+    # Right after Popen returns the child may still be inside execve: its command line reads back
+    # empty until the kernel has set up the new program's arguments. Look again before saying no.
+    for look in range(3):
+        if _state(pid) in (None, "Z"):
+            return None         # ended (and perhaps not yet reaped by the process that started it)
+        argv = _argv(pid)
+        if MODULE in argv and lab in argv:
+            return pid
+        time.sleep(0.01 * (look + 1))
+    return None                 # the PID is another program's now
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 def _state(pid: int) -> str | None:
@@ -144,7 +158,8 @@ def request(lab: str, op: str, timeout: float | None = 60.0, **args):
             break
         except (FileNotFoundError, ConnectionRefusedError):
             sock.close()
-            if daemon_pid(lab) is None:
+            started = _STARTED.get(lab)
+            if daemon_pid(lab) is None and (started is None or started.poll() is not None):
                 raise EmuError(restart_hint(lab)) from None
             if time.monotonic() > deadline:
                 raise EmuError(f"the daemon of lab {lab!r} did not start listening: see {log_path(lab)}") from None

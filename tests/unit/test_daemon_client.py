@@ -56,3 +56,28 @@ def test_a_daemon_that_is_gone_names_the_restart(tmp_path, monkeypatch):
     with pytest.raises(EmuError, match=r"not running \(it said: emu daemon gone: something it said\): "
                                        r"emu daemon gone --restart"):
         client.request("gone", "status")
+
+
+
+def test_a_daemon_inside_its_execve_is_running(tmp_path, monkeypatch):
+    """Right after Popen returns, a child's command line mostly reads back empty (it is still in
+    execve: 95 of 100 reads here): a request then must not say its daemon is gone (it did, now
+    and then, in CI). The first reading is made empty here; the second is the kernel's."""
+    import subprocess
+    import sys
+    monkeypatch.setattr(labfiles, "STATE_DIR", tmp_path)
+    real, calls = client._argv, []
+
+    def argv(pid):
+        calls.append(pid)
+        return real(pid) if len(calls) > 1 else []
+    monkeypatch.setattr(client, "_argv", argv)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", client.MODULE, "ex"],
+                            stdin=subprocess.PIPE)
+    try:
+        client.pid_path("ex").write_text(str(proc.pid))
+        assert client.daemon_pid("ex") == proc.pid and len(calls) >= 2
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    assert client.daemon_pid("ex") is None          # ended: not running
