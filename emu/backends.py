@@ -122,7 +122,7 @@ class Backend(Protocol):
     def reader(self, node: str) -> Reader: ...
 
     # -- run
-    def popen(self, node: str, argv: list[str], **kwargs): ...
+    def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs): ...   # tos: its class, forced
 
     def entered(self, node: str): ...       # a context: sockets this thread opens are the node's
 

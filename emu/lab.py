@@ -106,18 +106,23 @@ class NodeHandle:
     backend: Backend | None = field(default=None, repr=False, compare=False)
     # called before a program starts here: the lab's control plane must run before its traffic does
     before_run: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    classes: dict[str, int] = field(default_factory=dict, repr=False, compare=False)   # traffic class -> TOS
 
     @property
     def addr(self) -> str:
         """The node's first address (its only one unless it is multi-homed)."""
         return self.addrs[0]
 
-    def popen(self, argv, **kwargs) -> subprocess.Popen:
-        """Start argv in the node; keyword arguments go to subprocess.Popen."""
+    def popen(self, argv, traffic_class: str | None = None, **kwargs) -> subprocess.Popen:
+        """Start argv in the node; keyword arguments go to subprocess.Popen. With `traffic_class`,
+        every packet of the program (and its children) leaves in that class, whatever it sets."""
         require_root("run programs in lab nodes")
+        if traffic_class is not None and traffic_class not in self.classes:
+            raise EmuError(f"the lab has no traffic class {traffic_class!r} (one of {', '.join(self.classes)})")
         if self.before_run:
             self.before_run()
-        return self.backend.popen(self.name, list(argv), **kwargs)
+        tos = {"tos": self.classes[traffic_class]} if traffic_class is not None else {}
+        return self.backend.popen(self.name, list(argv), **tos, **kwargs)
 
     def entered(self):
         """A context in which the sockets this thread opens are the node's."""
@@ -131,7 +136,8 @@ class NodeHandle:
         finally:
             reader.close()
 
-    def run(self, argv, timeout: float | None = None, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    def run(self, argv, timeout: float | None = None, check: bool = False,
+            **kwargs) -> subprocess.CompletedProcess:
         """Run argv in the node to completion with its output captured (text)."""
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
@@ -502,7 +508,7 @@ class Lab:
         except KeyError:
             raise EmuError(f"lab {self.name!r} has no node {name!r}") from None
         return NodeHandle(n.name, n.kind, self.layout.netns(n.name), tuple(n.addrs), n.forwards, self.backend,
-                          self.ready)
+                          self.ready, self.class_tos)
 
     def ready(self) -> None:
         """Wait until the lab's daemon runs its controllers (it starts in the background of
@@ -517,6 +523,11 @@ class Lab:
 
     def hosts(self) -> list[NodeHandle]:
         return [n for n in self.nodes() if not n.forwards]
+
+    @cached_property
+    def class_tos(self) -> dict[str, int]:
+        """Traffic class -> the TOS its packets carry (the lab's QoS policy)."""
+        return {name: self.topology.qos.tos_of(name) for name in self.topology.qos.classes}
 
     def tos(self, traffic_class: str) -> int:
         """TOS byte for a traffic class of this lab's QoS policy."""

@@ -12,6 +12,8 @@ if [ "${EMU_NO_ROOT:-0}" != 1 ]; then
     fi
     command -v ip >/dev/null && command -v tc >/dev/null || need_apt+=(iproute2)
     command -v tcpdump >/dev/null || need_apt+=(tcpdump)     # emu capture
+    command -v nft >/dev/null || need_apt+=(nftables)       # traffic classes for any program (emu exec --class)
+    command -v iperf3 >/dev/null || need_apt+=(iperf3)       # a real program in the tests of --class
 fi
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

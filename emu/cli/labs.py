@@ -138,13 +138,15 @@ def daemon(lab, lab_opt, restart, as_json):
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @lab_option
+@click.option("--class", "traffic_class", metavar="NAME",
+              help="every packet of CMD (and its children) in this traffic class, whatever CMD sets")
 @click.argument("node")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec(lab_opt, node, cmd):
+def exec(lab_opt, traffic_class, node, cmd):
     """Run CMD inside NODE: emu exec --lab LAB c0 -- ip addr. The exit code passes through."""
     handle = attach(None, lab_opt).node(node)
     try:
-        proc = handle.popen(list(cmd))
+        proc = handle.popen(list(cmd), traffic_class=traffic_class)
     except FileNotFoundError:
         raise EmuError(f"{cmd[0]}: command not found") from None
     sys.exit(proc.wait())

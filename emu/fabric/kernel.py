@@ -5,9 +5,12 @@ netlink and BPF (emu.fabric.gates, emu.fabric.bpf); observe through a netlink re
 node's namespace (emu.fabric.reader); run by forking inside the namespace (emu.fabric.netns),
 through `ip netns exec` where the lab has a names view (emu.fabric.hosts).
 """
+import functools
+import shutil
+
 from emu import labfiles
 from emu.backends import LOCAL, Layout, Place
-from emu.fabric import apply, hosts, netns
+from emu.fabric import apply, classes, hosts, netns
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.fabric.reader import NamespaceReader
@@ -37,7 +40,7 @@ class KernelBackend:
         hosts.install(plan, self.namespaces(), labfiles.hosts_path(self.lab))
 
     def destroy(self) -> int:
-        stopped = apply.destroy(self.namespaces())
+        stopped = apply.destroy(self.namespaces())      # their processes first: then the cgroups are empty
         self.forget(self.lab)
         return stopped
 
@@ -76,8 +79,22 @@ class KernelBackend:
         return NamespaceReader(self.layout.netns(node))
 
     # -- run
-    def popen(self, node: str, argv: list[str], **kwargs):
-        return netns.popen(self.layout.netns(node), argv, **kwargs)
+    def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs):
+        """tos: the program's packets leave with this TOS whatever it sets (emu.fabric.classes)."""
+        wrap = None
+        if tos is not None:
+            group = classes.cgroup(self.lab, tos)
+            self._classify(node, group, tos)
+            wrap = functools.partial(classes.joined, group)
+        return netns.popen(self.layout.netns(node), argv, wrap=wrap, **kwargs)
+
+    def _classify(self, node: str, group, tos: int) -> None:
+        """The node's rule for this class, once (a marker file says it is there)."""
+        marker = labfiles.lab_file(self.lab, ".classes") / f"{node}.tos-{tos:#04x}"
+        if not marker.exists():
+            classes.install(self.layout.netns(node), group, tos)
+            marker.parent.mkdir(exist_ok=True)
+            marker.touch()
 
     def entered(self, node: str):
         return netns.inside(self.layout.netns(node))
@@ -95,10 +112,13 @@ class KernelBackend:
 
     @classmethod
     def forget(cls, only: str | None = None) -> None:
-        """The names view of lab `only` (of every lab if None), and views whose lab left no state
-        file (killed, or the machine rebooted: /etc outlives /run)."""
-        if only is not None:
-            hosts.remove(labfiles.hosts_path(only), netns_name(only, "*"))
+        """Lab `only`'s names view and traffic-class cgroups (every lab's if None: `emu clean`
+        with no name, after every lab is gone), and names views whose lab left no state file
+        (killed, or the machine rebooted: /etc outlives /run)."""
+        for lab in [only] if only is not None else classes.labs():
+            hosts.remove(labfiles.hosts_path(lab), netns_name(lab, "*"))
+            classes.remove(lab)
+            shutil.rmtree(labfiles.lab_file(lab, ".classes"), ignore_errors=True)
         for hosts_file in hosts.views(netns_name(only or "*", "*")):
             if hosts_file.parent == labfiles.STATE_DIR and hosts_file.suffix == ".hosts" \
                     and only in (None, hosts_file.stem):

@@ -53,11 +53,13 @@ def write_sysctls(name: str, values: dict[str, str]) -> None:
             Path("/proc/sys", key).write_text(value)
 
 
-def popen(name: str, argv, **kwargs) -> subprocess.Popen:
+def popen(name: str, argv, wrap=None, **kwargs) -> subprocess.Popen:
     """Start argv inside namespace `name`: the calling thread enters it, forks (the child inherits
     the thread's namespace, so it runs there before Popen returns) and comes back. No preexec_fn,
     which Python documents as unsafe in a process with threads, as the build and experiments are.
-    In a lab with a names view (emu.fabric.hosts), `ip netns exec` starts it instead."""
+    In a lab with a names view (emu.fabric.hosts), `ip netns exec` starts it instead. `wrap`, if
+    given, makes the outermost command line (a traffic class's cgroup is joined before `ip netns
+    exec` mounts a /sys of its own)."""
     if not netns_path(name).exists():
         raise FabricError(f"namespace {name} does not exist (was the lab torn down?)")
     if hosts.names_view(name):
@@ -66,6 +68,8 @@ def popen(name: str, argv, **kwargs) -> subprocess.Popen:
         if "/" not in argv[0] and shutil.which(argv[0], path=kwargs.get("env", os.environ).get("PATH")) is None:
             raise FileNotFoundError(2, "No such file or directory", argv[0])
         argv = ["ip", "netns", "exec", name, *argv]
+    if wrap:
+        argv = wrap(argv)
     with inside(name):
         return subprocess.Popen(argv, **kwargs)
 

@@ -73,3 +73,54 @@ def test_checkpoint(lab):
     def run():
         assert checkpoint(lab, "c2", state_bytes=64 * 1024, saves=1, period=0)["load"]["verified"]
     assert_in_vl(lab, "storage", run, ["c2", "st0", "st1"])
+
+
+def iperf3_server(lab, node: str):
+    """iperf3 serving one test in `node` (no class: TCP replies take the class they are asked in),
+    returned once it says it listens."""
+    import subprocess
+    import threading
+    server = lab.node(node).popen(["iperf3", "-s", "-1", "--forceflush"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+    deadline = threading.Timer(30, server.kill)         # the wait for its line is bounded
+    deadline.start()
+    try:
+        for line in server.stdout:
+            if "listening" in line:
+                return server
+    finally:
+        deadline.cancel()
+    raise AssertionError(f"iperf3 -s ended without saying it listens (exit {server.wait()})")
+
+
+@pytest.mark.parametrize("udp", [False, True], ids=["tcp", "udp"])
+@pytest.mark.parametrize("traffic_class", ["hfreduce", "nccl", "storage"])
+def test_any_program_rides_the_class_it_is_started_in(lab, traffic_class, udp):
+    """iperf3 sets no TOS; `emu exec --class` puts all it sends in the class (and, for TCP, the
+    server's answers too)."""
+    import subprocess
+    import sys
+    server = iperf3_server(lab, "c1")
+
+    def client():
+        argv = ["iperf3", "-c", lab.node("c1").addr, "-t", "1"] + (["-u", "-b", "20M"] if udp else [])
+        done = subprocess.run([sys.executable, "-m", "emu.cli", "exec", "--lab", lab.name, "--class", traffic_class,
+                               "c0", "--", *argv], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert server.wait(timeout=30) == 0
+    try:
+        assert_in_vl(lab, traffic_class, client, ["c1"] if udp else ["c1", "c0"])
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_an_unknown_class_is_one_line(lab):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "emu.cli", "exec", "--lab", lab.name, "--class", "bulk", "c0", "--",
+                           "true"], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "emu: the lab has no traffic class 'bulk' (one of other, hfreduce, nccl, storage)"]
