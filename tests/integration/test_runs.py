@@ -1,6 +1,7 @@
 """Scenario runs on real labs: the sampler against what agents sent, a flash cut seen in the
 samples, every ready scenario end to end, `emu report` from the files alone, `emu compare`."""
 import json
+from collections import defaultdict
 import shutil
 import subprocess
 import sys
@@ -170,3 +171,27 @@ def test_a_workload_at_zero_seconds_starts_at_zero_not_after_the_storage_service
     _, directory = run_scenario(spec, str(tmp_path / "run"), lab_name=lab_name)
     reads = [f for f in pq.read_table(directory / "flows.parquet").to_pylist() if f["workload"] == "reads"]
     assert reads and min(f["start"] for f in reads) < services_s, (min(f["start"] for f in reads), services_s)
+
+
+def test_a_command_scenario_runs_real_programs_in_their_class(tmp_path, run_lab_name):
+    """iperf3, a program we did not write, as a scenario's workloads: the server, then a client in
+    the storage class; the run's samples put the client's bytes in VL3 on the switch's port to the
+    server, and a copy that exits wrongly is one line in the summary."""
+    doc = {"name": "cmd", "duration": "4s", "sample": "100ms",
+           "topology": {"name": run_lab_name, "scale": 0.001, "fabric": {"type": "star", "hosts": 2}},
+           "workloads": [
+               {"name": "server", "type": "command", "nodes": ["c1"], "argv": ["iperf3", "-s", "-1"]},
+               {"name": "client", "type": "command", "nodes": ["c0"], "start": "1s", "class": "storage",
+                "argv": ["iperf3", "-c", "{addr:c1}", "-t", "1"]},
+               {"name": "wrong", "type": "command", "nodes": ["c0"], "argv": ["sh", "-c", "echo no >&2; exit 3"]}]}
+    summary, directory = run_scenario(load_scenario(doc), str(tmp_path / "run"), lab_name=run_lab_name)
+    outcome = {w["name"]: w for w in summary["workloads"]}
+    assert outcome["server"]["outcome"] == outcome["client"]["outcome"] == "ok", outcome
+    assert outcome["wrong"]["outcome"] != "ok" and "sh on c0 exited 3, not 0: no" in outcome["wrong"]["error"]
+    rows = pq.read_table(directory / "samples.parquet").to_pylist()
+    to_server = defaultdict(list)
+    for r in rows:
+        if r["node"] == "sw0" and r["peer"] == "c1":
+            to_server[r["vl"]].append(r["tx_bytes"])
+    sent = {vl: max(v) - min(v) for vl, v in to_server.items()}
+    assert sent[3] > 1_000_000 and sent[3] >= 0.99 * sum(sent.values()), sent

@@ -55,3 +55,27 @@ def test_every_shipped_type_has_a_runner_and_the_model_says_what_it_cannot_play(
             "train"} <= set(TYPES)
     assert all(callable(t.run) for t in TYPES.values())
     assert {t.name for t in TYPES.values() if t.storage} == {"storage-read", "storage-write", "checkpoint", "incast"}
+
+
+def command(**keys):
+    return {"name": "v", "topology": TOPOLOGY, "duration": "1s",
+            "workloads": [{"type": "command", "nodes": ["c0", "c1"], **keys}]}
+
+
+def test_a_command_step_expands_its_fields_per_copy():
+    from emu.workloads.command import expand
+    (step,) = load_scenario(command(argv=["ping", "-c1", "{addr:c1}", 7], **{"class": "storage"})).workloads
+    assert step.params == {"nodes": ["c0", "c1"], "argv": ["ping", "-c1", "{addr:c1}", "7"], "class": "storage",
+                           "expect_exit": 0}
+    assert [expand(a, "c0", 0, {"c1": "198.18.0.3"}.get) for a in ("{node}-{rank}", "{addr:c1}")] == \
+        ["c0-0", "198.18.0.3"]
+
+
+@pytest.mark.parametrize("keys, where, why", [
+    ({"argv": []}, "argv", "must be a program"), ({"argv": ["x", "{host}"]}, "argv", "unknown field {host}"),
+    ({"argv": ["x", "{addr:c9}"]}, "argv", "no node 'c9'"), ({"argv": ["x"], "class": "bulk"}, "class", "unknown"),
+    ({"argv": ["x"], "expect_exit": "0"}, "expect_exit", "must be an exit code")])
+def test_a_bad_command_step_is_one_line(keys, where, why):
+    with pytest.raises(TopologyError) as e:
+        load_scenario(command(**keys))
+    assert e.value.key == f"workloads[0].{where}" and why in str(e.value)
