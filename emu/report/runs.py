@@ -26,7 +26,9 @@ WORKLOAD_KEYS = ("algbw", "busbw", "node_bound_algbw", "proj_algbw", "proj_busbw
                  "job", "nodes", "steps_done", "restarts", "lost_steps", "step_time_s", "compute_s", "comm_s",
                  "exposed_comm_s", "a2a_s", "overlap", "wall_per_step_s", "cross_zone", "queued_s", "interruptions",
                  "proj_step_time_s", "saves", "save_s", "save_bps", "load_verified",
-                 "restored_steps")
+                 "restored_steps",
+                 # programs of users' own (emu.workloads.command, emu.workloads.iperf3)
+                 "retransmits", "lost_percent", "copies", "seconds")
 
 
 def series(table: pa.Table, keys: tuple) -> dict:

@@ -195,3 +195,21 @@ def test_a_command_scenario_runs_real_programs_in_their_class(tmp_path, run_lab_
             to_server[r["vl"]].append(r["tx_bytes"])
     sent = {vl: max(v) - min(v) for vl, v in to_server.items()}
     assert sent[3] > 1_000_000 and sent[3] >= 0.99 * sum(sent.values()), sent
+
+
+def test_an_iperf3_scenario_reports_the_real_clients_figures(tmp_path, run_lab_name):
+    """Two iperf3 steps side by side on one link (TCP in storage, UDP at 40 Mbit/s in hfreduce):
+    the client's own reports become the run's flows, and the two share the 200 Mbit/s link."""
+    doc = {"name": "ipf", "duration": "3s", "sample": "100ms",
+           "topology": {"name": run_lab_name, "scale": 0.001, "fabric": {"type": "star", "hosts": 3}},
+           "workloads": [
+               {"name": "tcp", "type": "iperf3", "client": "c0", "server": "c2", "class": "storage", "seconds": 2},
+               {"name": "udp", "type": "iperf3", "client": "c1", "server": "c2", "class": "hfreduce", "seconds": 2,
+                "udp": True, "rate": "40Mbit"}]}
+    summary, directory = run_scenario(load_scenario(doc), str(tmp_path / "run"), lab_name=run_lab_name)
+    got = {w["name"]: w for w in summary["workloads"]}
+    assert got["tcp"]["outcome"] == got["udp"]["outcome"] == "ok", got
+    assert 30e6 < got["udp"]["goodput_bps"] <= 41e6 and got["udp"]["lost_percent"] < 5, got["udp"]
+    assert 120e6 < got["tcp"]["goodput_bps"] < 200e6 and "retransmits" in got["tcp"], got["tcp"]
+    flows = {f["workload"]: f for f in pq.read_table(directory / "flows.parquet").to_pylist()}
+    assert flows["tcp"]["class"] == "storage" and flows["tcp"]["bytes"] > 0.8 * 2 * got["tcp"]["goodput_bps"] / 8

@@ -79,3 +79,14 @@ def test_a_bad_command_step_is_one_line(keys, where, why):
     with pytest.raises(TopologyError) as e:
         load_scenario(command(**keys))
     assert e.value.key == f"workloads[0].{where}" and why in str(e.value)
+
+
+@pytest.mark.parametrize("keys, where", [({"parallel": 0}, "parallel"), ({"udp": "yes"}, "udp"),
+                                         ({"rate": "fast"}, "rate"), ({"server": "c0"}, "server"),
+                                         ({"class": "bulk"}, "class"), ({"seconds": "-1s"}, "seconds")])
+def test_a_bad_iperf3_step_is_one_line(keys, where):
+    doc = {"name": "v", "topology": TOPOLOGY, "duration": "1s",
+           "workloads": [{"type": "iperf3", "client": "c0", "server": "c1", **keys}]}
+    with pytest.raises(TopologyError) as e:
+        load_scenario(doc)
+    assert e.value.key == f"workloads[0].{where}"
