@@ -1,4 +1,4 @@
-"""Scenario runs and their reports: run, model run, sweep, report, compare."""
+"""Scenario runs and their reports: run, record, model run, sweep, report, compare."""
 
 import click
 
@@ -21,6 +21,35 @@ def run_cmd(scenario, out, as_json, lab_opt):
     from emu.experiments.runner import run_scenario
     with work_progress(f"running {spec.name}", spec.duration, "s of the scenario", quiet=as_json) as step:
         summary, directory = run_scenario(spec, out, step.set, lab_opt)
+    print_run(summary, directory, as_json)
+
+
+@main.command("record")
+@click.argument("lab", required=False)
+@lab_option
+@click.option("--out", help="run directory (default: runs/record-<lab>-<UTC time>/)")
+@click.option("--seconds", help="how long (e.g. 30s); without it, until Ctrl-C")
+@click.option("--sample", default="100ms", show_default=True, help="the sampling period")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON (with run_dir)")
+def record_cmd(lab, lab_opt, out, seconds, sample, as_json):
+    """Record what crosses a lab (every port and VL, and its events) into a run directory that
+    `emu report` and `emu compare` read: whatever runs in it, your own programs included."""
+    from emu.cli.common import attach
+    from emu.experiments.record import record
+    from emu.report.progress import work_progress
+    from emu.root import require_root
+    from emu.units import parse_duration
+    try:
+        span = parse_duration(seconds) if seconds is not None else None
+        period = parse_duration(sample)
+    except ValueError as e:
+        raise EmuError(f"--seconds/--sample: {e}") from None
+    require_root("record labs")
+    target = attach(lab, lab_opt)
+    if span is None and not as_json:
+        console.print(f"recording lab [bold]{target.name}[/]: Ctrl-C ends it")
+    with work_progress(f"recording {target.name}", span, "s", quiet=as_json or span is None) as step:
+        summary, directory = record(target, out, span, period, progress=step.set)
     print_run(summary, directory, as_json)
 
 

@@ -213,3 +213,32 @@ def test_an_iperf3_scenario_reports_the_real_clients_figures(tmp_path, run_lab_n
     assert 120e6 < got["tcp"]["goodput_bps"] < 200e6 and "retransmits" in got["tcp"], got["tcp"]
     flows = {f["workload"]: f for f in pq.read_table(directory / "flows.parquet").to_pylist()}
     assert flows["tcp"]["class"] == "storage" and flows["tcp"]["bytes"] > 0.8 * 2 * got["tcp"]["goodput_bps"] / 8
+
+
+def test_a_record_shows_a_programs_bytes_on_its_path(make_lab, lab_name, tmp_path):
+    """A record around an iperf3 flow started by hand: the run directory's port samples carry the
+    flow's bytes (iperf3's own count of what arrived) on each port of its path within 10% (headers
+    on top), and `emu report` reads it."""
+    from emu.experiments.record import record
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, rate="100Mbit"))
+    server = lab.node("c1").popen(["iperf3", "-s", "-1", "--forceflush"], stdout=subprocess.PIPE, text=True)
+    try:
+        next(line for line in server.stdout if "listening" in line)
+        sent = {}
+
+        def flow():
+            done = lab.node("c0").run(["iperf3", "-c", lab.node("c1").addr, "-t", "2", "-J"], timeout=60, check=True)
+            sent["bytes"] = json.loads(done.stdout)["end"]["sum_received"]["bytes"]      # all across the path
+        summary, directory = record(lab, str(tmp_path / "rec"), period=0.1, during=flow)
+    finally:
+        server.kill()
+        server.wait()
+    rows = pq.read_table(directory / "ports.parquet").to_pylist()
+    path = [("c0", "leaf0"), ("leaf0", "spine0"), ("spine0", "leaf1"), ("leaf1", "c1")]
+    for node, peer in path:
+        tx = [r["tx_bytes"] for r in rows if (r["node"], r["peer"]) == (node, peer)]
+        assert sent["bytes"] <= tx[-1] - tx[0] <= 1.10 * sent["bytes"], (node, peer, tx[-1] - tx[0], sent)
+    assert summary["scenario"] == f"record-{lab.name}"
+    shown = subprocess.run([sys.executable, "-m", "emu.cli", "report", str(directory), "--json"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["scenario"] == f"record-{lab.name}", shown.stderr
