@@ -21,12 +21,13 @@ def interface_counters(lab, nodes) -> dict[str, dict[str, dict]]:
         return dict(pool.map(read, nodes))
 
 
-def fabric_drops(lab) -> int:
-    """Packets the switches' VL FIFOs of a lab have dropped so far (every egress port)."""
+def fabric_drops(lab, hosts: bool = False) -> int:
+    """Packets the switches' VL FIFOs of a lab have dropped so far (every egress port); with
+    `hosts`, the hosts' own egress queues' too."""
     def read(node):
         return _read(lab, node, lambda r: sum(q[4] for q in r.queues()))
     with ThreadPoolExecutor(4) as pool:
-        return sum(pool.map(read, [n.name for n in lab.plan.nodes if n.forwards]))
+        return sum(pool.map(read, [n.name for n in lab.plan.nodes if n.forwards or hosts]))
 
 
 def queue_drops(lab, node: str, ifname: str) -> int:

@@ -2,7 +2,7 @@
 import pytest
 
 from emu.experiments.flows import Flow, run_flows
-from emu.metrics.counters import interface_counters
+from emu.metrics.counters import fabric_drops, interface_counters
 from emu.metrics.mesh import tcp_mesh
 from emu.qos import QosPolicy
 from emu.topo import build
@@ -96,9 +96,15 @@ def test_multihomed_reply_leaves_through_the_owning_nic(make_lab, lab_name):
 # Last in this file: tearing down 148 namespaces keeps the kernel busy for a while afterwards,
 # which would disturb the rate measurements above.
 def test_all_pairs_tcp_among_128_hosts_without_loss(make_lab, lab_name):
-    """The neighbour table limit is global; 128 hosts all-pairs must not lose a packet to it."""
+    """The neighbour table limit is global; 128 hosts all-pairs must not lose a packet to it: every
+    connection answers, no queue or interface of the lab drops one. A retransmit is not a loss on
+    a machine this loaded (an RTO of 200 ms outrun by a starved receiver): 1 of 16,256 connections
+    retransmitted once in ~20 suite runs, with nothing dropped; more than 0.1% would be a loss."""
     lab = make_lab(build("leaf-spine", lab_name, leaves=16, spines=4, hosts_per_leaf=8))
     result = tcp_mesh(lab.hosts())
     assert result.pairs == 128 * 127
     assert result.failures == []
-    assert result.retransmits == 0
+    assert fabric_drops(lab, hosts=True) == 0
+    counters = interface_counters(lab, [n.name for n in lab.nodes()])
+    assert sum(c["tx_dropped"] + c["rx_dropped"] for ports in counters.values() for c in ports.values()) == 0
+    assert result.retransmits <= 0.001 * result.pairs, result.retransmits
