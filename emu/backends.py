@@ -101,7 +101,7 @@ class Backend(Protocol):
 
     def build(self, plan: LabPlan, progress=None) -> None: ...
 
-    def destroy(self) -> int: ...           # processes it ended
+    def destroy(self) -> int: ...           # the nodes and their processes (how many it ended); then forget()
 
     def present(self) -> int: ...           # nodes realised right now
 

@@ -10,24 +10,21 @@ difference is the rule's per-packet cost. Run as root:
 import argparse
 import json
 import statistics
-import subprocess
 import uuid
 
 from emu.lab import Lab
 from emu.report.bench import Bench, Column, add_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
+from emu.workloads.iperf3 import serve
 
 RATES = ("1Gbit", "100Gbit")       # shaped (the lab's usual case), and faster than the CPU can send
 
 
 def goodput(lab, seconds: float, traffic_class: str | None) -> float:
     """bit/s the server received from one iperf3 TCP flow."""
-    server = lab.node("c1").popen(["iperf3", "-s", "-1", "--forceflush"], stdout=subprocess.PIPE, text=True)
+    server = serve(lab.node("c1"))
     try:
-        for line in server.stdout:
-            if "listening" in line:
-                break
         done = lab.node("c0").run(["iperf3", "-c", lab.node("c1").addr, "-t", str(seconds), "-J"],
                                   traffic_class=traffic_class, timeout=seconds + 30, check=True)
         return json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]

@@ -20,7 +20,6 @@ def record(lab, out: str | None = None, seconds: float | None = None, period: fl
     record is written all the same). Returns (summary, run directory)."""
     if out and Path(out).exists():
         raise EmuError(f"{out} exists: a record writes a new run directory")
-    lab.ready()
     with lab.sampling(period) as window:
         try:
             if during is not None:

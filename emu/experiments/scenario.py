@@ -254,6 +254,8 @@ def _check_params(kind, params, topology, where, fail) -> None:
             params[k] = parse_size(params[k])
         except ValueError as e:
             fail(f"{where}.{k}", str(e))
+    if "class" in params and params["class"] not in topology.qos.classes:
+        fail(f"{where}.class", f"unknown traffic class {params['class']!r} (one of {', '.join(topology.qos.classes)})")
     for k in ("period", "sweep_delay"):
         if k in params:
             params[k] = _time(params[k], f"{where}.{k}", fail)

@@ -40,9 +40,8 @@ class KernelBackend:
         hosts.install(plan, self.namespaces(), labfiles.hosts_path(self.lab))
 
     def destroy(self) -> int:
-        stopped = apply.destroy(self.namespaces())      # their processes first: then the cgroups are empty
-        self.forget(self.lab)
-        return stopped
+        """The namespaces and their processes; what the lab keeps outside them goes with forget()."""
+        return apply.destroy(self.namespaces())
 
     def describe(self, plan) -> str:
         """What build() runs: the root ip batch, then per namespace its sysctls, ip and tc batches."""

@@ -38,8 +38,3 @@ def queue_drops(lab, node: str, ifname: str) -> int:
 def vl_bytes(lab, node: str, ifname: str) -> dict[int, int]:
     """VL -> bytes sent by that VL's queue on one egress port."""
     return _read(lab, node, lambda r: {q[1]: q[2] for q in r.queues() if q[0] == ifname})
-
-
-def tcp_retransmits(lab, node: str) -> int:
-    """TCP segments the node has retransmitted so far."""
-    return _read(lab, node, lambda r: r.tcp_retransmits())

@@ -40,8 +40,6 @@ def check(p, topology, where, fail) -> None:
                 fail(f"{where}.argv", f"unknown field {m.group(0)} (use {{node}}, {{rank}} or {{addr:NODE}})")
             if field.group(2) and field.group(2) not in topology.graph:
                 fail(f"{where}.argv", f"{m.group(0)}: no node {field.group(2)!r} in the topology")
-    if p["class"] not in topology.qos.classes:
-        fail(f"{where}.class", f"unknown traffic class {p['class']!r} (one of {', '.join(topology.qos.classes)})")
     if isinstance(p["expect_exit"], bool) or not isinstance(p["expect_exit"], int):
         fail(f"{where}.expect_exit", f"must be an exit code, got {p['expect_exit']!r}")
 

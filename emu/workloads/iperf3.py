@@ -20,8 +20,6 @@ READY_S = 30.0           # the server's listening line, at most this long
 
 def check(p, topology, where, fail) -> None:
     p["seconds"] = duration(p["seconds"], f"{where}.seconds", fail)
-    if p["class"] not in topology.qos.classes:
-        fail(f"{where}.class", f"unknown traffic class {p['class']!r} (one of {', '.join(topology.qos.classes)})")
     if isinstance(p["parallel"], bool) or not isinstance(p["parallel"], int) or not 1 <= p["parallel"] <= 128:
         fail(f"{where}.parallel", f"must be 1..128 streams, got {p['parallel']!r}")
     if not isinstance(p["udp"], bool):
@@ -35,26 +33,28 @@ def check(p, topology, where, fail) -> None:
         fail(f"{where}.server", "must be another node than the client")
 
 
-def _listening(server: subprocess.Popen, what: str) -> None:
-    timer = threading.Timer(READY_S, server.kill)        # the wait for its line is bounded
+def serve(node, port: int = 5201) -> subprocess.Popen:
+    """iperf3 serving one test in `node` (a NodeHandle), returned once it says it listens (a
+    bounded wait); one line if it never does. Its class is the one it is asked in (TCP)."""
+    server = node.popen(["iperf3", "-s", "-1", "--forceflush", "-p", str(port)], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True)
+    timer = threading.Timer(READY_S, server.kill)
     timer.start()
     try:
         for line in server.stdout:
             if "listening" in line:
-                return
+                return server
     finally:
         timer.cancel()
-    raise EmuError(f"{what}: iperf3 -s did not start listening (exit {server.wait()})")
+    raise EmuError(f"iperf3 -s on {node.name} did not start listening (exit {server.wait()})")
 
 
 def run(run, step, index: int) -> dict:
     p, lab, what = step.params, run.lab, f"workloads.{step.name}"
-    port = str(PORT + index)
-    server = lab.node(p["server"]).popen(["iperf3", "-s", "-1", "--forceflush", "-p", port], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+    port = PORT + index
+    server = serve(lab.node(p["server"]), port)
     try:
-        _listening(server, what)
-        argv = ["iperf3", "-c", lab.node(p["server"]).addr, "-p", port, "-t", f"{p['seconds']:g}",
+        argv = ["iperf3", "-c", lab.node(p["server"]).addr, "-p", str(port), "-t", f"{p['seconds']:g}",
                 "-P", str(p["parallel"]), "-J"]
         argv += (["-u"] if p["udp"] else []) + (["-b", str(p["rate"])] if p["rate"] else [])   # UDP: 1 Mbit/s unless
         began = time.monotonic()

@@ -18,6 +18,7 @@ from emu.lab import Lab
 from emu.metrics.counters import fabric_drops, interface_counters
 from emu.topo import build
 from emu.topo.loader import topology_from_dict
+from waits import wait_until
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,16 +38,6 @@ def exec_in(lab, node, *argv) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "emu.cli", "exec", "--lab", lab.name, node, "--",
                              sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=REPO)
-
-
-def wait_until(state, bound: float, what: str):
-    """Poll for a state the system reports (a counter, a job's row, a process's state) until it
-    holds; fail naming it after `bound` seconds. Returns the state's last value."""
-    deadline = time.monotonic() + bound
-    while not (value := state()):
-        assert time.monotonic() < deadline, f"{what} within {bound:g} s"
-        time.sleep(0.01)
-    return value
 
 
 def events(lab, event_type=None) -> list[dict]:

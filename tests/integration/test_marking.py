@@ -10,6 +10,7 @@ from emu.experiments.flows import Flow, run_flows
 from emu.experiments.storage import StorageCluster, checkpoint
 from emu.metrics.counters import vl_bytes
 from emu.topo import build
+from emu.workloads.iperf3 import serve
 
 pytestmark = pytest.mark.integration
 
@@ -75,24 +76,6 @@ def test_checkpoint(lab):
     assert_in_vl(lab, "storage", run, ["c2", "st0", "st1"])
 
 
-def iperf3_server(lab, node: str):
-    """iperf3 serving one test in `node` (no class: TCP replies take the class they are asked in),
-    returned once it says it listens."""
-    import subprocess
-    import threading
-    server = lab.node(node).popen(["iperf3", "-s", "-1", "--forceflush"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-    deadline = threading.Timer(30, server.kill)         # the wait for its line is bounded
-    deadline.start()
-    try:
-        for line in server.stdout:
-            if "listening" in line:
-                return server
-    finally:
-        deadline.cancel()
-    raise AssertionError(f"iperf3 -s ended without saying it listens (exit {server.wait()})")
-
-
 @pytest.mark.parametrize("udp", [False, True], ids=["tcp", "udp"])
 @pytest.mark.parametrize("traffic_class", ["hfreduce", "nccl", "storage"])
 def test_any_program_rides_the_class_it_is_started_in(lab, traffic_class, udp):
@@ -100,7 +83,7 @@ def test_any_program_rides_the_class_it_is_started_in(lab, traffic_class, udp):
     server's answers too)."""
     import subprocess
     import sys
-    server = iperf3_server(lab, "c1")
+    server = serve(lab.node("c1"))
 
     def client():
         argv = ["iperf3", "-c", lab.node("c1").addr, "-t", "1"] + (["-u", "-b", "20M"] if udp else [])

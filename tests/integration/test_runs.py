@@ -17,6 +17,7 @@ from emu.experiments.scenario import load_scenario
 from emu.experiments.storage import StorageCluster
 from emu.metrics.sampler import Sampler
 from emu.topo import build
+from emu.workloads.iperf3 import serve
 
 pytestmark = pytest.mark.integration
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -221,9 +222,8 @@ def test_a_record_shows_a_programs_bytes_on_its_path(make_lab, lab_name, tmp_pat
     on top), and `emu report` reads it."""
     from emu.experiments.record import record
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, rate="100Mbit"))
-    server = lab.node("c1").popen(["iperf3", "-s", "-1", "--forceflush"], stdout=subprocess.PIPE, text=True)
+    server = serve(lab.node("c1"))
     try:
-        next(line for line in server.stdout if "listening" in line)
         sent = {}
 
         def flow():

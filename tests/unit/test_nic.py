@@ -1,11 +1,11 @@
 """The NIC agent's connections: a window bounds the messages in flight."""
 import threading
-import time
 
 import pytest
 
 from agents.nic import Mesh
 from loopback import ports
+from waits import wait_until
 
 
 @pytest.fixture
@@ -29,15 +29,6 @@ def opened(mesh_a: Mesh, mesh_b: Mesh, window: int):
     return ends["a"], ends["b"]
 
 
-def wait_until(cond, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def test_a_window_holds_the_sender_until_the_receiver_takes_a_message(pair):
     tx, rx = opened(*pair, window=2)
     sent = []
@@ -49,13 +40,13 @@ def test_a_window_holds_the_sender_until_the_receiver_takes_a_message(pair):
 
     t = threading.Thread(target=sender, daemon=True)
     t.start()
-    assert wait_until(lambda: len(sent) == 2)
+    wait_until(lambda: len(sent) == 2, 5, "the second message sent")
     t.join(0.3)                            # the third message must wait for a credit
     assert len(sent) == 2 and tx.in_flight == 2
     buf = bytearray(100)
     rx.recv_into(buf)
     assert buf == bytes([0]) * 100
-    assert wait_until(lambda: len(sent) == 3)
+    wait_until(lambda: len(sent) == 3, 5, "the third message sent")
     for i in (1, 2, 3):
         rx.recv_into(buf)
         assert buf == bytes([i]) * 100
