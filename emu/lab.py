@@ -613,9 +613,11 @@ def clean(only: str | None = None) -> dict[str, int]:
 
 
 def _remove_files(name: str) -> None:
-    """A lab's state file, event log, nodes' fault files, and what its backend keeps beside them."""
+    """A lab's state file, event log, nodes' fault files, MPI runs' files, and what its backend keeps
+    beside them."""
     import shutil
-    shutil.rmtree(labfiles.lab_file(name, ".faults"), ignore_errors=True)
+    for files in (".faults", ".mpi"):       # nodes' fault files; emu mpirun's hostfiles and agents
+        shutil.rmtree(labfiles.lab_file(name, files), ignore_errors=True)
     for kind in backends.BACKENDS:
         backends.backend_type(kind).forget(name)
     for path in (events_path(name), daemon.log_path(name), state_path(name)):

@@ -1,4 +1,4 @@
-"""Labs: up, down, ls, status, events, daemon, exec, clean, agents."""
+"""Labs: up, down, ls, status, events, daemon, exec, mpirun, clean, agents."""
 import json
 import sys
 import time
@@ -150,6 +150,24 @@ def exec(lab_opt, traffic_class, node, cmd):
     except FileNotFoundError:
         raise EmuError(f"{cmd[0]}: command not found") from None
     sys.exit(proc.wait())
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@lab_option
+@click.option("--class", "traffic_class", metavar="NAME", help="every rank's packets in this traffic class")
+@click.option("-np", "-n", "ranks", type=int, help="number of ranks [default: nodes x --per-node]")
+@click.option("--nodes", help="comma-separated nodes, in rank order (default: every compute node)")
+@click.option("--per-node", type=int, help="ranks a node (its slots) [default: enough for -np]")
+@click.option("--mca", nargs=2, multiple=True, metavar="KEY VALUE", help="an Open MPI parameter, passed on")
+@click.argument("prog", nargs=-1, required=True, type=click.UNPROCESSED)
+def mpirun(lab_opt, traffic_class, ranks, nodes, per_node, mca, prog):
+    """Run an MPI program across the lab with Open MPI: emu mpirun --lab LAB -np 4 -- python3 prog.py.
+    mpirun runs in the first node; the exit code passes through."""
+    from emu.experiments.mpirun import mpirun as run
+    node_list = [n.strip() for n in nodes.split(",") if n.strip()] if nodes else None
+    with run(attach(None, lab_opt), list(prog), ranks, node_list, per_node, traffic_class, mca) as proc:
+        status = proc.wait()
+    sys.exit(status)
 
 
 @main.command()

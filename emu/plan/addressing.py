@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from emu.topo.model import Link, Topology
 
-BASE = ipaddress.IPv4Address("198.18.0.0")
-MAX_LINKS = 2**16   # a /15 holds 65536 /31s
+NETWORK = ipaddress.IPv4Network("198.18.0.0/15")     # every lab address is in it
+BASE = NETWORK.network_address
+MAX_LINKS = NETWORK.num_addresses // 2              # one /31 a link
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Port(LinkEnd):
 class AddressPlan:
     def __init__(self, topo: Topology):
         if len(topo.links()) > MAX_LINKS:
-            raise ValueError(f"{len(topo.links())} links do not fit in 198.18.0.0/15 ({MAX_LINKS} at most)")
+            raise ValueError(f"{len(topo.links())} links do not fit in {NETWORK} ({MAX_LINKS} at most)")
         self.ports: dict[str, list[Port]] = {n.name: [] for n in topo.nodes()}
         for k, link in enumerate(topo.links()):
             a_addr, b_addr = str(BASE + 2 * k), str(BASE + 2 * k + 1)

@@ -1,0 +1,130 @@
+"""Open MPI across a lab's nodes (`emu mpirun`): a user's MPI program, unmodified, on the fabric.
+
+mpirun itself runs inside the first node, because Open MPI's daemons (orted) dial back to it over
+the network: started anywhere else they could not reach it. It reaches the other nodes through
+its rsh agent, a script written for the run that is `emu exec` into the named node, so every
+daemon, and every rank it forks, lives in its node and (with a class) joins the class's cgroup
+before it runs. The hostfile lists node names, which the lab's names view resolves in every node.
+Open MPI's TCP transport and its out-of-band channel are held to the lab's addresses, ranks are
+not pinned (every node shares this machine's cores), and root is allowed (labs need it).
+
+    with mpirun(lab, ["python3", "allreduce.py"], ranks=4, traffic_class="nccl") as proc:
+        status = proc.wait()
+"""
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from emu import labfiles
+from emu.errors import EmuError
+from emu.plan.addressing import NETWORK
+
+MPIRUN = "mpirun"
+# Open MPI's own knobs (its MCA parameters): the TCP byte transport (self and shared memory within a
+# node), the lab's addresses only; no sharing of the hardware map through a hole in the daemons'
+# address space (an orted died in hwloc_shmem_topology_write on the first run here; ranks read the
+# map themselves).
+BASE_MCA = (("pml", "ob1"), ("btl", "tcp,self,vader"), ("btl_tcp_if_include", str(NETWORK)),
+            ("oob_tcp_if_include", str(NETWORK)), ("rtc_hwloc_vmhole", "none"))
+
+
+def run_dir(lab: str) -> Path:
+    """Where a run keeps its hostfile and rsh agent while it runs (`emu clean` removes it)."""
+    return labfiles.lab_file(lab, ".mpi") / str(os.getpid())
+
+
+def hostfile_text(nodes: list[str], per_node: int) -> str:
+    return "".join(f"{n} slots={per_node}\n" for n in nodes)
+
+
+def agent_text(lab: str, traffic_class: str | None) -> str:
+    """Open MPI calls its rsh agent as `AGENT [options] HOST COMMAND...`, the command one string
+    for a remote shell: run it in node HOST through emu exec (in the class, if any). The agent
+    works while this process runs (the run's context)."""
+    # Back into this process's mount namespace first: the one mpirun's node gave it (ip netns exec's)
+    # has a /sys of the node's own, without the cgroup2 mount a class is joined through.
+    exec_argv = ["nsenter", f"--mount=/proc/{os.getpid()}/ns/mnt", "--",
+                 sys.executable, "-m", "emu.cli", "exec", "--lab", lab]
+    exec_argv += ["--class", traffic_class] if traffic_class else []
+    return ("#!/bin/sh\n"
+            "# emu mpirun's rsh agent: Open MPI's daemons start inside their lab node\n"
+            'while [ "${1#-}" != "$1" ]; do shift; done\n'
+            'host="$1"; shift\n'
+            f'exec {shlex.join(exec_argv)} "$host" -- {shlex.join(NAMED)} "$host" sh -c "$*"\n')
+
+
+# Every node shares this machine's host name, and Open MPI names its session directories and shared
+# memory segments after it: ranks of two nodes would share (and corrupt) them. So mpirun and each
+# daemon run with the node's name as theirs (a UTS namespace of their own), which is also what
+# MPI_Get_processor_name says.
+NAMED = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"']
+
+
+def mpirun_argv(prog: list[str], ranks: int, hostfile: str, agent: str, node: str, mca=()) -> list[str]:
+    # ranks are not bound: every node's "cores" are this machine's, and each node would bind to the same
+    argv = [*NAMED, node, MPIRUN, "--allow-run-as-root", "-np", str(ranks), "--hostfile", hostfile, "--bind-to", "none",
+            "--mca", "plm_rsh_agent", agent]
+    for key, value in (*BASE_MCA, *mca):
+        argv += ["--mca", key, str(value)]
+    return argv + list(prog)
+
+
+def choose_nodes(lab, nodes: list[str] | None, ranks: int | None, per_node: int | None) -> tuple[list[str], int, int]:
+    """(nodes, ranks, ranks per node): by default the lab's compute nodes, one rank each."""
+    names = nodes or [n.name for n in lab.nodes("compute")]
+    if not names:
+        raise EmuError(f"lab {lab.name!r} has no compute nodes: name the nodes (--nodes)")
+    for name in names:
+        if lab.node(name).forwards:
+            raise EmuError(f"{name} is a switch: MPI ranks run on hosts")
+    if len(set(names)) != len(names):
+        raise EmuError(f"--nodes names a node twice ({','.join(names)})")
+    if per_node is None:
+        per_node = max(1, math.ceil((ranks or len(names)) / len(names)))
+    if per_node < 1:
+        raise EmuError(f"--per-node must be at least 1, not {per_node}")
+    ranks = ranks if ranks is not None else len(names) * per_node
+    if not 1 <= ranks <= len(names) * per_node:
+        raise EmuError(f"-np {ranks} does not fit {len(names)} nodes x {per_node} per node "
+                       f"(1..{len(names) * per_node})")
+    return names, ranks, per_node
+
+
+def check_installed() -> None:
+    if shutil.which(MPIRUN) is None:
+        raise EmuError("mpirun not found: install Open MPI (apt-get install openmpi-bin; scripts/setup.sh does)")
+
+
+@contextmanager
+def mpirun(lab, prog: list[str], ranks: int | None = None, nodes: list[str] | None = None,
+           per_node: int | None = None, traffic_class: str | None = None, mca=(), **popen_kwargs):
+    """Start `prog` as an MPI job across `nodes` (a Popen of mpirun, inside the first node); on the
+    way out, an mpirun still running is ended (it ends its daemons) and the run's files go."""
+    check_installed()
+    names, ranks, per_node = choose_nodes(lab, nodes, ranks, per_node)
+    files = run_dir(lab.name)
+    files.mkdir(parents=True, exist_ok=True)
+    try:
+        (files / "hostfile").write_text(hostfile_text(names, per_node))
+        agent = files / "rsh-agent"
+        agent.write_text(agent_text(lab.name, traffic_class))
+        agent.chmod(0o755)
+        argv = mpirun_argv(prog, ranks, str(files / "hostfile"), str(agent), names[0], mca)
+        proc = lab.node(names[0]).popen(argv, traffic_class=traffic_class, **popen_kwargs)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()            # mpirun ends its daemons (and their ranks) on SIGTERM
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    finally:
+        shutil.rmtree(files, ignore_errors=True)
