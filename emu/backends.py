@@ -31,10 +31,11 @@ LOCAL = "local"          # the machine a lab runs on unless its layout says othe
 
 @dataclass(frozen=True)
 class Place:
-    """Where one node is realised: a machine, and there a network namespace (None where the
-    backend needs none)."""
+    """Where one node is realised: a machine, there a network namespace (None where the backend
+    needs none), and the container whose namespaces the node's are, if it runs an image."""
     machine: str = LOCAL
     netns: str | None = None
+    container: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ class Layout:
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, "lab": self.lab,
-                "places": {n: {"machine": p.machine, "netns": p.netns} for n, p in self.places.items()}}
+                "places": {n: {"machine": p.machine, "netns": p.netns, **({"container": p.container} if p.container
+                                                                           else {})}
+                           for n, p in self.places.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Layout":
@@ -93,7 +96,7 @@ class Backend(Protocol):
 
     # -- build and change
     @classmethod
-    def lay_out(cls, lab: str, nodes: list[str]) -> Layout: ...
+    def lay_out(cls, lab: str, nodes: list[str], containers=()) -> Layout: ...   # containers: nodes with an image
 
     def taken(self) -> list[str]: ...       # places of this layout something already occupies
 
@@ -127,6 +130,7 @@ class Backend(Protocol):
     def entered(self, node: str): ...       # a context: sockets this thread opens are the node's
 
     def processes(self) -> dict[int, str]: ...      # PID -> node, every process in the lab's nodes
+    def failed(self, node: str) -> str | None: ...  # why the node is down (its container ended), or None
 
     # -- labs found without their state (emu clean)
     @classmethod
@@ -145,9 +149,14 @@ def backend_type(name: str = "kernel") -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def lay_out(lab: str, nodes: list[str], name: str = "kernel") -> Layout:
-    """The layout backend `name` gives lab `lab`'s nodes."""
-    return backend_type(name).lay_out(lab, nodes)
+def lay_out(lab: str, nodes: list[str], name: str = "kernel", containers=()) -> Layout:
+    """The layout backend `name` gives lab `lab`'s nodes (`containers`: those that run an image)."""
+    return backend_type(name).lay_out(lab, nodes, containers)
+
+
+def plan_layout(plan: LabPlan, name: str = "kernel") -> Layout:
+    """The layout backend `name` gives a plan's nodes."""
+    return lay_out(plan.lab, [n.name for n in plan.nodes], name, [n.name for n in plan.nodes if n.container])
 
 
 def bind(layout: Layout) -> Backend:

@@ -89,9 +89,12 @@ def layout_of(lab: str, state: dict) -> Layout:
     """The layout a state file speaks for, laid out again from its (checked) node names, never
     read from it: a tampered or stale file cannot point emu at a place outside the lab's names.
     Empty for a lab killed before its build began (nothing of it was created)."""
-    names = [n.get("name") for n in state.get("plan", {}).get("nodes", []) if isinstance(n, dict)]
+    nodes = [n for n in state.get("plan", {}).get("nodes", []) if isinstance(n, dict)]
+    names = [n.get("name") for n in nodes]
     names = [n for n in names if isinstance(n, str) and len(n) <= MAX_NODE_NAME and NAME_RE.fullmatch(n)]
-    return backends.lay_out(lab, names if state.get("claimed") else [], state.get("backend", "kernel"))
+    containers = [n.get("name") for n in nodes if n.get("container")]
+    return backends.lay_out(lab, names if state.get("claimed") else [], state.get("backend", "kernel"),
+                            [n for n in containers if n in names])
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class Lab:
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
         plan = make_plan(topology, name)
-        layout = backends.lay_out(name, [n.name for n in plan.nodes])
+        layout = backends.plan_layout(plan)
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
             "claimed": False, "backend": layout.backend, "topology": topology.to_dict(), "plan": plan.to_dict(),
@@ -552,13 +555,21 @@ class Lab:
             "live": present == len(plan.nodes), "namespaces": {"present": present, "planned": len(plan.nodes)},
             "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "machine": self.layout.place(n.name).machine,
                        "addrs": list(n.addrs),
-                       "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy()}
+                       "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy(),
+                       **self._container_status(n.name)}
                       for n in self.nodes()],
             "links": links,
             "ports": ports,
             "qos": self.qos_table(),
             "daemon": daemon.status(self.name),
         }
+
+    def _container_status(self, node: str) -> dict:
+        """A container node's image, and why it failed if its container no longer runs."""
+        container = self.plan.node(node).container
+        if container is None:
+            return {}
+        return {"image": container.image, "failed": self.backend.failed(node)}
 
     def qos_table(self) -> list[dict]:
         """Per traffic class: its SL, the VL it rides, the TOS hosts mark it with, the VL's weight,

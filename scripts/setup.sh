@@ -14,6 +14,8 @@ if [ "${EMU_NO_ROOT:-0}" != 1 ]; then
     command -v tcpdump >/dev/null || need_apt+=(tcpdump)     # emu capture
     command -v nft >/dev/null || need_apt+=(nftables)       # traffic classes for any program (emu exec --class)
     command -v iperf3 >/dev/null || need_apt+=(iperf3)       # a real program in the tests of --class
+    command -v mpirun >/dev/null || need_apt+=(openmpi-bin)  # emu mpirun
+    command -v dockerd >/dev/null || need_apt+=(docker.io)   # container nodes (image: in a topology)
 fi
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -23,6 +25,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     fi
     echo "installing ${need_apt[*]} (apt)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ "${EMU_NO_ROOT:-0}" != 1 ] && ! docker info >/dev/null 2>&1; then
+    # No Docker daemon answers (a machine without systemd starts none): start one, for container nodes.
+    echo "starting dockerd (log: /var/log/emu-dockerd.log)"
+    setsid dockerd >/var/log/emu-dockerd.log 2>&1 < /dev/null &
+    for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
+    docker info >/dev/null 2>&1 || echo "emu: dockerd did not start (see /var/log/emu-dockerd.log); container nodes will not work" >&2
 fi
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
     python3 -m venv "$ROOT/.venv"

@@ -46,7 +46,7 @@ def plan(file, name, as_json, lines):
     if as_json:
         click.echo(json_rows(lab_plan.to_dict()))
     elif lines:
-        layout = backends.lay_out(lab_plan.lab, [n.name for n in lab_plan.nodes])
+        layout = backends.plan_layout(lab_plan)
         click.echo(backends.bind(layout).describe(lab_plan))
     else:
         for part in plan_tables(lab_plan):

@@ -21,11 +21,12 @@ from emu.plan.queues import at_rate, root_class_line, vl_class_line
 from emu.root import require_root
 
 
-def build(lab_plan: LabPlan, layout: Layout, progress=None) -> None:
+def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int] | None = None) -> None:
     """Make the plan real. progress(done, total), if given, hears of each step (one per namespace
-    for sysctls, one per batch), so a caller can show a large build advancing."""
+    for sysctls, one per batch), so a caller can show a large build advancing. pids: the running
+    containers of container nodes (emu.fabric.containers), whose namespaces theirs become."""
     require_root()
-    plan = render(lab_plan, layout)
+    plan = render(lab_plan, layout, pids)
     taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
     if taken:
         raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists")

@@ -11,12 +11,14 @@ from pathlib import Path
 ETC_NETNS = Path("/etc/netns")
 
 
+def entries(plan) -> list[tuple[str, list[str]]]:
+    """(address, its names) for every port of the lab (a container node's /etc/hosts has them too)."""
+    return [(port.addr, ([node.name] if i == 0 else []) + [f"{node.name}-{port.ifname}"])
+            for node in plan.nodes for i, port in enumerate(node.ports)]
+
+
 def hosts_text(plan) -> str:
-    lines = ["127.0.0.1\tlocalhost"]
-    for node in plan.nodes:
-        for i, port in enumerate(node.ports):
-            names = ([node.name] if i == 0 else []) + [f"{node.name}-{port.ifname}"]
-            lines.append(f"{port.addr}\t{' '.join(names)}")
+    lines = ["127.0.0.1\tlocalhost"] + [f"{addr}\t{' '.join(names)}" for addr, names in entries(plan)]
     return "\n".join(lines) + "\n"
 
 

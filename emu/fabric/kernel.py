@@ -3,14 +3,16 @@
 Build and change through emu.fabric.apply (batched ip/tc), gates and arrival counters through
 netlink and BPF (emu.fabric.gates, emu.fabric.bpf); observe through a netlink reader opened in a
 node's namespace (emu.fabric.reader); run by forking inside the namespace (emu.fabric.netns),
-through `ip netns exec` where the lab has a names view (emu.fabric.hosts).
+through `ip netns exec` where the lab has a names view (emu.fabric.hosts), through nsenter into a
+container node's container (emu.fabric.containers).
 """
 import functools
 import shutil
 
 from emu import labfiles
 from emu.backends import LOCAL, Layout, Place
-from emu.fabric import apply, classes, hosts, netns
+from emu.errors import FabricError
+from emu.fabric import apply, classes, containers, hosts, netns
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.fabric.reader import NamespaceReader
@@ -25,8 +27,8 @@ class KernelBackend:
         self.lab = layout.lab
 
     @classmethod
-    def lay_out(cls, lab: str, nodes: list[str]) -> Layout:
-        return kernel_layout(lab, nodes)
+    def lay_out(cls, lab: str, nodes: list[str], containers=()) -> Layout:
+        return kernel_layout(lab, nodes, containers)
 
     def namespaces(self) -> list[str]:
         return [p.netns for p in self.layout.places.values()]
@@ -35,12 +37,32 @@ class KernelBackend:
     def taken(self) -> list[str]:
         return [ns for ns in self.namespaces() if netns.netns_path(ns).exists()]
 
+    def containers(self) -> list[str]:
+        return [n for n, p in self.layout.places.items() if p.container]
+
     def build(self, plan, progress=None) -> None:
-        apply.build(plan, self.layout, progress)
-        hosts.install(plan, self.namespaces(), labfiles.hosts_path(self.lab))
+        if self.containers():       # forget() removes the containers of labs that have this file
+            labfiles.lab_file(self.lab, ".containers").touch()
+        try:
+            apply.build(plan, self.layout, progress, containers.start(plan, self.layout))
+        except BaseException as e:
+            if not self.containers():
+                raise
+            # a container that ended at once fails the build (ip cannot attach to it): say so
+            ended = next(filter(None, map(self.failed, self.containers())), None)
+            containers.remove(self.lab)
+            if ended and not isinstance(e, KeyboardInterrupt | SystemExit):
+                raise FabricError(ended) from e
+            raise
+        # a container has the names in its own /etc/hosts; every other node a view of the lab's file
+        named = [self.layout.netns(n) for n, p in self.layout.places.items() if not p.container]
+        hosts.install(plan, named, labfiles.hosts_path(self.lab))
 
     def destroy(self) -> int:
-        """The namespaces and their processes; what the lab keeps outside them goes with forget()."""
+        """The containers, the namespaces and their processes; what the lab keeps outside them
+        goes with forget()."""
+        if self.containers():
+            containers.remove(self.lab)
         return apply.destroy(self.namespaces())
 
     def describe(self, plan) -> str:
@@ -80,7 +102,9 @@ class KernelBackend:
     # -- run
     def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs):
         """tos: the program's packets leave with this TOS whatever it sets (emu.fabric.classes)."""
-        wrap = None
+        wrap, container = None, self.layout.place(node).container
+        if container:
+            argv = containers.entering(containers.running_pid(node, container)) + argv
         if tos is not None:
             group = classes.cgroup(self.lab, tos)
             self._classify(node, group, tos)
@@ -94,6 +118,16 @@ class KernelBackend:
             classes.install(self.layout.netns(node), group, tos)
             marker.parent.mkdir(exist_ok=True)
             marker.touch()
+
+    def failed(self, node: str) -> str | None:
+        """Why node `node` is down, if its realisation says so (a container that ended), else None."""
+        container = self.layout.place(node).container
+        if container:
+            try:
+                containers.running_pid(node, container)
+            except FabricError as e:
+                return str(e)
+        return None
 
     def entered(self, node: str):
         return netns.inside(self.layout.netns(node))
@@ -111,10 +145,13 @@ class KernelBackend:
 
     @classmethod
     def forget(cls, only: str | None = None) -> None:
-        """Lab `only`'s names view and traffic-class cgroups (every lab's if None: `emu clean`
+        """Lab `only`'s containers, names view and traffic-class cgroups (every lab's if None: `emu clean`
         with no name, after every lab is gone), and names views whose lab left no state file
         (killed, or the machine rebooted: /etc outlives /run)."""
+        if only is None or labfiles.lab_file(only, ".containers").exists():    # docker asked only then
+            containers.remove(only)
         for lab in [only] if only is not None else classes.labs():
+            labfiles.lab_file(lab, ".containers").unlink(missing_ok=True)
             hosts.remove(labfiles.hosts_path(lab), netns_name(lab, "*"))
             classes.remove(lab)
             shutil.rmtree(labfiles.lab_file(lab, ".classes"), ignore_errors=True)

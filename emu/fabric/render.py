@@ -25,9 +25,12 @@ def netns_name(lab: str, node: str) -> str:
     return f"emu-{lab}-{node}"
 
 
-def kernel_layout(lab: str, nodes: list[str]) -> Layout:
-    """Every node in a namespace of its own on this machine."""
-    return Layout("kernel", lab, {n: Place(LOCAL, netns_name(lab, n)) for n in nodes})
+def kernel_layout(lab: str, nodes: list[str], containers=()) -> Layout:
+    """Every node in a namespace of its own on this machine; a node in `containers` in the
+    namespace of a container named as its namespace is (emu.fabric.containers)."""
+    containers = set(containers)
+    return Layout("kernel", lab, {n: Place(LOCAL, netns_name(lab, n), netns_name(lab, n) if n in containers else None)
+                                  for n in nodes})
 
 
 def sysctls(node: NodePlan, routing: str) -> dict[str, str]:
@@ -62,10 +65,14 @@ class FabricLines:
         return [n.netns for n in self.namespaces]
 
 
-def render(plan: LabPlan, layout: Layout | None = None) -> FabricLines:
+def render(plan: LabPlan, layout: Layout | None = None, pids: dict[str, int] | None = None) -> FabricLines:
+    """pids: node -> the PID of its running container, whose namespace the node's becomes (unknown
+    before the containers start: the line then names the container)."""
     layout = layout or kernel_layout(plan.lab, [n.name for n in plan.nodes])
     netns = {n.name: layout.netns(n.name) for n in plan.nodes}
-    create = [f"netns add {netns[n.name]}" for n in plan.nodes]
+    create = [f"netns attach {netns[n.name]} {(pids or {}).get(n.name, f'<PID of container {container}>')}"
+              if (container := layout.place(n.name).container) else f"netns add {netns[n.name]}"
+              for n in plan.nodes]
     create += [f"link add name {a_if} netns {netns[a]} address {plan.node(a).port(a_if).mac} type veth "
                f"peer name {b_if} netns {netns[b]} address {plan.node(b).port(b_if).mac}"
                for a, a_if, b, b_if in plan.links]

@@ -1,5 +1,5 @@
 """make_plan(topology) -> LabPlan: addressing, routes and VL queues composed once (pure)."""
-from emu.plan.model import LabPlan, NodePlan, PortPlan
+from emu.plan.model import Container, LabPlan, NodePlan, PortPlan
 from emu.plan.queues import BURST_BYTES, port_queues, tos_filters
 from emu.plan.routing import compute_routes
 from emu.plan.addressing import AddressPlan
@@ -28,9 +28,16 @@ def make_plan(topo: Topology, lab: str | None = None) -> LabPlan:
                                   rate, p.link.rate_bps, port_queues(rate, queue, topo.qos, gate=fc.lossless)))
         table = routes[node.name]
         nodes.append(NodePlan(node.name, node.kind, node.forwards, tuple(ports), tuple(table.routes),
-                              tuple(table.rules)))
+                              tuple(table.rules), container_of(node)))
     links = tuple((l.a, addressing.port_to(l.a, l.b).ifname, l.b, addressing.port_to(l.b, l.a).ifname)
                   for l in topo.links())
     return LabPlan(lab, topo.scale, topo.routing, tos_filters(topo.qos),
                    topo.qos.vl_of_sl(0), tuple(nodes), links, fc)
 
+
+def container_of(node) -> Container | None:
+    """A topology node's image, command and environment, if it names an image."""
+    if "image" not in node.attrs:
+        return None
+    return Container(node.attrs["image"], tuple(node.attrs.get("cmd") or ()),
+                     tuple(sorted((node.attrs.get("env") or {}).items())))

@@ -29,6 +29,14 @@ class PortPlan(LinkEnd):
 
 
 @dataclass(frozen=True)
+class Container:
+    """The image a node runs as (a topology node's `image:`), with its command and environment."""
+    image: str
+    cmd: tuple[str, ...] = ()                   # empty: the image's own
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class NodePlan:
     name: str
     kind: str
@@ -36,6 +44,7 @@ class NodePlan:
     ports: tuple[PortPlan, ...]
     routes: tuple[Route, ...]
     rules: tuple[Rule, ...]
+    container: Container | None = None
 
     @property
     def addrs(self) -> list[str]:
@@ -93,11 +102,18 @@ class LabPlan:
             NodePlan(n["name"], n["kind"], n["forwards"],
                      tuple(PortPlan(**{**p, "queues": tuple(VLQueue(**q) for q in p["queues"])}) for p in n["ports"]),
                      tuple(Route(r["dst"], tuple(tuple(h) for h in r["nexthops"]), r["table"]) for r in n["routes"]),
-                     tuple(Rule(**r) for r in n["rules"]))
+                     tuple(Rule(**r) for r in n["rules"]),
+                     _container(n.get("container")))
             for n in d["nodes"])
         return cls(d["lab"], d["scale"], d["routing"],
                    tuple(tuple(f) for f in d["filters"]), d["default_vl"], nodes,
                    tuple(tuple(link) for link in d["links"]), FlowControl(**d.get("flow_control", {})))
+
+
+def _container(d: dict | None) -> Container | None:
+    if d is None:
+        return None
+    return Container(d["image"], tuple(d["cmd"]), tuple(tuple(kv) for kv in d["env"]))
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}

@@ -28,11 +28,15 @@ def status_tables(st: dict) -> list:
              f"\n[red]{d.get('message', 'no daemon')}[/]")
     nodes = Table("node", "kind", "netns", "addresses", "health")
     for n in st["nodes"]:
-        health = ("[red]unhealthy[/]" if n.get("unhealthy") else "") + \
+        health = ("[red]failed[/] " if n.get("failed") else "") + \
+            ("[red]unhealthy[/]" if n.get("unhealthy") else "") + \
             "".join(f" GPU {g} {kind}" for g, kind in sorted(n.get("faults", {}).get("gpu", {}).items())) + \
             "".join(f" SSD {d} at {f:.0%}" for d, f in sorted(n.get("faults", {}).get("ssd", {}).items())) + \
             (f" memory at {n['faults']['mem']:.0%}" if "mem" in n.get("faults", {}) else "")
-        nodes.add_row(n["name"], n["kind"], n["netns"], " ".join(n["addrs"]), health.strip())
+        kind = n["kind"] + (f"\n[dim]{n['image']}[/]" if n.get("image") else "")
+        nodes.add_row(n["name"], kind, n["netns"], " ".join(n["addrs"]), health.strip())
+    failed = [n["failed"] for n in st["nodes"] if n.get("failed")]
+    nodes.caption = "\n".join(failed) or None
     buffers = {frozenset((l["a"], l["b"])): l for l in st["links"]}
     ports = Table("node", "port", "address", "peer", "peer port", "emulated rate", "real rate", "buffer/VL", "state",
                   title="port map")

@@ -110,7 +110,11 @@ class Topology:
             except ValueError as e:
                 raise TopologyError(self.source, f"{key}.{attr}", str(e)) from None
         for attr, (_, default) in spec.items():
-            values.setdefault(attr, default)
+            if default is not None:
+                values.setdefault(attr, default)
+        for attr in ("cmd", "env"):
+            if attr in values and "image" not in values:
+                raise TopologyError(self.source, f"{key}.{attr}", "a container's: give the node an image too")
         node = Node(name, kind, values)
         self.graph.add_node(name, node=node)
         return node

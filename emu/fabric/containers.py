@@ -1,0 +1,124 @@
+"""Container nodes: a topology node with `image:` runs as a Docker container (the Docker SDK, on the
+machine's Docker daemon), and its network namespace is the node's.
+
+Each container starts with no network of its own (network mode none), named as its node's
+namespace, labelled with its lab and node, with the node's name as its host name and the lab's
+names in its /etc/hosts, a terminal so that a shell as its command stays up. The build then names
+the container's network namespace as it names every node's (`ip netns attach`) and wires it the
+same: ports, addresses, routes, queues, the class marking. Programs run in it through nsenter into
+its namespaces (its files, host name and processes), a class's cgroup joined before, outside it.
+Containers are removed by their label, so `emu clean` finds them with every state file lost.
+No image is ever pulled: no registry need be reachable; the image must be on the machine.
+"""
+import os
+import re
+from pathlib import Path
+
+from emu.errors import FabricError, shorten
+from emu.fabric import hosts
+
+LAB_LABEL, NODE_LABEL = "emu.lab", "emu.node"
+SOCKET = Path("/var/run/docker.sock")
+_client = None
+TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")
+PROMPT = re.compile(r"\S*\s*[#$]")
+
+
+def client():
+    """The Docker daemon's client; one line if there is none."""
+    global _client
+    if _client is None:
+        try:
+            import docker
+        except ImportError:
+            raise FabricError("container nodes need the docker package (pip install docker; "
+                              "scripts/setup.sh installs it)") from None
+        try:
+            _client = docker.from_env(timeout=60)
+            _client.ping()
+        except docker.errors.DockerException as e:
+            _client = None
+            raise FabricError(f"container nodes need a Docker daemon, and none answers "
+                              f"({shorten(str(e), 100)}): start dockerd (scripts/setup.sh does)") from None
+    return _client
+
+
+def start(plan, layout) -> dict[str, int]:
+    """Start the container of every node that runs an image; node -> its container's PID.
+    Raises (those started are left for remove()) if an image is missing or a container ends at once."""
+    from docker.errors import APIError, ImageNotFound
+    nodes = [n for n in plan.nodes if n.container]
+    if not nodes:
+        return {}
+    docker = client()
+    names = {name: addr for addr, names in hosts.entries(plan) for name in names}
+    pids = {}
+    for node in nodes:
+        spec = node.container
+        try:
+            docker.images.get(spec.image)
+        except ImageNotFound:
+            raise FabricError(f"node {node.name}: image {spec.image!r} is not on this machine (no registry is "
+                              f"asked: build, load or import it first; README, 'Containers as nodes')") from None
+        try:
+            container = docker.containers.create(
+                spec.image, command=list(spec.cmd) or None, environment=dict(spec.env),
+                name=layout.place(node.name).container, hostname=node.name, network_mode="none",
+                labels={LAB_LABEL: plan.lab, NODE_LABEL: node.name}, extra_hosts=names,
+                tty=True, stdin_open=True, detach=True)
+            container.start()
+            container.reload()
+        except APIError as e:
+            raise FabricError(f"node {node.name}: docker could not start {spec.image!r}: "
+                              f"{shorten(e.explanation or str(e), 160)}") from None
+        if container.status != "running":
+            raise FabricError(ended(node.name, container))
+        pids[node.name] = container.attrs["State"]["Pid"]
+    return pids
+
+
+def ended(node: str, container) -> str:
+    """One line for a node whose container is not running: how it ended and its last words."""
+    state = container.attrs["State"]
+    said = TERMINAL_CODES.sub("", container.logs(tail=1).decode(errors="replace")).strip()
+    if PROMPT.fullmatch(said):      # a shell's prompt on its terminal says nothing
+        said = ""
+    return (f"node {node} failed: its container ({container.attrs['Config']['Image']}) {state['Status']} "
+            f"with code {state['ExitCode']}" + (f": {shorten(said, 120)}" if said else ""))
+
+
+def running_pid(node: str, name: str) -> int:
+    """The PID of node `node`'s container (named `name`), which must be running."""
+    from docker.errors import NotFound
+    try:
+        container = client().containers.get(name)
+    except NotFound:
+        raise FabricError(f"node {node} failed: its container {name} is gone") from None
+    if container.status != "running":
+        raise FabricError(ended(node, container))
+    return container.attrs["State"]["Pid"]
+
+
+def entering(pid: int) -> list[str]:
+    """The command prefix that runs a program in the container of process `pid`: its files, host
+    name, IPC, processes and network, in its working directory."""
+    return ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "--wd", "--"]
+
+
+def remove(lab: str | None = None) -> int:
+    """Remove lab `lab`'s containers (every lab's if None), running or not; how many. Nothing to
+    do, and no Docker asked, on a machine without a Docker daemon."""
+    if not (os.environ.get("DOCKER_HOST") or SOCKET.exists()):
+        return 0
+    try:
+        docker = client()
+    except FabricError:
+        return 0
+    from docker.errors import NotFound
+    found = docker.containers.list(all=True, filters={"label": f"{LAB_LABEL}={lab}" if lab else LAB_LABEL})
+    for container in found:
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass
+    return len(found)
