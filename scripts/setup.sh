@@ -16,6 +16,7 @@ if [ "${EMU_NO_ROOT:-0}" != 1 ]; then
     command -v iperf3 >/dev/null || need_apt+=(iperf3)       # a real program in the tests of --class
     command -v mpirun >/dev/null || need_apt+=(openmpi-bin)  # emu mpirun
     command -v dockerd >/dev/null || need_apt+=(docker.io)   # container nodes (image: in a topology)
+    command -v busybox >/dev/null || need_apt+=(busybox-static)  # scripts/busybox_image.sh (the tests' image)
 fi
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

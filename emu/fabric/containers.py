@@ -87,8 +87,9 @@ def ended(node: str, container) -> str:
             f"with code {state['ExitCode']}" + (f": {shorten(said, 120)}" if said else ""))
 
 
-def running_pid(node: str, name: str) -> int:
-    """The PID of node `node`'s container (named `name`), which must be running."""
+def running(node: str, name: str) -> tuple[int, dict[str, str]]:
+    """The PID and environment (the image's and the node's `env`) of node `node`'s container
+    (named `name`), which must be running."""
     from docker.errors import NotFound
     try:
         container = client().containers.get(name)
@@ -96,7 +97,8 @@ def running_pid(node: str, name: str) -> int:
         raise FabricError(f"node {node} failed: its container {name} is gone") from None
     if container.status != "running":
         raise FabricError(ended(node, container))
-    return container.attrs["State"]["Pid"]
+    env = dict(kv.split("=", 1) for kv in container.attrs["Config"].get("Env") or [] if "=" in kv)
+    return container.attrs["State"]["Pid"], env
 
 
 def entering(pid: int) -> list[str]:

@@ -43,13 +43,15 @@ class KernelBackend:
     def build(self, plan, progress=None) -> None:
         if self.containers():       # forget() removes the containers of labs that have this file
             labfiles.lab_file(self.lab, ".containers").touch()
+        pids = None
         try:
-            apply.build(plan, self.layout, progress, containers.start(plan, self.layout))
+            pids = containers.start(plan, self.layout)
+            apply.build(plan, self.layout, progress, pids)
         except BaseException as e:
             if not self.containers():
                 raise
-            # a container that ended at once fails the build (ip cannot attach to it): say so
-            ended = next(filter(None, map(self.failed, self.containers())), None)
+            # a container that ended just after it started fails the build (ip cannot attach to it): say so
+            ended = next(filter(None, map(self.failed, self.containers())), None) if pids else None
             containers.remove(self.lab)
             if ended and not isinstance(e, KeyboardInterrupt | SystemExit):
                 raise FabricError(ended) from e
@@ -103,8 +105,10 @@ class KernelBackend:
     def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs):
         """tos: the program's packets leave with this TOS whatever it sets (emu.fabric.classes)."""
         wrap, container = None, self.layout.place(node).container
-        if container:
-            argv = containers.entering(containers.running_pid(node, container)) + argv
+        if container:       # as `docker exec`: in its namespaces, with its environment (and the caller's)
+            pid, env = containers.running(node, container)
+            argv = containers.entering(pid) + argv
+            kwargs["env"] = {**env, **kwargs.get("env", {})}
         if tos is not None:
             group = classes.cgroup(self.lab, tos)
             self._classify(node, group, tos)
@@ -124,7 +128,7 @@ class KernelBackend:
         container = self.layout.place(node).container
         if container:
             try:
-                containers.running_pid(node, container)
+                containers.running(node, container)
             except FabricError as e:
                 return str(e)
         return None
