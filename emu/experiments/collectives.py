@@ -37,6 +37,7 @@ class CollectiveRun:
     port: int = PORT                # ranks listen here (concurrent runs in one lab need their own)
     dilation: float = 1.0           # emulated time / the real system's
     nics: int = 1                   # per node: 1 (today's node) or one per GPU (section IX's)
+    node_speed: float = 1.0         # the node model's rates times this (1000: little but the network left)
 
     @property
     def ranks(self) -> int:
@@ -46,12 +47,13 @@ class CollectiveRun:
 def bench_collective(lab, algo: str, nodes: list[str] | None = None, sizes=(2**20,), dtype: str = "fp32",
                      iters: int = 5, warmup: int = 1, chunk: int | None = None, cc: str = COLLECTIVE_CC,
                      on_row=None, timeout_base: float | None = None, port: int = PORT, op: str = "sum",
-                     root: int = 0, dilation: float = 1.0, real_sizes: bool = False) -> list[dict]:
+                     root: int = 0, dilation: float = 1.0, real_sizes: bool = False,
+                     node_speed: float = 1.0) -> list[dict]:
     """Rows for `sizes`: bytes per GPU in the lab, or (`real_sizes`) the real system's, which the
     lab runs at scale x dilation. `dilation`: how many times slower emulated time runs than the
     real system's (data shrink less than rates), which projected sizes and times divide out."""
     run = plan_run(lab, algo, nodes, dtype=dtype, iters=iters, warmup=warmup, chunk=chunk, cc=cc,
-                   timeout_base=timeout_base, port=port, op=op, root=root, dilation=dilation)
+                   timeout_base=timeout_base, port=port, op=op, root=root, dilation=dilation, node_speed=node_speed)
     itemsize, scale = DTYPES[dtype].itemsize, lab.plan.scale
     rows = []
     for size in sizes:
@@ -97,7 +99,7 @@ def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) 
     peers = ",".join(f"{NICS.join(lab.node(n).addrs)}:{run.port}" for n in run.nodes)
     argv = command("collective") + [
         "--peers", peers, "--algo", run.algo, "--sizes", str(size), "--dtype", run.dtype, "--gpus", str(run.gpus),
-        "--scale", repr(scale), "--chunk", str(chunk), "--iters", str(run.iters), "--warmup", str(run.warmup),
+        "--scale", repr(scale * run.node_speed), "--chunk", str(chunk), "--iters", str(run.iters), "--warmup", str(run.warmup),
         "--tos", str(lab.tos(TRAFFIC_CLASS[run.algo])), "--tag", lab.name, "--timeout", f"{timeout:.1f}",
         "--op", run.op, "--root", str(run.root)]
     argv += ["--cc", run.cc] if run.cc else []

@@ -42,27 +42,31 @@ def hostfile_text(nodes: list[str], per_node: int) -> str:
     return "".join(f"{n} slots={per_node}\n" for n in nodes)
 
 
-def agent_text(lab: str, traffic_class: str | None) -> str:
-    """Open MPI calls its rsh agent as `AGENT [options] HOST COMMAND...`, the command one string
-    for a remote shell: run it in node HOST through emu exec (in the class, if any). The agent
-    works while this process runs (the run's context)."""
-    # Back into this process's mount namespace first: the one mpirun's node gave it (ip netns exec's)
-    # has a /sys of the node's own, without the cgroup2 mount a class is joined through.
-    exec_argv = ["nsenter", f"--mount=/proc/{os.getpid()}/ns/mnt", "--",
-                 sys.executable, "-m", "emu.cli", "exec", "--lab", lab]
-    exec_argv += ["--class", traffic_class] if traffic_class else []
-    return ("#!/bin/sh\n"
-            "# emu mpirun's rsh agent: Open MPI's daemons start inside their lab node\n"
-            'while [ "${1#-}" != "$1" ]; do shift; done\n'
-            'host="$1"; shift\n'
-            f'exec {shlex.join(exec_argv)} "$host" -- {shlex.join(NAMED)} "$host" sh -c "$*"\n')
-
-
 # Every node shares this machine's host name, and Open MPI names its session directories and shared
 # memory segments after it: ranks of two nodes would share (and corrupt) them. So mpirun and each
 # daemon run with the node's name as theirs (a UTS namespace of their own), which is also what
 # MPI_Get_processor_name says.
 NAMED = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"']
+
+
+def exec_argv(lab: str, traffic_class: str | None) -> list[str]:
+    """`emu exec` into a node of `lab` (in the class, if any), from wherever the agent runs. Back
+    into this process's mount namespace first: the one mpirun's node gave it (ip netns exec's) has
+    a /sys of the node's own, without the cgroup2 mount a class is joined through. So the agent
+    works while this process runs (the run's context)."""
+    argv = ["nsenter", f"--mount=/proc/{os.getpid()}/ns/mnt", "--", sys.executable, "-m", "emu.cli", "exec",
+            "--lab", lab]
+    return argv + (["--class", traffic_class] if traffic_class else [])
+
+
+def agent_text(into_node: list[str]) -> str:
+    """Open MPI calls its rsh agent as `AGENT [options] HOST COMMAND...`, the command one string
+    for a remote shell: run it in node HOST (`into_node` HOST -- ...) under the node's name."""
+    return ("#!/bin/sh\n"
+            "# emu mpirun's rsh agent: Open MPI's daemons start inside their lab node\n"
+            'while [ "${1#-}" != "$1" ]; do shift; done\n'
+            'host="$1"; shift\n'
+            f'exec {shlex.join(into_node)} "$host" -- {shlex.join(NAMED)} "$host" sh -c "$*"\n')
 
 
 def mpirun_argv(prog: list[str], ranks: int, hostfile: str, agent: str, node: str, mca=()) -> list[str]:
@@ -112,7 +116,7 @@ def mpirun(lab, prog: list[str], ranks: int | None = None, nodes: list[str] | No
     try:
         (files / "hostfile").write_text(hostfile_text(names, per_node))
         agent = files / "rsh-agent"
-        agent.write_text(agent_text(lab.name, traffic_class))
+        agent.write_text(agent_text(exec_argv(lab.name, traffic_class)))
         agent.chmod(0o755)
         argv = mpirun_argv(prog, ranks, str(files / "hostfile"), str(agent), names[0], mca)
         proc = lab.node(names[0]).popen(argv, traffic_class=traffic_class, **popen_kwargs)
