@@ -10,6 +10,7 @@ import threading
 import time
 
 from emu.errors import EmuError
+from emu.model.workloads import INF, Workload
 from emu.units import parse_rate
 from emu.workloads.base import WorkloadType, duration, register
 from emu.workloads.bulk import bottleneck_bps
@@ -83,6 +84,17 @@ def run(run, step, index: int) -> dict:
     return figures
 
 
+UDP_DEFAULT_BPS = 1_000_000     # iperf3's UDP rate a stream when -b is not given
+
+
+def model(step, p, topo, storage):
+    """`parallel` streams client -> server for `seconds`, each at most `rate` (iperf3's -b is a
+    stream's), UDP at 1 Mbit/s unless told; TCP fills what the fabric gives it."""
+    rate = p["rate"] or (UDP_DEFAULT_BPS if p["udp"] else None)
+    return Workload(step.name, step.type, p["class"], step.start, [[(p["client"], p["server"], INF)] * p["parallel"]],
+                    step.start + p["seconds"], cap=rate / 8 if rate else INF)
+
+
 register(WorkloadType("iperf3", frozenset({"client", "server"}),
                       {"class": "other", "seconds": 2, "parallel": 1, "udp": False, "rate": None}, run,
-                      {"client": None, "server": None}, check))
+                      {"client": None, "server": None}, check, model))

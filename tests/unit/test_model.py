@@ -222,3 +222,13 @@ def test_a_resource_used_twice_per_unit_of_rate_gives_half():
     rates = vl_shares(incidence([[0], [0]], 1), [1, 1], np.array([100.0]), {1: np.array([1.0])},
                       other=other, other_rate=np.array([10.0]))
     assert rates == pytest.approx([5, 95])
+
+
+@pytest.mark.parametrize("udp, rate, expected", [(False, None, 200e6 * TCP_PAYLOAD_SHARE),   # TCP: the path
+                                                 (True, "30Mbit", 2 * 30e6)])                # UDP: -b a stream
+def test_iperf3_streams_fill_the_path_or_keep_their_rate(tmp_path, udp, rate, expected):
+    step = {"name": "perf", "type": "iperf3", "start": "0s", "client": "c0", "server": "c3", "seconds": "0.5s",
+            "parallel": 2, "udp": udp, **({"rate": rate} if rate else {})}
+    summary, _ = model_run(load_scenario({**SCENARIO, "workloads": [step]}), str(tmp_path / "run"))
+    (perf,) = summary["workloads"]
+    assert perf["goodput_bps"] == pytest.approx(expected, rel=0.01)
