@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Our collectives against a library nobody on this project wrote: Open MPI's allreduce.
 
-On fire-flyer-mini's 8 compute nodes (200 Gbit/s ports at 1/1000: 200 Mbit/s links), at each size
-(bytes per rank, float32) and dilation 1, in the lab's nccl class:
+On fire-flyer-mini's 8 compute nodes (200 Gbit/s ports at 1/1000: 200 Mbit/s links; two zones
+joined by one spine-to-spine link), at each size (bytes per rank, float32) and dilation 1, in the
+lab's nccl class, a row per implementation:
 - Open MPI's MPI_Allreduce through mpi4py (scripts/mpi_allreduce.py under emu mpirun, one rank a
-  node): its default algorithm choice, and its ring forced (coll_tuned_allreduce_algorithm 4);
-- our ring and HFReduce (the agents: 8 emulated GPUs a node, the node model's PCIe and memory
-  copies), and our ring with the node model 1000x faster (host-memory buffers, as MPI's);
-- the flow model's ring: with the node model, and on the network alone.
-busbw is nccl-tests' (algbw x 2(n-1)/n, n the ranks). "of bound": Open MPI and the flow model's
-network-only ring against the link's TCP payload rate (a ring's busbw bound); our agents against
-their own bound in the run (their busiest modelled resource or link, from the bytes they moved).
-Open MPI moves host memory while our agents model GPU copies: compare each as a share of its own
-bound. Run as root:
+  node): its default algorithm choice; its ring forced (coll_tuned_allreduce_algorithm 4); that
+  ring with its ranks spinning while they wait (mpi_yield_when_idle 0, Open MPI's own default;
+  emu mpirun makes them yield);
+- our agents: the ring over 8 emulated GPUs a node (64 ranks) with the node model's copies, the
+  same with the node model 1000x faster (host memory, as MPI's), the ring over one rank a node
+  with the node model off (Open MPI's layout exactly), and HFReduce;
+- the flow model: our ring with the node model; a ring on the network alone; the exchanges of the
+  algorithm Open MPI's default picks here, Rabenseifner's (recursive halving, then doubling), on
+  the network alone: that algorithm's bound on this fabric.
+Each cell: busbw in lab MB/s (nccl-tests': algbw x 2(n-1)/n, n ranks) and, in brackets, its share
+of a bound: Open MPI's and the model's network-only rows of the link's TCP payload rate (a ring's
+busbw bound); our agents of their own bound in the run (their busiest modelled resource or link,
+from the bytes they moved); the model's node-model ring of the link too. Run as root:
 
     python scripts/bench_mpi.py [--sizes 1M,4M,16M,64M] [--iters 2] [--markdown docs/results/mpi.md]
 """
@@ -34,11 +39,12 @@ from emu.plan.queues import TCP_PAYLOAD_SHARE
 from emu.report.bench import Bench, Column, add_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import load_topology
-from emu.units import parse_size
+from emu.topo.loader import topology_from_dict
+from emu.units import format_size, parse_size
 
 ROOT = Path(__file__).parents[1]
 PROGRAM = ROOT / "scripts" / "mpi_allreduce.py"
-MPI_RING = (("coll_tuned_use_dynamic_rules", "1"), ("coll_tuned_allreduce_algorithm", "4"))
+RING = (("coll_tuned_use_dynamic_rules", "1"), ("coll_tuned_allreduce_algorithm", "4"))
 NODE_OFF = 1000.0           # the node model this many times faster: only the network remains
 
 
@@ -56,16 +62,28 @@ def open_mpi(lab, sizes: list[int], iters: int, mca=()) -> dict[int, float]:
     return {r["size"]: r["time_us"] / 1e6 for r in rows}
 
 
-def model_ring(lab, nodes: list[str], size: int, node_model: bool) -> float:
-    """The flow model's seconds for one ring allreduce of `size` bytes a GPU (with the node model,
-    8 GPUs a node) or a rank (network alone, one rank a node)."""
-    fabric = Fabric(lab.topology, lab.plan)
-    if node_model:
-        work = collective("ring", "ring", nodes, size, NodeParams(gpus=lab.topology.node(nodes[0]).attrs["gpus"]))
-    else:
-        work = Workload("ring", "allreduce", "nccl", 0.0, [collective_flows("ring", nodes, size, 1)])
-    (start, end), = simulate(fabric, [work]).rounds["ring"]
-    return end - start
+def rabenseifner(nodes: list[str], size: int) -> list[list[tuple[str, str, float]]]:
+    """Open MPI's reduce-scatter by recursive halving (partners at distance 1, 2, 4, ..., each
+    round half the bytes of the one before), then its allgather by doubling, the rounds reversed."""
+    rounds, distance, part = [], 1, size / 2
+    while distance < len(nodes):
+        rounds.append([(nodes[i], nodes[i ^ distance], part) for i in range(len(nodes))])
+        distance, part = distance * 2, part / 2
+    return rounds + rounds[::-1]
+
+
+def model_seconds(lab, work: Workload) -> float:
+    spans = simulate(Fabric(lab.topology, lab.plan), [work]).rounds[work.name]
+    return spans[-1][1] - spans[0][0]
+
+
+def one_rank_a_node(topo):
+    """The topology with one GPU a compute node: our agents in Open MPI's layout."""
+    doc = topo.to_dict()
+    for node in doc["nodes"].values():
+        if node["kind"] == "compute":
+            node["gpus"] = 1
+    return topology_from_dict(doc, topo.source, f"{topo.name}1")
 
 
 def main():
@@ -77,43 +95,49 @@ def main():
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     bench = Bench(args)
-    pct = "{:.0%}"
-    table = bench.table("Allreduce, float32, 8 nodes: Open MPI beside our collectives and the flow model "
-                        "(busbw in lab MB/s, and of its bound)", [
-        Column("size", "bytes a rank"),
-        Column("mpi", "Open MPI default", "{:.2f}"), Column("mpi_b", "of bound", pct),
-        Column("mpi_ring", "Open MPI ring", "{:.2f}"), Column("mpi_ring_b", "of bound", pct),
-        Column("ring", "our ring", "{:.2f}"), Column("ring_b", "of own bound", pct),
-        Column("ring_host", "our ring, node model off", "{:.2f}"), Column("ring_host_b", "of own bound", pct),
-        Column("hfreduce", "HFReduce", "{:.2f}"), Column("hfreduce_b", "of own bound", pct),
-        Column("model", "model ring", "{:.2f}"), Column("model_net", "model ring, network alone", "{:.2f}"),
-        Column("model_net_b", "of bound", pct)])
+    table = bench.table("Allreduce, float32, 8 nodes: busbw in lab MB/s (of its bound)",
+                        [Column("what", "implementation")] + [Column(str(s), format_size(s)) for s in sizes])
     topo = load_topology(args.topology, "bmpi")
+    cells = {}
+
+    def add(what: str, busbw: dict[int, float], share: dict[int, float]) -> None:
+        cells[what] = {str(s): f"{busbw[s]:.2f} ({share[s]:.0%})" for s in sizes}
+        table.add(what=what, **cells[what])
+
     with Lab.up(topo) as lab:
         nodes = [n.name for n in lab.nodes("compute")]
-        n = len(nodes)
-        link_MBps = lab.plan.slowest_bps(nodes) / 8 * TCP_PAYLOAD_SHARE / 1e6
-        mpi = open_mpi(lab, sizes, args.iters)
-        mpi_ring = open_mpi(lab, sizes, args.iters, MPI_RING)
-        ours = {"ring": bench_collective(lab, "ring", nodes, sizes, iters=args.iters),
-                "ring_host": bench_collective(lab, "ring", nodes, sizes, iters=args.iters, node_speed=NODE_OFF),
-                "hfreduce": bench_collective(lab, "hfreduce", nodes, sizes, iters=args.iters)}
-        for i, size in enumerate(sizes):
-            row = {"size": size}
-            for key, seconds in (("mpi", mpi[size]), ("mpi_ring", mpi_ring[size])):
-                row[key] = size / seconds * bus_factor("ring", n) / 1e6
-                row[f"{key}_b"] = row[key] / link_MBps
-            for key, rows in ours.items():
-                row[key], row[f"{key}_b"] = rows[i]["busbw"] * 1e3, rows[i]["efficiency"]
-            ranks = ours["ring"][i]["gpus"]
-            row["model"] = size / model_ring(lab, nodes, size, True) * bus_factor("ring", ranks) / 1e6
-            row["model_net"] = size / model_ring(lab, nodes, size, False) * bus_factor("ring", n) / 1e6
-            row["model_net_b"] = row["model_net"] / link_MBps
-            table.add(**row)
-    table.note(f"{args.topology.split('/')[-1]}: {n} compute nodes, 1 rank (Open MPI) or 8 GPUs (ours) a node, "
-               f"links {lab.plan.slowest_bps(nodes) / 1e6:g} Mbit/s (TCP payload {link_MBps:.2f} MB/s), "
-               f"dilation 1, mean of {args.iters} iterations after 1 warm-up; Open MPI {mpi_version()} through "
-               f"mpi4py, TCP transport; its ring: coll_tuned_allreduce_algorithm 4")
+        n, gpus = len(nodes), lab.topology.node(nodes[0]).attrs["gpus"]
+        link = lab.plan.slowest_bps(nodes) / 8 * TCP_PAYLOAD_SHARE / 1e6       # MB/s of payload
+        for what, mca in (("Open MPI, its default choice", ()), ("Open MPI ring", RING),
+                          ("Open MPI ring, ranks spinning", RING + (("mpi_yield_when_idle", "0"),))):
+            seconds = open_mpi(lab, sizes, args.iters, mca)
+            busbw = {s: s / seconds[s] * bus_factor("ring", n) / 1e6 for s in sizes}
+            add(what, busbw, {s: busbw[s] / link for s in sizes})
+        for what, algo, speed in ((f"our ring, {gpus} GPUs a node", "ring", 1.0),
+                                  (f"our ring, {gpus} GPUs a node, node model off", "ring", NODE_OFF),
+                                  (f"HFReduce, {gpus} GPUs a node", "hfreduce", 1.0)):
+            rows = {r["size"]: r for r in bench_collective(lab, algo, nodes, sizes, iters=args.iters,
+                                                           node_speed=speed)}
+            add(what, {s: rows[s]["busbw"] * 1e3 for s in sizes}, {s: rows[s]["efficiency"] for s in sizes})
+        node_params = NodeParams(gpus=gpus)
+        models = {      # name -> (the workload of one allreduce of s bytes a rank, its ranks)
+            f"model: our ring, {gpus} GPUs a node": (lambda s: collective("m", "ring", nodes, s, node_params), n * gpus),
+            "model: a ring, network alone": (lambda s: Workload("m", "allreduce", "nccl", 0.0,
+                                                                [collective_flows("ring", nodes, s, 1)]), n),
+            "model: Rabenseifner's exchanges, network alone": (lambda s: Workload("m", "allreduce", "nccl", 0.0,
+                                                                                  rabenseifner(nodes, s)), n)}
+        for what, (work, ranks) in models.items():
+            busbw = {s: s / model_seconds(lab, work(s)) * bus_factor("ring", ranks) / 1e6 for s in sizes}
+            add(what, busbw, {s: busbw[s] / link for s in sizes})
+    with Lab.up(one_rank_a_node(topo)) as lab:
+        rows = {r["size"]: r for r in bench_collective(lab, "ring", nodes, sizes, iters=args.iters,
+                                                       node_speed=NODE_OFF)}
+        add("our ring, 1 rank a node, node model off", {s: rows[s]["busbw"] * 1e3 for s in sizes},
+            {s: rows[s]["efficiency"] for s in sizes})
+    table.note(f"{Path(args.topology).name}: {n} compute nodes; links {lab.plan.slowest_bps(nodes) / 1e6:g} Mbit/s "
+               f"(TCP payload {link:.2f} MB/s); dilation 1; mean of {args.iters} iterations after 1 warm-up; "
+               f"Open MPI {mpi_version()} through mpi4py over TCP, one rank a node, under emu mpirun (ranks yield "
+               f"while they wait unless spinning); its ring: coll_tuned_allreduce_algorithm 4")
     bench.close()
 
 

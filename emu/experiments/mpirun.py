@@ -25,12 +25,14 @@ from emu.errors import EmuError
 from emu.plan.addressing import NETWORK
 
 MPIRUN = "mpirun"
-# Open MPI's own knobs (its MCA parameters): the TCP byte transport (self and shared memory within a
-# node), the lab's addresses only; no sharing of the hardware map through a hole in the daemons'
-# address space (an orted died in hwloc_shmem_topology_write on the first run here; ranks read the
-# map themselves).
-BASE_MCA = (("pml", "ob1"), ("btl", "tcp,self,vader"), ("btl_tcp_if_include", str(NETWORK)),
-            ("oob_tcp_if_include", str(NETWORK)), ("rtc_hwloc_vmhole", "none"))
+# Open MPI's own knobs (its MCA parameters; a user's --mca of the same key wins): the TCP byte
+# transport (self and shared memory within a node), the lab's addresses only; ranks that yield the
+# core while they wait, for every node's ranks share this machine's cores with the kernel, which
+# forwards the lab's packets (spinning ranks cost Open MPI's ring 74% -> 82% of the link here:
+# docs/results/mpi.md); no sharing of the hardware map through a hole in the daemons' address
+# space (an orted died in hwloc_shmem_topology_write on the first run here; ranks read it themselves).
+BASE_MCA = {"pml": "ob1", "btl": "tcp,self,vader", "btl_tcp_if_include": str(NETWORK),
+            "oob_tcp_if_include": str(NETWORK), "mpi_yield_when_idle": "1", "rtc_hwloc_vmhole": "none"}
 
 
 def run_dir(lab: str) -> Path:
@@ -73,8 +75,8 @@ def mpirun_argv(prog: list[str], ranks: int, hostfile: str, agent: str, node: st
     # ranks are not bound: every node's "cores" are this machine's, and each node would bind to the same
     argv = [*NAMED, node, MPIRUN, "--allow-run-as-root", "-np", str(ranks), "--hostfile", hostfile, "--bind-to", "none",
             "--mca", "plm_rsh_agent", agent]
-    for key, value in (*BASE_MCA, *mca):
-        argv += ["--mca", key, str(value)]
+    for key, value in {**BASE_MCA, **{k: str(v) for k, v in mca}}.items():
+        argv += ["--mca", key, value]
     return argv + list(prog)
 
 

@@ -112,3 +112,9 @@ def test_mpirun_holds_to_the_lab(tmp_path):
     assert pairs["btl_tcp_if_include"] == pairs["oob_tcp_if_include"] == "198.18.0.0/15"
     assert pairs["plm_rsh_agent"] == "/a" and pairs["coll_tuned_allreduce_algorithm"] == "4"
     assert argv[-2:] == ["python3", "p.py"] and "--allow-run-as-root" in argv and "none" in argv
+
+
+def test_a_users_mca_overrides_ours():
+    argv = mpirun.mpirun_argv(["p"], 2, "/h", "/a", "c0", mca=[("mpi_yield_when_idle", "0")])
+    values = [argv[i + 2] for i, a in enumerate(argv) if a == "--mca" and argv[i + 1] == "mpi_yield_when_idle"]
+    assert values == ["0"]
