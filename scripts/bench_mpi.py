@@ -32,6 +32,7 @@ from cluster.node import NodeParams
 from emu.experiments.collectives import bench_collective
 from emu.experiments.mpirun import mpirun
 from emu.lab import Lab
+from emu.metrics.counters import fabric_drops
 from emu.model.paths import Fabric
 from emu.model.simulate import simulate
 from emu.model.workloads import Workload, collective, collective_flows
@@ -45,6 +46,11 @@ from emu.units import format_size, parse_size
 ROOT = Path(__file__).parents[1]
 PROGRAM = ROOT / "scripts" / "mpi_allreduce.py"
 RING = (("coll_tuned_use_dynamic_rules", "1"), ("coll_tuned_allreduce_algorithm", "4"))
+RABENSEIFNER = (("coll_tuned_use_dynamic_rules", "1"), ("coll_tuned_allreduce_algorithm", "6"))
+BIG_FRAGMENTS = (("btl_tcp_max_send_size", str(4 * 2**20)), ("btl_tcp_rdma_pipeline_send_length", str(4 * 2**20)))
+WHY = {"lossy": (("Open MPI, its default choice", ()), ("Open MPI, Rabenseifner forced", RABENSEIFNER),
+                 ("Open MPI ring", RING), ("Open MPI ring, 4 MiB TCP fragments", RING + BIG_FRAGMENTS)),
+       "lossless": (("Open MPI, its default choice", ()), ("Open MPI ring", RING))}
 NODE_OFF = 1000.0           # the node model this many times faster: only the network remains
 
 
@@ -91,6 +97,7 @@ def main():
     ap.add_argument("--sizes", default="1M,4M,16M,64M", help="bytes per rank (a GPU's buffer for our agents)")
     ap.add_argument("--iters", type=int, default=2)
     ap.add_argument("--topology", default=str(ROOT / "topologies" / "fire-flyer-mini.yaml"))
+    ap.add_argument("--why-size", type=parse_size, default=16 * 2**20, help="the size of the second table")
     add_options(ap)
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")]
@@ -138,6 +145,21 @@ def main():
                f"(TCP payload {link:.2f} MB/s); dilation 1; mean of {args.iters} iterations after 1 warm-up; "
                f"Open MPI {mpi_version()} through mpi4py over TCP, one rank a node, under emu mpirun (ranks yield "
                f"while they wait unless spinning); its ring: coll_tuned_allreduce_algorithm 4")
+    why = bench.table(f"Why Open MPI's default trails its ring: {format_size(args.why_size)} a rank",
+                      [Column("what", "implementation"), Column("fabric", "fabric"),
+                       Column("busbw", "busbw (lab MB/s)", "{:.2f}"), Column("share", "of the link", "{:.0%}"),
+                       Column("drops", "switch drops")])
+    lossless = topology_from_dict({**topo.to_dict(), "flow_control": {"mode": "lossless"}}, topo.source, "bmpil")
+    for fabric, lab_topo in (("lossy", topo), ("lossless", lossless)):
+        with Lab.up(lab_topo) as lab:
+            for what, mca in WHY[fabric]:
+                dropped = fabric_drops(lab)
+                seconds = open_mpi(lab, [args.why_size], args.iters, mca)[args.why_size]
+                busbw = args.why_size / seconds * bus_factor("ring", n) / 1e6
+                why.add(what=what, fabric=fabric, busbw=busbw, share=busbw / link, drops=fabric_drops(lab) - dropped)
+    why.note("Rabenseifner: coll_tuned_allreduce_algorithm 6; switch drops: every switch port's, over the run; "
+             "4 MiB TCP fragments: btl_tcp_max_send_size and btl_tcp_rdma_pipeline_send_length 4 MiB (Open MPI's "
+             "default 128 KiB)")
     bench.close()
 
 
