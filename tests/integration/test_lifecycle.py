@@ -58,8 +58,8 @@ def test_kernel_refusal_is_undone_and_reported(monkeypatch, lab_name):
     from emu.fabric import render as render_mod
     real = render_mod.render
 
-    def broken(plan, layout):
-        lines = real(plan, layout)
+    def broken(plan, layout, pids=None):
+        lines = real(plan, layout, pids)
         lines.namespaces[-1].tc_lines.append("qdisc add dev nosuchdev root handle 1: htb")
         return lines
 
