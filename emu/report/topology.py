@@ -17,6 +17,7 @@ from emu.units import format_rate
 COLORS = {"switch": "#4c72b0", "compute": "#55a868", "storage": "#dd8452", "mgmt": "#8172b3"}
 TEXT_FORMATS = ("dot", "mmd")               # Graphviz and Mermaid text
 PICTURE_FORMATS = PICTURES
+RAIL_COLORS = ("#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd", "#dd8452")
 LABELS_UP_TO = 300                          # columns; past that names would overlap, only shapes are drawn
 MAX_WIDTH_IN = 300                          # matplotlib's canvas limit is 2^16 pixels a side
 
@@ -31,11 +32,14 @@ def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
     found = zones(topo, layer)
     groups: dict[tuple[int, ...], list[str]] = {}        # hosts that join several zones, by those zones
     own: dict[str, list[str]] = {}                       # leaf -> the single-zone hosts drawn under it
+    spanning: dict[int, list[str]] = {}                  # zone -> its hosts on several of its leaves (rails)
     for host, joined in joined_zones(topo, found).items():
-        if len(joined) == 1:
-            own.setdefault(min(topo.graph[host], key=natural_key), []).append(host)
-        else:
+        if len(joined) > 1:
             groups.setdefault(joined, []).append(host)
+        elif len(rails(topo, host)) > 1:
+            spanning.setdefault(joined[0], []).append(host)
+        else:
+            own.setdefault(min(topo.graph[host], key=natural_key), []).append(host)
     after: dict[int, list[list[str]]] = {}               # zone index -> host groups drawn right after it
     for joined, hosts in groups.items():
         after.setdefault((joined[0] + joined[-1] - 1) // 2, []).append(hosts)
@@ -45,9 +49,10 @@ def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
         by_layer: dict[int, list[str]] = {}
         for s in zone.switches:
             by_layer.setdefault(layer[s], []).append(s)
-        leaves = by_layer.pop(1, [])
+        leaves = by_layer.pop(1, []) if i not in spanning else []     # rails: leaves spread as a layer
+        below = spanning.get(i, [])
         leaf_columns = sum(max(1, len(own.get(leaf, []))) for leaf in leaves)
-        width = max([leaf_columns, *map(len, by_layer.values()), 1])
+        width = max([leaf_columns, len(below), *map(len, by_layer.values()), 1])
         column = x + (width - leaf_columns) / 2
         for leaf in leaves:
             hosts = own.get(leaf, [])
@@ -55,6 +60,8 @@ def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
                 pos[host] = (column + j, 0.0)
             pos[leaf] = (column + (max(1, len(hosts)) - 1) / 2, 1.0)
             column += max(1, len(hosts))
+        for j, host in enumerate(below):
+            pos[host] = (x + (width - len(below)) / 2 + j, 0.0)
         for y, names in by_layer.items():
             step = (width - 1) / max(1, len(names) - 1) if len(names) > 1 else 0
             start = x if len(names) > 1 else x + (width - 1) / 2
@@ -67,6 +74,11 @@ def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
                 pos[host] = (x + j, 0.0)
             x += len(hosts) + 1
     return pos, found
+
+
+def rails(topo: Topology, host: str) -> list[str]:
+    """The leaves a host's NICs reach, in NIC order: on a rail-optimized fabric, NIC i's is rail i."""
+    return [peer for peer in topo.graph[host] if topo.node(peer).forwards]
 
 
 def _port_names(plan) -> dict[tuple[str, str], str]:
@@ -87,6 +99,11 @@ def draw(topo: Topology, out: str, utilisation: dict | None = None, title: str |
 
     g = topo.graph
     pos, found = layout(topo)
+    # a host on several leaves of one zone has rails: its link to its NIC i's leaf in rail i's colour
+    on_rails = {host: rails(topo, host) for host, joined in joined_zones(topo, found).items()
+                if len(joined) == 1 and len(rails(topo, host)) > 1}
+    rail_color = {(host, leaf): RAIL_COLORS[i % len(RAIL_COLORS)] for host, leaves in on_rails.items()
+                  for i, leaf in enumerate(leaves)}
     columns = max(x for x, _ in pos.values()) + 1
     top_layer = int(max(y for _, y in pos.values()))
     labels = columns <= LABELS_UP_TO
@@ -101,7 +118,9 @@ def draw(topo: Topology, out: str, utilisation: dict | None = None, title: str |
             continue
         width = [0.6 + 2.4 * rates[e] / fastest for e in edges]
         if utilisation is None:
-            nx.draw_networkx_edges(g, pos, edgelist=edges, ax=ax, width=width, edge_color="#999999", **style)
+            nx.draw_networkx_edges(g, pos, edgelist=edges, ax=ax, width=width,
+                                   edge_color=[rail_color.get(e) or rail_color.get(e[::-1]) or "#999999"
+                                               for e in edges], **style)
         else:
             values = [max(utilisation.get((a, b), 0.0), utilisation.get((b, a), 0.0)) for a, b in edges]
             nx.draw_networkx_edges(g, pos, edgelist=edges, ax=ax, width=[w + 1 for w in width], edge_color=values,
@@ -134,7 +153,11 @@ def draw(topo: Topology, out: str, utilisation: dict | None = None, title: str |
                           f"emulated at x{topo.scale:g}; link width by rate", fontsize=9)
     ax.set_ylim(-0.9 if labels else -0.3, top_layer + 0.8)
     ax.set_xlim(-1, columns)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(COLORS), fontsize=8, frameon=False)
+    shown_rails = min(max(map(len, on_rails.values()), default=0), len(RAIL_COLORS))
+    for i in range(shown_rails):
+        ax.plot([], [], color=RAIL_COLORS[i], label=f"rail {i}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(COLORS) + shown_rails, fontsize=8,
+              frameon=False)
     ax.axis("off")
     fig.tight_layout()
     fig.savefig(out, dpi=120)

@@ -1,5 +1,6 @@
 """Topology generators: star, two-layer leaf-spine (fat-tree), a three-layer fat-tree, the paper's
-two-zone design and its next-generation multi-plane network (section IX).
+two-zone design and its next-generation multi-plane network (section IX), and a rail-optimized
+fabric (a leaf per GPU index).
 
 Each builder adds nodes and links to a Topology and is reachable from YAML as
 `fabric: {type: NAME, ...params}` and from Python as `build(NAME, name=..., **params)`.
@@ -140,8 +141,39 @@ def multi_plane(topo: Topology, planes: int = 2, radix: int = 4, nics: int = 2, 
             topo.add_node(item[1], item[0], **({"gpus": nics} if item[0] == "compute" else {}))
 
 
+def rail_optimized(topo: Topology, nodes: int = 4, gpus_per_node: int = 8, spines: int = 2,
+                   leaves_per_rail: int = 1) -> None:
+    """A rail-optimized fabric, as AI clusters are cabled (and AICB's workloads are studied on):
+    compute nodes c0.. of `gpus_per_node` GPUs with a NIC each, NIC i of every node on rail i
+    (its leaf rail{i}, or, with `leaves_per_rail` > 1, leaves rail{i}-{j} holding the nodes in
+    equal runs), every leaf linked to each spine. GPUs of one index meet on their rail's leaf;
+    any other pair crosses a spine."""
+    for key, value in (("nodes", nodes), ("gpus_per_node", gpus_per_node), ("spines", spines),
+                       ("leaves_per_rail", leaves_per_rail)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TopologyError(topo.source, f"fabric.{key}", f"must be a positive integer, got {value!r}")
+    if nodes % leaves_per_rail:
+        raise TopologyError(topo.source, "fabric.leaves_per_rail",
+                            f"must divide nodes ({nodes}): each leaf of a rail holds as many nodes")
+    per_leaf = nodes // leaves_per_rail
+    for s in range(spines):
+        topo.add_node(f"spine{s}", "switch")
+
+    def leaf(rail: int, run: int) -> str:
+        return f"rail{rail}" if leaves_per_rail == 1 else f"rail{rail}-{run}"
+    for rail in range(gpus_per_node):
+        for run in range(leaves_per_rail):
+            topo.add_node(leaf(rail, run), "switch")
+            for s in range(spines):
+                topo.add_link(leaf(rail, run), f"spine{s}")
+    for n in range(nodes):
+        topo.add_node(f"c{n}", "compute", gpus=gpus_per_node)
+        for rail in range(gpus_per_node):       # NIC i, in NIC order: port i is rail i's
+            topo.add_link(f"c{n}", leaf(rail, n // per_leaf))
+
+
 BUILDERS = {"star": star, "leaf-spine": leaf_spine, "fat-tree": leaf_spine, "two-zone": two_zone,
-            "three-layer": three_layer, "multi-plane": multi_plane}
+            "three-layer": three_layer, "multi-plane": multi_plane, "rail-optimized": rail_optimized}
 
 
 def apply_builder(topo: Topology, kind: str, params: dict, key: str = "fabric") -> Topology:

@@ -1,0 +1,55 @@
+"""Rail-optimized fabrics: NIC i of every node on rail i's leaf, spines above; each NIC sends
+from its own address through itself; the drawing lays rails out side by side in their colours."""
+import pytest
+
+from emu.errors import TopologyError
+from emu.plan import make_plan
+from emu.report.topology import draw, layout, rails
+from emu.topo import build
+
+
+def test_nic_i_of_every_node_is_on_rail_i():
+    topo = build("rail-optimized", "ro", nodes=4, gpus_per_node=4, spines=2)
+    assert all(topo.node(f"c{n}").attrs["gpus"] == 4 for n in range(4))
+    assert all(rails(topo, f"c{n}") == ["rail0", "rail1", "rail2", "rail3"] for n in range(4))
+    switches = [n for n in topo.graph if topo.node(n).forwards]
+    assert sorted(switches) == ["rail0", "rail1", "rail2", "rail3", "spine0", "spine1"]
+    assert sorted(topo.graph["spine0"]) == ["rail0", "rail1", "rail2", "rail3"]
+    assert len(topo.links()) == 4 * 4 + 4 * 2
+
+
+def test_a_rail_of_several_leaves_holds_the_nodes_in_equal_runs():
+    topo = build("rail-optimized", "ro", nodes=4, gpus_per_node=2, spines=1, leaves_per_rail=2)
+    assert rails(topo, "c1") == ["rail0-0", "rail1-0"] and rails(topo, "c2") == ["rail0-1", "rail1-1"]
+
+
+def test_each_nic_sends_from_its_own_address_through_itself():
+    plan = make_plan(build("rail-optimized", "ro", nodes=4, gpus_per_node=4, spines=2, leaves_per_rail=2))
+    c0 = plan.node("c0")
+    for i, port in enumerate(c0.ports):
+        (rule,) = [r for r in c0.rules if r.src == port.addr]
+        (default,) = [r for r in c0.routes if r.table == rule.table and r.dst == "default"]
+        assert default.nexthops[0][1] == port.ifname and port.peer == f"rail{i}-0"
+    # a peer on the same leaves: its NIC i is one hop away through NIC i
+    c1_nic2 = plan.node("c1").ports[2].addr
+    (direct,) = [r for r in c0.routes if r.dst == f"{c1_nic2}/32" and r.table == 254]
+    assert direct.nexthops[0][1] == c0.ports[2].ifname
+
+
+@pytest.mark.parametrize("params, key", [({"nodes": 0}, "fabric.nodes"), ({"gpus_per_node": True}, "fabric.gpus_per_node"),
+                                         ({"nodes": 3, "leaves_per_rail": 2}, "fabric.leaves_per_rail")])
+def test_bad_rail_parameters_are_one_line(params, key):
+    with pytest.raises(TopologyError, match=key):
+        build("rail-optimized", "ro", **params)
+
+
+def test_the_drawing_puts_rails_side_by_side(tmp_path):
+    topo = build("rail-optimized", "ro", nodes=4, gpus_per_node=4, spines=2)
+    pos, zones = layout(topo)
+    assert [pos[f"rail{i}"] for i in range(4)] == [(float(i), 1.0) for i in range(4)]
+    assert [pos[f"c{n}"] for n in range(4)] == [(float(n), 0.0) for n in range(4)]
+    draw(topo, str(tmp_path / "ro.png"))
+    assert (tmp_path / "ro.png").stat().st_size > 10_000
+    # dual-homed storage joins two zones: it has two leaves, but no rails
+    two_zone = build("two-zone", "tz")
+    assert len(rails(two_zone, "st0")) == 2 and layout(two_zone)[0]["st0"][1] == 0.0
