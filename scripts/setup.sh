@@ -31,7 +31,7 @@ if [ "${EMU_NO_ROOT:-0}" != 1 ] && ! docker info >/dev/null 2>&1; then
     # No Docker daemon answers (a machine without systemd starts none): start one, for container nodes.
     echo "starting dockerd (log: /var/log/emu-dockerd.log)"
     setsid dockerd >/var/log/emu-dockerd.log 2>&1 < /dev/null &
-    for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.1; done
+    for _ in $(seq 600); do docker info >/dev/null 2>&1 && break; sleep 0.1; done   # up to 60 s
     docker info >/dev/null 2>&1 || echo "emu: dockerd did not start (see /var/log/emu-dockerd.log); container nodes will not work" >&2
 fi
 if [ ! -x "$ROOT/.venv/bin/python" ]; then

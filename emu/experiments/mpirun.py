@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,8 +37,10 @@ BASE_MCA = {"pml": "ob1", "btl": "tcp,self,vader", "btl_tcp_if_include": str(NET
 
 
 def run_dir(lab: str) -> Path:
-    """Where a run keeps its hostfile and rsh agent while it runs (`emu clean` removes it)."""
-    return labfiles.lab_file(lab, ".mpi") / str(os.getpid())
+    """A new directory for a run's hostfile and rsh agent while it runs (`emu clean` removes them)."""
+    runs = labfiles.lab_file(lab, ".mpi")
+    runs.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=runs))
 
 
 def hostfile_text(nodes: list[str], per_node: int) -> str:
@@ -114,7 +117,6 @@ def mpirun(lab, prog: list[str], ranks: int | None = None, nodes: list[str] | No
     check_installed()
     names, ranks, per_node = choose_nodes(lab, nodes, ranks, per_node)
     files = run_dir(lab.name)
-    files.mkdir(parents=True, exist_ok=True)
     try:
         (files / "hostfile").write_text(hostfile_text(names, per_node))
         agent = files / "rsh-agent"

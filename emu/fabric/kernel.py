@@ -37,21 +37,21 @@ class KernelBackend:
     def taken(self) -> list[str]:
         return [ns for ns in self.namespaces() if netns.netns_path(ns).exists()]
 
-    def containers(self) -> list[str]:
+    def container_nodes(self) -> list[str]:
         return [n for n, p in self.layout.places.items() if p.container]
 
     def build(self, plan, progress=None) -> None:
-        if self.containers():       # forget() removes the containers of labs that have this file
+        if self.container_nodes():       # forget() removes the containers of labs that have this file
             labfiles.lab_file(self.lab, ".containers").touch()
         pids = None
         try:
             pids = containers.start(plan, self.layout)
             apply.build(plan, self.layout, progress, pids)
         except BaseException as e:
-            if not self.containers():
+            if not self.container_nodes():
                 raise
             # a container that ended just after it started fails the build (ip cannot attach to it): say so
-            ended = next(filter(None, map(self.failed, self.containers())), None) if pids else None
+            ended = next(filter(None, map(self.failed, self.container_nodes())), None) if pids else None
             containers.remove(self.lab)
             if ended and not isinstance(e, KeyboardInterrupt | SystemExit):
                 raise FabricError(ended) from e
@@ -63,7 +63,7 @@ class KernelBackend:
     def destroy(self) -> int:
         """The containers, the namespaces and their processes; what the lab keeps outside them
         goes with forget()."""
-        if self.containers():
+        if self.container_nodes():
             containers.remove(self.lab)
         return apply.destroy(self.namespaces())
 

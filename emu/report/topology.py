@@ -100,8 +100,8 @@ def draw(topo: Topology, out: str, utilisation: dict | None = None, title: str |
     g = topo.graph
     pos, found = layout(topo)
     # a host on several leaves of one zone has rails: its link to its NIC i's leaf in rail i's colour
-    on_rails = {host: rails(topo, host) for host, joined in joined_zones(topo, found).items()
-                if len(joined) == 1 and len(rails(topo, host)) > 1}
+    on_rails = {host: leaves for host, joined in joined_zones(topo, found).items()
+                if len(joined) == 1 and len(leaves := rails(topo, host)) > 1}
     rail_color = {(host, leaf): RAIL_COLORS[i % len(RAIL_COLORS)] for host, leaves in on_rails.items()
                   for i, leaf in enumerate(leaves)}
     columns = max(x for x, _ in pos.values()) + 1
