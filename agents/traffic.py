@@ -8,6 +8,7 @@ sends that back; the client prints one JSON line per flow: bytes, seconds, bps.
 """
 import argparse
 import json
+import signal
 import socket
 import sys
 import threading
@@ -16,6 +17,7 @@ import time
 from agents import sockets
 
 CHUNK = 256 * 1024
+GO_WAIT_S = 120.0        # --go-on-signal: the longest a connected client waits for SIGUSR1
 
 
 def serve(port: int, max_conns: int | None) -> None:
@@ -51,12 +53,16 @@ def _receive(conn: socket.socket) -> None:
         conn.sendall(json.dumps({"bytes": total, "seconds": seconds}).encode())
 
 
-def send(dst: str, port: int, seconds: float, tos: int, cc: str | None, results: list, index: int) -> None:
+def send(dst: str, port: int, seconds: float, tos: int, cc: str | None, results: list, index: int,
+         go: threading.Event | None = None) -> None:
+    """`go`: connected, wait for it before sending (flows started one by one then send together)."""
     payload = memoryview(bytes(CHUNK))
     started = time.monotonic()      # one clock for every namespace of the machine: runs line them up
     with sockets.connecting(tos, cc, nodelay=False) as s:
         s.settimeout(seconds + 30)      # a path lost for good ends the flow with an error, not a hang
         s.connect((dst, port))
+        if go is not None and not go.wait(GO_WAIT_S):
+            raise SystemExit(f"traffic client: no start signal within {GO_WAIT_S:g} s")
         end = time.monotonic() + seconds
         sent = 0
         while time.monotonic() < end:
@@ -85,12 +91,19 @@ def main(argv=None) -> int:
     cli.add_argument("--tos", type=int, default=0, help="TOS byte (SL n -> n << 5)")
     cli.add_argument("--cc", default=None, help="TCP congestion control (bbr, cubic, reno)")
     cli.add_argument("--flows", type=int, default=1)
+    cli.add_argument("--go-on-signal", action="store_true",
+                     help="connect, then send only once SIGUSR1 comes (the launcher sends it to every flow at once)")
     args = p.parse_args(argv)
     if args.role == "server":
         serve(args.port, args.conns)
         return 0
     results: list = [None] * args.flows
-    threads = [threading.Thread(target=send, args=(args.dst, args.port, args.seconds, args.tos, args.cc, results, i))
+    go = None
+    if args.go_on_signal:
+        go = threading.Event()
+        signal.signal(signal.SIGUSR1, lambda *_: go.set())
+    threads = [threading.Thread(target=send, args=(args.dst, args.port, args.seconds, args.tos, args.cc, results, i,
+                                                   go))
                for i in range(args.flows)]
     for t in threads:
         t.start()

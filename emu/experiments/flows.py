@@ -22,7 +22,11 @@ def run_flows(lab, flows: list[Flow], seconds: float, port: int = 5201) -> list[
         clients = []
         for f in flows:
             argv = command("traffic") + ["client", "--dst", f.addr or lab.node(f.dst).addr, "--port", str(port),
-                                         "--seconds", str(seconds), "--tos", str(lab.tos(f.traffic_class))]
+                                         "--seconds", str(seconds), "--tos", str(lab.tos(f.traffic_class)),
+                                         "--go-on-signal"]
             clients.append(agents.start(f.src, argv + (["--cc", f.cc] if f.cc else [])))
+        # clients start one by one (a Python start each); all send from one instant, so a flow started
+        # first does not have the fabric to itself for a while
+        agents.interrupt(clients)
         return [{"src": f.src, "dst": f.dst, "class": f.traffic_class, **agents.result(f.src, proc, seconds + 30)}
                 for f, proc in zip(flows, clients)]
