@@ -109,7 +109,7 @@ def scenario_from_dict(doc, source: str, base: Path) -> Scenario:
     if not 0.01 <= sample <= 1.0:
         fail("sample", "must be between 10ms and 1s")
     workloads = _steps(doc.get("workloads", []), "workloads", {t.name: (t.required, t.optional) for t in TYPES.values()},
-                       topology, duration, fail)
+                       topology, duration, fail, base)
     jobs = _jobs(doc.get("jobs", []), topology, duration, fail)
     if not workloads and not jobs:
         fail("workloads", "a scenario needs at least one workload or job")
@@ -173,7 +173,8 @@ def check_job(item, where: str, topology, fail, default_name: str = "job") -> di
     return job
 
 
-def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:
+def _steps(items, key, kinds, topology, duration, fail, base: Path | None = None) -> list[Step]:
+    """The steps of `items`; a step's `file` is found from `base`, the scenario file's directory."""
     if not isinstance(items, list):
         fail(key, "must be a list")
     steps, names = [], set()
@@ -200,6 +201,8 @@ def _steps(items, key, kinds, topology, duration, fail) -> list[Step]:
             fail(f"{where}.duration", "must be longer than 0 s")
         params = {**optional, **{k: v for k, v in item.items()
                                  if k not in ("type", "start", "name", "duration", "after")}}
+        if isinstance(params.get("file"), str) and base is not None:
+            params["file"] = str(base / params["file"])
         _check_params(kind, params, topology, where, fail)
         name = str(item.get("name", f"{kind}-{i}"))
         if name in names:

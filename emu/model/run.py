@@ -51,7 +51,12 @@ def _records(fabric: Fabric, workloads, outcome: Outcome) -> tuple[list[dict], l
     for w in workloads:
         mine = [f for f in outcome.flows if f.workload == w.name]
         events.append({"t": round(w.start, 6), "type": "start", "name": w.name, "kind": w.type})
-        if w.type in ("allreduce", "alltoall"):
+        if w.summarise:
+            spans = outcome.rounds[w.name]
+            figures = w.summarise(spans)
+            nodes = ",".join(w.params["nodes"])
+            flows += [_flow(w.name, nodes, nodes, w.traffic_class, 0, start, end, None) for start, end in spans]
+        elif w.type in ("allreduce", "alltoall"):
             ideal = outcome.ideal_round.get(w.name)
             spans = outcome.rounds[w.name]
             nodes = ",".join(sorted({f.src for f in mine}))

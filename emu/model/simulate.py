@@ -97,7 +97,7 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
         w = workloads[i]
         if next_round[i] >= len(w.rounds) or now >= deadline[i]:
             return
-        flows_of_round = w.rounds[next_round[i]]
+        flows_of_round, node_use = w.rounds[next_round[i]], w.use_of(next_round[i])
         next_round[i] += 1
         rounds[w.name].append([now, None if flows_of_round else now])
         paths, uses, left, owner, cap = [], [], [], [], []
@@ -106,7 +106,7 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
             if src == dst:                  # nothing crosses the network
                 flows[-1].end = now
                 continue
-            use = [(hardware[node, c], v) for node in (src, dst) for c, v in w.node_use.get(node, {}).items()]
+            use = [(hardware[node, c], v) for node in (src, dst) for c, v in node_use.get(node, {}).items()]
             for path, share in fabric.routes(src, dst):
                 paths.append(path), uses.append(use), left.append(nbytes * share), owner.append(len(flows) - 1)
                 cap.append(w.cap * share)
@@ -178,7 +178,8 @@ def _alone(fabric: Fabric, w: Workload, payload_share: float, efficiency: float)
 
 def _hardware(fabric: Fabric, workloads: list[Workload]) -> dict[tuple[str, str], int]:
     """A column for every (node, hardware constraint) some workload uses."""
-    keys = dict.fromkeys((node, c) for w in workloads for node, use in w.node_use.items() for c in use)
+    keys = dict.fromkeys((node, c) for w in workloads for uses in (w.round_use or [w.node_use])
+                         for node, use in uses.items() for c in use)
     return {key: i for i, key in enumerate(keys)}
 
 

@@ -8,8 +8,9 @@ receives for it uses those resources in proportion, so they are constraints of t
 solver as the network's ports, shared by every workload on the node.
 """
 from dataclasses import dataclass, field
+from typing import Callable
 
-from cluster.collectives import ALLTOALL, TRAFFIC_CLASS
+from cluster.collectives import ALLGATHER, ALLTOALL, REDUCESCATTER, TRAFFIC_CLASS
 from cluster.dbtree import double_binary_tree
 from cluster.footprint import footprint
 from cluster.node import NodeParams
@@ -31,6 +32,11 @@ class Workload:
     gap: float = 0.0                                # seconds a round ends after its last flow (software's share)
     # node -> {hardware constraint: bytes it carries per byte the node sends or receives}
     node_use: dict[str, dict[str, float]] = field(default_factory=dict)
+    round_use: list[dict] | None = None             # node_use round by round, where rounds differ
+    summarise: Callable | None = None               # its rounds' (start, end) -> its figures (else its type's)
+
+    def use_of(self, round_index: int) -> dict[str, dict[str, float]]:
+        return self.round_use[round_index] if self.round_use else self.node_use
 
 
 def collective_flows(algo: str, nodes: list[str], size: int, gpus: int) -> list[tuple[str, str, float]]:
@@ -47,20 +53,28 @@ def collective_flows(algo: str, nodes: list[str], size: int, gpus: int) -> list[
                 if parent is not None:
                     flows += [(nodes[child], nodes[parent], size / 2), (nodes[parent], nodes[child], size / 2)]
         return flows
+    if algo in (ALLGATHER, REDUCESCATTER):      # one of the ring's two phases
+        return [(nodes[i], nodes[(i + 1) % n], (ranks - 1) / ranks * size) for i in range(n)]
     if algo == ALLTOALL:         # each GPU's buffer in one block per GPU of the job
         return [(a, b, gpus * gpus * size / ranks) for a in nodes for b in nodes if a != b]
     raise EmuError(f"the model has no traffic pattern for {algo!r} yet (it has ring, tree, hfreduce, "
-                   f"hfreduce-nvlink, alltoall)")
+                   f"hfreduce-nvlink, allgather, reducescatter, alltoall)")
 
 
-def collective(name: str, algo: str, nodes: list[str], size: int, params: NodeParams, start: float = 0.0,
-               iters: int = 1, kind: str = "allreduce") -> Workload:
-    """`iters` rounds of `algo` over `nodes` (`size` bytes per GPU), loading the nodes' hardware."""
+def hardware_use(algo: str, nodes: list[str], params: NodeParams) -> dict[str, dict[str, float]]:
+    """node -> {constraint: bytes it carries per byte the node sends or receives} for `algo`."""
     use = {}
     for rank, node in enumerate(nodes):
         fp = footprint(algo, params, len(nodes), rank)
         if fp is not None and fp.sent + fp.received:
             use[node] = {c: v / (fp.sent + fp.received) for c, v in fp.uses.items()}
+    return use
+
+
+def collective(name: str, algo: str, nodes: list[str], size: int, params: NodeParams, start: float = 0.0,
+               iters: int = 1, kind: str = "allreduce") -> Workload:
+    """`iters` rounds of `algo` over `nodes` (`size` bytes per GPU), loading the nodes' hardware."""
+    use = hardware_use(algo, nodes, params)
     flows = collective_flows(algo, nodes, size, params.gpus)
     return Workload(name, kind, TRAFFIC_CLASS[algo], start, [flows] * iters, node_use=use,
                     params={"algo": algo, "size": size, "nodes": list(nodes), "ranks": len(nodes) * params.gpus})

@@ -27,6 +27,8 @@ WORKLOAD_KEYS = ("algbw", "busbw", "node_bound_algbw", "proj_algbw", "proj_busbw
                  "exposed_comm_s", "a2a_s", "overlap", "wall_per_step_s", "cross_zone", "queued_s", "interruptions",
                  "proj_step_time_s", "saves", "save_s", "save_bps", "load_verified",
                  "restored_steps",
+                 # AICB workloads (emu.workloads.aicb)
+                 "iteration_s", "collectives",
                  # programs of users' own (emu.workloads.command, emu.workloads.iperf3)
                  "retransmits", "lost_percent", "copies", "seconds")
 

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from emu.errors import EmuError
-from emu.workloads.aicb_format import Comm, dump, load, parse
+from cluster.aicb import Comm, FormatError, dump, load, parse
 
 DATA = Path(__file__).parents[1] / "data" / "simai"
 TUTORIAL_256 = """HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 8 ep: 1 pp: 1 vpp: 8 ga: 1 all_gpus: 256 checkpoints: 0 checkpoint_initiates: 0
@@ -84,12 +83,12 @@ ROW = "l0 -1 5 NONE 0 1 NONE 0 1 ALLREDUCE 64 1"
     (HEAD + "\n1\n" + ROW.replace(" 5 ", " 5.5 "), "line 3: fwd_compute: '5.5' is not an integer"),
 ])
 def test_a_malformed_file_is_refused_in_one_line(text, where):
-    with pytest.raises(EmuError) as e:
+    with pytest.raises(FormatError) as e:
         parse(text, "w.txt")
     assert str(e.value).startswith(f"w.txt: {where}"), str(e.value)
     assert "\n" not in str(e.value)
 
 
 def test_an_unreadable_file_is_one_line(tmp_path):
-    with pytest.raises(EmuError, match="nope.txt: cannot read it"):
+    with pytest.raises(FormatError, match="nope.txt: cannot read it"):
         load(tmp_path / "nope.txt")

@@ -23,11 +23,16 @@ comes first): kept here as such (group None). Where SimAI only warns (a size of 
 without pp_comm) or reads on silently (an unknown collective, a row short of fields), emu refuses
 the file in one line naming its line and field.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from emu.errors import EmuError
 
+class FormatError(ValueError):
+    """A file that is not an AICB workload: one line naming the file, line and field."""
+
+
+# the algorithm emu's agents run each collective with (NCCL's ring, its phases, all-to-all)
+ALGO = {"allreduce": "ring", "allgather": "allgather", "reducescatter": "reducescatter", "alltoall": "alltoall"}
 POLICIES = ("HYBRID_TRANSFORMER_FWD_IN_BCKWD", "HYBRID_TRANSFORMER")
 KINDS = ("ALLREDUCE", "ALLGATHER", "REDUCESCATTER", "ALLTOALL")
 SIZES = ("model_parallel_NPU_group", "ep", "pp", "vpp", "ga", "all_gpus")    # line 1's required positive sizes
@@ -73,12 +78,15 @@ class AicbWorkload:
         """Data-parallel group size: every GPU not in the same TP group or pipeline."""
         return self.gpus // (self.tp * self.pp)
 
+    def group_size(self, group: str) -> int:
+        return {"tp": self.tp, "dp": self.dp, "ep": self.ep, "dp_ep": self.dp // self.ep}[group]
+
 
 def load(path) -> AicbWorkload:
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise EmuError(f"{path}: cannot read it ({e.strerror if isinstance(e, OSError) else 'not text'})") from None
+        raise FormatError(f"{path}: cannot read it ({e.strerror if isinstance(e, OSError) else 'not text'})") from None
     return parse(text, str(path))
 
 
@@ -86,7 +94,7 @@ def parse(text: str, source: str = "<text>") -> AicbWorkload:
     lines = text.splitlines()
 
     def fail(line: int, what: str, why: str):
-        raise EmuError(f"{source}: line {line}: {what}: {why}")
+        raise FormatError(f"{source}: line {line}: {what}: {why}")
     if not lines or not lines[0].split():
         fail(1, "policy", "empty; an AICB file starts with its parallelism policy")
     header = _header(lines[0].split(), lambda what, why: fail(1, what, why))
@@ -199,3 +207,83 @@ def dump(w: AicbWorkload) -> str:
             fields += [layer.compute[p], comm.name if comm else "NONE", comm.bytes if comm else 0]
         rows.append("\t".join(map(str, fields + [layer.update])))
     return "\n".join([" ".join(map(str, head)), str(len(w.layers)), *rows]) + "\n"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of an iteration, in the order SimAI's loop takes them (Workload.cc,
+    iterate_hybrid_parallel_Transformer_fwd_in_bckwd): `compute` for `ns`; `comm` a collective, `blocking` or
+    (weight gradients) issued to run in order behind the others while the loop goes on; `pp` the
+    pipeline's send of every micro-batch's activations (after the forward pass) or gradients
+    (after the backward pass) to the neighbouring stage, `vpp x ga x pp_comm` bytes."""
+    op: str                     # compute, comm, pp
+    layer: int = -1
+    phase: str = ""             # fwd, ig, wg
+    ns: int = 0
+    comm: Comm | None = None
+    blocking: bool = True
+
+
+def iteration(w: AicbWorkload) -> list[Step]:
+    """One iteration's steps. A layer listed in checkpoint_initiates first recomputes the forward
+    pass from the checkpoint layer at or before it (activation recomputation), as SimAI does.
+    The update time and the reserved dependency are read and, as SimAI does, not played.
+
+    An iteration ends when its weight-gradient collectives have. (SimAI starts the next forward
+    pass behind them, each layer waiting for its own; as they run in order and layer 0's is issued
+    last, that is the same whenever layer 0 has one.)"""
+    steps: list[Step] = []
+
+    def forward(i: int) -> None:
+        layer = w.layers[i]
+        steps.append(Step("compute", i, "fwd", layer.compute["fwd"]))
+        if layer.comms["fwd"]:
+            steps.append(Step("comm", i, "fwd", comm=_at_least_a_page(layer.comms["fwd"])))
+    for i in range(len(w.layers)):
+        forward(i)
+    if w.pp > 1:
+        steps.append(Step("pp", phase="fwd"))
+    for i in reversed(range(len(w.layers))):
+        layer = w.layers[i]
+        if i in w.checkpoint_initiates:
+            start = max((c for c in w.checkpoints if c <= i), default=i)
+            for j in range(start, i):
+                forward(j)
+        steps.append(Step("compute", i, "ig", layer.compute["ig"]))
+        if layer.comms["ig"]:
+            steps.append(Step("comm", i, "ig", comm=layer.comms["ig"]))
+        steps.append(Step("compute", i, "wg", layer.compute["wg"]))
+        if layer.comms["wg"]:
+            steps.append(Step("comm", i, "wg", comm=layer.comms["wg"], blocking=False))
+    if w.pp > 1:
+        steps.append(Step("pp", phase="bwd"))
+    return steps
+
+
+def _at_least_a_page(comm: Comm) -> Comm:
+    """SimAI raises a forward collective of under 4 KiB to 4 KiB."""
+    return replace(comm, bytes=4096) if 0 < comm.bytes < 4096 else comm
+
+
+def pp_bytes(w: AicbWorkload) -> int:
+    """What one rank sends the next stage at each pipeline step of an iteration."""
+    return w.vpp * w.ga * w.pp_comm
+
+
+def timeline(steps: list[Step], seconds_of, compute_scale: float = 1e-9) -> dict:
+    """An iteration's figures when each collective takes `seconds_of(step)` (a `comm` or `pp`
+    step) and compute `ns x compute_scale` seconds: the same order and overlap the lab's agents
+    play, weight-gradient collectives one after another behind the loop."""
+    t = behind = compute = comm = 0.0
+    for step in steps:
+        if step.op == "compute":
+            compute += step.ns * compute_scale
+            t += step.ns * compute_scale
+            continue
+        took = seconds_of(step)
+        comm += took
+        if step.op == "comm" and not step.blocking:
+            behind = max(behind, t) + took
+        else:
+            t += took
+    return {"iteration_s": max(t, behind), "compute_s": compute, "comm_s": comm}

@@ -1,0 +1,157 @@
+"""aicb: a training workload from an AICB file (the text format SimAI replays), on named compute
+nodes, in the lab (agents/aicb.py on each node) or in the flow model.
+
+    - {type: aicb, file: gpt-8n.txt, nodes: [c0, c1, c2, c3], iterations: 3, compute: as-written}
+
+The file's GPUs are the nodes' GPUs, node-major (c0 holds ranks 0..G-1). `compute`: as-written,
+or a factor on the file's compute times. `dilation`: how many times slower than the real system
+the lab runs (bytes x scale x dilation on links at scale), as `emu bench` sizes do. `classes`:
+the traffic class of each group's collectives (dp, ep, dp_ep, pp; tp stays inside the nodes),
+by default NCCL's.
+
+Figures, all in the real system's time (the lab's / dilation): iteration_s, compute_s, comm_s
+(every collective's own time, overlapped or not), exposed_comm_s (the iteration less compute)
+and collectives: per type, group and bytes a rank, the count an iteration and busbw (GB/s,
+nccl-tests' factor over the group's ranks). Iterations after the first are averaged (the first
+pays the connections' set-up).
+"""
+from collections import Counter
+
+from cluster.aicb import ALGO, FormatError, iteration, load, pp_bytes, timeline
+from cluster.collectives import TRAFFIC_CLASS, bus_factor
+from cluster.footprint import footprint, node_bound
+from cluster.node import NodeParams
+from cluster.parallel import KINDS, node_groups, pp_peers
+from emu.experiments.nccl_flags import DILATION, lab_size
+from emu.model.workloads import Workload, collective_flows, hardware_use
+from emu.workloads.base import WorkloadType, register
+
+ITEMSIZE = 4                        # the agents' buffers are fp32: sizes round to whole elements
+GROUPS = (*KINDS[1:], "pp")         # the groups whose traffic may cross the fabric
+DEFAULT_CLASS = TRAFFIC_CLASS[ALGO["allreduce"]]
+
+
+def check(p, topology, where, fail) -> None:
+    try:
+        w = p["workload"] = load(p["file"])
+    except FormatError as e:
+        fail(f"{where}.file", str(e))
+    nodes = p["nodes"]
+    gpus = {topology.node(n).attrs["gpus"] for n in nodes}
+    if len(gpus) != 1:
+        fail(f"{where}.nodes", f"the nodes have different GPU counts ({sorted(gpus)}); name nodes of one kind")
+    per_node = p["gpus"] = gpus.pop()
+    if w.gpus != per_node * len(nodes):
+        fail(f"{where}.file", f"{p['file']} has {w.gpus} GPUs; the {len(nodes)} nodes named hold "
+                              f"{per_node * len(nodes)} ({per_node} each): name {w.gpus / per_node:g} nodes")
+    for kind in KINDS:
+        try:
+            node_groups(kind, w.gpus, w.tp, w.pp, w.ep, per_node)
+        except ValueError as e:
+            fail(f"{where}.file", f"{p['file']}: {e}")
+    if any(c and c.group is None for layer in w.layers for c in layer.comms.values()):
+        fail(f"{where}.file", f"{p['file']}: an ALLREDUCEALLTOALL collective has no group emu can place")
+    factor = p["compute"]
+    if factor == "as-written":
+        p["compute"] = 1.0
+    elif isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
+        fail(f"{where}.compute", f"must be as-written or a factor of 0 or more, got {factor!r}")
+    for key in ("iterations",):
+        if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
+            fail(f"{where}.{key}", f"must be a positive integer, got {p[key]!r}")
+    if isinstance(p["dilation"], bool) or not isinstance(p["dilation"], (int, float)) or p["dilation"] <= 0:
+        fail(f"{where}.dilation", f"must be a positive number, got {p['dilation']!r}")
+    classes = p["classes"] or {}
+    if not isinstance(classes, dict) or not set(classes) <= set(GROUPS):
+        fail(f"{where}.classes", f"must map groups ({', '.join(GROUPS)}) to traffic classes")
+    for group, name in classes.items():
+        if name not in topology.qos.classes:
+            fail(f"{where}.classes.{group}", f"unknown traffic class {name!r} (one of {', '.join(topology.qos.classes)})")
+    p["classes"] = {g: classes.get(g, DEFAULT_CLASS) for g in GROUPS}
+
+
+def figures(w, per_iteration: dict, took: dict, dilation: float, scale: float) -> dict:
+    """A run's figures in real time from an iteration's lab seconds (`per_iteration`: iteration_s,
+    compute_s, comm_s) and `took`: (type, group, bytes) -> (count an iteration, lab seconds)."""
+    real = {k: per_iteration[k] / dilation for k in ("iteration_s", "compute_s", "comm_s")}
+    collectives = []
+    for (kind, group, nbytes), (count, seconds) in sorted(took.items()):
+        lab = lab_size(nbytes, scale, dilation, ITEMSIZE)
+        each = seconds / count if count else 0.0          # lab seconds a collective
+        algbw = lab / each / scale / 1e9 if each else 0.0  # the real system's GB/s
+        collectives.append({"type": kind, "group": group, "bytes": nbytes, "count": count,
+                            "busbw": algbw * bus_factor(ALGO[kind], w.group_size(group))})
+    return {**real, "exposed_comm_s": max(0.0, real["iteration_s"] - real["compute_s"]), "collectives": collectives}
+
+
+def run(run, step, index: int) -> dict:
+    from emu.experiments.aicb import run_aicb
+    p = step.params
+    result = run_aicb(run.lab, p, port=6200 + 20 * index)
+    for it in result["iterations"]:
+        run.flow(",".join(p["nodes"]), ",".join(p["nodes"]), p["classes"]["dp"], 0, it["start"], it["end"],
+                 it["compute_s"], step.name)
+    return result["figures"]
+
+
+def model(step, p, topo, storage) -> Workload:
+    """Each distinct collective of the file once, alone (a round each: every instance of its group
+    at once), then the iteration laid out from their times as the agents play it (timeline)."""
+    w, names, per_node = p["workload"], p["nodes"], p["gpus"]
+    scale, dilation = topo.scale, p["dilation"]
+    steps = iteration(w)
+    counts = Counter(_key(s) for s in steps if s.op != "compute")
+    rounds, uses, on_fabric, took = [], [], [], {}
+    for key in counts:
+        flows, use, seconds = _flows(key, w, names, per_node, scale, dilation)
+        if seconds is None:
+            rounds.append(flows)
+            uses.append(use)
+            on_fabric.append(key)
+        else:
+            took[key] = seconds
+
+    def summarise(spans: list[tuple[float, float]]) -> dict:
+        took.update({k: end - start for k, (start, end) in zip(on_fabric, spans)})
+        it = timeline(steps, lambda s: took[_key(s)], 1e-9 * dilation * p["compute"])
+        by_comm = {k[1:]: (counts[k], counts[k] * took[k]) for k in counts if k[0] == "comm"}
+        return figures(w, it, by_comm, dilation, scale)
+    return Workload(step.name, step.type, p["classes"]["dp"], step.start, rounds, round_use=uses, summarise=summarise,
+                    params={"nodes": list(names)})
+
+
+def _key(step) -> tuple:
+    return ("pp", step.phase) if step.op == "pp" else ("comm", step.comm.kind, step.comm.group, step.comm.bytes)
+
+
+def _flows(key, w, names, per_node, scale, dilation) -> tuple[list, dict, float | None]:
+    """A distinct collective's node-to-node flows and what they use of the nodes' hardware (as
+    the agents' node model charges it); for one that stays inside the nodes, instead, the seconds
+    the node model's busiest resource takes over it."""
+    if key[0] == "pp":
+        each = lab_size(pp_bytes(w), scale, dilation, ITEMSIZE)
+        pairs = pp_peers(w.gpus, w.tp, w.pp, per_node)
+        return [((names[a], names[b]) if key[1] == "fwd" else (names[b], names[a])) + (n * each,)
+                for (a, b), n in pairs.items() if a != b], {}, None
+    _, kind, group, nbytes = key
+    g = node_groups(group, w.gpus, w.tp, w.pp, w.ep, per_node)
+    size = g.instances * lab_size(nbytes, scale, dilation, ITEMSIZE)
+    if all(len(s) == 1 for s in g.sets):
+        if g.members == 1:
+            return [], {}, 0.0
+        algo = "alltoall" if kind == "alltoall" else "ring"
+        params = NodeParams(gpus=g.members).scaled(scale)
+        rate, _ = node_bound(footprint(algo, params, 1, 0), params)
+        return [], {}, size / rate / (2 if kind in ("allgather", "reducescatter") else 1)
+    flows, use = [], {}
+    for s in g.sets:
+        nodes = [names[n] for n in s]
+        flows += collective_flows(ALGO[kind], nodes, size, g.members)
+        # the ring's phases use the hardware as the ring does, per byte moved
+        use.update(hardware_use("alltoall" if kind == "alltoall" else "ring", nodes, NodeParams(gpus=g.members)))
+    return flows, use, None
+
+
+register(WorkloadType("aicb", frozenset({"file", "nodes"}),
+                      {"iterations": 3, "compute": "as-written", "dilation": DILATION, "classes": None},
+                      run, {"nodes": "compute"}, check, model))
