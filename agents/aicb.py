@@ -37,7 +37,7 @@ from agents.pipeline import Ready
 from cluster.aicb import ALGO, iteration, load, pp_bytes
 from cluster.collectives import default_chunk
 from cluster.node import DTYPES, NodeParams
-from cluster.parallel import KINDS, node_groups, pp_peers
+from cluster.parallel import KINDS, member_params, node_groups, pp_peers
 
 DTYPE = DTYPES["fp32"]
 PP_CHANNEL = 50
@@ -69,7 +69,7 @@ class Node:
         self.meshes, self.models, self.buffers = {}, {}, {}
         for i, kind in enumerate(KINDS):
             nodes = self.groups[kind].set_of(args.rank)
-            self.models[kind] = NodeModel(NodeParams(gpus=self.groups[kind].members).scaled(args.scale))
+            self.models[kind] = NodeModel(member_params(NodeParams(gpus=g), self.groups[kind].members).scaled(args.scale))
             if len(nodes) > 1:
                 self.meshes[kind] = SubMesh(mesh(i, kind), nodes)
         self.pp = pp_peers(w.gpus, w.tp, w.pp, g) if w.pp > 1 else {}

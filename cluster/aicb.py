@@ -287,3 +287,53 @@ def timeline(steps: list[Step], seconds_of, compute_scale: float = 1e-9) -> dict
         else:
             t += took
     return {"iteration_s": max(t, behind), "compute_s": compute, "comm_s": comm}
+
+
+GRADIENT_ITEMSIZE = 4              # weight gradients reduced in fp32 (DDP's buckets)
+
+
+def from_model(m, gpus: int, tp: int = 1, pp: int = 1, ep: int = 1, ga: int = 1, batch: int = 1,
+               flops: float = 220e12, mfu: float = 0.5) -> AicbWorkload:
+    """An AICB workload of one pipeline stage of `m` (a cluster.models Model) on `gpus` GPUs, a
+    micro-batch of `batch` samples a GPU and `ga` micro-batches a step, Megatron's way:
+      - a layer's compute is its FLOPs split over the TP group, at `flops` x `mfu`; the input and
+        the weight gradients cost as much as the forward each;
+      - with TP, a dense layer allreduces its activations in the TP group forward and backward
+        (Megatron's row-parallel outputs), `batch` x the model's activation bytes a sample;
+      - an expert layer sends its tokens to the experts' GPUs and back (ALLTOALL_EP, forward and
+        backward), its a2a_bytes a sample; its gradients are reduced over the GPUs that hold the
+        same experts (ALLREDUCE_DP_EP), the other layers' over the DP group (ALLREDUCE), after the
+        last micro-batch;
+      - the stage holds its share of the layers (pp stages, in order); pp_comm is one
+        micro-batch's activations."""
+    if tp < 1 or pp < 1 or ep < 1 or ga < 1 or batch < 1:
+        raise ValueError("tp, pp, ep, ga and batch must be positive")
+    if gpus % (tp * pp):
+        raise ValueError(f"gpus ({gpus}) must be a multiple of tp x pp ({tp} x {pp})")
+    dp = gpus // (tp * pp)
+    if dp % ep:
+        raise ValueError(f"ep ({ep}) must divide the data-parallel group ({dp} GPUs)")
+    if len(m.layers) < pp:
+        raise ValueError(f"{m.name} has {len(m.layers)} layers, fewer than pp ({pp}) stages")
+    if tp > 1 and not m.activation_bytes:
+        raise ValueError(f"{m.name} has no tensor-parallel split in emu's models (tp must be 1)")
+    if ep > 1 and not any(layer.sharded for layer in m.layers):
+        raise ValueError(f"{m.name} has no experts to spread (ep must be 1)")
+    stage = m.layers[:-(-len(m.layers) // pp)]
+    activations = m.activation_bytes * batch
+    rows = []
+    for micro in range(ga):
+        last = micro == ga - 1
+        for layer in stage:
+            ns = round(layer.flops * batch / tp / (flops * mfu) * 1e9)
+            if layer.sharded:
+                moved = Comm("alltoall", "ep", layer.a2a_bytes * batch, "ALLTOALL_EP") if ep > 1 else None
+                grads = Comm("allreduce", "dp_ep", layer.params // ep * GRADIENT_ITEMSIZE, "ALLREDUCE_DP_EP")
+            else:
+                moved = Comm("allreduce", "tp", activations, "ALLREDUCE") if tp > 1 and layer.flops else None
+                grads = Comm("allreduce", "dp", layer.params // tp * GRADIENT_ITEMSIZE, "ALLREDUCE")
+            ranks = dp // ep if grads.group == "dp_ep" else dp
+            wg = grads if last and grads.bytes and ranks > 1 else None
+            rows.append(Layer(layer.name, {"fwd": ns, "ig": ns, "wg": ns}, {"fwd": moved, "ig": moved, "wg": wg}, 0))
+    return AicbWorkload("HYBRID_TRANSFORMER_FWD_IN_BCKWD", tp, ep, pp, 1, ga, gpus, tuple(rows),
+                        activations if pp > 1 else 0, source=f"{m.name}")

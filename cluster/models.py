@@ -30,6 +30,7 @@ class Model:
     name: str
     layers: tuple[Layer, ...]
     sample: str         # what one sample is (for the reader)
+    activation_bytes: int = 0   # one sample's activations between two layers, bf16 (0: none split by TP)
 
     @property
     def params(self) -> int:
@@ -72,7 +73,7 @@ def gpt2_medium(seq: int = 1024) -> Model:
     layers = [Layer("embed", vocab * width + seq * width, 0.0)]
     layers += [Layer(f"block{i}", block_params, seq * (2.0 * block_params + 4.0 * seq * width)) for i in range(24)]
     layers.append(Layer("head", 0, seq * 2.0 * vocab * width))       # tied to the embedding
-    return Model("gpt2-medium", tuple(layers), f"a sequence of {seq} tokens")
+    return Model("gpt2-medium", tuple(layers), f"a sequence of {seq} tokens", seq * width * 2)
 
 
 def moe_small(seq: int = 1024, experts: int = 16, top_k: int = 2) -> Model:
@@ -90,7 +91,7 @@ def moe_small(seq: int = 1024, experts: int = 16, top_k: int = 2) -> Model:
         layers.append(Layer(f"moe{i}", experts * expert, seq * top_k * 2.0 * expert, sharded=True,
                             a2a_bytes=seq * top_k * width * 2))
     layers.append(Layer("head", 0, seq * 2.0 * vocab * width))       # tied to the embedding
-    return Model("moe-small", tuple(layers), f"a sequence of {seq} tokens")
+    return Model("moe-small", tuple(layers), f"a sequence of {seq} tokens", seq * width * 2)
 
 
 MODELS = {"vgg16": vgg16, "gpt2-medium": gpt2_medium, "moe-small": moe_small}

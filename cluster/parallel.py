@@ -6,9 +6,9 @@ pipeline's, E the expert-parallel's and D = all / (T*P) the data-parallel's:
   tp     T consecutive ranks;
   dp     ranks i + j*T*P (j < D): the same place in every model replica;
   ep     the same place k in E consecutive TP groups (TP group g = a*E + e, e < E);
-  dp_ep  the same place k and the same e, over D/E consecutive values of a. (SimAI's loop takes
-         TP groups i, i+E, .. for i < T*P*E/... and overlaps itself when P > 1; this is the
-         partition it evidently means, and the same where it does not overlap.)
+  dp_ep  the same place k and the same e, over D/E consecutive values of a. (SimAI's loop starts
+         a group at each of the first all/T/(D/E) TP groups and so overlaps itself when P > 1;
+         this is the partition it evidently means, and the same where it does not overlap.)
   pp     rank r sends to r + T, the next stage of its replica (stage (r // T) % P).
 
 Emu's agents play a node's GPUs in one process, so a group's collective runs node by node: the
@@ -17,7 +17,9 @@ each (`NodeGroups`), and one collective over a buffer of `instances` x the bytes
 all: its segment s is instance s's data.
 """
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from cluster.node import NodeParams
 
 KINDS = ("tp", "dp", "ep", "dp_ep")
 
@@ -75,3 +77,16 @@ def pp_peers(gpus: int, tp: int, pp: int, per_node: int) -> Counter:
         if (r // tp) % pp < pp - 1:
             out[(r // per_node, (r + tp) // per_node)] += 1
     return out
+
+
+def member_params(node: NodeParams, members: int) -> NodeParams:
+    """The node's hardware as one group's `members` GPUs see it when they play every instance of
+    the group on the node at once (NodeGroups): each stands for `instances` real GPUs, one per
+    instance, so its PCIe and NVLink links are that many links, and the root complexes the real
+    GPUs hang from are shared out among the members'. Host memory and the GPU-NIC path stay the
+    node's one."""
+    instances = node.gpus // members
+    rcs = -(-node.gpus // node.gpus_per_root_complex) / -(-members // node.gpus_per_root_complex)
+    return replace(node, gpus=members, nics=1, pcie_bps=node.pcie_bps * instances,
+                   nvlink_bps=node.nvlink_bps * instances, root_complex_bps=node.root_complex_bps * rcs,
+                   root_complex_duplex_bps=node.root_complex_duplex_bps * rcs)

@@ -19,9 +19,9 @@ from collections import Counter
 
 from cluster.aicb import ALGO, FormatError, iteration, load, pp_bytes, timeline
 from cluster.collectives import TRAFFIC_CLASS, bus_factor
-from cluster.footprint import footprint, node_bound
+from cluster.footprint import footprint, limits, node_bound
 from cluster.node import NodeParams
-from cluster.parallel import KINDS, node_groups, pp_peers
+from cluster.parallel import KINDS, member_params, node_groups, pp_peers
 from emu.experiments.nccl_flags import DILATION, lab_size
 from emu.model.workloads import Workload, collective_flows, hardware_use
 from emu.workloads.base import WorkloadType, register
@@ -136,19 +136,23 @@ def _flows(key, w, names, per_node, scale, dilation) -> tuple[list, dict, float 
     _, kind, group, nbytes = key
     g = node_groups(group, w.gpus, w.tp, w.pp, w.ep, per_node)
     size = g.instances * lab_size(nbytes, scale, dilation, ITEMSIZE)
+    # the ring's phases use the hardware as the ring does, per byte moved
+    algo, node = ("alltoall" if kind == "alltoall" else "ring"), NodeParams(gpus=per_node)
+    members = member_params(node, g.members)
     if all(len(s) == 1 for s in g.sets):
         if g.members == 1:
             return [], {}, 0.0
-        algo = "alltoall" if kind == "alltoall" else "ring"
-        params = NodeParams(gpus=g.members).scaled(scale)
+        params = members.scaled(scale)
         rate, _ = node_bound(footprint(algo, params, 1, 0), params)
         return [], {}, size / rate / (2 if kind in ("allgather", "reducescatter") else 1)
+    # a use of a constraint the members see k times faster is a k-th of a use of the node's own
+    real, seen = limits(node), limits(members)
     flows, use = [], {}
     for s in g.sets:
         nodes = [names[n] for n in s]
         flows += collective_flows(ALGO[kind], nodes, size, g.members)
-        # the ring's phases use the hardware as the ring does, per byte moved
-        use.update(hardware_use("alltoall" if kind == "alltoall" else "ring", nodes, NodeParams(gpus=g.members)))
+        use.update({n: {c: v * real[c] / seen[c] for c, v in u.items()}
+                    for n, u in hardware_use(algo, nodes, members).items()})
     return flows, use, None
 
 
