@@ -69,7 +69,8 @@ class Node:
         self.meshes, self.models, self.buffers = {}, {}, {}
         for i, kind in enumerate(KINDS):
             nodes = self.groups[kind].set_of(args.rank)
-            self.models[kind] = NodeModel(member_params(NodeParams(gpus=g), self.groups[kind].members).scaled(args.scale))
+            members = member_params(NodeParams(gpus=g), self.groups[kind].members)
+            self.models[kind] = NodeModel(members.scaled(args.scale))
             if len(nodes) > 1:
                 self.meshes[kind] = SubMesh(mesh(i, kind), nodes)
         self.pp = pp_peers(w.gpus, w.tp, w.pp, g) if w.pp > 1 else {}

@@ -1,6 +1,7 @@
 """AICB workload files: the text format Alibaba's AICB writes and SimAI replays, read as SimAI's
 parser reads it (aliyun/SimAI, astra-sim-alibabacloud/astra-sim/workload/Workload.cc,
-Workload::initialize_workload), and written back.
+Workload::initialize_workload), and written back; the order an iteration runs in (SimAI's loop); files
+written from emu's models.
 
     HYBRID_TRANSFORMER_FWD_IN_BCKWD model_parallel_NPU_group: 8 ep: 1 pp: 1 vpp: 8 ga: 1 all_gpus: 32 checkpoints: 0 checkpoint_initiates: 0
     1

@@ -1,13 +1,33 @@
 """An AICB workload in a lab: agents/aicb.py on each named node, their iterations gathered into
-the figures emu.workloads.aicb defines."""
+the figures emu.workloads.aicb describes (the flow model's come out of `figures` too)."""
 from collections import defaultdict
 
 import numpy as np
 
-from cluster.aicb import pp_bytes
+from cluster.aicb import ALGO, pp_bytes
+from cluster.collectives import bus_factor
+from cluster.parallel import KINDS
 from emu.errors import EmuError
+from emu.experiments.nccl_flags import lab_size
 from emu.launch import command, peer_timeout
-from emu.workloads.aicb import GROUPS, figures
+from emu.report.project import to_real
+
+ITEMSIZE = 4                        # the agents' buffers are fp32: sizes round to whole elements
+GROUPS = (*KINDS[1:], "pp")         # the groups whose traffic may cross the fabric
+
+
+def figures(w, per_iteration: dict, took: dict, dilation: float, scale: float) -> dict:
+    """A run's figures in real time from an iteration's lab seconds (`per_iteration`: iteration_s,
+    compute_s, comm_s) and `took`: (type, group, bytes) -> (count an iteration, lab seconds)."""
+    real = {k: per_iteration[k] / dilation for k in ("iteration_s", "compute_s", "comm_s")}
+    collectives = []
+    for (kind, group, nbytes), (count, seconds) in sorted(took.items()):
+        lab = lab_size(nbytes, scale, dilation, ITEMSIZE)
+        each = seconds / count if count else 0.0          # lab seconds a collective
+        algbw = to_real(lab / each / 1e9, scale) if each else 0.0     # the real system's GB/s
+        collectives.append({"type": kind, "group": group, "bytes": nbytes, "count": count,
+                            "busbw": algbw * bus_factor(ALGO[kind], w.group_size(group))})
+    return {**real, "exposed_comm_s": max(0.0, real["iteration_s"] - real["compute_s"]), "collectives": collectives}
 
 
 def run_aicb(lab, p: dict, port: int = 6200) -> dict:

@@ -18,16 +18,15 @@ pays the connections' set-up).
 from collections import Counter
 
 from cluster.aicb import ALGO, FormatError, iteration, load, pp_bytes, timeline
-from cluster.collectives import TRAFFIC_CLASS, bus_factor
+from cluster.collectives import TRAFFIC_CLASS
 from cluster.footprint import footprint, limits, node_bound
 from cluster.node import NodeParams
 from cluster.parallel import KINDS, member_params, node_groups, pp_peers
+from emu.experiments.aicb import GROUPS, ITEMSIZE, figures, run_aicb
 from emu.experiments.nccl_flags import DILATION, lab_size
 from emu.model.workloads import Workload, collective_flows, hardware_use
 from emu.workloads.base import WorkloadType, register
 
-ITEMSIZE = 4                        # the agents' buffers are fp32: sizes round to whole elements
-GROUPS = (*KINDS[1:], "pp")         # the groups whose traffic may cross the fabric
 DEFAULT_CLASS = TRAFFIC_CLASS[ALGO["allreduce"]]
 
 
@@ -66,26 +65,12 @@ def check(p, topology, where, fail) -> None:
         fail(f"{where}.classes", f"must map groups ({', '.join(GROUPS)}) to traffic classes")
     for group, name in classes.items():
         if name not in topology.qos.classes:
-            fail(f"{where}.classes.{group}", f"unknown traffic class {name!r} (one of {', '.join(topology.qos.classes)})")
+            fail(f"{where}.classes.{group}",
+                 f"unknown traffic class {name!r} (one of {', '.join(topology.qos.classes)})")
     p["classes"] = {g: classes.get(g, DEFAULT_CLASS) for g in GROUPS}
 
 
-def figures(w, per_iteration: dict, took: dict, dilation: float, scale: float) -> dict:
-    """A run's figures in real time from an iteration's lab seconds (`per_iteration`: iteration_s,
-    compute_s, comm_s) and `took`: (type, group, bytes) -> (count an iteration, lab seconds)."""
-    real = {k: per_iteration[k] / dilation for k in ("iteration_s", "compute_s", "comm_s")}
-    collectives = []
-    for (kind, group, nbytes), (count, seconds) in sorted(took.items()):
-        lab = lab_size(nbytes, scale, dilation, ITEMSIZE)
-        each = seconds / count if count else 0.0          # lab seconds a collective
-        algbw = lab / each / scale / 1e9 if each else 0.0  # the real system's GB/s
-        collectives.append({"type": kind, "group": group, "bytes": nbytes, "count": count,
-                            "busbw": algbw * bus_factor(ALGO[kind], w.group_size(group))})
-    return {**real, "exposed_comm_s": max(0.0, real["iteration_s"] - real["compute_s"]), "collectives": collectives}
-
-
 def run(run, step, index: int) -> dict:
-    from emu.experiments.aicb import run_aicb
     p = step.params
     result = run_aicb(run.lab, p, port=6200 + 20 * index)
     for it in result["iterations"]:
