@@ -168,6 +168,9 @@ def main() -> None:
             cal = Calibration.load(args.validate_only)
         else:
             cal = calibrate(work)
+            if Path(args.out).exists():         # what scripts/calibrate_aicb.py fitted into the same file stays
+                before = Calibration.load(args.out)
+                cal.aicb, cal.made = before.aicb, {**cal.made, **({"aicb": before.made["aicb"]} if "aicb" in before.made else {})}
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             cal.save(args.out)
             fit = cal.collectives["hfreduce"]

@@ -25,7 +25,7 @@ def figures(w, per_iteration: dict, took: dict, dilation: float, scale: float) -
         lab = lab_size(nbytes, scale, dilation, ITEMSIZE)
         each = seconds / count if count else 0.0          # lab seconds a collective
         algbw = to_real(lab / each / 1e9, scale) if each else 0.0     # the real system's GB/s
-        collectives.append({"type": kind, "group": group, "bytes": nbytes, "count": count,
+        collectives.append({"type": kind, "group": group, "bytes": nbytes, "count": count, "seconds": each / dilation,
                             "busbw": algbw * bus_factor(ALGO[kind], w.group_size(group))})
     return {**real, "exposed_comm_s": max(0.0, real["iteration_s"] - real["compute_s"]), "collectives": collectives}
 

@@ -9,6 +9,13 @@ does see: cluster.footprint's constraints are columns of the same solver):
   CPU seconds a node spends per byte of its buffer, `cores`): with N nodes an iteration takes
   at least N x cpu_s_per_byte x size / cores, a ceiling on each of the algorithm's flows; the
   fixed time is a gap after each round;
+- an AICB workload's collectives (emu.workloads.aicb), per algorithm and place (`ring@fabric`,
+  `alltoall@node`, ...): a call takes at least `floor_s` (the agents' latency, whatever the
+  size); above it, the model's time plus `per_byte_s` x the bytes of a node's buffer (CPU, so it
+  grows with the agents sharing the machine's cores: x nodes / the fit's nodes); in between the
+  two overlap, as a smooth maximum of sharpness `p`. Fitted over message sizes (the floor at the
+  smallest, the CPU at the largest, p at one between) by `scripts/calibrate_aicb.py`, which shows
+  lab against model at five sizes;
 - 3FS's reads: a client reads a file in batches, and each batch costs software time beyond its
   SSD reads and its transfer (requests, request-to-send's grants, Python: `storage_batch_s`),
   added to the gap after each of the model's batch rounds.
@@ -39,11 +46,25 @@ class CollectiveFit:
 
 
 @dataclass
+class CostFit:
+    floor_s: float = 0.0            # lab seconds a call takes at least
+    per_byte_s: float = 0.0         # lab seconds beyond the model's per byte of a node's buffer, `nodes` agents
+    p: float = 1.0                  # how sharply the floor gives way to the rest (1: they add up)
+    nodes: int = 1
+
+    def seconds(self, model_s: float, nbytes: float, nodes: int) -> float:
+        """A call's lab seconds from the model's."""
+        rest = model_s + self.per_byte_s * nbytes * nodes / self.nodes
+        return (self.floor_s ** self.p + rest ** self.p) ** (1 / self.p)
+
+
+@dataclass
 class Calibration:
     scale: float                                    # the calibration lab's
     tcp_efficiency: float = 1.0
     collectives: dict[str, CollectiveFit] = field(default_factory=dict)
     storage_batch_s: float = 0.0                    # software time of a batch read, lab seconds
+    aicb: dict[str, CostFit] = field(default_factory=dict)      # an AICB collective's, by algorithm@place
     made: dict = field(default_factory=dict)        # how: command, topology, date, the runs' figures
 
     def apply(self, workloads: list[Workload]) -> None:
@@ -57,6 +78,8 @@ class Calibration:
                 w.gap = fit.gap_s
             elif w.type == "storage-read":
                 w.gap += self.storage_batch_s
+            elif w.type == "aicb":
+                w.params["costs"].update(self.aicb)
 
     def save(self, path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1) + "\n")
@@ -66,6 +89,7 @@ class Calibration:
         try:
             doc = json.loads(Path(path).read_text())
             doc["collectives"] = {k: CollectiveFit(**v) for k, v in doc.get("collectives", {}).items()}
+            doc["aicb"] = {k: CostFit(**v) for k, v in doc.get("aicb", {}).items()}
             return cls(**doc)
         except FileNotFoundError:
             raise EmuError(f"{path}: no such calibration file (scripts/calibrate_model.py makes one)") from None

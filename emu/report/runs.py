@@ -162,7 +162,8 @@ def plot_class_throughput(data, scenario, out: Path) -> None:
            title="throughput per traffic class")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if totals:              # hosts that sent nothing leave no lines to name
+        ax.legend(fontsize=8)
     _faults(ax, scenario)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

@@ -11,8 +11,8 @@ by default NCCL's.
 
 Figures, all in the real system's time (the lab's / dilation): iteration_s, compute_s, comm_s
 (every collective's own time, overlapped or not), exposed_comm_s (the iteration less compute)
-and collectives: per type, group and bytes a rank, the count an iteration and busbw (GB/s,
-nccl-tests' factor over the group's ranks). Iterations after the first are averaged (the first
+and collectives: per type, group and bytes a rank, the count an iteration, seconds (one call)
+and busbw (GB/s, nccl-tests' factor over the group's ranks). Iterations after the first are averaged (the first
 pays the connections' set-up).
 """
 from collections import Counter
@@ -81,55 +81,64 @@ def run(run, step, index: int) -> dict:
 
 def model(step, p, topo, storage) -> Workload:
     """Each distinct collective of the file once, alone (a round each: every instance of its group
-    at once), then the iteration laid out from their times as the agents play it (timeline)."""
+    at once), then the iteration laid out from their times as the agents play it (timeline). A
+    calibration (emu.model.calibration) adds each call's software time: `params["costs"]`."""
     w, names, per_node = p["workload"], p["nodes"], p["gpus"]
     scale, dilation = topo.scale, p["dilation"]
     steps = iteration(w)
     counts = Counter(_key(s) for s in steps if s.op != "compute")
-    rounds, uses, on_fabric, took = [], [], [], {}
+    rounds, uses, on_fabric, took, calls = [], [], [], {}, {}
     for key in counts:
-        flows, use, seconds = _flows(key, w, names, per_node, scale, dilation)
+        flows, use, seconds, call = _flows(key, w, names, per_node, scale, dilation)
+        calls[key] = call
         if seconds is None:
             rounds.append(flows)
             uses.append(use)
             on_fabric.append(key)
         else:
             took[key] = seconds
+    costs: dict = {}
 
     def summarise(spans: list[tuple[float, float]]) -> dict:
         took.update({k: end - start for k, (start, end) in zip(on_fabric, spans)})
+        for key, (cost, nbytes) in calls.items():
+            if cost in costs:
+                took[key] = costs[cost].seconds(took[key], nbytes, len(names))
         it = timeline(steps, lambda s: took[_key(s)], 1e-9 * dilation * p["compute"])
         by_comm = {k[1:]: (counts[k], counts[k] * took[k]) for k in counts if k[0] == "comm"}
         return figures(w, it, by_comm, dilation, scale)
-    return Workload(step.name, step.type, p["classes"]["dp"], step.start, rounds, round_use=uses, summarise=summarise,
-                    params={"nodes": list(names)})
+    return Workload(step.name, step.type, p["classes"]["dp"], step.start, rounds, round_use=uses,
+                    summarise=summarise, params={"nodes": list(names), "costs": costs})
 
 
 def _key(step) -> tuple:
     return ("pp", step.phase) if step.op == "pp" else ("comm", step.comm.kind, step.comm.group, step.comm.bytes)
 
 
-def _flows(key, w, names, per_node, scale, dilation) -> tuple[list, dict, float | None]:
+def _flows(key, w, names, per_node, scale, dilation) -> tuple[list, dict, float | None, tuple]:
     """A distinct collective's node-to-node flows and what they use of the nodes' hardware (as
     the agents' node model charges it); for one that stays inside the nodes, instead, the seconds
-    the node model's busiest resource takes over it."""
+    the node model's busiest resource takes over it; and the calibration's name for such a call
+    (algorithm@place) with the bytes of a node's buffer."""
     if key[0] == "pp":
         each = lab_size(pp_bytes(w), scale, dilation, ITEMSIZE)
         pairs = pp_peers(w.gpus, w.tp, w.pp, per_node)
         return [((names[a], names[b]) if key[1] == "fwd" else (names[b], names[a])) + (n * each,)
-                for (a, b), n in pairs.items() if a != b], {}, None
+                for (a, b), n in pairs.items() if a != b], {}, None, ("pp@fabric", each * per_node)
     _, kind, group, nbytes = key
     g = node_groups(group, w.gpus, w.tp, w.pp, w.ep, per_node)
     size = g.instances * lab_size(nbytes, scale, dilation, ITEMSIZE)
     # the ring's phases use the hardware as the ring does, per byte moved
     algo, node = ("alltoall" if kind == "alltoall" else "ring"), NodeParams(gpus=per_node)
     members = member_params(node, g.members)
-    if all(len(s) == 1 for s in g.sets):
+    inside = all(len(s) == 1 for s in g.sets)
+    call = (f"{ALGO[kind]}@{'node' if inside else 'fabric'}", size * g.members)
+    if inside:
         if g.members == 1:
-            return [], {}, 0.0
+            return [], {}, 0.0, call
         params = members.scaled(scale)
         rate, _ = node_bound(footprint(algo, params, 1, 0), params)
-        return [], {}, size / rate / (2 if kind in ("allgather", "reducescatter") else 1)
+        return [], {}, size / rate / (2 if kind in ("allgather", "reducescatter") else 1), call
     # a use of a constraint the members see k times faster is a k-th of a use of the node's own
     real, seen = limits(node), limits(members)
     flows, use = [], {}
@@ -138,7 +147,7 @@ def _flows(key, w, names, per_node, scale, dilation) -> tuple[list, dict, float 
         flows += collective_flows(ALGO[kind], nodes, size, g.members)
         use.update({n: {c: v * real[c] / seen[c] for c, v in u.items()}
                     for n, u in hardware_use(algo, nodes, members).items()})
-    return flows, use, None
+    return flows, use, None, call
 
 
 register(WorkloadType("aicb", frozenset({"file", "nodes"}),
