@@ -70,7 +70,7 @@ class Node:
         for i, kind in enumerate(KINDS):
             nodes = self.groups[kind].set_of(args.rank)
             members = member_params(NodeParams(gpus=g), self.groups[kind].members)
-            self.models[kind] = NodeModel(members.scaled(args.scale))
+            self.models[kind] = NodeModel(members.scaled(args.scale * args.node_speed))
             if len(nodes) > 1:
                 self.meshes[kind] = SubMesh(mesh(i, kind), nodes)
         self.pp = pp_peers(w.gpus, w.tp, w.pp, g) if w.pp > 1 else {}
@@ -107,7 +107,7 @@ class Node:
         the bytes for other nodes over sockets, those for this node's own GPUs a PCIe copy each."""
         began, me, each = time.monotonic(), self.args.rank, self.lab_bytes(pp_bytes(self.w))
         pairs = {(a, b) if forward else (b, a): n for (a, b), n in self.pp.items()}
-        local = NodeModel(NodeParams(gpus=2).scaled(self.args.scale))
+        local = NodeModel(NodeParams(gpus=2).scaled(self.args.scale * self.args.node_speed))
         copies = [local.copy([(local.d2h[0], None), (local.h2d[1], None)], each * n)
                   for (a, b), n in pairs.items() if a == b == me]
         data = np.ones(max([each * n for (a, b), n in pairs.items() if me in (a, b) and a != b], default=0), np.uint8)
@@ -212,6 +212,7 @@ def main(argv=None) -> int:
     p.add_argument("--compute-factor", type=float, default=1.0)
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--dilation", type=float, default=1.0)
+    p.add_argument("--node-speed", type=float, default=1.0, help="the node model's rates times this")
     p.add_argument("--tos", default=",".join(f"{k}=0" for k in (*KINDS, "pp")))
     p.add_argument("--tag", default="aicb")
     p.add_argument("--timeout", type=float, default=60.0)

@@ -23,8 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from scipy.optimize import brentq
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -67,18 +65,9 @@ def iterations(buffer: int) -> int:
 
 
 def fit(measured: list[dict]) -> CostFit:
-    """The floor from the smallest size, per_byte from the largest, p from the one between (lab seconds)."""
-    at = {r["size"]: (r["lab"]["seconds"] * DILATION, r["model"]["seconds"] * DILATION) for r in measured}
-    small, middle, large = FITTED
-    floor = at[small][0]
-    cost = CostFit(floor, 0.0, 2.0, NODES)
-    for _ in range(50):         # each of per_byte and p given the other, until both settle
-        lab, model = at[large]
-        rest = max(lab ** cost.p - floor ** cost.p, 0.0) ** (1 / cost.p)
-        cost.per_byte_s = max(0.0, (rest - model) / large)
-        miss = lambda p: CostFit(floor, cost.per_byte_s, p, NODES).seconds(at[middle][1], middle, NODES) - at[middle][0]
-        cost.p = brentq(miss, 1.0, 50.0) if miss(1.0) > 0 > miss(50.0) else (1.0 if miss(1.0) <= 0 else 50.0)
-    return cost
+    """The cost form's three figures from the fitted sizes (lab seconds)."""
+    return CostFit.fit({r["size"]: (r["lab"]["seconds"] * DILATION, r["model"]["seconds"] * DILATION)
+                        for r in measured if r["size"] in FITTED}, NODES)
 
 
 def step(file: str, iterations: int = 3) -> dict:

@@ -2,7 +2,12 @@
 kernel would follow them (static d-mod-k collisions included), and what each port offers.
 
 A port is a (node, ifname) egress; `Fabric` numbers them. A multipath route (ECMP) splits a
-flow evenly over its next hops: the model's flows are fluids, so a hash's expected split."""
+flow evenly over its next hops: the model's flows are fluids, so a hash's expected split. With
+`hashing` (a seed), each flow takes one next hop by a hash of the flow and the hop instead, as a
+switch's per-flow ECMP does: flows may collide on one uplink while another idles. A flow may
+name its rail: it leaves from the source's NIC of that index and goes to the destination's (the
+rails of a multi-NIC host, NCCL's GPU i over NIC i)."""
+import hashlib
 from functools import lru_cache
 
 import numpy as np
@@ -16,8 +21,8 @@ from emu.topo.model import Topology
 
 
 class Fabric:
-    def __init__(self, topo: Topology, plan: LabPlan):
-        self.topo, self.plan = topo, plan
+    def __init__(self, topo: Topology, plan: LabPlan, hashing: int | None = None):
+        self.topo, self.plan, self.hashing = topo, plan, hashing
         self.ports = [(n.name, p.ifname) for n in plan.nodes for p in n.ports]
         self.index = {port: i for i, port in enumerate(self.ports)}
         self.port = {(n.name, p.ifname): p for n in plan.nodes for p in n.ports}     # -> its PortPlan
@@ -33,20 +38,28 @@ class Fabric:
         qos = self.topo.qos
         return qos.vl_of_sl(qos.sl_of(traffic_class))
 
-    def routes(self, src: str, dst: str) -> list[tuple[list[int], float]]:
-        """(egress ports in order, share of the flow) for every way a flow src -> dst goes."""
-        key = (src, dst)
+    def routes(self, src: str, dst: str, rail: int | None = None, flow: int = 0) -> list[tuple[list[int], float]]:
+        """(egress ports in order, share of the flow) for every way a flow src -> dst goes; over
+        `rail` (NIC `rail` at both ends, where they have several); `flow` tells a flow from the
+        others between the same ends when hashing."""
+        key = (src, dst, rail, flow if self.hashing is not None else 0)
         if key not in self._cache:
             ports = self.plan.node(dst).ports
-            addr = ports[0].addr if len(ports) == 1 else port_towards(self.topo, list(ports), src).addr
-            self._cache[key] = self._follow(src, addr, dst, [], 1.0, set())
+            if rail is not None:
+                out = self.plan.node(src).ports
+                start, addr = out[rail % len(out)], ports[rail % len(ports)].addr
+                first = [self.index[(src, start.ifname)]]
+                self._cache[key] = self._follow(start.peer, addr, dst, first, 1.0, {src}, key)
+            else:
+                addr = ports[0].addr if len(ports) == 1 else port_towards(self.topo, list(ports), src).addr
+                self._cache[key] = self._follow(src, addr, dst, [], 1.0, set(), key)
         return self._cache[key]
 
     def node_limits(self, node: str) -> dict[str, float]:
         """Every hardware constraint's rate on compute node `node`, bytes/s at the lab's scale."""
         return _limits(self.topo.node(node).attrs["gpus"], self.topo.scale)
 
-    def _follow(self, node: str, addr: str, dst: str, path: list, share: float, seen: set) -> list:
+    def _follow(self, node: str, addr: str, dst: str, path: list, share: float, seen: set, key: tuple) -> list:
         if node == dst:
             return [(path, share)]
         if node in seen:
@@ -55,11 +68,14 @@ class Fabric:
         hops = fib.get(f"{addr}/32") or self._attached(node, addr) or fib.get("default")
         if not hops:
             raise EmuError(f"{node} has no route to {dst} ({addr})")
+        if self.hashing is not None and len(hops) > 1:       # per-flow ECMP: this flow's one next hop
+            digest = hashlib.blake2b(repr((self.hashing, key, node)).encode(), digest_size=8).digest()
+            hops = [hops[int.from_bytes(digest, "big") % len(hops)]]     # (not CRC32: its low bits are linear)
         out = []
         for _, ifname in hops:
             port = self.port[(node, ifname)]
             out += self._follow(port.peer, addr, dst, path + [self.index[(node, ifname)]], share / len(hops),
-                                seen | {node})
+                                seen | {node}, key)
         return out
 
     def _attached(self, node: str, addr: str):

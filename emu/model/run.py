@@ -23,15 +23,17 @@ MAX_PORT_ROWS = 1_000_000   # a model run's interface samples at most (ports x s
 MIN_SAMPLES = 100
 
 
-def model_run(scenario, out: str | None = None, calibration: Calibration | None = None) -> tuple[dict, Path]:
+def model_run(scenario, out: str | None = None, calibration: Calibration | None = None,
+              hashing: int | None = None) -> tuple[dict, Path]:
     """Play `scenario` (a loaded Scenario) in the model, `calibration`'s fitted costs added if
-    given; returns (summary, run directory)."""
+    given, each flow on one of its equal-cost paths by a hash seeded `hashing` if given (else
+    split evenly over them); returns (summary, run directory)."""
     topo = scenario.topology
     plan = make_plan(topo)
-    fabric = Fabric(topo, plan)
+    fabric = Fabric(topo, plan, hashing)
     workloads = from_steps(scenario, topo)          # refuses what it cannot play before anything is written
     if calibration:
-        calibration.apply(workloads)
+        calibration.apply(workloads, fabric)
     began = time.process_time()
     outcome = simulate(fabric, workloads, efficiency=calibration.tcp_efficiency if calibration else 1.0)
     directory = rundir.create(scenario, topo, plan, out)

@@ -101,13 +101,13 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
         next_round[i] += 1
         rounds[w.name].append([now, None if flows_of_round else now])
         paths, uses, left, owner, cap = [], [], [], [], []
-        for src, dst, nbytes in flows_of_round:
+        for number, (src, dst, nbytes, *rail) in enumerate(flows_of_round):
             flows.append(FlowRecord(w.name, src, dst, w.traffic_class, now))
             if src == dst:                  # nothing crosses the network
                 flows[-1].end = now
                 continue
             use = [(hardware[node, c], v) for node in (src, dst) for c, v in node_use.get(node, {}).items()]
-            for path, share in fabric.routes(src, dst):
+            for path, share in fabric.routes(src, dst, *rail, flow=number):
                 paths.append(path), uses.append(use), left.append(nbytes * share), owner.append(len(flows) - 1)
                 cap.append(w.cap * share)
         parts.add(paths, uses, fabric.vl_of(w.traffic_class), np.array(left, float), np.array(owner, np.int64), i,
@@ -163,14 +163,14 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
     end = max([t] + [r[1] for spans in rounds.values() for r in spans if r[1] is not None])
     outcome = Outcome(flows, {k: [tuple(r) for r in v] for k, v in rounds.items()}, times, samples, vls, end)
     if ideal:
-        outcome.ideal_round = {w.name: _alone(fabric, w, payload_share, efficiency)
+        outcome.ideal_round = {w.name: alone(fabric, w, efficiency, payload_share)
                                for w in workloads if w.rounds and w.rounds[0]}
     return outcome
 
 
-def _alone(fabric: Fabric, w: Workload, payload_share: float, efficiency: float) -> float:
+def alone(fabric: Fabric, w: Workload, efficiency: float = 1.0, payload_share: float = TCP_PAYLOAD_SHARE) -> float:
     """Seconds the workload's first round takes alone on the fabric (inf for endless flows)."""
-    if any(nbytes == INF for _, _, nbytes in w.rounds[0]):
+    if any(flow[2] == INF for flow in w.rounds[0]):
         return INF
     solo = replace(w, start=0.0, rounds=w.rounds[:1], deadline=None)
     return simulate(fabric, [solo], payload_share, ideal=False, efficiency=efficiency).end

@@ -25,7 +25,7 @@ class Workload:
     type: str
     traffic_class: str
     start: float
-    rounds: list[list[tuple[str, str, float]]]      # (src, dst, bytes) per flow
+    rounds: list[list[tuple]]                       # (src, dst, bytes) per flow, or (src, dst, bytes, rail)
     deadline: float | None = None                   # endless flows stop here
     params: dict = field(default_factory=dict)
     cap: float = INF                                # each flow's ceiling, bytes/s (a node's or a service's)
@@ -77,4 +77,5 @@ def collective(name: str, algo: str, nodes: list[str], size: int, params: NodePa
     use = hardware_use(algo, nodes, params)
     flows = collective_flows(algo, nodes, size, params.gpus)
     return Workload(name, kind, TRAFFIC_CLASS[algo], start, [flows] * iters, node_use=use,
-                    params={"algo": algo, "size": size, "nodes": list(nodes), "ranks": len(nodes) * params.gpus})
+                    params={"algo": algo, "size": size, "nodes": list(nodes), "ranks": len(nodes) * params.gpus,
+                            "gpus": params.gpus})

@@ -172,8 +172,29 @@ def rail_optimized(topo: Topology, nodes: int = 4, gpus_per_node: int = 8, spine
             topo.add_link(f"c{n}", leaf(rail, n // per_leaf))
 
 
+def dcn_plus(topo: Topology, nodes: int = 4, gpus_per_node: int = 8, nodes_per_leaf: int = 2, spines: int = 2) -> None:
+    """SimAI's DCN+ single-ToR layout, the other to rail-optimized: every NIC of a node on the
+    node's one leaf (`nodes_per_leaf` nodes a leaf), every leaf under every spine. The
+    Topology holds one link per pair of nodes, so a node's `gpus_per_node` NICs are one link of
+    that many times the rate (a bond); a flow still takes one path, hashed per flow, above it."""
+    for key, value in (("nodes", nodes), ("gpus_per_node", gpus_per_node), ("nodes_per_leaf", nodes_per_leaf),
+                       ("spines", spines)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TopologyError(topo.source, f"fabric.{key}", f"must be a positive integer, got {value!r}")
+    for s in range(spines):
+        topo.add_node(f"spine{s}", "switch")
+    for leaf in range(-(-nodes // nodes_per_leaf)):
+        topo.add_node(f"leaf{leaf}", "switch")
+        for s in range(spines):
+            topo.add_link(f"leaf{leaf}", f"spine{s}")
+    for n in range(nodes):
+        topo.add_node(f"c{n}", "compute", gpus=gpus_per_node)
+        topo.add_link(f"c{n}", f"leaf{n // nodes_per_leaf}", rate=topo.default_rate * gpus_per_node)
+
+
 BUILDERS = {"star": star, "leaf-spine": leaf_spine, "fat-tree": leaf_spine, "two-zone": two_zone,
-            "three-layer": three_layer, "multi-plane": multi_plane, "rail-optimized": rail_optimized}
+            "three-layer": three_layer, "multi-plane": multi_plane, "rail-optimized": rail_optimized,
+            "dcn-plus": dcn_plus}
 
 
 def apply_builder(topo: Topology, kind: str, params: dict, key: str = "fabric") -> Topology:

@@ -5,7 +5,8 @@ nodes, in the lab (agents/aicb.py on each node) or in the flow model.
 
 The file's GPUs are the nodes' GPUs, node-major (c0 holds ranks 0..G-1). `compute`: as-written,
 or a factor on the file's compute times. `dilation`: how many times slower than the real system
-the lab runs (bytes x scale x dilation on links at scale), as `emu bench` sizes do. `classes`:
+the lab runs (bytes x scale x dilation on links at scale), as `emu bench` sizes do.
+`node_speed`: the node model's rates times this (1000: the nodes out of the network's way). `classes`:
 the traffic class of each group's collectives (dp, ep, dp_ep, pp; tp stays inside the nodes),
 by default NCCL's.
 
@@ -21,7 +22,7 @@ from cluster.aicb import ALGO, FormatError, iteration, load, pp_bytes, timeline
 from cluster.collectives import TRAFFIC_CLASS
 from cluster.footprint import footprint, limits, node_bound
 from cluster.node import NodeParams
-from cluster.parallel import KINDS, member_params, node_groups, pp_peers
+from cluster.parallel import KINDS, groups, member_params, node_groups, pp_peers
 from emu.experiments.aicb import GROUPS, ITEMSIZE, figures, run_aicb
 from emu.experiments.nccl_flags import DILATION, lab_size
 from emu.model.workloads import Workload, collective_flows, hardware_use
@@ -58,8 +59,9 @@ def check(p, topology, where, fail) -> None:
     for key in ("iterations",):
         if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
             fail(f"{where}.{key}", f"must be a positive integer, got {p[key]!r}")
-    if isinstance(p["dilation"], bool) or not isinstance(p["dilation"], (int, float)) or p["dilation"] <= 0:
-        fail(f"{where}.dilation", f"must be a positive number, got {p['dilation']!r}")
+    for key in ("dilation", "node_speed"):
+        if isinstance(p[key], bool) or not isinstance(p[key], (int, float)) or p[key] <= 0:
+            fail(f"{where}.{key}", f"must be a positive number, got {p[key]!r}")
     classes = p["classes"] or {}
     if not isinstance(classes, dict) or not set(classes) <= set(GROUPS):
         fail(f"{where}.classes", f"must map groups ({', '.join(GROUPS)}) to traffic classes")
@@ -89,7 +91,7 @@ def model(step, p, topo, storage) -> Workload:
     counts = Counter(_key(s) for s in steps if s.op != "compute")
     rounds, uses, on_fabric, took, calls = [], [], [], {}, {}
     for key in counts:
-        flows, use, seconds, call = _flows(key, w, names, per_node, scale, dilation)
+        flows, use, seconds, call = _flows(key, w, names, per_node, scale, dilation, p["node_speed"])
         calls[key] = call
         if seconds is None:
             rounds.append(flows)
@@ -115,7 +117,7 @@ def _key(step) -> tuple:
     return ("pp", step.phase) if step.op == "pp" else ("comm", step.comm.kind, step.comm.group, step.comm.bytes)
 
 
-def _flows(key, w, names, per_node, scale, dilation) -> tuple[list, dict, float | None, tuple]:
+def _flows(key, w, names, per_node, scale, dilation, speed) -> tuple[list, dict, float | None, tuple]:
     """A distinct collective's node-to-node flows and what they use of the nodes' hardware (as
     the agents' node model charges it); for one that stays inside the nodes, instead, the seconds
     the node model's busiest resource takes over it; and the calibration's name for such a call
@@ -136,20 +138,29 @@ def _flows(key, w, names, per_node, scale, dilation) -> tuple[list, dict, float 
     if inside:
         if g.members == 1:
             return [], {}, 0.0, call
-        params = members.scaled(scale)
+        params = members.scaled(scale * speed)
         rate, _ = node_bound(footprint(algo, params, 1, 0), params)
         return [], {}, size / rate / (2 if kind in ("allgather", "reducescatter") else 1), call
     # a use of a constraint the members see k times faster is a k-th of a use of the node's own
-    real, seen = limits(node), limits(members)
+    real, seen = limits(node), {c: rate * speed for c, rate in limits(members).items()}
     flows, use = [], {}
     for s in g.sets:
         nodes = [names[n] for n in s]
-        flows += collective_flows(ALGO[kind], nodes, size, g.members)
         use.update({n: {c: v * real[c] / seen[c] for c, v in u.items()}
                     for n, u in hardware_use(algo, nodes, members).items()})
+    if g.members == 1:      # an instance a GPU, the same one on every node: a flow of its own over that GPU's NIC
+        for ranks in groups(group, w.gpus, w.tp, w.pp, w.ep):
+            places = {r % per_node for r in ranks}
+            rail = [places.pop()] if len(places) == 1 else []
+            nodes = [names[r // per_node] for r in ranks]
+            flows += [(a, b, n, *rail) for a, b, n in collective_flows(ALGO[kind], nodes, size // g.instances, 1)]
+    else:
+        for s in g.sets:
+            flows += collective_flows(ALGO[kind], [names[n] for n in s], size, g.members)
     return flows, use, None, call
 
 
 register(WorkloadType("aicb", frozenset({"file", "nodes"}),
-                      {"iterations": 3, "compute": "as-written", "dilation": DILATION, "classes": None},
+                      {"iterations": 3, "compute": "as-written", "dilation": DILATION, "classes": None,
+                       "node_speed": 1.0},
                       run, {"nodes": "compute"}, check, model))

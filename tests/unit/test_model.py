@@ -3,6 +3,8 @@ plan's forwarding tables, event-driven times, and a run directory like `emu run`
 import json
 
 import numpy as np
+from dataclasses import replace
+
 import pytest
 
 from emu.errors import EmuError
@@ -170,21 +172,26 @@ def test_a_flow_ceiling_and_a_gap_between_rounds_set_a_collectives_time(fabric):
     assert slow.rounds["ar"][0][1] == pytest.approx(flows[0][2] / (payload * 0.8))
 
 
-def test_a_calibration_puts_cpu_ceilings_gaps_and_client_rates_on_workloads(tmp_path):
-    from emu.model.calibration import Calibration, CollectiveFit
+def test_a_calibration_puts_software_gaps_and_client_rates_on_workloads(tmp_path):
+    from emu.model.calibration import Calibration, CostFit
+    from emu.model.paths import Fabric
     from emu.model.run import from_steps
-    fit = CollectiveFit(gap_s=0.02, cpu_s_per_byte=1e-7, cores=2)
+    from emu.model.simulate import alone
+    from emu.plan import make_plan
+    fit = CostFit(floor_s=0.5, per_byte_s=1e-8, p=50.0, nodes=4)
     cal = Calibration(scale=0.001, tcp_efficiency=0.97, collectives={"hfreduce": fit}, storage_batch_s=0.05)
     cal.save(tmp_path / "cal.json")
     again = Calibration.load(tmp_path / "cal.json")
     assert again == cal
     spec = load_scenario(SCENARIO)
     workloads = from_steps(spec, spec.topology)
-    again.apply(workloads)
+    fabric = Fabric(spec.topology, make_plan(spec.topology))
+    again.apply(workloads, fabric)
     ar, reads, bulk = workloads
-    # 2 agents on 2 cores: 1 MiB takes 2 x 0.1 s of CPU / 2 cores; each tree edge carries half of it
-    assert ar.cap == pytest.approx(2**20 / 2 / (2 * 1e-7 * 2**20 / 2))
-    assert ar.gap == pytest.approx(0.02)
+    # an iteration alone takes the floor (0.5 s) or the model's time and the CPU, whichever is more
+    model_s = alone(fabric, replace(ar, gap=0.0), 0.97)
+    cpu_s = 1e-8 * 2**20 * 8 * 2 / 4            # a node's 8 GPUs' 1 MiB, 2 agents against the fit's 4
+    assert ar.gap == pytest.approx(max(0.5, model_s + cpu_s) - model_s, rel=1e-3) and ar.cap == INF
     # a batch read of one client: one SSD read of a chunk, then the software's 50 ms
     assert reads.gap == pytest.approx(256 * 1024 / 7e6 + 0.05) and reads.cap == INF
     assert bulk.cap == INF and bulk.gap == 0
@@ -193,6 +200,23 @@ def test_a_calibration_puts_cpu_ceilings_gaps_and_client_rates_on_workloads(tmp_
         Calibration.load(tmp_path / "bad.json")
     with pytest.raises(EmuError, match="no such calibration file"):
         Calibration.load(tmp_path / "none.json")
+
+
+def test_a_cost_fit_meets_its_three_sizes():
+    from emu.model.calibration import CostFit
+    # a lab whose calls take 0.1 s at least and the model's time plus 2 ns a byte beyond it
+    truth = CostFit(floor_s=0.1, per_byte_s=2e-9, p=3.0, nodes=4)
+    points = {n: (truth.seconds(n * 1e-8, n, 4), n * 1e-8) for n in (2**18, 2**22, 2**26)}
+    fitted = CostFit.fit(points, 4)
+    assert (fitted.floor_s, fitted.p) == pytest.approx((points[2**18][0], 3.0), rel=0.05)
+    for n, (lab_s, model_s) in points.items():
+        assert fitted.seconds(model_s, n, 4) == pytest.approx(lab_s, rel=0.02)
+    # more agents than cores can serve: the CPU bound, found from one such run
+    busy = replace(truth, cpu_s_per_byte=5e-9, cores=2)
+    lab_s = busy.seconds(2**24 * 1e-8, 2**24, 16)
+    fitted.fit_cpu(2**24, 16, lab_s, 2**24 * 1e-8, 2)
+    assert fitted.cpu_s_per_byte == pytest.approx(5e-9, rel=0.1)
+    assert fitted.seconds(2**24 * 1e-8, 2**24, 16) == pytest.approx(lab_s, rel=1e-3)
 
 
 def test_a_collective_bound_by_its_nodes_hardware_runs_at_that_bound():

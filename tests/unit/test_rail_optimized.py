@@ -53,3 +53,26 @@ def test_the_drawing_puts_rails_side_by_side(tmp_path):
     # dual-homed storage joins two zones: it has two leaves, but no rails
     two_zone = build("two-zone", "tz")
     assert len(rails(two_zone, "st0")) == 2 and layout(two_zone)[0]["st0"][1] == 0.0
+
+
+def test_dcn_plus_puts_every_nic_of_a_node_on_its_one_leaf():
+    topo = build("dcn-plus", "dcn", nodes=6, gpus_per_node=8, nodes_per_leaf=4, spines=3)
+    assert [sorted(topo.graph[f"c{n}"]) for n in (0, 3, 4, 5)] == [["leaf0"], ["leaf0"], ["leaf1"], ["leaf1"]]
+    assert topo.link("c0", "leaf0").rate_bps == 8 * topo.default_rate     # its 8 NICs, one bonded link
+    assert sorted(topo.graph["spine2"]) == ["leaf0", "leaf1"]
+    with pytest.raises(TopologyError, match="fabric.nodes_per_leaf"):
+        build("dcn-plus", "dcn", nodes_per_leaf=0)
+
+
+def test_a_flow_over_a_rail_leaves_by_that_nic_and_hashed_flows_take_one_path_each():
+    from emu.model.paths import Fabric
+    topo = build("rail-optimized", "ro", nodes=4, gpus_per_node=4, spines=2, leaves_per_rail=2, routing="ecmp")
+    plan = make_plan(topo)
+    even = Fabric(topo, plan)
+    ((path, share),) = even.routes("c0", "c1", 2)            # same leaves: NIC 2, rail 2's leaf, the peer's NIC 2
+    assert even.ports[path[0]] == ("c0", plan.node("c0").ports[2].ifname)
+    assert [even.ports[i][0] for i in path] == ["c0", "rail2-0"] and share == 1.0
+    assert len(even.routes("c0", "c3", 1)) == 2                 # across leaves: split over both spines
+    seeds = {Fabric(topo, plan, seed).routes("c0", "c3", 1, flow=7)[0][0][1] for seed in range(16)}
+    assert all(len(Fabric(topo, plan, seed).routes("c0", "c3", 1, flow=7)) == 1 for seed in range(4))
+    assert len(seeds) == 2                                      # one spine a flow; the seed picks which
