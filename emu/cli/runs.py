@@ -73,10 +73,10 @@ def model_group():
 @click.option("--out", help="run directory (default: runs/<scenario name>-<UTC time>/)")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="a file of what the model lacks, fitted from lab runs (scripts/calibrate_model.py)")
-
-
+@click.option("--ecmp-hash", "hashing", type=int, metavar="SEED",
+              help="each flow on one of its equal-cost paths by a hash with this seed (default: split evenly)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON (with run_dir)")
-def model_run_cmd(scenario, out, calibration, as_json):
+def model_run_cmd(scenario, out, calibration, hashing, as_json):
     """Play a scenario file's workloads in the flow model; writes a run directory like `emu run`."""
     from emu.experiments.scenario import load_scenario
     from emu.model.calibration import Calibration
@@ -85,7 +85,7 @@ def model_run_cmd(scenario, out, calibration, as_json):
     spec = load_scenario(scenario)
     fitted = Calibration.load(calibration) if calibration else None
     with work_progress(f"modelling {spec.name}", None, quiet=as_json):
-        summary, directory = model_run(spec, out, fitted)
+        summary, directory = model_run(spec, out, fitted, hashing)
     print_run(summary, directory, as_json)
 
 
