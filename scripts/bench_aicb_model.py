@@ -45,9 +45,10 @@ def main() -> int:
     add_options(ap)
     bench = Bench(ap.parse_args())
     table = bench.table("The flow model on AICB files at paper size (one iteration, uncalibrated)",
-                        [Column("what", "file and fabric"), Column("gpus", "GPUs"), Column("seconds", "model run", "{:.1f} s"),
-                         Column("collectives", "distinct collectives"), Column("iteration_s", "iteration", "{:.3f} s"),
-                         Column("compute_s", "compute", "{:.3f} s"), Column("exposed_comm_s", "exposed comm.", "{:.3f} s")])
+                        [Column("what", "file and fabric"), Column("gpus", "GPUs"),
+                         Column("seconds", "model run", "{:.1f} s"), Column("collectives", "distinct collectives"),
+                         Column("iteration_s", "iteration", "{:.3f} s"), Column("compute_s", "compute", "{:.3f} s"),
+                         Column("exposed_comm_s", "exposed comm.", "{:.3f} s")])
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "gpt2-1024.txt"
         file.write_text(dump(from_model(model("gpt2-medium"), 1024, tp=8, pp=2, ga=4)))

@@ -171,10 +171,11 @@ def sizes_table(bench: Bench, cal: Calibration, work: Path) -> None:
         table.add(size=size, fitted="yes" if size in FITTED else "no", lab=nbytes / lab_s / 1e6,
                   model=nbytes / model_s / 1e6, calibrated=nbytes / calibrated_s / 1e6, ratio=lab_s / calibrated_s)
     fit = cal.collectives["hfreduce"]
-    table.note(f"The fit: floor {fit.floor_s * 1e3:.1f} ms, beyond the model {fit.per_byte_s * 2**20 * 1e3:.1f} ms per "
-               f"MiB of a node's buffer ({fit.nodes} agents), p {fit.p:.1f}; CPU {fit.cpu_s_per_byte * 2**20 * 1e3:.1f} "
-               f"ms per MiB an agent on {fit.cores} cores (8 nodes at 1 MiB: {made['8_nodes']['lab']:.3f} s in the lab, "
-               f"{made['8_nodes']['model']:.3f} s in the model); TCP efficiency {cal.tcp_efficiency:.3f}; 3FS reads "
+    eight, per_mib = made["8_nodes"], 2**20 * 1e3
+    table.note(f"The fit: floor {fit.floor_s * 1e3:.1f} ms, beyond the model {fit.per_byte_s * per_mib:.1f} ms per "
+               f"MiB of a node's buffer ({fit.nodes} agents), p {fit.p:.1f}; CPU {fit.cpu_s_per_byte * per_mib:.1f} "
+               f"ms per MiB an agent on {fit.cores} cores (8 nodes at 1 MiB: {eight['lab']:.3f} s in the lab, "
+               f"{eight['model']:.3f} s in the model); TCP efficiency {cal.tcp_efficiency:.3f}; 3FS reads "
                f"{cal.storage_batch_s * 1e3:.1f} ms a batch.")
 
 

@@ -40,7 +40,8 @@ def run_aicb(lab, p: dict, port: int = 6200) -> dict:
     argv = command("aicb") + [
         "--addrs", ",".join(lab.node(n).addr for n in nodes), "--port", str(port), "--file", p["file"],
         "--gpus", str(p["gpus"]), "--iterations", str(p["iterations"]), "--compute-factor", repr(p["compute"]),
-        "--scale", repr(scale), "--node-speed", repr(p["node_speed"]), "--dilation", repr(dilation), "--tos", f"tp=0,{tos}", "--tag", lab.name,
+        "--scale", repr(scale), "--node-speed", repr(p["node_speed"]), "--dilation", repr(dilation),
+        "--tos", f"tp=0,{tos}", "--tag", lab.name,
         "--timeout", f"{timeout:.1f}"]
     # the backstop: every step's compute and a peer timeout per collective, an iteration
     compute = sum(sum(layer.compute.values()) for layer in w.layers) * 1e-9 * dilation * p["compute"] * 3
