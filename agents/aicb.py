@@ -35,7 +35,7 @@ from agents.gpu import Gpus, NodeModel, sleep_until
 from agents.nic import Mesh
 from agents.pipeline import Ready
 from cluster.aicb import ALGO, iteration, load, pp_bytes
-from cluster.collectives import default_chunk
+from cluster.collectives import default_chunk, lab_size
 from cluster.node import DTYPES, NodeParams
 from cluster.parallel import KINDS, member_params, node_groups, pp_peers
 
@@ -79,7 +79,7 @@ class Node:
         self.tag = f"emu-{args.tag}-a{args.rank}-{os.getpid()}"
 
     def lab_bytes(self, real: int) -> int:
-        return max(1, int(real * self.args.scale * self.args.dilation) // DTYPE.itemsize) * DTYPE.itemsize
+        return lab_size(real, self.args.scale, self.args.dilation, DTYPE.itemsize)
 
     def buffer(self, kind: str, nbytes: int) -> Gpus:
         """The buffer a collective of `kind`'s group on `nbytes` per rank uses: every instance of
@@ -111,8 +111,14 @@ class Node:
         copies = [local.copy([(local.d2h[0], None), (local.h2d[1], None)], each * n)
                   for (a, b), n in pairs.items() if a == b == me]
         data = np.ones(max([each * n for (a, b), n in pairs.items() if me in (a, b) and a != b], default=0), np.uint8)
-        threads = [threading.Thread(target=lambda b=b, n=n: self.pp_mesh.conn(b, PP_CHANNEL).send(data[:each * n]))
-                   for (a, b), n in pairs.items() if a == me and b != me]
+        errors = []
+
+        def send(peer: int, nbytes: int) -> None:
+            try:
+                self.pp_mesh.conn(peer, PP_CHANNEL).send(data[:nbytes])
+            except BaseException as e:      # raised again below, in the main thread
+                errors.append(e)
+        threads = [threading.Thread(target=send, args=(b, each * n)) for (a, b), n in pairs.items() if a == me != b]
         for t in threads:
             t.start()
         for (a, b), n in pairs.items():
@@ -120,6 +126,8 @@ class Node:
                 self.pp_mesh.conn(a, PP_CHANNEL).recv_into(np.empty(each * n, np.uint8))
         for t in threads:
             t.join()
+        if errors:
+            raise errors[0]
         wait_all(copies)
         return time.monotonic() - began
 

@@ -63,3 +63,8 @@ def default_chunk(size: int, algo: str = "hfreduce", ranks: int = 1) -> int:
 
 def _within(chunk: int, floor: int) -> int:
     return min(4 * 2**20, max(floor, chunk))
+
+
+def lab_size(real: int, scale: float, dilation: float, itemsize: int) -> int:
+    """The lab's buffer for `real` bytes per GPU: scale x dilation of it, whole elements, at least one."""
+    return max(1, int(real * scale * dilation) // itemsize) * itemsize

@@ -5,10 +5,9 @@ from collections import defaultdict
 import numpy as np
 
 from cluster.aicb import ALGO, pp_bytes
-from cluster.collectives import bus_factor
+from cluster.collectives import bus_factor, lab_size
 from cluster.parallel import KINDS
 from emu.errors import EmuError
-from emu.experiments.nccl_flags import lab_size
 from emu.launch import command, peer_timeout
 from emu.report.project import to_real
 

@@ -9,10 +9,9 @@ by the lab's scale, sizes by scale x dilation, times by dilation. GB/s are 1e9 b
 """
 from dataclasses import dataclass
 
-from cluster.collectives import COLLECTIVE_CC, ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, reduces
+from cluster.collectives import COLLECTIVE_CC, ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, lab_size, reduces
 from cluster.node import DTYPES, NICS
 from emu.errors import EmuError
-from emu.experiments.nccl_flags import lab_size
 from emu.launch import command, peer_timeout
 from emu.plan.queues import TCP_PAYLOAD_SHARE
 from emu.report.project import to_real

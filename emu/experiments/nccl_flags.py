@@ -1,7 +1,7 @@
 """nccl-tests' command line, as its users type it: names of the tests, sizes, datatypes, ops.
 
 `emu bench` takes these next to its own options; sizes typed with -b/-e are the real system's
-(186M: 186 MiB per GPU), and the lab runs each at `scale x dilation` of it (lab_size).
+(186M: 186 MiB per GPU), and the lab runs each at `scale x dilation` of it (cluster.collectives.lab_size).
 """
 from cluster.collectives import COLLECTIVES, OPS, reduces
 from cluster.node import DTYPES
@@ -60,11 +60,6 @@ def size_series(minbytes: str, maxbytes: str, stepfactor: float = 1.0, stepbytes
         sizes.append(size)
         size = int(size * stepfactor) if stepfactor > 1 else size + step
     return sizes
-
-
-def lab_size(real: int, scale: float, dilation: float, itemsize: int) -> int:
-    """The lab's buffer for `real` bytes per GPU: scale x dilation of it, whole elements, at least one."""
-    return max(1, int(real * scale * dilation) // itemsize) * itemsize
 
 
 def bench_sizes(minbytes: str | None, maxbytes: str | None, stepfactor: float, stepbytes: str, sizes: str | None,

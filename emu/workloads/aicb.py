@@ -19,12 +19,12 @@ pays the connections' set-up).
 from collections import Counter
 
 from cluster.aicb import ALGO, FormatError, iteration, load, pp_bytes, timeline
-from cluster.collectives import TRAFFIC_CLASS
+from cluster.collectives import TRAFFIC_CLASS, lab_size
 from cluster.footprint import footprint, limits, node_bound
 from cluster.node import NodeParams
 from cluster.parallel import KINDS, groups, member_params, node_groups, pp_peers
 from emu.experiments.aicb import GROUPS, ITEMSIZE, figures, run_aicb
-from emu.experiments.nccl_flags import DILATION, lab_size
+from emu.experiments.nccl_flags import DILATION
 from emu.model.workloads import Workload, collective_flows, hardware_use
 from emu.workloads.base import WorkloadType, register
 

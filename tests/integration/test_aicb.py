@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from cluster.aicb import iteration, load, pp_bytes
+from cluster.collectives import lab_size
 from cluster.parallel import node_groups, pp_peers
 from emu.experiments.aicb import run_aicb
-from emu.experiments.nccl_flags import lab_size
 from emu.experiments.scenario import load_scenario
 from emu.metrics.counters import vl_bytes
 from emu.model.run import model_run
@@ -63,8 +63,10 @@ def switch_vls(lab) -> dict[int, int]:
 def test_each_groups_bytes_on_the_wire_match_the_file_and_the_model_its_iteration(lab, tmp_path):
     policy = lab.topology.qos
     w = load(FILE)
-    p = {"workload": w, "file": str(FILE), "nodes": NODES, "gpus": 8, "iterations": ITERATIONS, "compute": 1.0,
-         "dilation": DILATION, "classes": CLASSES}
+    scenario = {"name": "aicb-model", "topology": lab.topology.to_dict(), "duration": "1s",
+                "workloads": [{"name": "moe", "type": "aicb", "file": str(FILE), "nodes": NODES,
+                               "iterations": ITERATIONS, "dilation": DILATION, "classes": CLASSES}]}
+    p = load_scenario(scenario).workloads[0].params           # the step's parameters, checked
     before = switch_vls(lab)
     result = run_aicb(lab, p)
     after = switch_vls(lab)
@@ -76,9 +78,6 @@ def test_each_groups_bytes_on_the_wire_match_the_file_and_the_model_its_iteratio
 
     lab_figures = result["figures"]
     assert lab_figures["compute_s"] == pytest.approx(0.018)         # 4 layers: fwd, ig and wg compute
-    scenario = {"name": "aicb-model", "topology": lab.topology.to_dict(), "duration": "1s",
-                "workloads": [{"name": "moe", "type": "aicb", "file": str(FILE), "nodes": NODES,
-                               "iterations": ITERATIONS, "classes": CLASSES}]}
     summary, _ = model_run(load_scenario(scenario), str(tmp_path / "model"))
     model = summary["workloads"][0]
     assert model["iteration_s"] == pytest.approx(lab_figures["iteration_s"], rel=0.15), (model, lab_figures)

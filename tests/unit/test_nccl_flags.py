@@ -4,7 +4,8 @@ from click.testing import CliRunner
 
 import emu.cli.bench as cli
 from emu.errors import EmuError
-from emu.experiments.nccl_flags import collective, datatypes, lab_size, ops, size_series
+from cluster.collectives import lab_size
+from emu.experiments.nccl_flags import collective, datatypes, ops, size_series
 
 M = 2**20
 
