@@ -8,7 +8,7 @@ import pytest
 from cluster.aicb import iteration, load, pp_bytes
 from cluster.collectives import lab_size
 from cluster.parallel import node_groups, pp_peers
-from emu.experiments.aicb import run_aicb
+from emu.experiments.runner import run_scenario
 from emu.experiments.scenario import load_scenario
 from emu.metrics.counters import vl_bytes
 from emu.model.run import model_run
@@ -66,9 +66,8 @@ def test_each_groups_bytes_on_the_wire_match_the_file_and_the_model_its_iteratio
     scenario = {"name": "aicb-model", "topology": lab.topology.to_dict(), "duration": "1s",
                 "workloads": [{"name": "moe", "type": "aicb", "file": str(FILE), "nodes": NODES,
                                "iterations": ITERATIONS, "dilation": DILATION, "classes": CLASSES}]}
-    p = load_scenario(scenario).workloads[0].params           # the step's parameters, checked
     before = switch_vls(lab)
-    result = run_aicb(lab, p)
+    summary, _ = run_scenario(load_scenario(scenario), str(tmp_path / "lab"), lab_name=lab.name)     # on this lab
     after = switch_vls(lab)
     expected = expected_payload(w, 8, lab.plan.scale)
     for group, traffic_class in CLASSES.items():
@@ -76,8 +75,10 @@ def test_each_groups_bytes_on_the_wire_match_the_file_and_the_model_its_iteratio
         carried = (after.get(vl, 0) - before.get(vl, 0)) * TCP_PAYLOAD_SHARE
         assert carried == pytest.approx(ITERATIONS * expected[group], rel=0.05), (group, carried, expected)
 
-    lab_figures = result["figures"]
-    assert lab_figures["compute_s"] == pytest.approx(0.018)         # 4 layers: fwd, ig and wg compute
+    (lab_figures,) = summary["workloads"]
+    assert lab_figures["outcome"] == "ok" and lab_figures["compute_s"] == pytest.approx(0.018)   # 4 layers' compute
+    assert {(c["type"], c["group"]) for c in lab_figures["collectives"]} == {
+        ("allreduce", "tp"), ("allreduce", "dp"), ("alltoall", "ep"), ("allgather", "dp_ep"), ("reducescatter", "dp_ep")}
     summary, _ = model_run(load_scenario(scenario), str(tmp_path / "model"))
     model = summary["workloads"][0]
     assert model["iteration_s"] == pytest.approx(lab_figures["iteration_s"], rel=0.15), (model, lab_figures)
