@@ -75,6 +75,8 @@ class Node:
                 self.meshes[kind] = SubMesh(mesh(i, kind), nodes)
         self.pp = pp_peers(w.gpus, w.tp, w.pp, g) if w.pp > 1 else {}
         self.pp_mesh = mesh(len(KINDS), "pp") if self.pp else None
+        # a pipeline send between two of this node's GPUs: a PCIe copy out of one and into the other
+        self.pp_model = NodeModel(NodeParams(gpus=2).scaled(args.scale * args.node_speed))
         self.world = mesh(len(KINDS) + 1, "dp")          # the barriers around the run
         self.tag = f"emu-{args.tag}-a{args.rank}-{os.getpid()}"
 
@@ -107,7 +109,7 @@ class Node:
         the bytes for other nodes over sockets, those for this node's own GPUs a PCIe copy each."""
         began, me, each = time.monotonic(), self.args.rank, self.lab_bytes(pp_bytes(self.w))
         pairs = {(a, b) if forward else (b, a): n for (a, b), n in self.pp.items()}
-        local = NodeModel(NodeParams(gpus=2).scaled(self.args.scale * self.args.node_speed))
+        local = self.pp_model
         copies = [local.copy([(local.d2h[0], None), (local.h2d[1], None)], each * n)
                   for (a, b), n in pairs.items() if a == b == me]
         data = np.ones(max([each * n for (a, b), n in pairs.items() if me in (a, b) and a != b], default=0), np.uint8)

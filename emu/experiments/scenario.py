@@ -262,7 +262,7 @@ def _check_params(kind, params, topology, where, fail) -> None:
     for k in ("period", "sweep_delay"):
         if k in params:
             params[k] = _time(params[k], f"{where}.{k}", fail)
-    for k in ("iters", "saves", "rounds", "rts_limit", "steps", "batch"):
+    for k in ("iters", "saves", "rounds", "rts_limit", "steps", "batch", "iterations"):
         if k in params and (isinstance(params[k], bool) or not isinstance(params[k], int) or params[k] < 1):
             fail(f"{where}.{k}", f"must be a positive integer, got {params[k]!r}")
     if "rts" in params and not isinstance(params["rts"], bool):

@@ -32,6 +32,7 @@ from pathlib import Path
 from scipy.optimize import brentq
 
 from emu.errors import EmuError
+from emu.model.simulate import alone
 from emu.model.workloads import Workload
 
 
@@ -87,7 +88,6 @@ class Calibration:
 
     def apply(self, workloads: list[Workload], fabric) -> None:
         """Gaps onto the model's workloads and costs into AICB workloads (in place)."""
-        from emu.model.simulate import alone
         for w in workloads:
             if w.type in ("allreduce", "alltoall") and w.params.get("algo") in self.collectives:
                 fit, nodes = self.collectives[w.params["algo"]], len(w.params["nodes"])

@@ -56,9 +56,6 @@ def check(p, topology, where, fail) -> None:
         p["compute"] = 1.0
     elif isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
         fail(f"{where}.compute", f"must be as-written or a factor of 0 or more, got {factor!r}")
-    for key in ("iterations",):
-        if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
-            fail(f"{where}.{key}", f"must be a positive integer, got {p[key]!r}")
     for key in ("dilation", "node_speed"):
         if isinstance(p[key], bool) or not isinstance(p[key], (int, float)) or p[key] <= 0:
             fail(f"{where}.{key}", f"must be a positive number, got {p[key]!r}")
