@@ -38,22 +38,38 @@ class Fabric:
         qos = self.topo.qos
         return qos.vl_of_sl(qos.sl_of(traffic_class))
 
-    def routes(self, src: str, dst: str, rail: int | None = None, flow: int = 0) -> list[tuple[list[int], float]]:
+    def routes(self, src: str, dst: str, rail: int | None = None,
+               flow: int | tuple = 0) -> list[tuple[list[int], float]]:
         """(egress ports in order, share of the flow) for every way a flow src -> dst goes; over
         `rail` (NIC `rail` at both ends, where they have several); `flow` tells a flow from the
-        others between the same ends when hashing."""
+        others between the same ends when hashing (its number in its round; (round, number)
+        where each round is hashed anew)."""
         key = (src, dst, rail, flow if self.hashing is not None else 0)
         if key not in self._cache:
-            ports = self.plan.node(dst).ports
-            if rail is not None:
-                out = self.plan.node(src).ports
-                start, addr = out[rail % len(out)], ports[rail % len(ports)].addr
-                first = [self.index[(src, start.ifname)]]
-                self._cache[key] = self._follow(start.peer, addr, dst, first, 1.0, {src}, key)
+            if rail is not None:        # from the source NIC's port (hashing, its one) to the peer NIC's of that side
+                starts, ends = self._nic(src, rail), self._nic(dst, rail)
+                starts = self._hashed(list(enumerate(starts)), key, f"{src}'s NIC")
+                self._cache[key] = [way for side, start in starts
+                                    for way in self._follow(start.peer, ends[side % len(ends)].addr, dst,
+                                                            [self.index[(src, start.ifname)]], 1 / len(starts), {src}, key)]
             else:
+                ports = self.plan.node(dst).ports
                 addr = ports[0].addr if len(ports) == 1 else port_towards(self.topo, list(ports), src).addr
                 self._cache[key] = self._follow(src, addr, dst, [], 1.0, set(), key)
         return self._cache[key]
+
+    def _nic(self, node: str, rail: int) -> list:
+        """The ports of `node`'s NIC `rail`: its ports in order, ports_per_nic a NIC (dual-ToR: one a side)."""
+        ports, per_nic = self.plan.node(node).ports, self.topo.ports_per_nic(node)
+        first = rail % (len(ports) // per_nic) * per_nic
+        return ports[first:first + per_nic]
+
+    def _hashed(self, options: list, key: tuple, where: str) -> list:
+        """With hashing, the one of `options` this flow takes at `where` (per-flow ECMP); else all."""
+        if self.hashing is None or len(options) < 2:
+            return options
+        digest = hashlib.blake2b(repr((self.hashing, key, where)).encode(), digest_size=8).digest()
+        return [options[int.from_bytes(digest, "big") % len(options)]]     # (not CRC32: its low bits are linear)
 
     def node_limits(self, node: str) -> dict[str, float]:
         """Every hardware constraint's rate on compute node `node`, bytes/s at the lab's scale."""
@@ -68,10 +84,7 @@ class Fabric:
         hops = fib.get(f"{addr}/32") or self._attached(node, addr) or fib.get("default")
         if not hops:
             raise EmuError(f"{node} has no route to {dst} ({addr})")
-        if self.hashing is not None and len(hops) > 1:       # per-flow ECMP: this flow's one next hop
-            digest = hashlib.blake2b(repr((self.hashing, key, node)).encode(), digest_size=8).digest()
-            hops = [hops[int.from_bytes(digest, "big") % len(hops)]]     # (not CRC32: its low bits are linear)
-        out = []
+        out, hops = [], self._hashed(hops, key, node)       # per-flow ECMP: hashing, this flow's one next hop
         for _, ifname in hops:
             port = self.port[(node, ifname)]
             out += self._follow(port.peer, addr, dst, path + [self.index[(node, ifname)]], share / len(hops),

@@ -97,7 +97,8 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
         w = workloads[i]
         if next_round[i] >= len(w.rounds) or now >= deadline[i]:
             return
-        flows_of_round, node_use = w.rounds[next_round[i]], w.use_of(next_round[i])
+        number_of_round = next_round[i]
+        flows_of_round, node_use = w.rounds[number_of_round], w.use_of(number_of_round)
         next_round[i] += 1
         rounds[w.name].append([now, None if flows_of_round else now])
         paths, uses, left, owner, cap = [], [], [], [], []
@@ -107,7 +108,7 @@ def simulate(fabric: Fabric, workloads: list[Workload], payload_share: float = T
                 flows[-1].end = now
                 continue
             use = [(hardware[node, c], v) for node in (src, dst) for c, v in node_use.get(node, {}).items()]
-            for path, share in fabric.routes(src, dst, *rail, flow=number):
+            for path, share in fabric.routes(src, dst, *rail, flow=(number_of_round, number) if w.rehash else number):
                 paths.append(path), uses.append(use), left.append(nbytes * share), owner.append(len(flows) - 1)
                 cap.append(w.cap * share)
         parts.add(paths, uses, fabric.vl_of(w.traffic_class), np.array(left, float), np.array(owner, np.int64), i,

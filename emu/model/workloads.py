@@ -34,6 +34,7 @@ class Workload:
     node_use: dict[str, dict[str, float]] = field(default_factory=dict)
     round_use: list[dict] | None = None             # node_use round by round, where rounds differ
     summarise: Callable | None = None               # its rounds' (start, end) -> its figures (else its type's)
+    rehash: bool = False                            # each round on connections of its own: hashed anew
 
     def use_of(self, round_index: int) -> dict[str, dict[str, float]]:
         return self.round_use[round_index] if self.round_use else self.node_use

@@ -77,7 +77,8 @@ def layout(topo: Topology) -> tuple[dict[str, tuple[float, float]], list[Zone]]:
 
 
 def rails(topo: Topology, host: str) -> list[str]:
-    """The leaves a host's NICs reach, in NIC order: on a rail-optimized fabric, NIC i's is rail i."""
+    """The leaves a host's ports reach, in port order: on a rail-optimized fabric, NIC i's is rail i
+    (its ports_per_nic ports, dual-ToR: rail i's two ToRs)."""
     return [peer for peer in topo.graph[host] if topo.node(peer).forwards]
 
 
@@ -102,8 +103,8 @@ def draw(topo: Topology, out: str, utilisation: dict | None = None, title: str |
     # a host on several leaves of one zone has rails: its link to its NIC i's leaf in rail i's colour
     on_rails = {host: leaves for host, joined in joined_zones(topo, found).items()
                 if len(joined) == 1 and len(leaves := rails(topo, host)) > 1}
-    rail_color = {(host, leaf): RAIL_COLORS[i % len(RAIL_COLORS)] for host, leaves in on_rails.items()
-                  for i, leaf in enumerate(leaves)}
+    rail_color = {(host, leaf): RAIL_COLORS[i // topo.ports_per_nic(host) % len(RAIL_COLORS)]
+                  for host, leaves in on_rails.items() for i, leaf in enumerate(leaves)}
     columns = max(x for x, _ in pos.values()) + 1
     top_layer = int(max(y for _, y in pos.values()))
     labels = columns <= LABELS_UP_TO
@@ -153,7 +154,7 @@ def draw(topo: Topology, out: str, utilisation: dict | None = None, title: str |
                           f"emulated at x{topo.scale:g}; link width by rate", fontsize=9)
     ax.set_ylim(-0.9 if labels else -0.3, top_layer + 0.8)
     ax.set_xlim(-1, columns)
-    shown_rails = min(max(map(len, on_rails.values()), default=0), len(RAIL_COLORS))
+    shown_rails = min(max((topo.nics(host) for host in on_rails), default=0), len(RAIL_COLORS))
     for i in range(shown_rails):
         ax.plot([], [], color=RAIL_COLORS[i], label=f"rail {i}")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(COLORS) + shown_rails, fontsize=8,

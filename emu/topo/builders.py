@@ -142,34 +142,41 @@ def multi_plane(topo: Topology, planes: int = 2, radix: int = 4, nics: int = 2, 
 
 
 def rail_optimized(topo: Topology, nodes: int = 4, gpus_per_node: int = 8, spines: int = 2,
-                   leaves_per_rail: int = 1) -> None:
+                   leaves_per_rail: int = 1, ports_per_nic: int = 1) -> None:
     """A rail-optimized fabric, as AI clusters are cabled (and AICB's workloads are studied on):
     compute nodes c0.. of `gpus_per_node` GPUs with a NIC each, NIC i of every node on rail i
     (its leaf rail{i}, or, with `leaves_per_rail` > 1, leaves rail{i}-{j} holding the nodes in
     equal runs), every leaf linked to each spine. GPUs of one index meet on their rail's leaf;
-    any other pair crosses a spine."""
+    any other pair crosses a spine. With `ports_per_nic` 2 (dual-ToR, as SimAI's templates and
+    Alibaba's HPN cable it), each NIC has two ports, each on a ToR of its own in the rail
+    (rail{i}a and rail{i}b): a rail holds twice the leaves, a NIC twice the rate."""
     for key, value in (("nodes", nodes), ("gpus_per_node", gpus_per_node), ("spines", spines),
-                       ("leaves_per_rail", leaves_per_rail)):
+                       ("leaves_per_rail", leaves_per_rail), ("ports_per_nic", ports_per_nic)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise TopologyError(topo.source, f"fabric.{key}", f"must be a positive integer, got {value!r}")
     if nodes % leaves_per_rail:
         raise TopologyError(topo.source, "fabric.leaves_per_rail",
                             f"must divide nodes ({nodes}): each leaf of a rail holds as many nodes")
+    if ports_per_nic > 2:
+        raise TopologyError(topo.source, "fabric.ports_per_nic", f"must be 1 or 2 (dual-ToR), got {ports_per_nic}")
     per_leaf = nodes // leaves_per_rail
+    sides = [""] if ports_per_nic == 1 else ["a", "b"]
     for s in range(spines):
         topo.add_node(f"spine{s}", "switch")
 
-    def leaf(rail: int, run: int) -> str:
-        return f"rail{rail}" if leaves_per_rail == 1 else f"rail{rail}-{run}"
+    def leaf(rail: int, run: int, side: str) -> str:
+        return (f"rail{rail}" if leaves_per_rail == 1 else f"rail{rail}-{run}") + side
     for rail in range(gpus_per_node):
         for run in range(leaves_per_rail):
-            topo.add_node(leaf(rail, run), "switch")
-            for s in range(spines):
-                topo.add_link(leaf(rail, run), f"spine{s}")
+            for side in sides:
+                topo.add_node(leaf(rail, run, side), "switch")
+                for s in range(spines):
+                    topo.add_link(leaf(rail, run, side), f"spine{s}")
     for n in range(nodes):
-        topo.add_node(f"c{n}", "compute", gpus=gpus_per_node)
-        for rail in range(gpus_per_node):       # NIC i, in NIC order: port i is rail i's
-            topo.add_link(f"c{n}", leaf(rail, n // per_leaf))
+        topo.add_node(f"c{n}", "compute", gpus=gpus_per_node, **({"ports_per_nic": 2} if ports_per_nic == 2 else {}))
+        for rail in range(gpus_per_node):       # NIC i, in NIC order: its ports are rail i's
+            for side in sides:
+                topo.add_link(f"c{n}", leaf(rail, n // per_leaf, side))
 
 
 def dcn_plus(topo: Topology, nodes: int = 4, gpus_per_node: int = 8, nodes_per_leaf: int = 2, spines: int = 2) -> None:

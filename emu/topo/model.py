@@ -155,6 +155,11 @@ class Topology:
                 if not self.node(peer).forwards:
                     raise TopologyError(self.source, "links",
                                         f"{node.name} <-> {peer}: hosts connect to switches, not to each other")
+        for node in self.hosts():
+            if self.graph.degree(node.name) % self.ports_per_nic(node.name):
+                raise TopologyError(self.source, f"nodes.{node.name}.ports_per_nic",
+                                    f"{node.name} has {self.graph.degree(node.name)} ports, not a whole number of "
+                                    f"NICs of {self.ports_per_nic(node.name)}")
         switches = [n.name for n in self.switches()]
         planes = list(nx.connected_components(self.graph.subgraph(switches))) if switches else []
         hosts = {n.name for n in self.hosts()}
@@ -184,6 +189,13 @@ class Topology:
 
     def link(self, a: str, b: str) -> Link:
         return self.graph.edges[a, b]["link"]
+
+    def ports_per_nic(self, name: str) -> int:
+        """How many of a host's ports (in order) make one NIC: 2 where each NIC is dual-homed."""
+        return self.node(name).attrs.get("ports_per_nic") or 1
+
+    def nics(self, name: str) -> int:
+        return self.graph.degree(name) // self.ports_per_nic(name)
 
     def emulated_rate(self, link: Link) -> int:
         return max(1, int(link.rate_bps * self.scale))

@@ -29,6 +29,10 @@ from emu.model.workloads import Workload, collective_flows, hardware_use
 from emu.workloads.base import WorkloadType, register
 
 DEFAULT_CLASS = TRAFFIC_CLASS[ALGO["allreduce"]]
+# the model's flows over a collective's ring: one connection an edge for the whole call (NCCL's,
+# and the lab agents'), or each send of the ring on a connection of its own, hashed anew and in
+# turn (SimAI's ns-3 backend opens each send on a new source port)
+ECMP = ("per-connection", "per-step")
 
 
 def check(p, topology, where, fail) -> None:
@@ -56,6 +60,8 @@ def check(p, topology, where, fail) -> None:
         p["compute"] = 1.0
     elif isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
         fail(f"{where}.compute", f"must be as-written or a factor of 0 or more, got {factor!r}")
+    if p["ecmp"] not in ECMP:
+        fail(f"{where}.ecmp", f"must be one of {', '.join(ECMP)}, got {p['ecmp']!r}")
     for key in ("dilation", "node_speed"):
         if isinstance(p[key], bool) or not isinstance(p[key], (int, float)) or p[key] <= 0:
             fail(f"{where}.{key}", f"must be a positive number, got {p[key]!r}")
@@ -87,19 +93,23 @@ def model(step, p, topo, storage) -> Workload:
     steps = iteration(w)
     counts = Counter(_key(s) for s in steps if s.op != "compute")
     rounds, uses, on_fabric, took, calls = [], [], [], {}, {}
+    per_step = p["ecmp"] == "per-step"
     for key in counts:
         flows, use, seconds, call = _flows(key, w, names, per_node, scale, dilation, p["node_speed"])
         calls[key] = call
         if seconds is None:
-            rounds.append(flows)
-            uses.append(use)
-            on_fabric.append(key)
+            sends = _ring_sends(key, w, per_node) if per_step else 1
+            rounds += [[(a, b, n / sends, *rail) for a, b, n, *rail in flows]] * sends
+            uses += [use] * sends
+            on_fabric += [key] * sends
         else:
             took[key] = seconds
     costs: dict = {}
 
     def summarise(spans: list[tuple[float, float]]) -> dict:
-        took.update({k: end - start for k, (start, end) in zip(on_fabric, spans)})
+        took.update({k: 0.0 for k in on_fabric})
+        for k, (start, end) in zip(on_fabric, spans):
+            took[k] += end - start
         for key, (cost, nbytes) in calls.items():
             if cost in costs:
                 took[key] = costs[cost].seconds(took[key], nbytes, len(names))
@@ -107,7 +117,17 @@ def model(step, p, topo, storage) -> Workload:
         by_comm = {k[1:]: (counts[k], counts[k] * took[k]) for k in counts if k[0] == "comm"}
         return figures(w, it, by_comm, dilation, scale)
     return Workload(step.name, step.type, p["classes"]["dp"], step.start, rounds, round_use=uses,
-                    summarise=summarise, params={"nodes": list(names), "costs": costs})
+                    summarise=summarise, params={"nodes": list(names), "costs": costs}, rehash=per_step)
+
+
+def _ring_sends(key, w, per_node) -> int:
+    """How many sends one after another a ring of the collective makes: 2 (R-1) for an allreduce
+    over R ranks, R-1 for either half; an all-to-all's or the pipeline's sends go at once."""
+    if key[0] == "pp" or key[1] not in ("allreduce", "allgather", "reducescatter"):
+        return 1
+    g = node_groups(key[2], w.gpus, w.tp, w.pp, w.ep, per_node)
+    ranks = len(g.sets[0]) * g.members
+    return (2 if key[1] == "allreduce" else 1) * (ranks - 1)
 
 
 def _key(step) -> tuple:
@@ -159,5 +179,5 @@ def _flows(key, w, names, per_node, scale, dilation, speed) -> tuple[list, dict,
 
 register(WorkloadType("aicb", frozenset({"file", "nodes"}),
                       {"iterations": 3, "compute": "as-written", "dilation": DILATION, "classes": None,
-                       "node_speed": 1.0},
+                       "node_speed": 1.0, "ecmp": "per-connection"},
                       run, {"nodes": "compute"}, check, model))

@@ -18,6 +18,15 @@ def test_two_zone_reaches_every_address(make_lab, lab_name):
     assert result.failures == [] and result.retransmits == 0
 
 
+def test_a_dual_tor_rail_fabric_reaches_every_nic_port(make_lab, lab_name):
+    lab = make_lab(build("rail-optimized", lab_name, nodes=4, gpus_per_node=2, spines=2, leaves_per_rail=2,
+                         ports_per_nic=2))
+    result = tcp_mesh(lab.hosts())
+    addresses = 4 * 2 * 2                          # each NIC's two ports, on its rail's two ToRs
+    assert result.pairs == 4 * (addresses - 4)
+    assert result.failures == [] and result.retransmits == 0
+
+
 def carried(make_lab, name, rate) -> float:
     lab = make_lab(build("leaf-spine", name, leaves=2, spines=1, hosts_per_leaf=1, rate=rate))
     return run_flows(lab, [Flow("c0", "c1")], seconds=3)[0]["bps"]

@@ -13,7 +13,10 @@ from cluster.node import NodeParams
 from cluster.parallel import KINDS, groups, member_params, node_groups, pp_peers
 from emu.errors import EmuError
 from emu.experiments.scenario import load_scenario
-from emu.model.run import model_run
+from emu.model.paths import Fabric
+from emu.model.run import from_steps, model_run
+from emu.plan import make_plan
+from emu.topo import build
 
 DATA = Path(__file__).parents[1] / "data"
 MOE = DATA / "aicb" / "moe-8nodes.txt"
@@ -120,7 +123,8 @@ def scenario(file=str(MOE), nodes=8, **extra) -> dict:
     ({"compute": "fast"}, "workloads\\[0\\].compute: must be as-written or a factor"),
     ({"classes": {"tp": "nccl"}}, "workloads\\[0\\].classes: must map groups"),
     ({"classes": {"dp": "gold"}}, "workloads\\[0\\].classes.dp: unknown traffic class 'gold'"),
-    ({"iterations": 0}, "workloads\\[0\\].iterations: must be a positive integer")])
+    ({"iterations": 0}, "workloads\\[0\\].iterations: must be a positive integer"),
+    ({"ecmp": "per-packet"}, "workloads\\[0\\].ecmp: must be one of per-connection, per-step, got 'per-packet'")])
 def test_bad_steps_are_refused_in_one_line(change, message):
     with pytest.raises(EmuError, match=message):
         load_scenario(scenario(**change))
@@ -135,6 +139,22 @@ def test_the_model_plays_a_file(tmp_path):
     by = {(c["type"], c["group"], c["bytes"]): c for c in w["collectives"]}
     assert by[("alltoall", "ep", 524288)]["count"] == 2 and by[("allreduce", "tp", 262144)]["count"] == 3
     assert all(c["busbw"] > 0 for c in w["collectives"])
+
+
+def test_per_step_plays_each_ring_send_as_a_round_of_its_own_hashed_anew(tmp_path):
+    per_step = load_scenario(scenario(iterations=1, ecmp="per-step"))
+    (stepped,) = from_steps(per_step, per_step.topology)
+    (whole,) = from_steps(load_scenario(scenario(iterations=1)), per_step.topology)
+    assert stepped.rehash and not whole.rehash and len(stepped.rounds) > len(whole.rounds)
+    assert sum(f[2] for r in stepped.rounds for f in r) == pytest.approx(sum(f[2] for r in whole.rounds for f in r))
+    # split evenly over equal paths (no hashing), k sends of 1/k take the time of the whole
+    runs = [model_run(s, str(tmp_path / name))[0]["workloads"][0]
+            for name, s in (("steps", per_step), ("whole", load_scenario(scenario(iterations=1))))]
+    assert runs[0]["comm_s"] == pytest.approx(runs[1]["comm_s"], rel=1e-6)
+    # hashed, a send of another round may take another spine
+    topo = build("leaf-spine", "ecmp", leaves=2, spines=2, hosts_per_leaf=4, routing="ecmp")
+    fabric = Fabric(topo, make_plan(topo), hashing=3)
+    assert len({tuple(fabric.routes("c0", "c4", flow=(r, 0))[0][0]) for r in range(16)}) == 2
 
 
 def test_the_model_plays_simais_9216_gpu_example_on_fire_flyer_2(tmp_path):

@@ -76,3 +76,49 @@ def test_a_flow_over_a_rail_leaves_by_that_nic_and_hashed_flows_take_one_path_ea
     seeds = {Fabric(topo, plan, seed).routes("c0", "c3", 1, flow=7)[0][0][1] for seed in range(16)}
     assert all(len(Fabric(topo, plan, seed).routes("c0", "c3", 1, flow=7)) == 1 for seed in range(4))
     assert len(seeds) == 2                                      # one spine a flow; the seed picks which
+
+
+def test_dual_tor_gives_each_nic_a_port_on_each_of_its_rails_two_tors():
+    topo = build("rail-optimized", "ro", nodes=4, gpus_per_node=2, spines=2, leaves_per_rail=2, ports_per_nic=2)
+    assert rails(topo, "c0") == ["rail0-0a", "rail0-0b", "rail1-0a", "rail1-0b"]
+    assert rails(topo, "c3") == ["rail0-1a", "rail0-1b", "rail1-1a", "rail1-1b"]
+    assert topo.ports_per_nic("c0") == 2 and topo.nics("c0") == 2
+    assert sorted(topo.graph["spine1"]) == sorted(f"rail{r}-{j}{s}" for r in range(2) for j in range(2) for s in "ab")
+    with pytest.raises(TopologyError, match="fabric.ports_per_nic"):
+        build("rail-optimized", "ro", ports_per_nic=3)
+
+
+def test_ports_per_nic_must_pair_a_hosts_ports_into_whole_nics():
+    from emu.topo import topology_from_dict
+    doc = {"name": "odd", "nodes": {"c0": {"kind": "compute", "ports_per_nic": 2}, "c1": {"kind": "compute"},
+                                    "s0": {"kind": "switch"}, "s1": {"kind": "switch"}, "s2": {"kind": "switch"}},
+           "links": [{"endpoints": ["c0", s]} for s in ("s0", "s1", "s2")] + [{"endpoints": ["c1", "s0"]},
+                                                                                {"endpoints": ["s0", "s1"]},
+                                                                                {"endpoints": ["s1", "s2"]}]}
+    with pytest.raises(TopologyError, match=r"nodes\.c0\.ports_per_nic.*3 ports"):
+        topology_from_dict(doc)
+
+
+def test_a_dual_homed_nic_splits_a_flow_over_its_sides_or_hashes_it_onto_one():
+    from emu.model.paths import Fabric
+    topo = build("rail-optimized", "ro", nodes=4, gpus_per_node=2, spines=2, leaves_per_rail=2, ports_per_nic=2,
+                 routing="ecmp")
+    plan = make_plan(topo)
+    c0 = plan.node("c0").ports
+    even = Fabric(topo, plan)
+    ways = even.routes("c0", "c1", 1)              # same ToR pair: each side's ToR straight to the peer
+    assert sorted((even.ports[p[0]][1], even.ports[p[1]][0], s) for p, s in ways) == \
+        [(c0[2].ifname, "rail1-0a", 0.5), (c0[3].ifname, "rail1-0b", 0.5)]
+    assert all(len(path) == 2 for path, _ in ways)
+    assert sum(s for _, s in even.routes("c0", "c3", 0)) == pytest.approx(1.0)    # across runs: 2 sides x 2 spines
+    assert len(even.routes("c0", "c3", 0)) == 4
+    sides = {Fabric(topo, plan, seed).routes("c0", "c1", 1, flow=3)[0][0][0] for seed in range(16)}
+    assert sides == {even.index[("c0", c0[2].ifname)], even.index[("c0", c0[3].ifname)]}   # one side a flow
+
+
+def test_the_drawing_colours_a_dual_homed_nics_two_links_alike(tmp_path):
+    topo = build("rail-optimized", "ro", nodes=2, gpus_per_node=2, spines=1, ports_per_nic=2)
+    pos, _ = layout(topo)
+    assert [pos[leaf][1] for leaf in ("rail0a", "rail0b", "rail1a", "rail1b")] == [1.0] * 4
+    draw(topo, str(tmp_path / "dual.png"))
+    assert (tmp_path / "dual.png").stat().st_size > 10_000
