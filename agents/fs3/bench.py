@@ -5,21 +5,24 @@
 
 `incast` writes a file striped over the first N storage services (one chain each),
 then reads every chunk at once, `--rounds` times: all N services answer this one
-client together. `read` re-reads an existing file in a loop (aggregate throughput
-when many clients run it at once); `write` creates and fills such a file (with `--progress N`, a record
+client together. `read` re-reads an existing file in a loop, in batches of the whole file, or with
+`--depth N` reads always outstanding (aggregate throughput when many clients run it at once); `write` creates and fills such a file (with `--progress N`, a record
 {"acked": n} every N acknowledged chunks before its result);
 `node-read` fills every chain of one storage node and reads them back for a while (the
 validator's storage stress); `status` prints the cluster manager's view.
 """
 import argparse
 import asyncio
+import itertools
 import json
 import os
+import signal
 import sys
 import time
 
 from agents.errors import one_line_errors
 from agents.fs3.client import Client
+from agents.traffic import GO_WAIT_S
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -81,6 +84,35 @@ async def read_loop(args, client: Client) -> dict:
             "batches": batches}
 
 
+async def read_window(args, client: Client) -> dict:
+    """Re-read a file with `--depth` reads always outstanding (no batches), for `--seconds` from
+    the go (SIGUSR1 with --go-on-signal, after a {"ready": true} line): the steady state many
+    clients reach together. Each read's completion time (monotonic, one clock per machine) lets
+    the caller count what every client read in one common window."""
+    layout = await client.open(args.file)
+    if args.go_on_signal:
+        go = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
+        print(json.dumps({"ready": True}), flush=True)
+        try:
+            await asyncio.wait_for(go.wait(), GO_WAIT_S)
+        except asyncio.TimeoutError:
+            raise SystemExit(f"storage reader: no start signal within {GO_WAIT_S:g} s") from None
+    start = time.monotonic()
+    deadline, order, done = start + args.seconds, itertools.count(), []
+
+    async def reader():
+        while time.monotonic() < deadline:
+            data = await client.read_chunk(layout, next(order) % layout.chunks())
+            done.append((time.monotonic(), len(data)))
+    await asyncio.gather(*(reader() for _ in range(args.depth)))
+    total = sum(n for _, n in done)
+    return {"bytes": total, "seconds": args.seconds, "start": start, "deadline": deadline,
+            "goodput_bps": total * 8 / args.seconds, "retries": client.retries,
+            "p50_ms": 1e3 * percentile(client.latencies, 0.5), "p99_ms": 1e3 * percentile(client.latencies, 0.99),
+            "done": [[round(t, 4), n] for t, n in done]}
+
+
 async def node_read(args, client: Client) -> dict:
     """The validator's storage stress: fill every chain of storage node `--node` (a file each),
     then read them all back at once, again and again, for `--seconds`."""
@@ -111,7 +143,8 @@ async def run(args) -> dict:
                                     rts_limit=args.rts_limit, max_inflight=args.max_inflight,
                                     per_server=args.per_server).start()
     try:
-        return await {"incast": incast, "write": write_file, "read": read_loop, "node-read": node_read,
+        read = read_window if args.depth else read_loop
+        return await {"incast": incast, "write": write_file, "read": read, "node-read": node_read,
                       "status": manager_status}[args.mode](args, client)
     finally:
         client.close()
@@ -132,6 +165,10 @@ def main(argv=None) -> int:
     p.add_argument("--progress", type=int, default=0,
                    help="write: print {\"acked\": N} every N acknowledged chunks, before the result")
     p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--depth", type=int, default=0,
+                   help="read: keep this many reads outstanding instead of reading the file in batches")
+    p.add_argument("--go-on-signal", action="store_true",
+                   help="read --depth: say ready once connected, then start on SIGUSR1 (every client at once)")
     p.add_argument("--rts", choices=["on", "off"], default="on")
     p.add_argument("--rts-limit", type=int, default=64)
     p.add_argument("--max-inflight", type=int, default=256)

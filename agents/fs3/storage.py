@@ -25,6 +25,7 @@ serves reads and reports itself synced.
 import argparse
 import asyncio
 import json
+import socket
 import sys
 import time
 import zlib
@@ -66,8 +67,8 @@ class Entry:
 class StorageService:
     def __init__(self, node: int, table: ChainTable, peers: dict[int, tuple[str, int]], manager: tuple[str, int],
                  tos: int = 0, cc: str | None = None, timeout: float = 60.0, heartbeat: float = 0.5,
-                 recover: bool = False, ssds: int = 16, ssd_bps: float | None = None):
-        self.node, self.timeout, self.heartbeat = node, timeout, heartbeat
+                 recover: bool = False, ssds: int = 16, ssd_bps: float | None = None, reply_tos: int | None = None):
+        self.node, self.timeout, self.heartbeat, self.reply_tos = node, timeout, heartbeat, reply_tos
         self.routing = Routing.initial(table)
         self.my_chains = {c: t for c, chain in enumerate(table.chains) for t in chain if table.node_of(t) == node}
         # chunks are spread over the node's SSDs by their key; without a rate, SSDs take no time
@@ -146,6 +147,8 @@ class StorageService:
         return True
 
     async def handle(self, reader, writer) -> None:
+        if self.reply_tos is not None:     # an experiment: replies in another class than their requests
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_IP, socket.IP_TOS, self.reply_tos)
         self.connections.add(writer)
         try:
             while not self.crashed:
@@ -281,7 +284,7 @@ async def serve(args) -> None:
     table = ChainTable.from_dict(json.loads(args.table))
     peers = dict(enumerate(endpoints(args.peers)))
     service = StorageService(args.node, table, peers, endpoints(args.mgmtd)[0], args.tos, args.cc, args.timeout,
-                             args.heartbeat, args.recover, args.ssds, args.ssd_bps)
+                             args.heartbeat, args.recover, args.ssds, args.ssd_bps, args.reply_tos)
     server = await wire.serve(service.handle, peers[args.node][1], args.tos, args.cc)
     service.start()
     print(json.dumps({"ready": True, "port": peers[args.node][1], "node": args.node, "targets": len(service.my_chains)}),
@@ -301,6 +304,8 @@ def main(argv=None) -> int:
     p.add_argument("--ssd-bps", type=float, default=None, help="bytes/s of one SSD, scaled (default: no SSD model)")
     p.add_argument("--recover", action="store_true", help="restarted: sync every target before serving its reads")
     p.add_argument("--tos", type=int, default=0)
+    p.add_argument("--reply-tos", type=int, default=None,
+                   help="TOS of what the service sends back (default: its requests' class, as 3FS's replies)")
     p.add_argument("--cc", default=None)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a successor may take to answer")
     try:

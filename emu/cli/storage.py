@@ -28,9 +28,12 @@ def storage():
 @click.option("--chunks-per-sender", default=8, show_default=True)
 @click.option("--rounds", default=3, show_default=True, help="reads of the whole file")
 @click.option("--cc", help="TCP congestion control (default: the kernel's)")
+@click.option("--dilation", default=1.0, show_default=True,
+              help="run the lab's links this many times slower for the reads, so the agents' own cost weighs less")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list of rows")
 @click.option("--plot", help="also draw goodput share and p99 latency to this PNG (every --rts on shared axes)")
-def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, as_json, plot):
+def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_sender, rounds, cc, dilation, as_json,
+               plot):
     """One client reads a file striped over N storage services (3FS client-side incast)."""
     from emu.experiments.storage import incast, sender_counts
     from emu.report.output import check_output
@@ -50,7 +53,7 @@ def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_
         for mode in modes:
             step.describe(f"incast into {client}, {label[mode]}")
             runs[label[mode]] = incast(target, client, counts, mode == "on", rts_limit, chunk_size, chunks_per_sender,
-                                       rounds, cc, on_row=step.row(incast_line, as_json))
+                                       rounds, cc, on_row=step.row(incast_line, as_json), dilation=dilation)
             rows += runs[label[mode]]
     if plot:
         from emu.report.plots import incast_plot
@@ -71,9 +74,13 @@ def incast_cmd(lab_opt, client, senders, rts, rts_limit, chunk_size, chunks_per_
 @click.option("--replicas", default=1, show_default=True, help="chain length")
 @click.option("--rts", type=click.Choice(["on", "off"]), default="on", show_default=True)
 @click.option("--rts-limit", default=4, show_default=True, help="transmissions each client grants at once")
+@click.option("--depth", default=32, show_default=True,
+              help="reads each client keeps outstanding (0: each reads the whole file in batches)")
+@click.option("--dilation", default=1.0, show_default=True,
+              help="run the lab's links this many times slower for the bench, so the agents' own cost weighs less")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--plot", help="also draw each client's read throughput against its NIC and its fair share to this PNG")
-def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_json, plot):
+def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, depth, dilation, as_json, plot):
     """Aggregate read throughput of all clients against all storage nodes, as a share of their NICs."""
     from emu.experiments.storage import storage_bench
     from emu.report.output import check_output
@@ -84,7 +91,7 @@ def storage_bench_cmd(lab_opt, clients, seconds, replicas, rts, rts_limit, as_js
         check_output(plot)
     with target.flow_control(), work_progress(f"storage bench: reading for {seconds:g} s", None, quiet=as_json):
         r = storage_bench(target, [c.strip() for c in clients.split(",")] if clients else None, seconds, replicas,
-                          rts == "on", rts_limit)
+                          rts == "on", rts_limit, depth=depth, dilation=dilation)
     if plot:
         from emu.report.plots import storage_bench_plot
         storage_bench_plot(r, plot, f"storage bench on {target.name} (scale {target.plan.scale:g}, "

@@ -11,12 +11,15 @@ import threading
 
 from cluster.node import SSD_BPS
 from emu.errors import EmuError
+from emu.experiments.dilation import dilated
 from emu.launch import command, peer_timeout
-from emu.metrics.counters import queue_drops
+from emu.metrics.counters import fabric_drops, queue_drops
+from emu.metrics.cpu import cpu_shares, cpu_times
 from emu.report.project import project, to_real
 from emu.plan.routing import port_towards
 
 META_PORT, MGMTD_PORT, STORAGE_PORT = 8000, 8001, 8100
+DEPTH = 32          # reads a client keeps outstanding in the aggregate bench (3FS's per-server limit)
 # 3FS beats every 10 s and declares a node failed after 60 s; the lab keeps the ratio, 20x faster.
 HEARTBEAT, FAIL_AFTER = 0.5, 3.0
 
@@ -24,9 +27,13 @@ HEARTBEAT, FAIL_AFTER = 0.5, 3.0
 class StorageCluster:
     def __init__(self, lab, nodes: list[str] | None = None, replicas: int = 1, targets_per_node: int | None = None,
                  cc: str | None = None, chunk_size: int = 256 * 1024, timeout_base: float | None = None,
-                 port_offset: int = 0, heartbeat: float = HEARTBEAT, fail_after: float = FAIL_AFTER):
+                 port_offset: int = 0, heartbeat: float = HEARTBEAT, fail_after: float = FAIL_AFTER,
+                 dilation: float = 1.0, reply_class: str | None = None):
         from cluster.chains import build_chain_table
         self.lab, self.cc, self.heartbeat, self.fail_after = lab, cc, heartbeat, fail_after
+        self.scale = lab.plan.scale / dilation      # hardware runs as slow as the dilated links (emu.experiments.dilation)
+        # an experiment: the services' replies in another class than `storage` (as before the marking fix)
+        self.reply_args = ["--reply-tos", str(lab.tos(reply_class))] if reply_class else []
         self.meta_port, self.storage_port = META_PORT + port_offset, STORAGE_PORT + port_offset
         self.mgmtd_port = MGMTD_PORT + port_offset
         # a reply may queue behind a server's other in-flight requests (32 per client, fs3.client)
@@ -78,14 +85,16 @@ class StorageCluster:
         peers = ",".join(f"{self.lab.node(n).addr}:{self.storage_port}" for n in self.nodes)
         argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
         ssds = self.lab.topology.node(self.nodes[i]).attrs["ssds"]
-        argv += ["--ssds", str(ssds), "--ssd-bps", repr(SSD_BPS * self.lab.plan.scale)]
-        argv += self.beat_args(self.nodes[i]) + self.class_args() + self.timeout_args()
+        argv += ["--ssds", str(ssds), "--ssd-bps", repr(SSD_BPS * self.scale)]
+        argv += self.beat_args(self.nodes[i]) + self.class_args() + self.timeout_args() + self.reply_args
         return self.agents.start(self.nodes[i], argv + (["--recover"] if recover else []), ready=True)
 
-    def start_client(self, client: str, args: list[str], module: str = "fs3.bench") -> subprocess.Popen:
-        """Start a storage client program (agents.<module> with `args`) in `client`, pointed at this cluster."""
+    def start_client(self, client: str, args: list[str], module: str = "fs3.bench",
+                     ready: bool = False) -> subprocess.Popen:
+        """Start a storage client program (agents.<module> with `args`) in `client`, pointed at this
+        cluster; with `ready`, once it says it is ready."""
         argv = command(module) + args + self.client_args(client)
-        return self.agents.start(client, argv + self.class_args() + self.timeout_args())
+        return self.agents.start(client, argv + self.class_args() + self.timeout_args(), ready=ready)
 
     def class_args(self) -> list[str]:
         """Every storage agent's sockets, both ends, carry the `storage` class."""
@@ -157,16 +166,17 @@ def sender_counts(lab, senders: list[int] | None) -> list[int]:
 
 def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: int = 1, chunk_size: int = 64 * 1024,
            chunks_per_sender: int = 8, rounds: int = 3, cc: str | None = None, on_row=None,
-           timeout_base: float | None = None, port_offset: int = 0) -> list[dict]:
+           timeout_base: float | None = None, port_offset: int = 0, dilation: float = 1.0) -> list[dict]:
     storage = [n.name for n in lab.nodes("storage")]
     senders = sender_counts(lab, senders)
     if lab.node(client).forwards:
         raise EmuError(f"{client} is a switch, not a client host")
     switch, dev = last_hop(lab, client)
-    rate = lab.plan.node(client).port_to(switch).rate_bps
     rows = []
-    with StorageCluster(lab, storage, targets_per_node=1, cc=cc, chunk_size=chunk_size,      # one chain per service
-                        timeout_base=timeout_base, port_offset=port_offset) as cluster:
+    with dilated(lab, dilation) as scale, \
+            StorageCluster(lab, storage, targets_per_node=1, cc=cc, chunk_size=chunk_size,      # one chain a service
+                           timeout_base=timeout_base, port_offset=port_offset, dilation=dilation) as cluster:
+        rate = lab.plan.node(client).port_to(switch).rate_bps
         for n in senders:
             before = queue_drops(lab, switch, dev)
             r = cluster.run_client(client, ["incast",
@@ -175,10 +185,10 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
                 "--rounds", str(rounds)])
             # drops counted over the whole run, writes included; writes flow away from the client
             drops = queue_drops(lab, switch, dev) - before
-            rows.append({"senders": n, "rts": rts, "rts_limit": rts_limit, "goodput_bps": r["goodput_bps"],
-                         "proj_goodput_bps": to_real(r["goodput_bps"], lab.plan.scale),
-                         "share": r["goodput_bps"] / rate, "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
-                         "drops": drops, "max_transmitting": r["max_transmitting"]})
+            rows.append({"senders": n, "rts": rts, "rts_limit": rts_limit, "dilation": dilation,
+                         "goodput_bps": r["goodput_bps"], "proj_goodput_bps": to_real(r["goodput_bps"], scale),
+                         "share": r["goodput_bps"] / rate, "p50_ms": r["p50_ms"] / dilation,
+                         "p99_ms": r["p99_ms"] / dilation, "drops": drops, "max_transmitting": r["max_transmitting"]})
             if on_row:
                 on_row(rows[-1])
     return rows
@@ -186,28 +196,66 @@ def incast(lab, client: str, senders: list[int] | None, rts: bool, rts_limit: in
 
 def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, replicas: int = 1,
                   rts: bool = True, rts_limit: int = 4, chunk_size: int = 64 * 1024, cc: str | None = None,
-                  timeout_base: float | None = None) -> dict:
+                  timeout_base: float | None = None, depth: int = DEPTH, dilation: float = 1.0,
+                  reply_class: str | None = None) -> dict:
     """Every client reads a file striped over every chain, all at once: aggregate read throughput
-    against the storage nodes' NIC capacity (the paper: 8 of 9 TB/s)."""
-    topo = lab.topology
+    against the storage nodes' NIC capacity (the paper: 8 of 9 TB/s). With `depth`, each client
+    keeps that many reads outstanding, all start on one signal, and the aggregate is what they
+    read in one common window after a warm-up; with depth 0, each reads the file in batches.
+    `dilation`: the lab's links that many times slower for the run (emu.experiments.dilation);
+    rates are the dilated lab's, the projection the real system's. `reply_class`: the services'
+    replies in that class instead of `storage` (an experiment)."""
     clients = clients or [n.name for n in lab.nodes("compute")]
     storage = [n.name for n in lab.nodes("storage")]
-    capacity = sum(lab.plan.nic_bps(s) for s in storage)
-    client_capacity = sum(lab.plan.nic_bps(c) for c in clients)
-    with StorageCluster(lab, storage, replicas=replicas, cc=cc, chunk_size=chunk_size,
-                        timeout_base=timeout_base) as cluster:
+    read = ["read", "--file", "bench", "--seconds", str(seconds), "--rts", "on" if rts else "off",
+            "--rts-limit", str(rts_limit)] + (["--depth", str(depth), "--go-on-signal"] if depth else [])
+    with dilated(lab, dilation) as scale, \
+            StorageCluster(lab, storage, replicas=replicas, cc=cc, chunk_size=chunk_size, timeout_base=timeout_base,
+                           dilation=dilation, reply_class=reply_class) as cluster:
+        capacity = sum(lab.plan.nic_bps(s) for s in storage)
+        client_capacity = sum(lab.plan.nic_bps(c) for c in clients)
         chains = len(cluster.table.chains)
         cluster.run_client(clients[0], ["write", "--file", "bench", "--chunks", str(4 * chains),
                                          "--stripe", str(chains), "--chunk-size", str(chunk_size)])
-        procs = [(c, cluster.start_client(c, ["read", "--file", "bench", "--seconds", str(seconds),
-                                              "--rts", "on" if rts else "off", "--rts-limit", str(rts_limit)]))
-                 for c in clients]
+        procs = [(c, cluster.start_client(c, read, ready=bool(depth))) for c in clients]
+        before = cpu_times(), fabric_drops(lab), retransmits(lab, clients + storage)
+        if depth:
+            cluster.agents.interrupt([p for _, p in procs])
         results = {c: cluster.result(c, p) for c, p in procs}
+        cpu = cpu_shares(before[0], cpu_times())
+        drops, resent = fabric_drops(lab) - before[1], retransmits(lab, clients + storage) - before[2]
+    if depth:
+        window = common_window(results.values(), seconds)
+        for r in results.values():
+            r["goodput_bps"] = window_bytes(r, window) * 8 / (window[1] - window[0])
     aggregate = sum(r["goodput_bps"] for r in results.values())
-    return {"clients": len(clients), "storage_nodes": len(storage), "replicas": replicas,
-            "aggregate_bps": aggregate, "proj_aggregate_bps": to_real(aggregate, topo.scale),
+    return {"clients": len(clients), "storage_nodes": len(storage), "replicas": replicas, "depth": depth,
+            "dilation": dilation, "aggregate_bps": aggregate, "proj_aggregate_bps": to_real(aggregate, scale),
             "storage_capacity_bps": capacity, "client_capacity_bps": client_capacity,
-            "share": aggregate / capacity, "per_client": results}
+            "nic_share": aggregate / capacity, "cpu_busy": cpu["busy"], "cpu_user": cpu["user"],
+            "cpu_kernel": cpu["kernel"], "drops": drops, "retransmits": resent, "per_client": results}
+
+
+def retransmits(lab, hosts: list[str]) -> int:
+    """TCP segments the hosts have sent again so far."""
+    return sum(lab.node(h).tcp_retransmits() for h in hosts)
+
+
+def common_window(results, seconds: float) -> tuple[float, float]:
+    """The interval every windowed reader was reading in, less a warm-up (connections opening,
+    TCP's first round trips): from the last start plus a fifth of the run (at most 1 s) to the
+    first deadline."""
+    start = max(r["start"] for r in results) + min(1.0, seconds / 5)
+    end = min(r["deadline"] for r in results)
+    if end <= start:
+        raise EmuError(f"the readers' starts spread over more than {seconds:g} s less the warm-up: "
+                       f"no common window to measure (read for longer)")
+    return start, end
+
+
+def window_bytes(result: dict, window: tuple[float, float]) -> int:
+    """Bytes of the reads a windowed reader completed inside `window`."""
+    return sum(n for t, n in result["done"] if window[0] <= t <= window[1])
 
 
 def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float = 1.0, replicas: int = 1,

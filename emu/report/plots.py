@@ -58,7 +58,7 @@ def storage_bench_plot(result: dict, out: str, title: str) -> None:
     ax.set_xticks(range(len(clients)), clients, rotation=90 if len(clients) > 12 else 0, fontsize=8)
     ax.set(ylabel="Mbit/s (emulated)", ylim=(0, 1.15 * max(nic, fair, *(result["per_client"][c]["goodput_bps"] / 1e6
                                                                        for c in clients))))
-    ax.set_title(f"{title}\naggregate {result['aggregate_bps'] / 1e6:.0f} Mbit/s = {result['share']:.0%} of the "
+    ax.set_title(f"{title}\naggregate {result['aggregate_bps'] / 1e6:.0f} Mbit/s = {result['nic_share']:.0%} of the "
                  f"storage NICs", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="lower right")

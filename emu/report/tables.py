@@ -137,7 +137,7 @@ def incast_table(rows: list[dict], title: str) -> Table:
 
 def storage_bench_line(r: dict) -> str:
     return (f"{r['clients']} clients read from {r['storage_nodes']} storage nodes ({r['replicas']} replica(s)): "
-            f"{format_rate(r['aggregate_bps'])} = {r['share']:.0%} of the storage NICs' "
+            f"{format_rate(r['aggregate_bps'])} = {r['nic_share']:.0%} of the storage NICs' "
             f"{format_rate(r['storage_capacity_bps'])} (real scale {format_rate(r['proj_aggregate_bps'])}); "
             f"the paper: 8 of 9 TB/s (89%)")
 

@@ -243,3 +243,24 @@ def test_files_on_the_same_chains_keep_their_own_chunks():
         client.close()
         await cluster.stop()
     run(main())
+
+
+def test_the_aggregate_is_what_every_reader_read_in_the_window_they_all_read_in():
+    from emu.errors import EmuError
+    from emu.experiments.storage import common_window, window_bytes
+    a = {"start": 10.0, "deadline": 15.0, "done": [[10.5, 100], [11.5, 100], [14.0, 100], [15.5, 100]]}
+    b = {"start": 10.5, "deadline": 15.5, "done": [[11.0, 50], [12.0, 50], [15.2, 50]]}
+    window = common_window([a, b], 5.0)
+    assert window == (11.5, 15.0)           # the last start plus a fifth of the run (1 s), to the first deadline
+    assert window_bytes(a, window) == 200 and window_bytes(b, window) == 50
+    with pytest.raises(EmuError, match="no common window"):
+        common_window([a, {**b, "start": 14.5, "deadline": 19.5}], 5.0)
+
+
+def test_dilation_below_one_is_refused_before_the_lab_is_touched():
+    from emu.errors import EmuError
+    from emu.experiments.dilation import dilated
+    for bad in (0.5, 0, True, "4"):
+        with pytest.raises(EmuError, match="--dilation must be a number of at least 1"):
+            with dilated(None, bad):
+                pass
