@@ -260,21 +260,24 @@ def window_bytes(result: dict, window: tuple[float, float]) -> int:
 
 def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float = 1.0, replicas: int = 1,
                chunk_size: int = 256 * 1024, timeout_base: float | None = None,
-               cluster: StorageCluster | None = None) -> dict:
+               cluster: StorageCluster | None = None, dilation: float = 1.0) -> dict:
     """Save a compute node's GPU state to the lab's storage `saves` times, then load and verify it
-    (through `cluster` if one runs already, else through one of its own)."""
+    (through `cluster` if one runs already, else through one of its own, on links `dilation`
+    times slower)."""
     if lab.node(node).kind != "compute":
         raise EmuError(f"{node} is a {lab.node(node).kind} node; checkpoints are taken on compute nodes")
     if cluster is None:
-        with StorageCluster(lab, replicas=replicas, chunk_size=chunk_size, timeout_base=timeout_base) as own:
+        with dilated(lab, dilation), StorageCluster(lab, replicas=replicas, chunk_size=chunk_size,
+                                                    timeout_base=timeout_base, dilation=dilation) as own:
             return checkpoint(lab, node, state_bytes, saves, period, replicas, chunk_size, cluster=own)
     topo = lab.topology
     proc = cluster.start_client(node, [
         "--gpus", str(topo.node(node).attrs["gpus"]), "--state-bytes", str(state_bytes),
-        "--scale", repr(topo.scale), "--saves", str(saves), "--period", str(period),
+        "--scale", repr(cluster.scale), "--saves", str(saves), "--period", str(period),
         "--chunk-size", str(chunk_size), "--stripe", str(len(cluster.table.chains)), "--tag", lab.name],
         module="checkpoint")
     r = cluster.result(node, proc)
     for step in r["saves"] + [r["load"]]:
-        project(step, topo.scale, "bps")
+        project(step, cluster.scale, "bps")
+        step["proj_seconds"] = step["seconds"] * cluster.scale / topo.scale     # the real system's time
     return r

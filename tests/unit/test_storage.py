@@ -264,3 +264,32 @@ def test_dilation_below_one_is_refused_before_the_lab_is_touched():
         with pytest.raises(EmuError, match="--dilation must be a number of at least 1"):
             with dilated(None, bad):
                 pass
+
+
+class _Lab:
+    """What dilated() touches of a lab: its links, their rates, and set_link_rate."""
+
+    def __init__(self):
+        from contextlib import nullcontext
+        from types import SimpleNamespace as NS
+        self.rates = {("c0", "s0"): 200_000_000, ("s0", "st0"): 400_000_000}
+        self.topology = NS(links=lambda: [NS(a=a, b=b) for a, b in self.rates])
+        self.plan = NS(scale=0.001, node=lambda a: NS(port_to=lambda b: NS(rate_bps=self.rates[a, b])))
+        self.batch = nullcontext
+
+    def set_link_rate(self, a, b, rate):
+        self.rates[a, b] = rate
+
+
+def test_a_dilated_lab_stands_at_scale_over_d_and_gets_its_rates_back_even_on_failure():
+    from emu.experiments.dilation import dilated
+    from emu.report.project import to_real
+    lab = _Lab()
+    with pytest.raises(RuntimeError):
+        with dilated(lab, 4) as scale:
+            assert scale == pytest.approx(0.00025)
+            assert lab.rates == {("c0", "s0"): 50_000_000, ("s0", "st0"): 100_000_000}
+            # 40 Mbit/s measured on links 4x slower is 160 Gbit/s of the real system, as 160 Mbit/s undilated
+            assert to_real(40e6, scale) == pytest.approx(to_real(160e6, lab.plan.scale))
+            raise RuntimeError("the experiment failed")
+    assert lab.rates == {("c0", "s0"): 200_000_000, ("s0", "st0"): 400_000_000}
