@@ -39,7 +39,7 @@ def test_result_plots_start_at_zero(tmp_path, bottoms):
                        out.replace("p.", "s."), "scaling")
     plots.storage_bench_plot({"per_client": {"c0": {"goodput_bps": 9e7}, "c1": {"goodput_bps": 8.9e7}},
                               "client_capacity_bps": 2e8, "storage_capacity_bps": 1.8e8, "aggregate_bps": 1.79e8,
-                              "share": 0.99}, out.replace("p.", "b."), "storage")
+                              "nic_share": 0.99}, out.replace("p.", "b."), "storage")
     study_plot("routing", [{"routing": r, "flow_control": f, "victims_hurt": 2, "paused_links": 1,
                             "victim_slowdown": 1.5, "uplink_imbalance": 1.1}
                            for r in ("static", "ecmp") for f in ("lossy", "lossless")], tmp_path / "st.png")
