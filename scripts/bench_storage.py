@@ -17,7 +17,12 @@ NIC against 180 of two: 3.5 to 1) as 14 clients against 2 dual-homed storage nod
 request-to-send off, at 3FS's default limit (64) and at the limit scaled to this lab (the
 client's last-hop buffer over a chunk: 128 KiB / 64 KiB = 2 transmissions at once).
 
-Run as root:  python scripts/bench_storage.py [--parts incast,aggregate,paper] [--markdown docs/results/storage.md]
+Depth: the two-zone lab at the paper-shaped run's dilation with 16 to 128 reads outstanding a
+client, what a read's round trips (request, SSD, grant) cost when too few are in flight.
+
+Run as root:  python scripts/bench_storage.py [--parts incast,aggregate,paper,checkpoint,reply-class]
+                  [--markdown docs/results/storage.md]
+              python scripts/bench_storage.py --parts depth --markdown docs/results/storage-depth.md
 """
 import argparse
 
@@ -91,6 +96,17 @@ def paper_part(bench: Bench, args) -> None:
             table.add(**aggregate_row(r, "32 outstanding", rts, limit))
 
 
+def depth_part(bench: Bench, args) -> None:
+    topo = build("two-zone", "depth", leaves=2, spines=2, hosts_per_leaf=4, storage=4, interzone_links=1,
+                 scale=args.scale)
+    table = bench.table(f"Reads outstanding a client, dilation {args.dilation:g}, request-to-send limit 4: "
+                        f"{topo.summary()}", [Column("depth", "reads outstanding"), *AGGREGATE[3:]])
+    with Lab.up(topo) as lab:
+        for depth in (16, 32, 64, 128):
+            r = storage_bench(lab, seconds=args.seconds, rts=True, rts_limit=4, depth=depth, dilation=args.dilation)
+            table.add(depth=depth, **aggregate_row(r, "-", True, 4))
+
+
 def checkpoint_part(bench: Bench, args) -> None:
     topo = build("two-zone", "ckpt", leaves=1, spines=1, hosts_per_leaf=7, storage=2, scale=args.scale)
     state = round(2**30 * args.scale)       # a GPU's state in the lab: 1 GiB of the real system's
@@ -140,7 +156,7 @@ def main():
     args = ap.parse_args()
     bench = Bench(args)
     parts = {"incast": incast_part, "aggregate": aggregate_part, "paper": paper_part, "checkpoint": checkpoint_part,
-             "reply-class": reply_class_part}
+             "reply-class": reply_class_part, "depth": depth_part}
     for part in args.parts.split(","):
         if part not in parts:
             raise SystemExit(f"--parts: unknown part {part!r} (one of {', '.join(parts)})")
