@@ -87,8 +87,8 @@ async def read_loop(args, client: Client) -> dict:
 async def read_window(args, client: Client) -> dict:
     """Re-read a file with `--depth` reads always outstanding (no batches), for `--seconds` from
     the go (SIGUSR1 with --go-on-signal, after a {"ready": true} line): the steady state many
-    clients reach together. Each read's completion time (monotonic, one clock per machine) lets
-    the caller count what every client read in one common window."""
+    clients reach together. Each read's issue and completion times (monotonic, one clock per
+    machine) let the caller count what every client read in one common window."""
     layout = await client.open(args.file)
     if args.go_on_signal:
         go = asyncio.Event()
@@ -102,15 +102,15 @@ async def read_window(args, client: Client) -> dict:
     deadline, order, done = start + args.seconds, itertools.count(), []
 
     async def reader():
-        while time.monotonic() < deadline:
+        while (issued := time.monotonic()) < deadline:
             data = await client.read_chunk(layout, next(order) % layout.chunks())
-            done.append((time.monotonic(), len(data)))
+            done.append((issued, time.monotonic(), len(data)))
     await asyncio.gather(*(reader() for _ in range(args.depth)))
-    total = sum(n for _, n in done)
+    total = sum(n for _, _, n in done)
     return {"bytes": total, "seconds": args.seconds, "start": start, "deadline": deadline,
             "goodput_bps": total * 8 / args.seconds, "retries": client.retries,
             "p50_ms": 1e3 * percentile(client.latencies, 0.5), "p99_ms": 1e3 * percentile(client.latencies, 0.99),
-            "done": [[round(t, 4), n] for t, n in done]}
+            "reads": [[round(a, 4), round(b, 4), n] for a, b, n in done]}
 
 
 async def node_read(args, client: Client) -> dict:

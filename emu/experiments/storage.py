@@ -8,12 +8,13 @@ traffic class `storage`); clients reach a dual-homed storage node on the NIC nea
 import json
 import subprocess
 import threading
+import time
 
 from cluster.node import SSD_BPS
 from emu.errors import EmuError
 from emu.experiments.dilation import dilated
 from emu.launch import command, peer_timeout
-from emu.metrics.counters import fabric_drops, queue_drops
+from emu.metrics.counters import fabric_drops, interface_counters, queue_drops
 from emu.metrics.cpu import cpu_shares, cpu_times
 from emu.report.project import project, to_real
 from emu.plan.routing import port_towards
@@ -219,21 +220,59 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
                                          "--stripe", str(chains), "--chunk-size", str(chunk_size)])
         procs = [(c, cluster.start_client(c, read, ready=bool(depth))) for c in clients]
         before = cpu_times(), fabric_drops(lab), retransmits(lab, clients + storage)
-        if depth:
-            cluster.agents.interrupt([p for _, p in procs])
-        results = {c: cluster.result(c, p) for c, p in procs}
+        with WireSampler(lab, storage) as wire:
+            if depth:
+                cluster.agents.interrupt([p for _, p in procs])
+            results = {c: cluster.result(c, p) for c, p in procs}
         cpu = cpu_shares(before[0], cpu_times())
         drops, resent = fabric_drops(lab) - before[1], retransmits(lab, clients + storage) - before[2]
+    wire_share = None
     if depth:
         window = common_window(results.values(), seconds)
         for r in results.values():
-            r["goodput_bps"] = window_bytes(r, window) * 8 / (window[1] - window[0])
+            r["goodput_bps"] = window_rate(r, window) * 8
+        wire_share = wire.bps(window) / capacity
     aggregate = sum(r["goodput_bps"] for r in results.values())
     return {"clients": len(clients), "storage_nodes": len(storage), "replicas": replicas, "depth": depth,
             "dilation": dilation, "aggregate_bps": aggregate, "proj_aggregate_bps": to_real(aggregate, scale),
             "storage_capacity_bps": capacity, "client_capacity_bps": client_capacity,
-            "nic_share": aggregate / capacity, "cpu_busy": cpu["busy"], "cpu_user": cpu["user"],
+            "nic_share": aggregate / capacity, "wire_share": wire_share, "cpu_busy": cpu["busy"], "cpu_user": cpu["user"],
             "cpu_kernel": cpu["kernel"], "drops": drops, "retransmits": resent, "per_client": results}
+
+
+class WireSampler:
+    """What the storage nodes' NICs send, summed, read every `period` on a thread of its own while
+    a bench runs: the wire's own count of a window, headers and all, beside the readers'."""
+
+    def __init__(self, lab, nodes: list[str], period: float = 0.25):
+        self.lab, self.nodes, self.period = lab, nodes, period
+        self.samples: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            counters = interface_counters(self.lab, self.nodes)
+            sent = sum(c["tx_bytes"] for n in self.nodes for ifname, c in counters[n].items() if ifname != "lo")
+            self.samples.append((time.monotonic(), sent))
+            if self.stop.wait(self.period):
+                return
+
+    def bps(self, window: tuple[float, float]) -> float:
+        """Bits per second sent between the first and the last reading inside `window`."""
+        inside = [s for s in self.samples if window[0] <= s[0] <= window[1]]
+        if len(inside) < 2:
+            raise EmuError("the wire was read fewer than twice in the common window: read for longer")
+        (t0, x0), (t1, x1) = inside[0], inside[-1]
+        return (x1 - x0) * 8 / (t1 - t0)
+
+    def __enter__(self) -> "WireSampler":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def retransmits(lab, hosts: list[str]) -> int:
@@ -242,20 +281,29 @@ def retransmits(lab, hosts: list[str]) -> int:
 
 
 def common_window(results, seconds: float) -> tuple[float, float]:
-    """The interval every windowed reader was reading in, less a warm-up (connections opening,
-    TCP's first round trips): from the last start plus a fifth of the run (at most 1 s) to the
-    first deadline."""
-    start = max(r["start"] for r in results) + min(1.0, seconds / 5)
+    """The interval every windowed reader was reading in, after a warm-up (connections opening,
+    the first reads all issued at once): from the last start plus a fifth of the run (at most
+    1 s) or a read's median life, whichever is longer, to the first deadline. A window shorter
+    than three reads' lives would weigh the edges too much: refused."""
+    lives = sorted(done - issued for r in results for issued, done, _ in r["reads"])
+    life = lives[len(lives) // 2] if lives else 0.0
+    start = max(r["start"] for r in results) + max(min(1.0, seconds / 5), life)
     end = min(r["deadline"] for r in results)
-    if end <= start:
-        raise EmuError(f"the readers' starts spread over more than {seconds:g} s less the warm-up: "
-                       f"no common window to measure (read for longer)")
+    if end - start < 3 * life or end <= start:
+        raise EmuError(f"a read takes {life:.2f} s (median) and the readers share only {max(0.0, end - start):.2f} s "
+                       f"after the warm-up: read for longer than {seconds:g} s (the window needs three reads' lives)")
     return start, end
 
 
-def window_bytes(result: dict, window: tuple[float, float]) -> int:
-    """Bytes of the reads a windowed reader completed inside `window`."""
-    return sum(n for t, n in result["done"] if window[0] <= t <= window[1])
+def window_rate(result: dict, window: tuple[float, float]) -> float:
+    """Bytes per second a windowed reader read inside `window`, from completion to completion:
+    the bytes of the reads completed after its first completion in the window, up to its last,
+    over the time between the two. A client's reads progress together and may complete in
+    bunches; counting from one completion to another keeps whole bunches in or out."""
+    inside = sorted((done, n) for _, done, n in result["reads"] if window[0] <= done <= window[1])
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        raise EmuError("a reader completed fewer than two reads in the common window: read for longer")
+    return sum(n for _, n in inside[1:]) / (inside[-1][0] - inside[0][0])
 
 
 def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float = 1.0, replicas: int = 1,

@@ -85,14 +85,17 @@ def test_the_replies_ride_the_class_they_are_given_on_the_wire(make_lab, lab_nam
 
 
 def test_dilation_projects_the_same_throughput_and_gives_the_links_back(make_lab, lab_name):
-    """Where Python is not the bound (4 clients at 20 Mbit/s), reads on links 4x slower project to
-    the same real throughput; every chunk is checksummed by its reader either way."""
-    lab = make_lab(build("two-zone", lab_name, leaves=1, spines=1, hosts_per_leaf=2, storage=2, scale=0.0001))
+    """Where Python is not the bound (4 clients at 60 Mbit/s; measured: 88-89% of the storage NICs
+    undilated, 90-93% dilated), reads on links 4x slower project to the same real throughput;
+    every chunk is checksummed by its reader either way."""
+    lab = make_lab(build("two-zone", lab_name, leaves=1, spines=1, hosts_per_leaf=2, storage=2, scale=0.0003))
     planned = {(link.a, link.b): lab.plan.node(link.a).port_to(link.b).rate_bps for link in lab.topology.links()}
-    plain, slow = (storage_bench(lab, seconds=4, dilation=d) for d in (1, 4))
+    plain, slow = (storage_bench(lab, seconds=8, dilation=d) for d in (1, 4))
     assert slow["storage_capacity_bps"] == pytest.approx(plain["storage_capacity_bps"] / 4, rel=0.01)
     assert slow["proj_aggregate_bps"] == pytest.approx(plain["proj_aggregate_bps"], rel=0.15), (plain, slow)
     assert all(r["retries"] == 0 for r in slow["per_client"].values())
+    for r in (plain, slow):                 # the readers' count against what the storage NICs sent
+        assert 0.85 * r["wire_share"] <= r["nic_share"] <= 1.05 * r["wire_share"], r
     assert {(link.a, link.b): lab.plan.node(link.a).port_to(link.b).rate_bps
             for link in lab.topology.links()} == planned
 

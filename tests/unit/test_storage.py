@@ -247,14 +247,22 @@ def test_files_on_the_same_chains_keep_their_own_chunks():
 
 def test_the_aggregate_is_what_every_reader_read_in_the_window_they_all_read_in():
     from emu.errors import EmuError
-    from emu.experiments.storage import common_window, window_bytes
-    a = {"start": 10.0, "deadline": 15.0, "done": [[10.5, 100], [11.5, 100], [14.0, 100], [15.5, 100]]}
-    b = {"start": 10.5, "deadline": 15.5, "done": [[11.0, 50], [12.0, 50], [15.2, 50]]}
+    from emu.experiments.storage import common_window, window_rate
+    a = {"start": 10.0, "deadline": 15.0,
+         "reads": [[10.0, 10.4, 300], [11.2, 11.6, 100], [11.3, 11.7, 100], [14.8, 15.2, 200]]}
+    b = {"start": 10.5, "deadline": 15.5, "reads": [[10.5, 10.9, 40], [11.4, 11.8, 40], [11.5, 12.0, 40],
+                                                    [11.6, 12.0, 40], [13.0, 13.5, 80]]}
     window = common_window([a, b], 5.0)
     assert window == (11.5, 15.0)           # the last start plus a fifth of the run (1 s), to the first deadline
-    assert window_bytes(a, window) == 200 and window_bytes(b, window) == 50
-    with pytest.raises(EmuError, match="no common window"):
+    # from its first completion in the window to its last: a bunch of two reads at 12.0, one at 13.5
+    assert window_rate(b, window) == pytest.approx((40 + 40 + 80) / (13.5 - 11.8))
+    with pytest.raises(EmuError, match="fewer than two reads"):
+        window_rate({"reads": [[11.0, 11.6, 100]]}, window)
+    with pytest.raises(EmuError, match="read for longer than 5 s"):
         common_window([a, {**b, "start": 14.5, "deadline": 19.5}], 5.0)
+    slow = {"start": 10.0, "deadline": 15.0, "reads": [[10.0, 12.0, 100]] * 3}     # reads of 2 s: a 6 s window
+    with pytest.raises(EmuError, match="a read takes 2.00 s"):
+        common_window([slow], 5.0)
 
 
 def test_dilation_below_one_is_refused_before_the_lab_is_touched():
