@@ -48,7 +48,8 @@ def aggregate_row(r: dict, reader: str, rts: bool, limit: int) -> dict:
     p99 = max(c["p99_ms"] for c in r["per_client"].values()) / r["dilation"]
     return {**{k: r[k] for k in ("dilation", "nic_share", "wire_share", "cpu_busy", "cpu_user", "cpu_kernel",
                                  "drops", "retransmits")},
-            "reader": reader, "rts": f"on, limit {limit}" if rts else "off", "proj": format_rate(r["proj_aggregate_bps"]),
+            "reader": reader, "rts": f"on, limit {limit}" if rts else "off",
+            "proj": format_rate(r["proj_aggregate_bps"]),
             "p99_ms": p99}
 
 

@@ -5,9 +5,10 @@
 
 `incast` writes a file striped over the first N storage services (one chain each),
 then reads every chunk at once, `--rounds` times: all N services answer this one
-client together. `read` re-reads an existing file in a loop, in batches of the whole file, or with
-`--depth N` reads always outstanding (aggregate throughput when many clients run it at once); `write` creates and fills such a file (with `--progress N`, a record
-{"acked": n} every N acknowledged chunks before its result);
+client together. `read` re-reads an existing file in a loop, in batches of the whole file, or
+with `--depth N` reads always outstanding (aggregate throughput when many clients run it at
+once); `write` creates and fills such a file (with `--progress N`, a record {"acked": n} every
+N acknowledged chunks before its result);
 `node-read` fills every chain of one storage node and reads them back for a while (the
 validator's storage stress); `status` prints the cluster manager's view.
 """

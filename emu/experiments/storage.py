@@ -8,19 +8,20 @@ traffic class `storage`); clients reach a dual-homed storage node on the NIC nea
 import json
 import subprocess
 import threading
-import time
 
 from cluster.node import SSD_BPS
 from emu.errors import EmuError
 from emu.experiments.dilation import dilated
 from emu.launch import command, peer_timeout
-from emu.metrics.counters import fabric_drops, interface_counters, queue_drops
+from emu.metrics.counters import fabric_drops, queue_drops
 from emu.metrics.cpu import cpu_shares, cpu_times
+from emu.metrics.sampler import Sampler
 from emu.report.project import project, to_real
 from emu.plan.routing import port_towards
 
 META_PORT, MGMTD_PORT, STORAGE_PORT = 8000, 8001, 8100
 DEPTH = 32          # reads a client keeps outstanding in the aggregate bench (3FS's per-server limit)
+WIRE_PERIOD = 0.25  # seconds between readings of the storage NICs' counters during the bench
 # 3FS beats every 10 s and declares a node failed after 60 s; the lab keeps the ratio, 20x faster.
 HEARTBEAT, FAIL_AFTER = 0.5, 3.0
 
@@ -32,7 +33,7 @@ class StorageCluster:
                  dilation: float = 1.0, reply_class: str | None = None):
         from cluster.chains import build_chain_table
         self.lab, self.cc, self.heartbeat, self.fail_after = lab, cc, heartbeat, fail_after
-        self.scale = lab.plan.scale / dilation      # hardware runs as slow as the dilated links (emu.experiments.dilation)
+        self.scale = lab.plan.scale / dilation      # hardware as slow as the dilated links (experiments.dilation)
         # an experiment: the services' replies in another class than `storage` (as before the marking fix)
         self.reply_args = ["--reply-tos", str(lab.tos(reply_class))] if reply_class else []
         self.meta_port, self.storage_port = META_PORT + port_offset, STORAGE_PORT + port_offset
@@ -220,7 +221,7 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
                                          "--stripe", str(chains), "--chunk-size", str(chunk_size)])
         procs = [(c, cluster.start_client(c, read, ready=bool(depth))) for c in clients]
         before = cpu_times(), fabric_drops(lab), retransmits(lab, clients + storage)
-        with WireSampler(lab, storage) as wire:
+        with Sampler(lab, WIRE_PERIOD, nodes=storage) as wire:
             if depth:
                 cluster.agents.interrupt([p for _, p in procs])
             results = {c: cluster.result(c, p) for c, p in procs}
@@ -231,50 +232,27 @@ def storage_bench(lab, clients: list[str] | None = None, seconds: float = 5.0, r
         window = common_window(results.values(), seconds)
         for r in results.values():
             r["goodput_bps"] = window_rate(r, window) * 8
-        wire_bps = wire.bps(window)
+        wire_bps = sent_bps(wire, window)
         wire_share = None if wire_bps is None else wire_bps / capacity
     aggregate = sum(r["goodput_bps"] for r in results.values())
     return {"clients": len(clients), "storage_nodes": len(storage), "replicas": replicas, "depth": depth,
             "dilation": dilation, "aggregate_bps": aggregate, "proj_aggregate_bps": to_real(aggregate, scale),
             "storage_capacity_bps": capacity, "client_capacity_bps": client_capacity,
-            "nic_share": aggregate / capacity, "wire_share": wire_share, "cpu_busy": cpu["busy"], "cpu_user": cpu["user"],
-            "cpu_kernel": cpu["kernel"], "drops": drops, "retransmits": resent, "per_client": results}
+            "nic_share": aggregate / capacity, "wire_share": wire_share, "cpu_busy": cpu["busy"],
+            "cpu_user": cpu["user"], "cpu_kernel": cpu["kernel"], "drops": drops, "retransmits": resent, "per_client": results}
 
 
-class WireSampler:
-    """What the storage nodes' NICs send, summed, read every `period` on a thread of its own while
-    a bench runs: the wire's own count of a window, headers and all, beside the readers'."""
-
-    def __init__(self, lab, nodes: list[str], period: float = 0.25):
-        self.lab, self.nodes, self.period = lab, nodes, period
-        self.samples: list[tuple[float, int]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while True:
-            counters = interface_counters(self.lab, self.nodes)
-            sent = sum(c["tx_bytes"] for n in self.nodes for ifname, c in counters[n].items() if ifname != "lo")
-            self.samples.append((time.monotonic(), sent))
-            if self.stop.wait(self.period):
-                return
-
-    def bps(self, window: tuple[float, float]) -> float | None:
-        """Bits per second sent between the first and the last reading inside `window` (None for a
-        window too short to hold two readings)."""
-        inside = [s for s in self.samples if window[0] <= s[0] <= window[1]]
-        if len(inside) < 2:
-            return None
-        (t0, x0), (t1, x1) = inside[0], inside[-1]
-        return (x1 - x0) * 8 / (t1 - t0)
-
-    def __enter__(self) -> "WireSampler":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
+def sent_bps(sampler: Sampler, window: tuple[float, float]) -> float | None:
+    """Bits per second the sampled nodes' ports sent inside `window` (monotonic times), each port
+    from its first reading in the window to its last; None for a window too short to hold two."""
+    start, end = window[0] - sampler.start_time, window[1] - sampler.start_time
+    seen: dict[tuple, list] = {}
+    for t, node, port, _, tx_bytes, *_ in sampler.samples.iface_rows:
+        if start <= t <= end:
+            seen.setdefault((node, port), []).append((t, tx_bytes))
+    if not seen or any(len(readings) < 2 for readings in seen.values()):
+        return None
+    return sum((r[-1][1] - r[0][1]) * 8 / (r[-1][0] - r[0][0]) for r in seen.values())
 
 
 def retransmits(lab, hosts: list[str]) -> int:

@@ -62,13 +62,14 @@ class Sampler:
     An always-on sampler (the lab's daemon's) keeps `keep` seconds of rows, and windows: while
     one is open it samples at least every window's period and keeps the window's rows whole."""
 
-    def __init__(self, lab, period: float = 0.1, paused=None, keep: float | None = None):
-        """keep: seconds of rows to keep (all if None)."""
+    def __init__(self, lab, period: float = 0.1, paused=None, keep: float | None = None,
+                 nodes: list[str] | None = None):
+        """keep: seconds of rows to keep (all if None); nodes: the nodes to read (all if None)."""
         plan = lab.plan
         self.plan, self.period, self.base_period, self.keep = plan, period, period, keep
         self.paused = paused or dict
         self.peers = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
-        self.readers = {n.name: lab.backend.reader(n.name) for n in plan.nodes}
+        self.readers = {name: lab.backend.reader(name) for name in nodes or [n.name for n in plan.nodes]}
         self.samples = Samples(period=period)
         self.windows: dict[int, Window] = {}
         self._lock = threading.Lock()          # one reading at a time (the thread's, a window's edges)

@@ -49,9 +49,10 @@ class Fabric:
             if rail is not None:        # from the source NIC's port (hashing, its one) to the peer NIC's of that side
                 starts, ends = self._nic(src, rail), self._nic(dst, rail)
                 starts = self._hashed(list(enumerate(starts)), key, f"{src}'s NIC")
-                self._cache[key] = [way for side, start in starts
-                                    for way in self._follow(start.peer, ends[side % len(ends)].addr, dst,
-                                                            [self.index[(src, start.ifname)]], 1 / len(starts), {src}, key)]
+                self._cache[key] = [
+                    way for side, start in starts
+                    for way in self._follow(start.peer, ends[side % len(ends)].addr, dst,
+                                            [self.index[(src, start.ifname)]], 1 / len(starts), {src}, key)]
             else:
                 ports = self.plan.node(dst).ports
                 addr = ports[0].addr if len(ports) == 1 else port_towards(self.topo, list(ports), src).addr
