@@ -22,7 +22,7 @@ import numpy as np
 from agents.faults import NodeFaults
 from agents.fluid import Fluid, Resource, Transfer
 from cluster.collectives import OPS
-from cluster.node import NodeParams
+from cluster.node import HOSTMEM, P2P, NodeParams, hbm, local_memory, nic_path, nvlink, pcie, root_complex
 
 UP, DOWN = "up", "down"      # through a root complex: towards the CPU, towards the device
 
@@ -41,14 +41,18 @@ class NodeModel:
         p = self.params = params
         self.fluid = Fluid()
         made = {name: Resource(name, rate, duplex) for name, (rate, duplex) in p.resources().items()}
-        self.d2h = [made[f"pcie{g}.d2h"] for g in range(p.gpus)]
-        self.h2d = [made[f"pcie{g}.h2d"] for g in range(p.gpus)]
-        self.rc = [r for name, r in made.items() if name.startswith("rc")]
-        self.mem = made["hostmem"]
+        gpus = range(p.gpus)
+        self.d2h = [made[pcie(g, "d2h")] for g in gpus]
+        self.h2d = [made[pcie(g, "h2d")] for g in gpus]
+        self.rc = [made[root_complex(r)] for r in range(-(-p.gpus // p.gpus_per_root_complex))]
+        self.mem = made[HOSTMEM]
         # the GPU <-> NIC paths (NodeParams.resources: one P2P path, or a NIC per GPU)
-        self.nic_tx = [r for name, r in made.items() if name.endswith(".tx")]
-        self.nic_rx = [r for name, r in made.items() if name.endswith(".rx")]
-        self.nvlink = [r for name, r in made.items() if name.startswith("nvlink")]
+        nics = range(p.nics) if p.nic_per_gpu else [P2P]
+        self.nic_tx = [made[nic_path(i, "tx")] for i in nics]
+        self.nic_rx = [made[nic_path(i, "rx")] for i in nics]
+        self.nvlink = [made[nvlink(k)] for k in range(p.gpus // 2)]
+        self.hbm = [made[hbm(g)] for g in gpus]
+        self.local = [made[local_memory(g)] for g in gpus] if p.local_bps else []
         self.faults = NodeFaults()      # injected faults: its GPUs, its host memory's rate
 
     def root_complex(self, gpu: int) -> Resource:
@@ -82,7 +86,8 @@ class NodeModel:
         return self.fluid.join(transfers)
 
     def resources(self) -> list[Resource]:
-        return self.d2h + self.h2d + self.rc + [self.mem] + self.nic_tx + self.nic_rx + self.nvlink
+        return (self.d2h + self.h2d + self.rc + [self.mem] + self.nic_tx + self.nic_rx + self.nvlink + self.hbm
+                + self.local)
 
     def counters(self) -> dict[str, int]:
         return {r.name: r.bytes for r in self.resources()}

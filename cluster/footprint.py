@@ -1,6 +1,6 @@
 """What one iteration of a collective asks of a compute node's hardware, per byte of data.
 
-For each resource of the node (named as agents.gpu.NodeModel names them) the bytes it carries per
+For each resource of the node (named by cluster.node, as the agents' node model names them) the bytes it carries per
 byte of each GPU's buffer, at one rank of the job: the numbers the agents' node model charges
 copy by copy, written here as totals so that a flow-level model can put the node's hardware in
 the same max-min solver as the network (tests/unit/test_footprint.py holds the two together).
@@ -13,7 +13,7 @@ with a NIC per GPU has no footprint here.
 from dataclasses import dataclass, field
 
 from cluster.dbtree import double_binary_tree
-from cluster.node import NodeParams
+from cluster.node import HOSTMEM, P2P, NodeParams, nic_path, nvlink, pcie, root_complex
 
 TREES = ("hfreduce", "hfreduce-nvlink", "tree")
 
@@ -56,15 +56,15 @@ def footprint(algo: str, params: NodeParams, nodes: int, rank: int) -> Footprint
     sent, received, reduced = network_share(algo, g, nodes, rank)
     uses: dict[str, float] = {}
     if algo.startswith("hfreduce"):
-        nvlink = algo == "hfreduce-nvlink"
+        paired = algo == "hfreduce-nvlink"
         # D2H of every source GPU and H2D of the result (with NVLink each GPU of a pair moves half)
-        d2h = h2d = [0.5 if nvlink else 1.0] * g
-        sources = g // 2 if nvlink else g
+        d2h = h2d = [0.5 if paired else 1.0] * g
+        sources = g // 2 if paired else g
         # IV-D3's count: D2H writes, the add's reads and one write, H2D one read per NUMA node,
         # and each network byte once more (the NIC reads or writes it; a reduced one is read to add)
-        uses["hostmem"] = 2 * sources + 1 + params.numa_nodes + sent + received + reduced
-        if nvlink:      # each pair reduce-scatters and allgathers over its bridge: a byte each way, twice
-            uses.update({f"nvlink{k}": 2.0 for k in range(g // 2)})
+        uses[HOSTMEM] = 2 * sources + 1 + params.numa_nodes + sent + received + reduced
+        if paired:      # each pair reduce-scatters and allgathers over its bridge: a byte each way, twice
+            uses.update({nvlink(k): 2.0 for k in range(g // 2)})
     else:
         if algo == "ring":          # every GPU passes 2 (R-1)/R of its buffer on, to a GPU or the NIC
             d2h = h2d = [2 * (ranks - 1) / ranks] * g
@@ -73,14 +73,15 @@ def footprint(algo: str, params: NodeParams, nodes: int, rank: int) -> Footprint
         else:                       # the tree: a chain up and down the node's GPUs, GPU 0 at the NIC
             d2h = [1 + sent] + [2.0] * (g - 2) + [1.0]
             h2d = [1 + received] + [2.0] * (g - 2) + [1.0]
-        uses["p2p.tx"], uses["p2p.rx"] = sent, received
+        uses[nic_path(P2P, "tx")], uses[nic_path(P2P, "rx")] = sent, received
     for i in range(g):
-        uses[f"pcie{i}.d2h"], uses[f"pcie{i}.h2d"] = d2h[i], h2d[i]
+        uses[pcie(i, "d2h")], uses[pcie(i, "h2d")] = d2h[i], h2d[i]
     per_rc = params.gpus_per_root_complex
     for r in range(-(-g // per_rc)):
         mine = range(r * per_rc, min(g, (r + 1) * per_rc))
         up, down = sum(d2h[i] for i in mine), sum(h2d[i] for i in mine)
-        uses[f"rc{r}.up"], uses[f"rc{r}.down"], uses[f"rc{r}"] = up, down, up + down
+        rc = root_complex(r)
+        uses[f"{rc}.up"], uses[f"{rc}.down"], uses[rc] = up, down, up + down
     return Footprint(sent, received, {k: v for k, v in uses.items() if v})
 
 

@@ -38,9 +38,40 @@ class _Dtypes(Mapping):
 DTYPES = _Dtypes()
 
 
+# Every resource of a node by name, written here once: the agents' node model, the footprints and
+# the flow model's node constraints all name them through these.
+HOSTMEM = "hostmem"
+P2P = None                  # the one GPU <-> NIC path of a node with one NIC (nic_path(P2P, ...))
+
+
+def pcie(gpu: int, way: str) -> str:            # way: "d2h" or "h2d"
+    return f"pcie{gpu}.{way}"
+
+
+def root_complex(r: int) -> str:
+    return f"rc{r}"
+
+
+def nic_path(nic: int | None, way: str) -> str:  # way: "tx" (the NIC reads the GPU) or "rx"
+    return f"{'p2p' if nic is None else f'nic{nic}'}.{way}"
+
+
+def nvlink(pair: int) -> str:
+    return f"nvlink{pair}"
+
+
+def hbm(gpu: int) -> str:
+    return f"hbm{gpu}"
+
+
+def local_memory(gpu: int) -> str:
+    return f"local{gpu}"
+
+
 @dataclass(frozen=True)
 class NodeParams:
-    """Hardware figures of one compute node, in bytes per second (real scale)."""
+    """Hardware figures of one compute node, in bytes per second (real scale). The defaults are
+    the ff2-a100-pcie profile's (cluster/profiles/); `from_profile` makes any profile's node."""
     gpus: int = 8
     pcie_bps: float = 27e9                 # GPU <-> CPU per direction, PCIe 4.0 x16 (measured >27 GB/s)
     root_complex_bps: float = 37.5e9       # one host bridge to the CPU, shared by its GPUs, one way
@@ -57,10 +88,24 @@ class NodeParams:
     # 1: today's node, one NIC that every GPU reaches through its root complex (P2P capped at
     # gpu_nic_p2p_bps); `gpus`: section IX's, GPU i's NIC i beside it under one PCIe switch.
     nics: int = 1
+    hbm_bps: float = 1555e9                # each accelerator's HBM (a memory-bound decode reads it)
+    local_bps: float = 0.0                 # an accelerator's own tier beyond HBM (SN40L's DDR); 0: none
 
     def __post_init__(self):
         if self.nics not in (1, self.gpus):
             raise ValueError(f"a node has one NIC or one per GPU ({self.gpus}), not {self.nics}")
+
+    @classmethod
+    def from_profile(cls, profile, nics: int | None = None) -> "NodeParams":
+        """A profile's node (cluster.hardware.Profile); `nics` overrides its NIC count (a
+        topology that cables one port a node)."""
+        f = profile.figures
+        return cls(gpus=f["accelerators"], pcie_bps=f["pcie_bandwidth"], root_complex_bps=f["root_complex_bandwidth"],
+                   root_complex_duplex_bps=f["root_complex_duplex_bandwidth"],
+                   gpus_per_root_complex=f["accelerators_per_root_complex"], gpu_nic_p2p_bps=f["gpu_nic_p2p_bandwidth"],
+                   host_mem_bps=f["host_memory_bandwidth"], nvlink_bps=f["interconnect_bandwidth"],
+                   numa_nodes=f["numa_nodes"], nics=f["nics"] if nics is None else nics, hbm_bps=f["hbm_bandwidth"],
+                   local_bps=f.get("local_memory_bandwidth", 0.0))
 
     @property
     def nic_per_gpu(self) -> bool:
@@ -72,25 +117,30 @@ class NodeParams:
         per_rc = self.gpus_per_root_complex
         out: dict[str, tuple[float, float | None]] = {}
         for g in range(self.gpus):
-            out[f"pcie{g}.d2h"] = out[f"pcie{g}.h2d"] = (self.pcie_bps, None)
+            out[pcie(g, "d2h")] = out[pcie(g, "h2d")] = (self.pcie_bps, None)
         for r in range(-(-self.gpus // per_rc)):
-            out[f"rc{r}"] = (self.root_complex_bps, self.root_complex_duplex_bps)
-        out["hostmem"] = (self.host_mem_bps, None)
+            out[root_complex(r)] = (self.root_complex_bps, self.root_complex_duplex_bps)
+        out[HOSTMEM] = (self.host_mem_bps, None)
         # the GPU <-> NIC paths: today's one P2P path through the root complex, capped; or, one NIC
         # per GPU, each NIC's own PCIe link to the switch it shares with its GPU
-        nic_paths = [f"nic{i}" for i in range(self.nics)] if self.nic_per_gpu else ["p2p"]
+        nic_paths = list(range(self.nics)) if self.nic_per_gpu else [P2P]
         nic_bps = self.pcie_bps if self.nic_per_gpu else self.gpu_nic_p2p_bps
         for nic in nic_paths:
-            out[f"{nic}.tx"] = out[f"{nic}.rx"] = (nic_bps, None)
+            out[nic_path(nic, "tx")] = out[nic_path(nic, "rx")] = (nic_bps, None)
         for k in range(self.gpus // 2):
-            out[f"nvlink{k}"] = (self.nvlink_bps, None)
+            out[nvlink(k)] = (self.nvlink_bps, None)
+        for g in range(self.gpus):
+            out[hbm(g)] = (self.hbm_bps, None)
+            if self.local_bps:
+                out[local_memory(g)] = (self.local_bps, None)
         return out
 
     def scaled(self, scale: float) -> "NodeParams":
         return replace(self, pcie_bps=self.pcie_bps * scale, root_complex_bps=self.root_complex_bps * scale,
                        root_complex_duplex_bps=self.root_complex_duplex_bps * scale,
                        gpu_nic_p2p_bps=self.gpu_nic_p2p_bps * scale, host_mem_bps=self.host_mem_bps * scale,
-                       nvlink_bps=self.nvlink_bps * scale)
+                       nvlink_bps=self.nvlink_bps * scale, hbm_bps=self.hbm_bps * scale,
+                       local_bps=self.local_bps * scale)
 
 
 # How an agent's command line lists a node's NIC addresses, NIC 0 first: "198.18.0.1+198.18.0.3:6000".

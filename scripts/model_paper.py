@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from cluster.footprint import footprint, limits, node_bound
-from cluster.node import NodeParams
+from cluster.node import HOSTMEM, NodeParams, root_complex
 from emu.model.paths import Fabric
 from emu.model.simulate import simulate
 from emu.model.workloads import INF, Workload, collective
@@ -52,9 +52,9 @@ def main():
     node = NodeParams()
     for algo in ("hfreduce", "hfreduce-nvlink"):
         fp = footprint(algo, node, 5, 2)        # a node inside both trees
-        rc = max((c for c in fp.uses if c.startswith("rc") and "." not in c), key=fp.uses.get)
-        print(f"{algo} node bounds: host memory {fp.uses['hostmem']:g} bytes per byte -> "
-              f"{limits(node)['hostmem'] / fp.uses['hostmem'] / 1e9:.1f} GB/s; root complex {fp.uses[rc]:g} both "
+        rc = max((root_complex(r) for r in range(node.gpus // node.gpus_per_root_complex)), key=fp.uses.get)
+        print(f"{algo} node bounds: host memory {fp.uses[HOSTMEM]:g} bytes per byte -> "
+              f"{limits(node)[HOSTMEM] / fp.uses[HOSTMEM] / 1e9:.1f} GB/s; root complex {fp.uses[rc]:g} both "
               f"ways -> {limits(node)[rc] / fp.uses[rc] / 1e9:.1f} GB/s")
 
     zone_a = [c for c in compute if c.startswith("za-")]
