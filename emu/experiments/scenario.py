@@ -174,7 +174,8 @@ def check_job(item, where: str, topology, fail, default_name: str = "job") -> di
 
 
 def _steps(items, key, kinds, topology, duration, fail, base: Path | None = None) -> list[Step]:
-    """The steps of `items`; a step's `file` is found from `base`, the scenario file's directory."""
+    """The steps of `items`; a step's files (its type's `paths`) are found from `base`, the scenario
+    file's directory."""
     if not isinstance(items, list):
         fail(key, "must be a list")
     steps, names = [], set()
@@ -201,8 +202,9 @@ def _steps(items, key, kinds, topology, duration, fail, base: Path | None = None
             fail(f"{where}.duration", "must be longer than 0 s")
         params = {**optional, **{k: v for k, v in item.items()
                                  if k not in ("type", "start", "name", "duration", "after")}}
-        if isinstance(params.get("file"), str) and base is not None:
-            params["file"] = str(base / params["file"])
+        for k in TYPES[kind].paths if kind in TYPES else ():
+            if isinstance(params.get(k), str) and base is not None:
+                params[k] = str(base / params[k])
         _check_params(kind, params, topology, where, fail)
         name = str(item.get("name", f"{kind}-{i}"))
         if name in names:

@@ -30,7 +30,10 @@ WORKLOAD_KEYS = ("algbw", "busbw", "node_bound_algbw", "proj_algbw", "proj_busbw
                  # AICB workloads (emu.workloads.aicb)
                  "iteration_s", "collectives",
                  # programs of users' own (emu.workloads.command, emu.workloads.iperf3)
-                 "retransmits", "lost_percent", "copies", "seconds")
+                 "retransmits", "lost_percent", "copies", "seconds",
+                 # Composition-of-Experts serving (emu.workloads.coe)
+                 "requests", "requests_per_s", "switches", "switch_p50_ms", "hbm_hit_rate", "storage_bytes", "hits",
+                 "misses")
 
 
 def series(table: pa.Table, keys: tuple) -> dict:

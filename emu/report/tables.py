@@ -172,6 +172,10 @@ def _workload_figures(w: dict) -> str:
     if w.get("saves"):
         parts.append(f"{w['saves']} checkpoints of {w['save_s']:.2f} s ({format_rate(w['save_bps'])}), "
                      f"{'verified' if w.get('load_verified') else 'NOT verified'}")
+    if w.get("requests_per_s") is not None:
+        switch = f", switch p50 {w['switch_p50_ms']:.1f} ms" if w.get("switch_p50_ms") is not None else ""
+        parts.append(f"{w['requests']} requests, {w['requests_per_s']:.1f}/s, p50 {w['p50_ms']:.1f} ms, HBM hits "
+                     f"{w['hbm_hit_rate']:.0%} ({w['switches']} switches{switch})")
     if w.get("busbw") is not None:
         parts.append(f"busbw {w['busbw']:.4f} GB/s (real {w.get('proj_busbw', 0):.2f})")
     if w.get("goodput_bps"):

@@ -197,6 +197,11 @@ class Topology:
     def nics(self, name: str) -> int:
         return self.graph.degree(name) // self.ports_per_nic(name)
 
+    def hardware(self, name: str):
+        """A compute node's hardware profile (cluster.hardware): the one it names, else the default."""
+        from cluster import hardware
+        return hardware.load(self.node(name).attrs.get("hardware") or hardware.DEFAULT)
+
     def emulated_rate(self, link: Link) -> int:
         return max(1, int(link.rate_bps * self.scale))
 

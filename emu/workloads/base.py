@@ -16,6 +16,7 @@ class WorkloadType:
     check: Callable | None = None       # (params, topology, where, fail): its own checks, in place
     model: Callable | None = None       # (step, params, topology, storage nodes) -> a model Workload
     storage: bool = False               # it needs the lab's 3FS cluster (so storage nodes)
+    paths: tuple[str, ...] = ("file",)  # keys whose text is a file's path, from the scenario file's directory
 
 
 TYPES: dict[str, WorkloadType] = {}
