@@ -153,7 +153,7 @@ def route(args) -> dict:
     servers = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in args.servers.split(","))]
     conns = []
     for host, port in servers:
-        s = sockets.connecting(args.tos)
+        s = sockets.lose_after(sockets.connecting(args.tos), args.timeout)     # a lost server, not a busy one
         s.connect((host, port))
         conns.append(s)
     sent: dict[int, float] = {}
@@ -183,8 +183,8 @@ def route(args) -> dict:
             json.dumps({"id": i, "expert": r.expert, "tokens": r.tokens}).encode() + b"\n")
     for c in conns:
         c.shutdown(socket.SHUT_WR)      # no more requests: each server answers what it has, then ends
-    for r in readers:
-        r.join(args.timeout + args.seconds)
+    for r in readers:       # each ends when its server has answered all and closed (or is lost)
+        r.join()
     if len(answers) < len(sent):
         raise TimeoutError(f"{len(sent) - len(answers)} of {len(sent)} requests got no answer")
     for a in answers:

@@ -24,6 +24,7 @@ from agents.nccl import (_segments, alltoall, ring_allgather, ring_allreduce, ri
 from agents.nic import Mesh, endpoints, rails
 from agents.pipeline import Ready
 from cluster.collectives import COLLECTIVE_OF, OPS
+from cluster import hardware
 from cluster.node import DTYPES, NodeParams
 
 # algorithm -> fn(gpus, mesh, chunk bytes, op ufunc, root global rank); each ignores what it does not take
@@ -89,7 +90,7 @@ def wrong_elements(gpus: Gpus, node: int, nodes: int, algo: str = "hfreduce", op
 def run(args) -> None:
     peers, nics = endpoints(args.peers), [hosts for hosts, _ in rails(args.peers)]
     dtype = DTYPES[args.dtype]
-    params = NodeParams(gpus=args.gpus, nics=len(nics[args.rank])).scaled(args.scale)
+    params = NodeParams.from_profile(hardware.load(args.hardware), args.gpus, len(nics[args.rank])).scaled(args.scale)
     Ready.limit = 2 * args.timeout      # the sockets' timeouts name the lost peer first
     mesh = Mesh(args.rank, peers, tos=args.tos, cc=args.cc, connect_timeout=args.timeout, io_timeout=args.timeout,
                 nics=nics)
@@ -139,6 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--op", choices=sorted(OPS), default="sum", help="reduction op")
     p.add_argument("--root", type=int, default=0, help="global rank of the root (broadcast, reduce)")
     p.add_argument("--gpus", type=int, default=8)
+    p.add_argument("--hardware", default=hardware.DEFAULT, help="the node's hardware profile (cluster/profiles/)")
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every modelled bandwidth")
     p.add_argument("--chunk", type=int, default=256 * 1024, help="pipeline chunk, bytes")
     p.add_argument("--iters", type=int, default=5)

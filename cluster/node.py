@@ -96,11 +96,12 @@ class NodeParams:
             raise ValueError(f"a node has one NIC or one per GPU ({self.gpus}), not {self.nics}")
 
     @classmethod
-    def from_profile(cls, profile, nics: int | None = None) -> "NodeParams":
-        """A profile's node (cluster.hardware.Profile); `nics` overrides its NIC count (a
-        topology that cables one port a node)."""
+    def from_profile(cls, profile, gpus: int | None = None, nics: int | None = None) -> "NodeParams":
+        """A profile's node (cluster.hardware.Profile); `gpus` and `nics` override its counts (a
+        topology's node of fewer GPUs, or cabled with one port)."""
         f = profile.figures
-        return cls(gpus=f["accelerators"], pcie_bps=f["pcie_bandwidth"], root_complex_bps=f["root_complex_bandwidth"],
+        return cls(gpus=f["accelerators"] if gpus is None else gpus, pcie_bps=f["pcie_bandwidth"],
+                   root_complex_bps=f["root_complex_bandwidth"],
                    root_complex_duplex_bps=f["root_complex_duplex_bandwidth"],
                    gpus_per_root_complex=f["accelerators_per_root_complex"], gpu_nic_p2p_bps=f["gpu_nic_p2p_bandwidth"],
                    host_mem_bps=f["host_memory_bandwidth"], nvlink_bps=f["interconnect_bandwidth"],

@@ -10,6 +10,7 @@ by the lab's scale, sizes by scale x dilation, times by dilation. GB/s are 1e9 b
 from dataclasses import dataclass
 
 from cluster.collectives import COLLECTIVE_CC, ROOTED, TRAFFIC_CLASS, bus_factor, default_chunk, lab_size, reduces
+from cluster.hardware import DEFAULT
 from cluster.node import DTYPES, NICS
 from emu.errors import EmuError
 from emu.launch import command, peer_timeout
@@ -37,6 +38,7 @@ class CollectiveRun:
     dilation: float = 1.0           # emulated time / the real system's
     nics: int = 1                   # per node: 1 (today's node) or one per GPU (section IX's)
     node_speed: float = 1.0         # the node model's rates times this (1000: little but the network left)
+    hardware: str = DEFAULT         # the nodes' hardware profile (cluster/profiles/)
 
     @property
     def ranks(self) -> int:
@@ -83,13 +85,16 @@ def plan_run(lab, algo: str, nodes: list[str] | None, **choices) -> CollectiveRu
     if n_nics > 1 and algo != "alltoall":
         raise EmuError(f"{algo} runs over one NIC a node; on nodes with a NIC per GPU only alltoall "
                        "spreads over the rails (see docs/limitations.md)")
+    profiles = {lab.topology.hardware(n).name for n in names}
+    if len(profiles) != 1:
+        raise EmuError(f"the nodes have different hardware ({', '.join(sorted(profiles))}); pick nodes of one kind")
     if algo == "hfreduce-nvlink" and n_gpus % 2:
         raise EmuError("hfreduce-nvlink pairs GPUs over NVLink: the nodes need an even GPU count")
     root, ranks = choices.get("root", 0), len(names) * n_gpus
     if algo in ROOTED and not 0 <= root < ranks:
         raise EmuError(f"root {root} is not a rank: the run has ranks 0..{ranks - 1} "
                        f"({len(names)} nodes x {n_gpus} GPUs)")
-    return CollectiveRun(algo, tuple(names), n_gpus, nics=n_nics, **choices)
+    return CollectiveRun(algo, tuple(names), n_gpus, nics=n_nics, hardware=profiles.pop(), **choices)
 
 
 def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) -> dict:
@@ -98,7 +103,8 @@ def _one_size(lab, run: CollectiveRun, size: int, real_size: int | None = None) 
     peers = ",".join(f"{NICS.join(lab.node(n).addrs)}:{run.port}" for n in run.nodes)
     argv = command("collective") + [
         "--peers", peers, "--algo", run.algo, "--sizes", str(size), "--dtype", run.dtype, "--gpus", str(run.gpus),
-        "--scale", repr(scale * run.node_speed), "--chunk", str(chunk), "--iters", str(run.iters), "--warmup", str(run.warmup),
+        "--hardware", run.hardware, "--scale", repr(scale * run.node_speed), "--chunk", str(chunk),
+        "--iters", str(run.iters), "--warmup", str(run.warmup),
         "--tos", str(lab.tos(TRAFFIC_CLASS[run.algo])), "--tag", lab.name, "--timeout", f"{timeout:.1f}",
         "--op", run.op, "--root", str(run.root)]
     argv += ["--cc", run.cc] if run.cc else []

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from cluster import hardware
 from cluster.footprint import limits
 from cluster.node import NodeParams
 from emu.errors import EmuError
@@ -74,7 +75,7 @@ class Fabric:
 
     def node_limits(self, node: str) -> dict[str, float]:
         """Every hardware constraint's rate on compute node `node`, bytes/s at the lab's scale."""
-        return _limits(self.topo.node(node).attrs["gpus"], self.topo.scale)
+        return _limits(self.topo.hardware(node).name, self.topo.node(node).attrs["gpus"], self.topo.scale)
 
     def _follow(self, node: str, addr: str, dst: str, path: list, share: float, seen: set, key: tuple) -> list:
         if node == dst:
@@ -100,5 +101,5 @@ class Fabric:
 
 
 @lru_cache(maxsize=None)
-def _limits(gpus: int, scale: float) -> dict[str, float]:
-    return limits(NodeParams(gpus=gpus).scaled(scale))
+def _limits(profile: str, gpus: int, scale: float) -> dict[str, float]:
+    return limits(NodeParams.from_profile(hardware.load(profile), gpus).scaled(scale))

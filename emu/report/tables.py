@@ -172,7 +172,7 @@ def _workload_figures(w: dict) -> str:
     if w.get("saves"):
         parts.append(f"{w['saves']} checkpoints of {w['save_s']:.2f} s ({format_rate(w['save_bps'])}), "
                      f"{'verified' if w.get('load_verified') else 'NOT verified'}")
-    if w.get("requests_per_s") is not None:
+    if w.get("requests"):
         switch = f", switch p50 {w['switch_p50_ms']:.1f} ms" if w.get("switch_p50_ms") is not None else ""
         parts.append(f"{w['requests']} requests, {w['requests_per_s']:.1f}/s, p50 {w['p50_ms']:.1f} ms, HBM hits "
                      f"{w['hbm_hit_rate']:.0%} ({w['switches']} switches{switch})")

@@ -103,7 +103,7 @@ def run(run, step, index: int) -> dict:
                 "--experts", str(p["experts"]), "--scale", repr(scale), "--seconds", repr(step.duration),
                 "--tos", str(lab.tos(p["class"])), "--timeout", f"{timeout:.1f}"])
             outcomes, ended = agents.gather([(p["router"], router)] + started,
-                                            timeout=step.duration + 10 * timeout + 60)
+                                            timeout=step.duration + backstop(lab, p, trace) + 10 * timeout + 60)
             errors = agents.own_errors(outcomes, ended)
             if errors:
                 raise EmuError(f"workloads.{step.name}: {errors[0]}")
@@ -117,6 +117,21 @@ def run(run, step, index: int) -> dict:
                                                             * lab.topology.hardware(s).accelerators * scale)
         run.flow(p["router"], s, p["class"], 0, a["sent"], a["back"], ideal, step.name)
     return figures(answers, served, scale, p["expert_bytes"])
+
+
+def backstop(lab, p, trace) -> float:
+    """Lab seconds the trace takes at most if every request misses and streams from storage, twice
+    over: the wait for an answer that never comes."""
+    scale, nbytes, worst = lab.topology.scale, p["expert_bytes"], 0.0
+    for s in p["servers"]:
+        f = lab.topology.hardware(s)
+        slowest = min(f.pcie_bandwidth, f.root_complex_bandwidth / f.accelerators_per_root_complex,
+                      f.get("local_memory_bandwidth", f.pcie_bandwidth)) * f.accelerators
+        worst = max(worst, nbytes / slowest + nbytes / f.host_memory_bandwidth)
+    wire = nbytes * scale * 8 / lab.plan.slowest_bps()
+    hbm = min(lab.topology.hardware(s).hbm_bandwidth * lab.topology.hardware(s).accelerators for s in p["servers"])
+    decode = sum(r.tokens for r in trace) * nbytes / hbm
+    return 2 * (len(trace) * (worst / scale + wire) + decode / scale)
 
 
 def figures(answers: list[dict], served: list[dict], scale: float, expert_bytes: int) -> dict:

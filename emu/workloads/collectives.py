@@ -28,7 +28,7 @@ def run(run, step, index: int) -> dict:
 def model(step, p, topo, storage):
     first = p["nodes"][0]
     try:
-        params = NodeParams(gpus=topo.node(first).attrs["gpus"], nics=topo.nics(first))
+        params = NodeParams.from_profile(topo.hardware(first), topo.node(first).attrs["gpus"], topo.nics(first))
     except ValueError as e:
         raise EmuError(f"workloads.{step.name}: {e}") from None
     return collective(step.name, _algo(step), p["nodes"], p["size"], params, step.start, p["iters"], step.type)

@@ -114,3 +114,15 @@ def test_an_expert_switch_in_the_node_model_takes_what_the_profile_says(name):
         scale = expected / 0.25
         model = NodeModel(NodeParams.from_profile(p).scaled(scale))
         assert timed(model, start(model)) * scale == pytest.approx(expected, rel=0.10)
+
+
+def test_a_trace_file_is_read_in_time_order_and_a_bad_line_is_named(tmp_path):
+    path = tmp_path / "trace.csv"
+    path.write_text("# t,expert,tokens\n0.5,1,8\n0.1,0,4\n")
+    assert coe.read_trace(path, 2) == [coe.Request(0.1, 0, 4), coe.Request(0.5, 1, 8)]
+    path.write_text("0.1,0,4\n0.2,7,4\n")
+    with pytest.raises(ValueError, match=r"trace.csv: request 2: t >= 0, expert in 0..1"):
+        coe.read_trace(path, 2)
+    path.write_text("0.1,zero,4\n")
+    with pytest.raises(ValueError, match=r"request 1: must be t,expert,tokens"):
+        coe.read_trace(path, 2)

@@ -49,6 +49,18 @@ BAD = {
                                        "type: train, nodes: [c0, c1], steps: 1"), "workloads[0].steps: a job needs"),
     "training on storage": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
                                          "type: train, nodes: [c0, st0]"), "st0 is a storage node, not a compute node"),
+    "coe: an expert larger than the HBM": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
+                                                       "type: coe, router: c0, servers: [c1], experts: 2, "
+                                                       "expert_params: 200B, duration: 1s"),
+                                          "workloads[0].expert_params: an expert of 200B does not fit c1's HBM"),
+    "coe: the router serving": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
+                                             "type: coe, router: c0, servers: [c0], experts: 2, duration: 1s"),
+                                "workloads[0].router: must be another node than the servers"),
+    "coe: experts on storage, no storage nodes": (
+        GOOD.replace(TOPO, str(ROOT / "topologies" / "leaf-spine.yaml")).replace(
+            "type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
+            "type: coe, router: c0, servers: [c1], experts: 40, duration: 1s"),
+        "workloads[0].experts: some experts asked for fit no server's memory"),
     "bad size": (GOOD.replace("type: bulk, start: 0s, duration: 1s, src: c0, dst: c1",
                               "type: allreduce, nodes: [c0, c1], size: lots"), "workloads[0].size: bad size 'lots'"),
 }
