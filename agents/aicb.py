@@ -36,7 +36,8 @@ from agents.nic import Mesh
 from agents.pipeline import Ready
 from cluster.aicb import ALGO, iteration, load, pp_bytes
 from cluster.collectives import default_chunk, lab_size
-from cluster.node import DTYPES, NodeParams
+from cluster import hardware
+from cluster.node import DTYPES, NodeParams, add_node_arguments
 from cluster.parallel import KINDS, member_params, node_groups, pp_peers
 
 DTYPE = DTYPES["fp32"]
@@ -67,16 +68,17 @@ class Node:
                         connect_timeout=args.timeout, io_timeout=args.timeout)
         self.groups = {k: node_groups(k, w.gpus, w.tp, w.pp, w.ep, g) for k in KINDS}
         self.meshes, self.models, self.buffers = {}, {}, {}
+        profile = hardware.load(args.hardware)
         for i, kind in enumerate(KINDS):
             nodes = self.groups[kind].set_of(args.rank)
-            members = member_params(NodeParams(gpus=g), self.groups[kind].members)
+            members = member_params(NodeParams.from_profile(profile, g, 1), self.groups[kind].members)
             self.models[kind] = NodeModel(members.scaled(args.scale * args.node_speed))
             if len(nodes) > 1:
                 self.meshes[kind] = SubMesh(mesh(i, kind), nodes)
         self.pp = pp_peers(w.gpus, w.tp, w.pp, g) if w.pp > 1 else {}
         self.pp_mesh = mesh(len(KINDS), "pp") if self.pp else None
         # a pipeline send between two of this node's GPUs: a PCIe copy out of one and into the other
-        self.pp_model = NodeModel(NodeParams(gpus=2).scaled(args.scale * args.node_speed))
+        self.pp_model = NodeModel(NodeParams.from_profile(profile, 2, 1).scaled(args.scale * args.node_speed))
         self.world = mesh(len(KINDS) + 1, "dp")          # the barriers around the run
         self.tag = f"emu-{args.tag}-a{args.rank}-{os.getpid()}"
 
@@ -221,6 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--compute-factor", type=float, default=1.0)
     p.add_argument("--scale", type=float, default=1.0)
+    add_node_arguments(p)
     p.add_argument("--dilation", type=float, default=1.0)
     p.add_argument("--node-speed", type=float, default=1.0, help="the node model's rates times this")
     p.add_argument("--tos", default=",".join(f"{k}=0" for k in (*KINDS, "pp")))

@@ -26,7 +26,7 @@ from agents.errors import one_line_errors
 from agents.fs3.client import Client
 from agents.fluid import wait_all
 from agents.gpu import Gpus
-from cluster.node import DTYPES, NodeParams
+from cluster.node import DTYPES, add_node_arguments, node_of
 
 TENSORS = (("param", 0.25), ("grad", 0.25), ("adam_m", 0.25), ("adam_v", 0.25))   # shares of a GPU's state
 
@@ -102,7 +102,7 @@ async def run(args) -> dict:
     dtype = DTYPES[args.dtype]
     # A name of this process's own: two checkpoints in one lab (or a file someone made) never collide.
     gpus = Gpus(f"emu-ckpt-{args.tag}-{os.getpid()}-{secrets.token_hex(4)}", args.state_bytes // dtype.itemsize, dtype,
-                NodeParams(gpus=args.gpus).scaled(args.scale))
+                node_of(args))
     try:
         rng = np.random.default_rng(1)
         for g in range(len(gpus)):
@@ -130,6 +130,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.checkpoint", description=__doc__.splitlines()[0])
     Client.add_arguments(p)
     p.add_argument("--gpus", type=int, default=8)
+    add_node_arguments(p)
     p.add_argument("--state-bytes", type=int, default=4 * 2**20, help="per GPU")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     p.add_argument("--scale", type=float, default=1.0)

@@ -31,7 +31,7 @@ from agents.errors import one_line_errors
 from agents.fs3.client import Client
 from agents.gpu import DOWN, NodeModel
 from cluster import coe, hardware
-from cluster.node import NodeParams
+from cluster.node import NodeParams, add_node_arguments
 
 ANSWER_BYTES = 4            # a generated token, as the answer carries it
 READ_CHUNK = 4 * 2**20      # storage chunks of an expert's file
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="agents.coe", description=__doc__.splitlines()[0])
     p.add_argument("mode", choices=["serve", "route"])
     p.add_argument("--port", type=int, default=7400)
-    p.add_argument("--hardware", default=hardware.DEFAULT, help="the node's hardware profile")
+    add_node_arguments(p)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every modelled bandwidth and wire byte")
     p.add_argument("--expert-bytes", type=float, default=14e9)
     p.add_argument("--hbm-slots", type=int, default=1)

@@ -25,7 +25,7 @@ from agents.nic import Mesh, endpoints, rails
 from agents.pipeline import Ready
 from cluster.collectives import COLLECTIVE_OF, OPS
 from cluster import hardware
-from cluster.node import DTYPES, NodeParams
+from cluster.node import DTYPES, NodeParams, add_node_arguments
 
 # algorithm -> fn(gpus, mesh, chunk bytes, op ufunc, root global rank); each ignores what it does not take
 ALGOS = {
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--op", choices=sorted(OPS), default="sum", help="reduction op")
     p.add_argument("--root", type=int, default=0, help="global rank of the root (broadcast, reduce)")
     p.add_argument("--gpus", type=int, default=8)
-    p.add_argument("--hardware", default=hardware.DEFAULT, help="the node's hardware profile (cluster/profiles/)")
+    add_node_arguments(p)
     p.add_argument("--scale", type=float, default=1.0, help="multiplies every modelled bandwidth")
     p.add_argument("--chunk", type=int, default=256 * 1024, help="pipeline chunk, bytes")
     p.add_argument("--iters", type=int, default=5)

@@ -58,7 +58,7 @@ from agents.nic import Mesh, endpoints
 from agents.pipeline import Ready
 from cluster.collectives import default_chunk
 from cluster.models import GPU_FLOPS, buckets, model
-from cluster.node import DTYPES, NodeParams
+from cluster.node import DTYPES, add_node_arguments, node_of
 
 BUCKET_BYTES = 25 * 2**20          # PyTorch DDP's default bucket (before size_factor)
 
@@ -73,8 +73,7 @@ class Job:
         dtype = DTYPES["fp32"]
         groups = buckets(self.model, int(BUCKET_BYTES / dtype.itemsize))
         self.last_layer = {id(g[-1]): i for i, g in enumerate(groups)}   # backward reaches it last
-        params = NodeParams(gpus=args.gpus).scaled(args.scale)
-        self.node_model = NodeModel(params)
+        self.node_model = NodeModel(node_of(args))
         tag = f"emu-{args.tag}-t{args.rank}-{os.getpid()}"
         self.grads = [Gpus(f"{tag}-b{i}", max(1, int(sum(l.synced_params for l in g) * f)), dtype,
                            model=self.node_model) for i, g in enumerate(groups)]
@@ -330,6 +329,7 @@ def main(argv=None) -> int:
                    help="check the last step's gradients against the true sum")
     p.add_argument("--gpus", type=int, default=8)
     p.add_argument("--scale", type=float, default=1.0)
+    add_node_arguments(p)
     p.add_argument("--tos", type=int, default=0)
     p.add_argument("--cc", default=None)
     p.add_argument("--tag", default="train")

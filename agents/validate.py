@@ -22,14 +22,14 @@ import numpy as np
 from agents.errors import one_line_errors
 from agents.faults import GpuLost
 from agents.gpu import Gpus, NodeModel
-from cluster.node import NodeParams
+from cluster.node import add_node_arguments, node_of
 
 PATTERNS = (0x00, 0xFF, 0x55, 0xAA)
 
 
 def gpu_memory(args) -> dict:
     gpus = Gpus(f"emu-validate-{args.tag}-{os.getpid()}", args.bytes, np.dtype(np.uint8),
-                NodeParams(gpus=args.gpus).scaled(args.scale))
+                node_of(args))
     try:
         host = np.empty(args.bytes, np.uint8)
         address = (np.arange(args.bytes, dtype=np.int64) % 251).astype(np.uint8)     # not a power of two
@@ -55,7 +55,7 @@ def host_memory(args) -> dict:
     """Host memory through the node's model: `--bytes` copied `--copies` times, each charged to
     host memory; the rate the copies took against the model's (a degraded memory, or a machine too
     busy to emulate the node, shows here)."""
-    params = NodeParams(gpus=args.gpus).scaled(args.scale)
+    params = node_of(args)
     model = NodeModel(params)
     src, dst = np.ones(args.bytes, np.uint8), np.empty(args.bytes, np.uint8)
     dst[:] = 0                                   # touched: no page faults inside the timing
@@ -73,11 +73,13 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="check", required=True)
     mem = sub.add_parser("gpu-memory")
     mem.add_argument("--gpus", type=int, default=8)
+    add_node_arguments(mem)
     mem.add_argument("--bytes", type=int, default=4 * 2**20, help="per GPU")
     mem.add_argument("--scale", type=float, default=1.0)
     mem.add_argument("--tag", default="validate")
     mem = sub.add_parser("host-memory")
     mem.add_argument("--gpus", type=int, default=8)
+    add_node_arguments(mem)
     mem.add_argument("--bytes", type=int, default=8 * 2**20, help="per copy")
     mem.add_argument("--copies", type=int, default=4)
     mem.add_argument("--scale", type=float, default=1.0)

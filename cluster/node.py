@@ -100,12 +100,15 @@ class NodeParams:
         """A profile's node (cluster.hardware.Profile); `gpus` and `nics` override its counts (a
         topology's node of fewer GPUs, or cabled with one port)."""
         f = profile.figures
-        return cls(gpus=f["accelerators"] if gpus is None else gpus, pcie_bps=f["pcie_bandwidth"],
+        gpus = f["accelerators"] if gpus is None else gpus
+        if nics is None:
+            nics = 1 if f["nics"] == 1 else gpus
+        return cls(gpus=gpus, pcie_bps=f["pcie_bandwidth"],
                    root_complex_bps=f["root_complex_bandwidth"],
                    root_complex_duplex_bps=f["root_complex_duplex_bandwidth"],
                    gpus_per_root_complex=f["accelerators_per_root_complex"], gpu_nic_p2p_bps=f["gpu_nic_p2p_bandwidth"],
                    host_mem_bps=f["host_memory_bandwidth"], nvlink_bps=f["interconnect_bandwidth"],
-                   numa_nodes=f["numa_nodes"], nics=f["nics"] if nics is None else nics, hbm_bps=f["hbm_bandwidth"],
+                   numa_nodes=f["numa_nodes"], nics=nics, hbm_bps=f["hbm_bandwidth"],
                    local_bps=f.get("local_memory_bandwidth", 0.0))
 
     @property
@@ -142,6 +145,20 @@ class NodeParams:
                        gpu_nic_p2p_bps=self.gpu_nic_p2p_bps * scale, host_mem_bps=self.host_mem_bps * scale,
                        nvlink_bps=self.nvlink_bps * scale, hbm_bps=self.hbm_bps * scale,
                        local_bps=self.local_bps * scale)
+
+
+def node_of(args, gpus: int | None = None) -> NodeParams:
+    """The node an agent emulates, from its command line (`--hardware`, `--gpus`, `--scale`), with
+    the one NIC its agents talk through."""
+    from cluster import hardware
+    return NodeParams.from_profile(hardware.load(args.hardware), gpus or args.gpus, 1).scaled(args.scale)
+
+
+def add_node_arguments(parser) -> None:
+    """`--hardware`: the node's profile (cluster/profiles/), which node_of reads with the agent's
+    `--gpus` and `--scale`."""
+    from cluster import hardware
+    parser.add_argument("--hardware", default=hardware.DEFAULT, help="the node's hardware profile")
 
 
 # How an agent's command line lists a node's NIC addresses, NIC 0 first: "198.18.0.1+198.18.0.3:6000".

@@ -38,7 +38,8 @@ def run_aicb(lab, p: dict, port: int = 6200) -> dict:
     tos = ",".join(f"{g}={lab.tos(p['classes'][g])}" for g in GROUPS)
     argv = command("aicb") + [
         "--addrs", ",".join(lab.node(n).addr for n in nodes), "--port", str(port), "--file", p["file"],
-        "--gpus", str(p["gpus"]), "--iterations", str(p["iterations"]), "--compute-factor", repr(p["compute"]),
+        "--gpus", str(p["gpus"]), "--hardware", lab.topology.hardware(nodes[0]).name,
+        "--iterations", str(p["iterations"]), "--compute-factor", repr(p["compute"]),
         "--scale", repr(scale), "--node-speed", repr(p["node_speed"]), "--dilation", repr(dilation),
         "--tos", f"tp=0,{tos}", "--tag", lab.name,
         "--timeout", f"{timeout:.1f}"]

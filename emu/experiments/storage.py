@@ -300,7 +300,8 @@ def checkpoint(lab, node: str, state_bytes: int, saves: int = 2, period: float =
             return checkpoint(lab, node, state_bytes, saves, period, replicas, chunk_size, cluster=own)
     topo = lab.topology
     proc = cluster.start_client(node, [
-        "--gpus", str(topo.node(node).attrs["gpus"]), "--state-bytes", str(state_bytes),
+        "--gpus", str(topo.node(node).attrs["gpus"]), "--hardware", topo.hardware(node).name,
+        "--state-bytes", str(state_bytes),
         "--scale", repr(cluster.scale), "--saves", str(saves), "--period", str(period),
         "--chunk-size", str(chunk_size), "--stripe", str(len(cluster.table.chains)), "--tag", lab.name],
         module="checkpoint")

@@ -66,6 +66,7 @@ def train(lab, model: str, nodes: list[str] | None = None, steps: int = 10, back
     argv = command("train") + [
         "--peers", peers, "--model", model, "--steps", str(steps), "--backend", backend, "--batch", str(batch),
         "--size-factor", repr(f), "--mfu", repr(mfu), "--gpus", str(run.gpus), "--scale", repr(lab.plan.scale),
+        "--hardware", run.hardware,
         "--tos", str(lab.tos(TRAFFIC_CLASS[backend])), "--tag", lab.name, "--timeout", f"{timeout:.1f}",
         "--overlap" if overlap else "--no-overlap", "--job", name]
     if checkpoint_period:

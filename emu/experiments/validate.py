@@ -65,7 +65,8 @@ def on_each(lab, nodes: list[str], check: list[str]) -> list[tuple[str, dict]]:
     count and the lab's scale."""
     with lab.launch() as agents:
         procs = [(n, agents.start(n, command("validate") + check + [
-            "--gpus", str(lab.topology.node(n).attrs["gpus"]), "--scale", repr(lab.plan.scale)])) for n in nodes]
+            "--gpus", str(lab.topology.node(n).attrs["gpus"]), "--hardware", lab.topology.hardware(n).name,
+            "--scale", repr(lab.plan.scale)])) for n in nodes]
         return [(node, agents.result(node, proc, 300)) for node, proc in procs]
 
 

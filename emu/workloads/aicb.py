@@ -95,7 +95,8 @@ def model(step, p, topo, storage) -> Workload:
     rounds, uses, on_fabric, took, calls = [], [], [], {}, {}
     per_step = p["ecmp"] == "per-step"
     for key in counts:
-        flows, use, seconds, call = _flows(key, w, names, per_node, scale, dilation, p["node_speed"])
+        flows, use, seconds, call = _flows(key, w, names, per_node, scale, dilation, p["node_speed"],
+                                           topo.hardware(names[0]))
         calls[key] = call
         if seconds is None:
             sends = _ring_sends(key, w, per_node) if per_step else 1
@@ -134,7 +135,7 @@ def _key(step) -> tuple:
     return ("pp", step.phase) if step.op == "pp" else ("comm", step.comm.kind, step.comm.group, step.comm.bytes)
 
 
-def _flows(key, w, names, per_node, scale, dilation, speed) -> tuple[list, dict, float | None, tuple]:
+def _flows(key, w, names, per_node, scale, dilation, speed, profile) -> tuple[list, dict, float | None, tuple]:
     """A distinct collective's node-to-node flows and what they use of the nodes' hardware (as
     the agents' node model charges it); for one that stays inside the nodes, instead, the seconds
     the node model's busiest resource takes over it; and the calibration's name for such a call
@@ -148,7 +149,7 @@ def _flows(key, w, names, per_node, scale, dilation, speed) -> tuple[list, dict,
     g = node_groups(group, w.gpus, w.tp, w.pp, w.ep, per_node)
     size = g.instances * lab_size(nbytes, scale, dilation, ITEMSIZE)
     # the ring's phases use the hardware as the ring does, per byte moved
-    algo, node = ("alltoall" if kind == "alltoall" else "ring"), NodeParams(gpus=per_node)
+    algo, node = ("alltoall" if kind == "alltoall" else "ring"), NodeParams.from_profile(profile, per_node, 1)
     members = member_params(node, g.members)
     inside = all(len(s) == 1 for s in g.sets)
     call = (f"{ALGO[kind]}@{'node' if inside else 'fabric'}", size * g.members)

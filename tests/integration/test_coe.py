@@ -63,3 +63,21 @@ def test_the_stored_expert_is_written_then_read_over_the_switch_in_the_storage_c
     assert w["outcome"] == "ok" and w["storage_bytes"] == 2e9, w
     # the expert's 2 GB at scale 0.01, written to storage at the start and read back on the miss
     assert (sent() - before) * TCP_PAYLOAD_SHARE == pytest.approx(2 * 2e9 * SCALE, rel=0.10)
+
+
+def test_each_nodes_agents_emulate_the_hardware_its_profile_names(make_lab, lab_name):
+    """The validator's host-memory check on a DGX H100 node and a default node: each agent's node
+    model runs host memory at its own profile's rate (the real copies add their own time, so the
+    rate measured is below the model's), and the DGX H100's copies beat the default node's model."""
+    from emu.experiments.validate import host_memory_rows
+    topo = topology_from_dict({"name": lab_name, "scale": 0.001, "defaults": {"rate": "200Gbit"},
+                               "nodes": {"c0": {"kind": "compute", "hardware": "dgx-h100"}, "c1": {"kind": "compute"},
+                                         "sw0": {"kind": "switch"}},
+                               "links": [{"endpoints": [n, "sw0"]} for n in ("c0", "c1")]}, "hw.yaml")
+    lab = make_lab(topo)
+    rows = {r["node"]: r for r in host_memory_rows(lab, ["c0", "c1"])}
+    for node, profile in (("c0", "dgx-h100"), ("c1", hardware.DEFAULT)):
+        expected = hardware.load(profile).host_memory_bandwidth * 8 * 0.001
+        assert rows[node]["expected"] == pytest.approx(expected)
+        assert rows[node]["measured"] <= expected * 1.02
+    assert rows["c0"]["measured"] > 1.4 * rows["c1"]["expected"]      # 614 against 320 GB/s
