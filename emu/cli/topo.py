@@ -36,14 +36,26 @@ def check(file, as_json):
 @click.option("--json", "as_json", is_flag=True, help="the whole plan as JSON")
 @click.option("--lines", is_flag=True, help="what the backend would run to build it (the kernel's: the exact "
               "ip/tc batch lines and sysctls)")
-def plan(file, name, as_json, lines):
+@click.option("--machines", type=int, help="where each node would run with the lab over N machines, and the links "
+              "that would cross between them")
+def plan(file, name, as_json, lines, machines):
     """Show what FILE's lab would be (ports, routes, VL queues), building nothing."""
     from emu import backends
     from emu.plan import make_plan
-    from emu.report.tables import json_rows, plan_tables
+    from emu.report.tables import json_rows, placement_tables, plan_tables
     from emu.topo import load_topology
-    lab_plan = make_plan(load_topology(file, name))
-    if as_json:
+    topology = load_topology(file, name)
+    lab_plan = make_plan(topology)
+    if machines is not None:
+        from emu.topo.placement import place
+        placement = place(topology, machines)
+        if as_json:
+            click.echo(json_rows({"machines": machines, "nodes": placement.of,
+                                  "crossing": [list(link) for link in placement.crossing(topology)]}))
+        else:
+            for part in placement_tables(placement, topology):
+                console.print(part)
+    elif as_json:
         click.echo(json_rows(lab_plan.to_dict()))
     elif lines:
         layout = backends.plan_layout(lab_plan)

@@ -48,6 +48,16 @@ def environment(value) -> dict[str, str]:
 CONTAINER_ATTRS = {"image": (image_name, None), "cmd": (command_line, None), "env": (environment, None)}
 
 
+def machine_index(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"must be a machine's index (0, 1, ...), got {value!r}")
+    return value
+
+
+# Every node may be pinned to a machine of a lab that spans several (emu.topo.placement).
+PLACE_ATTRS = {"machine": (machine_index, None)}
+
+
 def positive_int(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"must be a positive integer, got {value!r}")

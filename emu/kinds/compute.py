@@ -2,7 +2,7 @@
 pairs its ports, in order, into NICs (2: each NIC dual-homed to two ToRs, as dual-ToR fabrics do).
 `hardware` names its hardware profile (cluster/profiles/; default ff2-a100-pcie)."""
 from cluster import hardware
-from emu.kinds.base import CONTAINER_ATTRS, Kind, positive_int, register
+from emu.kinds.base import CONTAINER_ATTRS, PLACE_ATTRS, Kind, positive_int, register
 
 
 def profile_name(value) -> str:
@@ -14,4 +14,4 @@ def profile_name(value) -> str:
 
 
 COMPUTE = register(Kind("compute", attrs={"gpus": (positive_int, 8), "ports_per_nic": (positive_int, None),
-                                          "hardware": (profile_name, None), **CONTAINER_ATTRS}))
+                                          "hardware": (profile_name, None), **CONTAINER_ATTRS, **PLACE_ATTRS}))

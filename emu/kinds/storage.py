@@ -2,7 +2,7 @@
 
 Table IV: 16 PCIe 4.0 x4 NVMe SSDs per node; the rate of one (7 GB/s read, a PCIe 4.0 x4 drive's
 practical figure; the paper gives none) is a fact of the node's model, scaled like every rate."""
-from emu.kinds.base import CONTAINER_ATTRS, Kind, positive_int, register
+from emu.kinds.base import CONTAINER_ATTRS, PLACE_ATTRS, Kind, positive_int, register
 
 STORAGE = register(Kind("storage", attrs={"targets": (positive_int, 4), "ssds": (positive_int, 16),
-                                          **CONTAINER_ATTRS}))
+                                          **CONTAINER_ATTRS, **PLACE_ATTRS}))

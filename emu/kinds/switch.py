@@ -1,4 +1,4 @@
 """A switch: forwards in the kernel with per-destination routes (the IB linear forwarding table)."""
-from emu.kinds.base import Kind, register
+from emu.kinds.base import PLACE_ATTRS, Kind, register
 
-SWITCH = register(Kind("switch", forwards=True))
+SWITCH = register(Kind("switch", forwards=True, attrs=PLACE_ATTRS))

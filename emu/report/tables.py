@@ -1,5 +1,6 @@
 """Results as a person reads them: rich tables and nccl-tests style text rows."""
 import json
+from collections import Counter
 
 from rich.table import Table
 
@@ -150,6 +151,26 @@ def checkpoint_lines(r: dict) -> list[str]:
                  f"(real scale {format_rate(ld['proj_bps'])}), {ld['tensors']} tensors, "
                  f"{'verified' if ld['verified'] else '[red]MISMATCH[/]'}")
     return lines
+
+
+def placement_tables(placement, topo) -> list[Table]:
+    """Each machine's nodes by kind, and the links that cross machines (tunnels)."""
+    crossing = placement.crossing(topo)
+    machines = Table("machine", "nodes", "compute", "storage", "switches", "links out",
+                     title=f"{topo.name} over {placement.machines} machines")
+    for k in range(placement.machines):
+        nodes = placement.nodes_on(k)
+        kinds = Counter(topo.node(n).kind for n in nodes)
+        machines.add_row(str(k), str(len(nodes)), str(kinds["compute"]), str(kinds["storage"]),
+                         str(kinds["switch"]), str(sum(placement.of[a] == k or placement.of[b] == k
+                                                       for a, b in crossing)))
+    machines.caption = f"{len(crossing)} of {len(topo.links())} links cross machines"
+    links = Table("link", "machines", title="links that cross machines")
+    for a, b in crossing[:40]:
+        links.add_row(f"{a} <-> {b}", f"{placement.of[a]} <-> {placement.of[b]}")
+    if len(crossing) > 40:
+        links.caption = f"and {len(crossing) - 40} more (--json lists all)"
+    return [machines, links] if crossing else [machines]
 
 
 def json_rows(rows, keys=None) -> str:
