@@ -40,6 +40,11 @@ def base_scenario(name: str) -> dict:
     return doc
 
 
+def topology_doc(doc: dict) -> dict:
+    """The scenario's topology as a mapping (a copy of its file's, or the mapping it holds)."""
+    return copy.deepcopy(doc["topology"]) if isinstance(doc["topology"], dict) else load_yaml(doc["topology"])
+
+
 def variant(doc: dict, mode: str, **changes) -> dict:
     """The scenario with flow control `mode` and top-level `changes`."""
     out = copy.deepcopy(doc)
@@ -62,7 +67,8 @@ def fabric(summary: dict) -> dict:
 
 
 def shorten(doc: dict) -> dict:
-    """A quick version of a scenario (tests, smoke runs): half the time, a third of the iterations."""
+    """A quick version of a scenario (tests, smoke runs): half the time, a third of the iterations;
+    incast from 1 and 8 senders, once, with 8 storage services."""
     from emu.units import parse_duration
     doc = copy.deepcopy(doc)
     doc["duration"] = parse_duration(doc["duration"]) / 2
@@ -74,6 +80,10 @@ def shorten(doc: dict) -> dict:
             w["iters"] = max(3, w["iters"] // 3)
         if w["type"] == "incast":
             w["senders"], w["rounds"] = [1, 8], 1
+            # as many storage services as the most senders: the others would start and sit idle
+            topo = topology_doc(doc)
+            topo["fabric"]["storage"] = min(topo["fabric"]["storage"], max(w["senders"]))
+            doc["topology"] = topo
     return doc
 
 
@@ -87,7 +97,7 @@ def isolation_variants(doc: dict, modes) -> list[Variant]:
             out.append(Variant(f"{mode}-{name}-alone", {**alone, "workload": name},
                                variant(doc, mode, workloads=[workload(doc, name)])))
         for on in (True, False):
-            qos = {**load_yaml(doc["topology"]).get("qos", {}), **doc.get("qos", {}), "isolation": on}
+            qos = {**topology_doc(doc).get("qos", {}), **doc.get("qos", {}), "isolation": on}
             out.append(Variant(f"{mode}-isolation-{'on' if on else 'off'}",
                                {"isolation": "on" if on else "off", "flow_control": mode}, variant(doc, mode, qos=qos)))
     return out
@@ -184,7 +194,7 @@ def incast_variants(doc: dict, modes, buffer: str | None = None) -> list[Variant
             w = workload(d, "incast")
             w.update(rts=rts, rts_limit=limit)
             if buffer:
-                topo = load_yaml(d["topology"])
+                topo = topology_doc(d)
                 d["topology"] = {**topo, "defaults": {**topo["defaults"], "buffer": buffer}}
             slug = f"{mode}-rts-{'off' if not rts else f'on-{limit}'}"
             out.append(Variant(slug, {"flow_control": mode, "rts": "on" if rts else "off",
@@ -338,7 +348,7 @@ def run_experiment(name: str, modes=MODES, out: str | None = None, lab: str | No
     if quick:
         doc = shorten(doc)
     variants = exp.variants(doc, modes, buffer) if name == "incast" else exp.variants(doc, modes)
-    lab_name = lab or load_yaml(doc["topology"])["name"]
+    lab_name = lab or topology_doc(doc)["name"]
     if lab_name in Lab.names():
         raise EmuError(f"lab {lab_name!r} is up; experiment {name} builds and removes its own labs: "
                        f"emu down {lab_name}, or pass --lab with another name")
