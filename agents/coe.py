@@ -29,7 +29,7 @@ import time
 from agents import sockets
 from agents.errors import one_line_errors
 from agents.fs3.client import Client
-from agents.gpu import DOWN, NodeModel
+from agents.gpu import NodeModel
 from cluster import coe, hardware
 from cluster.node import NodeParams, add_node_arguments
 
@@ -37,18 +37,15 @@ ANSWER_BYTES = 4            # a generated token, as the answer carries it
 READ_CHUNK = 4 * 2**20      # storage chunks of an expert's file
 
 
-def switch(model: NodeModel, nbytes: float, tier: str, after=()) -> list:
+def switch(model: NodeModel, nbytes: float, tier: str) -> list:
     """An expert of `nbytes` copied into every accelerator's HBM, each its share, from `tier`:
     "local" (each accelerator's own capacity memory) or "host" (host memory, over the
     accelerator's PCIe link and the uplink it shares). Returns the copies (the node model's)."""
     g = model.params.gpus
     copies = []
     for a in range(g):
-        if tier == "local":
-            uses = [(model.local[a], None), (model.hbm[a], None)]
-        else:
-            uses = [(model.mem, None), (model.root_complex(a), DOWN), (model.h2d[a], None), (model.hbm[a], None)]
-        copies.append(model.copy(uses, nbytes / g, *after))
+        into = [(model.local[a], None)] if tier == "local" else model.host_to_gpu(a)
+        copies.append(model.copy(into + [(model.hbm[a], None)], nbytes / g))
     return copies
 
 
@@ -143,8 +140,9 @@ class Server:
         if self.client:
             self.client.close()
         hits = sum(r["source"] == coe.HBM for r in self.records)
+        # each request's record went back to the router with its answer
         return {"served": len(self.records), "hits": hits, "misses": len(self.records) - hits,
-                "storage_wire_bytes": self.storage_bytes, "records": self.records}
+                "storage_wire_bytes": self.storage_bytes}
 
 
 def route(args) -> dict:

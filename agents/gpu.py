@@ -68,6 +68,11 @@ class NodeModel:
         nic = self.nic_tx[0] if direction == UP else self.nic_rx[0]
         return [(self.root_complex(gpu), direction), (nic, None)]
 
+    def host_to_gpu(self, gpu: int, read_host: bool = True) -> list:
+        """What a copy from host memory into `gpu` crosses: its PCIe link, down through its root
+        complex, and host memory read (unless the CPU's cache already holds it: GDRCopy)."""
+        return [(self.h2d[gpu], None), (self.root_complex(gpu), DOWN)] + ([(self.mem, None)] if read_host else [])
+
     def numa_of(self, gpu: int) -> int:
         return gpu * self.params.numa_nodes // self.params.gpus
 
@@ -155,9 +160,7 @@ class Gpus:
         (caller passes read_host=False for the others)."""
         self.faults.check_gpu(gpu)
         np.copyto(self.mem[gpu][sl], host[sl])
-        m = self.model
-        uses = [(m.h2d[gpu], None), (m.root_complex(gpu), DOWN)] + ([(m.mem, None)] if read_host else [])
-        return self._in_order((gpu, DOWN), uses, host[sl].nbytes, after)
+        return self._in_order((gpu, DOWN), self.model.host_to_gpu(gpu, read_host), host[sl].nbytes, after)
 
     def p2p(self, src: int, dst: int, sl: slice, reduce=None, after: Transfer | None = None) -> Transfer:
         """GPU -> GPU over PCIe through the CPU (no NVLink); `reduce` (a ufunc, as np.add) combines

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+from cluster.node import DTYPES
+
 _PARAMS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMBT]?)\s*$", re.IGNORECASE)
 _SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 HBM = "hbm"          # where a request's expert was: already in HBM, the node's capacity tier, storage
@@ -32,7 +33,7 @@ def parameters(text) -> float:
 
 
 def expert_bytes(params, dtype: str) -> int:
-    return int(parameters(params) * DTYPE_BYTES[dtype])
+    return int(parameters(params) * DTYPES.itemsize(dtype))
 
 
 @dataclass(frozen=True)

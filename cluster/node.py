@@ -14,11 +14,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from cluster import hardware
+
 
 class _Dtypes(Mapping):
     """name -> numpy dtype. Every agent imports this module and ml_dtypes takes 0.6 s to import,
-    so it is imported when bf16 or fp8 is first asked for, not before."""
-    NAMES = ("fp32", "fp16", "bf16", "fp8")
+    so it is imported when bf16 or fp8 is first asked for, not before (`itemsize` needs no import)."""
+    SIZES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+    NAMES = tuple(SIZES)
+
+    def itemsize(self, name: str) -> int:
+        return self.SIZES[name]
 
     def __getitem__(self, name: str) -> np.dtype:
         if name in ("fp32", "fp16"):
@@ -150,14 +156,12 @@ class NodeParams:
 def node_of(args, gpus: int | None = None) -> NodeParams:
     """The node an agent emulates, from its command line (`--hardware`, `--gpus`, `--scale`), with
     the one NIC its agents talk through."""
-    from cluster import hardware
     return NodeParams.from_profile(hardware.load(args.hardware), gpus or args.gpus, 1).scaled(args.scale)
 
 
 def add_node_arguments(parser) -> None:
     """`--hardware`: the node's profile (cluster/profiles/), which node_of reads with the agent's
     `--gpus` and `--scale`."""
-    from cluster import hardware
     parser.add_argument("--hardware", default=hardware.DEFAULT, help="the node's hardware profile")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from cluster import hardware
 from emu.errors import TopologyError
 from emu.kinds import KINDS
 from emu.qos import DEFAULT_QOS, QosPolicy
@@ -199,7 +200,6 @@ class Topology:
 
     def hardware(self, name: str):
         """A compute node's hardware profile (cluster.hardware): the one it names, else the default."""
-        from cluster import hardware
         return hardware.load(self.node(name).attrs.get("hardware") or hardware.DEFAULT)
 
     def emulated_rate(self, link: Link) -> int:

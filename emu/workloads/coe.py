@@ -20,6 +20,7 @@ import tempfile
 import numpy as np
 
 from cluster import coe
+from cluster.node import DTYPES
 from emu.errors import EmuError
 from emu.launch import command, peer_timeout
 from emu.workloads.base import WorkloadType, register
@@ -31,8 +32,8 @@ def check(p, topology, where, fail) -> None:
     for key in ("experts", "tokens"):
         if isinstance(p[key], bool) or not isinstance(p[key], int) or p[key] < 1:
             fail(f"{where}.{key}", f"must be a positive integer, got {p[key]!r}")
-    if p["dtype"] not in coe.DTYPE_BYTES:
-        fail(f"{where}.dtype", f"unknown dtype {p['dtype']!r} (one of {', '.join(coe.DTYPE_BYTES)})")
+    if p["dtype"] not in DTYPES:
+        fail(f"{where}.dtype", f"unknown dtype {p['dtype']!r} (one of {', '.join(DTYPES)})")
     try:
         p["expert_bytes"] = coe.expert_bytes(p["expert_params"], p["dtype"])
     except ValueError as e:
