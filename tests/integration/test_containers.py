@@ -52,8 +52,17 @@ def emu(*args, timeout=60):
 
 
 def containers_of(lab: str) -> list:
+    """The lab's containers. Listed by ids first: the SDK's list() inspects each one found and fails if one
+    goes between the two (a build that fails removes its containers)."""
     import docker
-    return docker.from_env().containers.list(all=True, filters={"label": f"emu.lab={lab}"})
+    client = docker.from_env()
+    found = []
+    for row in client.api.containers(all=True, filters={"label": f"emu.lab={lab}"}):
+        try:
+            found.append(client.containers.get(row["Id"]))
+        except docker.errors.NotFound:
+            pass
+    return found
 
 
 @pytest.fixture
@@ -122,14 +131,16 @@ def test_a_container_that_ends_is_a_node_that_fails_in_one_line(lab):
 def test_clean_after_the_cli_is_sigkilled(run_lab_name, image, tmp_path):
     from emu import labfiles
     from emu.fabric.netns import NETNS_DIR
-    up = subprocess.Popen([sys.executable, "-m", "emu.cli", "up", str(topology_file(tmp_path, run_lab_name, image))],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    said = tmp_path / "up.err"
+    with open(said, "w") as err:
+        up = subprocess.Popen([sys.executable, "-m", "emu.cli", "up", str(topology_file(tmp_path, run_lab_name, image))],
+                              stdout=subprocess.DEVNULL, stderr=err)
     try:
         wait_until(lambda: containers_of(run_lab_name) or up.poll() is not None, 60, "the container node exists")
     finally:
         up.send_signal(signal.SIGKILL)
         up.wait()
-    assert containers_of(run_lab_name), "emu up ended before its container started"
+    assert containers_of(run_lab_name), f"emu up ended before its container started: {said.read_text()}"
     done = emu("clean", run_lab_name)
     assert done.returncode == 0, done.stderr
     assert containers_of(run_lab_name) == []
