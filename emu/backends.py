@@ -39,10 +39,21 @@ class Place:
 
 
 @dataclass(frozen=True)
+class Machine:
+    """A machine a lab spans: its name (the nodes' Place.machine), the network namespace that stands
+    for it where machines are emulated on this one (None for a real machine: its own root
+    namespace), and its address on the underlay that carries the tunnels between machines."""
+    name: str
+    netns: str | None
+    underlay: str
+
+
+@dataclass(frozen=True)
 class Layout:
     backend: str
     lab: str
     places: dict[str, Place]           # node name -> its place
+    machines: tuple[Machine, ...] = ()  # empty: the whole lab on this machine (LOCAL)
 
     def place(self, node: str) -> Place:
         try:
@@ -53,15 +64,22 @@ class Layout:
     def netns(self, node: str) -> str | None:
         return self.place(node).netns
 
+    def machine(self, node: str) -> Machine | None:
+        """The machine node `node` is on, or None on a lab of one machine."""
+        name = self.place(node).machine
+        return next((m for m in self.machines if m.name == name), None)
+
     def to_dict(self) -> dict:
         return {"backend": self.backend, "lab": self.lab,
                 "places": {n: {"machine": p.machine, "netns": p.netns, **({"container": p.container} if p.container
                                                                            else {})}
-                           for n, p in self.places.items()}}
+                           for n, p in self.places.items()},
+                **({"machines": [vars(m) for m in self.machines]} if self.machines else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Layout":
-        return cls(d["backend"], d["lab"], {n: Place(**p) for n, p in d["places"].items()})
+        return cls(d["backend"], d["lab"], {n: Place(**p) for n, p in d["places"].items()},
+                   tuple(Machine(**m) for m in d.get("machines", ())))
 
 
 class Reader(Protocol):
@@ -96,7 +114,8 @@ class Backend(Protocol):
 
     # -- build and change
     @classmethod
-    def lay_out(cls, lab: str, nodes: list[str], containers=()) -> Layout: ...   # containers: nodes with an image
+    def lay_out(cls, lab: str, nodes: list[str], containers=(), machines=None) -> Layout: ...
+    # containers: nodes with an image; machines: node -> machine index, the lab over several machines
 
     def taken(self) -> list[str]: ...       # places of this layout something already occupies
 
@@ -149,14 +168,16 @@ def backend_type(name: str = "kernel") -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def lay_out(lab: str, nodes: list[str], name: str = "kernel", containers=()) -> Layout:
-    """The layout backend `name` gives lab `lab`'s nodes (`containers`: those that run an image)."""
-    return backend_type(name).lay_out(lab, nodes, containers)
+def lay_out(lab: str, nodes: list[str], name: str = "kernel", containers=(), machines=None) -> Layout:
+    """The layout backend `name` gives lab `lab`'s nodes (`containers`: those that run an image;
+    `machines`: node -> the index of the machine it runs on, for a lab over several)."""
+    return backend_type(name).lay_out(lab, nodes, containers, machines)
 
 
-def plan_layout(plan: LabPlan, name: str = "kernel") -> Layout:
-    """The layout backend `name` gives a plan's nodes."""
-    return lay_out(plan.lab, [n.name for n in plan.nodes], name, [n.name for n in plan.nodes if n.container])
+def plan_layout(plan: LabPlan, name: str = "kernel", machines=None) -> Layout:
+    """The layout backend `name` gives a plan's nodes (machines: as lay_out's)."""
+    return lay_out(plan.lab, [n.name for n in plan.nodes], name, [n.name for n in plan.nodes if n.container],
+                   machines)
 
 
 def bind(layout: Layout) -> Backend:

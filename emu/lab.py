@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -41,6 +42,7 @@ from emu.plan.routing import Route
 from emu.root import require_root
 from emu.topo.loader import topology_from_dict
 from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
+from emu.topo.placement import place
 
 GPU_FAULTS = ("corrupt", "lost")
 CHANGES: set[str] = set()        # the Lab's methods a client asks the daemon to carry out
@@ -94,7 +96,15 @@ def layout_of(lab: str, state: dict) -> Layout:
     names = [n for n in names if isinstance(n, str) and len(n) <= MAX_NODE_NAME and NAME_RE.fullmatch(n)]
     containers = [n.get("name") for n in nodes if n.get("container")]
     return backends.lay_out(lab, names if state.get("claimed") else [], state.get("backend", "kernel"),
-                            [n for n in containers if n in names])
+                            [n for n in containers if n in names], machines_of(state, names))
+
+
+def machines_of(state: dict, names: list[str]) -> dict[str, int] | None:
+    """node -> machine index, for a lab over several machines, from a state file's layout (each
+    a small number, or none is taken: the places are laid out again from them, never read)."""
+    places = state.get("layout", {}).get("places", {})
+    found = {n: re.fullmatch(r"m(\d{1,4})", str(places.get(n, {}).get("machine", ""))) for n in names}
+    return {n: int(m[1]) for n, m in found.items()} if names and all(found.values()) else None
 
 
 @dataclass(frozen=True)
@@ -182,15 +192,16 @@ class Lab:
     # -- lifecycle ------------------------------------------------------------------
 
     @classmethod
-    def up(cls, topology: Topology, name: str | None = None, progress=None) -> "Lab":
+    def up(cls, topology: Topology, name: str | None = None, progress=None, machines: int = 1) -> "Lab":
         """Build the lab in the kernel. Raises (having undone everything) on failure.
-        progress(done, total) hears of each build step (the kernel backend's: fabric.apply.build)."""
+        progress(done, total) hears of each build step (the kernel backend's: fabric.apply.build).
+        machines: over this many machines (emu.topo.placement), emulated on this one."""
         require_root()
         name = name or topology.name
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
         plan = make_plan(topology, name)
-        layout = backends.plan_layout(plan)
+        layout = backends.plan_layout(plan, machines=place(topology, machines).of if machines != 1 else None)
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
             "claimed": False, "backend": layout.backend, "topology": topology.to_dict(), "plan": plan.to_dict(),
@@ -543,7 +554,8 @@ class Lab:
             port = plan.node(a).port(a_if)
             links.append({"a": a, "b": b, "rate_bps": port.rate_bps, "planned_rate_bps": self.planned_rate(a, b),
                           "real_rate_bps": port.real_rate_bps,
-                          "buffer_bytes": self.topology.link(a, b).buffer_bytes, "up": port.up})
+                          "buffer_bytes": self.topology.link(a, b).buffer_bytes, "up": port.up,
+                          "crosses": self.layout.place(a).machine != self.layout.place(b).machine})
         ports = [{"node": n.name, "port": p.ifname, "addr": p.addr, "peer": p.peer, "peer_port": p.peer_ifname,
                   "rate_bps": p.rate_bps, "real_rate_bps": p.real_rate_bps, "up": p.up}
                  for n in plan.nodes for p in n.ports]
@@ -558,6 +570,9 @@ class Lab:
                        "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy(),
                        **self._container_status(n.name)}
                       for n in self.nodes()],
+            "machines": [{"name": m.name, "underlay": m.underlay, "netns": m.netns,
+                          "nodes": sum(p.machine == m.name for p in self.layout.places.values())}
+                         for m in self.layout.machines],
             "links": links,
             "ports": ports,
             "qos": self.qos_table(),

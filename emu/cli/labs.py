@@ -13,7 +13,10 @@ from emu.errors import EmuError
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the file's `name`)")
 @click.option("--json", "as_json", is_flag=True, help="print the lab's status as JSON")
-def up(file, name, as_json):
+@click.option("--machines", type=click.IntRange(1), default=1, show_default=True,
+              help="spread the lab over N machines, emulated on this one (a namespace each; the links between "
+                   "them VXLAN tunnels): see 'emu topo plan FILE --machines N'")
+def up(file, name, as_json, machines):
     """Build the lab described by FILE."""
     from emu.lab import Lab
     from emu.report.progress import work_progress
@@ -22,13 +25,14 @@ def up(file, name, as_json):
     start = time.perf_counter()
     # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
     with work_progress(f"building {topo.name}", None, "steps", quiet=as_json or len(topo.nodes()) < 200) as step:
-        lab = Lab.up(topo, progress=step.set)
+        lab = Lab.up(topo, progress=step.set, machines=machines)
     seconds = time.perf_counter() - start
     if as_json:
         from emu.report.tables import json_rows
         click.echo(json_rows({**lab.status(), "up_seconds": seconds}))
         return
-    console.print(f"lab [bold]{lab.name}[/] up in {seconds:.2f} s: {topo.summary()}")
+    over = f" over {len(lab.layout.machines)} machines" if lab.layout.machines else ""
+    console.print(f"lab [bold]{lab.name}[/] up{over} in {seconds:.2f} s: {topo.summary()}")
 
 
 @main.command()

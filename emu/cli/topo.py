@@ -37,7 +37,7 @@ def check(file, as_json):
 @click.option("--lines", is_flag=True, help="what the backend would run to build it (the kernel's: the exact "
               "ip/tc batch lines and sysctls)")
 @click.option("--machines", type=int, help="where each node would run with the lab over N machines, and the links "
-              "that would cross between them")
+              "that would cross between them (with --lines: the lines that build it so, tunnels included)")
 def plan(file, name, as_json, lines, machines):
     """Show what FILE's lab would be (ports, routes, VL queues), building nothing."""
     from emu import backends
@@ -46,8 +46,11 @@ def plan(file, name, as_json, lines, machines):
     from emu.topo import load_topology
     topology = load_topology(file, name)
     lab_plan = make_plan(topology)
-    if machines is not None:
-        from emu.topo.placement import place
+    from emu.topo.placement import place
+    if lines:
+        layout = backends.plan_layout(lab_plan, machines=place(topology, machines).of if machines else None)
+        click.echo(backends.bind(layout).describe(lab_plan))
+    elif machines is not None:
         placement = place(topology, machines)
         if as_json:
             click.echo(json_rows({"machines": machines, "nodes": placement.of,
@@ -57,9 +60,6 @@ def plan(file, name, as_json, lines, machines):
                 console.print(part)
     elif as_json:
         click.echo(json_rows(lab_plan.to_dict()))
-    elif lines:
-        layout = backends.plan_layout(lab_plan)
-        click.echo(backends.bind(layout).describe(lab_plan))
     else:
         for part in plan_tables(lab_plan):
             console.print(part)

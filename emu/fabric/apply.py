@@ -1,5 +1,6 @@
 """Kernel changes for the kernel backend (emu.fabric.kernel): make a laid-out LabPlan real
-with namespaces, veths, ip routes and tc queues, change it at run time, and undo it.
+with namespaces, veths (VXLAN tunnels between machines), ip routes and tc queues, change it at
+run time, and undo it.
 
 Only this module changes kernel state. Every change is one batched `ip`/`tc` call per
 namespace. A build that fails half way destroys what it made before the error reaches
@@ -30,7 +31,7 @@ def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int]
     taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
     if taken:
         raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists")
-    total = 1 + 3 * len(plan.namespaces)
+    total = 1 + 3 * len(plan.namespaces) + 2 * len(plan.machines)
     done = 0
 
     def step():
@@ -41,9 +42,10 @@ def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int]
     try:
         run_batch("ip", plan.create_lines)
         step()
-        for ns in plan.namespaces:
+        for ns in plan.machines + plan.namespaces:
             netns.write_sysctls(ns.netns, ns.sysctls)
             step()
+        run_batches([("ip", m.ip_lines, m.netns) for m in plan.machines], on_done=step)   # the tunnels' ends
         jobs = [("ip", ns.ip_lines, ns.netns) for ns in plan.namespaces]
         jobs += [("tc", ns.tc_lines, ns.netns) for ns in plan.namespaces]
         run_batches(jobs, on_done=step)

@@ -16,7 +16,7 @@ from emu.fabric import apply, classes, containers, hosts, netns
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.fabric.reader import NamespaceReader
-from emu.fabric.render import kernel_layout, netns_name, render
+from emu.fabric.render import kernel_layout, netns_name, render, underlay_netns
 
 
 class KernelBackend:
@@ -27,11 +27,14 @@ class KernelBackend:
         self.lab = layout.lab
 
     @classmethod
-    def lay_out(cls, lab: str, nodes: list[str], containers=()) -> Layout:
-        return kernel_layout(lab, nodes, containers)
+    def lay_out(cls, lab: str, nodes: list[str], containers=(), machines=None) -> Layout:
+        return kernel_layout(lab, nodes, containers, machines)
 
     def namespaces(self) -> list[str]:
-        return [p.netns for p in self.layout.places.values()]
+        """The nodes' namespaces; the emulated machines' and their underlay's where the lab spans machines."""
+        machines = [m.netns for m in self.layout.machines if m.netns]
+        return [p.netns for p in self.layout.places.values()] + machines + (
+            [underlay_netns(self.lab)] if machines else [])
 
     # -- build and change
     def taken(self) -> list[str]:
@@ -71,13 +74,13 @@ class KernelBackend:
         """What build() runs: the root ip batch, then per namespace its sysctls, ip and tc batches."""
         batch = render(plan, self.layout)
         out = ["# ip -batch (root namespace)", *batch.create_lines]
-        for ns in batch.namespaces:
+        for ns in batch.machines + batch.namespaces:
             out += [f"# {ns.netns}: sysctls", *(f"{k} = {v}" for k, v in ns.sysctls.items()),
                     f"# {ns.netns}: ip -batch", *ns.ip_lines, f"# {ns.netns}: tc -batch", *ns.tc_lines]
         return "\n".join(out)
 
     def present(self) -> int:
-        return len(self.taken())
+        return sum(netns.netns_path(p.netns).exists() for p in self.layout.places.values())
 
     def replace_routes(self, node, old: tuple, new: tuple) -> None:
         apply.replace_routes(self.layout.netns(node.name), old, new)

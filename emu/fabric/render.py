@@ -4,15 +4,25 @@ One root `ip -batch` makes the namespaces and veth pairs; then per namespace one
 `ip -batch` (ownership marks, addresses, static neighbours, rules, routes) and one
 `tc -batch` (VL queues), plus the sysctls written in-process. The kernel's own facts live
 here, not in the plan: the ownership mark, the GSO burst, the sysctls.
+
+A lab over several machines (Layout.machines) has machine namespaces too, made and set up
+before the nodes': where machines are emulated on this one, each machine is a namespace with an
+underlay port on a bridge (the underlay namespace's), and a link whose ends are on two machines
+is a VXLAN tunnel instead of a veth pair. Each end is made in its machine's namespace, over its
+underlay port, and moved into its node's at once (it keeps its UDP socket where it was made);
+from there on it is a port like any other: the same address, neighbour, HTB and VL queues.
 """
 from dataclasses import dataclass, field
 
-from emu.backends import LOCAL, Layout, Place
+from emu.backends import LOCAL, Layout, Machine, Place
 from emu.plan import LabPlan, NodePlan, PortPlan
 from emu.plan.queues import GSO_SEGS, render_port
 from emu.plan.routing import Route
 
 MARK_PREFIX = "emu:"
+UNDERLAY_MTU = 1550         # a tunnel's 50 bytes of headers over it leave the emulated 1500 whole
+UNDERLAY_PORT = "ul0"       # a machine's port on the underlay
+VXLAN_PORT = 4789
 
 
 def lab_mark(lab: str) -> str:
@@ -25,18 +35,40 @@ def netns_name(lab: str, node: str) -> str:
     return f"emu-{lab}-{node}"
 
 
-def kernel_layout(lab: str, nodes: list[str], containers=()) -> Layout:
+def machine_netns(lab: str, machine: str) -> str:
+    """The namespace standing for emulated machine `machine` of lab `lab` ('@' is in no node's name)."""
+    return netns_name(lab, f"@{machine}")
+
+
+def underlay_netns(lab: str) -> str:
+    """The namespace of the bridge that joins a lab's emulated machines."""
+    return netns_name(lab, "@underlay")
+
+
+def underlay_address(index: int) -> str:
+    """Emulated machine `index`'s address on the underlay (a /16 of its own namespaces: no lab address clashes)."""
+    return f"172.31.{index // 250}.{index % 250 + 1}"
+
+
+def kernel_layout(lab: str, nodes: list[str], containers=(), machines: dict[str, int] | None = None) -> Layout:
     """Every node in a namespace of its own on this machine; a node in `containers` in the
-    namespace of a container named as its namespace is (emu.fabric.containers)."""
+    namespace of a container named as its namespace is (emu.fabric.containers). With `machines`
+    (node -> machine index, more than one machine), each node on its emulated machine."""
     containers = set(containers)
-    return Layout("kernel", lab, {n: Place(LOCAL, netns_name(lab, n), netns_name(lab, n) if n in containers else None)
-                                  for n in nodes})
+    count = 1 + max(machines.values(), default=0) if machines else 1
+    on = (lambda n: f"m{machines[n]}") if count > 1 else (lambda n: LOCAL)
+    return Layout("kernel", lab,
+                  {n: Place(on(n), netns_name(lab, n), netns_name(lab, n) if n in containers else None) for n in nodes},
+                  tuple(Machine(f"m{k}", machine_netns(lab, f"m{k}"), underlay_address(k))
+                        for k in range(count)) if count > 1 else ())
+
+
+NO_IPV6 = {"net/ipv6/conf/all/disable_ipv6": "1",     # no IPv6 chatter in the VL queues (nor the underlay)
+           "net/ipv6/conf/default/disable_ipv6": "1"}
 
 
 def sysctls(node: NodePlan, routing: str) -> dict[str, str]:
-    values = {"net/ipv6/conf/all/disable_ipv6": "1",    # no IPv6 chatter in the VL queues
-              "net/ipv6/conf/default/disable_ipv6": "1",
-              "net/ipv4/ip_forward": "1" if node.forwards else "0"}
+    values = {**NO_IPV6, "net/ipv4/ip_forward": "1" if node.forwards else "0"}
     if not node.forwards:
         # A TCP responder answers in the class it was asked in (as an IB responder's QP uses the
         # requester's SL): the SYN-ACK and every reply of an accepted connection carry the SYN's TOS.
@@ -60,9 +92,10 @@ class FabricLines:
     lab: str
     create_lines: list[str]
     namespaces: list[NamespaceLines]
+    machines: list[NamespaceLines] = field(default_factory=list)    # set up before the nodes' (tunnels)
 
     def netns_names(self) -> list[str]:
-        return [n.netns for n in self.namespaces]
+        return [n.netns for n in self.machines + self.namespaces]
 
 
 def render(plan: LabPlan, layout: Layout | None = None, pids: dict[str, int] | None = None) -> FabricLines:
@@ -75,9 +108,42 @@ def render(plan: LabPlan, layout: Layout | None = None, pids: dict[str, int] | N
               for n in plan.nodes]
     create += [f"link add name {a_if} netns {netns[a]} address {plan.node(a).port(a_if).mac} type veth "
                f"peer name {b_if} netns {netns[b]} address {plan.node(b).port(b_if).mac}"
-               for a, a_if, b, b_if in plan.links]
+               for a, a_if, b, b_if in plan.links if layout.place(a).machine == layout.place(b).machine]
+    machines = machine_lines(plan, layout, netns)
+    create = [f"netns add {m.netns}" for m in machines] + create + underlay_lines(plan.lab, layout)
     return FabricLines(plan.lab, create, [NamespaceLines(n.name, netns[n.name], ip_lines(plan, n), tc_lines(plan, n),
-                                                         sysctls(n, plan.routing)) for n in plan.nodes])
+                                                         sysctls(n, plan.routing)) for n in plan.nodes], machines)
+
+
+def underlay_lines(lab: str, layout: Layout) -> list[str]:
+    """Root batch lines: each emulated machine's underlay port, its peer on the underlay's bridge."""
+    bridge = underlay_netns(lab)
+    return [f"link add name {UNDERLAY_PORT} netns {m.netns} mtu {UNDERLAY_MTU} type veth "
+            f"peer name {m.name} netns {bridge} mtu {UNDERLAY_MTU}" for m in layout.machines]
+
+
+def machine_lines(plan: LabPlan, layout: Layout, netns: dict[str, str]) -> list[NamespaceLines]:
+    """The underlay's namespace (a bridge) and each emulated machine's: its marked underlay port,
+    its address, and its ends of the tunnels (VNI: the link's place in the plan, from 1)."""
+    if not layout.machines:
+        return []
+    mark = lab_mark(plan.lab)
+    out = [NamespaceLines("@underlay", underlay_netns(plan.lab),
+                          ["link add name br0 type bridge", f"link set dev br0 alias {mark}:@underlay up"]
+                          + [f"link set dev {m.name} master br0 up" for m in layout.machines], [], dict(NO_IPV6))]
+    machine = {m.name: m for m in layout.machines}
+    for m in layout.machines:
+        lines = [f"link set dev lo alias {mark}:@{m.name} up", f"link set dev {UNDERLAY_PORT} alias {mark} up",
+                 f"addr add {m.underlay}/16 dev {UNDERLAY_PORT}"]
+        for vni, (a, a_if, b, b_if) in enumerate(plan.links, 1):
+            ends = {layout.place(a).machine: (a, a_if, b), layout.place(b).machine: (b, b_if, a)}
+            if len(ends) == 2 and m.name in ends:
+                node, ifname, peer = ends[m.name]
+                lines.append(f"link add name {ifname} netns {netns[node]} address {plan.node(node).port(ifname).mac} "
+                             f"type vxlan id {vni} local {m.underlay} remote {machine[layout.place(peer).machine].underlay} "
+                             f"dstport {VXLAN_PORT} dev {UNDERLAY_PORT}")
+        out.append(NamespaceLines(f"@{m.name}", m.netns, lines, [], dict(NO_IPV6)))
+    return out
 
 
 def ip_lines(plan: LabPlan, node: NodePlan) -> list[str]:

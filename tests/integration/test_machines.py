@@ -1,0 +1,128 @@
+"""One lab over several machines, emulated on this one (emu up --machines N): each machine a
+namespace with an underlay address, the links between machines VXLAN tunnels. What crosses is
+checked where it goes: the underlay's counters, the tunnel port's per-VL queues."""
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from emu.experiments.flows import Flow, run_flows
+from emu.fabric.netns import NETNS_DIR
+from emu.fabric.render import UNDERLAY_PORT
+from emu.metrics.mesh import tcp_mesh
+from emu.qos import QosPolicy
+from emu.topo import build
+from emu.topo.loader import topology_from_dict
+from waits import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def underlay_bytes(lab) -> dict[str, int]:
+    """machine -> bytes its underlay port has sent (the tunnels' packets, headers included)."""
+    from emu.fabric.netns import inside
+    from pyroute2 import IPRoute
+    out = {}
+    for m in lab.layout.machines:
+        with inside(m.netns), IPRoute() as ipr:
+            (link,) = ipr.get_links(ifname=UNDERLAY_PORT)
+            out[m.name] = link.get_attr("IFLA_STATS64")["tx_bytes"]
+    return out
+
+
+def test_a_two_zone_lab_over_two_machines_reaches_every_address_through_the_tunnels(make_lab, lab_name):
+    lab = make_lab(build("two-zone", lab_name, leaves=2, spines=2, hosts_per_leaf=2, storage=2), machines=2)
+    status = lab.status()
+    assert [m["name"] for m in status["machines"]] == ["m0", "m1"]
+    assert {n["machine"] for n in status["nodes"]} == {"m0", "m1"}
+    crossing = [(l["a"], l["b"]) for l in status["links"] if l["crosses"]]
+    assert crossing and len(crossing) < len(status["links"]) / 3, crossing
+    before = underlay_bytes(lab)
+    result = tcp_mesh(lab.hosts())
+    addresses = 8 * 1 + 2 * 2                      # storage nodes answer on both of their addresses
+    assert result.pairs == 8 * (addresses - 1) + 2 * (addresses - 2)
+    assert result.failures == [] and result.retransmits == 0
+    after = underlay_bytes(lab)
+    assert all(after[m] - before[m] > 10_000 for m in after), (before, after)      # both ways, over the underlay
+
+
+def across(name: str, senders: int = 5) -> dict:
+    """Hosts h1.. on switch s0 (machine 0) and h0 on switch s1 (machine 1): s0's port to s1 is the
+    one link that crosses, and the bottleneck of every flow into h0."""
+    nodes = {"s0": {"kind": "switch", "machine": 0}, "s1": {"kind": "switch", "machine": 1},
+             "h0": {"kind": "compute", "machine": 1},
+             **{f"h{i}": {"kind": "compute", "machine": 0} for i in range(1, senders + 1)}}
+    links = [["s0", "s1"], ["h0", "s1"]] + [[f"h{i}", "s0"] for i in range(1, senders + 1)]
+    return {"name": name, "defaults": {"rate": "200Mbit"}, "routing": {"mode": "static"}, "nodes": nodes,
+            "links": [{"endpoints": e} for e in links]}
+
+
+def test_a_flow_across_machines_gets_its_shaped_rate_as_one_within(make_lab, lab_name):
+    doc = across(lab_name, senders=1)
+    within = make_lab(topology_from_dict(doc, "test", lab_name + "w"))
+    spread = make_lab(topology_from_dict(doc, "test", lab_name), machines=2)
+    assert [l["crosses"] for l in spread.status()["links"]].count(True) == 1
+    rates = {}
+    for lab in (within, spread):
+        rates[lab.name] = run_flows(lab, [Flow("h1", "h0")], seconds=3)[0]["bps"]
+    got, base = rates[spread.name], rates[within.name]
+    assert got <= 1.02 * 200e6, f"{got / 1e6:.1f} Mbit/s across a 200 Mbit link: the shaper lets too much through"
+    assert got >= 0.90 * min(200e6, base), f"{got / 1e6:.1f} Mbit/s across, {base / 1e6:.1f} within"
+
+
+def marked_share(lab) -> float:
+    """1 hfreduce-marked flow against 4 unmarked ones into h0: the marked VL's share of the bytes
+    s0's port to s1 sent (its per-VL queues' counters)."""
+    from emu.metrics.counters import vl_bytes
+    port = lab.plan.node("s0").port_to("s1").ifname
+    before = vl_bytes(lab, "s0", port)
+    run_flows(lab, [Flow("h1", "h0", "hfreduce", cc="cubic")] + [Flow(f"h{i}", "h0", cc="cubic")
+                                                                  for i in range(2, 6)], seconds=4)
+    moved = {vl: b - before.get(vl, 0) for vl, b in vl_bytes(lab, "s0", port).items()}
+    q = QosPolicy()
+    return moved[q.vl_of_sl(q.sl_of("hfreduce"))] / sum(moved.values())
+
+
+def test_per_vl_shares_across_the_tunnel_are_those_within_a_machine(make_lab, lab_name):
+    doc = across(lab_name)
+    within = marked_share(make_lab(topology_from_dict(doc, "test", lab_name + "w")))
+    spread = marked_share(make_lab(topology_from_dict(doc, "test", lab_name), machines=2))
+    q = QosPolicy()
+    weighted = q.vlarb[1] / (q.vlarb[1] + q.vlarb[0])
+    assert spread >= 0.8 * weighted, f"the marked VL got {spread:.0%} across, weighted share {weighted:.0%}"
+    assert abs(spread - within) <= 0.05, f"the marked VL's share: {spread:.1%} across, {within:.1%} within"
+
+
+def test_the_subnet_manager_reroutes_around_a_cut_crossing_link(make_lab, lab_name):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=2), machines=2)
+    crossing = [(l["a"], l["b"]) for l in lab.status()["links"] if l["crosses"]]
+    a, b = next(link for link in crossing if {link[0][:-1], link[1][:-1]} == {"leaf", "spine"})
+    assert tcp_mesh(lab.hosts()).ok == 12
+    lab.set_link(a, b, up=False)                          # the cut; no sweep yet
+    cut = tcp_mesh(lab.hosts(), timeout=1)
+    assert 0 < cut.ok < 12, cut
+    assert lab.sweep()
+    assert tcp_mesh(lab.hosts()).ok == 12
+
+
+def test_clean_leaves_nothing_of_a_lab_over_machines_after_the_cli_is_sigkilled(run_lab_name, tmp_path):
+    from emu import labfiles
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({"name": run_lab_name, "fabric": {"type": "two-zone", "leaves": 2, "spines": 2,
+                                                                    "hosts_per_leaf": 2}}))
+    up = subprocess.Popen([sys.executable, "-m", "emu.cli", "up", str(path), "--machines", "2"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours = lambda: list(NETNS_DIR.glob(f"emu-{run_lab_name}-*"))       # noqa: E731
+    try:
+        # killed once its machines exist: the namespaces' marks alone must tell clean what is the lab's
+        wait_until(lambda: any("@m" in p.name for p in ours()) or up.poll() is not None, 60, "the machines exist")
+    finally:
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+    assert ours(), "emu up ended before its machines were made"
+    done = subprocess.run([sys.executable, "-m", "emu.cli", "clean", run_lab_name], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert ours() == []
+    assert not list(labfiles.STATE_DIR.glob(f"{run_lab_name}.*"))
