@@ -11,7 +11,9 @@ from emu.errors import EmuError
 @click.option("--out", help="run directory (default: runs/<scenario name>-<UTC time>/)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON (with run_dir)")
 @lab_option
-def run_cmd(scenario, out, as_json, lab_opt):
+@click.option("--machines", type=click.IntRange(1), default=1, show_default=True,
+              help="bring the lab up over N machines, emulated on this one (as emu up --machines)")
+def run_cmd(scenario, out, as_json, lab_opt, machines):
     """Run a scenario file: workloads and faults on one timeline, sampled, written to a run directory."""
     from emu.experiments.scenario import load_scenario
     from emu.root import require_root
@@ -20,7 +22,7 @@ def run_cmd(scenario, out, as_json, lab_opt):
     require_root("run scenarios")
     from emu.experiments.runner import run_scenario
     with work_progress(f"running {spec.name}", spec.duration, "s of the scenario", quiet=as_json) as step:
-        summary, directory = run_scenario(spec, out, step.set, lab_opt)
+        summary, directory = run_scenario(spec, out, step.set, lab_opt, machines)
     print_run(summary, directory, as_json)
 
 

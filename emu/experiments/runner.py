@@ -171,12 +171,12 @@ FAULT_RUNNERS = {"link-down": _link_down, "kill": _kill, "gpu": _gpu}
 # -- the whole run -----------------------------------------------------------------------
 
 def run_scenario(scenario: Scenario, out: str | None = None, progress=None,
-                 lab_name: str | None = None) -> tuple[dict, Path]:
+                 lab_name: str | None = None, machines: int = 1) -> tuple[dict, Path]:
     """Play `scenario` on lab `lab_name` (default: its topology's name), bringing the lab up (and down
-    again) if it is not up; returns (summary, run directory)."""
+    again) if it is not up, over `machines` machines; returns (summary, run directory)."""
     name = lab_name or scenario.topology.name
     brought_up = name not in Lab.names()
-    lab = Lab.up(scenario.topology, name) if brought_up else Lab.get(name)
+    lab = Lab.up(scenario.topology, name, machines=machines) if brought_up else Lab.get(name)
     try:
         if not brought_up and lab.plan != make_plan(scenario.topology, name):
             raise EmuError(f"lab {name!r} is up with another topology or with runtime changes: "

@@ -126,3 +126,24 @@ def test_clean_leaves_nothing_of_a_lab_over_machines_after_the_cli_is_sigkilled(
     assert done.returncode == 0, done.stderr
     assert ours() == []
     assert not list(labfiles.STATE_DIR.glob(f"{run_lab_name}.*"))
+
+
+def test_a_scenario_run_samples_both_machines(tmp_path, run_lab_name):
+    import pyarrow.parquet as pq
+    from emu.experiments.runner import run_scenario
+    from emu.experiments.scenario import load_scenario
+    (tmp_path / "topo.yaml").write_text(yaml.safe_dump(across(run_lab_name, senders=1)))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "name": "across", "topology": "topo.yaml", "duration": "3s", "sample": "100ms",
+        "workloads": [{"name": "bulk", "type": "bulk", "start": "0s", "duration": "2.5s", "src": "h1", "dst": "h0"}]}))
+    summary, directory = run_scenario(load_scenario(tmp_path / "s.yaml"), str(tmp_path / "run"), machines=2)
+    (bulk,) = summary["workloads"]
+    assert bulk["outcome"] == "ok"
+    ports = pq.read_table(directory / "ports.parquet").to_pylist()
+
+    def moved(node, peer, key):
+        seen = sorted((r["t"], r[key]) for r in ports if r["node"] == node and r["peer"] == peer)
+        return seen[-1][1] - seen[0][1]
+    # the tunnel's two ends, one on each machine, saw the flow's bytes leave and arrive
+    sent, received = moved("s0", "s1", "tx_bytes"), moved("s1", "s0", "rx_bytes")
+    assert sent > 20_000_000 and 0.98 * sent <= received <= sent, (sent, received)

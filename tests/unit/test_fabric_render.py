@@ -71,3 +71,54 @@ def test_a_batch_for_a_missing_namespace_is_one_line():
     from emu.fabric.batch import run_batch
     with pytest.raises(FabricError, match="namespace emu-no-such-lab-x does not exist"):
         run_batch("ip", ["link show"], "emu-no-such-lab-x")
+
+
+def spread(machines=2):
+    from emu.fabric.render import kernel_layout
+    from emu.topo.placement import place
+    topo = build("two-zone", "mx", leaves=2, spines=2, hosts_per_leaf=2, storage=2)
+    plan = make_plan(topo)
+    placement = place(topo, machines)
+    return topo, plan, placement, kernel_layout("mx", [n.name for n in plan.nodes], machines=placement.of)
+
+
+def test_a_link_between_machines_is_a_tunnel_whose_ends_agree():
+    from emu.fabric.render import UNDERLAY_MTU
+    topo, plan, placement, layout = spread()
+    lines = render(plan, layout)
+    crossing = {frozenset(link) for link in placement.crossing(topo)}
+    veths = [l for l in lines.create_lines if "type veth" in l and "@" not in l]
+    assert len(veths) == len(plan.links) - len(crossing)
+    tunnels = {}                                        # VNI -> (machine, node, local, remote) of its ends
+    for m in lines.machines[1:]:
+        assert m.netns == f"emu-mx-{m.node}" and f"alias {lab_mark('mx')}:{m.node} up" in m.ip_lines[0]
+        for line in (l for l in m.ip_lines if "type vxlan" in l):
+            words = line.split()
+            vni, node = int(words[words.index("id") + 1]), words[words.index("netns") + 1][len("emu-mx-"):]
+            assert layout.place(node).machine == m.node[1:]
+            tunnels.setdefault(vni, []).append((node, words[words.index("local") + 1],
+                                                words[words.index("remote") + 1]))
+    assert len(tunnels) == len(crossing) and all(len(ends) == 2 for ends in tunnels.values())
+    for (a, local_a, remote_a), (b, local_b, remote_b) in tunnels.values():
+        assert frozenset((a, b)) in crossing and (local_a, remote_a) == (remote_b, local_b) and local_a != local_b
+    # the machines' underlay ports take a tunnel's headers over a whole emulated frame
+    underlay = [l for l in lines.create_lines if "@" in l and "type veth" in l]
+    assert len(underlay) == 2 and all(l.count(f"mtu {UNDERLAY_MTU}") == 2 for l in underlay)
+
+
+def test_one_machine_is_the_lab_as_ever():
+    from emu.fabric.render import kernel_layout
+    topo, plan, _, _ = spread()
+    layout = kernel_layout("mx", [n.name for n in plan.nodes], machines={n.name: 0 for n in plan.nodes})
+    assert layout.machines == () and render(plan, layout) == render(plan)
+
+
+def test_a_state_file_gives_machines_back_only_as_small_numbers():
+    from emu.backends import Layout
+    from emu.lab import layout_of
+    _, plan, _, layout = spread()
+    state = {"claimed": True, "plan": plan.to_dict(), "layout": layout.to_dict()}
+    assert Layout.from_dict(layout.to_dict()) == layout
+    assert layout_of("mx", state) == layout
+    state["layout"]["places"]["zb-c0"]["machine"] = "../../etc"        # tampered: the lab is taken as on one machine
+    assert layout_of("mx", state).machines == ()
