@@ -27,7 +27,7 @@ def failures(lab_name: str) -> tuple[int, set]:
 @pytest.mark.heavy
 def test_the_validator_flags_exactly_the_injected_faults(make_lab, lab_name):
     make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=2, storage_per_leaf=1, scale=0.001))
-    assert failures(lab_name) == (0, set())
+    # no run on the healthy lab first: the run after `fault clear` below is that run (a validator run is ~12 s)
     assert emu("fault", "link", "--lab", lab_name, "c1", "leaf0", "--rate-factor", "0.5").returncode == 0
     assert emu("fault", "gpu", "--lab", lab_name, "c2", "--gpu", "3").returncode == 0
     assert emu("fault", "gpu", "--lab", lab_name, "c3", "--gpu", "5", "--lost").returncode == 0
