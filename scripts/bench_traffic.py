@@ -11,7 +11,7 @@ import uuid
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.qos import QosPolicy
-from emu.report.bench import Bench, Column, add_options
+from emu.report.bench import Bench, Column, add_flow_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
@@ -33,9 +33,7 @@ def marked_share(isolation: bool, cc: str | None, seconds: float) -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=3.0)
-    add_options(ap)
+    add_flow_options(ap)
     args = ap.parse_args()
     bench = Bench(args)
     spread = [Column("median", "median", "{:.0f}"), Column("min", "min", "{:.0f}"), Column("max", "max", "{:.0f}")]

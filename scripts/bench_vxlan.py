@@ -13,7 +13,7 @@ import uuid
 from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.metrics.mesh import tcp_mesh
-from emu.report.bench import Bench, Column, add_options
+from emu.report.bench import Bench, Column, add_flow_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build
 
@@ -32,9 +32,7 @@ def flow(rate: str, machines: int, seconds: float) -> tuple[float, int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=3.0)
-    add_options(p)
+    add_flow_options(p)
     args = p.parse_args()
     clean_up_on_sigterm()
     bench = Bench(args)

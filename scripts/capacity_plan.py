@@ -34,7 +34,7 @@ from emu.experiments.flows import Flow, run_flows
 from emu.lab import Lab
 from emu.launch import command
 from emu.metrics.mesh import tcp_mesh
-from emu.report.bench import Bench, Column, add_options
+from emu.report.bench import Bench, Column, add_flow_options
 from emu.terminate import clean_up_on_sigterm
 from emu.topo import build, load_topology
 
@@ -86,9 +86,7 @@ def asked(topo, pairs: int = 2000, seed: int = 1) -> tuple[float, float, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--topology", default="topologies/fire-flyer-2.yaml")
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=3.0)
-    add_options(p)
+    add_flow_options(p)
     args = p.parse_args()
     clean_up_on_sigterm()
     bench = Bench(args)

@@ -34,6 +34,13 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown (docs/results/)")
 
 
+def add_flow_options(parser: argparse.ArgumentParser, runs: int = 3, seconds: float = 3.0) -> None:
+    """--runs and --seconds of scripts that time TCP flows, and the table options."""
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    add_options(parser)
+
+
 class Table:
     def __init__(self, bench: "Bench", title: str, columns: list[Column]):
         self.bench, self.title, self.columns = bench, title, columns
