@@ -27,6 +27,7 @@ from emu.plan import LabPlan, NodePlan, PortPlan
 
 BACKENDS = {"kernel": "emu.fabric.kernel:KernelBackend"}
 LOCAL = "local"          # the machine a lab runs on unless its layout says otherwise
+WORKERS = ("local", "ray")      # who builds each machine's part of a lab over machines
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Layout:
     lab: str
     places: dict[str, Place]           # node name -> its place
     machines: tuple[Machine, ...] = ()  # empty: the whole lab on this machine (LOCAL)
+    workers: str = "local"              # over machines: who builds each machine's part (emu.fabric.workers)
 
     def place(self, node: str) -> Place:
         try:
@@ -74,12 +76,12 @@ class Layout:
                 "places": {n: {"machine": p.machine, "netns": p.netns, **({"container": p.container} if p.container
                                                                            else {})}
                            for n, p in self.places.items()},
-                **({"machines": [vars(m) for m in self.machines]} if self.machines else {})}
+                **({"machines": [vars(m) for m in self.machines], "workers": self.workers} if self.machines else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Layout":
         return cls(d["backend"], d["lab"], {n: Place(**p) for n, p in d["places"].items()},
-                   tuple(Machine(**m) for m in d.get("machines", ())))
+                   tuple(Machine(**m) for m in d.get("machines", ())), d.get("workers", "local"))
 
 
 class Reader(Protocol):

@@ -192,16 +192,22 @@ class Lab:
     # -- lifecycle ------------------------------------------------------------------
 
     @classmethod
-    def up(cls, topology: Topology, name: str | None = None, progress=None, machines: int = 1) -> "Lab":
+    def up(cls, topology: Topology, name: str | None = None, progress=None, machines: int = 1,
+           workers: str = "local") -> "Lab":
         """Build the lab in the kernel. Raises (having undone everything) on failure.
         progress(done, total) hears of each build step (the kernel backend's: fabric.apply.build).
-        machines: over this many machines (emu.topo.placement), emulated on this one."""
+        machines: over this many machines (emu.topo.placement), emulated on this one, each machine's
+        part built by its worker (workers: "local" or "ray", emu.fabric.workers)."""
         require_root()
         name = name or topology.name
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
         plan = make_plan(topology, name)
         layout = backends.plan_layout(plan, machines=place(topology, machines).of if machines != 1 else None)
+        if layout.machines:
+            if workers not in backends.WORKERS:
+                raise EmuError(f"unknown workers {workers!r} (one of {', '.join(backends.WORKERS)})")
+            layout = replace(layout, workers=workers)
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
             "claimed": False, "backend": layout.backend, "topology": topology.to_dict(), "plan": plan.to_dict(),
@@ -570,6 +576,7 @@ class Lab:
                        "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy(),
                        **self._container_status(n.name)}
                       for n in self.nodes()],
+            **({"workers": self.layout.workers} if self.layout.machines else {}),
             "machines": [{"name": m.name, "underlay": m.underlay, "netns": m.netns,
                           "nodes": sum(p.machine == m.name for p in self.layout.places.values())}
                          for m in self.layout.machines],

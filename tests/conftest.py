@@ -27,8 +27,8 @@ def make_lab():
     from emu.lab import Lab
     labs = []
 
-    def make(topo, name=None, machines=1):
-        lab = Lab.up(topo, name or topo.name, machines=machines)     # tests name topologies after their lab_name
+    def make(topo, name=None, **up):            # up: Lab.up's keywords (machines, workers)
+        lab = Lab.up(topo, name or topo.name, **up)     # tests name topologies after their lab_name
         labs.append(lab)
         return lab
 

@@ -16,7 +16,9 @@ from emu.errors import EmuError
 @click.option("--machines", type=click.IntRange(1), default=1, show_default=True,
               help="spread the lab over N machines, emulated on this one (a namespace each; the links between "
                    "them VXLAN tunnels): see 'emu topo plan FILE --machines N'")
-def up(file, name, as_json, machines):
+@click.option("--workers", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="with --machines: who builds each machine's part (ray: a Ray actor a machine, Ray started here)")
+def up(file, name, as_json, machines, workers):
     """Build the lab described by FILE."""
     from emu.lab import Lab
     from emu.report.progress import work_progress
@@ -25,7 +27,7 @@ def up(file, name, as_json, machines):
     start = time.perf_counter()
     # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
     with work_progress(f"building {topo.name}", None, "steps", quiet=as_json or len(topo.nodes()) < 200) as step:
-        lab = Lab.up(topo, progress=step.set, machines=machines)
+        lab = Lab.up(topo, progress=step.set, machines=machines, workers=workers)
     seconds = time.perf_counter() - start
     if as_json:
         from emu.report.tables import json_rows

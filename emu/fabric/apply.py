@@ -16,42 +16,64 @@ from emu.backends import Layout
 from emu.errors import FabricError
 from emu.fabric import netns
 from emu.fabric.batch import run_batch, run_batches
-from emu.fabric.render import MARK_PREFIX, neighbour_line, netns_name, render, route_line
+from emu.fabric.render import (MARK_PREFIX, FabricLines, emulated_machines, neighbour_line, netns_name, part, render,
+                               route_line)
 from emu.plan import LabPlan, NodePlan, PortPlan
 from emu.plan.queues import at_rate, root_class_line, vl_class_line
 from emu.root import require_root
 
 
-def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int] | None = None) -> None:
+def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int] | None = None,
+          workers=None) -> None:
     """Make the plan real. progress(done, total), if given, hears of each step (one per namespace
     for sysctls, one per batch), so a caller can show a large build advancing. pids: the running
-    containers of container nodes (emu.fabric.containers), whose namespaces theirs become."""
+    containers of container nodes (emu.fabric.containers), whose namespaces theirs become.
+    workers (emu.fabric.workers), for a lab over machines: each machine's part is built by its
+    machine's worker, after the emulated machines are made here."""
     require_root()
-    plan = render(lab_plan, layout, pids)
-    taken = [n for n in plan.netns_names() if netns.netns_path(n).exists()]
+    whole = render(lab_plan, layout, pids)
+    taken = [n for n in whole.netns_names() if netns.netns_path(n).exists()]
     if taken:
-        raise FabricError(f"lab {plan.lab!r} cannot be built: namespace {taken[0]} already exists")
-    total = 1 + 3 * len(plan.namespaces) + 2 * len(plan.machines)
+        raise FabricError(f"lab {whole.lab!r} cannot be built: namespace {taken[0]} already exists")
+    by_workers = workers is not None and bool(layout.machines)
+    machines = emulated_machines(whole.lab, layout) if by_workers else None
+    parts = {m.name: part(lab_plan, layout, m.name, pids) for m in layout.machines} if by_workers else {}
+    total = steps(machines) + sum(map(steps, parts.values())) if by_workers else steps(whole)
     done = 0
 
-    def step():
+    def step(count: int = 1):
         nonlocal done
-        done += 1
+        done += count
         if progress:
             progress(done, total)
     try:
-        run_batch("ip", plan.create_lines)
-        step()
-        for ns in plan.machines + plan.namespaces:
-            netns.write_sysctls(ns.netns, ns.sysctls)
-            step()
-        run_batches([("ip", m.ip_lines, m.netns) for m in plan.machines], on_done=step)   # the tunnels' ends
-        jobs = [("ip", ns.ip_lines, ns.netns) for ns in plan.namespaces]
-        jobs += [("tc", ns.tc_lines, ns.netns) for ns in plan.namespaces]
-        run_batches(jobs, on_done=step)
+        if by_workers:
+            build_lines(machines, step)
+            workers.build(parts, on_done=lambda machine: step(steps(parts[machine])))
+        else:
+            build_lines(whole, step)
     except BaseException:
-        destroy(plan.netns_names())
+        destroy(whole.netns_names())
         raise
+
+
+def steps(lines: FabricLines) -> int:
+    """The progress steps building `lines` takes (build_lines)."""
+    return 1 + 3 * len(lines.namespaces) + 2 * len(lines.machines)
+
+
+def build_lines(lines: FabricLines, step=lambda count=1: None) -> None:
+    """Run a lab's (or one machine's part's) lines: the root batch, the sysctls, the machines'
+    batches (tunnel ends), then each node's ip and tc batches; step() after each."""
+    run_batch("ip", lines.create_lines)
+    step()
+    for ns in lines.machines + lines.namespaces:
+        netns.write_sysctls(ns.netns, ns.sysctls)
+        step()
+    run_batches([("ip", m.ip_lines, m.netns) for m in lines.machines], on_done=step)
+    jobs = [("ip", ns.ip_lines, ns.netns) for ns in lines.namespaces]
+    jobs += [("tc", ns.tc_lines, ns.netns) for ns in lines.namespaces]
+    run_batches(jobs, on_done=step)
 
 
 def destroy(names) -> int:

@@ -12,7 +12,7 @@ import shutil
 from emu import labfiles
 from emu.backends import LOCAL, Layout, Place
 from emu.errors import FabricError
-from emu.fabric import apply, classes, containers, hosts, netns
+from emu.fabric import apply, classes, containers, hosts, netns, workers
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.fabric.reader import NamespaceReader
@@ -49,7 +49,8 @@ class KernelBackend:
         pids = None
         try:
             pids = containers.start(plan, self.layout)
-            apply.build(plan, self.layout, progress, pids)
+            apply.build(plan, self.layout, progress, pids,
+                        workers.workers(self.layout.workers) if self.layout.machines else None)
         except BaseException as e:
             if not self.container_nodes():
                 raise

@@ -99,50 +99,73 @@ class FabricLines:
 
 
 def render(plan: LabPlan, layout: Layout | None = None, pids: dict[str, int] | None = None) -> FabricLines:
-    """pids: node -> the PID of its running container, whose namespace the node's becomes (unknown
-    before the containers start: the line then names the container)."""
+    """The whole lab's lines, as one process builds it: for a lab over machines, the emulated
+    machines and their underlay, then every machine's part (a tunnel end's lines run in its
+    machine's namespace after the machine's own). pids: node -> the PID of its running container,
+    whose namespace the node's becomes (unknown before the containers start: the line then names
+    the container)."""
     layout = layout or kernel_layout(plan.lab, [n.name for n in plan.nodes])
+    if not layout.machines:
+        return part(plan, layout, None, pids)
+    parts = [emulated_machines(plan.lab, layout)] + [part(plan, layout, m.name, pids) for m in layout.machines]
+    machines: dict[str, NamespaceLines] = {}
+    for m in (m for p in parts for m in p.machines):     # one batch a machine: its set-up, then its tunnels
+        machines.setdefault(m.netns, NamespaceLines(m.node, m.netns, sysctls=m.sysctls)).ip_lines.extend(m.ip_lines)
+    return FabricLines(plan.lab, [line for p in parts for line in p.create_lines],
+                       [ns for p in parts for ns in p.namespaces], list(machines.values()))
+
+
+def part(plan: LabPlan, layout: Layout, machine: str | None, pids: dict[str, int] | None = None) -> FabricLines:
+    """Machine `machine`'s part of the lab (every node's if None), self-contained as its worker
+    builds it: its nodes' namespaces, the veths among them, its ends of the tunnels to other
+    machines (run in its machine's namespace, which exists: emulated_machines()), its nodes' batches."""
     netns = {n.name: layout.netns(n.name) for n in plan.nodes}
+    on = {n.name: layout.place(n.name).machine for n in plan.nodes}
+    nodes = [n for n in plan.nodes if machine in (None, on[n.name])]
     create = [f"netns attach {netns[n.name]} {(pids or {}).get(n.name, f'<PID of container {container}>')}"
               if (container := layout.place(n.name).container) else f"netns add {netns[n.name]}"
-              for n in plan.nodes]
+              for n in nodes]
     create += [f"link add name {a_if} netns {netns[a]} address {plan.node(a).port(a_if).mac} type veth "
                f"peer name {b_if} netns {netns[b]} address {plan.node(b).port(b_if).mac}"
-               for a, a_if, b, b_if in plan.links if layout.place(a).machine == layout.place(b).machine]
-    machines = machine_lines(plan, layout, netns)
-    create = [f"netns add {m.netns}" for m in machines] + create + underlay_lines(plan.lab, layout)
+               for a, a_if, b, b_if in plan.links if on[a] == on[b] and machine in (None, on[a])]
     return FabricLines(plan.lab, create, [NamespaceLines(n.name, netns[n.name], ip_lines(plan, n), tc_lines(plan, n),
-                                                         sysctls(n, plan.routing)) for n in plan.nodes], machines)
+                                                         sysctls(n, plan.routing)) for n in nodes],
+                       tunnel_ends(plan, layout, netns, machine))
 
 
-def underlay_lines(lab: str, layout: Layout) -> list[str]:
-    """Root batch lines: each emulated machine's underlay port, its peer on the underlay's bridge."""
-    bridge = underlay_netns(lab)
-    return [f"link add name {UNDERLAY_PORT} netns {m.netns} mtu {UNDERLAY_MTU} type veth "
-            f"peer name {m.name} netns {bridge} mtu {UNDERLAY_MTU}" for m in layout.machines]
+def emulated_machines(lab: str, layout: Layout) -> FabricLines:
+    """The machines a lab spans, emulated on this one: a namespace each, its underlay port (marked,
+    addressed) on the bridge in the underlay's namespace. What a real machine has already."""
+    mark, bridge = lab_mark(lab), underlay_netns(lab)
+    create = [f"netns add {ns}" for ns in [bridge] + [m.netns for m in layout.machines]]
+    create += [f"link add name {UNDERLAY_PORT} netns {m.netns} mtu {UNDERLAY_MTU} type veth "
+               f"peer name {m.name} netns {bridge} mtu {UNDERLAY_MTU}" for m in layout.machines]
+    underlay = NamespaceLines("@underlay", bridge, ["link add name br0 type bridge", f"link set dev br0 alias {mark}:@underlay up"]
+                              + [f"link set dev {m.name} master br0 up" for m in layout.machines], [], dict(NO_IPV6))
+    return FabricLines(lab, create, [], [underlay] + [
+        NamespaceLines(f"@{m.name}", m.netns, [f"link set dev lo alias {mark}:@{m.name} up",
+                                               f"link set dev {UNDERLAY_PORT} alias {mark} up",
+                                               f"addr add {m.underlay}/16 dev {UNDERLAY_PORT}"], [], dict(NO_IPV6))
+        for m in layout.machines])
 
 
-def machine_lines(plan: LabPlan, layout: Layout, netns: dict[str, str]) -> list[NamespaceLines]:
-    """The underlay's namespace (a bridge) and each emulated machine's: its marked underlay port,
-    its address, and its ends of the tunnels (VNI: the link's place in the plan, from 1)."""
-    if not layout.machines:
-        return []
-    mark = lab_mark(plan.lab)
-    out = [NamespaceLines("@underlay", underlay_netns(plan.lab),
-                          ["link add name br0 type bridge", f"link set dev br0 alias {mark}:@underlay up"]
-                          + [f"link set dev {m.name} master br0 up" for m in layout.machines], [], dict(NO_IPV6))]
-    machine = {m.name: m for m in layout.machines}
+def tunnel_ends(plan: LabPlan, layout: Layout, netns: dict[str, str], machine: str | None) -> list[NamespaceLines]:
+    """Each machine's (only `machine`'s, if given) ends of the links to other machines, made in its
+    namespace over its underlay port and moved into their nodes' (VNI: the link's place in the plan, from 1)."""
+    underlay = {m.name: m.underlay for m in layout.machines}
+    out = []
     for m in layout.machines:
-        lines = [f"link set dev lo alias {mark}:@{m.name} up", f"link set dev {UNDERLAY_PORT} alias {mark} up",
-                 f"addr add {m.underlay}/16 dev {UNDERLAY_PORT}"]
+        if machine not in (None, m.name):
+            continue
+        lines = []
         for vni, (a, a_if, b, b_if) in enumerate(plan.links, 1):
             ends = {layout.place(a).machine: (a, a_if, b), layout.place(b).machine: (b, b_if, a)}
             if len(ends) == 2 and m.name in ends:
                 node, ifname, peer = ends[m.name]
                 lines.append(f"link add name {ifname} netns {netns[node]} address {plan.node(node).port(ifname).mac} "
-                             f"type vxlan id {vni} local {m.underlay} remote {machine[layout.place(peer).machine].underlay} "
+                             f"type vxlan id {vni} local {m.underlay} remote {underlay[layout.place(peer).machine]} "
                              f"dstport {VXLAN_PORT} dev {UNDERLAY_PORT}")
-        out.append(NamespaceLines(f"@{m.name}", m.netns, lines, [], dict(NO_IPV6)))
+        out.append(NamespaceLines(f"@{m.name}", m.netns, lines))
     return out
 
 

@@ -48,6 +48,31 @@ def test_a_two_zone_lab_over_two_machines_reaches_every_address_through_the_tunn
     assert all(after[m] - before[m] > 10_000 for m in after), (before, after)      # both ways, over the underlay
 
 
+def ray_children() -> list[int]:
+    """This process's children that run Ray (its local instance: GCS, raylet, workers)."""
+    import os
+    from pathlib import Path
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            status = (proc / "status").read_text()
+            argv = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if f"\nPPid:\t{os.getpid()}\n" in status and b"ray" in argv:
+            found.append(int(proc.name))
+    return found
+
+
+def test_ray_workers_build_each_machines_part_and_leave_no_ray_behind(make_lab, lab_name):
+    pytest.importorskip("ray", reason="Ray workers need Ray (pip install -e '.[sweep]')")
+    lab = make_lab(build("two-zone", lab_name, leaves=2, spines=1, hosts_per_leaf=2), machines=2, workers="ray")
+    assert lab.status()["workers"] == "ray" and len(lab.layout.machines) == 2
+    assert ray_children() == []                     # Ray was started for the build and stopped after it
+    result = tcp_mesh(lab.hosts())
+    assert result.pairs == 8 * 11 + 2 * 10 and result.failures == []        # 8 hosts, 2 storage nodes of 2 NICs
+
+
 def across(name: str, senders: int = 5) -> dict:
     """Hosts h1.. on switch s0 (machine 0) and h0 on switch s1 (machine 1): s0's port to s1 is the
     one link that crosses, and the bottleneck of every flow into h0."""

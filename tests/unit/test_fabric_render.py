@@ -122,3 +122,25 @@ def test_a_state_file_gives_machines_back_only_as_small_numbers():
     assert layout_of("mx", state) == layout
     state["layout"]["places"]["zb-c0"]["machine"] = "../../etc"        # tampered: the lab is taken as on one machine
     assert layout_of("mx", state).machines == ()
+
+
+def test_each_machines_part_is_its_own_and_the_parts_make_the_lab():
+    """What a worker builds on its machine names only that machine's namespaces; the emulated
+    machines and every part together are the whole lab's lines."""
+    from emu.fabric.render import emulated_machines, part
+    _, plan, _, layout = spread(machines=3)
+    whole = render(plan, layout)
+    parts = {m.name: part(plan, layout, m.name) for m in layout.machines}
+    machines = emulated_machines("mx", layout)
+    for name, lines in parts.items():
+        mine = {layout.netns(n) for n, p in layout.places.items() if p.machine == name}
+        assert {ns.netns for ns in lines.namespaces} == mine
+        assert [m.netns for m in lines.machines] == [f"emu-mx-@{name}"]
+        for line in lines.create_lines + [l for m in lines.machines for l in m.ip_lines]:
+            named = {w for w in line.split() if w.startswith("emu-mx-")}
+            assert named <= mine | {f"emu-mx-@{name}"}, line
+    assert sorted(machines.create_lines + [l for p in parts.values() for l in p.create_lines]) == \
+        sorted(whole.create_lines)
+    assert sorted(ns.netns for p in parts.values() for ns in p.namespaces) == sorted(ns.netns for ns in whole.namespaces)
+    assert sorted(l for m in machines.machines + [m for p in parts.values() for m in p.machines] for l in m.ip_lines) \
+        == sorted(l for m in whole.machines for l in m.ip_lines)
