@@ -18,12 +18,11 @@ from emu.lab import Lab
 from emu.metrics.counters import fabric_drops, interface_counters
 from emu.topo import build
 from emu.topo.loader import topology_from_dict
+from lossless import LOSSLESS
 from waits import wait_until
 
 pytestmark = pytest.mark.integration
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# as in test_lossless: headroom beyond the default, for machines slower than this one
-LOSSLESS = {"mode": "lossless", "xoff": "64K", "xon": "32K", "headroom": "2M"}
 
 
 def emu(*args, check=True, timeout=120) -> subprocess.CompletedProcess:

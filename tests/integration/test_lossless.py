@@ -6,20 +6,10 @@ from emu.eventlog import read_events
 from emu.experiments.flows import Flow, run_flows
 from emu.experiments.storage import incast, last_hop
 from emu.metrics.counters import fabric_drops
-from emu.topo import build
 from emu.topo.loader import topology_from_dict
+from lossless import LOSSLESS, incast_star
 
 pytestmark = pytest.mark.integration
-# Headroom above the default (20 ms of line rate per port): on a machine slower than this one the
-# controller's worst steps are longer, and these tests are about the mechanism, not its sizing
-# (scripts/bench_lossless.py measures how much of the default a burst uses).
-LOSSLESS = {"mode": "lossless", "xoff": "64K", "xon": "32K", "headroom": "2M"}
-
-
-def incast_star(name: str, flow_control: dict | None = None):
-    topo = build("star", name, hosts=2, storage=8, scale=0.001, rate="200Gbit", buffer="32KiB")
-    doc = topo.to_dict()
-    return topology_from_dict({**doc, **({"flow_control": flow_control} if flow_control else {})})
 
 
 def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name):

@@ -165,3 +165,17 @@ def test_a_scenario_run_samples_both_machines(tmp_path, run_lab_name):
     # the tunnel's two ends, one on each machine, saw the flow's bytes leave and arrive
     sent, received = moved("s0", "s1", "tx_bytes"), moved("s1", "s0", "rx_bytes")
     assert sent > 20_000_000 and 0.98 * sent <= received <= sent, (sent, received)
+
+
+def test_lossless_flow_control_pauses_senders_on_one_machine_for_a_tunnel_port_on_it(make_lab, lab_name):
+    """8 senders into c0, which is on the other machine: the congested egress is the switch's
+    tunnel port, the ports the controller pauses are veths; nothing drops."""
+    from emu.experiments.storage import incast
+    from emu.metrics.counters import fabric_drops
+    from lossless import LOSSLESS, incast_star
+    lab = make_lab(incast_star(lab_name, LOSSLESS, c0={"machine": 1}), machines=2)
+    assert [(l["a"], l["b"]) for l in lab.status()["links"] if l["crosses"]] == [("c0", "sw0")]
+    with lab.flow_control() as fc:
+        incast(lab, "c0", [8], rts=False, rounds=2)
+    assert fabric_drops(lab) == 0, "lossless violations: a switch dropped"
+    assert fc.summary()["peak_ingress_bytes"] > fc.summary()["xoff"] and fc.pauses, "no pause: the test proves nothing"
