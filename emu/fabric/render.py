@@ -135,17 +135,22 @@ def part(plan: LabPlan, layout: Layout, machine: str | None, pids: dict[str, int
 
 def emulated_machines(lab: str, layout: Layout) -> FabricLines:
     """The machines a lab spans, emulated on this one: a namespace each, its underlay port (marked,
-    addressed) on the bridge in the underlay's namespace. What a real machine has already."""
+    addressed, with a permanent neighbour entry for every other machine: a lab's first packets
+    to a machine must not wait on ARP, whose queue a burst of new connections overflows) on the
+    bridge in the underlay's namespace. What a real machine has already."""
     mark, bridge = lab_mark(lab), underlay_netns(lab)
+    mac = {m.name: f"02:ee:00:00:{i // 256:02x}:{i % 256:02x}" for i, m in enumerate(layout.machines)}
     create = [f"netns add {ns}" for ns in [bridge] + [m.netns for m in layout.machines]]
-    create += [f"link add name {UNDERLAY_PORT} netns {m.netns} mtu {UNDERLAY_MTU} type veth "
+    create += [f"link add name {UNDERLAY_PORT} netns {m.netns} address {mac[m.name]} mtu {UNDERLAY_MTU} type veth "
                f"peer name {m.name} netns {bridge} mtu {UNDERLAY_MTU}" for m in layout.machines]
     underlay = NamespaceLines("@underlay", bridge, ["link add name br0 type bridge", f"link set dev br0 alias {mark}:@underlay up"]
                               + [f"link set dev {m.name} master br0 up" for m in layout.machines], [], dict(NO_IPV6))
     return FabricLines(lab, create, [], [underlay] + [
         NamespaceLines(f"@{m.name}", m.netns, [f"link set dev lo alias {mark}:@{m.name} up",
                                                f"link set dev {UNDERLAY_PORT} alias {mark} up",
-                                               f"addr add {m.underlay}/16 dev {UNDERLAY_PORT}"], [], dict(NO_IPV6))
+                                               f"addr add {m.underlay}/16 dev {UNDERLAY_PORT}"]
+                       + [f"neigh replace {o.underlay} lladdr {mac[o.name]} dev {UNDERLAY_PORT} nud permanent"
+                          for o in layout.machines if o != m], [], dict(NO_IPV6))
         for m in layout.machines])
 
 
