@@ -59,7 +59,7 @@ def plan(file, name, as_json, lines, machines):
             for part in placement_tables(placement, topology):
                 console.print(part)
     elif as_json:
-        click.echo(json_rows(lab_plan.to_dict()))
+        click.echo(json.dumps(lab_plan.to_dict()))     # unindented: fire-flyer-2's plan is 32 MB so, 54 indented
     else:
         for part in plan_tables(lab_plan):
             console.print(part)

@@ -64,16 +64,24 @@ def test_a_killed_job_resumes_from_its_last_checkpoint_and_loses_at_most_a_perio
     lab = make_lab(build("star", lab_name, hosts=2, storage=2, scale=0.001))
     lab.concurrent_runs = True
     period = 1.0
+    checkpointed, finished = threading.Event(), threading.Event()
+
+    def kill_rank_1_once_a_checkpoint_is_complete():
+        if checkpointed.wait(300) and not finished.is_set():
+            stop_agents(lab, "c1")
+    killer = threading.Thread(target=kill_rank_1_once_a_checkpoint_is_complete, daemon=True)
     with StorageCluster(lab) as cluster:
-        # rank 1, mid-run: ~8 steps in here, so a checkpoint is complete even on a machine twice as slow
-        killer = threading.Timer(12.0, lambda: stop_agents(lab, "c1"))
         killer.start()
         try:
-            job = train(lab, "vgg16", ["c0", "c1"], steps=18, checkpoint_period=period, storage=cluster,
-                        timeout_base=3.0)
+            # the kill acts when the job reports a checkpoint of a state past step 1 as written by every
+            # rank, never after a fixed time: on any machine there is then a checkpoint to resume from
+            job = train(lab, "vgg16", ["c0", "c1"], steps=10, checkpoint_period=period, storage=cluster,
+                        timeout_base=3.0, on_checkpoint=lambda step: step >= 2 and checkpointed.set())
         finally:
-            killer.cancel()
-    assert job["restarts"] == 1 and job["steps_done"] == 18 and job["wrong"] == 0, job
+            finished.set()
+            checkpointed.set()
+            killer.join()
+    assert job["restarts"] == 1 and job["steps_done"] == 10 and job["wrong"] == 0, job
     (restored,) = job["restored_steps"]
     assert restored > 0, "the job started again from scratch: no checkpoint was complete"
     # at most one period of steps (plus the step running when the period began) is redone
