@@ -66,11 +66,6 @@ class Layout:
     def netns(self, node: str) -> str | None:
         return self.place(node).netns
 
-    def machine(self, node: str) -> Machine | None:
-        """The machine node `node` is on, or None on a lab of one machine."""
-        name = self.place(node).machine
-        return next((m for m in self.machines if m.name == name), None)
-
     def to_dict(self) -> dict:
         return {"backend": self.backend, "lab": self.lab,
                 "places": {n: {"machine": p.machine, "netns": p.netns, **({"container": p.container} if p.container

@@ -203,10 +203,10 @@ class Lab:
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
         plan = make_plan(topology, name)
+        if workers not in backends.WORKERS:
+            raise EmuError(f"unknown workers {workers!r} (one of {', '.join(backends.WORKERS)})")
         layout = backends.plan_layout(plan, machines=place(topology, machines).of if machines != 1 else None)
         if layout.machines:
-            if workers not in backends.WORKERS:
-                raise EmuError(f"unknown workers {workers!r} (one of {', '.join(backends.WORKERS)})")
             layout = replace(layout, workers=workers)
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,

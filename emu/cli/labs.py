@@ -16,8 +16,9 @@ from emu.errors import EmuError
 @click.option("--machines", type=click.IntRange(1), default=1, show_default=True,
               help="spread the lab over N machines, emulated on this one (a namespace each; the links between "
                    "them VXLAN tunnels): see 'emu topo plan FILE --machines N'")
-@click.option("--workers", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="with --machines: who builds each machine's part (ray: a Ray actor a machine, Ray started here)")
+@click.option("--workers", default="local", show_default=True,
+              help="with --machines: who builds each machine's part: local, or ray (a Ray actor a machine, Ray "
+                   "started here)")
 def up(file, name, as_json, machines, workers):
     """Build the lab described by FILE."""
     from emu.lab import Lab

@@ -16,7 +16,6 @@ Workers build only. On emulated machines every namespace is on this kernel, so t
 each worker would do those for its part too (not built: docs/ARCHITECTURE.md says what is left).
 """
 import logging
-import os
 
 from emu.backends import WORKERS
 from emu.errors import EmuError, FabricError
@@ -25,32 +24,25 @@ from emu.errors import EmuError, FabricError
 class MachineWorker:
     """What runs where a machine is: builds that machine's part of a lab."""
 
-    def build(self, lines) -> int:
-        """Run the part's lines (emu.fabric.apply.build_lines); the PID that ran them."""
+    def build(self, lines) -> None:
+        """Run the part's lines (emu.fabric.apply.build_lines)."""
         from emu.fabric.apply import build_lines
         build_lines(lines)
-        return os.getpid()
 
 
 class LocalWorkers:
     kind = "local"
 
-    def __init__(self):
-        self.pids: dict[str, int] = {}          # machine -> the process that built its part
-
     def build(self, parts: dict, on_done=None) -> None:
         worker = MachineWorker()
         for machine, lines in parts.items():
-            self.pids[machine] = worker.build(lines)
+            worker.build(lines)
             if on_done:
                 on_done(machine)
 
 
 class RayWorkers:
     kind = "ray"
-
-    def __init__(self):
-        self.pids: dict[str, int] = {}
 
     def build(self, parts: dict, on_done=None) -> None:
         try:
@@ -71,7 +63,7 @@ class RayWorkers:
                 (ready,), _ = ray.wait(list(pending), num_returns=1)
                 machine = pending.pop(ready)
                 try:
-                    self.pids[machine] = ray.get(ready)
+                    ray.get(ready)
                 except ray.exceptions.RayError as e:
                     failures.append(f"machine {machine}'s worker: {getattr(e, 'cause', None) or e}")
                 if on_done:
