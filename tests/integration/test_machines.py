@@ -91,7 +91,7 @@ def marked_share(lab) -> float:
     port = lab.plan.node("s0").port_to("s1").ifname
     before = vl_bytes(lab, "s0", port)
     run_flows(lab, [Flow("h1", "h0", "hfreduce", cc="cubic")] + [Flow(f"h{i}", "h0", cc="cubic")
-                                                                  for i in range(2, 6)], seconds=4)
+                                                                  for i in range(2, 6)], seconds=3)
     moved = {vl: b - before.get(vl, 0) for vl, b in vl_bytes(lab, "s0", port).items()}
     q = QosPolicy()
     return moved[q.vl_of_sl(q.sl_of("hfreduce"))] / sum(moved.values())
