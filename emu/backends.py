@@ -19,6 +19,7 @@ reach them through this registry. Today's one backend is the kernel's (emu.fabri
 docs/ARCHITECTURE.md says how an OpenFlow one, or a lab across machines, fits.
 """
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,22 @@ from emu.plan import LabPlan, NodePlan, PortPlan
 BACKENDS = {"kernel": "emu.fabric.kernel:KernelBackend"}
 LOCAL = "local"          # the machine a lab runs on unless its layout says otherwise
 WORKERS = ("local", "ray")      # who builds each machine's part of a lab over machines
+MACHINE_NAME = re.compile(r"m(\d{1,4})")      # machine K of a lab over several is "mK"
+
+
+def machine_name(index: int) -> str:
+    return f"m{index}"
+
+
+def machine_index(name) -> int | None:
+    """K for a machine named "mK" (a small number), else None."""
+    found = MACHINE_NAME.fullmatch(str(name))
+    return int(found[1]) if found else None
+
+
+def check_workers(kind: str) -> None:
+    if kind not in WORKERS:
+        raise EmuError(f"unknown workers {kind!r} (one of {', '.join(WORKERS)})")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import json
 import os
-import re
 import subprocess
 import threading
 import time
@@ -103,8 +102,8 @@ def machines_of(state: dict, names: list[str]) -> dict[str, int] | None:
     """node -> machine index, for a lab over several machines, from a state file's layout (each
     a small number, or none is taken: the places are laid out again from them, never read)."""
     places = state.get("layout", {}).get("places", {})
-    found = {n: re.fullmatch(r"m(\d{1,4})", str(places.get(n, {}).get("machine", ""))) for n in names}
-    return {n: int(m[1]) for n, m in found.items()} if names and all(found.values()) else None
+    found = {n: backends.machine_index(places.get(n, {}).get("machine")) for n in names}
+    return found if names and None not in found.values() else None
 
 
 @dataclass(frozen=True)
@@ -203,8 +202,7 @@ class Lab:
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
         plan = make_plan(topology, name)
-        if workers not in backends.WORKERS:
-            raise EmuError(f"unknown workers {workers!r} (one of {', '.join(backends.WORKERS)})")
+        backends.check_workers(workers)
         layout = backends.plan_layout(plan, machines=place(topology, machines).of if machines != 1 else None)
         if layout.machines:
             layout = replace(layout, workers=workers)

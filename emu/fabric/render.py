@@ -14,7 +14,7 @@ from there on it is a port like any other: the same address, neighbour, HTB and 
 """
 from dataclasses import dataclass, field
 
-from emu.backends import LOCAL, Layout, Machine, Place
+from emu.backends import LOCAL, Layout, Machine, Place, machine_name
 from emu.plan import LabPlan, NodePlan, PortPlan
 from emu.plan.queues import GSO_SEGS, render_port
 from emu.plan.routing import Route
@@ -56,10 +56,10 @@ def kernel_layout(lab: str, nodes: list[str], containers=(), machines: dict[str,
     (node -> machine index, more than one machine), each node on its emulated machine."""
     containers = set(containers)
     count = 1 + max(machines.values(), default=0) if machines else 1
-    on = (lambda n: f"m{machines[n]}") if count > 1 else (lambda n: LOCAL)
+    on = (lambda n: machine_name(machines[n])) if count > 1 else (lambda n: LOCAL)
     return Layout("kernel", lab,
                   {n: Place(on(n), netns_name(lab, n), netns_name(lab, n) if n in containers else None) for n in nodes},
-                  tuple(Machine(f"m{k}", machine_netns(lab, f"m{k}"), underlay_address(k))
+                  tuple(Machine(machine_name(k), machine_netns(lab, machine_name(k)), underlay_address(k))
                         for k in range(count)) if count > 1 else ())
 
 

@@ -17,7 +17,7 @@ each worker would do those for its part too (not built: docs/ARCHITECTURE.md say
 """
 import logging
 
-from emu.backends import WORKERS
+from emu.backends import check_workers
 from emu.errors import EmuError, FabricError
 
 
@@ -79,6 +79,5 @@ class RayWorkers:
 
 def workers(kind: str):
     """The workers of kind `kind` (one of emu.backends.WORKERS)."""
-    if kind not in WORKERS:
-        raise EmuError(f"unknown workers {kind!r} (one of {', '.join(WORKERS)})")
+    check_workers(kind)
     return LocalWorkers() if kind == "local" else RayWorkers()
