@@ -2,13 +2,14 @@
 that jobs are not placed on them.
 
 Per node: each of its links carries at least LINK_SHARE of its planned rate (one TCP flow from
-the node to the switch port at the other end, all links at once); on compute nodes, every byte
-of every GPU's memory reads back as written (agents.validate gpu-memory), and an allreduce
-inside the node (HFReduce over its GPUs) comes out exact; on storage nodes, a storage stress:
-a compute node fills every chain of the node and reads them back for a while, at least
-STORAGE_SHARE of what the path allows (the client's NIC, the node's NIC facing it, its SSDs);
-on compute nodes, host memory: copies through the node model's host memory reach HOST_MEM_SHARE
-of its rate (a degraded memory, or a machine too busy to emulate the node, fails).
+the node to the switch port at the other end, all links at once; those below it once more, only
+they); on compute nodes, every byte of every GPU's memory reads back as written (agents.validate
+gpu-memory), and an allreduce inside the node (HFReduce over its GPUs) comes out exact; on
+storage nodes, a storage stress: a compute node fills every chain of the node and reads them back
+for a while, at least STORAGE_SHARE of what the path allows (the client's NIC, the node's NIC
+facing it, its SSDs); on compute nodes, host memory: copies through the node model's host memory
+reach HOST_MEM_SHARE of its rate (a degraded memory, or a machine too busy to emulate the node,
+fails).
 Rows: node, check, ok, measured, expected.
 """
 from emu.errors import EmuError
@@ -48,16 +49,27 @@ def validate(lab, nodes: list[str] | None = None) -> list[dict]:
 
 def link_rows(lab, hosts: list[str]) -> list[dict]:
     ports = [(h, p) for h in hosts for p in lab.plan.node(h).ports if p.up]
-    flows = [Flow(h, p.peer, addr=p.peer_addr) for h, p in ports]
-    results = run_flows(lab, flows, LINK_SECONDS, port=5400) if flows else []
+    measured = link_rates(lab, ports)
+    # all links at once screen; a link below its share is measured again with only the suspects
+    # running, so that a machine busy for a moment (the emulator shares its CPUs) fails no link
+    suspects = [(h, p) for h, p in ports if measured[h, p.ifname] < LINK_SHARE * lab.planned_rate(h, p.peer)]
+    measured.update(link_rates(lab, suspects))
     rows = []
-    for (h, p), r in zip(ports, results):
+    for h, p in ports:
         planned = lab.planned_rate(h, p.peer)
-        rows.append({"node": h, "check": f"link {p.ifname} -> {p.peer}", "ok": r["bps"] >= LINK_SHARE * planned,
-                     "measured": r["bps"], "expected": planned})
+        rows.append({"node": h, "check": f"link {p.ifname} -> {p.peer}",
+                     "ok": measured[h, p.ifname] >= LINK_SHARE * planned, "measured": measured[h, p.ifname],
+                     "expected": planned})
     rows += [{"node": h, "check": f"link {p.ifname} -> {p.peer}", "ok": False, "measured": "down",
               "expected": lab.planned_rate(h, p.peer)} for h in hosts for p in lab.plan.node(h).ports if not p.up]
     return rows
+
+
+def link_rates(lab, ports: list) -> dict[tuple[str, str], float]:
+    """{(node, port name): bit/s} of one TCP flow from each node to the far end of its port, all at once."""
+    flows = [Flow(h, p.peer, addr=p.peer_addr) for h, p in ports]
+    results = run_flows(lab, flows, LINK_SECONDS, port=5400) if flows else []
+    return {(h, p.ifname): r["bps"] for (h, p), r in zip(ports, results)}
 
 
 def on_each(lab, nodes: list[str], check: list[str]) -> list[tuple[str, dict]]:
