@@ -108,6 +108,20 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
+class Watches(Protocol):
+    """Many nodes' counters, each machine's read by its worker (observe face, for samplers)."""
+
+    def read(self): ...         # (node, t, queues, links) of every node; t on this process's monotonic clock
+
+    def sync(self) -> None: ...     # measure each machine's clock against ours again
+
+    def clock_bound(self) -> float: ...     # seconds: every t is right within this
+
+    def summary(self) -> dict: ...  # machine -> reads, clock offset and bound
+
+    def close(self) -> None: ...
+
+
 class VLGates(Protocol):
     def prepare(self, node: str, ifname: str) -> object: ...
 
@@ -156,6 +170,8 @@ class Backend(Protocol):
 
     # -- observe
     def reader(self, node: str) -> Reader: ...
+
+    def watch(self, nodes: list[str], kind: str = "local") -> Watches: ...   # by the machines' workers
 
     # -- run
     def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs): ...   # tos: its class, forced

@@ -92,22 +92,30 @@ class Launcher:
 
     def start(self, node: str, argv: list[str], ready: bool = False) -> subprocess.Popen:
         """Start argv in `node`; with `ready`, wait for its readiness line (a server listening)."""
-        if not self.procs and self.check_stale:
+        return self.start_all([(node, argv)], ready)[0]
+
+    def start_all(self, programs: list[tuple[str, list[str]]], ready: bool = False) -> list[subprocess.Popen]:
+        """Start each (node, argv) at once; with `ready`, then wait for each one's readiness line
+        (servers that need nothing of each other start in the time of one, not one after another)."""
+        if programs and not self.procs and self.check_stale:
             self.refuse_stale()
-        # the node's injected faults (GPUs, SSDs, host memory) reach its agents through a file the lab rewrites
-        env = {**os.environ, FAULTS_ENV: str(self.lab.faults_file(node))}
-        proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        self.procs.append(proc)
-        _STARTED.add(proc)
-        self.modules[proc.pid] = argv[2]
-        if ready:
+        procs = []
+        for node, argv in programs:
+            # the node's injected faults (GPUs, SSDs, host memory) reach its agents through a file the lab rewrites
+            env = {**os.environ, FAULTS_ENV: str(self.lab.faults_file(node))}
+            proc = self.lab.node(node).popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            self.procs.append(proc)
+            _STARTED.add(proc)
+            self.modules[proc.pid] = argv[2]
+            procs.append(proc)
+        for (node, argv), proc in zip(programs, procs) if ready else ():
             line = proc.stdout.readline()
             if not line:
                 proc.wait()
                 raise EmuError(f"{argv[2]} on {node} did not start: {_why(proc, proc.stderr.read())}")
             if not _record(line).get("ready"):
                 raise EmuError(f"{argv[2]} on {node} did not say it was ready: {_last_line(line)}")
-        return proc
+        return procs
 
     def interrupt(self, procs: list[subprocess.Popen], sig: int = signal.SIGUSR1, timeout: float = 30.0) -> None:
         """Send `sig` to agents of this launcher once each has installed its handler (the kernel's

@@ -238,4 +238,4 @@ class SampleWindow:
         shift = r["start"] - self.opened          # the daemon's sampler counts from its own start
         self.samples = Samples([(row[0] + shift, *row[1:]) for row in r["queues"]],
                                [(row[0] + shift, *row[1:]) for row in r["ifaces"]], r["period"], r["taken"],
-                               r["late"], r["cpu_seconds"])
+                               r["late"], r["cpu_seconds"], clock_bound=r["clock_bound"])

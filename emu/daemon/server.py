@@ -53,7 +53,7 @@ class LabDaemon:
                                                                                     change=line)).start()
         from emu.metrics.sampler import Sampler
         self.sampler = Sampler(self.lab, SAMPLE_PERIOD, self.flow.paused_all if self.flow else None,
-                               keep=SAMPLES_KEPT).start()
+                               keep=SAMPLES_KEPT, workers=self.lab.layout.workers).start()
         self.lab.log.append("daemon", what="restart" if restart else "start", pid=os.getpid(),
                             controllers=self.controllers())
 
@@ -107,7 +107,8 @@ class LabDaemon:
         if op == "sample-close":
             w = self.sampler.close_window(request["id"])
             return {"start": self.sampler.start_time, "period": w.period, "taken": w.taken, "late": w.late,
-                    "cpu_seconds": w.cpu_seconds, "queues": w.queue_rows, "ifaces": w.iface_rows}
+                    "cpu_seconds": w.cpu_seconds, "clock_bound": w.clock_bound, "queues": w.queue_rows,
+                    "ifaces": w.iface_rows}
         if op == "jobs-submit":
             return self.submit(request["job"], request.get("policy", "zone-aware"))
         if op == "jobs-cancel":
@@ -125,7 +126,8 @@ class LabDaemon:
                 **({"flow_control": self.flow.summary()} if self.flow else {}),
                 **({"adaptive": {"moves": self.router.moves, "period_s": self.router.period}} if self.router else {}),
                 "sampler": {"period_s": self.sampler.period, "samples": self.sampler.samples.taken,
-                            "cpu_seconds": round(self.sampler.samples.cpu_seconds, 3)}}
+                            "cpu_seconds": round(self.sampler.samples.cpu_seconds, 3),
+                            **({"machines": self.sampler.machines()} if self.lab.layout.machines else {})}}
 
     def _serve_connection(self, conn: socket.socket) -> None:
         with conn:

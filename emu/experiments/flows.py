@@ -16,9 +16,9 @@ class Flow:
 def run_flows(lab, flows: list[Flow], seconds: float, port: int = 5201) -> list[dict]:
     """Run all flows at once for `seconds`; one result dict per flow (bps measured at the receiver)."""
     with lab.launch() as agents:
-        for dst in sorted({f.dst for f in flows}):
-            count = sum(1 for f in flows if f.dst == dst)
-            agents.start(dst, command("traffic") + ["server", "--port", str(port), "--conns", str(count)], ready=True)
+        agents.start_all([(dst, command("traffic") + ["server", "--port", str(port), "--conns",
+                                                       str(sum(1 for f in flows if f.dst == dst))])
+                          for dst in sorted({f.dst for f in flows})], ready=True)
         clients = []
         for f in flows:
             argv = command("traffic") + ["client", "--dst", f.addr or lab.node(f.dst).addr, "--port", str(port),

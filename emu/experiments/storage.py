@@ -73,9 +73,11 @@ class StorageCluster:
             self.agents.start(self.meta_node, command("fs3.mgmtd") + [
                 "--port", str(self.mgmtd_port), "--fail-after", repr(self.fail_after)] + table + self.class_args(),
                 ready=True)
-            self.agents.start(self.meta_node, command("fs3.meta") + ["--port", str(self.meta_port)] + table
-                              + self.beat_args(self.meta_node) + self.class_args(), ready=True)
-            self.services = [self.start_service(i) for i in range(len(self.nodes))]
+            # the others need only the manager: all at once
+            meta = command("fs3.meta") + ["--port", str(self.meta_port)] + table + self.beat_args(self.meta_node) \
+                + self.class_args()
+            services = [(n, self.service_argv(i)) for i, n in enumerate(self.nodes)]
+            self.services = self.agents.start_all([(self.meta_node, meta)] + services, ready=True)[1:]
         except BaseException:
             self.stop()
             raise
@@ -83,13 +85,16 @@ class StorageCluster:
 
     def start_service(self, i: int, recover: bool = False) -> subprocess.Popen:
         """Start storage node i's service; with `recover` it catches up from its chains before serving."""
+        return self.agents.start(self.nodes[i], self.service_argv(i, recover), ready=True)
+
+    def service_argv(self, i: int, recover: bool = False) -> list[str]:
         # services talk to each other over each one's first NIC
         peers = ",".join(f"{self.lab.node(n).addr}:{self.storage_port}" for n in self.nodes)
         argv = command("fs3.storage") + ["--node", str(i), "--table", json.dumps(self.table.to_dict()), "--peers", peers]
         ssds = self.lab.topology.node(self.nodes[i]).attrs["ssds"]
         argv += ["--ssds", str(ssds), "--ssd-bps", repr(SSD_BPS * self.scale)]
         argv += self.beat_args(self.nodes[i]) + self.class_args() + self.timeout_args() + self.reply_args
-        return self.agents.start(self.nodes[i], argv + (["--recover"] if recover else []), ready=True)
+        return argv + (["--recover"] if recover else [])
 
     def start_client(self, client: str, args: list[str], module: str = "fs3.bench",
                      ready: bool = False) -> subprocess.Popen:

@@ -47,10 +47,10 @@ class KernelBackend:
         if self.container_nodes():       # forget() removes the containers of labs that have this file
             labfiles.lab_file(self.lab, ".containers").touch()
         pids = None
+        builders = workers.workers(self.layout.workers) if self.layout.machines else None
         try:
             pids = containers.start(plan, self.layout)
-            apply.build(plan, self.layout, progress, pids,
-                        workers.workers(self.layout.workers) if self.layout.machines else None)
+            apply.build(plan, self.layout, progress, pids, builders)
         except BaseException as e:
             if not self.container_nodes():
                 raise
@@ -60,6 +60,9 @@ class KernelBackend:
             if ended and not isinstance(e, KeyboardInterrupt | SystemExit):
                 raise FabricError(ended) from e
             raise
+        finally:
+            if builders:
+                builders.close()
         # a container has the names in its own /etc/hosts; every other node a view of the lab's file
         named = [self.layout.netns(n) for n, p in self.layout.places.items() if not p.container]
         hosts.install(plan, named, labfiles.hosts_path(self.lab))
@@ -104,6 +107,9 @@ class KernelBackend:
     # -- observe
     def reader(self, node: str) -> NamespaceReader:
         return NamespaceReader(self.layout.netns(node))
+
+    def watch(self, nodes: list[str], kind: str = "local") -> workers.Watches:
+        return workers.Watches(self.layout, nodes, kind if self.layout.machines else "local")
 
     # -- run
     def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs):

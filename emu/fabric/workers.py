@@ -1,33 +1,113 @@
-"""Workers: each machine's part of a lab over several machines, built by that machine's worker.
+"""Workers: each machine's part of a lab over several machines, built and read by that machine's worker.
 
 A lab over machines (Layout.machines) is built in two stages: the machines (emulated here: a
 namespace each and the underlay between them; a real machine has its own), then each machine's
 part (emu.fabric.render.part: its nodes' namespaces, the veths among them, its ends of the
 tunnels, its nodes' batches), which needs nothing from any other part. A worker per machine
-builds its part:
+builds its part, and for the lab's life its daemon's sampler reads that machine's nodes through
+it (Watch): one call a sample per machine, the readings' times put on the daemon's clock.
 
-- "local": this process builds the parts one after another;
-- "ray": a Ray actor per machine, all at once. Ray is started on this machine for the build and
-  stopped after (or, if this process is already a Ray driver, its cluster is used); the actors
-  are pinned to this machine's Ray node, where the emulated machines are.
+- "local": this process's workers, the parts built one after another;
+- "ray": a Ray actor per machine, all at once. Ray is started on this machine while they are
+  needed (the build; the daemon's life) and stopped after (or, if this process is already a Ray
+  driver, its cluster is used); the actors are pinned to this machine's Ray node, where the
+  emulated machines are.
 
-Workers build only. On emulated machines every namespace is on this kernel, so the coordinator
-(the CLI, the lab's daemon) observes, runs in and tears down every part itself; on real machines
-each worker would do those for its part too (not built: docs/ARCHITECTURE.md says what is left).
+Clocks: a machine's monotonic clock is not ours. Each watch measures its offset (measure_clock,
+Cristian's method: the probe with the shortest round trip) when it starts and whenever asked
+(a sampling window opens); a reading's time is then ours within the bound, half that round trip.
+
+Not done through the workers yet: runs, faults and teardown. On emulated machines every namespace
+is on this kernel and the coordinator does those itself (docs/ARCHITECTURE.md says what is left).
 """
 import logging
+import time
+from dataclasses import dataclass
 
-from emu.backends import check_workers
+from emu.backends import Layout, bind, check_workers
 from emu.errors import EmuError, FabricError
+
+CLOCK_PROBES = 16
 
 
 class MachineWorker:
-    """What runs where a machine is: builds that machine's part of a lab."""
+    """What runs where a machine is: builds that machine's part of a lab and reads its nodes."""
+
+    def __init__(self):
+        self.readers = {}
 
     def build(self, lines) -> None:
         """Run the part's lines (emu.fabric.apply.build_lines)."""
         from emu.fabric.apply import build_lines
         build_lines(lines)
+
+    def clock(self) -> float:
+        return time.monotonic()
+
+    def watch(self, layout: dict, nodes: list[str]) -> None:
+        """Open a reader (the backend's observe face) on each of `nodes`, kept until unwatch()."""
+        backend = bind(Layout.from_dict(layout))
+        self.readers = {node: backend.reader(node) for node in nodes}
+
+    def read(self) -> list[tuple]:
+        """(node, t, queues, links) of every watched node; t: this machine's clock, mid-reading."""
+        rows = []
+        for node, reader in self.readers.items():
+            before = time.monotonic()
+            queues, links = list(reader.queues()), list(reader.links())
+            rows.append((node, (before + time.monotonic()) / 2, queues, links))
+        return rows
+
+    def unwatch(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+        self.readers = {}
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A machine's clock against ours: a time t of theirs is t - offset of ours, within bound."""
+    offset: float = 0.0
+    bound: float = 0.0
+
+
+def measure_clock(theirs, probes: int = CLOCK_PROBES, ours=time.monotonic) -> Clock:
+    """Their clock read by `theirs()` between two readings t0, t1 of ours: it was read at an
+    instant of [t0, t1], so theirs - (t0 + t1) / 2 is the offset within (t1 - t0) / 2. The
+    probe with the shortest round trip gives the tightest bound."""
+    best = None
+    for _ in range(probes):
+        t0 = ours()
+        t = theirs()
+        t1 = ours()
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, t - (t0 + t1) / 2)
+    return Clock(offset=best[1], bound=best[0] / 2)
+
+
+class Watch:
+    """One machine's nodes, read by its worker; `call(method, *args)` reaches the worker."""
+
+    def __init__(self, machine: str, call):
+        self.machine, self.call = machine, call
+        self.clock = Clock()
+        self.reads = 0
+
+    def sync(self) -> Clock:
+        self.clock = measure_clock(lambda: self.call("clock"))
+        return self.clock
+
+    def read(self) -> list[tuple]:
+        """(node, t, queues, links), t on this process's monotonic clock."""
+        self.reads += 1
+        offset = self.clock.offset
+        return [(node, t - offset, queues, links) for node, t, queues, links in self.call("read")]
+
+    def close(self) -> None:
+        self.call("unwatch")
+
+    def summary(self) -> dict:
+        return {"reads": self.reads, "clock_offset_s": self.clock.offset, "clock_bound_s": self.clock.bound}
 
 
 class LocalWorkers:
@@ -40,44 +120,127 @@ class LocalWorkers:
             if on_done:
                 on_done(machine)
 
+    def watch(self, layout: Layout, nodes: dict[str, list[str]]) -> list[Watch]:
+        """A watch per machine (nodes: machine -> its nodes to read), its worker in this process."""
+        watches = []
+        for machine, names in nodes.items():
+            worker = MachineWorker()
+            worker.watch(layout.to_dict(), names)
+            watches.append(Watch(machine, lambda method, *args, w=worker: getattr(w, method)(*args)))
+        for w in watches:
+            w.sync()
+        return watches
+
+    def close(self) -> None:
+        pass
+
 
 class RayWorkers:
     kind = "ray"
 
+    def __init__(self):
+        self.ray = None             # the ray module, once this object has a Ray session
+        self.started = False        # the session is ours to stop
+        self.actors = []
+
+    def _session(self):
+        if self.ray is None:
+            try:
+                import ray
+            except ImportError:
+                raise EmuError("Ray workers need Ray: pip install -e '.[sweep]' (or pip install ray)") from None
+            self.started = not ray.is_initialized()
+            if self.started:    # a Ray of this machine's own, whatever RAY_ADDRESS says: the machines are here
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            self.ray = ray
+        return self.ray
+
+    def _actors(self, machines) -> dict:
+        """A worker actor per machine, pinned to this machine's Ray node."""
+        ray = self._session()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        actor = ray.remote(MachineWorker).options(num_cpus=0, scheduling_strategy=here)
+        made = {machine: actor.remote() for machine in machines}
+        self.actors += made.values()
+        return made
+
     def build(self, parts: dict, on_done=None) -> None:
+        ray = self._session()
+        workers = self._actors(parts)
+        pending = {workers[m].build.remote(lines): m for m, lines in parts.items()}
+        failures = []
+        while pending:
+            (ready,), _ = ray.wait(list(pending), num_returns=1)
+            machine = pending.pop(ready)
+            try:
+                ray.get(ready)
+            except ray.exceptions.RayError as e:
+                failures.append(f"machine {machine}'s worker: {getattr(e, 'cause', None) or e}")
+            if on_done:
+                on_done(machine)
+        if failures:
+            raise FabricError(failures[0])
+
+    def watch(self, layout: Layout, nodes: dict[str, list[str]]) -> list[Watch]:
+        ray = self._session()
+        workers = self._actors(nodes)
+        ray.get([workers[m].watch.remote(layout.to_dict(), names) for m, names in nodes.items()])
+        watches = [Watch(m, lambda method, *args, a=a: ray.get(getattr(a, method).remote(*args)))
+                   for m, a in workers.items()]
+        for w in watches:
+            w.sync()
+        return watches
+
+    def close(self) -> None:
+        """End the actors, and the Ray session if this object started it."""
+        if self.ray is None:
+            return
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+        if self.started:
+            self.ray.shutdown()
+        self.ray, self.started = None, False
+
+
+class Watches:
+    """A watch per machine of `nodes`, by workers of `kind` (emu.backends.Watches)."""
+
+    def __init__(self, layout: Layout, nodes: list[str], kind: str):
+        by_machine: dict[str, list[str]] = {}
+        for node in nodes:
+            by_machine.setdefault(layout.place(node).machine, []).append(node)
+        self.workers = workers(kind)
         try:
-            import ray
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-        except ImportError:
-            raise EmuError("Ray workers need Ray: pip install -e '.[sweep]' (or pip install ray)") from None
-        started = not ray.is_initialized()
-        if started:         # a Ray of this machine's own, whatever RAY_ADDRESS says: the machines are here
-            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            self.watches = self.workers.watch(layout, by_machine) if by_machine else []
+        except BaseException:
+            self.workers.close()
+            raise
+
+    def read(self):
+        for watch in self.watches:
+            yield from watch.read()
+
+    def sync(self) -> None:
+        for watch in self.watches:
+            watch.sync()
+
+    def clock_bound(self) -> float:
+        return max((w.clock.bound for w in self.watches), default=0.0)
+
+    def summary(self) -> dict:
+        return {w.machine: w.summary() for w in self.watches}
+
+    def close(self) -> None:
         try:
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            actor = ray.remote(MachineWorker).options(num_cpus=0, scheduling_strategy=here)
-            workers = {machine: actor.remote() for machine in parts}
-            pending = {workers[m].build.remote(lines): m for m, lines in parts.items()}
-            failures = []
-            while pending:
-                (ready,), _ = ray.wait(list(pending), num_returns=1)
-                machine = pending.pop(ready)
-                try:
-                    ray.get(ready)
-                except ray.exceptions.RayError as e:
-                    failures.append(f"machine {machine}'s worker: {getattr(e, 'cause', None) or e}")
-                if on_done:
-                    on_done(machine)
-            for w in workers.values():
-                ray.kill(w)
-            if failures:
-                raise FabricError(failures[0])
+            for watch in self.watches:
+                watch.close()
         finally:
-            if started:
-                ray.shutdown()
+            self.workers.close()
 
 
 def workers(kind: str):
-    """The workers of kind `kind` (one of emu.backends.WORKERS)."""
+    """The workers of kind `kind` (one of emu.backends.WORKERS); close() them when done."""
     check_workers(kind)
     return LocalWorkers() if kind == "local" else RayWorkers()

@@ -1,7 +1,8 @@
 """The sampler: per-VL queue counters and per-interface counters of every node, every `period`.
 
 Each node gets one reader from the lab's backend (its observe face: the kernel's opens a netlink
-socket in the node's namespace once and keeps it); a sample is one reading of each.
+socket in the node's namespace once and keeps it), held by its machine's worker (emu.fabric.workers;
+a lab on one machine has one, in this process); a sample is one reading of each, one call a machine.
 
 Per VL: cumulative bytes, packets and drops, and the backlog at the instant of the read. No
 maximum backlog is kept between reads, so a burst that fills and drains a queue between two
@@ -29,6 +30,7 @@ class Samples:
     late: int = 0               # samples that started after their slot (the sampler fell behind)
     cpu_seconds: float = 0.0    # CPU time the sampling thread used
     columns: tuple[dict, dict] | None = None    # (queues, ifaces) given whole as columns (the flow model's)
+    clock_bound: float = 0.0    # seconds: a row's t is right within this (machines' clocks put on one)
 
     @property
     def queues(self) -> dict[str, list]:
@@ -63,13 +65,14 @@ class Sampler:
     one is open it samples at least every window's period and keeps the window's rows whole."""
 
     def __init__(self, lab, period: float = 0.1, paused=None, keep: float | None = None,
-                 nodes: list[str] | None = None):
-        """keep: seconds of rows to keep (all if None); nodes: the nodes to read (all if None)."""
+                 nodes: list[str] | None = None, workers: str = "local"):
+        """keep: seconds of rows to keep (all if None); nodes: the nodes to read (all if None);
+        workers: who reads each machine's nodes (emu.fabric.workers; the lab's daemon: the lab's)."""
         plan = lab.plan
         self.plan, self.period, self.base_period, self.keep = plan, period, period, keep
         self.paused = paused or dict
         self.peers = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
-        self.readers = {name: lab.backend.reader(name) for name in nodes or [n.name for n in plan.nodes]}
+        self.watches = lab.backend.watch(nodes or [n.name for n in plan.nodes], workers)
         self.samples = Samples(period=period)
         self.windows: dict[int, Window] = {}
         self._lock = threading.Lock()          # one reading at a time (the thread's, a window's edges)
@@ -80,17 +83,16 @@ class Sampler:
 
     def sample_once(self) -> None:
         """Read every node once; each row's t is when its own node was read (a sample of a large
-        lab takes milliseconds, and rates between samples must not stretch by that)."""
+        lab takes milliseconds, and rates between samples must not stretch by that), on this
+        process's clock (a machine's worker's times moved by its clock's offset)."""
         with self._lock:
             self._sample()
 
     def _sample(self) -> None:
         q, i = self.samples.queue_rows, self.samples.iface_rows
         paused = self.paused()
-        for node, reader in self.readers.items():
-            before = time.monotonic()
-            queues, links = list(reader.queues()), list(reader.links())
-            t = (before + time.monotonic()) / 2 - self.start_time
+        for node, t, queues, links in self.watches.read():
+            t -= self.start_time
             for port, vl, nbytes, packets, drops, backlog, overlimits in queues:
                 peer = self.peers.get((node, port))
                 if peer is not None:
@@ -112,6 +114,10 @@ class Sampler:
                 old = next((k for k, row in enumerate(rows) if row[0] >= cut), len(rows))
                 del rows[:old]
 
+    def machines(self) -> dict[str, dict]:
+        """Per machine: reads through its worker, its clock's offset and bound (seconds)."""
+        return self.watches.summary()
+
     def buffer(self) -> Samples:
         """A copy of what is kept now (t: seconds since the sampler started)."""
         with self._lock:
@@ -122,6 +128,7 @@ class Sampler:
         """Sample at least every `period` until close_window(wid); returns the monotonic time of
         the window's first sample, taken now."""
         with self._lock:
+            self.watches.sync()         # clocks drift: each window starts from a fresh offset
             now = time.monotonic()
             self.windows[wid] = Window(period, now - self.start_time, self.samples.taken, self.samples.late,
                                        self.samples.cpu_seconds)
@@ -139,7 +146,7 @@ class Sampler:
             return Samples([r for r in self.samples.queue_rows if r[0] >= w.since],
                            [r for r in self.samples.iface_rows if r[0] >= w.since], w.period,
                            self.samples.taken - w.taken, self.samples.late - w.late,
-                           self.samples.cpu_seconds - w.cpu_seconds)
+                           self.samples.cpu_seconds - w.cpu_seconds, clock_bound=self.watches.clock_bound())
 
     def _run(self) -> None:
         cpu0 = time.thread_time()
@@ -170,8 +177,7 @@ class Sampler:
         if self._thread:
             self._thread.join()
         self.sample_once()                                       # the closing sample
-        for reader in self.readers.values():
-            reader.close()
+        self.watches.close()
         return self.samples
 
     def __enter__(self) -> "Sampler":

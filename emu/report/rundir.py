@@ -55,7 +55,7 @@ def write_records(directory: Path, samples, flows: list[dict], events: list[dict
                                               ("slowdown", pa.float64())])),
                    directory / "flows.parquet")
     meta = {"t": 0.0, "type": "sampler", "period_s": samples.period, "samples": samples.taken, "late": samples.late,
-            "cpu_seconds": samples.cpu_seconds}
+            "cpu_seconds": samples.cpu_seconds, "clock_bound_s": samples.clock_bound}
     with open(directory / "events.jsonl", "w") as f:
         for event in [meta] + sorted(events, key=lambda e: e["t"]):
             f.write(json.dumps(event) + "\n")

@@ -20,6 +20,7 @@ from emu.units import format_rate  # noqa: E402
 CONGESTED = 0.10      # a VL queue counts as congested while its backlog is above 10% of its FIFO
 PEAK_WINDOW = 0.2     # seconds over which util_max is taken
 HEATMAP_ROWS = 64     # link directions a heatmap shows at most
+SAMPLER_KEYS = ("period_s", "samples", "late", "cpu_seconds", "clock_bound_s")   # clock: machines on one timeline
 WORKLOAD_KEYS = ("algbw", "busbw", "node_bound_algbw", "proj_algbw", "proj_busbw", "goodput_bps", "p50_ms",
                  "p99_ms", "slowdown", "share", "drops", "wrong", "verified",
                  # training jobs (emu.experiments.training)
@@ -131,7 +132,7 @@ def summarise(run: dict) -> tuple[dict, dict]:
                "drops_by_vl": dict(sorted(drops_by_vl.items())), "flow_control": flow_control,
                **({"scheduler": scheduler} if scheduler else {}),
                "faults": [e for e in run["events"] if e["type"] == "fault"],
-               "sampler": {k: sampler.get(k) for k in ("period_s", "samples", "late", "cpu_seconds")}}
+               "sampler": {k: sampler.get(k) for k in SAMPLER_KEYS}}
     return summary, {"util": util, "backlog": backlog, "queues": queues, "plan": plan}
 
 

@@ -87,7 +87,7 @@ def run(run, step, index: int) -> dict:
     try:
         coe.trace_file(path, trace)
         with lab.launch() as agents:
-            started = []
+            programs = []
             for s, h in zip(servers, holdings):
                 stored = sorted(set(h.stored) & asked)
                 argv = command("coe") + [
@@ -98,7 +98,8 @@ def run(run, step, index: int) -> dict:
                 if stored:
                     argv += ["--stored", ",".join(map(str, stored)), "--storage-tos", str(lab.tos("storage"))]
                     argv += cluster.client_args(s)
-                started.append((s, agents.start(s, argv, ready=True)))
+                programs.append((s, argv))
+            started = list(zip(servers, agents.start_all(programs, ready=True)))
             router = agents.start(p["router"], command("coe") + [
                 "route", "--servers", ",".join(f"{lab.node(s).addr}:{port}" for s in servers), "--trace", path,
                 "--experts", str(p["experts"]), "--scale", repr(scale), "--seconds", repr(step.duration),

@@ -53,10 +53,11 @@ def test_a_two_zone_lab_over_two_machines_reaches_every_address_through_the_tunn
     assert all(after[m] - before[m] > 10_000 for m in after), (before, after)      # both ways, over the underlay
 
 
-def ray_children() -> list[int]:
-    """This process's children that run Ray (its local instance: GCS, raylet, workers)."""
+def ray_children(parent: int | None = None) -> list[int]:
+    """The children of `parent` (this process) that run Ray (its local instance: GCS, raylet, workers)."""
     import os
     from pathlib import Path
+    parent = parent or os.getpid()
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -64,18 +65,28 @@ def ray_children() -> list[int]:
             argv = (proc / "cmdline").read_bytes()
         except (OSError, ValueError):
             continue
-        if f"\nPPid:\t{os.getpid()}\n" in status and b"ray" in argv:
+        if f"\nPPid:\t{parent}\n" in status and b"ray" in argv:
             found.append(int(proc.name))
     return found
 
 
-def test_ray_workers_build_each_machines_part_and_leave_no_ray_behind(make_lab, lab_name):
+def test_ray_workers_build_each_machines_part_read_it_for_the_daemon_and_leave_no_ray_behind(make_lab, lab_name):
     pytest.importorskip("ray", reason="Ray workers need Ray (pip install -e '.[sweep]')")
     lab = make_lab(build("two-zone", lab_name, leaves=2, spines=1, hosts_per_leaf=2), machines=2, workers="ray")
     assert lab.status()["workers"] == "ray" and len(lab.layout.machines) == 2
     assert ray_children() == []                     # Ray was started for the build and stopped after it
     result = tcp_mesh(lab.hosts())
     assert result.pairs == 8 * 11 + 2 * 10 and result.failures == []        # 8 hosts, 2 storage nodes of 2 NICs
+    # the daemon's sampler reads each machine through that machine's Ray worker
+    daemon = lab.status()["daemon"]
+    wait_until(lambda: all(m["reads"] >= 2 for m in lab.status()["daemon"]["sampler"]["machines"].values()),
+               60, "two samples through each machine's worker")
+    machines = lab.status()["daemon"]["sampler"]["machines"]
+    assert set(machines) == {"m0", "m1"} and ray_children(daemon["pid"]) != []
+    for clock in machines.values():      # one kernel's monotonic clock: the true offset is 0
+        assert abs(clock["clock_offset_s"]) <= clock["clock_bound_s"] < 0.05, clock
+    lab.down()
+    assert ray_children(daemon["pid"]) == []
 
 
 def across(name: str, senders: int = 5) -> dict:
@@ -162,6 +173,7 @@ def test_a_scenario_run_samples_both_machines(tmp_path, run_lab_name):
     summary, directory = run_scenario(load_scenario(tmp_path / "s.yaml"), str(tmp_path / "run"), machines=2)
     (bulk,) = summary["workloads"]
     assert bulk["outcome"] == "ok"
+    assert 0 < summary["sampler"]["clock_bound_s"] < 0.01      # the machines' clocks put on one, within this
     ports = pq.read_table(directory / "ports.parquet").to_pylist()
 
     def moved(node, peer, key):
