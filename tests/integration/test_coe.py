@@ -17,6 +17,7 @@ TRACE = (0, 1, 0, 2, 1, 3, 0, 3)       # LRU of 2: miss miss hit miss miss miss(
 SCALE = 0.01
 
 
+@pytest.mark.heavy
 def test_hits_and_misses_are_the_lrus_and_a_stored_expert_crosses_the_fabric(run_lab_name, tmp_path):
     trace = tmp_path / "trace.csv"
     trace.write_text("".join(f"{i * 0.001},{e},4\n" for i, e in enumerate(TRACE)))

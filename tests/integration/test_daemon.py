@@ -92,7 +92,7 @@ def test_jobs_run_under_the_flow_controller(make_lab, lab_name):
     before = daemon.request(lab.name, "status")
     assert "flow-control" in before["controllers"]
     emu("jobs", "submit", "--lab", lab.name, "--name", "j", "--nodes", "2", "--steps", "4", "--batch", "4")
-    job = wait_until(lambda: next((j for j in json.loads(emu("jobs", "ls", lab.name, "--json").stdout)["jobs"]
+    job = wait_until(lambda: next((j for j in daemon.request(lab.name, "jobs")["jobs"]      # what `emu jobs ls` prints
                                    if j["state"] not in ("queued", "running")), None), 120, "the job's end")
     assert job["state"] == "done", job
     after = daemon.request(lab.name, "status")

@@ -12,6 +12,7 @@ from lossless import LOSSLESS, incast_star
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.heavy
 def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name):
     """8 senders at once (no request-to-send) through 32 KiB switch buffers: the lossy fabric drops
     and loses goodput to retransmission timeouts; the lossless one pauses instead and drops
@@ -52,6 +53,7 @@ def victim_share(lab, victim_class: str, alone: float) -> float:
     return victim["bps"] / alone
 
 
+@pytest.mark.heavy
 def test_head_of_line_blocking_within_a_vl_only(make_lab, lab_name):
     """The incast's pauses reach back to leaf0's uplink; a victim in the incast's VL waits behind
     them, a victim in another VL does not."""

@@ -70,6 +70,7 @@ def ray_children(parent: int | None = None) -> list[int]:
     return found
 
 
+@pytest.mark.heavy
 def test_ray_workers_build_each_machines_part_read_it_for_the_daemon_and_leave_no_ray_behind(make_lab, lab_name):
     pytest.importorskip("ray", reason="Ray workers need Ray (pip install -e '.[sweep]')")
     lab = make_lab(build("two-zone", lab_name, leaves=2, spines=1, hosts_per_leaf=2), machines=2, workers="ray")
@@ -113,6 +114,7 @@ def marked_share(lab) -> float:
     return moved[q.vl_of_sl(q.sl_of("hfreduce"))] / sum(moved.values())
 
 
+@pytest.mark.heavy
 def test_across_machines_a_flow_gets_its_shaped_rate_and_the_vls_their_shares_as_within_one(make_lab, lab_name):
     doc = across(lab_name)
     within = make_lab(topology_from_dict(doc, "test", lab_name + "w"))

@@ -33,6 +33,7 @@ def test_the_model_matches_the_lab_on_a_shared_uplink(tmp_path, run_lab_name):
     assert lab["f2"] == pytest.approx(model["f2"], rel=0.10), (lab, model)
 
 
+@pytest.mark.heavy
 def test_vls_share_an_uplink_by_weight_in_the_lab_as_in_the_model(tmp_path, run_lab_name):
     """Three classes on one uplink (weights 10:20:30 of the VLs in use): each VL's goodput in the
     lab within 10% of the model's. (With quanta below one GSO burst HTB lent equally: 44/64/84.)"""

@@ -85,6 +85,7 @@ def test_report_from_a_copied_run_directory_reproduces_the_summary(flash_cut, tm
     assert emu("compare", str(directory), str(copy), "--plot", str(tmp_path / "c2.png")).returncode == 0
 
 
+@pytest.mark.heavy
 def test_a_flash_cut_during_an_allreduce_is_rerouted_and_ridden_out(tmp_path, run_lab_name):
     from emu.experiments.runner import run
     summary, directory = run(SCENARIOS / "flash-cut-allreduce.yaml", str(tmp_path / "run"),
@@ -97,6 +98,7 @@ def test_a_flash_cut_during_an_allreduce_is_rerouted_and_ridden_out(tmp_path, ru
     assert routes and min(routes) >= cut + 0.45            # nothing reroutes before the sweep
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", ["hfreduce-and-storage", "checkpoint-during-allreduce"])
 def test_ready_scenarios_run_end_to_end(name, tmp_path, run_lab_name):
     done = emu("run", str(SCENARIOS / f"{name}.yaml"), "--out", str(tmp_path / "run"), "--lab",

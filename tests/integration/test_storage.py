@@ -15,6 +15,7 @@ from emu.topo import build
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.heavy
 def test_a_killed_storage_process_loses_no_acknowledged_write_and_a_restart_catches_up(make_lab, lab_name):
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, storage_per_leaf=2,
                          scale=0.001))
@@ -53,6 +54,7 @@ def test_a_killed_storage_process_loses_no_acknowledged_write_and_a_restart_catc
         assert r["retries"] == 0 and r["bytes"] >= 1024 * 16384
 
 
+@pytest.mark.heavy
 def test_incast_share_falls_without_request_to_send(make_lab, lab_name):
     lab = make_lab(build("star", lab_name, hosts=1, storage=8, scale=0.001, buffer="32KiB"))
     off = incast(lab, "c0", [1, 8], rts=False)
@@ -84,6 +86,7 @@ def test_the_replies_ride_the_class_they_are_given_on_the_wire(make_lab, lab_nam
     assert sent[vl] > 10 * sum(n for v, n in sent.items() if v != vl), sent
 
 
+@pytest.mark.heavy
 def test_dilation_projects_the_same_throughput_and_gives_the_links_back(make_lab, lab_name):
     """Where Python is not the bound (4 clients at 60 Mbit/s; measured: 88-89% of the storage NICs
     undilated, 90-93% dilated), reads on links 4x slower project to the same real throughput;

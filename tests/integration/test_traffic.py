@@ -106,6 +106,7 @@ def test_multihomed_reply_leaves_through_the_owning_nic(make_lab, lab_name):
 
 # Last in this file: tearing down 148 namespaces keeps the kernel busy for a while afterwards,
 # which would disturb the rate measurements above.
+@pytest.mark.heavy
 def test_all_pairs_tcp_among_128_hosts_without_loss(make_lab, lab_name):
     """The neighbour table limit is global; 128 hosts all-pairs must not lose a packet to it: every
     connection answers, no queue or interface of the lab drops one. A retransmit is not a loss on

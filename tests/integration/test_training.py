@@ -33,6 +33,7 @@ def test_overlapped_ddp_steps_beat_serial_ones_and_reduce_exactly(make_lab, lab_
     assert 0 < overlapped["overlap"] <= 1
 
 
+@pytest.mark.heavy
 def test_a_training_workload_reports_its_job_in_the_run_summary(run_lab_name, tmp_path):
     topo = build("leaf-spine", run_lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.001).to_dict()
     scenario = {"name": "train-test", "topology": topo, "duration": "1s", "sample": "100ms",
@@ -94,6 +95,7 @@ def test_a_killed_job_resumes_from_its_last_checkpoint_and_loses_at_most_a_perio
     assert job["load_verified"] is True
 
 
+@pytest.mark.heavy
 def test_a_moe_job_exchanges_tokens_exactly_on_its_critical_path(make_lab, lab_name):
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1, scale=0.01))
     job = train(lab, "moe-small", ["c0", "c1"], steps=3, batch=1)

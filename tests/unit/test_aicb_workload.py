@@ -157,6 +157,7 @@ def test_per_step_plays_each_ring_send_as_a_round_of_its_own_hashed_anew(tmp_pat
     assert len({tuple(fabric.routes("c0", "c4", flow=(r, 0))[0][0]) for r in range(16)}) == 2
 
 
+@pytest.mark.heavy
 def test_the_model_plays_simais_9216_gpu_example_on_fire_flyer_2(tmp_path):
     from emu.topo.loader import load_topology
     ff2 = str(Path(__file__).parents[2] / "topologies" / "fire-flyer-2.yaml")
