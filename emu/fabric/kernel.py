@@ -11,7 +11,7 @@ import shutil
 
 from emu import labfiles
 from emu.backends import LOCAL, Layout, Place
-from emu.errors import FabricError
+from emu.errors import EmuError, FabricError
 from emu.fabric import apply, classes, containers, hosts, netns, workers
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
@@ -72,7 +72,17 @@ class KernelBackend:
         goes with forget()."""
         if self.container_nodes():
             containers.remove(self.lab)
-        return apply.destroy(self.namespaces())
+        if not self.layout.machines:
+            return apply.destroy(self.namespaces())
+        # each machine's nodes by its worker, then the (emulated) machines and their underlay
+        removers = workers.workers(self.layout.workers)
+        try:
+            stopped = removers.destroy(workers.node_namespaces(self.layout))
+        except EmuError:        # no Ray here any more: emulated machines are this kernel's to clear
+            stopped = 0
+        finally:
+            removers.close()
+        return stopped + apply.destroy(self.namespaces())      # the machines, and whatever a worker left
 
     def describe(self, plan) -> str:
         """What build() runs: the root ip batch, then per namespace its sysctls, ip and tc batches."""

@@ -5,11 +5,12 @@ namespace each and the underlay between them; a real machine has its own), then 
 part (emu.fabric.render.part: its nodes' namespaces, the veths among them, its ends of the
 tunnels, its nodes' batches), which needs nothing from any other part. A worker per machine
 builds its part, and for the lab's life its daemon's sampler reads that machine's nodes through
-it (Watch): one call a sample per machine, the readings' times put on the daemon's clock.
+it (Watch): one call a sample per machine, the readings' times put on the daemon's clock. At
+teardown each worker ends its nodes' processes and removes their namespaces.
 
 - "local": this process's workers, the parts built one after another;
 - "ray": a Ray actor per machine, all at once. Ray is started on this machine while they are
-  needed (the build; the daemon's life) and stopped after (or, if this process is already a Ray
+  needed (the build; the daemon's life; the teardown) and stopped after (or, if this process is already a Ray
   driver, its cluster is used); the actors are pinned to this machine's Ray node, where the
   emulated machines are.
 
@@ -17,8 +18,9 @@ Clocks: a machine's monotonic clock is not ours. Each watch measures its offset 
 Cristian's method: the probe with the shortest round trip) when it starts and whenever asked
 (a sampling window opens); a reading's time is then ours within the bound, half that round trip.
 
-Not done through the workers yet: runs, faults and teardown. On emulated machines every namespace
-is on this kernel and the coordinator does those itself (docs/ARCHITECTURE.md says what is left).
+Not done through the workers yet: runs and changes (faults, routes, gates). On emulated machines
+every namespace is on this kernel and the coordinator does those itself (docs/ARCHITECTURE.md
+says what is left).
 """
 import logging
 import time
@@ -40,6 +42,12 @@ class MachineWorker:
         """Run the part's lines (emu.fabric.apply.build_lines)."""
         from emu.fabric.apply import build_lines
         build_lines(lines)
+
+    def destroy(self, namespaces: list[str]) -> int:
+        """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
+        go with them); how many processes it ended."""
+        from emu.fabric.apply import destroy
+        return destroy(namespaces)
 
     def clock(self) -> float:
         return time.monotonic()
@@ -120,6 +128,11 @@ class LocalWorkers:
             if on_done:
                 on_done(machine)
 
+    def destroy(self, parts: dict[str, list[str]]) -> int:
+        """parts: machine -> its nodes' namespaces."""
+        worker = MachineWorker()
+        return sum(worker.destroy(names) for names in parts.values())
+
     def watch(self, layout: Layout, nodes: dict[str, list[str]]) -> list[Watch]:
         """A watch per machine (nodes: machine -> its nodes to read), its worker in this process."""
         watches = []
@@ -166,21 +179,29 @@ class RayWorkers:
         return made
 
     def build(self, parts: dict, on_done=None) -> None:
+        self._each("build", parts, on_done)
+
+    def destroy(self, parts: dict[str, list[str]]) -> int:
+        return sum(self._each("destroy", parts).values())
+
+    def _each(self, method: str, args: dict, on_done=None) -> dict:
+        """`method(args[machine])` on every machine's worker at once; machine -> what it returned."""
         ray = self._session()
-        workers = self._actors(parts)
-        pending = {workers[m].build.remote(lines): m for m, lines in parts.items()}
-        failures = []
+        workers = self._actors(args)
+        pending = {getattr(workers[m], method).remote(a): m for m, a in args.items()}
+        results, failures = {}, []
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
             machine = pending.pop(ready)
             try:
-                ray.get(ready)
+                results[machine] = ray.get(ready)
             except ray.exceptions.RayError as e:
                 failures.append(f"machine {machine}'s worker: {getattr(e, 'cause', None) or e}")
             if on_done:
                 on_done(machine)
         if failures:
             raise FabricError(failures[0])
+        return results
 
     def watch(self, layout: Layout, nodes: dict[str, list[str]]) -> list[Watch]:
         ray = self._session()
@@ -238,6 +259,11 @@ class Watches:
                 watch.close()
         finally:
             self.workers.close()
+
+
+def node_namespaces(layout: Layout) -> dict[str, list[str]]:
+    """machine -> the namespaces of its nodes (what its worker removes at teardown)."""
+    return {m.name: [p.netns for p in layout.places.values() if p.machine == m.name] for m in layout.machines}
 
 
 def workers(kind: str):

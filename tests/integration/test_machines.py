@@ -86,8 +86,9 @@ def test_ray_workers_build_each_machines_part_read_it_for_the_daemon_and_leave_n
     assert set(machines) == {"m0", "m1"} and ray_children(daemon["pid"]) != []
     for clock in machines.values():      # one kernel's monotonic clock: the true offset is 0
         assert abs(clock["clock_offset_s"]) <= clock["clock_bound_s"] < 0.05, clock
-    lab.down()
-    assert ray_children(daemon["pid"]) == []
+    lab.down()          # each machine's worker removes its nodes: Ray started for that, and stopped
+    assert ray_children(daemon["pid"]) == [] and ray_children() == []
+    assert not [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab_name}-")]
 
 
 def across(name: str, senders: int = 5) -> dict:

@@ -144,3 +144,7 @@ def test_each_machines_part_is_its_own_and_the_parts_make_the_lab():
     assert sorted(ns.netns for p in parts.values() for ns in p.namespaces) == sorted(ns.netns for ns in whole.namespaces)
     assert sorted(l for m in machines.machines + [m for p in parts.values() for m in p.machines] for l in m.ip_lines) \
         == sorted(l for m in whole.machines for l in m.ip_lines)
+    # what each worker removes at teardown is what it built: its nodes' namespaces
+    from emu.fabric.workers import node_namespaces
+    assert {m: sorted(names) for m, names in node_namespaces(layout).items()} == \
+        {m: sorted(ns.netns for ns in lines.namespaces) for m, lines in parts.items()}
