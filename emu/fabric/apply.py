@@ -7,6 +7,9 @@ namespace. A build that fails half way destroys what it made before the error re
 the caller. Cleanup finds a lab's namespaces by their names and the ownership mark on
 their interfaces together (see render.lab_mark).
 """
+import json
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -16,8 +19,8 @@ from emu.backends import Layout
 from emu.errors import FabricError
 from emu.fabric import netns
 from emu.fabric.batch import run_batch, run_batches
-from emu.fabric.render import (MARK_PREFIX, FabricLines, emulated_machines, neighbour_line, netns_name, part, render,
-                               route_line)
+from emu.fabric.render import (MARK_PREFIX, UNDERLAY_PORT, FabricLines, emulated_machines, neighbour_line,
+                               netns_name, part, render, route_line, underlay_netns)
 from emu.plan import LabPlan, NodePlan, PortPlan
 from emu.plan.queues import at_rate, root_class_line, vl_class_line
 from emu.root import require_root
@@ -49,12 +52,38 @@ def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int]
     try:
         if by_workers:
             build_lines(machines, step)
+            wait_for_underlay(whole.lab, layout)
             workers.build(parts, on_done=lambda machine: step(steps(parts[machine])))
         else:
             build_lines(whole, step)
     except BaseException:
         destroy(whole.netns_names())
         raise
+
+
+UNDERLAY_WAIT = 5.0     # seconds; the kernel's link watcher takes up to ~1 s
+
+
+def wait_for_underlay(lab: str, layout: Layout, bound: float = UNDERLAY_WAIT) -> None:
+    """Until the kernel's link watcher has seen a new link's carrier (up to a second after the
+    link comes up, later than a port with a qdisc of its own), a bridge port drops what it is
+    given: a first burst over fresh tunnels lost its SYNs for ~1 s. Wait until every machine's
+    underlay port is up and the bridge forwards on each."""
+    bridge, deadline = underlay_netns(lab), time.monotonic() + bound
+    while True:
+        states = {p["ifname"]: p.get("state") for p in _json(["bridge", "-n", bridge, "-j", "link", "show"])}
+        waiting = [f"{bridge} port {m.name}" for m in layout.machines if states.get(m.name) != "forwarding"]
+        waiting += [f"{m.netns} {UNDERLAY_PORT}" for m in layout.machines
+                    if _json(["ip", "-n", m.netns, "-j", "link", "show", "dev", UNDERLAY_PORT])[0]["operstate"] != "UP"]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise FabricError(f"lab {lab!r}: the underlay's {waiting[0]} is not up {bound:g} s after it was made")
+        time.sleep(0.01)
+
+
+def _json(argv: list[str]) -> list[dict]:
+    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "[]")
 
 
 def steps(lines: FabricLines) -> int:

@@ -43,12 +43,9 @@ def test_a_two_zone_lab_over_two_machines_reaches_every_address_through_the_tunn
     first = tcp_mesh(lab.hosts())
     addresses = 8 * 1 + 2 * 2                      # storage nodes answer on both of their addresses
     assert first.pairs == 8 * (addresses - 1) + 2 * (addresses - 2)
-    assert first.failures == []
-    # Not yet understood: twice in ~15 runs under load, the first mesh over fresh tunnels had 66 of its
-    # 108 connections' SYNs retransmitted once (none dropped by any node's port; a lab on one machine
-    # never does). Every connection answered; a second mesh must not retransmit at all.
-    again = tcp_mesh(lab.hosts())
-    assert again.failures == [] and again.retransmits == 0, (first.retransmits, again.retransmits)
+    # the first burst over fresh tunnels too: the build waits until the underlay's bridge forwards
+    # (before it did, 1 build in 3 lost the SYNs through one bridge port for ~1 s: 66 retransmits)
+    assert first.failures == [] and first.retransmits == 0, first.retransmits
     after = underlay_bytes(lab)
     assert all(after[m] - before[m] > 10_000 for m in after), (before, after)      # both ways, over the underlay
 
