@@ -162,6 +162,9 @@ class Backend(Protocol):
     def set_vl_rate(self, node: NodePlan, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None: ...
 
     def set_port_rate(self, node: NodePlan, port: PortPlan, rate_bps: int) -> None: ...
+    # changes run where the node is: on a lab over machines, by its machine's worker
+
+    def close(self) -> None: ...            # what it keeps for the lab's life (the lab's daemon ends it)
 
     def gates(self, plan: LabPlan) -> VLGates: ...
 

@@ -216,6 +216,7 @@ class LabDaemon:
         if self.router:
             self.router.stop()
         self.sampler.stop()
+        self.lab.backend.close()        # the lab's workers (with Ray, its session)
         if self.flow:
             self.flow.stop()        # every gate open, the counters removed
         self.lab.log.append("daemon", what="stop", pid=os.getpid())

@@ -150,15 +150,17 @@ def owned_namespaces(only: str | None = None) -> dict[str, list[str]]:
 
 # -- changes to a running lab -----------------------------------------------------------
 
-def replace_routes(ns: str, old: tuple, new: tuple) -> None:
-    """Install `new` as the routes of namespace `ns`: replace what changed, delete what is gone."""
+# Runtime changes, as (tool, batch lines) for the node's namespace: the backend runs them where
+# the node is (emu.fabric.kernel: here, or through the node's machine's worker).
+
+def replace_routes(old: tuple, new: tuple) -> tuple[str, list[str]]:
+    """Install `new` as a node's routes: replace what changed, delete what is gone."""
     keep = {(r.dst, r.table) for r in new}
     lines = [route_line("del", r) for r in old if (r.dst, r.table) not in keep]
-    lines += [route_line("replace", r) for r in new if r not in set(old)]
-    run_batch("ip", lines, ns)
+    return "ip", lines + [route_line("replace", r) for r in new if r not in set(old)]
 
 
-def set_link(ns: str, node: NodePlan, port: PortPlan, up: bool) -> None:
+def set_link(node: NodePlan, port: PortPlan, up: bool) -> tuple[str, list[str]]:
     """One end of a link up or down. Down makes the kernel flush the routes and the (permanent)
     neighbour entry through it; up puts the planned ones back."""
     lines = [f"link set dev {port.ifname} {'up' if up else 'down'}"]
@@ -166,19 +168,18 @@ def set_link(ns: str, node: NodePlan, port: PortPlan, up: bool) -> None:
         lines.append(neighbour_line(port))
         lines += [route_line("replace", r) for r in node.routes
                   if any(dev == port.ifname for _, dev in r.nexthops)]
-    run_batch("ip", lines, ns)
+    return "ip", lines
 
 
-def set_vl_rate(ns: str, port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> None:
+def set_vl_rate(port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> tuple[str, list[str]]:
     """Change one VL class's guaranteed rate and ceiling on a port (controllers)."""
     q = next(q for q in port.queues if q.vl == vl)
-    run_batch("tc", [vl_class_line("change", port.ifname, replace(q, rate_bps=rate_bps, ceil_bps=ceil_bps))],
-              ns)
+    return "tc", [vl_class_line("change", port.ifname, replace(q, rate_bps=rate_bps, ceil_bps=ceil_bps))]
 
 
-def set_port_rate(ns: str, port: PortPlan, rate_bps: int) -> None:
+def set_port_rate(port: PortPlan, rate_bps: int) -> tuple[str, list[str]]:
     """Run a port at `rate_bps` (a degraded link, or back to its planned rate)."""
     queues = at_rate(port.queues, rate_bps)
-    run_batch("tc", [root_class_line("change", port.ifname, rate_bps, queues)]
-              + [vl_class_line("change", port.ifname, q) for q in queues], ns)
+    return "tc", [root_class_line("change", port.ifname, rate_bps, queues)] + [
+        vl_class_line("change", port.ifname, q) for q in queues]
 

@@ -13,6 +13,7 @@ from emu import labfiles
 from emu.backends import LOCAL, Layout, Place
 from emu.errors import EmuError, FabricError
 from emu.fabric import apply, classes, containers, hosts, netns, workers
+from emu.fabric.batch import run_batch
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.fabric.reader import NamespaceReader
@@ -25,6 +26,7 @@ class KernelBackend:
     def __init__(self, layout: Layout):
         self.layout = layout
         self.lab = layout.lab
+        self._crew = None
 
     @classmethod
     def lay_out(cls, lab: str, nodes: list[str], containers=(), machines=None) -> Layout:
@@ -97,16 +99,37 @@ class KernelBackend:
         return sum(netns.netns_path(p.netns).exists() for p in self.layout.places.values())
 
     def replace_routes(self, node, old: tuple, new: tuple) -> None:
-        apply.replace_routes(self.layout.netns(node.name), old, new)
+        self._change(node.name, *apply.replace_routes(old, new))
 
     def set_link(self, node, port, up: bool) -> None:
-        apply.set_link(self.layout.netns(node.name), node, port, up)
+        self._change(node.name, *apply.set_link(node, port, up))
 
     def set_vl_rate(self, node, port, vl: int, rate_bps: int, ceil_bps: int) -> None:
-        apply.set_vl_rate(self.layout.netns(node.name), port, vl, rate_bps, ceil_bps)
+        self._change(node.name, *apply.set_vl_rate(port, vl, rate_bps, ceil_bps))
 
     def set_port_rate(self, node, port, rate_bps: int) -> None:
-        apply.set_port_rate(self.layout.netns(node.name), port, rate_bps)
+        self._change(node.name, *apply.set_port_rate(port, rate_bps))
+
+    def _change(self, node: str, tool: str, lines: list[str]) -> None:
+        """Run a change's batch in the node's namespace: here, or on a lab over machines by the
+        worker of the node's machine (the lab's daemon, which makes every change, keeps them)."""
+        place = self.layout.place(node)
+        if self.layout.machines:
+            self.crew().change(place.machine, tool, lines, place.netns)
+        else:
+            run_batch(tool, lines, place.netns)
+
+    def crew(self):
+        """The lab's workers (Layout.workers), kept until close()."""
+        if self._crew is None:
+            self._crew = workers.workers(self.layout.workers)
+        return self._crew
+
+    def close(self) -> None:
+        """End what this object keeps for the lab's life (its workers)."""
+        if self._crew is not None:
+            self._crew.close()
+            self._crew = None
 
     def gates(self, plan) -> Gates:
         return Gates(plan, self.layout)
@@ -119,7 +142,11 @@ class KernelBackend:
         return NamespaceReader(self.layout.netns(node))
 
     def watch(self, nodes: list[str], kind: str = "local") -> workers.Watches:
-        return workers.Watches(self.layout, nodes, kind if self.layout.machines else "local")
+        """By the lab's own workers (the daemon's, for the lab's life) if `kind` is theirs, else
+        by workers of this process's that go with the watches."""
+        if self.layout.machines and kind == self.layout.workers:
+            return workers.Watches(self.layout, nodes, self.crew(), owned=False)
+        return workers.Watches(self.layout, nodes, workers.workers("local"), owned=True)
 
     # -- run
     def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs):

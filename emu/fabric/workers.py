@@ -1,29 +1,34 @@
-"""Workers: each machine's part of a lab over several machines, built and read by that machine's worker.
+"""Workers: each machine's part of a lab over several machines, built, read, changed and
+removed by that machine's worker.
 
 A lab over machines (Layout.machines) is built in two stages: the machines (emulated here: a
 namespace each and the underlay between them; a real machine has its own), then each machine's
 part (emu.fabric.render.part: its nodes' namespaces, the veths among them, its ends of the
 tunnels, its nodes' batches), which needs nothing from any other part. A worker per machine
-builds its part, and for the lab's life its daemon's sampler reads that machine's nodes through
-it (Watch): one call a sample per machine, the readings' times put on the daemon's clock. At
-teardown each worker ends its nodes' processes and removes their namespaces.
+builds its part. For the lab's life its daemon keeps the lab's workers: its sampler reads each
+machine's nodes through that machine's worker (Watch: one call a sample per machine, the
+readings' times put on the daemon's clock), and each runtime change (routes, links, rates) is
+run by the worker of the changed node's machine. At teardown each worker ends its nodes'
+processes and removes their namespaces.
 
-- "local": this process's workers, the parts built one after another;
+- "local": workers in this process, the parts built one after another;
 - "ray": a Ray actor per machine, all at once. Ray is started on this machine while they are
-  needed (the build; the daemon's life; the teardown) and stopped after (or, if this process is already a Ray
-  driver, its cluster is used); the actors are pinned to this machine's Ray node, where the
-  emulated machines are.
+  needed (the build; the daemon's life; the teardown) and stopped after (or, if this process is
+  already a Ray driver, its cluster is used); the actors are pinned to this machine's Ray node,
+  where the emulated machines are.
 
 Clocks: a machine's monotonic clock is not ours. Each watch measures its offset (measure_clock,
 Cristian's method: the probe with the shortest round trip) when it starts and whenever asked
 (a sampling window opens); a reading's time is then ours within the bound, half that round trip.
 
-Not done through the workers yet: runs and changes (faults, routes, gates). On emulated machines
-every namespace is on this kernel and the coordinator does those itself (docs/ARCHITECTURE.md
-says what is left).
+Not done through the workers yet: starting programs, the lossless flow controller's gates and
+arrival counters (a millisecond loop). On emulated machines every namespace is on this kernel
+and the coordinator does those itself (docs/ARCHITECTURE.md says what is left).
 """
+import itertools
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from emu.backends import Layout, bind, check_workers
@@ -33,15 +38,21 @@ CLOCK_PROBES = 16
 
 
 class MachineWorker:
-    """What runs where a machine is: builds that machine's part of a lab and reads its nodes."""
+    """What runs where a machine is: builds that machine's part of a lab, reads its nodes, runs
+    changes in them and removes them."""
 
     def __init__(self):
-        self.readers = {}
+        self.watched: dict[int, dict] = {}      # watch id -> {node: reader}
 
     def build(self, lines) -> None:
         """Run the part's lines (emu.fabric.apply.build_lines)."""
         from emu.fabric.apply import build_lines
         build_lines(lines)
+
+    def run_batch(self, tool: str, lines: list[str], netns: str) -> None:
+        """A change's batch in one of the machine's namespaces (emu.fabric.apply's changes)."""
+        from emu.fabric.batch import run_batch
+        run_batch(tool, lines, netns)
 
     def destroy(self, namespaces: list[str]) -> int:
         """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
@@ -52,24 +63,23 @@ class MachineWorker:
     def clock(self) -> float:
         return time.monotonic()
 
-    def watch(self, layout: dict, nodes: list[str]) -> None:
-        """Open a reader (the backend's observe face) on each of `nodes`, kept until unwatch()."""
+    def watch(self, wid: int, layout: dict, nodes: list[str]) -> None:
+        """Open a reader (the backend's observe face) on each of `nodes`, kept until unwatch(wid)."""
         backend = bind(Layout.from_dict(layout))
-        self.readers = {node: backend.reader(node) for node in nodes}
+        self.watched[wid] = {node: backend.reader(node) for node in nodes}
 
-    def read(self) -> list[tuple]:
-        """(node, t, queues, links) of every watched node; t: this machine's clock, mid-reading."""
+    def read(self, wid: int) -> list[tuple]:
+        """(node, t, queues, links) of every node of watch `wid`; t: this machine's clock, mid-reading."""
         rows = []
-        for node, reader in self.readers.items():
+        for node, reader in self.watched[wid].items():
             before = time.monotonic()
             queues, links = list(reader.queues()), list(reader.links())
             rows.append((node, (before + time.monotonic()) / 2, queues, links))
         return rows
 
-    def unwatch(self) -> None:
-        for reader in self.readers.values():
+    def unwatch(self, wid: int) -> None:
+        for reader in self.watched.pop(wid, {}).values():
             reader.close()
-        self.readers = {}
 
 
 @dataclass(frozen=True)
@@ -93,11 +103,14 @@ def measure_clock(theirs, probes: int = CLOCK_PROBES, ours=time.monotonic) -> Cl
     return Clock(offset=best[1], bound=best[0] / 2)
 
 
+_WATCH_IDS = itertools.count(1)
+
+
 class Watch:
     """One machine's nodes, read by its worker; `call(method, *args)` reaches the worker."""
 
-    def __init__(self, machine: str, call):
-        self.machine, self.call = machine, call
+    def __init__(self, machine: str, call, wid: int = 0):
+        self.machine, self.call, self.wid = machine, call, wid
         self.clock = Clock()
         self.reads = 0
 
@@ -109,37 +122,51 @@ class Watch:
         """(node, t, queues, links), t on this process's monotonic clock."""
         self.reads += 1
         offset = self.clock.offset
-        return [(node, t - offset, queues, links) for node, t, queues, links in self.call("read")]
+        return [(node, t - offset, queues, links) for node, t, queues, links in self.call("read", self.wid)]
 
     def close(self) -> None:
-        self.call("unwatch")
+        self.call("unwatch", self.wid)
 
     def summary(self) -> dict:
         return {"reads": self.reads, "clock_offset_s": self.clock.offset, "clock_bound_s": self.clock.bound}
 
 
-class LocalWorkers:
-    kind = "local"
+class Workers:
+    """A worker per machine, made on first use and kept until close(); `run` calls one."""
+    kind = ""
+    changes: Counter      # machine -> the changes its worker ran
+
+    def run(self, machine: str, method: str, *args):
+        raise NotImplementedError
+
+    def change(self, machine: str, tool: str, lines: list[str], netns: str) -> None:
+        """A change's batch, run by the machine's worker in one of its namespaces."""
+        self.run(machine, "run_batch", tool, lines, netns)
+        self.changes[machine] += 1
 
     def build(self, parts: dict, on_done=None) -> None:
-        worker = MachineWorker()
-        for machine, lines in parts.items():
-            worker.build(lines)
-            if on_done:
-                on_done(machine)
+        """parts: machine -> its lines; on_done(machine) as each is built."""
+        self._each("build", parts, on_done)
 
     def destroy(self, parts: dict[str, list[str]]) -> int:
-        """parts: machine -> its nodes' namespaces."""
-        worker = MachineWorker()
-        return sum(worker.destroy(names) for names in parts.values())
+        """parts: machine -> its nodes' namespaces; how many processes were ended."""
+        return sum(self._each("destroy", parts).values())
+
+    def _each(self, method: str, args: dict, on_done=None) -> dict:
+        """`method(args[machine])` on every machine's worker; machine -> what it returned."""
+        results = {}
+        for machine, a in args.items():
+            results[machine] = self.run(machine, method, a)
+            if on_done:
+                on_done(machine)
+        return results
 
     def watch(self, layout: Layout, nodes: dict[str, list[str]]) -> list[Watch]:
-        """A watch per machine (nodes: machine -> its nodes to read), its worker in this process."""
-        watches = []
+        """A watch per machine (nodes: machine -> its nodes to read), its clock measured."""
+        wid = next(_WATCH_IDS)
         for machine, names in nodes.items():
-            worker = MachineWorker()
-            worker.watch(layout.to_dict(), names)
-            watches.append(Watch(machine, lambda method, *args, w=worker: getattr(w, method)(*args)))
+            self.run(machine, "watch", wid, layout.to_dict(), names)
+        watches = [Watch(m, lambda method, *args, m=m: self.run(m, method, *args), wid) for m in nodes]
         for w in watches:
             w.sync()
         return watches
@@ -148,13 +175,25 @@ class LocalWorkers:
         pass
 
 
-class RayWorkers:
+class LocalWorkers(Workers):
+    kind = "local"
+
+    def __init__(self):
+        self.workers: dict[str, MachineWorker] = {}
+        self.changes = Counter()
+
+    def run(self, machine: str, method: str, *args):
+        return getattr(self.workers.setdefault(machine, MachineWorker()), method)(*args)
+
+
+class RayWorkers(Workers):
     kind = "ray"
 
     def __init__(self):
         self.ray = None             # the ray module, once this object has a Ray session
         self.started = False        # the session is ours to stop
-        self.actors = []
+        self.actors: dict = {}      # machine -> its worker actor
+        self.changes = Counter()
 
     def _session(self):
         if self.ray is None:
@@ -168,27 +207,22 @@ class RayWorkers:
             self.ray = ray
         return self.ray
 
-    def _actors(self, machines) -> dict:
-        """A worker actor per machine, pinned to this machine's Ray node."""
-        ray = self._session()
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        actor = ray.remote(MachineWorker).options(num_cpus=0, scheduling_strategy=here)
-        made = {machine: actor.remote() for machine in machines}
-        self.actors += made.values()
-        return made
+    def _actor(self, machine: str):
+        """The machine's worker actor, pinned to this machine's Ray node."""
+        if machine not in self.actors:
+            ray = self._session()
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+            self.actors[machine] = ray.remote(MachineWorker).options(num_cpus=0, scheduling_strategy=here).remote()
+        return self.actors[machine]
 
-    def build(self, parts: dict, on_done=None) -> None:
-        self._each("build", parts, on_done)
-
-    def destroy(self, parts: dict[str, list[str]]) -> int:
-        return sum(self._each("destroy", parts).values())
+    def run(self, machine: str, method: str, *args):
+        return self._session().get(getattr(self._actor(machine), method).remote(*args))
 
     def _each(self, method: str, args: dict, on_done=None) -> dict:
-        """`method(args[machine])` on every machine's worker at once; machine -> what it returned."""
+        """All machines at once."""
         ray = self._session()
-        workers = self._actors(args)
-        pending = {getattr(workers[m], method).remote(a): m for m, a in args.items()}
+        pending = {getattr(self._actor(m), method).remote(a): m for m, a in args.items()}
         results, failures = {}, []
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
@@ -203,40 +237,32 @@ class RayWorkers:
             raise FabricError(failures[0])
         return results
 
-    def watch(self, layout: Layout, nodes: dict[str, list[str]]) -> list[Watch]:
-        ray = self._session()
-        workers = self._actors(nodes)
-        ray.get([workers[m].watch.remote(layout.to_dict(), names) for m, names in nodes.items()])
-        watches = [Watch(m, lambda method, *args, a=a: ray.get(getattr(a, method).remote(*args)))
-                   for m, a in workers.items()]
-        for w in watches:
-            w.sync()
-        return watches
-
     def close(self) -> None:
         """End the actors, and the Ray session if this object started it."""
         if self.ray is None:
             return
-        for actor in self.actors:
-            self.ray.kill(actor)
-        self.actors = []
-        if self.started:
-            self.ray.shutdown()
-        self.ray, self.started = None, False
+        if self.ray.is_initialized():
+            for actor in self.actors.values():
+                self.ray.kill(actor)
+            if self.started:
+                self.ray.shutdown()
+        self.ray, self.started, self.actors = None, False, {}
 
 
 class Watches:
-    """A watch per machine of `nodes`, by workers of `kind` (emu.backends.Watches)."""
+    """A watch per machine of `nodes` (emu.backends.Watches), by `crew` (a Workers), which
+    close() also closes if `owned`."""
 
-    def __init__(self, layout: Layout, nodes: list[str], kind: str):
+    def __init__(self, layout: Layout, nodes: list[str], crew: Workers, owned: bool):
         by_machine: dict[str, list[str]] = {}
         for node in nodes:
             by_machine.setdefault(layout.place(node).machine, []).append(node)
-        self.workers = workers(kind)
+        self.crew, self.owned = crew, owned
         try:
-            self.watches = self.workers.watch(layout, by_machine) if by_machine else []
+            self.watches = crew.watch(layout, by_machine) if by_machine else []
         except BaseException:
-            self.workers.close()
+            if owned:
+                crew.close()
             raise
 
     def read(self):
@@ -251,14 +277,15 @@ class Watches:
         return max((w.clock.bound for w in self.watches), default=0.0)
 
     def summary(self) -> dict:
-        return {w.machine: w.summary() for w in self.watches}
+        return {w.machine: {**w.summary(), "changes": self.crew.changes[w.machine]} for w in self.watches}
 
     def close(self) -> None:
         try:
             for watch in self.watches:
                 watch.close()
         finally:
-            self.workers.close()
+            if self.owned:
+                self.crew.close()
 
 
 def node_namespaces(layout: Layout) -> dict[str, list[str]]:
@@ -266,7 +293,7 @@ def node_namespaces(layout: Layout) -> dict[str, list[str]]:
     return {m.name: [p.netns for p in layout.places.values() if p.machine == m.name] for m in layout.machines}
 
 
-def workers(kind: str):
+def workers(kind: str) -> Workers:
     """The workers of kind `kind` (one of emu.backends.WORKERS); close() them when done."""
     check_workers(kind)
     return LocalWorkers() if kind == "local" else RayWorkers()

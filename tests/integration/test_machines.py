@@ -50,6 +50,15 @@ def test_a_two_zone_lab_over_two_machines_reaches_every_address_through_the_tunn
     assert all(after[m] - before[m] > 10_000 for m in after), (before, after)      # both ways, over the underlay
 
 
+def port_up(lab, node: str, peer: str) -> bool:
+    """The kernel's word: is node's port towards peer administratively up?"""
+    from emu.fabric.netns import inside
+    from pyroute2 import IPRoute
+    with inside(lab.layout.netns(node)), IPRoute() as ipr:
+        (link,) = ipr.get_links(ifname=lab.plan.node(node).port_to(peer).ifname)
+        return bool(link["flags"] & 1)          # IFF_UP
+
+
 def ray_children(parent: int | None = None) -> list[int]:
     """The children of `parent` (this process) that run Ray (its local instance: GCS, raylet, workers)."""
     import os
@@ -83,6 +92,13 @@ def test_ray_workers_build_each_machines_part_read_it_for_the_daemon_and_leave_n
     assert set(machines) == {"m0", "m1"} and ray_children(daemon["pid"]) != []
     for clock in machines.values():      # one kernel's monotonic clock: the true offset is 0
         assert abs(clock["clock_offset_s"]) <= clock["clock_bound_s"] < 0.05, clock
+    # a change is run by the worker of each end's machine: a crossing link down, seen on both ends' ports
+    a, b = next((l["a"], l["b"]) for l in lab.status()["links"] if l["crosses"])
+    lab.set_link(a, b, up=False)
+    assert not port_up(lab, a, b) and not port_up(lab, b, a)
+    assert all(m["changes"] >= 1 for m in lab.status()["daemon"]["sampler"]["machines"].values())
+    lab.set_link(a, b, up=True)
+    assert port_up(lab, a, b) and port_up(lab, b, a)
     lab.down()          # each machine's worker removes its nodes: Ray started for that, and stopped
     assert ray_children(daemon["pid"]) == [] and ray_children() == []
     assert not [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab_name}-")]
