@@ -6,6 +6,7 @@ Made once by make_plan(topology), kept in the lab's state file, read by the back
 experiments and controllers: nothing downstream recomputes it.
 """
 from dataclasses import dataclass, fields, is_dataclass, replace
+from functools import cached_property
 
 from emu.errors import EmuError
 from emu.qos.flow_control import LOSSY, FlowControl
@@ -74,11 +75,15 @@ class LabPlan:
     links: tuple[tuple[str, str, str, str], ...]   # (a, a_ifname, b, b_ifname), topology order
     flow_control: FlowControl = LOSSY
 
+    @cached_property
+    def _by_name(self) -> dict[str, NodePlan]:      # kept beside the fields (a plan never changes)
+        return {n.name: n for n in self.nodes}
+
     def node(self, name: str) -> NodePlan:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise NotInPlan(f"lab {self.lab!r} has no node {name!r}")
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise NotInPlan(f"lab {self.lab!r} has no node {name!r}") from None
 
     def nic_bps(self, name: str) -> int:
         """What a node's NICs can send at once (emulated): the sum of its ports' rates."""
