@@ -7,11 +7,9 @@ namespace. A build that fails half way destroys what it made before the error re
 the caller. Cleanup finds a lab's namespaces by their names and the ownership mark on
 their interfaces together (see render.lab_mark).
 """
-import json
-import subprocess
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 from pyroute2 import IPRoute
 
@@ -19,10 +17,9 @@ from emu.backends import Layout
 from emu.errors import FabricError
 from emu.fabric import netns
 from emu.fabric.batch import run_batch, run_batches
-from emu.fabric.render import (MARK_PREFIX, UNDERLAY_PORT, FabricLines, emulated_machines, neighbour_line,
-                               netns_name, part, render, route_line, underlay_netns)
-from emu.plan import LabPlan, NodePlan, PortPlan
-from emu.plan.queues import at_rate, root_class_line, vl_class_line
+from emu.fabric.render import (MARK_PREFIX, UNDERLAY_PORT, FabricLines, emulated_machines, netns_name, part,
+                               render, underlay_netns)
+from emu.plan import LabPlan
 from emu.root import require_root
 
 
@@ -62,6 +59,7 @@ def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int]
 
 
 UNDERLAY_WAIT = 5.0     # seconds; the kernel's link watcher takes up to ~1 s
+BR_STATE_FORWARDING = 3     # a bridge port's state (linux/if_bridge.h)
 
 
 def wait_for_underlay(lab: str, layout: Layout, bound: float = UNDERLAY_WAIT) -> None:
@@ -70,20 +68,23 @@ def wait_for_underlay(lab: str, layout: Layout, bound: float = UNDERLAY_WAIT) ->
     given: a first burst over fresh tunnels lost its SYNs for ~1 s. Wait until every machine's
     underlay port is up and the bridge forwards on each."""
     bridge, deadline = underlay_netns(lab), time.monotonic() + bound
-    while True:
-        states = {p["ifname"]: p.get("state") for p in _json(["bridge", "-n", bridge, "-j", "link", "show"])}
-        waiting = [f"{bridge} port {m.name}" for m in layout.machines if states.get(m.name) != "forwarding"]
-        waiting += [f"{m.netns} {UNDERLAY_PORT}" for m in layout.machines
-                    if _json(["ip", "-n", m.netns, "-j", "link", "show", "dev", UNDERLAY_PORT])[0]["operstate"] != "UP"]
-        if not waiting:
-            return
+    waiting = {(m.netns, UNDERLAY_PORT) for m in layout.machines} | {(bridge, m.name) for m in layout.machines}
+    while waiting := {(ns, port) for ns, port in waiting if not _forwards(ns, port, bridged=ns == bridge)}:
         if time.monotonic() > deadline:
-            raise FabricError(f"lab {lab!r}: the underlay's {waiting[0]} is not up {bound:g} s after it was made")
+            ns, port = min(waiting)
+            raise FabricError(f"lab {lab!r}: the underlay's port {port} in {ns} is not up {bound:g} s "
+                              "after it was made")
         time.sleep(0.01)
 
 
-def _json(argv: list[str]) -> list[dict]:
-    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout or "[]")
+def _forwards(ns: str, ifname: str, bridged: bool) -> bool:
+    """The kernel's word: the port is up, and (a bridge's port) forwarding."""
+    with netns.inside(ns), IPRoute() as ipr:
+        if not bridged:
+            return ipr.get_links(ifname=ifname)[0].get_attr("IFLA_OPERSTATE") == "UP"
+        return any(link.get_attr("IFLA_IFNAME") == ifname
+                   and link.get_nested("IFLA_PROTINFO", "IFLA_BRPORT_STATE") == BR_STATE_FORWARDING
+                   for link in ipr.get_links(family=socket.AF_BRIDGE))
 
 
 def steps(lines: FabricLines) -> int:
@@ -103,6 +104,11 @@ def build_lines(lines: FabricLines, step=lambda count=1: None) -> None:
     jobs = [("ip", ns.ip_lines, ns.netns) for ns in lines.namespaces]
     jobs += [("tc", ns.tc_lines, ns.netns) for ns in lines.namespaces]
     run_batches(jobs, on_done=step)
+
+
+def run_change(tool: str, lines: list[str], ns: str) -> None:
+    """A runtime change (emu.fabric.render's routes_change, link_change, ...) in namespace `ns`."""
+    run_batch(tool, lines, ns)
 
 
 def destroy(names) -> int:
@@ -148,38 +154,4 @@ def owned_namespaces(only: str | None = None) -> dict[str, list[str]]:
     return labs
 
 
-# -- changes to a running lab -----------------------------------------------------------
-
-# Runtime changes, as (tool, batch lines) for the node's namespace: the backend runs them where
-# the node is (emu.fabric.kernel: here, or through the node's machine's worker).
-
-def replace_routes(old: tuple, new: tuple) -> tuple[str, list[str]]:
-    """Install `new` as a node's routes: replace what changed, delete what is gone."""
-    keep = {(r.dst, r.table) for r in new}
-    lines = [route_line("del", r) for r in old if (r.dst, r.table) not in keep]
-    return "ip", lines + [route_line("replace", r) for r in new if r not in set(old)]
-
-
-def set_link(node: NodePlan, port: PortPlan, up: bool) -> tuple[str, list[str]]:
-    """One end of a link up or down. Down makes the kernel flush the routes and the (permanent)
-    neighbour entry through it; up puts the planned ones back."""
-    lines = [f"link set dev {port.ifname} {'up' if up else 'down'}"]
-    if up:
-        lines.append(neighbour_line(port))
-        lines += [route_line("replace", r) for r in node.routes
-                  if any(dev == port.ifname for _, dev in r.nexthops)]
-    return "ip", lines
-
-
-def set_vl_rate(port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> tuple[str, list[str]]:
-    """Change one VL class's guaranteed rate and ceiling on a port (controllers)."""
-    q = next(q for q in port.queues if q.vl == vl)
-    return "tc", [vl_class_line("change", port.ifname, replace(q, rate_bps=rate_bps, ceil_bps=ceil_bps))]
-
-
-def set_port_rate(port: PortPlan, rate_bps: int) -> tuple[str, list[str]]:
-    """Run a port at `rate_bps` (a degraded link, or back to its planned rate)."""
-    queues = at_rate(port.queues, rate_bps)
-    return "tc", [root_class_line("change", port.ifname, rate_bps, queues)] + [
-        vl_class_line("change", port.ifname, q) for q in queues]
 

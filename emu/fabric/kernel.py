@@ -13,11 +13,11 @@ from emu import labfiles
 from emu.backends import LOCAL, Layout, Place
 from emu.errors import EmuError, FabricError
 from emu.fabric import apply, classes, containers, hosts, netns, workers
-from emu.fabric.batch import run_batch
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.fabric.reader import NamespaceReader
-from emu.fabric.render import kernel_layout, netns_name, render, underlay_netns
+from emu.fabric.render import (kernel_layout, link_change, netns_name, port_rate_change, render, routes_change,
+                               underlay_netns, vl_rate_change)
 
 
 class KernelBackend:
@@ -99,16 +99,16 @@ class KernelBackend:
         return sum(netns.netns_path(p.netns).exists() for p in self.layout.places.values())
 
     def replace_routes(self, node, old: tuple, new: tuple) -> None:
-        self._change(node.name, *apply.replace_routes(old, new))
+        self._change(node.name, *routes_change(old, new))
 
     def set_link(self, node, port, up: bool) -> None:
-        self._change(node.name, *apply.set_link(node, port, up))
+        self._change(node.name, *link_change(node, port, up))
 
     def set_vl_rate(self, node, port, vl: int, rate_bps: int, ceil_bps: int) -> None:
-        self._change(node.name, *apply.set_vl_rate(port, vl, rate_bps, ceil_bps))
+        self._change(node.name, *vl_rate_change(port, vl, rate_bps, ceil_bps))
 
     def set_port_rate(self, node, port, rate_bps: int) -> None:
-        self._change(node.name, *apply.set_port_rate(port, rate_bps))
+        self._change(node.name, *port_rate_change(port, rate_bps))
 
     def _change(self, node: str, tool: str, lines: list[str]) -> None:
         """Run a change's batch in the node's namespace: here, or on a lab over machines by the
@@ -117,7 +117,7 @@ class KernelBackend:
         if self.layout.machines:
             self.crew().change(place.machine, tool, lines, place.netns)
         else:
-            run_batch(tool, lines, place.netns)
+            apply.run_change(tool, lines, place.netns)
 
     def crew(self):
         """The lab's workers (Layout.workers), kept until close()."""

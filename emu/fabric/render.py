@@ -12,11 +12,11 @@ is a VXLAN tunnel instead of a veth pair. Each end is made in its machine's name
 underlay port, and moved into its node's at once (it keeps its UDP socket where it was made);
 from there on it is a port like any other: the same address, neighbour, HTB and VL queues.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from emu.backends import LOCAL, Layout, Machine, Place, machine_name
 from emu.plan import LabPlan, NodePlan, PortPlan
-from emu.plan.queues import GSO_SEGS, render_port
+from emu.plan.queues import GSO_SEGS, at_rate, render_port, root_class_line, vl_class_line
 from emu.plan.routing import Route
 
 MARK_PREFIX = "emu:"
@@ -208,3 +208,39 @@ def route_line(verb: str, route: Route) -> str:
         return f"route {verb} {route.dst}{table} via {gw} dev {dev} onlink"
     hops = " ".join(f"nexthop via {gw} dev {dev} onlink" for gw, dev in route.nexthops)
     return f"route {verb} {route.dst}{table} {hops}"
+
+
+# -- changes to a running lab -----------------------------------------------------------
+
+# Runtime changes, as (tool, batch lines) for the node's namespace; the backend runs them where
+# the node is (emu.fabric.kernel: in this process, or by the node's machine's worker).
+
+def routes_change(old: tuple, new: tuple) -> tuple[str, list[str]]:
+    """Install `new` as a node's routes: replace what changed, delete what is gone."""
+    keep = {(r.dst, r.table) for r in new}
+    lines = [route_line("del", r) for r in old if (r.dst, r.table) not in keep]
+    return "ip", lines + [route_line("replace", r) for r in new if r not in set(old)]
+
+
+def link_change(node: NodePlan, port: PortPlan, up: bool) -> tuple[str, list[str]]:
+    """One end of a link up or down. Down makes the kernel flush the routes and the (permanent)
+    neighbour entry through it; up puts the planned ones back."""
+    lines = [f"link set dev {port.ifname} {'up' if up else 'down'}"]
+    if up:
+        lines.append(neighbour_line(port))
+        lines += [route_line("replace", r) for r in node.routes
+                  if any(dev == port.ifname for _, dev in r.nexthops)]
+    return "ip", lines
+
+
+def vl_rate_change(port: PortPlan, vl: int, rate_bps: int, ceil_bps: int) -> tuple[str, list[str]]:
+    """Change one VL class's guaranteed rate and ceiling on a port (controllers)."""
+    q = next(q for q in port.queues if q.vl == vl)
+    return "tc", [vl_class_line("change", port.ifname, replace(q, rate_bps=rate_bps, ceil_bps=ceil_bps))]
+
+
+def port_rate_change(port: PortPlan, rate_bps: int) -> tuple[str, list[str]]:
+    """Run a port at `rate_bps` (a degraded link, or back to its planned rate)."""
+    queues = at_rate(port.queues, rate_bps)
+    return "tc", [root_class_line("change", port.ifname, rate_bps, queues)] + [
+        vl_class_line("change", port.ifname, q) for q in queues]

@@ -49,10 +49,10 @@ class MachineWorker:
         from emu.fabric.apply import build_lines
         build_lines(lines)
 
-    def run_batch(self, tool: str, lines: list[str], netns: str) -> None:
-        """A change's batch in one of the machine's namespaces (emu.fabric.apply's changes)."""
-        from emu.fabric.batch import run_batch
-        run_batch(tool, lines, netns)
+    def run_change(self, tool: str, lines: list[str], netns: str) -> None:
+        """A change's batch in one of the machine's namespaces (emu.fabric.apply.run_change)."""
+        from emu.fabric.apply import run_change
+        run_change(tool, lines, netns)
 
     def destroy(self, namespaces: list[str]) -> int:
         """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
@@ -134,14 +134,16 @@ class Watch:
 class Workers:
     """A worker per machine, made on first use and kept until close(); `run` calls one."""
     kind = ""
-    changes: Counter      # machine -> the changes its worker ran
+
+    def __init__(self):
+        self.changes = Counter()        # machine -> the changes its worker ran
 
     def run(self, machine: str, method: str, *args):
         raise NotImplementedError
 
     def change(self, machine: str, tool: str, lines: list[str], netns: str) -> None:
         """A change's batch, run by the machine's worker in one of its namespaces."""
-        self.run(machine, "run_batch", tool, lines, netns)
+        self.run(machine, "run_change", tool, lines, netns)
         self.changes[machine] += 1
 
     def build(self, parts: dict, on_done=None) -> None:
@@ -179,21 +181,23 @@ class LocalWorkers(Workers):
     kind = "local"
 
     def __init__(self):
+        super().__init__()
         self.workers: dict[str, MachineWorker] = {}
-        self.changes = Counter()
 
     def run(self, machine: str, method: str, *args):
-        return getattr(self.workers.setdefault(machine, MachineWorker()), method)(*args)
+        if machine not in self.workers:
+            self.workers[machine] = MachineWorker()
+        return getattr(self.workers[machine], method)(*args)
 
 
 class RayWorkers(Workers):
     kind = "ray"
 
     def __init__(self):
+        super().__init__()
         self.ray = None             # the ray module, once this object has a Ray session
         self.started = False        # the session is ours to stop
         self.actors: dict = {}      # machine -> its worker actor
-        self.changes = Counter()
 
     def _session(self):
         if self.ray is None:
