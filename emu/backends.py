@@ -20,7 +20,7 @@ docs/ARCHITECTURE.md says how an OpenFlow one, or a lab across machines, fits.
 """
 import importlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from emu.errors import EmuError
@@ -60,10 +60,13 @@ class Place:
 class Machine:
     """A machine a lab spans: its name (the nodes' Place.machine), the network namespace that stands
     for it where machines are emulated on this one (None for a real machine: its own root
-    namespace), and its address on the underlay that carries the tunnels between machines."""
+    namespace), its address on the underlay that carries the tunnels between machines and the
+    device that has it, and on a Ray cluster the node its worker runs on (None: this one)."""
     name: str
     netns: str | None
     underlay: str
+    device: str = "ul0"
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Layout:
     places: dict[str, Place]           # node name -> its place
     machines: tuple[Machine, ...] = ()  # empty: the whole lab on this machine (LOCAL)
     workers: str = "local"              # over machines: who builds each machine's part (emu.fabric.workers)
+    cluster: str | None = None          # the Ray cluster whose nodes are the (real) machines, by its address
 
     def place(self, node: str) -> Place:
         try:
@@ -83,17 +87,24 @@ class Layout:
     def netns(self, node: str) -> str | None:
         return self.place(node).netns
 
+    def on_cluster(self, cluster: str, hosts: list[dict]) -> "Layout":
+        """This layout with machine K the real machine hosts[K] ({"underlay", "device", "node"}) of
+        Ray cluster `cluster`, each machine's part built by a worker there."""
+        return replace(self, workers="ray", cluster=cluster, machines=tuple(
+            Machine(m.name, None, h["underlay"], h["device"], h["node"]) for m, h in zip(self.machines, hosts)))
+
     def to_dict(self) -> dict:
         return {"backend": self.backend, "lab": self.lab,
                 "places": {n: {"machine": p.machine, "netns": p.netns, **({"container": p.container} if p.container
                                                                            else {})}
                            for n, p in self.places.items()},
-                **({"machines": [vars(m) for m in self.machines], "workers": self.workers} if self.machines else {})}
+                **({"machines": [vars(m) for m in self.machines], "workers": self.workers} if self.machines else {}),
+                **({"cluster": self.cluster} if self.cluster else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Layout":
         return cls(d["backend"], d["lab"], {n: Place(**p) for n, p in d["places"].items()},
-                   tuple(Machine(**m) for m in d.get("machines", ())), d.get("workers", "local"))
+                   tuple(Machine(**m) for m in d.get("machines", ())), d.get("workers", "local"), d.get("cluster"))
 
 
 class Reader(Protocol):
@@ -205,6 +216,12 @@ def lay_out(lab: str, nodes: list[str], name: str = "kernel", containers=(), mac
     """The layout backend `name` gives lab `lab`'s nodes (`containers`: those that run an image;
     `machines`: node -> the index of the machine it runs on, for a lab over several)."""
     return backend_type(name).lay_out(lab, nodes, containers, machines)
+
+
+def cluster_hosts(cluster: str, count: int | None, name: str = "kernel") -> list[dict]:
+    """The machines (`count` of them, all if None) of the Ray cluster at `cluster` that backend
+    `name` would lay a lab over: Layout.on_cluster's hosts."""
+    return backend_type(name).cluster_hosts(cluster, count)
 
 
 def plan_layout(plan: LabPlan, name: str = "kernel", machines=None) -> Layout:

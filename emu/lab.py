@@ -94,8 +94,26 @@ def layout_of(lab: str, state: dict) -> Layout:
     names = [n.get("name") for n in nodes]
     names = [n for n in names if isinstance(n, str) and len(n) <= MAX_NODE_NAME and NAME_RE.fullmatch(n)]
     containers = [n.get("name") for n in nodes if n.get("container")]
-    return backends.lay_out(lab, names if state.get("claimed") else [], state.get("backend", "kernel"),
-                            [n for n in containers if n in names], machines_of(state, names))
+    layout = backends.lay_out(lab, names if state.get("claimed") else [], state.get("backend", "kernel"),
+                              [n for n in containers if n in names], machines_of(state, names))
+    cluster = state.get("layout", {}).get("cluster")
+    if isinstance(cluster, str) and layout.machines:    # the machines are facts about other machines: as kept
+        hosts = [{k: str(m.get(k)) for k in ("underlay", "device", "node")}
+                 for m in state["layout"].get("machines", []) if isinstance(m, dict)]
+        if len(hosts) == len(layout.machines):
+            layout = layout.on_cluster(cluster, hosts)
+    return layout
+
+
+def refuse_on_cluster(plan: LabPlan, cluster: str) -> None:
+    """What a lab on a Ray cluster cannot have yet: parts that work on one machine's kernel only."""
+    why = ("its lossless flow controller reads and gates every switch each millisecond"
+           if plan.flow_control.lossless else
+           "adaptive routing reads every switch's queues each period" if plan.routing == "adaptive" else
+           "container nodes start on this machine's Docker" if any(n.container for n in plan.nodes) else None)
+    if why:
+        raise EmuError(f"lab {plan.lab!r} cannot run on the Ray cluster at {cluster}: {why}, which works on one "
+                       "machine only for now (docs/limitations.md)")
 
 
 def machines_of(state: dict, names: list[str]) -> dict[str, int] | None:
@@ -191,20 +209,29 @@ class Lab:
     # -- lifecycle ------------------------------------------------------------------
 
     @classmethod
-    def up(cls, topology: Topology, name: str | None = None, progress=None, machines: int = 1,
-           workers: str = "local") -> "Lab":
+    def up(cls, topology: Topology, name: str | None = None, progress=None, machines: int | None = None,
+           workers: str = "local", cluster: str | None = None) -> "Lab":
         """Build the lab in the kernel. Raises (having undone everything) on failure.
         progress(done, total) hears of each build step (the kernel backend's: fabric.apply.build).
         machines: over this many machines (emu.topo.placement), emulated on this one, each machine's
-        part built by its worker (workers: "local" or "ray", emu.fabric.workers)."""
+        part built by its worker (workers: "local" or "ray", emu.fabric.workers). cluster: over the
+        machines of the Ray cluster at this address instead (`machines` of them; all if None), a
+        Ray worker on each."""
         require_root()
         name = name or topology.name
         if name != topology.name:
             topology = topology_from_dict(topology.to_dict(), topology.source, name)
         plan = make_plan(topology, name)
         backends.check_workers(workers)
+        if cluster:
+            refuse_on_cluster(plan, cluster)
+            hosts = backends.cluster_hosts(cluster, machines)
+            machines = len(hosts)
+        machines = machines or 1
         layout = backends.plan_layout(plan, machines=place(topology, machines).of if machines != 1 else None)
-        if layout.machines:
+        if cluster:
+            layout = layout.on_cluster(cluster, hosts)
+        elif layout.machines:
             layout = replace(layout, workers=workers)
         state = {
             "name": name, "pid": os.getpid(), "created": time.time(), "source": topology.source,
@@ -575,7 +602,9 @@ class Lab:
                        **self._container_status(n.name)}
                       for n in self.nodes()],
             **({"workers": self.layout.workers} if self.layout.machines else {}),
+            **({"cluster": self.layout.cluster} if self.layout.cluster else {}),
             "machines": [{"name": m.name, "underlay": m.underlay, "netns": m.netns,
+                          **({"device": m.device, "ray_node": m.node} if self.layout.cluster else {}),
                           "nodes": sum(p.machine == m.name for p in self.layout.places.values())}
                          for m in self.layout.machines],
             "links": links,

@@ -13,13 +13,17 @@ from emu.errors import EmuError
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--name", help="lab name (default: the file's `name`)")
 @click.option("--json", "as_json", is_flag=True, help="print the lab's status as JSON")
-@click.option("--machines", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--machines", type=click.IntRange(1),
               help="spread the lab over N machines, emulated on this one (a namespace each; the links between "
-                   "them VXLAN tunnels): see 'emu topo plan FILE --machines N'")
+                   "them VXLAN tunnels): see 'emu topo plan FILE --machines N'. With --cluster: N of its "
+                   "machines [default: 1; with --cluster, all]")
 @click.option("--workers", default="local", show_default=True,
               help="with --machines: who builds each machine's part: local, or ray (a Ray actor a machine, Ray "
                    "started here)")
-def up(file, name, as_json, machines, workers):
+@click.option("--cluster", metavar="ADDRESS",
+              help="over the machines of the Ray cluster at ADDRESS (ray://HEAD:10001), a worker on each: "
+                   "see the guide, 'A lab over real machines'")
+def up(file, name, as_json, machines, workers, cluster):
     """Build the lab described by FILE."""
     from emu.lab import Lab
     from emu.report.progress import work_progress
@@ -28,7 +32,7 @@ def up(file, name, as_json, machines, workers):
     start = time.perf_counter()
     # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
     with work_progress(f"building {topo.name}", None, "steps", quiet=as_json or len(topo.nodes()) < 200) as step:
-        lab = Lab.up(topo, progress=step.set, machines=machines, workers=workers)
+        lab = Lab.up(topo, progress=step.set, machines=machines, workers=workers, cluster=cluster)
     seconds = time.perf_counter() - start
     if as_json:
         from emu.report.tables import json_rows

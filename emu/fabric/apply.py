@@ -29,14 +29,16 @@ def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int]
     for sysctls, one per batch), so a caller can show a large build advancing. pids: the running
     containers of container nodes (emu.fabric.containers), whose namespaces theirs become.
     workers (emu.fabric.workers), for a lab over machines: each machine's part is built by its
-    machine's worker, after the emulated machines are made here."""
+    machine's worker, after the emulated machines are made here (a Ray cluster's machines are
+    there already: then nothing is made here, and a failed build is undone by the workers)."""
     require_root()
     whole = render(lab_plan, layout, pids)
-    taken = [n for n in whole.netns_names() if netns.netns_path(n).exists()]
+    taken = [n for n in whole.netns_names() if netns.netns_path(n).exists()] if layout.cluster is None else []
     if taken:
         raise FabricError(f"lab {whole.lab!r} cannot be built: namespace {taken[0]} already exists")
     by_workers = workers is not None and bool(layout.machines)
-    machines = emulated_machines(whole.lab, layout) if by_workers else None
+    machines = emulated_machines(whole.lab, layout) if by_workers and layout.cluster is None else FabricLines(
+        whole.lab, [], [])
     parts = {m.name: part(lab_plan, layout, m.name, pids) for m in layout.machines} if by_workers else {}
     total = steps(machines) + sum(map(steps, parts.values())) if by_workers else steps(whole)
     done = 0
@@ -49,12 +51,16 @@ def build(lab_plan: LabPlan, layout: Layout, progress=None, pids: dict[str, int]
     try:
         if by_workers:
             build_lines(machines, step)
-            wait_for_underlay(whole.lab, layout)
+            if layout.cluster is None:
+                wait_for_underlay(whole.lab, layout)
             workers.build(parts, on_done=lambda machine: step(steps(parts[machine])))
         else:
             build_lines(whole, step)
     except BaseException:
-        destroy(whole.netns_names())
+        if layout.cluster is None:
+            destroy(whole.netns_names())
+        else:
+            workers.destroy({m: [ns.netns for ns in p.namespaces] for m, p in parts.items()})
         raise
 
 
@@ -98,7 +104,8 @@ def build_lines(lines: FabricLines, step=lambda count=1: None) -> None:
     run_batch("ip", lines.create_lines)
     step()
     for ns in lines.machines + lines.namespaces:
-        netns.write_sysctls(ns.netns, ns.sysctls)
+        if ns.sysctls:      # a real machine's tunnel ends have none (its own settings are not ours)
+            netns.write_sysctls(ns.netns, ns.sysctls)
         step()
     run_batches([("ip", m.ip_lines, m.netns) for m in lines.machines], on_done=step)
     jobs = [("ip", ns.ip_lines, ns.netns) for ns in lines.namespaces]

@@ -16,8 +16,8 @@ from emu.fabric import apply, classes, containers, hosts, netns, workers
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
 from emu.fabric.reader import NamespaceReader
-from emu.fabric.render import (kernel_layout, link_change, netns_name, port_rate_change, render, routes_change,
-                               underlay_netns, vl_rate_change)
+from emu.fabric.render import (UNDERLAY_MTU, kernel_layout, link_change, netns_name, port_rate_change, render,
+                               routes_change, underlay_netns, vl_rate_change)
 
 
 class KernelBackend:
@@ -32,14 +32,25 @@ class KernelBackend:
     def lay_out(cls, lab: str, nodes: list[str], containers=(), machines=None) -> Layout:
         return kernel_layout(lab, nodes, containers, machines)
 
+    @classmethod
+    def cluster_hosts(cls, cluster: str, count: int | None) -> list[dict]:
+        """The machines of Ray cluster `cluster` a lab may span (emu.fabric.workers.cluster_hosts)."""
+        return workers.cluster_hosts(cluster, count, UNDERLAY_MTU)
+
     def namespaces(self) -> list[str]:
-        """The nodes' namespaces; the emulated machines' and their underlay's where the lab spans machines."""
+        """The namespaces on this machine: the nodes'; the emulated machines' and their underlay's
+        where the lab spans machines (none where they are a Ray cluster's)."""
+        if self.layout.cluster:
+            return []
         machines = [m.netns for m in self.layout.machines if m.netns]
         return [p.netns for p in self.layout.places.values()] + machines + (
             [underlay_netns(self.lab)] if machines else [])
 
     # -- build and change
     def taken(self) -> list[str]:
+        if self.layout.cluster:     # asked of each machine's worker
+            return [ns for found in self.crew().each("taken", workers.node_namespaces(self.layout)).values()
+                    for ns in found]
         return [ns for ns in self.namespaces() if netns.netns_path(ns).exists()]
 
     def container_nodes(self) -> list[str]:
@@ -49,10 +60,9 @@ class KernelBackend:
         if self.container_nodes():       # forget() removes the containers of labs that have this file
             labfiles.lab_file(self.lab, ".containers").touch()
         pids = None
-        builders = workers.workers(self.layout.workers) if self.layout.machines else None
         try:
             pids = containers.start(plan, self.layout)
-            apply.build(plan, self.layout, progress, pids, builders)
+            apply.build(plan, self.layout, progress, pids, self.crew() if self.layout.machines else None)
         except BaseException as e:
             if not self.container_nodes():
                 raise
@@ -63,8 +73,9 @@ class KernelBackend:
                 raise FabricError(ended) from e
             raise
         finally:
-            if builders:
-                builders.close()
+            self.close()
+        if self.layout.cluster:
+            return      # names views are this machine's (emu.fabric.hosts)
         # a container has the names in its own /etc/hosts; every other node a view of the lab's file
         named = [self.layout.netns(n) for n, p in self.layout.places.items() if not p.container]
         hosts.install(plan, named, labfiles.hosts_path(self.lab))
@@ -77,13 +88,14 @@ class KernelBackend:
         if not self.layout.machines:
             return apply.destroy(self.namespaces())
         # each machine's nodes by its worker, then the (emulated) machines and their underlay
-        removers = workers.workers(self.layout.workers)
         try:
-            stopped = removers.destroy(workers.node_namespaces(self.layout))
-        except EmuError:        # no Ray here any more: emulated machines are this kernel's to clear
-            stopped = 0
+            stopped = self.crew().destroy(workers.node_namespaces(self.layout))
+        except EmuError:
+            if self.layout.cluster:     # only its workers reach a cluster's machines
+                raise
+            stopped = 0                 # no Ray here any more: emulated machines are this kernel's to clear
         finally:
-            removers.close()
+            self.close()
         return stopped + apply.destroy(self.namespaces())      # the machines, and whatever a worker left
 
     def describe(self, plan) -> str:
@@ -96,6 +108,8 @@ class KernelBackend:
         return "\n".join(out)
 
     def present(self) -> int:
+        if self.layout.cluster:
+            return len(self.taken())
         return sum(netns.netns_path(p.netns).exists() for p in self.layout.places.values())
 
     def replace_routes(self, node, old: tuple, new: tuple) -> None:
@@ -120,10 +134,16 @@ class KernelBackend:
             apply.run_change(tool, lines, place.netns)
 
     def crew(self):
-        """The lab's workers (Layout.workers), kept until close()."""
+        """The lab's workers (Layout.workers; on its cluster's machines if it has one), kept until close()."""
         if self._crew is None:
-            self._crew = workers.workers(self.layout.workers)
+            self._crew = workers.lab_workers(self.layout)
         return self._crew
+
+    def _here(self, what: str) -> None:
+        """Refuse what only works with every node on this machine's kernel, for a lab on a Ray cluster."""
+        if self.layout.cluster:
+            raise EmuError(f"lab {self.lab!r} runs on the machines of Ray cluster {self.layout.cluster}: {what} "
+                           "is not built for labs on a cluster yet (docs/limitations.md)")
 
     def close(self) -> None:
         """End what this object keeps for the lab's life (its workers)."""
@@ -132,26 +152,36 @@ class KernelBackend:
             self._crew = None
 
     def gates(self, plan) -> Gates:
+        self._here("the lossless flow controller")
         return Gates(plan, self.layout)
 
     def arrivals(self, plan, switches: list[str], replace: bool = False) -> ArrivalCounters:
+        self._here("the lossless flow controller")
         return ArrivalCounters(plan, self.layout, switches, replace)
 
     # -- observe
     def reader(self, node: str) -> NamespaceReader:
+        self._here("reading a node's counters from this process (the sampler reads through the workers)")
         return NamespaceReader(self.layout.netns(node))
 
     def watch(self, nodes: list[str], kind: str = "local") -> workers.Watches:
         """By the lab's own workers (the daemon's, for the lab's life) if `kind` is theirs, else
         by workers of this process's that go with the watches."""
-        if self.layout.machines and kind == self.layout.workers:
+        if self.layout.machines and (kind == self.layout.workers or self.layout.cluster):
             return workers.Watches(self.layout, nodes, self.crew(), owned=False)
         return workers.Watches(self.layout, nodes, workers.workers("local"), owned=True)
 
     # -- run
     def popen(self, node: str, argv: list[str], tos: int | None = None, **kwargs):
         """tos: the program's packets leave with this TOS whatever it sets (emu.fabric.classes)."""
-        wrap, container = None, self.layout.place(node).container
+        place = self.layout.place(node)
+        if self.layout.cluster:     # by the worker of the node's machine
+            if tos is not None:
+                self._here("a program's traffic class")
+            crew = self.crew()      # kept for this object's life
+            return workers.WorkerProcess(lambda method, *args: crew.run(place.machine, method, *args), place.netns,
+                                         argv, **kwargs)
+        wrap, container = None, place.container
         if container:       # as `docker exec`: in its namespaces, with its environment (and the caller's)
             pid, env = containers.running(node, container)
             argv = containers.entering(pid) + argv
@@ -181,9 +211,11 @@ class KernelBackend:
         return None
 
     def entered(self, node: str):
+        self._here("opening sockets as a node from this process")
         return netns.inside(self.layout.netns(node))
 
     def processes(self) -> dict[int, str]:
+        self._here("listing the processes in its nodes")
         nodes = {p.netns: n for n, p in self.layout.places.items()}
         return {pid: nodes[ns] for pid, ns in netns.pids_in(nodes).items()}
 

@@ -21,7 +21,7 @@ from emu.plan.routing import Route
 
 MARK_PREFIX = "emu:"
 UNDERLAY_MTU = 1550         # a tunnel's 50 bytes of headers over it leave the emulated 1500 whole
-UNDERLAY_PORT = "ul0"       # a machine's port on the underlay
+UNDERLAY_PORT = Machine.device      # an emulated machine's port on the underlay
 VXLAN_PORT = 4789
 
 
@@ -107,7 +107,8 @@ def render(plan: LabPlan, layout: Layout | None = None, pids: dict[str, int] | N
     layout = layout or kernel_layout(plan.lab, [n.name for n in plan.nodes])
     if not layout.machines:
         return part(plan, layout, None, pids)
-    parts = [emulated_machines(plan.lab, layout)] + [part(plan, layout, m.name, pids) for m in layout.machines]
+    parts = [emulated_machines(plan.lab, layout)] if layout.cluster is None else []
+    parts += [part(plan, layout, m.name, pids) for m in layout.machines]
     machines: dict[str, NamespaceLines] = {}
     for m in (m for p in parts for m in p.machines):     # one batch a machine: its set-up, then its tunnels
         machines.setdefault(m.netns, NamespaceLines(m.node, m.netns, sysctls=m.sysctls)).ip_lines.extend(m.ip_lines)
@@ -156,7 +157,7 @@ def emulated_machines(lab: str, layout: Layout) -> FabricLines:
 
 def tunnel_ends(plan: LabPlan, layout: Layout, netns: dict[str, str], machine: str | None) -> list[NamespaceLines]:
     """Each machine's (only `machine`'s, if given) ends of the links to other machines, made in its
-    namespace over its underlay port and moved into their nodes' (VNI: the link's place in the plan, from 1)."""
+    namespace (a real machine's: its worker's own) over its underlay device and moved into their nodes' (VNI: the link's place in the plan, from 1)."""
     underlay = {m.name: m.underlay for m in layout.machines}
     out = []
     for m in layout.machines:
@@ -169,7 +170,7 @@ def tunnel_ends(plan: LabPlan, layout: Layout, netns: dict[str, str], machine: s
                 node, ifname, peer = ends[m.name]
                 lines.append(f"link add name {ifname} netns {netns[node]} address {plan.node(node).port(ifname).mac} "
                              f"type vxlan id {vni} local {m.underlay} remote {underlay[layout.place(peer).machine]} "
-                             f"dstport {VXLAN_PORT} dev {UNDERLAY_PORT}")
+                             f"dstport {VXLAN_PORT} dev {m.device}")
         out.append(NamespaceLines(f"@{m.name}", m.netns, lines))
     return out
 

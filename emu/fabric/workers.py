@@ -27,9 +27,12 @@ and the coordinator does those itself (docs/ARCHITECTURE.md says what is left).
 """
 import itertools
 import logging
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from emu.backends import Layout, bind, check_workers
 from emu.errors import EmuError, FabricError
@@ -43,6 +46,7 @@ class MachineWorker:
 
     def __init__(self):
         self.watched: dict[int, dict] = {}      # watch id -> {node: reader}
+        self.procs: dict[int, subprocess.Popen] = {}    # PID -> a program spawn() started, until finish()
 
     def build(self, lines) -> None:
         """Run the part's lines (emu.fabric.apply.build_lines)."""
@@ -63,9 +67,48 @@ class MachineWorker:
     def clock(self) -> float:
         return time.monotonic()
 
+    def underlay(self, address: str) -> dict:
+        """The device that has `address` here (the machine's underlay), and its MTU."""
+        from pyroute2 import IPRoute
+        with IPRoute() as ipr:
+            found = ipr.get_addr(address=address)
+            if not found:
+                raise FabricError(f"no device has address {address}")
+            link = ipr.get_links(found[0]["index"])[0]
+        return {"device": link.get_attr("IFLA_IFNAME"), "mtu": link.get_attr("IFLA_MTU")}
+
+    def taken(self, namespaces: list[str]) -> list[str]:
+        from emu.fabric.netns import netns_path
+        return [ns for ns in namespaces if netns_path(ns).exists()]
+
+    def owned(self, lab: str) -> list[str]:
+        """The namespaces here that the kernel's marks say are lab `lab`'s (emu clean)."""
+        from emu.fabric.apply import owned_namespaces
+        return owned_namespaces(lab).get(lab, [])
+
+    def spawn(self, netns: str, argv: list[str], env: dict | None = None) -> int:
+        """Start argv in namespace `netns`, its output kept for finish(); its PID (here)."""
+        from emu.fabric.netns import popen
+        proc = popen(netns, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.procs[proc.pid] = proc
+        return proc.pid
+
+    def finish(self, pid: int, timeout: float) -> tuple[int, bytes, bytes] | None:
+        """(exit status, stdout, stderr) of spawned program `pid` once it ends, waiting up to
+        `timeout` s; None while it runs."""
+        try:
+            out, err = self.procs[pid].communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.procs.pop(pid).returncode, out, err
+
+    def signal(self, pid: int, sig: int) -> None:
+        if pid in self.procs and self.procs[pid].poll() is None:
+            self.procs[pid].send_signal(sig)
+
     def watch(self, wid: int, layout: dict, nodes: list[str]) -> None:
         """Open a reader (the backend's observe face) on each of `nodes`, kept until unwatch(wid)."""
-        backend = bind(Layout.from_dict(layout))
+        backend = bind(replace(Layout.from_dict(layout), cluster=None))    # here, its nodes are this kernel's
         self.watched[wid] = {node: backend.reader(node) for node in nodes}
 
     def read(self, wid: int) -> list[tuple]:
@@ -131,6 +174,65 @@ class Watch:
         return {"reads": self.reads, "clock_offset_s": self.clock.offset, "clock_bound_s": self.clock.bound}
 
 
+class WorkerProcess:
+    """A program run by a machine's worker in one of its nodes (a lab on a Ray cluster), with
+    Popen's face for programs run to their end: poll, wait, communicate, signals. Its output
+    comes whole when it ends, captured (PIPE), dropped (DEVNULL) or written to ours (None)."""
+    POLL = 0.2      # seconds a call waits on the worker for the end
+
+    def __init__(self, call, netns: str, argv: list[str], stdout=None, stderr=None, text: bool = False,
+                 env: dict | None = None):
+        self.call, self.args, self.text = call, argv, text
+        self.streams = (stdout, stderr)
+        self.returncode: int | None = None
+        self.output: tuple = (None, None)
+        self.pid = call("spawn", netns, argv, env)      # the worker's machine's
+
+    def _finish(self, timeout: float) -> None:
+        done = self.call("finish", self.pid, timeout)
+        if done is None:
+            return
+        code, *outputs = done
+        kept = []
+        for data, stream, ours in zip(outputs, self.streams, (sys.stdout, sys.stderr)):
+            if stream is None:          # inherited: the program wrote to our terminal, as far as we can tell
+                ours.buffer.write(data)
+                ours.flush()
+            kept.append((data.decode(errors="replace") if self.text else data) if stream == subprocess.PIPE
+                        else None)
+        self.output, self.returncode = tuple(kept), code
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self._finish(0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            left = self.POLL if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self._finish(min(self.POLL, left))
+        return self.returncode
+
+    def communicate(self, input=None, timeout: float | None = None) -> tuple:
+        if input is not None:
+            raise EmuError("a program on a Ray cluster's machine gets no input")
+        self.wait(timeout)
+        return self.output
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            self.call("signal", self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class Workers:
     """A worker per machine, made on first use and kept until close(); `run` calls one."""
     kind = ""
@@ -148,13 +250,13 @@ class Workers:
 
     def build(self, parts: dict, on_done=None) -> None:
         """parts: machine -> its lines; on_done(machine) as each is built."""
-        self._each("build", parts, on_done)
+        self.each("build", parts, on_done)
 
     def destroy(self, parts: dict[str, list[str]]) -> int:
         """parts: machine -> its nodes' namespaces; how many processes were ended."""
-        return sum(self._each("destroy", parts).values())
+        return sum(self.each("destroy", parts).values())
 
-    def _each(self, method: str, args: dict, on_done=None) -> dict:
+    def each(self, method: str, args: dict, on_done=None) -> dict:
         """`method(args[machine])` on every machine's worker; machine -> what it returned."""
         results = {}
         for machine, a in args.items():
@@ -191,39 +293,55 @@ class LocalWorkers(Workers):
 
 
 class RayWorkers(Workers):
+    """Workers as Ray actors. Emulated machines: on this machine's Ray node. A Ray cluster's
+    machines (cluster: its address; nodes: machine -> its Ray node): on each machine's node."""
     kind = "ray"
 
-    def __init__(self):
+    def __init__(self, cluster: str | None = None, nodes: dict[str, str] | None = None):
         super().__init__()
+        self.cluster, self.nodes = cluster, nodes or {}
         self.ray = None             # the ray module, once this object has a Ray session
         self.started = False        # the session is ours to stop
         self.actors: dict = {}      # machine -> its worker actor
 
     def _session(self):
         if self.ray is None:
-            try:
-                import ray
-            except ImportError:
-                raise EmuError("Ray workers need Ray: pip install -e '.[sweep]' (or pip install ray)") from None
+            ray = import_ray()
             self.started = not ray.is_initialized()
-            if self.started:    # a Ray of this machine's own, whatever RAY_ADDRESS says: the machines are here
+            if self.started and self.cluster:
+                try:
+                    ray.init(address=self.cluster, log_to_driver=False, logging_level=logging.ERROR)
+                except ConnectionError as e:
+                    raise EmuError(f"cannot reach the Ray cluster at {self.cluster}: {e}") from None
+            elif self.started:  # a Ray of this machine's own, whatever RAY_ADDRESS says: the machines are here
                 ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             self.ray = ray
         return self.ray
 
     def _actor(self, machine: str):
-        """The machine's worker actor, pinned to this machine's Ray node."""
+        """The machine's worker actor, pinned to its Ray node."""
         if machine not in self.actors:
             ray = self._session()
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            self.actors[machine] = ray.remote(MachineWorker).options(num_cpus=0, scheduling_strategy=here).remote()
+            node = self.nodes.get(machine) or ray.get_runtime_context().get_node_id()
+            there = NodeAffinitySchedulingStrategy(node, soft=False)
+            self.actors[machine] = ray.remote(MachineWorker).options(num_cpus=0, scheduling_strategy=there).remote()
         return self.actors[machine]
 
-    def run(self, machine: str, method: str, *args):
-        return self._session().get(getattr(self._actor(machine), method).remote(*args))
+    def hosts(self) -> list[dict]:
+        """The cluster's live nodes, by address: {"underlay": address, "node": Ray node ID}."""
+        alive = [n for n in self._session().nodes() if n.get("Alive")]
+        return sorted(({"underlay": n["NodeManagerAddress"], "node": n["NodeID"]} for n in alive),
+                      key=lambda h: tuple(int(x) if x.isdigit() else x for x in h["underlay"].split(".")))
 
-    def _each(self, method: str, args: dict, on_done=None) -> dict:
+    def run(self, machine: str, method: str, *args):
+        ray = self._session()
+        try:
+            return ray.get(getattr(self._actor(machine), method).remote(*args))
+        except ray.exceptions.RayError as e:
+            raise _failed(machine, e) from None
+
+    def each(self, method: str, args: dict, on_done=None) -> dict:
         """All machines at once."""
         ray = self._session()
         pending = {getattr(self._actor(m), method).remote(a): m for m, a in args.items()}
@@ -234,11 +352,11 @@ class RayWorkers(Workers):
             try:
                 results[machine] = ray.get(ready)
             except ray.exceptions.RayError as e:
-                failures.append(f"machine {machine}'s worker: {getattr(e, 'cause', None) or e}")
+                failures.append(_failed(machine, e))
             if on_done:
                 on_done(machine)
         if failures:
-            raise FabricError(failures[0])
+            raise failures[0]
         return results
 
     def close(self) -> None:
@@ -251,6 +369,11 @@ class RayWorkers(Workers):
             if self.started:
                 self.ray.shutdown()
         self.ray, self.started, self.actors = None, False, {}
+
+
+def _failed(machine: str, error) -> FabricError:
+    """What a worker's failure says, as one line (Ray's error carries the worker's own)."""
+    return FabricError(f"machine {machine}'s worker: {getattr(error, 'cause', None) or error}")
 
 
 class Watches:
@@ -297,7 +420,46 @@ def node_namespaces(layout: Layout) -> dict[str, list[str]]:
     return {m.name: [p.netns for p in layout.places.values() if p.machine == m.name] for m in layout.machines}
 
 
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise EmuError("Ray workers need Ray: pip install -e '.[sweep]' (or pip install ray)") from None
+    return ray
+
+
 def workers(kind: str) -> Workers:
-    """The workers of kind `kind` (one of emu.backends.WORKERS); close() them when done."""
+    """The workers of kind `kind` (one of emu.backends.WORKERS) for emulated machines; close() them when done."""
     check_workers(kind)
     return LocalWorkers() if kind == "local" else RayWorkers()
+
+
+def lab_workers(layout: Layout) -> Workers:
+    """The workers of a lab over machines (Layout.workers; on its Ray cluster, if it has one)."""
+    if layout.cluster:
+        return RayWorkers(layout.cluster, {m.name: m.node for m in layout.machines})
+    return workers(layout.workers)
+
+
+def cluster_hosts(cluster: str, count: int | None, mtu: int) -> list[dict]:
+    """The first `count` machines (all, if None) of the Ray cluster at `cluster`, each
+    {"underlay", "device", "node"}: its address, the device that has it (whose MTU must carry
+    the tunnels: `mtu` or more) and its Ray node."""
+    crew = RayWorkers(cluster)
+    try:
+        hosts = crew.hosts()
+        if len(hosts) < max(count or 0, 2):
+            raise EmuError(f"the Ray cluster at {cluster} has {len(hosts)} live node(s); a lab over it "
+                           f"needs {max(count or 0, 2)} (each node is a machine)")
+        hosts = hosts[:count]
+        crew.nodes = {str(k): h["node"] for k, h in enumerate(hosts)}
+        for k, h in enumerate(hosts):
+            found = crew.run(str(k), "underlay", h["underlay"])
+            if found["mtu"] < mtu:
+                raise EmuError(f"machine {h['underlay']}: its underlay device {found['device']} has MTU "
+                               f"{found['mtu']}; the tunnels need {mtu} or more (ip link set {found['device']} "
+                               f"mtu {mtu})")
+            h["device"] = found["device"]
+        return hosts
+    finally:
+        crew.close()

@@ -1,0 +1,113 @@
+"""A Ray cluster of real machines, as close as one machine gets: each machine a network namespace
+with its own address on an underlay bridge (MTU 1550) and its own Ray node, started there, so
+that a machine's worker runs inside it and sees it as its root namespace; and a coordinator
+namespace on the same underlay, where `emu` runs as it would on a user's own machine. Everything
+is made under the fixture's own names and ended by PID and by name."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from emu.fabric.batch import run_batch
+from emu.fabric.netns import netns_path, stop_processes
+from waits import wait_until
+
+SUBNET = "10.250.0"
+RAY = Path(sys.executable).with_name("ray")
+CLIENT_PORT = 10001         # Ray's default client server port on the head
+MTU = 1550                  # what a lab's tunnels need of a real underlay (docs: the guide)
+ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def enter(ns: str) -> list[str]:
+    """argv prefix: run in namespace `ns`'s network only (`ip netns exec` would give it a mount
+    namespace of its own, where the namespaces a worker adds would not be seen outside it)."""
+    return ["nsenter", f"--net={netns_path(ns)}"]
+
+
+class Cluster:
+    def __init__(self, tag: str, machines: int):
+        self.tag, self.count = tag, machines
+        self.bridge = f"emuc-{tag}-u"
+        self.coordinator = f"emuc-{tag}-c"
+        self.machines = [f"emuc-{tag}-m{k}" for k in range(machines)]
+        self.addresses = [f"{SUBNET}.{k + 1}" for k in range(machines)]
+        self.address = f"ray://{self.addresses[0]}:{CLIENT_PORT}"
+        self.nodes: list[subprocess.Popen] = []
+
+    def namespaces(self) -> list[str]:
+        return [self.bridge, self.coordinator, *self.machines]
+
+    def make(self) -> None:
+        names = self.namespaces()
+        run_batch("ip", [f"netns add {ns}" for ns in names])
+        members = [self.coordinator, *self.machines]
+        run_batch("ip", [f"link add name ul0 netns {ns} mtu {MTU} type veth peer name p{i} netns {self.bridge} "
+                         f"mtu {MTU}" for i, ns in enumerate(members)])
+        run_batch("ip", ["link add name br0 type bridge", "link set br0 up"]
+                  + [f"link set p{i} master br0 up" for i in range(len(members))], self.bridge)
+        for ns, address in zip(members, [f"{SUBNET}.254", *self.addresses]):
+            run_batch("ip", ["link set lo up", "link set ul0 up", f"addr add {address}/24 dev ul0"], ns)
+
+    def start(self) -> None:
+        """The head on machine 0, then a node on each other machine; returns once all have joined."""
+        for k, (ns, address) in enumerate(zip(self.machines, self.addresses)):
+            role = ["--head", f"--temp-dir=/tmp/emuc-{self.tag}", "--include-dashboard=false"] if k == 0 \
+                else [f"--address={self.addresses[0]}:6379"]
+            self.nodes.append(subprocess.Popen(
+                [*enter(ns), str(RAY), "start", "--block", *role, f"--node-ip-address={address}",
+                 "--num-cpus=1", "--object-store-memory=100000000"],
+                env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            if k == 0:      # the others join the head
+                wait_until(lambda: self.run("true").returncode == 0 and self._listening(), 60, "the Ray head")
+        wait_until(lambda: self.alive() == self.count, 120, f"{self.count} Ray nodes alive")
+
+    def _listening(self) -> bool:
+        probe = self.run(sys.executable, "-c", f"import socket; socket.create_connection(('{self.addresses[0]}', "
+                         f"{CLIENT_PORT}), 1)")
+        return probe.returncode == 0
+
+    def alive(self) -> int:
+        probe = self.run(sys.executable, "-c", "import ray, logging; ray.init(address='%s', "
+                         "logging_level=logging.ERROR); print(sum(n['Alive'] for n in ray.nodes()))" % self.address)
+        return int(probe.stdout.split()[-1]) if probe.returncode == 0 and probe.stdout.split() else 0
+
+    def run(self, *argv, timeout: float = 300) -> subprocess.CompletedProcess:
+        """argv in the coordinator's namespace (where `emu` runs), with the cluster's environment."""
+        return subprocess.run([*enter(self.coordinator), *argv], capture_output=True, text=True,
+                              env={**os.environ, **ENV}, timeout=timeout)
+
+    def emu(self, *args, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "emu.cli", *args, timeout=timeout)
+
+    def stop(self) -> None:
+        """The Ray nodes (by PID: `ray start --block` ends its own processes on SIGTERM), whatever
+        is left in the fixture's namespaces, and the namespaces."""
+        for node in reversed(self.nodes):
+            if node.poll() is None:
+                node.terminate()
+        deadline = time.monotonic() + 30
+        for node in self.nodes:
+            try:
+                node.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
+        names = [ns for ns in self.namespaces() if netns_path(ns).exists()]
+        stop_processes(names)
+        run_batch("ip", [f"netns del {ns}" for ns in names], force=True)
+        shutil.rmtree(f"/tmp/emuc-{self.tag}", ignore_errors=True)
+
+
+@contextmanager
+def ray_cluster(tag: str, machines: int = 2):
+    cluster = Cluster(tag, machines)
+    try:
+        cluster.make()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
