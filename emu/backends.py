@@ -192,7 +192,11 @@ class Backend(Protocol):
 
     def entered(self, node: str): ...       # a context: sockets this thread opens are the node's
 
-    def processes(self) -> dict[int, str]: ...      # PID -> node, every process in the lab's nodes
+    def processes(self) -> dict[int, str]: ...      # PID -> node, every process in the lab's nodes (here)
+
+    def programs(self) -> list[tuple[int, str, list[str]]]: ...    # (pid, node, argv), on every machine
+
+    def signal(self, node: str, pid: int, sig: int) -> None: ...   # a process of programs(), where it lives
     def failed(self, node: str) -> str | None: ...  # why the node is down (its container ended), or None
 
     # -- labs found without their state (emu clean)

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
+from emu import procs
 from emu.errors import EmuError, shorten
 
 # How long an agent waits on a silent peer before it calls the peer (or the link to it) lost:
@@ -39,36 +39,23 @@ def command(module: str) -> list[str]:
 
 
 def agent_module(pid: int) -> str | None:
-    """'agents.fs3.storage' if process `pid` runs an agent, else None."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-    for flag, module in zip(argv, argv[1:]):
-        if flag == "-m" and module.startswith("agents."):
-            return module
-    return None
+    """'agents.fs3.storage' if process `pid` (here) runs an agent, else None."""
+    return procs.agent_module(procs.cmdline(pid))
 
 
 def running_agents(lab) -> list[tuple[int, str, str]]:
-    """(pid, node, module) of every agent process living in the lab's namespaces."""
-    found = []
-    for pid, node in sorted(lab.backend.processes().items()):
-        module = agent_module(pid)
-        if module:
-            found.append((pid, node, module))
-    return found
+    """(pid, node, module) of every agent process living in the lab's nodes (a PID is its
+    node's machine's)."""
+    return sorted((pid, node, module) for pid, node, argv in lab.backend.programs()
+                  if (module := procs.agent_module(argv)))
 
 
 def stop_agents(lab, node: str | None = None) -> list[tuple[int, str, str]]:
     """End every agent process of the lab (or of one node), by PID; returns (pid, node, module)
     of each."""
     found = [a for a in running_agents(lab) if node in (None, a[1])]
-    for pid, _, _ in found:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for pid, where, _ in found:
+        lab.backend.signal(where, pid, signal.SIGKILL)
     return found
 
 
@@ -125,13 +112,13 @@ class Launcher:
         caught-signals mask says so: sent earlier, the signal's default action would kill it)."""
         deadline = time.monotonic() + timeout
         for proc in procs:
-            while proc.poll() is None and not _catches(proc.pid, sig):
+            while proc.poll() is None and not _catches(proc, sig):
                 if time.monotonic() > deadline:
                     raise EmuError(f"{self.modules.get(proc.pid, 'agent')} (PID {proc.pid}) never installed "
                                    f"a handler for {signal.Signals(sig).name}")
                 time.sleep(0.01)
             if proc.poll() is None:
-                os.kill(proc.pid, sig)
+                proc.send_signal(sig)
 
     def refuse_stale(self) -> None:
         stale = running_agents(self.lab)
@@ -216,14 +203,9 @@ class Launcher:
         self.stop()
 
 
-def _catches(pid: int, sig: int) -> bool:
-    """Whether process `pid` has a handler for `sig` (SigCgt in /proc/PID/status)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
-    except (OSError, StopIteration):
-        return False
-    return bool(mask >> (sig - 1) & 1)
+def _catches(proc, sig: int) -> bool:
+    """Whether the agent has a handler for `sig`: a program on another machine is asked there."""
+    return proc.catches(sig) if hasattr(proc, "catches") else procs.catches(proc.pid, sig)
 
 
 def _read(proc: subprocess.Popen, timeout: float, on_record=None) -> tuple[str, str, bool]:

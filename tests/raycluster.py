@@ -1,8 +1,8 @@
 """A Ray cluster of real machines, as close as one machine gets: each machine a network namespace
 with its own address on an underlay bridge (MTU 1550) and its own Ray node, started there, so
-that a machine's worker runs inside it and sees it as its root namespace; and a coordinator
-namespace on the same underlay, where `emu` runs as it would on a user's own machine. Everything
-is made under the fixture's own names and ended by PID and by name."""
+that a machine's worker runs inside it and sees it as its root namespace. `emu` runs on the
+head's machine, as a Ray driver of the cluster (the guide's way). Everything is made under the
+fixture's own names and ended by PID and by name."""
 import os
 import shutil
 import subprocess
@@ -17,7 +17,7 @@ from waits import wait_until
 
 SUBNET = "10.250.0"
 RAY = Path(sys.executable).with_name("ray")
-CLIENT_PORT = 10001         # Ray's default client server port on the head
+GCS_PORT = 6379             # Ray's default on the head
 MTU = 1550                  # what a lab's tunnels need of a real underlay (docs: the guide)
 ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -32,43 +32,34 @@ class Cluster:
     def __init__(self, tag: str, machines: int):
         self.tag, self.count = tag, machines
         self.bridge = f"emuc-{tag}-u"
-        self.coordinator = f"emuc-{tag}-c"
         self.machines = [f"emuc-{tag}-m{k}" for k in range(machines)]
+        self.coordinator = self.machines[0]         # emu runs on the head's machine
         self.addresses = [f"{SUBNET}.{k + 1}" for k in range(machines)]
-        self.address = f"ray://{self.addresses[0]}:{CLIENT_PORT}"
+        self.address = f"{self.addresses[0]}:{GCS_PORT}"
         self.nodes: list[subprocess.Popen] = []
 
     def namespaces(self) -> list[str]:
-        return [self.bridge, self.coordinator, *self.machines]
+        return [self.bridge, *self.machines]
 
     def make(self) -> None:
-        names = self.namespaces()
-        run_batch("ip", [f"netns add {ns}" for ns in names])
-        members = [self.coordinator, *self.machines]
+        run_batch("ip", [f"netns add {ns}" for ns in self.namespaces()])
         run_batch("ip", [f"link add name ul0 netns {ns} mtu {MTU} type veth peer name p{i} netns {self.bridge} "
-                         f"mtu {MTU}" for i, ns in enumerate(members)])
+                         f"mtu {MTU}" for i, ns in enumerate(self.machines)])
         run_batch("ip", ["link add name br0 type bridge", "link set br0 up"]
-                  + [f"link set p{i} master br0 up" for i in range(len(members))], self.bridge)
-        for ns, address in zip(members, [f"{SUBNET}.254", *self.addresses]):
+                  + [f"link set p{i} master br0 up" for i in range(len(self.machines))], self.bridge)
+        for ns, address in zip(self.machines, self.addresses):
             run_batch("ip", ["link set lo up", "link set ul0 up", f"addr add {address}/24 dev ul0"], ns)
 
     def start(self) -> None:
         """The head on machine 0, then a node on each other machine; returns once all have joined."""
         for k, (ns, address) in enumerate(zip(self.machines, self.addresses)):
             role = ["--head", f"--temp-dir=/tmp/emuc-{self.tag}", "--include-dashboard=false"] if k == 0 \
-                else [f"--address={self.addresses[0]}:6379"]
+                else [f"--address={self.address}"]
             self.nodes.append(subprocess.Popen(
                 [*enter(ns), str(RAY), "start", "--block", *role, f"--node-ip-address={address}",
                  "--num-cpus=1", "--object-store-memory=100000000"],
                 env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            if k == 0:      # the others join the head
-                wait_until(lambda: self.run("true").returncode == 0 and self._listening(), 60, "the Ray head")
         wait_until(lambda: self.alive() == self.count, 120, f"{self.count} Ray nodes alive")
-
-    def _listening(self) -> bool:
-        probe = self.run(sys.executable, "-c", f"import socket; socket.create_connection(('{self.addresses[0]}', "
-                         f"{CLIENT_PORT}), 1)")
-        return probe.returncode == 0
 
     def alive(self) -> int:
         probe = self.run(sys.executable, "-c", "import ray, logging; ray.init(address='%s', "
@@ -76,7 +67,7 @@ class Cluster:
         return int(probe.stdout.split()[-1]) if probe.returncode == 0 and probe.stdout.split() else 0
 
     def run(self, *argv, timeout: float = 300) -> subprocess.CompletedProcess:
-        """argv in the coordinator's namespace (where `emu` runs), with the cluster's environment."""
+        """argv on the head's machine (where `emu` runs), with the cluster's environment."""
         return subprocess.run([*enter(self.coordinator), *argv], capture_output=True, text=True,
                               env={**os.environ, **ENV}, timeout=timeout)
 

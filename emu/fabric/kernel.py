@@ -7,14 +7,16 @@ through `ip netns exec` where the lab has a names view (emu.fabric.hosts), throu
 container node's container (emu.fabric.containers).
 """
 import functools
+import os
 import shutil
 
-from emu import labfiles
+from emu import labfiles, procs
 from emu.backends import LOCAL, Layout, Place
 from emu.errors import EmuError, FabricError
 from emu.fabric import apply, classes, containers, hosts, netns, workers
 from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.gates import Gates
+from emu.fabric.programs import WorkerProcess
 from emu.fabric.reader import NamespaceReader
 from emu.fabric.render import (UNDERLAY_MTU, kernel_layout, link_change, netns_name, port_rate_change, render,
                                routes_change, underlay_netns, vl_rate_change)
@@ -178,9 +180,7 @@ class KernelBackend:
         if self.layout.cluster:     # by the worker of the node's machine
             if tos is not None:
                 self._here("a program's traffic class")
-            crew = self.crew()      # kept for this object's life
-            return workers.WorkerProcess(lambda method, *args: crew.run(place.machine, method, *args), place.netns,
-                                         argv, **kwargs)
+            return WorkerProcess(self.crew().pump(place.machine), place.netns, argv, **kwargs)
         wrap, container = None, place.container
         if container:       # as `docker exec`: in its namespaces, with its environment (and the caller's)
             pid, env = containers.running(node, container)
@@ -215,9 +215,29 @@ class KernelBackend:
         return netns.inside(self.layout.netns(node))
 
     def processes(self) -> dict[int, str]:
-        self._here("listing the processes in its nodes")
+        """PID -> node of every process in the lab's nodes (on this machine)."""
+        self._here("listing the processes in its nodes from this process")
         nodes = {p.netns: n for n, p in self.layout.places.items()}
         return {pid: nodes[ns] for pid, ns in netns.pids_in(nodes).items()}
+
+    def programs(self) -> list[tuple[int, str, list[str]]]:
+        """(pid, node, argv) of every process in the lab's nodes; a PID is its node's machine's."""
+        if not self.layout.cluster:
+            return [(pid, node, procs.cmdline(pid)) for pid, node in self.processes().items()]
+        nodes = {p.netns: n for n, p in self.layout.places.items()}
+        found = self.crew().each("programs", workers.node_namespaces(self.layout))
+        return [(pid, nodes[ns], argv) for listed in found.values() for pid, ns, argv in listed]
+
+    def signal(self, node: str, pid: int, sig: int) -> None:
+        """Signal process `pid` of node `node` (its machine's PID), if it still lives there."""
+        place = self.layout.place(node)
+        if self.layout.cluster:
+            self.crew().run(place.machine, "signal_in", [place.netns], pid, sig)
+        elif pid in netns.pids_in([place.netns]):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     # -- labs found without their state
     @classmethod

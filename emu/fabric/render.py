@@ -202,8 +202,11 @@ def neighbour_line(port: PortPlan) -> str:
 
 
 def route_line(verb: str, route: Route) -> str:
-    """`ip route` line (without `ip`): verb add, replace or del."""
+    """`ip route` line (without `ip`): verb add or replace, or del (also done when the kernel has
+    removed the route already: a link down flushes the routes through it)."""
     table = "" if route.table == 254 else f" table {route.table}"
+    if verb == "del":
+        return f"route flush exact {route.dst}{table}"
     if len(route.nexthops) == 1:
         gw, dev = route.nexthops[0]
         return f"route {verb} {route.dst}{table} via {gw} dev {dev} onlink"

@@ -27,26 +27,28 @@ and the coordinator does those itself (docs/ARCHITECTURE.md says what is left).
 """
 import itertools
 import logging
-import signal
-import subprocess
-import sys
+import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
 
+from emu import procs
 from emu.backends import Layout, bind, check_workers
 from emu.errors import EmuError, FabricError
+from emu.fabric.programs import Programs, Pump
 
 CLOCK_PROBES = 16
+ACTOR_THREADS = 8       # calls a machine's worker serves at once
 
 
 class MachineWorker:
     """What runs where a machine is: builds that machine's part of a lab, reads its nodes, runs
-    changes in them and removes them."""
+    changes and programs in them, and removes them."""
 
     def __init__(self):
         self.watched: dict[int, dict] = {}      # watch id -> {node: reader}
-        self.procs: dict[int, subprocess.Popen] = {}    # PID -> a program spawn() started, until finish()
+        self.started = Programs()
 
     def build(self, lines) -> None:
         """Run the part's lines (emu.fabric.apply.build_lines)."""
@@ -81,30 +83,32 @@ class MachineWorker:
         from emu.fabric.netns import netns_path
         return [ns for ns in namespaces if netns_path(ns).exists()]
 
-    def owned(self, lab: str) -> list[str]:
-        """The namespaces here that the kernel's marks say are lab `lab`'s (emu clean)."""
-        from emu.fabric.apply import owned_namespaces
-        return owned_namespaces(lab).get(lab, [])
+    # programs in its nodes (emu.fabric.programs: Popen's face on the coordinator)
+    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None) -> int:
+        return self.started.spawn(netns, argv, env)
 
-    def spawn(self, netns: str, argv: list[str], env: dict | None = None) -> int:
-        """Start argv in namespace `netns`, its output kept for finish(); its PID (here)."""
-        from emu.fabric.netns import popen
-        proc = popen(netns, argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        self.procs[proc.pid] = proc
-        return proc.pid
-
-    def finish(self, pid: int, timeout: float) -> tuple[int, bytes, bytes] | None:
-        """(exit status, stdout, stderr) of spawned program `pid` once it ends, waiting up to
-        `timeout` s; None while it runs."""
-        try:
-            out, err = self.procs[pid].communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        return self.procs.pop(pid).returncode, out, err
+    def output(self, pids: list[int], timeout: float) -> dict:
+        return self.started.output(pids, timeout)
 
     def signal(self, pid: int, sig: int) -> None:
-        if pid in self.procs and self.procs[pid].poll() is None:
-            self.procs[pid].send_signal(sig)
+        self.started.signal(pid, sig)
+
+    def catches(self, pid: int, sig: int) -> bool:
+        return self.started.catches(pid, sig)
+
+    def programs(self, namespaces: list[str]) -> list[tuple[int, str, list[str]]]:
+        """(pid, namespace, argv) of every process in these namespaces (of its nodes)."""
+        from emu.fabric.netns import pids_in
+        return [(pid, ns, procs.cmdline(pid)) for pid, ns in pids_in(namespaces).items()]
+
+    def signal_in(self, namespaces: list[str], pid: int, sig: int) -> None:
+        """Signal process `pid` if it lives in one of these namespaces (stopping a lab's agents)."""
+        from emu.fabric.netns import pids_in
+        if pid in pids_in(namespaces):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def watch(self, wid: int, layout: dict, nodes: list[str]) -> None:
         """Open a reader (the backend's observe face) on each of `nodes`, kept until unwatch(wid)."""
@@ -174,71 +178,18 @@ class Watch:
         return {"reads": self.reads, "clock_offset_s": self.clock.offset, "clock_bound_s": self.clock.bound}
 
 
-class WorkerProcess:
-    """A program run by a machine's worker in one of its nodes (a lab on a Ray cluster), with
-    Popen's face for programs run to their end: poll, wait, communicate, signals. Its output
-    comes whole when it ends, captured (PIPE), dropped (DEVNULL) or written to ours (None)."""
-    POLL = 0.2      # seconds a call waits on the worker for the end
-
-    def __init__(self, call, netns: str, argv: list[str], stdout=None, stderr=None, text: bool = False,
-                 env: dict | None = None):
-        self.call, self.args, self.text = call, argv, text
-        self.streams = (stdout, stderr)
-        self.returncode: int | None = None
-        self.output: tuple = (None, None)
-        self.pid = call("spawn", netns, argv, env)      # the worker's machine's
-
-    def _finish(self, timeout: float) -> None:
-        done = self.call("finish", self.pid, timeout)
-        if done is None:
-            return
-        code, *outputs = done
-        kept = []
-        for data, stream, ours in zip(outputs, self.streams, (sys.stdout, sys.stderr)):
-            if stream is None:          # inherited: the program wrote to our terminal, as far as we can tell
-                ours.buffer.write(data)
-                ours.flush()
-            kept.append((data.decode(errors="replace") if self.text else data) if stream == subprocess.PIPE
-                        else None)
-        self.output, self.returncode = tuple(kept), code
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            self._finish(0)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.returncode is None:
-            left = self.POLL if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                raise subprocess.TimeoutExpired(self.args, timeout)
-            self._finish(min(self.POLL, left))
-        return self.returncode
-
-    def communicate(self, input=None, timeout: float | None = None) -> tuple:
-        if input is not None:
-            raise EmuError("a program on a Ray cluster's machine gets no input")
-        self.wait(timeout)
-        return self.output
-
-    def send_signal(self, sig: int) -> None:
-        if self.returncode is None:
-            self.call("signal", self.pid, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-
 class Workers:
     """A worker per machine, made on first use and kept until close(); `run` calls one."""
     kind = ""
 
     def __init__(self):
         self.changes = Counter()        # machine -> the changes its worker ran
+        self.pumps: dict[str, Pump] = {}    # machine -> its programs' news (emu.fabric.programs)
+
+    def pump(self, machine: str) -> Pump:
+        if machine not in self.pumps:
+            self.pumps[machine] = Pump(lambda method, *args: self.run(machine, method, *args))
+        return self.pumps[machine]
 
     def run(self, machine: str, method: str, *args):
         raise NotImplementedError
@@ -303,8 +254,13 @@ class RayWorkers(Workers):
         self.ray = None             # the ray module, once this object has a Ray session
         self.started = False        # the session is ours to stop
         self.actors: dict = {}      # machine -> its worker actor
+        self.lock = threading.RLock()   # programs' pumps call from threads of their own
 
     def _session(self):
+        with self.lock:
+            return self._connect()
+
+    def _connect(self):
         if self.ray is None:
             ray = import_ray()
             self.started = not ray.is_initialized()
@@ -320,13 +276,16 @@ class RayWorkers(Workers):
 
     def _actor(self, machine: str):
         """The machine's worker actor, pinned to its Ray node."""
-        if machine not in self.actors:
-            ray = self._session()
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-            node = self.nodes.get(machine) or ray.get_runtime_context().get_node_id()
-            there = NodeAffinitySchedulingStrategy(node, soft=False)
-            self.actors[machine] = ray.remote(MachineWorker).options(num_cpus=0, scheduling_strategy=there).remote()
-        return self.actors[machine]
+        with self.lock:
+            if machine not in self.actors:
+                ray = self._session()
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+                node = self.nodes.get(machine) or ray.get_runtime_context().get_node_id()
+                there = NodeAffinitySchedulingStrategy(node, soft=False)
+                # threads: a pump waiting on its programs' news must not hold up the machine's other calls
+                self.actors[machine] = ray.remote(MachineWorker).options(
+                    num_cpus=0, scheduling_strategy=there, max_concurrency=ACTOR_THREADS).remote()
+            return self.actors[machine]
 
     def hosts(self) -> list[dict]:
         """The cluster's live nodes, by address: {"underlay": address, "node": Ray node ID}."""

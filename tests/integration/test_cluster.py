@@ -1,0 +1,96 @@
+"""A lab over the machines of a Ray cluster (emu up --cluster ADDRESS), on a cluster whose
+machines are namespaces of this one with a Ray node each (tests/raycluster.py): `emu` runs as a
+Ray driver on the head's machine and reaches every other machine only through its worker."""
+import json
+
+import pytest
+import yaml
+
+from emu.fabric.batch import run_batch
+from emu.fabric.netns import NETNS_DIR
+from raycluster import MTU, ray_cluster
+from waits import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+RATE = 200e6
+PORT = 5201
+
+
+@pytest.fixture
+def cluster(lab_name):
+    pytest.importorskip("ray", reason="a lab on a Ray cluster needs Ray (pip install -e '.[sweep]')")
+    with ray_cluster(lab_name[1:7]) as made:
+        yield made
+
+
+def ok(done) -> str:
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def flow_bps(cluster, lab: str, src: str, dst: str, addr: str) -> float:
+    """One TCP flow src -> dst for 2 s (iperf3), each end started by its machine's worker."""
+    ok(cluster.emu("exec", "--lab", lab, dst, "--", "iperf3", "-s", "-1", "-D", "-p", str(PORT)))
+    wait_until(lambda: f":{PORT} " in ok(cluster.emu("exec", "--lab", lab, dst, "--", "ss", "-Hltn")), 60,
+               "the iperf3 server listening")
+    out = ok(cluster.emu("exec", "--lab", lab, src, "--", "iperf3", "-c", addr, "-p", str(PORT), "-t", "2", "-J"))
+    return json.loads(out)["end"]["sum_received"]["bits_per_second"]
+
+
+def port_flags(cluster, lab: str, node: str, ifname: str) -> str:
+    return ok(cluster.emu("exec", "--lab", lab, node, "--", "ip", "-o", "link", "show", "dev", ifname))
+
+
+def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_machines_worker(
+        cluster, lab_name, tmp_path):
+    path = tmp_path / "leaf-spine.yaml"         # by placement: leaf0 and its hosts on m0, the rest on m1
+    path.write_text(yaml.safe_dump({"name": lab_name, "defaults": {"rate": "200Mbit"},
+                                    "fabric": {"type": "leaf-spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2}}))
+    status = json.loads(ok(cluster.emu("up", str(path), "--cluster", cluster.address, "--json")))
+    try:
+        machines = status["machines"]
+        assert [(m["underlay"], m["device"], m["netns"]) for m in machines] == [
+            (a, "ul0", None) for a in cluster.addresses]
+        assert status["cluster"] == cluster.address and all(m["ray_node"] for m in machines)
+        on = {n["name"]: n["machine"] for n in status["nodes"]}
+        crossing = [(l["a"], l["b"]) for l in status["links"] if l["crosses"]]
+        assert set(on.values()) == {"m0", "m1"} and crossing
+
+        # a flow across the tunnels, at its shaped rate
+        src, dst = (next(n["name"] for n in status["nodes"] if n["kind"] == "compute" and n["machine"] == m)
+                    for m in ("m0", "m1"))
+        addr = next(n["addrs"][0] for n in status["nodes"] if n["name"] == dst)
+        bps = flow_bps(cluster, lab_name, src, dst, addr)
+        assert 0.90 * RATE <= bps <= 1.02 * RATE, f"{bps / 1e6:.1f} Mbit/s across machines"
+
+        # agents started by the workers, their records streamed back: a ring allreduce over both machines
+        rows = json.loads(ok(cluster.emu("bench", "allreduce", "--lab", lab_name, "--algo", "ring", "--sizes", "1M",
+                                         "-n", "1", "-w", "0", "--json")))
+        assert rows and all(r["wrong"] == 0 for r in rows), rows
+        assert json.loads(ok(cluster.emu("agents", lab_name, "--json"))) == []      # asked of each machine
+
+        # a crossing link down: each end's machine's worker takes its port down, the subnet manager
+        # routes around it (over the other spine), and the flow gets through as before
+        a, b = crossing[0]
+        ok(cluster.emu("link", "down", a, b, "--lab", lab_name, "--sweep-delay", "0s"))
+        ends = {(p["node"], p["port"]) for p in status["ports"] if {p["node"], p["peer"]} == {a, b}}
+        assert all("UP" not in port_flags(cluster, lab_name, n, i).split(">")[0] for n, i in ends)
+        assert flow_bps(cluster, lab_name, src, dst, addr) >= 0.90 * RATE
+        daemon = json.loads(ok(cluster.emu("status", lab_name, "--json")))["daemon"]
+        read = daemon["sampler"]["machines"]
+        assert set(read) == {"m0", "m1"} and all(m["reads"] >= 2 and m["changes"] >= 1 for m in read.values())
+        assert all(m["clock_bound_s"] < 0.05 for m in read.values()), read
+    finally:
+        down = cluster.emu("down", lab_name)
+    assert down.returncode == 0, down.stderr[-2000:]
+    # every machine's namespaces are this kernel's here: nothing of the lab is left on any
+    assert not [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab_name}-")]
+
+    # a machine whose underlay cannot carry the tunnels (1500 bytes and their headers): refused in one line
+    run_batch("ip", ["link set ul0 mtu 1500"], cluster.machines[1])
+    done = cluster.emu("up", str(path), "--cluster", cluster.address)
+    assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == (
+        f"emu: machine {cluster.addresses[1]}: its underlay device ul0 has MTU 1500; the tunnels need {MTU} or more "
+        f"(ip link set ul0 mtu {MTU})")
+    assert not [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab_name}-")]
+

@@ -1,0 +1,79 @@
+"""Programs run by a machine's worker with Popen's face here (emu.fabric.programs): in-process
+workers (LocalWorkers), programs in the worker's own namespace (netns None), so no root."""
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from emu.fabric.programs import WorkerProcess
+from emu.fabric.workers import LocalWorkers
+from waits import wait_until
+
+PRINTER = """
+import sys, time
+for i in range(3):
+    print(f"line {i}", flush=True)
+    time.sleep(0.05)
+print("to stderr", file=sys.stderr)
+sys.exit(7)
+"""
+
+# prints "ready" once it handles SIGUSR1, then waits for it; prints "caught" and ends
+CATCHER = """
+import signal, sys, time
+signal.signal(signal.SIGUSR1, lambda *a: (print("caught", flush=True), sys.exit(0)))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def crew():
+    workers = LocalWorkers()
+    yield workers
+    workers.close()
+
+
+def start(crew, code: str, **kwargs) -> WorkerProcess:
+    return WorkerProcess(crew.pump("m0"), None, [sys.executable, "-c", code], **kwargs)
+
+
+def test_output_comes_line_by_line_as_printed_then_the_exit_status(crew):
+    proc = start(crew, PRINTER, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "line 0\n"
+    assert proc.poll() is None          # still printing
+    assert list(proc.stdout) == ["line 1\n", "line 2\n"]
+    assert proc.wait(10) == 7
+    assert proc.stderr.read() == "to stderr\n"
+
+
+def test_communicate_gives_all_the_output_bytes_unless_text(crew):
+    out, err = start(crew, PRINTER, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).communicate(timeout=10)
+    assert out == b"line 0\nline 1\nline 2\n" and err is None
+
+
+def test_a_wait_that_runs_out_says_so_and_the_program_can_then_be_killed(crew):
+    proc = start(crew, "import time; time.sleep(60)", stdout=subprocess.DEVNULL)
+    began = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(0.3)
+    assert time.monotonic() - began < 5
+    proc.kill()
+    assert proc.wait(10) == -signal.SIGKILL
+
+
+def test_a_signal_is_sent_once_the_program_says_it_catches_it(crew):
+    proc = start(crew, CATCHER, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    wait_until(lambda: proc.catches(signal.SIGUSR1), 10, "the handler installed")
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.stdout.readline() == "caught\n" and proc.wait(10) == 0
+    assert not proc.catches(signal.SIGUSR1)         # ended: nothing to ask
+
+
+def test_many_programs_on_one_machine_share_one_pump_and_each_gets_its_own_output(crew):
+    procs = [start(crew, f"print({i})", stdout=subprocess.PIPE, text=True) for i in range(6)]
+    assert [p.communicate(timeout=10)[0] for p in procs] == [f"{i}\n" for i in range(6)]
+    wait_until(lambda: crew.pump("m0").thread is None, 5, "the pump's thread ends with its last program")
