@@ -105,8 +105,9 @@ class KernelBackend:
         batch = render(plan, self.layout)
         out = ["# ip -batch (root namespace)", *batch.create_lines]
         for ns in batch.machines + batch.namespaces:
-            out += [f"# {ns.netns}: sysctls", *(f"{k} = {v}" for k, v in ns.sysctls.items()),
-                    f"# {ns.netns}: ip -batch", *ns.ip_lines, f"# {ns.netns}: tc -batch", *ns.tc_lines]
+            where = ns.netns or f"machine {ns.node[1:]}"      # a real machine's own namespace
+            out += [f"# {where}: sysctls", *(f"{k} = {v}" for k, v in ns.sysctls.items()),
+                    f"# {where}: ip -batch", *ns.ip_lines, f"# {where}: tc -batch", *ns.tc_lines]
         return "\n".join(out)
 
     def present(self) -> int:

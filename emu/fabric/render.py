@@ -111,7 +111,7 @@ def render(plan: LabPlan, layout: Layout | None = None, pids: dict[str, int] | N
     parts += [part(plan, layout, m.name, pids) for m in layout.machines]
     machines: dict[str, NamespaceLines] = {}
     for m in (m for p in parts for m in p.machines):     # one batch a machine: its set-up, then its tunnels
-        machines.setdefault(m.netns, NamespaceLines(m.node, m.netns, sysctls=m.sysctls)).ip_lines.extend(m.ip_lines)
+        machines.setdefault(m.node, NamespaceLines(m.node, m.netns, sysctls=m.sysctls)).ip_lines.extend(m.ip_lines)
     return FabricLines(plan.lab, [line for p in parts for line in p.create_lines],
                        [ns for p in parts for ns in p.namespaces], list(machines.values()))
 

@@ -148,3 +148,50 @@ def test_each_machines_part_is_its_own_and_the_parts_make_the_lab():
     from emu.fabric.workers import node_namespaces
     assert {m: sorted(names) for m, names in node_namespaces(layout).items()} == \
         {m: sorted(ns.netns for ns in lines.namespaces) for m, lines in parts.items()}
+
+
+HOSTS = [{"underlay": "192.0.2.10", "device": "eth1", "node": "a" * 56},
+         {"underlay": "192.0.2.11", "device": "enp3s0", "node": "b" * 56}]
+
+
+def test_on_a_ray_clusters_machines_nothing_is_emulated_and_each_tunnel_leaves_by_its_machines_device():
+    """Real machines: no machine namespaces or underlay bridge; a machine's tunnel ends are made in
+    its worker's own namespace (netns None) over its own device, between the machines' addresses."""
+    _, plan, _, emulated = spread()
+    layout = emulated.on_cluster("192.0.2.10:6379", HOSTS)
+    assert layout.workers == "ray" and [(m.netns, m.underlay, m.device) for m in layout.machines] == [
+        (None, "192.0.2.10", "eth1"), (None, "192.0.2.11", "enp3s0")]
+    lines = render(plan, layout)
+    assert not [l for l in lines.create_lines if "@" in l]          # no emulated machine, no underlay bridge
+    assert [m.netns for m in lines.machines] == [None, None] and all(not m.sysctls for m in lines.machines)
+    for machine, ends in zip(layout.machines, lines.machines):
+        tunnels = [l.split() for l in ends.ip_lines]
+        assert tunnels and all(w[w.index("local") + 1] == machine.underlay and w[-2:] == ["dev", machine.device]
+                               for w in tunnels)
+    # the nodes' own lines are those of emulated machines: only where the tunnels start differs
+    assert [(ns.netns, ns.ip_lines, ns.tc_lines) for ns in lines.namespaces] == [
+        (ns.netns, ns.ip_lines, ns.tc_lines) for ns in render(plan, emulated).namespaces]
+
+
+def test_a_state_file_keeps_a_clusters_machines_and_its_places_are_laid_out_again():
+    from emu.backends import Layout
+    from emu.lab import layout_of
+    _, plan, _, emulated = spread()
+    layout = emulated.on_cluster("192.0.2.10:6379", HOSTS)
+    state = {"claimed": True, "plan": plan.to_dict(), "layout": layout.to_dict()}
+    assert Layout.from_dict(layout.to_dict()) == layout
+    assert layout_of("mx", state) == layout
+    state["layout"]["places"]["zb-c0"]["netns"] = "/etc"        # places never come from the file
+    assert layout_of("mx", state) == layout
+
+
+def test_what_needs_one_machines_kernel_is_refused_on_a_cluster_in_one_line():
+    from emu.errors import EmuError
+    from emu.lab import refuse_on_cluster
+    from lossless import LOSSLESS, incast_star
+    refuse_on_cluster(make_plan(incast_star("ok")), "h:6379")           # lossy: nothing to refuse
+    with pytest.raises(EmuError) as refused:
+        refuse_on_cluster(make_plan(incast_star("ll", LOSSLESS)), "h:6379")
+    assert str(refused.value) == (
+        "lab 'll' cannot run on the Ray cluster at h:6379: its lossless flow controller reads and gates every "
+        "switch each millisecond, which works on one machine only for now (docs/limitations.md)")
