@@ -115,6 +115,10 @@ def mpirun(lab, prog: list[str], ranks: int | None = None, nodes: list[str] | No
     """Start `prog` as an MPI job across `nodes` (a Popen of mpirun, inside the first node); on the
     way out, an mpirun still running is ended (it ends its daemons) and the run's files go."""
     check_installed()
+    if lab.layout.cluster:
+        raise EmuError(f"lab {lab.name!r} runs on the Ray cluster at {lab.layout.cluster}: emu mpirun is not built "
+                       "for labs on a cluster yet (its rsh agent enters the other nodes from the first one's "
+                       "machine; docs/limitations.md)")
     names, ranks, per_node = choose_nodes(lab, nodes, ranks, per_node)
     files = run_dir(lab.name)
     try:

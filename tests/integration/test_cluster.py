@@ -3,6 +3,7 @@ machines are namespaces of this one with a Ray node each (tests/raycluster.py): 
 Ray driver on the head's machine and reaches every other machine only through its worker."""
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -68,6 +69,18 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
                                          "-n", "1", "-w", "0", "--json")))
         assert rows and all(r["wrong"] == 0 for r in rows), rows
         assert json.loads(ok(cluster.emu("agents", lab_name, "--json"))) == []      # asked of each machine
+
+        # a scenario run (on the lab as planned): its agents on both machines, its samples read by both workers
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+            "name": "across", "topology": path.name, "duration": "3s", "sample": "100ms",
+            "workloads": [{"name": "bulk", "type": "bulk", "start": "0s", "duration": "2.5s", "src": src, "dst": dst}]}))
+        summary = json.loads(ok(cluster.emu("run", str(tmp_path / "s.yaml"), "--lab", lab_name, "--json",
+                                            "--out", str(tmp_path / "run"))))
+        (bulk,) = summary["workloads"]
+        assert bulk["outcome"] == "ok" and bulk["goodput_bps"] >= 0.85 * RATE, bulk
+        assert 0 < summary["sampler"]["clock_bound_s"] < 0.05
+        ports = pq.read_table(tmp_path / "run" / "ports.parquet").to_pylist()
+        assert {on[r["node"]] for r in ports} == {"m0", "m1"}
 
         # a crossing link down: each end's machine's worker takes its port down, the subnet manager
         # routes around it (over the other spine), and the flow gets through as before
