@@ -21,8 +21,8 @@ from emu.errors import EmuError
               help="with --machines: who builds each machine's part: local, or ray (a Ray actor a machine, Ray "
                    "started here)")
 @click.option("--cluster", metavar="ADDRESS",
-              help="over the machines of the Ray cluster at ADDRESS (ray://HEAD:10001), a worker on each: "
-                   "see the guide, 'A lab over real machines'")
+              help="over the machines of the Ray cluster at ADDRESS (HEAD:6379, emu running on a node of it), "
+                   "a worker on each: see the guide, 'A lab over real machines'")
 def up(file, name, as_json, machines, workers, cluster):
     """Build the lab described by FILE."""
     from emu.lab import Lab

@@ -267,7 +267,7 @@ class RayWorkers(Workers):
             if self.started and self.cluster:
                 try:
                     ray.init(address=self.cluster, log_to_driver=False, logging_level=logging.ERROR)
-                except ConnectionError as e:
+                except Exception as e:      # Ray's own: ConnectionError, and others (a client address without grpc)
                     raise EmuError(f"cannot reach the Ray cluster at {self.cluster}: {e}") from None
             elif self.started:  # a Ray of this machine's own, whatever RAY_ADDRESS says: the machines are here
                 ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
