@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from emu.fabric.batch import run_batch
-from emu.fabric.netns import netns_path, stop_processes
+from emu.fabric.netns import NETNS_DIR, netns_path, stop_processes
 from waits import wait_until
 
 SUBNET = "10.250.0"
@@ -66,13 +66,24 @@ class Cluster:
                          "logging_level=logging.ERROR); print(sum(n['Alive'] for n in ray.nodes()))" % self.address)
         return int(probe.stdout.split()[-1]) if probe.returncode == 0 and probe.stdout.split() else 0
 
+    def command(self, *argv) -> list[str]:
+        """argv on the head's machine (where `emu` runs), blind to the namespaces the workers make
+        (an empty /run/netns of its own): as on a real cluster, where they are on other machines,
+        it reaches them only through the workers. The process is argv's own (each step execs)."""
+        blind = ["unshare", "--mount", "sh", "-c", f'mount -t tmpfs emuc {NETNS_DIR} && exec "$@"', "-"]
+        return [*enter(self.coordinator), *blind, *argv]
+
     def run(self, *argv, timeout: float = 300) -> subprocess.CompletedProcess:
-        """argv on the head's machine (where `emu` runs), with the cluster's environment."""
-        return subprocess.run([*enter(self.coordinator), *argv], capture_output=True, text=True,
-                              env={**os.environ, **ENV}, timeout=timeout)
+        """argv run to its end on the head's machine, with the cluster's environment."""
+        return subprocess.run(self.command(*argv), capture_output=True, text=True, env={**os.environ, **ENV},
+                              timeout=timeout)
 
     def emu(self, *args, timeout: float = 300) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "emu.cli", *args, timeout=timeout)
+
+    def start_emu(self, *args) -> subprocess.Popen:
+        return subprocess.Popen(self.command(sys.executable, "-m", "emu.cli", *args), env={**os.environ, **ENV},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         """The Ray nodes (by PID: `ray start --block` ends its own processes on SIGTERM), whatever

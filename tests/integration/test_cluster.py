@@ -2,11 +2,13 @@
 machines are namespaces of this one with a Ray node each (tests/raycluster.py): `emu` runs as a
 Ray driver on the head's machine and reaches every other machine only through its worker."""
 import json
+import signal
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from emu import labfiles
 from emu.fabric.batch import run_batch
 from emu.fabric.netns import NETNS_DIR
 from raycluster import MTU, ray_cluster
@@ -22,6 +24,11 @@ def cluster(lab_name):
     pytest.importorskip("ray", reason="a lab on a Ray cluster needs Ray (pip install -e '.[sweep]')")
     with ray_cluster(lab_name[1:7]) as made:
         yield made
+
+
+def ours(lab: str) -> list:
+    """The lab's namespaces: every machine's are this kernel's here."""
+    return [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab}-")]
 
 
 def ok(done) -> str:
@@ -47,6 +54,7 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
     path = tmp_path / "leaf-spine.yaml"         # by placement: leaf0 and its hosts on m0, the rest on m1
     path.write_text(yaml.safe_dump({"name": lab_name, "defaults": {"rate": "200Mbit"},
                                     "fabric": {"type": "leaf-spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2}}))
+    assert ok(cluster.run("ls", "-A", str(NETNS_DIR))) == ""       # emu sees none of the machines' namespaces
     status = json.loads(ok(cluster.emu("up", str(path), "--cluster", cluster.address, "--json")))
     try:
         machines = status["machines"]
@@ -97,7 +105,18 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         down = cluster.emu("down", lab_name)
     assert down.returncode == 0, down.stderr[-2000:]
     # every machine's namespaces are this kernel's here: nothing of the lab is left on any
-    assert not [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab_name}-")]
+    assert not ours(lab_name)
+
+    # emu up killed by SIGKILL while the workers build: emu clean LAB removes every machine's part
+    up = cluster.start_emu("up", str(path), "--cluster", cluster.address)
+    try:
+        wait_until(lambda: ours(lab_name) or up.poll() is not None, 120, "the workers making namespaces")
+    finally:
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+    assert ours(lab_name), "emu up ended before the workers made a namespace"
+    assert "removed lab" in ok(cluster.emu("clean", lab_name))
+    assert not ours(lab_name) and not list(labfiles.STATE_DIR.glob(f"{lab_name}.*"))
 
     # a machine whose underlay cannot carry the tunnels (1500 bytes and their headers): refused in one line
     run_batch("ip", ["link set ul0 mtu 1500"], cluster.machines[1])
@@ -105,5 +124,5 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
     assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == (
         f"emu: machine {cluster.addresses[1]}: its underlay device ul0 has MTU 1500; the tunnels need {MTU} or more "
         f"(ip link set ul0 mtu {MTU})")
-    assert not [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab_name}-")]
+    assert not ours(lab_name)
 
