@@ -42,6 +42,7 @@ from emu.root import require_root
 from emu.topo.loader import topology_from_dict
 from emu.topo.model import MAX_LAB_NAME, MAX_NODE_NAME, NAME_RE, Topology
 from emu.topo.placement import place
+from emu.units import format_rate
 
 GPU_FAULTS = ("corrupt", "lost")
 CHANGES: set[str] = set()        # the Lab's methods a client asks the daemon to carry out
@@ -114,6 +115,34 @@ def refuse_on_cluster(plan: LabPlan, cluster: str) -> None:
     if why:
         raise EmuError(f"lab {plan.lab!r} cannot run on the Ray cluster at {cluster}: {why}, which works on one "
                        "machine only for now (docs/limitations.md)")
+
+
+UNDERLAY_SHARE = 0.5    # of a machine's underlay device's speed that its crossing links may ask for, each way
+
+
+def crossing_load(plan: LabPlan, layout: Layout) -> dict[str, float]:
+    """machine -> the emulated rate (bit/s) of the links that cross to other machines from it:
+    what its underlay carries each way when they are all busy."""
+    load = dict.fromkeys((m.name for m in layout.machines), 0.0)
+    for a, a_if, b, _ in plan.links:
+        ends = {layout.place(a).machine, layout.place(b).machine}
+        if len(ends) == 2:
+            for machine in ends:
+                load[machine] += plan.node(a).port(a_if).rate_bps
+    return load
+
+
+def refuse_underlay_bottleneck(plan: LabPlan, layout: Layout, hosts: list[dict]) -> None:
+    """A real underlay is not free: the links that cross from a machine must fit in a share of
+    its device's speed, or the underlay, not the lab, would set what crosses."""
+    load = crossing_load(plan, layout)
+    for machine, host in zip(layout.machines, hosts):
+        speed = host.get("speed_bps")
+        if speed and load[machine.name] > UNDERLAY_SHARE * speed:
+            raise EmuError(f"lab {plan.lab!r}: the links that cross from machine {host['underlay']} ask for "
+                           f"{format_rate(load[machine.name])} each way, over {UNDERLAY_SHARE:.0%} of its underlay "
+                           f"device {host['device']}'s {format_rate(speed)}: the underlay would be the bottleneck "
+                           "(fewer machines, pinned nodes or a smaller scale)")
 
 
 def machines_of(state: dict, names: list[str]) -> dict[str, int] | None:
@@ -231,6 +260,7 @@ class Lab:
         layout = backends.plan_layout(plan, machines=place(topology, machines).of if machines != 1 else None)
         if cluster:
             layout = layout.on_cluster(cluster, hosts)
+            refuse_underlay_bottleneck(plan, layout, hosts)
         elif layout.machines:
             layout = replace(layout, workers=workers)
         state = {

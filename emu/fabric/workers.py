@@ -70,14 +70,26 @@ class MachineWorker:
         return time.monotonic()
 
     def underlay(self, address: str) -> dict:
-        """The device that has `address` here (the machine's underlay), and its MTU."""
+        """The device that has `address` here (the machine's underlay), its MTU and its speed
+        (bit/s, as its driver reports it; None if it does not)."""
         from pyroute2 import IPRoute
+        from pyroute2.ethtool import Ethtool
         with IPRoute() as ipr:
             found = ipr.get_addr(address=address)
             if not found:
                 raise FabricError(f"no device has address {address}")
             link = ipr.get_links(found[0]["index"])[0]
-        return {"device": link.get_attr("IFLA_IFNAME"), "mtu": link.get_attr("IFLA_MTU")}
+        device = link.get_attr("IFLA_IFNAME")
+        try:
+            tool = Ethtool()
+            try:
+                mbits = tool.get_link_mode(device).speed
+            finally:
+                tool.close()
+        except Exception:       # a device without ethtool's link settings
+            mbits = None
+        known = isinstance(mbits, int) and 0 < mbits < 10_000_000      # drivers say 0, -1 or 65535 for unknown
+        return {"device": device, "mtu": link.get_attr("IFLA_MTU"), "speed_bps": mbits * 1e6 if known else None}
 
     def taken(self, namespaces: list[str]) -> list[str]:
         from emu.fabric.netns import netns_path
@@ -402,8 +414,8 @@ def lab_workers(layout: Layout) -> Workers:
 
 def cluster_hosts(cluster: str, count: int | None, mtu: int) -> list[dict]:
     """The first `count` machines (all, if None) of the Ray cluster at `cluster`, each
-    {"underlay", "device", "node"}: its address, the device that has it (whose MTU must carry
-    the tunnels: `mtu` or more) and its Ray node."""
+    {"underlay", "device", "speed_bps", "node"}: its address, the device that has it (whose MTU
+    must carry the tunnels: `mtu` or more) and that device's speed, and its Ray node."""
     crew = RayWorkers(cluster)
     try:
         hosts = crew.hosts()
@@ -418,7 +430,7 @@ def cluster_hosts(cluster: str, count: int | None, mtu: int) -> list[dict]:
                 raise EmuError(f"machine {h['underlay']}: its underlay device {found['device']} has MTU "
                                f"{found['mtu']}; the tunnels need {mtu} or more (ip link set {found['device']} "
                                f"mtu {mtu})")
-            h["device"] = found["device"]
+            h["device"], h["speed_bps"] = found["device"], found["speed_bps"]
         return hosts
     finally:
         crew.close()

@@ -118,6 +118,14 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
     assert "removed lab" in ok(cluster.emu("clean", lab_name))
     assert not ours(lab_name) and not list(labfiles.STATE_DIR.glob(f"{lab_name}.*"))
 
+    # crossing links that would ask more of a machine's underlay than half its speed (a veth: 10 Gbit/s)
+    fast = tmp_path / "fast.yaml"
+    fast.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "defaults": {"rate": "10Gbit"}}))
+    done = cluster.emu("up", str(fast), "--cluster", cluster.address)
+    assert done.returncode != 0 and done.stderr.strip().splitlines()[-1].startswith(
+        f"emu: lab '{lab_name}': the links that cross from machine "), done.stderr
+    assert "the underlay would be the bottleneck" in done.stderr and not ours(lab_name)
+
     # a machine whose underlay cannot carry the tunnels (1500 bytes and their headers): refused in one line
     run_batch("ip", ["link set ul0 mtu 1500"], cluster.machines[1])
     done = cluster.emu("up", str(path), "--cluster", cluster.address)

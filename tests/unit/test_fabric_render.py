@@ -195,3 +195,22 @@ def test_what_needs_one_machines_kernel_is_refused_on_a_cluster_in_one_line():
     assert str(refused.value) == (
         "lab 'll' cannot run on the Ray cluster at h:6379: its lossless flow controller reads and gates every "
         "switch each millisecond, which works on one machine only for now (docs/limitations.md)")
+
+
+def test_a_cut_whose_crossing_links_would_fill_a_machines_underlay_is_refused():
+    from emu.errors import EmuError
+    from emu.lab import crossing_load, refuse_underlay_bottleneck
+    topo, plan, placement, emulated = spread()
+    layout = emulated.on_cluster("192.0.2.10:6379", HOSTS)
+    load = crossing_load(plan, layout)
+    crossing = [(a, a_if) for a, a_if, b, _ in plan.links if layout.place(a).machine != layout.place(b).machine]
+    # each crossing link counts on both of its machines (two here), at its emulated rate
+    assert load["m0"] == load["m1"] == sum(plan.node(a).port(i).rate_bps for a, i in crossing) > 0
+    fast = [{**h, "speed_bps": 2 * load["m0"] + 1} for h in HOSTS]
+    refuse_underlay_bottleneck(plan, layout, fast)                      # within half: built
+    refuse_underlay_bottleneck(plan, layout, [{**h, "speed_bps": None} for h in HOSTS])   # unknown speed
+    slow = [fast[0], {**HOSTS[1], "speed_bps": load["m1"]}]
+    with pytest.raises(EmuError, match=r"^lab 'mx': the links that cross from machine 192\.0\.2\.11 ask for .* "
+                                       r"each way, over 50% of its underlay device enp3s0's .*: the underlay would "
+                                       r"be the bottleneck"):
+        refuse_underlay_bottleneck(plan, layout, slow)
