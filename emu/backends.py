@@ -197,6 +197,8 @@ class Backend(Protocol):
     def programs(self) -> list[tuple[int, str, list[str]]]: ...    # (pid, node, argv), on every machine
 
     def signal(self, node: str, pid: int, sig: int) -> None: ...   # a process of programs(), where it lives
+
+    def put(self, node: str, path: str, text: str) -> None: ...   # a file on the node's machine, whole (its agents read it)
     def failed(self, node: str) -> str | None: ...  # why the node is down (its container ended), or None
 
     # -- labs found without their state (emu clean)

@@ -463,11 +463,8 @@ class Lab:
         return labfiles.lab_file(self.name, ".faults") / f"{node}.json"
 
     def _write_faults(self, node: str, faults: dict) -> None:
-        path = self.faults_file(node)
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(faults))
-        tmp.rename(path)           # whole, and a new inode: readers notice the change
+        """On the node's machine, where its agents read it."""
+        self.backend.put(node, str(self.faults_file(node)), json.dumps(faults))
 
     @change
     def clear_faults(self) -> list[str]:

@@ -91,7 +91,8 @@ class KernelBackend:
             return apply.destroy(self.namespaces())
         # each machine's nodes by its worker, then the (emulated) machines and their underlay
         try:
-            stopped = self.crew().destroy(workers.node_namespaces(self.layout))
+            stopped = self.crew().destroy(workers.node_namespaces(self.layout), [str(labfiles.lab_file(self.lab,
+                                                                                                      ".faults"))])
         except EmuError:
             if self.layout.cluster:     # only its workers reach a cluster's machines
                 raise
@@ -228,6 +229,13 @@ class KernelBackend:
         nodes = {p.netns: n for n, p in self.layout.places.items()}
         found = self.crew().each("programs", workers.node_namespaces(self.layout))
         return [(pid, nodes[ns], argv) for listed in found.values() for pid, ns, argv in listed]
+
+    def put(self, node: str, path: str, text: str) -> None:
+        """Write `path` on the node's machine, whole (by rename: readers see the old or the new)."""
+        if self.layout.cluster:
+            self.crew().run(self.layout.place(node).machine, "put", path, text)
+        else:
+            workers.put(path, text)
 
     def signal(self, node: str, pid: int, sig: int) -> None:
         """Signal process `pid` of node `node` (its machine's PID), if it still lives there."""

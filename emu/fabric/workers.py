@@ -28,10 +28,12 @@ and the coordinator does those itself (docs/ARCHITECTURE.md says what is left).
 import itertools
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from emu import procs
 from emu.backends import Layout, bind, check_workers
@@ -60,11 +62,17 @@ class MachineWorker:
         from emu.fabric.apply import run_change
         run_change(tool, lines, netns)
 
-    def destroy(self, namespaces: list[str]) -> int:
+    def destroy(self, namespaces: list[str], directories: list[str] = ()) -> int:
         """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
-        go with them); how many processes it ended."""
+        go with them) and the lab's `directories` here (files put()); how many processes it ended."""
         from emu.fabric.apply import destroy
-        return destroy(namespaces)
+        stopped = destroy(namespaces)
+        for directory in directories:
+            shutil.rmtree(directory, ignore_errors=True)
+        return stopped
+
+    def put(self, path: str, text: str) -> None:
+        put(path, text)
 
     def clock(self) -> float:
         return time.monotonic()
@@ -213,17 +221,18 @@ class Workers:
 
     def build(self, parts: dict, on_done=None) -> None:
         """parts: machine -> its lines; on_done(machine) as each is built."""
-        self.each("build", parts, on_done)
+        self.each("build", parts, on_done=on_done)
 
-    def destroy(self, parts: dict[str, list[str]]) -> int:
-        """parts: machine -> its nodes' namespaces; how many processes were ended."""
-        return sum(self.each("destroy", parts).values())
+    def destroy(self, parts: dict[str, list[str]], directories: list[str] = ()) -> int:
+        """parts: machine -> its nodes' namespaces; directories: the lab's files on every machine
+        (on this one, the coordinator removes them); how many processes were ended."""
+        return sum(self.each("destroy", parts, list(directories)).values())
 
-    def each(self, method: str, args: dict, on_done=None) -> dict:
-        """`method(args[machine])` on every machine's worker; machine -> what it returned."""
+    def each(self, method: str, args: dict, *common, on_done=None) -> dict:
+        """`method(args[machine], *common)` on every machine's worker; machine -> what it returned."""
         results = {}
         for machine, a in args.items():
-            results[machine] = self.run(machine, method, a)
+            results[machine] = self.run(machine, method, a, *common)
             if on_done:
                 on_done(machine)
         return results
@@ -312,10 +321,10 @@ class RayWorkers(Workers):
         except ray.exceptions.RayError as e:
             raise _failed(machine, e) from None
 
-    def each(self, method: str, args: dict, on_done=None) -> dict:
+    def each(self, method: str, args: dict, *common, on_done=None) -> dict:
         """All machines at once."""
         ray = self._session()
-        pending = {getattr(self._actor(m), method).remote(a): m for m, a in args.items()}
+        pending = {getattr(self._actor(m), method).remote(a, *common): m for m, a in args.items()}
         results, failures = {}, []
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
@@ -389,6 +398,15 @@ class Watches:
 def node_namespaces(layout: Layout) -> dict[str, list[str]]:
     """machine -> the namespaces of its nodes (what its worker removes at teardown)."""
     return {m.name: [p.netns for p in layout.places.values() if p.machine == m.name] for m in layout.machines}
+
+
+def put(path: str, text: str) -> None:
+    """Write a file whole: a new inode by rename, so a reader sees the old or the new."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.rename(target)
 
 
 def import_ray():

@@ -90,6 +90,11 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         ports = pq.read_table(tmp_path / "run" / "ports.parquet").to_pylist()
         assert {on[r["node"]] for r in ports} == {"m0", "m1"}
 
+        # a node's fault file is written on its machine, where its agents read it
+        ok(cluster.emu("fault", "gpu", src, "--lab", lab_name, "--gpu", "1", "--lost"))
+        seen = ok(cluster.emu("exec", "--lab", lab_name, src, "--", "cat", f"/run/emu/{lab_name}.faults/{src}.json"))
+        assert json.loads(seen) == {"gpu": {"1": "lost"}}
+
         # a crossing link down: each end's machine's worker takes its port down, the subnet manager
         # routes around it (over the other spine), and the flow gets through as before
         a, b = crossing[0]

@@ -77,3 +77,11 @@ def test_many_programs_on_one_machine_share_one_pump_and_each_gets_its_own_outpu
     procs = [start(crew, f"print({i})", stdout=subprocess.PIPE, text=True) for i in range(6)]
     assert [p.communicate(timeout=10)[0] for p in procs] == [f"{i}\n" for i in range(6)]
     wait_until(lambda: crew.pump("m0").thread is None, 5, "the pump's thread ends with its last program")
+
+
+def test_a_file_put_on_a_machine_is_written_whole_and_its_directory_goes_at_teardown(crew, tmp_path):
+    target = tmp_path / "lab.faults" / "c0.json"
+    crew.run("m0", "put", str(target), '{"gpu": {"0": "lost"}}')
+    assert target.read_text() == '{"gpu": {"0": "lost"}}' and [p.name for p in target.parent.iterdir()] == ["c0.json"]
+    assert crew.destroy({"m0": []}, [str(target.parent)]) == 0
+    assert not target.parent.exists()
