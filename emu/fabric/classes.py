@@ -12,11 +12,14 @@ Why nftables and cgroups: `socket cgroupv2` matches the socket's cgroup with no 
 lookup of ours, the DSCP rewrite is the kernel's, and the rule is text; a BPF tc program at the
 host's egress could do the same from bpf_skb_cgroup_id, as bytecode we would write and keep.
 """
+import functools
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from emu.errors import FabricError
+from emu.labfiles import lab_file
 from emu.fabric.netns import inside
 
 CGROUP_BASE = Path("/sys/fs/cgroup")     # where nft looks a cgroupv2 path up
@@ -59,6 +62,24 @@ def install(netns: str, path: Path, tos: int) -> None:
                               capture_output=True, text=True)
     if done.returncode != 0:
         raise FabricError(f"nft failed in {netns}: {' / '.join(done.stderr.split(chr(10))[:2])[:300]}")
+
+
+def entering(lab: str, node: str, netns: str, tos: int):
+    """What starts a program of `node` in class `tos`: wrap(argv) for netns.popen. The node's rule
+    for the class is installed the first time (a marker file in the lab's files says it is there)."""
+    group = cgroup(lab, tos)
+    marker = lab_file(lab, ".classes") / f"{node}.tos-{tos:#04x}"
+    if not marker.exists():
+        install(netns, group, tos)
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+    return functools.partial(joined, group)
+
+
+def forget(lab: str) -> None:
+    """The lab's class cgroups and markers (on this machine)."""
+    remove(lab)
+    shutil.rmtree(lab_file(lab, ".classes"), ignore_errors=True)
 
 
 def joined(path: Path, argv: list[str]) -> list[str]:

@@ -6,9 +6,7 @@ node's namespace (emu.fabric.reader); run by forking inside the namespace (emu.f
 through `ip netns exec` where the lab has a names view (emu.fabric.hosts), through nsenter into a
 container node's container (emu.fabric.containers).
 """
-import functools
 import os
-import shutil
 
 from emu import labfiles, procs
 from emu.backends import LOCAL, Layout, Place
@@ -91,8 +89,7 @@ class KernelBackend:
             return apply.destroy(self.namespaces())
         # each machine's nodes by its worker, then the (emulated) machines and their underlay
         try:
-            stopped = self.crew().destroy(workers.node_namespaces(self.layout), [str(labfiles.lab_file(self.lab,
-                                                                                                      ".faults"))])
+            stopped = self.crew().destroy(workers.node_namespaces(self.layout), self.lab)
         except EmuError:
             if self.layout.cluster:     # only its workers reach a cluster's machines
                 raise
@@ -180,27 +177,16 @@ class KernelBackend:
         """tos: the program's packets leave with this TOS whatever it sets (emu.fabric.classes)."""
         place = self.layout.place(node)
         if self.layout.cluster:     # by the worker of the node's machine
-            if tos is not None:
-                self._here("a program's traffic class")
-            return WorkerProcess(self.crew().pump(place.machine), place.netns, argv, **kwargs)
+            return WorkerProcess(self.crew().pump(place.machine), place.netns, argv,
+                                 in_class=(self.lab, node, tos) if tos is not None else None, **kwargs)
         wrap, container = None, place.container
         if container:       # as `docker exec`: in its namespaces, with its environment (and the caller's)
             pid, env = containers.running(node, container)
             argv = containers.entering(pid) + argv
             kwargs["env"] = {**env, **kwargs.get("env", {})}
         if tos is not None:
-            group = classes.cgroup(self.lab, tos)
-            self._classify(node, group, tos)
-            wrap = functools.partial(classes.joined, group)
-        return netns.popen(self.layout.netns(node), argv, wrap=wrap, **kwargs)
-
-    def _classify(self, node: str, group, tos: int) -> None:
-        """The node's rule for this class, once (a marker file says it is there)."""
-        marker = labfiles.lab_file(self.lab, ".classes") / f"{node}.tos-{tos:#04x}"
-        if not marker.exists():
-            classes.install(self.layout.netns(node), group, tos)
-            marker.parent.mkdir(exist_ok=True)
-            marker.touch()
+            wrap = classes.entering(self.lab, node, place.netns, tos)
+        return netns.popen(place.netns, argv, wrap=wrap, **kwargs)
 
     def failed(self, node: str) -> str | None:
         """Why node `node` is down, if its realisation says so (a container that ended), else None."""
@@ -265,8 +251,7 @@ class KernelBackend:
         for lab in [only] if only is not None else classes.labs():
             labfiles.lab_file(lab, ".containers").unlink(missing_ok=True)
             hosts.remove(labfiles.hosts_path(lab), netns_name(lab, "*"))
-            classes.remove(lab)
-            shutil.rmtree(labfiles.lab_file(lab, ".classes"), ignore_errors=True)
+            classes.forget(lab)
         for hosts_file in hosts.views(netns_name(only or "*", "*")):
             if hosts_file.parent == labfiles.STATE_DIR and hosts_file.suffix == ".hosts" \
                     and only in (None, hosts_file.stem):

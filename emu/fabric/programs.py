@@ -37,11 +37,16 @@ class Programs:
         self.news = threading.Condition()
         self.running: dict[int, _Running] = {}
 
-    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None) -> int:
-        """Start argv in namespace `netns` (None: the worker's own); its PID here."""
-        from emu.fabric import netns as namespaces
-        start = subprocess.Popen if netns is None else lambda *a, **k: namespaces.popen(netns, *a, **k)
-        proc = start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None, in_class=None) -> int:
+        """Start argv in namespace `netns` (None: the worker's own); in_class: (lab, node, TOS),
+        every packet of it in that class (emu.fabric.classes); its PID here."""
+        from emu.fabric import classes, netns as namespaces
+        pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "env": env}
+        if netns is None:
+            proc = subprocess.Popen(argv, **pipes)
+        else:
+            wrap = classes.entering(*in_class[:2], netns, in_class[2]) if in_class else None
+            proc = namespaces.popen(netns, argv, wrap=wrap, **pipes)
         running = self.running[proc.pid] = _Running(proc)
         for i, stream in enumerate((proc.stdout, proc.stderr)):
             threading.Thread(target=self._read, args=(running, i, stream), daemon=True).start()
@@ -132,17 +137,18 @@ class Stream:
 class WorkerProcess:
     """A program started by a machine's worker in one of its nodes, with Popen's face: pid (the
     machine's), stdout/stderr (PIPE: Streams here; None: written to ours; DEVNULL: dropped),
-    poll, wait, communicate, signals, and catches(sig), asked of the machine."""
+    poll, wait, communicate, signals, and catches(sig), asked of the machine. in_class: (lab,
+    node, TOS), the program's traffic class, set up there."""
 
     def __init__(self, pump: "Pump", netns: str, argv: list[str], stdout=None, stderr=None, text: bool = False,
-                 env: dict | None = None):
+                 env: dict | None = None, in_class: tuple | None = None):
         self.args, self.pump = argv, pump
         self.stdout = Stream(text) if stdout == subprocess.PIPE else None
         self.stderr = Stream(text) if stderr == subprocess.PIPE else None
         self._to = [self._sink(stdout, self.stdout, sys.stdout), self._sink(stderr, self.stderr, sys.stderr)]
         self.returncode: int | None = None
         self._ended = threading.Event()
-        self.pid = pump.start(self, netns, argv, env)
+        self.pid = pump.start(self, netns, argv, env, in_class)
 
     @staticmethod
     def _sink(how, stream: Stream | None, ours):
@@ -202,8 +208,8 @@ class Pump:
         self.procs: dict[int, WorkerProcess] = {}
         self.thread: threading.Thread | None = None
 
-    def start(self, proc: WorkerProcess, netns: str, argv: list[str], env: dict | None) -> int:
-        pid = self.call("spawn", netns, argv, env)
+    def start(self, proc: WorkerProcess, netns: str, argv: list[str], env: dict | None, in_class) -> int:
+        pid = self.call("spawn", netns, argv, env, in_class)
         with self.lock:
             self.procs[pid] = proc
             if self.thread is None:

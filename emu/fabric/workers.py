@@ -35,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from emu import procs
+from emu import labfiles, procs
 from emu.backends import Layout, bind, check_workers
 from emu.errors import EmuError, FabricError
 from emu.fabric.programs import Programs, Pump
@@ -62,13 +62,16 @@ class MachineWorker:
         from emu.fabric.apply import run_change
         run_change(tool, lines, netns)
 
-    def destroy(self, namespaces: list[str], directories: list[str] = ()) -> int:
+    def destroy(self, namespaces: list[str], lab: str | None = None) -> int:
         """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
-        go with them) and the lab's `directories` here (files put()); how many processes it ended."""
+        go with them), and what lab `lab` keeps here (its programs' classes, its nodes' fault
+        files); how many processes it ended."""
+        from emu.fabric import classes
         from emu.fabric.apply import destroy
         stopped = destroy(namespaces)
-        for directory in directories:
-            shutil.rmtree(directory, ignore_errors=True)
+        if lab is not None:
+            classes.forget(lab)
+            shutil.rmtree(labfiles.lab_file(lab, ".faults"), ignore_errors=True)
         return stopped
 
     def put(self, path: str, text: str) -> None:
@@ -104,8 +107,8 @@ class MachineWorker:
         return [ns for ns in namespaces if netns_path(ns).exists()]
 
     # programs in its nodes (emu.fabric.programs: Popen's face on the coordinator)
-    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None) -> int:
-        return self.started.spawn(netns, argv, env)
+    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None, in_class=None) -> int:
+        return self.started.spawn(netns, argv, env, in_class)
 
     def output(self, pids: list[int], timeout: float) -> dict:
         return self.started.output(pids, timeout)
@@ -223,10 +226,10 @@ class Workers:
         """parts: machine -> its lines; on_done(machine) as each is built."""
         self.each("build", parts, on_done=on_done)
 
-    def destroy(self, parts: dict[str, list[str]], directories: list[str] = ()) -> int:
-        """parts: machine -> its nodes' namespaces; directories: the lab's files on every machine
-        (on this one, the coordinator removes them); how many processes were ended."""
-        return sum(self.each("destroy", parts, list(directories)).values())
+    def destroy(self, parts: dict[str, list[str]], lab: str | None = None) -> int:
+        """parts: machine -> its nodes' namespaces; lab: also what the lab keeps on every machine
+        (MachineWorker.destroy); how many processes were ended."""
+        return sum(self.each("destroy", parts, lab).values())
 
     def each(self, method: str, args: dict, *common, on_done=None) -> dict:
         """`method(args[machine], *common)` on every machine's worker; machine -> what it returned."""

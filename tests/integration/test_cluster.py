@@ -2,6 +2,7 @@
 machines are namespaces of this one with a Ray node each (tests/raycluster.py): `emu` runs as a
 Ray driver on the head's machine and reaches every other machine only through its worker."""
 import json
+import re
 import signal
 
 import pyarrow.parquet as pq
@@ -11,6 +12,8 @@ import yaml
 from emu import labfiles
 from emu.fabric.batch import run_batch
 from emu.fabric.netns import NETNS_DIR
+from emu.plan.queues import vl_classid
+from emu.qos import QosPolicy
 from raycluster import MTU, ray_cluster
 from waits import wait_until
 
@@ -36,13 +39,22 @@ def ok(done) -> str:
     return done.stdout
 
 
-def flow_bps(cluster, lab: str, src: str, dst: str, addr: str) -> float:
-    """One TCP flow src -> dst for 2 s (iperf3), each end started by its machine's worker."""
+def flow_bps(cluster, lab: str, src: str, dst: str, addr: str, *traffic_class: str) -> float:
+    """One TCP flow src -> dst for 2 s (iperf3), each end started by its machine's worker (the
+    client in a traffic class, if one is given: --class NAME)."""
     ok(cluster.emu("exec", "--lab", lab, dst, "--", "iperf3", "-s", "-1", "-D", "-p", str(PORT)))
     wait_until(lambda: f":{PORT} " in ok(cluster.emu("exec", "--lab", lab, dst, "--", "ss", "-Hltn")), 60,
                "the iperf3 server listening")
-    out = ok(cluster.emu("exec", "--lab", lab, src, "--", "iperf3", "-c", addr, "-p", str(PORT), "-t", "2", "-J"))
+    out = ok(cluster.emu("exec", "--lab", lab, *traffic_class, src, "--", "iperf3", "-c", addr, "-p", str(PORT),
+                         "-t", "2", "-J"))
     return json.loads(out)["end"]["sum_received"]["bits_per_second"]
+
+
+def vl_bytes(cluster, lab: str, node: str, ifname: str) -> dict[int, int]:
+    """VL -> bytes the port's VL queue has sent, as its machine's kernel counts them."""
+    text = ok(cluster.emu("exec", "--lab", lab, node, "--", "tc", "-s", "class", "show", "dev", ifname))
+    sent = dict(re.findall(r"^class htb (\S+) .*\n Sent (\d+) bytes", text, re.M))     # classid -> bytes
+    return {vl: int(sent[vl_classid(vl)]) for vl in range(16) if vl_classid(vl) in sent}
 
 
 def port_flags(cluster, lab: str, node: str, ifname: str) -> str:
@@ -96,12 +108,18 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         assert json.loads(seen) == {"gpu": {"1": "lost"}}
 
         # a crossing link down: each end's machine's worker takes its port down, the subnet manager
-        # routes around it (over the other spine), and the flow gets through as before
+        # routes around it (over the other spine), and the flow gets through as before, in the class
+        # it was started in (a cgroup and a rule on its machine): its bytes in that VL at dst's switch
         a, b = crossing[0]
         ok(cluster.emu("link", "down", a, b, "--lab", lab_name, "--sweep-delay", "0s"))
         ends = {(p["node"], p["port"]) for p in status["ports"] if {p["node"], p["peer"]} == {a, b}}
         assert all("UP" not in port_flags(cluster, lab_name, n, i).split(">")[0] for n, i in ends)
-        assert flow_bps(cluster, lab_name, src, dst, addr) >= 0.90 * RATE
+        leaf, port = next((p["node"], p["port"]) for p in status["ports"] if p["peer"] == dst)
+        before = vl_bytes(cluster, lab_name, leaf, port)
+        assert flow_bps(cluster, lab_name, src, dst, addr, "--class", "hfreduce") >= 0.90 * RATE
+        moved = {vl: b - before.get(vl, 0) for vl, b in vl_bytes(cluster, lab_name, leaf, port).items()}
+        q = QosPolicy()
+        assert moved[q.vl_of_sl(q.sl_of("hfreduce"))] >= 0.95 * sum(moved.values()) > 0.9 * RATE * 2 / 8, moved
         daemon = json.loads(ok(cluster.emu("status", lab_name, "--json")))["daemon"]
         read = daemon["sampler"]["machines"]
         assert set(read) == {"m0", "m1"} and all(m["reads"] >= 2 and m["changes"] >= 1 for m in read.values())

@@ -79,9 +79,11 @@ def test_many_programs_on_one_machine_share_one_pump_and_each_gets_its_own_outpu
     wait_until(lambda: crew.pump("m0").thread is None, 5, "the pump's thread ends with its last program")
 
 
-def test_a_file_put_on_a_machine_is_written_whole_and_its_directory_goes_at_teardown(crew, tmp_path):
-    target = tmp_path / "lab.faults" / "c0.json"
+def test_a_file_put_on_a_machine_is_written_whole_and_the_labs_files_go_at_its_teardown(crew, tmp_path, monkeypatch):
+    from emu import labfiles
+    monkeypatch.setattr(labfiles, "STATE_DIR", tmp_path)
+    target = labfiles.lab_file("lx", ".faults") / "c0.json"
     crew.run("m0", "put", str(target), '{"gpu": {"0": "lost"}}')
     assert target.read_text() == '{"gpu": {"0": "lost"}}' and [p.name for p in target.parent.iterdir()] == ["c0.json"]
-    assert crew.destroy({"m0": []}, [str(target.parent)]) == 0
+    assert crew.destroy({"m0": []}, "lx") == 0
     assert not target.parent.exists()
