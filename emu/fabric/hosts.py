@@ -22,10 +22,11 @@ def hosts_text(plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def install(plan, namespaces: list[str], hosts_file: Path) -> None:
-    """Write the lab's hosts file and link the /etc/netns entry of each of its namespaces to it."""
+def install(text: str, namespaces: list[str], hosts_file: Path) -> None:
+    """Write the lab's hosts file (hosts_text) and link the /etc/netns entry of each of its
+    namespaces (on this machine) to it."""
     tmp = hosts_file.with_suffix(".tmp")
-    tmp.write_text(hosts_text(plan))
+    tmp.write_text(text)
     tmp.replace(hosts_file)
     for name in namespaces:
         link = ETC_NETNS / name / "hosts"

@@ -63,6 +63,9 @@ class KernelBackend:
         try:
             pids = containers.start(plan, self.layout)
             apply.build(plan, self.layout, progress, pids, self.crew() if self.layout.machines else None)
+            if self.layout.cluster:     # each machine's nodes get their names view there
+                self.crew().each("name_view", workers.node_namespaces(self.layout), hosts.hosts_text(plan),
+                                 str(labfiles.hosts_path(self.lab)))
         except BaseException as e:
             if not self.container_nodes():
                 raise
@@ -75,10 +78,10 @@ class KernelBackend:
         finally:
             self.close()
         if self.layout.cluster:
-            return      # names views are this machine's (emu.fabric.hosts)
+            return
         # a container has the names in its own /etc/hosts; every other node a view of the lab's file
         named = [self.layout.netns(n) for n, p in self.layout.places.items() if not p.container]
-        hosts.install(plan, named, labfiles.hosts_path(self.lab))
+        hosts.install(hosts.hosts_text(plan), named, labfiles.hosts_path(self.lab))
 
     def destroy(self) -> int:
         """The containers, the namespaces and their processes; what the lab keeps outside them

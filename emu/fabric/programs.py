@@ -41,7 +41,8 @@ class Programs:
         """Start argv in namespace `netns` (None: the worker's own); in_class: (lab, node, TOS),
         every packet of it in that class (emu.fabric.classes); its PID here."""
         from emu.fabric import classes, netns as namespaces
-        pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "env": env}
+        pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
+                 **({"env": env} if env is not None else {})}
         if netns is None:
             proc = subprocess.Popen(argv, **pipes)
         else:

@@ -65,14 +65,21 @@ class MachineWorker:
     def destroy(self, namespaces: list[str], lab: str | None = None) -> int:
         """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
         go with them), and what lab `lab` keeps here (its programs' classes, its nodes' fault
-        files); how many processes it ended."""
-        from emu.fabric import classes
+        files, its names view); how many processes it ended."""
+        from emu.fabric import classes, hosts
         from emu.fabric.apply import destroy
+        from emu.fabric.render import netns_name
         stopped = destroy(namespaces)
         if lab is not None:
             classes.forget(lab)
             shutil.rmtree(labfiles.lab_file(lab, ".faults"), ignore_errors=True)
+            hosts.remove(labfiles.hosts_path(lab), netns_name(lab, "*"))
         return stopped
+
+    def name_view(self, namespaces: list[str], text: str, path: str) -> None:
+        """The lab's hosts file here, and its nodes' views of it (emu.fabric.hosts)."""
+        from emu.fabric import hosts
+        hosts.install(text, namespaces, Path(path))
 
     def put(self, path: str, text: str) -> None:
         put(path, text)
