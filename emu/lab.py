@@ -110,7 +110,6 @@ def refuse_on_cluster(plan: LabPlan, cluster: str) -> None:
     """What a lab on a Ray cluster cannot have yet: parts that work on one machine's kernel only."""
     why = ("its lossless flow controller reads and gates every switch each millisecond"
            if plan.flow_control.lossless else
-           "adaptive routing reads every switch's queues each period" if plan.routing == "adaptive" else
            "container nodes start on this machine's Docker" if any(n.container for n in plan.nodes) else None)
     if why:
         raise EmuError(f"lab {plan.lab!r} cannot run on the Ray cluster at {cluster}: {why}, which works on one "

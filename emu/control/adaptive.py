@@ -1,6 +1,7 @@
 """Adaptive routing: each switch, from its own ports' counters alone (as a real switch decides
 locally), moves one destination per period from its busiest equal-cost uplink to its least busy
-one when the busiest sent more than IMBALANCE times the least busy in the last period.
+one when the busiest sent more than IMBALANCE times the least busy in the last period. The
+counters are read through the backend's watch (on a lab over machines, by each machine's worker).
 
 Tables start as d-mod-k (routing mode `adaptive` builds them so); every move goes through
 Lab.replace_routes, so it is in the kept plan and the lab's event log.
@@ -24,26 +25,27 @@ class AdaptiveRouter(Periodic):
         choices = compute_routes(topo, AddressPlan(topo), mode="ecmp")
         self.choices = {sw.name: {r.dst: r.nexthops for r in choices[sw.name].routes if len(r.nexthops) > 1}
                         for sw in topo.switches()}
-        self.readers = {sw: lab.backend.reader(sw) for sw, c in self.choices.items() if c}
-        self.last = {sw: self._sent(sw) for sw in self.readers}
+        self.watches = lab.backend.watch([sw for sw, c in self.choices.items() if c], lab.layout.workers)
+        self.last = self._sent()
         self.moves = 0
 
-    def _sent(self, switch: str) -> dict[str, int]:
-        return {port: stats[3] for _, port, stats in self.readers[switch].links()}
+    def _sent(self) -> dict[str, dict[str, int]]:
+        """switch -> port -> bytes it has sent."""
+        return {sw: {port: stats[3] for _, port, stats in links} for sw, _, _, links in self.watches.read()}
 
     def step(self) -> int:
         """One period's decisions; returns how many destinations moved."""
         moved = 0
+        now = self._sent()
         with self.lab.batch():
-            for sw in self.readers:
-                moved += self._step_switch(sw)
+            for sw in now:
+                moved += self._step_switch(sw, now[sw])
         self.moves += moved
         return moved
 
-    def _step_switch(self, sw: str) -> int:
+    def _step_switch(self, sw: str, now: dict[str, int]) -> int:
         """At most one move at this switch a period: a destination from its busiest equal-cost
         uplink to its least busy one."""
-        now = self._sent(sw)
         sent = {port: now[port] - self.last[sw].get(port, now[port]) for port in now}
         self.last[sw] = now
         node = self.lab.plan.node(sw)
@@ -64,5 +66,4 @@ class AdaptiveRouter(Periodic):
 
     def stop(self) -> None:
         self._join()
-        for reader in self.readers.values():
-            reader.close()
+        self.watches.close()
