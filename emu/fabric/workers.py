@@ -16,14 +16,19 @@ processes and removes their namespaces.
   needed (the build; the daemon's life; the teardown) and stopped after (or, if this process is
   already a Ray driver, its cluster is used); the actors are pinned to this machine's Ray node,
   where the emulated machines are.
+- a Ray cluster's machines (Layout.cluster): an actor on each machine's own Ray node, reached
+  as a driver of that cluster. There the workers also start programs in their nodes
+  (emu.fabric.programs), write the nodes' files (fault files, the names view) and remove the
+  lab's classes and files at teardown: nothing of the lab is on the coordinator's machine.
 
 Clocks: a machine's monotonic clock is not ours. Each watch measures its offset (measure_clock,
 Cristian's method: the probe with the shortest round trip) when it starts and whenever asked
 (a sampling window opens); a reading's time is then ours within the bound, half that round trip.
 
-Not done through the workers yet: starting programs, the lossless flow controller's gates and
-arrival counters (a millisecond loop). On emulated machines every namespace is on this kernel
-and the coordinator does those itself (docs/ARCHITECTURE.md says what is left).
+Not done through the workers: the lossless flow controller's gates and arrival counters (a
+millisecond loop), container nodes, `emu mpirun`. On emulated machines every namespace is on
+this kernel and the coordinator does those itself, and starts programs itself too
+(docs/ARCHITECTURE.md says what is left).
 """
 import itertools
 import logging
@@ -289,9 +294,10 @@ class RayWorkers(Workers):
 
     def _session(self):
         with self.lock:
-            return self._connect()
+            self._connect()
+        return self.ray
 
-    def _connect(self):
+    def _connect(self) -> None:
         if self.ray is None:
             ray = import_ray()
             self.started = not ray.is_initialized()
@@ -303,7 +309,6 @@ class RayWorkers(Workers):
             elif self.started:  # a Ray of this machine's own, whatever RAY_ADDRESS says: the machines are here
                 ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             self.ray = ray
-        return self.ray
 
     def _actor(self, machine: str):
         """The machine's worker actor, pinned to its Ray node."""
