@@ -6,6 +6,7 @@ programs start through `ip netns exec`, which gives each program a mount namespa
 with that file over /etc/hosts (the convention iproute2 set; users' own `ip netns exec` gets it too).
 Only links that point at this lab's file are ever removed.
 """
+import os
 from pathlib import Path
 
 ETC_NETNS = Path("/etc/netns")
@@ -25,7 +26,7 @@ def hosts_text(plan) -> str:
 def install(text: str, namespaces: list[str], hosts_file: Path) -> None:
     """Write the lab's hosts file (hosts_text) and link the /etc/netns entry of each of its
     namespaces (on this machine) to it."""
-    tmp = hosts_file.with_suffix(".tmp")
+    tmp = hosts_file.with_suffix(f".{os.getpid()}.tmp")     # machines may share a filesystem
     tmp.write_text(text)
     tmp.replace(hosts_file)
     for name in namespaces:

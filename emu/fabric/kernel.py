@@ -64,8 +64,12 @@ class KernelBackend:
             pids = containers.start(plan, self.layout)
             apply.build(plan, self.layout, progress, pids, self.crew() if self.layout.machines else None)
             if self.layout.cluster:     # each machine's nodes get their names view there
-                self.crew().each("name_view", workers.node_namespaces(self.layout), hosts.hosts_text(plan),
-                                 str(labfiles.hosts_path(self.lab)))
+                try:
+                    self.crew().each("name_view", workers.node_namespaces(self.layout), hosts.hosts_text(plan),
+                                     str(labfiles.hosts_path(self.lab)))
+                except BaseException:
+                    self.crew().destroy(workers.node_namespaces(self.layout), self.lab)
+                    raise
         except BaseException as e:
             if not self.container_nodes():
                 raise

@@ -419,7 +419,7 @@ def put(path: str, text: str) -> None:
     """Write a file whole: a new inode by rename, so a reader sees the old or the new."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")      # machines may share a filesystem
     tmp.write_text(text)
     tmp.rename(target)
 

@@ -78,8 +78,8 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
     path.write_text(yaml.safe_dump({"name": lab_name, "defaults": {"rate": "200Mbit"},
                                     "fabric": {"type": "leaf-spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2}}))
     assert ok(cluster.run("ls", "-A", str(NETNS_DIR))) == ""       # emu sees none of the machines' namespaces
-    status = json.loads(ok(cluster.emu("up", str(path), "--cluster", cluster.address, "--json")))
     try:
+        status = json.loads(ok(cluster.emu("up", str(path), "--cluster", cluster.address, "--json")))
         machines = status["machines"]
         assert [(m["underlay"], m["device"], m["netns"]) for m in machines] == [
             (a, "ul0", None) for a in cluster.addresses]
@@ -132,6 +132,8 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         assert all(m["clock_bound_s"] < 0.05 for m in read.values()), read
     finally:
         down = cluster.emu("down", lab_name)
+        if down.returncode != 0:        # whatever is left of a failed run, by name
+            cluster.emu("clean", lab_name)
     assert down.returncode == 0, down.stderr[-2000:]
     # every machine's namespaces are this kernel's here: nothing of the lab is left on any
     assert not ours(lab_name)
