@@ -60,6 +60,11 @@ def down(lab, lab_opt, every, as_json):
         click.echo(json.dumps(done, indent=1))
 
 
+def unknown_lab(name: str, why: str) -> dict:
+    """The row of `emu ls` for a lab whose status cannot be read."""
+    return {"name": name, "nodes": [], "links": [], "scale": 0, "routing": "-", "source": why}
+
+
 @main.command("ls")
 @click.option("--json", "as_json", is_flag=True)
 def list_labs(as_json):
@@ -71,10 +76,12 @@ def list_labs(as_json):
         try:
             lab = Lab.get(name)
         except EmuError:          # claimed a moment ago and not built yet, or a damaged file
-            rows.append({"name": name, "nodes": [], "links": [], "scale": 0, "routing": "-",
-                         "source": "(being built, or a damaged state file)"})
+            rows.append(unknown_lab(name, "(being built, or a damaged state file)"))
             continue
-        rows.append({**lab.status(), "source": lab.state.get("source", "")})
+        try:
+            rows.append({**lab.status(), "source": lab.state.get("source", "")})
+        except EmuError as e:     # a lab on a Ray cluster that does not answer from here: its line says so
+            rows.append(unknown_lab(name, str(e)))
     if as_json:
         click.echo(json.dumps([{k: r.get(k) for k in ("name", "scale", "routing", "source", "live")} |
                                {"nodes": len(r["nodes"]), "links": len(r["links"])} for r in rows], indent=1))
