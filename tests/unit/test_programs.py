@@ -11,22 +11,27 @@ from emu.fabric.programs import WorkerProcess
 from emu.fabric.workers import LocalWorkers
 from waits import wait_until
 
+# prints its first line, then waits for SIGUSR1 (held for sigwait before that line: none is lost)
+# before the rest: the test sees the first line while the program provably still runs
 PRINTER = """
-import sys, time
-for i in range(3):
+import signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+print("line 0", flush=True)
+signal.sigwait({signal.SIGUSR1})
+for i in (1, 2):
     print(f"line {i}", flush=True)
-    time.sleep(0.05)
 print("to stderr", file=sys.stderr)
 sys.exit(7)
 """
 
 # prints "ready" once it handles SIGUSR1, then waits for it; prints "caught" and ends
 CATCHER = """
-import signal, sys, time
+import signal, sys
 signal.signal(signal.SIGUSR1, lambda *a: (print("caught", flush=True), sys.exit(0)))
 print("ready", flush=True)
-time.sleep(60)
+signal.pause()
 """
+WAITER = "import signal; signal.pause()"     # runs until a signal ends it
 
 
 @pytest.fixture
@@ -43,19 +48,23 @@ def start(crew, code: str, **kwargs) -> WorkerProcess:
 def test_output_comes_line_by_line_as_printed_then_the_exit_status(crew):
     proc = start(crew, PRINTER, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == "line 0\n"
-    assert proc.poll() is None          # still printing
+    assert proc.poll() is None          # it waits for us
+    proc.send_signal(signal.SIGUSR1)
     assert list(proc.stdout) == ["line 1\n", "line 2\n"]
     assert proc.wait(10) == 7
     assert proc.stderr.read() == "to stderr\n"
 
 
 def test_communicate_gives_all_the_output_bytes_unless_text(crew):
-    out, err = start(crew, PRINTER, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).communicate(timeout=10)
-    assert out == b"line 0\nline 1\nline 2\n" and err is None
+    proc = start(crew, PRINTER, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=10)
+    assert out == b"line 1\nline 2\n" and err is None
 
 
 def test_a_wait_that_runs_out_says_so_and_the_program_can_then_be_killed(crew):
-    proc = start(crew, "import time; time.sleep(60)", stdout=subprocess.DEVNULL)
+    proc = start(crew, WAITER, stdout=subprocess.DEVNULL)
     began = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(0.3)
