@@ -84,6 +84,10 @@ class Layout:
         except KeyError:
             raise EmuError(f"the layout has no node {node!r}") from None
 
+    def crosses(self, a: str, b: str) -> bool:
+        """Whether a link between nodes a and b crosses machines (a tunnel)."""
+        return self.place(a).machine != self.place(b).machine
+
     def netns(self, node: str) -> str | None:
         return self.place(node).netns
 
@@ -198,7 +202,11 @@ class Backend(Protocol):
 
     def signal(self, node: str, pid: int, sig: int) -> None: ...   # a process of programs(), where it lives
 
-    def put(self, node: str, path: str, text: str) -> None: ...   # a file on the node's machine, whole (its agents read it)
+    def put(self, node: str, path: str, text: str, mode: int = 0o644) -> None: ...
+    # a file on the node's machine, whole (its agents read it)
+
+    def remove(self, node: str, path: str) -> None: ...    # a file or directory of put()'s
+
     def failed(self, node: str) -> str | None: ...  # why the node is down (its container ended), or None
 
     # -- labs found without their state (emu clean)

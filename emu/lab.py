@@ -124,9 +124,8 @@ def crossing_load(plan: LabPlan, layout: Layout) -> dict[str, float]:
     what its underlay carries each way when they are all busy."""
     load = dict.fromkeys((m.name for m in layout.machines), 0.0)
     for a, a_if, b, _ in plan.links:
-        ends = {layout.place(a).machine, layout.place(b).machine}
-        if len(ends) == 2:
-            for machine in ends:
+        if layout.crosses(a, b):
+            for machine in (layout.place(a).machine, layout.place(b).machine):
                 load[machine] += plan.node(a).port(a_if).rate_bps
     return load
 
@@ -612,7 +611,7 @@ class Lab:
             links.append({"a": a, "b": b, "rate_bps": port.rate_bps, "planned_rate_bps": self.planned_rate(a, b),
                           "real_rate_bps": port.real_rate_bps,
                           "buffer_bytes": self.topology.link(a, b).buffer_bytes, "up": port.up,
-                          "crosses": self.layout.place(a).machine != self.layout.place(b).machine})
+                          "crosses": self.layout.crosses(a, b)})
         ports = [{"node": n.name, "port": p.ifname, "addr": p.addr, "peer": p.peer, "peer_port": p.peer_ifname,
                   "rate_bps": p.rate_bps, "real_rate_bps": p.real_rate_bps, "up": p.up}
                  for n in plan.nodes for p in n.ports]
@@ -661,10 +660,13 @@ class Lab:
         return rows
 
 
-def clean(only: str | None = None) -> dict[str, int]:
+def clean(only: str | None = None, on_failure=None) -> dict[str, int]:
     """Remove every lab (or only lab `only`): those with state files and those only the kernel's
     marks still know. A namespace goes only if its name and its mark both say it is the lab's,
-    or if the lab's own state file claimed it before it was created."""
+    or if the lab's own state file claimed it before it was created. Cleaning every lab, one
+    whose removal fails (a lab on a Ray cluster that does not answer from here) keeps its state
+    file for another try, on_failure(name, error) hears of it, and the others are still removed
+    (without on_failure, the error ends the clean)."""
     require_root("clean labs up")
     if only is not None:
         check_lab_name(only)
@@ -678,6 +680,7 @@ def clean(only: str | None = None) -> dict[str, int]:
         for lab, layout in backends.backend_type(kind).owned(only).items():
             backends.bind(layout).destroy()
             removed[lab] = len(layout.places)
+    failed = set()
     for name in Lab.names():
         if only not in (None, name):
             continue
@@ -685,16 +688,24 @@ def clean(only: str | None = None) -> dict[str, int]:
             fabric = backends.bind(layout_of(name, json.loads(state_path(name).read_text())))
         except (OSError, ValueError, AttributeError, EmuError):
             fabric = backends.bind(backends.lay_out(name, []))
-        # Namespaces created in the instant before their marks were set are known only here.
-        removed[name] = removed.get(name, 0) + fabric.present()
-        fabric.destroy()
-        _remove_files(name)
+        try:
+            # Namespaces created in the instant before their marks were set are known only here.
+            removed[name] = removed.get(name, 0) + fabric.present()
+            fabric.destroy()
+        except EmuError as e:
+            if only is not None or on_failure is None:
+                raise
+            failed.add(name)
+            removed.pop(name, None)
+            on_failure(name, e)
     for name in with_daemons:       # labs known by their daemon's files alone, too
-        removed.setdefault(name, 0)
-    for name in removed:            # the files of labs found by their marks or daemons alone
+        if name not in failed:
+            removed.setdefault(name, 0)
+    for name in removed:            # their files (also of labs found by their marks or daemons alone)
         _remove_files(name)
-    for kind in backends.BACKENDS:  # what backends keep outside the nodes, of labs that left no state
-        backends.backend_type(kind).forget(only)
+    if not failed:      # what backends keep outside the nodes, of labs that left no state (not a failed lab's)
+        for kind in backends.BACKENDS:
+            backends.backend_type(kind).forget(only)
     return removed
 
 
@@ -702,7 +713,7 @@ def _remove_files(name: str) -> None:
     """A lab's state file, event log, nodes' fault files, MPI runs' files, and what its backend keeps
     beside them."""
     import shutil
-    for files in (".faults", ".mpi"):       # nodes' fault files; emu mpirun's hostfiles and agents
+    for files in labfiles.NODE_FILES:
         shutil.rmtree(labfiles.lab_file(name, files), ignore_errors=True)
     for kind in backends.BACKENDS:
         backends.backend_type(kind).forget(name)

@@ -4,6 +4,7 @@
     <lab>.events.jsonl  the event log: link, route, rate and fault changes, pauses, jobs
     <lab>.daemon.pid    the daemon's PID; <lab>.sock its unix socket; <lab>.daemon.log its stderr
     <lab>.hosts         the names view; <lab>.faults/ one fault file a node
+    <lab>.mpi/          a directory each emu mpirun run while it lasts
 """
 import os
 from pathlib import Path
@@ -12,6 +13,11 @@ from emu.errors import EmuError, shorten
 from emu.topo.model import MAX_LAB_NAME, NAME_RE  # noqa: F401  (MAX_LAB_NAME: also the daemon client's)
 
 STATE_DIR = Path(os.environ.get("EMU_STATE_DIR", "/run/emu"))
+
+
+# directories of a lab's files on its nodes' machines: the nodes' fault files (emu fault), emu
+# mpirun's hostfiles, agents and maps while a run lasts; removed with the lab
+NODE_FILES = (".faults", ".mpi")
 
 
 def check_lab_name(name) -> str:

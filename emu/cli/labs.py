@@ -49,15 +49,24 @@ def down(lab, lab_opt, every, as_json):
     """Tear LAB down (or every lab, with --all)."""
     from emu.lab import Lab
     name = one_or_all(lab, lab_opt, every, "tear down")
-    done = []
-    for target in ([Lab.get(n) for n in Lab.names()] if name is None else [Lab.get(name)]):
+    done, failed = [], []
+    for each in Lab.names() if name is None else [name]:
         start = time.perf_counter()
-        target.down()
-        done.append({"name": target.name, "down_seconds": time.perf_counter() - start})
+        try:
+            Lab.get(each).down()
+        except EmuError as e:
+            if name is not None:
+                raise
+            failed.append(each)     # --all: the others still go down (a lab on a cluster this machine cannot reach)
+            click.echo(f"emu: lab {each!r} is not down: {e}", err=True)
+            continue
+        done.append({"name": each, "down_seconds": time.perf_counter() - start})
         if not as_json:
-            console.print(f"lab [bold]{target.name}[/] down in {done[-1]['down_seconds']:.2f} s")
+            console.print(f"lab [bold]{each}[/] down in {done[-1]['down_seconds']:.2f} s")
     if as_json:
         click.echo(json.dumps(done, indent=1))
+    if failed:
+        sys.exit(1)
 
 
 def unknown_lab(name: str, why: str) -> dict:
@@ -194,14 +203,20 @@ def mpirun(lab_opt, traffic_class, ranks, nodes, per_node, mca, prog):
 def clean(lab, lab_opt, every, as_json):
     """Remove every namespace, interface and process of LAB (or of every lab, with --all), stale ones too."""
     from emu.lab import clean as clean_labs
-    removed = clean_labs(one_or_all(lab, lab_opt, every, "clean"))
+    failed = []
+
+    def not_cleaned(name: str, error: EmuError) -> None:
+        failed.append(name)
+        click.echo(f"emu: lab {name!r} is not cleaned: {error}", err=True)
+    removed = clean_labs(one_or_all(lab, lab_opt, every, "clean"), on_failure=not_cleaned)
     if as_json:
         click.echo(json.dumps([{"name": k, "namespaces": v} for k, v in sorted(removed.items())], indent=1))
-        return
-    if not removed:
+    elif not removed and not failed:
         console.print("nothing to clean")
-    for lab, count in sorted(removed.items()):
+    for lab, count in sorted(removed.items()) if not as_json else ():
         console.print(f"removed lab [bold]{lab}[/] ({count} namespaces)")
+    if failed:
+        sys.exit(1)
 
 
 @main.command()

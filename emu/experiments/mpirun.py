@@ -8,6 +8,11 @@ before it runs. The hostfile lists node names, which the lab's names view resolv
 Open MPI's TCP transport and its out-of-band channel are held to the lab's addresses, ranks are
 not pinned (every node shares this machine's cores), and root is allowed (labs need it).
 
+On a lab on a Ray cluster mpirun runs on the first node's machine, where nothing of the lab's
+state is: its hostfile and agent are put there by that machine's worker, and the agent starts
+each daemon through the worker of its node's machine (emu.fabric.remote), all from mpirun's node
+(no tree of daemons starting daemons: the agent is only there).
+
     with mpirun(lab, ["python3", "allreduce.py"], ranks=4, traffic_class="nccl") as proc:
         status = proc.wait()
 """
@@ -17,7 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,10 +42,9 @@ BASE_MCA = {"pml": "ob1", "btl": "tcp,self,vader", "btl_tcp_if_include": str(NET
 
 
 def run_dir(lab: str) -> Path:
-    """A new directory for a run's hostfile and rsh agent while it runs (`emu clean` removes them)."""
-    runs = labfiles.lab_file(lab, ".mpi")
-    runs.mkdir(exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=runs))
+    """A name for a run's directory (its hostfile and rsh agent while it runs; `emu clean` removes
+    what a killed run left), made on the first node's machine as its files are put there."""
+    return labfiles.lab_file(lab, ".mpi") / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def hostfile_text(nodes: list[str], per_node: int) -> str:
@@ -109,25 +113,32 @@ def check_installed() -> None:
         raise EmuError("mpirun not found: install Open MPI (apt-get install openmpi-bin; scripts/setup.sh does)")
 
 
+def node_entry(lab, names: list[str], traffic_class: str | None, files: Path) -> list[str]:
+    """argv that runs a program in a node of the run as `ARGV NODE -- PROGRAM`, from the first
+    node: `emu exec` here; on a lab on a Ray cluster, the worker of the node's machine
+    (emu.fabric.remote; the map of where the nodes are goes beside the agent)."""
+    if not lab.layout.cluster:
+        return exec_argv(lab.name, traffic_class)
+    tos = lab.class_tos.get(traffic_class)      # an unknown class: mpirun's own start refuses it
+    return lab.backend.remote_entry(names[0], {n: tos for n in names}, str(files / "nodes.json"))
+
+
 @contextmanager
 def mpirun(lab, prog: list[str], ranks: int | None = None, nodes: list[str] | None = None,
            per_node: int | None = None, traffic_class: str | None = None, mca=(), **popen_kwargs):
     """Start `prog` as an MPI job across `nodes` (a Popen of mpirun, inside the first node); on the
     way out, an mpirun still running is ended (it ends its daemons) and the run's files go."""
     check_installed()
-    if lab.layout.cluster:
-        raise EmuError(f"lab {lab.name!r} runs on the Ray cluster at {lab.layout.cluster}: emu mpirun is not built "
-                       "for labs on a cluster yet (its rsh agent enters the other nodes from the first one's "
-                       "machine; docs/limitations.md)")
     names, ranks, per_node = choose_nodes(lab, nodes, ranks, per_node)
-    files = run_dir(lab.name)
+    files, first = run_dir(lab.name), names[0]
+    if lab.layout.cluster:      # every daemon from mpirun's node: the agent and its map are only there
+        mca = [*mca, ("plm_rsh_no_tree_spawn", "1")]
     try:
-        (files / "hostfile").write_text(hostfile_text(names, per_node))
-        agent = files / "rsh-agent"
-        agent.write_text(agent_text(exec_argv(lab.name, traffic_class)))
-        agent.chmod(0o755)
-        argv = mpirun_argv(prog, ranks, str(files / "hostfile"), str(agent), names[0], mca)
-        proc = lab.node(names[0]).popen(argv, traffic_class=traffic_class, **popen_kwargs)
+        lab.backend.put(first, str(files / "hostfile"), hostfile_text(names, per_node))
+        agent = str(files / "rsh-agent")
+        lab.backend.put(first, agent, agent_text(node_entry(lab, names, traffic_class, files)), mode=0o755)
+        argv = mpirun_argv(prog, ranks, str(files / "hostfile"), agent, first, mca)
+        proc = lab.node(first).popen(argv, traffic_class=traffic_class, **popen_kwargs)
         try:
             yield proc
         finally:
@@ -139,4 +150,4 @@ def mpirun(lab, prog: list[str], ranks: int | None = None, nodes: list[str] | No
                     proc.kill()
                     proc.wait()
     finally:
-        shutil.rmtree(files, ignore_errors=True)
+        lab.backend.remove(first, str(files))

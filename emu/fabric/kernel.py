@@ -6,6 +6,7 @@ node's namespace (emu.fabric.reader); run by forking inside the namespace (emu.f
 through `ip netns exec` where the lab has a names view (emu.fabric.hosts), through nsenter into a
 container node's container (emu.fabric.containers).
 """
+import json
 import os
 
 from emu import labfiles, procs
@@ -223,12 +224,36 @@ class KernelBackend:
         found = self.crew().each("programs", workers.node_namespaces(self.layout))
         return [(pid, nodes[ns], argv) for listed in found.values() for pid, ns, argv in listed]
 
-    def put(self, node: str, path: str, text: str) -> None:
+    def put(self, node: str, path: str, text: str, mode: int = 0o644) -> None:
         """Write `path` on the node's machine, whole (by rename: readers see the old or the new)."""
         if self.layout.cluster:
-            self.crew().run(self.layout.place(node).machine, "put", path, text)
+            self.crew().run(self.layout.place(node).machine, "put", path, text, mode)
         else:
-            workers.put(path, text)
+            workers.put(path, text, mode)
+
+    def remove(self, node: str, path: str) -> None:
+        """Remove a file or directory of put()'s from the node's machine."""
+        if self.layout.cluster:
+            self.crew().run(self.layout.place(node).machine, "remove", path)
+        else:
+            workers.remove(path)
+
+    def remote_entry(self, node: str, nodes: dict[str, int | None], path: str) -> list[str]:
+        """On a lab on a Ray cluster: argv that, run on `node`'s machine (in any of its namespaces),
+        runs a program in another node as `ARGV NODE -- PROGRAM...` (emu.fabric.remote), for the
+        nodes of `nodes` (node -> the TOS of the program's class, or None); `path`: where on that
+        machine the map it reads is put."""
+        machine = self.layout.place(node).machine
+        ray_nodes = {m.name: m.node for m in self.layout.machines}
+        where = {"cluster": self.layout.cluster, "nodes": {
+            n: {"machine": self.layout.place(n).machine, "ray_node": ray_nodes[self.layout.place(n).machine],
+                "netns": self.layout.netns(n), "in_class": [self.lab, n, tos] if tos is not None else None}
+            for n, tos in nodes.items()}}
+        self.put(node, path, json.dumps(where))
+        pid, python = self.crew().run(machine, "process")
+        # into the worker's own namespaces: the machine's network (the program's may be a node's) reaches Ray
+        return ["nsenter", f"--net=/proc/{pid}/ns/net", f"--mount=/proc/{pid}/ns/mnt", "--",
+                python, "-m", "emu.fabric.remote", path]
 
     def signal(self, node: str, pid: int, sig: int) -> None:
         """Signal process `pid` of node `node` (its machine's PID), if it still lives there."""

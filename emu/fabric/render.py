@@ -128,7 +128,7 @@ def part(plan: LabPlan, layout: Layout, machine: str | None, pids: dict[str, int
               for n in nodes]
     create += [f"link add name {a_if} netns {netns[a]} address {plan.node(a).port(a_if).mac} type veth "
                f"peer name {b_if} netns {netns[b]} address {plan.node(b).port(b_if).mac}"
-               for a, a_if, b, b_if in plan.links if on[a] == on[b] and machine in (None, on[a])]
+               for a, a_if, b, b_if in plan.links if not layout.crosses(a, b) and machine in (None, on[a])]
     return FabricLines(plan.lab, create, [NamespaceLines(n.name, netns[n.name], ip_lines(plan, n), tc_lines(plan, n),
                                                          sysctls(n, plan.routing)) for n in nodes],
                        tunnel_ends(plan, layout, netns, machine))
@@ -166,7 +166,7 @@ def tunnel_ends(plan: LabPlan, layout: Layout, netns: dict[str, str], machine: s
         lines = []
         for vni, (a, a_if, b, b_if) in enumerate(plan.links, 1):
             ends = {layout.place(a).machine: (a, a_if, b), layout.place(b).machine: (b, b_if, a)}
-            if len(ends) == 2 and m.name in ends:
+            if layout.crosses(a, b) and m.name in ends:
                 node, ifname, peer = ends[m.name]
                 lines.append(f"link add name {ifname} netns {netns[node]} address {plan.node(node).port(ifname).mac} "
                              f"type vxlan id {vni} local {m.underlay} remote {underlay[layout.place(peer).machine]} "

@@ -26,7 +26,7 @@ Cristian's method: the probe with the shortest round trip) when it starts and wh
 (a sampling window opens); a reading's time is then ours within the bound, half that round trip.
 
 Not done through the workers: the lossless flow controller's gates and arrival counters (a
-millisecond loop), container nodes, `emu mpirun`. On emulated machines every namespace is on
+millisecond loop), container nodes. On emulated machines every namespace is on
 this kernel and the coordinator does those itself, and starts programs itself too
 (docs/ARCHITECTURE.md says what is left).
 """
@@ -34,6 +34,7 @@ import itertools
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from collections import Counter
@@ -69,15 +70,16 @@ class MachineWorker:
 
     def destroy(self, namespaces: list[str], lab: str | None = None) -> int:
         """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
-        go with them), and what lab `lab` keeps here (its programs' classes, its nodes' fault
-        files, its names view); how many processes it ended."""
+        go with them), and what lab `lab` keeps here (its programs' classes, its nodes' files,
+        its names view); how many processes it ended."""
         from emu.fabric import classes, hosts
         from emu.fabric.apply import destroy
         from emu.fabric.render import netns_name
         stopped = destroy(namespaces)
         if lab is not None:
             classes.forget(lab)
-            shutil.rmtree(labfiles.lab_file(lab, ".faults"), ignore_errors=True)
+            for files in labfiles.NODE_FILES:
+                shutil.rmtree(labfiles.lab_file(lab, files), ignore_errors=True)
             hosts.remove(labfiles.hosts_path(lab), netns_name(lab, "*"))
         return stopped
 
@@ -86,8 +88,15 @@ class MachineWorker:
         from emu.fabric import hosts
         hosts.install(text, namespaces, Path(path))
 
-    def put(self, path: str, text: str) -> None:
-        put(path, text)
+    def put(self, path: str, text: str, mode: int = 0o644) -> None:
+        put(path, text, mode)
+
+    def remove(self, path: str) -> None:
+        remove(path)
+
+    def process(self) -> tuple[int, str]:
+        """This worker's PID (its namespaces are the machine's: /proc/PID/ns) and its Python."""
+        return os.getpid(), sys.executable
 
     def clock(self) -> float:
         return time.monotonic()
@@ -415,13 +424,23 @@ def node_namespaces(layout: Layout) -> dict[str, list[str]]:
     return {m.name: [p.netns for p in layout.places.values() if p.machine == m.name] for m in layout.machines}
 
 
-def put(path: str, text: str) -> None:
+def put(path: str, text: str, mode: int = 0o644) -> None:
     """Write a file whole: a new inode by rename, so a reader sees the old or the new."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")      # machines may share a filesystem
     tmp.write_text(text)
+    tmp.chmod(mode)
     tmp.rename(target)
+
+
+def remove(path: str) -> None:
+    """A file or a directory and all it holds, if it is there."""
+    target = Path(path)
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def import_ray():

@@ -3,19 +3,20 @@ import time
 
 
 class Watch:
-    """Readers kept open on every node; rows() compares this reading with the last one."""
+    """Every node watched through the lab's backend (by each machine's worker on a lab over
+    machines, a Ray cluster's too); rows() compares this reading with the last one."""
 
     def __init__(self, lab):
         self.plan = plan = lab.plan
         self.rate = {(n.name, p.ifname): p.rate_bps for n in plan.nodes for p in n.ports}
         self.peer = {(n.name, p.ifname): p.peer for n in plan.nodes for p in n.ports}
-        self.readers = {n.name: lab.backend.reader(n.name) for n in plan.nodes}
+        self.watch = lab.backend.watch([n.name for n in plan.nodes])
         self.last, self.last_t = self._read(), time.monotonic()
 
     def _read(self) -> dict:
         return {(node, port, vl): (nbytes, drops, backlog)
-                for node, reader in self.readers.items()
-                for port, vl, nbytes, _, drops, backlog, _ in reader.queues() if (node, port) in self.rate}
+                for node, _, queues, _ in self.watch.read()
+                for port, vl, nbytes, _, drops, backlog, _ in queues if (node, port) in self.rate}
 
     def rows(self, top: int = 15) -> list[dict]:
         now, t = self._read(), time.monotonic()
@@ -32,5 +33,4 @@ class Watch:
         return rows[:top]
 
     def close(self) -> None:
-        for reader in self.readers.values():
-            reader.close()
+        self.watch.close()

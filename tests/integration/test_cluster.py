@@ -4,6 +4,8 @@ Ray driver on the head's machine and reaches every other machine only through it
 import json
 import re
 import signal
+import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -21,6 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 RATE = 200e6
 PORT = 5201
 FLOW_ATTEMPTS = 3
+MPI_PROGRAM = str(Path(__file__).parents[2] / "scripts" / "mpi_allreduce.py")
 
 
 @pytest.fixture
@@ -107,6 +110,24 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         ports = pq.read_table(tmp_path / "run" / "ports.parquet").to_pylist()
         assert {on[r["node"]] for r in ports} == {"m0", "m1"}
         assert json.loads(ok(cluster.emu("agents", lab_name, "--json"))) == []      # asked of each machine
+        shown = ok(cluster.emu("top", lab_name, "--count", "1", "--top", "200"))     # read by each machine's worker
+        assert f"> {src}" in shown and f"> {dst}" in shown, shown
+
+        # Open MPI across the machines: mpirun on src's machine, the daemon on dst's started through
+        # dst's machine's worker, in the class: exact sums, and the bytes in its VL at dst's switch
+        leaf, port = next((p["node"], p["port"]) for p in status["ports"] if p["peer"] == dst)
+        before = vl_bytes(cluster, lab_name, leaf, port)
+        done = cluster.emu("mpirun", "--lab", lab_name, "--class", "nccl", "--nodes", f"{src},{dst}", "--",
+                           sys.executable, MPI_PROGRAM, "--sizes", str(2**20), "--iters", "2")
+        (row,) = [json.loads(line) for line in ok(done).splitlines() if line.startswith("{")]
+        assert row["ranks"] == 2 and row["wrong"] == 0 and row["hosts"] == [src, dst], row
+        moved = {vl: b - before.get(vl, 0) for vl, b in vl_bytes(cluster, lab_name, leaf, port).items()}
+        q = QosPolicy()
+        # dst receives at least its 1 MiB an iteration, 3 iterations (the warm-up's too)
+        assert moved[q.vl_of_sl(q.sl_of("nccl"))] >= 0.95 * sum(moved.values()) and sum(moved.values()) > 3 * 2**20, \
+            moved
+        done = cluster.emu("mpirun", "--lab", lab_name, "--nodes", f"{src},{dst}", "--", "sh", "-c", "exit 3")
+        assert done.returncode == 3, done.stderr[-2000:]
 
         # a node's fault file is written on its machine, where its agents read it
         ok(cluster.emu("fault", "gpu", src, "--lab", lab_name, "--gpu", "1", "--lost"))
@@ -120,11 +141,9 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         ok(cluster.emu("link", "down", a, b, "--lab", lab_name, "--sweep-delay", "0s"))
         ends = {(p["node"], p["port"]) for p in status["ports"] if {p["node"], p["peer"]} == {a, b}}
         assert all("UP" not in port_flags(cluster, lab_name, n, i).split(">")[0] for n, i in ends)
-        leaf, port = next((p["node"], p["port"]) for p in status["ports"] if p["peer"] == dst)
         before = vl_bytes(cluster, lab_name, leaf, port)
         assert flow_bps(cluster, lab_name, src, dst, "--class", "hfreduce") >= 0.90 * RATE
         moved = {vl: b - before.get(vl, 0) for vl, b in vl_bytes(cluster, lab_name, leaf, port).items()}
-        q = QosPolicy()
         assert moved[q.vl_of_sl(q.sl_of("hfreduce"))] >= 0.95 * sum(moved.values()) > 0.9 * RATE * 2 / 8, moved
         daemon = json.loads(ok(cluster.emu("status", lab_name, "--json")))["daemon"]
         read = daemon["sampler"]["machines"]

@@ -140,3 +140,40 @@ def test_the_cli_is_thin():
     modules = sorted((Path(__file__).resolve().parents[2] / "emu" / "cli").glob("*.py"))
     long = {m.name: n for m in modules if (n := len(m.read_text().splitlines())) > 300}
     assert len(modules) >= 8 and long == {}
+
+
+def test_down_all_goes_on_past_a_lab_it_cannot_reach(monkeypatch):
+    """A lab on a Ray cluster that does not answer from here stops neither `emu down --all` nor the
+    other labs' teardown: its line says why, and the exit status is 1."""
+    from emu.errors import EmuError
+    from emu.lab import Lab
+    downed = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def down(self):
+            if self.name == "far":
+                raise EmuError("cannot reach the Ray cluster at 10.9.9.9:6379: timed out")
+            downed.append(self.name)
+    monkeypatch.setattr(Lab, "names", staticmethod(lambda: ["a", "far", "z"]))
+    monkeypatch.setattr(Lab, "get", staticmethod(Fake))
+    result = CliRunner().invoke(main, ["down", "--all"])
+    assert result.exit_code == 1 and downed == ["a", "z"]
+    assert result.stderr == "emu: lab 'far' is not down: cannot reach the Ray cluster at 10.9.9.9:6379: timed out\n"
+    result = CliRunner().invoke(main, ["down", "far"])       # named: its error is the one line
+    assert result.exit_code == 1 and result.stderr.endswith("timed out\n")
+
+
+def test_clean_all_says_what_it_removed_and_which_lab_it_could_not(monkeypatch):
+    from emu import lab as lab_module
+    from emu.errors import EmuError
+
+    def clean(only, on_failure):
+        on_failure("far", EmuError("cannot reach the Ray cluster at 10.9.9.9:6379: timed out"))
+        return {"a": 3}
+    monkeypatch.setattr(lab_module, "clean", clean)
+    result = CliRunner().invoke(main, ["clean", "--all"])
+    assert result.exit_code == 1 and result.stdout == "removed lab a (3 namespaces)\n"
+    assert result.stderr == "emu: lab 'far' is not cleaned: cannot reach the Ray cluster at 10.9.9.9:6379: timed out\n"

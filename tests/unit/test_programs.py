@@ -1,5 +1,6 @@
 """Programs run by a machine's worker with Popen's face here (emu.fabric.programs): in-process
 workers (LocalWorkers), programs in the worker's own namespace (netns None), so no root."""
+import json
 import signal
 import subprocess
 import sys
@@ -96,3 +97,19 @@ def test_a_file_put_on_a_machine_is_written_whole_and_the_labs_files_go_at_its_t
     assert target.read_text() == '{"gpu": {"0": "lost"}}' and [p.name for p in target.parent.iterdir()] == ["c0.json"]
     assert crew.destroy({"m0": []}, "lx") == 0
     assert not target.parent.exists()
+
+
+def test_a_node_entered_from_another_machine_passes_output_and_exit_status_through(monkeypatch, tmp_path, capfd):
+    """emu.fabric.remote (emu mpirun's agent on a cluster), its Ray workers replaced by in-process ones."""
+    from emu.fabric import remote
+    monkeypatch.setattr(remote, "RayWorkers", lambda cluster, nodes: LocalWorkers())
+    where = {"cluster": "10.0.0.1:6379", "nodes": {"c1": {"machine": "m1", "ray_node": "n1", "netns": None,
+                                                          "in_class": None}}}
+    path = tmp_path / "nodes.json"
+    path.write_text(json.dumps(where))
+    assert remote.main([str(path), "c1", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]) == 3
+    assert capfd.readouterr() == ("out\n", "err\n")
+    assert remote.main([str(path), "c1", "--", "sh", "-c", "kill -TERM $$"]) == 128 + signal.SIGTERM
+    assert remote.main([str(path), "c9", "--", "true"]) == 255
+    assert capfd.readouterr().err == "emu: no node 'c9' in this run's map (one of c1)\n"
+    assert remote.main([str(path), "c1", "true"]) == 2
