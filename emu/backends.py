@@ -142,6 +142,8 @@ class VLGates(Protocol):
 
     def set(self, node: str, ifname: str, vl: int, closed: bool) -> None: ...
 
+    def flush(self) -> None: ...        # the changes set() has not made yet, made (a controller's step ends with it)
+
     def close(self) -> None: ...
 
 
@@ -185,6 +187,11 @@ class Backend(Protocol):
 
     def arrivals(self, plan: LabPlan, switches: list[str], replace: bool = False) -> Arrivals: ...
     # replace: counters a killed controller left behind are removed first
+
+    def run_on_machines(self, plan: LabPlan, makers: dict): ...
+    # a lab over machines: machine -> make(lab), run there by its worker on the machine's view of
+    # the backend (its own nodes' readers and arrivals, every node's gates); returns the parts'
+    # handle here: call(method, *args), call_each(method, {machine: arg}), offset(machine), close()
 
     # -- observe
     def reader(self, node: str) -> Reader: ...

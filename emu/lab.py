@@ -106,16 +106,6 @@ def layout_of(lab: str, state: dict) -> Layout:
     return layout
 
 
-def refuse_on_cluster(plan: LabPlan, cluster: str) -> None:
-    """What a lab on a Ray cluster cannot have yet: parts that work on one machine's kernel only."""
-    why = ("its lossless flow controller reads and gates every switch each millisecond"
-           if plan.flow_control.lossless else
-           "container nodes start on this machine's Docker" if any(n.container for n in plan.nodes) else None)
-    if why:
-        raise EmuError(f"lab {plan.lab!r} cannot run on the Ray cluster at {cluster}: {why}, which works on one "
-                       "machine only for now (docs/limitations.md)")
-
-
 UNDERLAY_SHARE = 0.5    # of a machine's underlay device's speed that its crossing links may ask for, each way
 
 
@@ -251,7 +241,6 @@ class Lab:
         plan = make_plan(topology, name)
         backends.check_workers(workers)
         if cluster:
-            refuse_on_cluster(plan, cluster)
             hosts = backends.cluster_hosts(cluster, machines)
             machines = len(hosts)
         machines = machines or 1

@@ -1,5 +1,7 @@
 import os
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
     # the long tests first, so that parallel workers (pytest-xdist) run out of work together
     items.sort(key=lambda item: "heavy" not in item.keywords)
+
+
+@pytest.fixture(scope="module")
+def image():
+    """A busybox image made here (no registry is reachable), removed after the module."""
+    docker = pytest.importorskip("docker").from_env()
+    name = f"emu-test-{uuid.uuid4().hex[:8]}:latest"
+    script = Path(__file__).parents[1] / "scripts" / "busybox_image.sh"
+    subprocess.run(["bash", str(script), name], check=True, capture_output=True)
+    yield name
+    docker.images.remove(name, force=True)
 
 
 @pytest.fixture

@@ -25,8 +25,10 @@ wants its figures over a stretch of time (a run, a benchmark) opens a window on 
 """
 import itertools
 import os
+import threading
 import time
 from collections import defaultdict, deque
+from functools import partial
 
 from emu.control.periodic import Periodic
 
@@ -53,15 +55,16 @@ class FlowController(Periodic):
     name = "emu-flow-control"
 
     def __init__(self, lab, period: float = PERIOD, readers: dict | None = None, arrivals=None,
-                 idle_period: float = IDLE_PERIOD, on_pause=None, replace_counters: bool = False):
+                 idle_period: float = IDLE_PERIOD, on_pause=None, replace_counters: bool = False,
+                 switches: list[str] | None = None):
         """`readers`: switch -> queue reader, `arrivals`: per-ingress counters (defaults: the
         kernel's; tests pass fakes). `on_pause(node, port, vl, start, end)` hears of each pause
-        as it ends (monotonic times)."""
+        as it ends (monotonic times). `switches`: those it decides for (default: every switch)."""
         super().__init__(period)
         self.idle_period, self.on_pause = idle_period, on_pause
         plan = lab.plan
         self.xoff, self.xon = plan.flow_control.xoff, plan.flow_control.xon
-        switches = [n for n in plan.nodes if n.forwards]
+        switches = [n for n in plan.nodes if n.forwards and (switches is None or n.name in switches)]
         steer = dict(plan.filters)
         self.vl_of_sl = {sl: steer.get(sl << 5, plan.default_vl) for sl in range(8)}
         # switch -> its port -> (the upstream node, that node's port into the switch)
@@ -76,6 +79,7 @@ class FlowController(Periodic):
         self.held: dict[tuple, dict[str, float]] = defaultdict(dict)         # (switch, egress, vl) -> ingress -> bytes
         self.closed: dict[tuple[str, str, int], float] = {}     # (node, port, vl) -> when its pause began
         self.pauses: deque[tuple[str, str, int, float, float]] = deque(maxlen=KEPT)
+        self.pauses_total = 0
         self.paused_total: dict[tuple[str, str, int], float] = defaultdict(float)
         # each busy step: (its reads + decisions + gate changes, the time since the step before, whether
         # that one was idle): bytes that arrived in between waited at most that gap for a decision
@@ -118,6 +122,7 @@ class FlowController(Periodic):
         for key in set(self.closed).difference(want):
             self.gates.set(*key, closed=False)
             self._ended(key, now)
+        self.gates.flush()
         if busy:        # the idle steps' few microseconds would drown the statistics of the real ones
             self.steps.append((time.monotonic() - began, began - self.last_began, not self.busy))
             self.steps_total += 1
@@ -152,6 +157,7 @@ class FlowController(Periodic):
     def _ended(self, key, now: float) -> None:
         start = self.closed.pop(key)
         self.pauses.append((*key, start, now))
+        self.pauses_total += 1
         self.paused_total[key] += now - start
         if self.on_pause:
             self.on_pause(*key, start, now)
@@ -163,6 +169,11 @@ class FlowController(Periodic):
         for key, start in closed.items():
             paused[key] = paused.get(key, 0.0) + now - start
         return paused
+
+    def ended_pauses(self, after: int) -> tuple[int, list]:
+        """(pauses ended so far, those ended after the first `after` of them that are still kept)."""
+        total, kept = self.pauses_total, list(self.pauses)
+        return total, kept[max(0, len(kept) - (total - after)):]
 
     def open_window(self) -> int:
         wid = next(self._window_ids)
@@ -200,6 +211,7 @@ class FlowController(Periodic):
         for key in list(self.closed):
             self.gates.set(*key, closed=False)
             self._ended(key, now)
+        self.gates.flush()
         for reader in self.readers.values():
             reader.close()
         self.arrivals.detach()
@@ -231,3 +243,115 @@ class FlowController(Periodic):
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def open_every_gate(plan, gates, switches: list[str] | None = None) -> None:
+    """Open every VL's gate on every port into a switch (of `switches` only, if given): a
+    controller killed mid-pause may have left one closed."""
+    for sw in (n for n in plan.nodes if n.forwards and (switches is None or n.name in switches)):
+        for p in sw.ports:
+            for q in plan.node(p.peer).port(p.peer_ifname).queues:
+                gates.set(p.peer, p.peer_ifname, q.vl, closed=False)
+    gates.flush()
+
+
+def machine_part(lab, switches: list[str], replace_counters: bool) -> FlowController:
+    """The controller one machine of a lab on a Ray cluster runs, for its own switches (`lab`: the
+    plan, and the backend as that machine sees it: emu.backends' run_on_machines)."""
+    controller = FlowController(lab, switches=switches, replace_counters=replace_counters)
+    if replace_counters:
+        open_every_gate(lab.plan, controller.gates, switches)
+    return controller.start()
+
+
+# a window's figures over the machines' controllers: these add up; the rest (step times, gaps,
+# peaks) are the worst machine's; the settings are every machine's
+SUMMED = ("pauses", "pause_s", "steps", "wakes", "cpu_seconds")
+SAME = ("period_s", "idle_period_s", "xoff", "xon")
+
+
+def merged_figures(parts: list[dict]) -> dict:
+    out = {k: parts[0][k] for k in SAME}
+    for key in parts[0]:
+        if key not in SAME and key != "error":
+            out[key] = (sum if key in SUMMED else max)(p[key] for p in parts)
+    errors = [p["error"] for p in parts if "error" in p]
+    return {**out, **({"error": "; ".join(errors)} if errors else {})}
+
+
+class SplitFlowController:
+    """Lossless flow control on a lab on a Ray cluster: a FlowController on each machine, run by
+    its worker, for that machine's switches (their queues and arrivals read there; a pause of an
+    upstream on another machine closed there by that machine's worker), with one controller's
+    face here. Pause times are put on this process's clock; on_pause hears of ended pauses
+    every POLL seconds."""
+    POLL = 0.5
+
+    def __init__(self, lab, on_pause=None, replace_counters: bool = False):
+        on: dict[str, list[str]] = {m.name: [] for m in lab.layout.machines}
+        for n in lab.plan.nodes:
+            if n.forwards:
+                on[lab.layout.place(n.name).machine].append(n.name)
+        makers = {m: partial(machine_part, switches=s, replace_counters=replace_counters) for m, s in on.items()}
+        self.parts = lab.backend.run_on_machines(lab.plan, makers)
+        self.on_pause = on_pause
+        self.told = dict.fromkeys(makers, 0)       # machine -> its pauses on_pause has heard of
+        self.windows: dict[int, dict[str, int]] = {}
+        self._window_ids = itertools.count(1)
+        self._stop = threading.Event()
+        self._teller = threading.Thread(target=self._tell, name="emu-flow-pauses", daemon=True)
+
+    def start(self) -> "SplitFlowController":
+        if self.on_pause:
+            self._teller.start()
+        return self
+
+    def _ours(self, machine: str, pause) -> tuple:
+        node, port, vl, start, end = pause
+        offset = self.parts.offset(machine)
+        return node, port, vl, start - offset, end - offset
+
+    def _tell(self) -> None:
+        while not self._stop.wait(self.POLL):
+            self._tell_ended()
+
+    def _tell_ended(self) -> None:
+        for machine, (total, ended) in self.parts.call_each("ended_pauses", self.told).items():
+            self.told[machine] = total
+            for pause in ended:
+                self.on_pause(*self._ours(machine, pause))
+
+    def open_window(self) -> int:
+        wid = next(self._window_ids)
+        self.windows[wid] = self.parts.call("open_window")
+        return wid
+
+    def close_window(self, wid: int) -> dict:
+        closed = self.parts.call_each("close_window", self.windows.pop(wid))
+        pauses = [list(self._ours(m, p)) for m, c in closed.items() for p in c["pauses"]]
+        return {"pauses": pauses, "summary": merged_figures([c["summary"] for c in closed.values()])}
+
+    def paused_all(self) -> dict[tuple[str, str, int], float]:
+        return {tuple(key): s for paused in self.parts.call("paused_all").values() for key, s in paused.items()}
+
+    def summary(self) -> dict:
+        return merged_figures(list(self.parts.call("summary").values()))
+
+    def stop(self) -> None:
+        """Every machine's controller stops (its gates open), then the parts end."""
+        self._stop.set()
+        if self._teller.is_alive():
+            self._teller.join()
+        try:
+            self.parts.call("stop")
+            if self.on_pause:
+                self._tell_ended()
+        finally:
+            self.parts.close()
+
+
+def flow_controller(lab, on_pause=None, replace_counters: bool = False):
+    """The lab's flow controller (not started): one here, or one a machine on a lab on a Ray cluster."""
+    if lab.layout.cluster:
+        return SplitFlowController(lab, on_pause, replace_counters)
+    return FlowController(lab, on_pause=on_pause, replace_counters=replace_counters)

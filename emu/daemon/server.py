@@ -42,10 +42,10 @@ class LabDaemon:
         self._jobs_lock = threading.Lock()
         plan = self.lab.plan
         if plan.flow_control.lossless:
-            from emu.control.lossless import FlowController
-            if restart:
+            from emu.control.lossless import flow_controller
+            if restart and not self.lab.layout.cluster:     # (on a cluster each machine's part does)
                 self._open_every_gate()        # a killed daemon may have left a VL paused
-            self.flow = FlowController(self.lab, on_pause=self._pause, replace_counters=restart).start()
+            self.flow = flow_controller(self.lab, on_pause=self._pause, replace_counters=restart).start()
         if plan.routing == "adaptive":
             from emu.control.adaptive import AdaptiveRouter
             self.router = AdaptiveRouter(self.lab, self.lab.topology.routing_period,
@@ -66,13 +66,10 @@ class LabDaemon:
                             seconds=round(end - start, 6))
 
     def _open_every_gate(self) -> None:
-        plan = self.lab.plan
-        gates = self.lab.backend.gates(plan)
+        from emu.control.lossless import open_every_gate
+        gates = self.lab.backend.gates(self.lab.plan)
         try:
-            for sw in (n for n in plan.nodes if n.forwards):
-                for p in sw.ports:
-                    for q in plan.node(p.peer).port(p.peer_ifname).queues:
-                        gates.set(p.peer, p.peer_ifname, q.vl, closed=False)
+            open_every_gate(self.lab.plan, gates)
         finally:
             gates.close()
 

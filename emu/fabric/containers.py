@@ -43,37 +43,43 @@ def client():
     return _client
 
 
-def start(plan, layout) -> dict[str, int]:
-    """Start the container of every node that runs an image; node -> its container's PID.
-    Raises (those started are left for remove()) if an image is missing or a container ends at once."""
+def specs(plan, layout, nodes=None) -> list[dict]:
+    """What start() needs of each node that runs an image (of `nodes` only, if given): plain
+    data, so a machine's worker can start them there."""
+    names = {name: addr for addr, names in hosts.entries(plan) for name in names}
+    return [{"lab": plan.lab, "node": n.name, "image": n.container.image, "cmd": list(n.container.cmd),
+             "env": dict(n.container.env), "name": layout.place(n.name).container, "hosts": names}
+            for n in plan.nodes if n.container and (nodes is None or n.name in nodes)]
+
+
+def start(wanted: list[dict]) -> dict[str, int]:
+    """Start the containers of specs(); node -> its container's PID. Raises (those started are
+    left for remove()) if an image is missing or a container ends at once."""
     from docker.errors import APIError, ImageNotFound
-    nodes = [n for n in plan.nodes if n.container]
-    if not nodes:
+    if not wanted:
         return {}
     docker = client()
-    names = {name: addr for addr, names in hosts.entries(plan) for name in names}
     pids = {}
-    for node in nodes:
-        spec = node.container
+    for spec in wanted:
+        node, image = spec["node"], spec["image"]
         try:
-            docker.images.get(spec.image)
+            docker.images.get(image)
         except ImageNotFound:
-            raise FabricError(f"node {node.name}: image {spec.image!r} is not on this machine (no registry is "
+            raise FabricError(f"node {node}: image {image!r} is not on this machine (no registry is "
                               f"asked: build, load or import it first; README, 'Containers as nodes')") from None
         try:
             container = docker.containers.create(
-                spec.image, command=list(spec.cmd) or None, environment=dict(spec.env),
-                name=layout.place(node.name).container, hostname=node.name, network_mode="none",
-                labels={LAB_LABEL: plan.lab, NODE_LABEL: node.name}, extra_hosts=names,
+                image, command=spec["cmd"] or None, environment=spec["env"], name=spec["name"], hostname=node,
+                network_mode="none", labels={LAB_LABEL: spec["lab"], NODE_LABEL: node}, extra_hosts=spec["hosts"],
                 tty=True, stdin_open=True, detach=True)
             container.start()
             container.reload()
         except APIError as e:
-            raise FabricError(f"node {node.name}: docker could not start {spec.image!r}: "
+            raise FabricError(f"node {node}: docker could not start {image!r}: "
                               f"{shorten(e.explanation or str(e), 160)}") from None
         if container.status != "running":
-            raise FabricError(ended(node.name, container))
-        pids[node.name] = container.attrs["State"]["Pid"]
+            raise FabricError(ended(node, container))
+        pids[node] = container.attrs["State"]["Pid"]
     return pids
 
 
@@ -116,11 +122,14 @@ def remove(lab: str | None = None) -> int:
         docker = client()
     except FabricError:
         return 0
-    from docker.errors import NotFound
+    from docker.errors import APIError, NotFound
     found = docker.containers.list(all=True, filters={"label": f"{LAB_LABEL}={lab}" if lab else LAB_LABEL})
     for container in found:
         try:
             container.remove(force=True)
         except NotFound:
             pass
+        except APIError as e:       # 409: another remover got there first (machines may share one Docker)
+            if e.status_code != 409:
+                raise
     return len(found)

@@ -62,6 +62,9 @@ class Gates:
         if not closed:
             self.kicks.put((kicker, frame))
 
+    def flush(self) -> None:
+        """Changes take effect as set() makes them: nothing waits (gates elsewhere may: RoutedGates)."""
+
     def _send_kicks(self) -> None:
         while (kick := self.kicks.get()) is not None:
             kick[0].send(kick[1])

@@ -62,7 +62,7 @@ class KernelBackend:
             labfiles.lab_file(self.lab, ".containers").touch()
         pids = None
         try:
-            pids = containers.start(plan, self.layout)
+            pids = self._start_containers(plan)
             apply.build(plan, self.layout, progress, pids, self.crew() if self.layout.machines else None)
             if self.layout.cluster:     # each machine's nodes get their names view there
                 try:
@@ -76,7 +76,7 @@ class KernelBackend:
                 raise
             # a container that ended just after it started fails the build (ip cannot attach to it): say so
             ended = next(filter(None, map(self.failed, self.container_nodes())), None) if pids else None
-            containers.remove(self.lab)
+            self._remove_containers()
             if ended and not isinstance(e, KeyboardInterrupt | SystemExit):
                 raise FabricError(ended) from e
             raise
@@ -88,16 +88,36 @@ class KernelBackend:
         named = [self.layout.netns(n) for n, p in self.layout.places.items() if not p.container]
         hosts.install(hosts.hosts_text(plan), named, labfiles.hosts_path(self.lab))
 
+    def _start_containers(self, plan) -> dict[str, int]:
+        """The container nodes' containers (node -> PID), each on its machine's Docker."""
+        if not self.layout.cluster:
+            return containers.start(containers.specs(plan, self.layout))
+        wanted = {m: containers.specs(plan, self.layout, set(nodes)) for m, nodes in self._nodes_by_machine().items()}
+        started = self.crew().each("start_containers", {m: specs for m, specs in wanted.items() if specs})
+        return {node: pid for pids in started.values() for node, pid in pids.items()}
+
+    def _remove_containers(self) -> None:
+        if not self.layout.cluster:
+            containers.remove(self.lab)
+            return
+        with_containers = {self.layout.place(n).machine for n in self.container_nodes()}
+        self.crew().each("remove_containers", dict.fromkeys(with_containers, self.lab))
+
+    def _nodes_by_machine(self) -> dict[str, list[str]]:
+        return {m.name: [n for n, p in self.layout.places.items() if p.machine == m.name] for m in self.layout.machines}
+
     def destroy(self) -> int:
         """The containers, the namespaces and their processes; what the lab keeps outside them
         goes with forget()."""
-        if self.container_nodes():
+        if self.container_nodes() and not self.layout.cluster:
             containers.remove(self.lab)
         if not self.layout.machines:
             return apply.destroy(self.namespaces())
-        # each machine's nodes by its worker, then the (emulated) machines and their underlay
+        # each machine's nodes (and on a cluster its containers) by its worker, then the (emulated)
+        # machines and their underlay
         try:
-            stopped = self.crew().destroy(workers.node_namespaces(self.layout), self.lab)
+            stopped = self.crew().destroy(workers.node_namespaces(self.layout), self.lab,
+                                          bool(self.layout.cluster and self.container_nodes()))
         except EmuError:
             if self.layout.cluster:     # only its workers reach a cluster's machines
                 raise
@@ -160,6 +180,12 @@ class KernelBackend:
             self._crew.close()
             self._crew = None
 
+    def run_on_machines(self, plan, makers: dict) -> workers.Parts:
+        """makers: machine -> make(lab), run by that machine's worker (lab: the plan and the
+        machine's view of this backend: its own nodes' readers and arrival counters, every node's
+        gates); the parts are called through what this returns, and end with its close()."""
+        return workers.Parts(self.crew(), self.layout, plan, makers)
+
     def gates(self, plan) -> Gates:
         self._here("the lossless flow controller")
         return Gates(plan, self.layout)
@@ -169,8 +195,11 @@ class KernelBackend:
         return ArrivalCounters(plan, self.layout, switches, replace)
 
     # -- observe
-    def reader(self, node: str) -> NamespaceReader:
-        self._here("reading a node's counters from this process (the sampler reads through the workers)")
+    def reader(self, node: str) -> NamespaceReader | workers.RemoteReader:
+        """On a cluster, through the worker of the node's machine (a call a reading)."""
+        if self.layout.cluster:
+            place = self.layout.place(node)
+            return workers.RemoteReader(self.crew(), place.machine, place.netns)
         return NamespaceReader(self.layout.netns(node))
 
     def watch(self, nodes: list[str], kind: str = "local") -> workers.Watches:
@@ -186,7 +215,8 @@ class KernelBackend:
         place = self.layout.place(node)
         if self.layout.cluster:     # by the worker of the node's machine
             return WorkerProcess(self.crew().pump(place.machine), place.netns, argv,
-                                 in_class=(self.lab, node, tos) if tos is not None else None, **kwargs)
+                                 in_class=(self.lab, node, tos) if tos is not None else None,
+                                 container=(node, place.container) if place.container else None, **kwargs)
         wrap, container = None, place.container
         if container:       # as `docker exec`: in its namespaces, with its environment (and the caller's)
             pid, env = containers.running(node, container)
@@ -198,10 +228,12 @@ class KernelBackend:
 
     def failed(self, node: str) -> str | None:
         """Why node `node` is down, if its realisation says so (a container that ended), else None."""
-        container = self.layout.place(node).container
-        if container:
+        place = self.layout.place(node)
+        if place.container and self.layout.cluster:
+            return self.crew().run(place.machine, "container_failed", node, place.container)
+        if place.container:
             try:
-                containers.running(node, container)
+                containers.running(node, place.container)
             except FabricError as e:
                 return str(e)
         return None
@@ -247,7 +279,8 @@ class KernelBackend:
         ray_nodes = {m.name: m.node for m in self.layout.machines}
         where = {"cluster": self.layout.cluster, "nodes": {
             n: {"machine": self.layout.place(n).machine, "ray_node": ray_nodes[self.layout.place(n).machine],
-                "netns": self.layout.netns(n), "in_class": [self.lab, n, tos] if tos is not None else None}
+                "netns": self.layout.netns(n), "in_class": [self.lab, n, tos] if tos is not None else None,
+                "container": [n, self.layout.place(n).container] if self.layout.place(n).container else None}
             for n, tos in nodes.items()}}
         self.put(node, path, json.dumps(where))
         pid, python = self.crew().run(machine, "process")

@@ -37,10 +37,15 @@ class Programs:
         self.news = threading.Condition()
         self.running: dict[int, _Running] = {}
 
-    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None, in_class=None) -> int:
+    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None, in_class=None,
+              container=None) -> int:
         """Start argv in namespace `netns` (None: the worker's own); in_class: (lab, node, TOS),
-        every packet of it in that class (emu.fabric.classes); its PID here."""
-        from emu.fabric import classes, netns as namespaces
+        every packet of it in that class (emu.fabric.classes); container: (node, container name),
+        a container node's, entered as `docker exec` does (emu.fabric.containers); its PID here."""
+        from emu.fabric import classes, containers, netns as namespaces
+        if container:
+            pid, image_env = containers.running(*container)
+            argv, env = containers.entering(pid) + list(argv), {**image_env, **(env or {})}
         pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
                  **({"env": env} if env is not None else {})}
         if netns is None:
@@ -139,17 +144,18 @@ class WorkerProcess:
     """A program started by a machine's worker in one of its nodes, with Popen's face: pid (the
     machine's), stdout/stderr (PIPE: Streams here; None: written to ours; DEVNULL: dropped),
     poll, wait, communicate, signals, and catches(sig), asked of the machine. in_class: (lab,
-    node, TOS), the program's traffic class, set up there."""
+    node, TOS), the program's traffic class, set up there; container: (node, container name) of
+    a container node."""
 
     def __init__(self, pump: "Pump", netns: str, argv: list[str], stdout=None, stderr=None, text: bool = False,
-                 env: dict | None = None, in_class: tuple | None = None):
+                 env: dict | None = None, in_class: tuple | None = None, container: tuple | None = None):
         self.args, self.pump = argv, pump
         self.stdout = Stream(text) if stdout == subprocess.PIPE else None
         self.stderr = Stream(text) if stderr == subprocess.PIPE else None
         self._to = [self._sink(stdout, self.stdout, sys.stdout), self._sink(stderr, self.stderr, sys.stderr)]
         self.returncode: int | None = None
         self._ended = threading.Event()
-        self.pid = pump.start(self, netns, argv, env, in_class)
+        self.pid = pump.start(self, netns, argv, env, in_class, container)
 
     @staticmethod
     def _sink(how, stream: Stream | None, ours):
@@ -209,8 +215,9 @@ class Pump:
         self.procs: dict[int, WorkerProcess] = {}
         self.thread: threading.Thread | None = None
 
-    def start(self, proc: WorkerProcess, netns: str, argv: list[str], env: dict | None, in_class) -> int:
-        pid = self.call("spawn", netns, argv, env, in_class)
+    def start(self, proc: WorkerProcess, netns: str, argv: list[str], env: dict | None, in_class,
+              container=None) -> int:
+        pid = self.call("spawn", netns, argv, env, in_class, container)
         with self.lock:
             self.procs[pid] = proc
             if self.thread is None:

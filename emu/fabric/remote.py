@@ -5,7 +5,8 @@ this process's, its exit status this process's, and SIGTERM, SIGINT and SIGHUP s
 Open MPI's rsh agent on such a lab (emu.experiments.mpirun): mpirun runs in the first node, on
 that node's machine, where nothing of the lab's state is; so MAP, a JSON file written there for
 the run (KernelBackend.remote_entry), says where each node is: {"cluster": address, "nodes":
-{node: {"machine", "ray_node", "netns", "in_class": [lab, node, TOS] or null}}}.
+{node: {"machine", "ray_node", "netns", "in_class": [lab, node, TOS] or null, "container":
+[node, container name] or null}}}.
 """
 import json
 import signal
@@ -28,7 +29,8 @@ def run(where: dict, node: str, argv: list[str]) -> int:
     crew = RayWorkers(where["cluster"], {place["machine"]: place["ray_node"]})
     try:
         in_class = tuple(place["in_class"]) if place.get("in_class") else None
-        proc = WorkerProcess(crew.pump(place["machine"]), place["netns"], argv, in_class=in_class)
+        container = tuple(place["container"]) if place.get("container") else None
+        proc = WorkerProcess(crew.pump(place["machine"]), place["netns"], argv, in_class=in_class, container=container)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, lambda s, _frame: proc.send_signal(s))
         while proc.poll() is None:      # in steps, so that a signal's handler runs meanwhile

@@ -17,18 +17,19 @@ processes and removes their namespaces.
   already a Ray driver, its cluster is used); the actors are pinned to this machine's Ray node,
   where the emulated machines are.
 - a Ray cluster's machines (Layout.cluster): an actor on each machine's own Ray node, reached
-  as a driver of that cluster. There the workers also start programs in their nodes
-  (emu.fabric.programs), write the nodes' files (fault files, the names view) and remove the
-  lab's classes and files at teardown: nothing of the lab is on the coordinator's machine.
+  as a driver of that cluster. There the workers also start their container nodes' containers
+  on their machines' Docker, start programs in their nodes (emu.fabric.programs), write the
+  nodes' files (fault files, the names view) and remove the lab's containers, classes and files
+  at teardown: nothing of the lab is on the coordinator's machine.
 
 Clocks: a machine's monotonic clock is not ours. Each watch measures its offset (measure_clock,
 Cristian's method: the probe with the shortest round trip) when it starts and whenever asked
 (a sampling window opens); a reading's time is then ours within the bound, half that round trip.
 
-Not done through the workers: the lossless flow controller's gates and arrival counters (a
-millisecond loop), container nodes. On emulated machines every namespace is on
-this kernel and the coordinator does those itself, and starts programs itself too
-(docs/ARCHITECTURE.md says what is left).
+On a cluster the lossless flow controller runs a part on each machine (Parts: objects the daemon
+has a worker make and keep, over MachineView, the machine's view of the backend; a gate on
+another machine set by that machine's worker, RoutedGates). On emulated machines every namespace
+is on this kernel: the coordinator runs the controller, and starts programs, itself.
 """
 import itertools
 import logging
@@ -57,6 +58,7 @@ class MachineWorker:
     def __init__(self):
         self.watched: dict[int, dict] = {}      # watch id -> {node: reader}
         self.started = Programs()
+        self.parts: dict[str, tuple["MachineView", object]] = {}    # key -> (the view it runs on, the part)
 
     def build(self, lines) -> None:
         """Run the part's lines (emu.fabric.apply.build_lines)."""
@@ -68,13 +70,15 @@ class MachineWorker:
         from emu.fabric.apply import run_change
         run_change(tool, lines, netns)
 
-    def destroy(self, namespaces: list[str], lab: str | None = None) -> int:
+    def destroy(self, namespaces: list[str], lab: str | None = None, with_containers: bool = False) -> int:
         """End the processes in the machine's nodes and remove their namespaces (the tunnel ends
-        go with them), and what lab `lab` keeps here (its programs' classes, its nodes' files,
-        its names view); how many processes it ended."""
-        from emu.fabric import classes, hosts
+        go with them), and what lab `lab` keeps here (its containers if `with_containers`, its
+        programs' classes, its nodes' files, its names view); how many processes it ended."""
+        from emu.fabric import classes, containers, hosts
         from emu.fabric.apply import destroy
         from emu.fabric.render import netns_name
+        if with_containers:
+            containers.remove(lab)
         stopped = destroy(namespaces)
         if lab is not None:
             classes.forget(lab)
@@ -82,6 +86,24 @@ class MachineWorker:
                 shutil.rmtree(labfiles.lab_file(lab, files), ignore_errors=True)
             hosts.remove(labfiles.hosts_path(lab), netns_name(lab, "*"))
         return stopped
+
+    def start_containers(self, wanted: list[dict]) -> dict[str, int]:
+        """Its container nodes' containers, on this machine's Docker (emu.fabric.containers.start)."""
+        from emu.fabric import containers
+        return containers.start(wanted)
+
+    def remove_containers(self, lab: str) -> int:
+        from emu.fabric import containers
+        return containers.remove(lab)
+
+    def container_failed(self, node: str, name: str) -> str | None:
+        """Why container node `node`'s container (`name`) is not running here, or None if it is."""
+        from emu.fabric import containers
+        try:
+            containers.running(node, name)
+        except FabricError as e:
+            return str(e)
+        return None
 
     def name_view(self, namespaces: list[str], text: str, path: str) -> None:
         """The lab's hosts file here, and its nodes' views of it (emu.fabric.hosts)."""
@@ -128,8 +150,9 @@ class MachineWorker:
         return [ns for ns in namespaces if netns_path(ns).exists()]
 
     # programs in its nodes (emu.fabric.programs: Popen's face on the coordinator)
-    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None, in_class=None) -> int:
-        return self.started.spawn(netns, argv, env, in_class)
+    def spawn(self, netns: str | None, argv: list[str], env: dict | None = None, in_class=None,
+              container=None) -> int:
+        return self.started.spawn(netns, argv, env, in_class, container)
 
     def output(self, pids: list[int], timeout: float) -> dict:
         return self.started.output(pids, timeout)
@@ -153,6 +176,44 @@ class MachineWorker:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
+
+    # parts: objects a lab's daemon has run on each machine (emu.backends' run_on_machines)
+    def part_start(self, made: tuple, key: str, layout: dict, plan: dict, peers: dict) -> None:
+        """made: (this machine's name, make); make(lab) with lab the plan and this machine's view of
+        the lab's backend (MachineView), kept as part `key`; peers: machine -> its worker."""
+        machine, make = made
+        from types import SimpleNamespace
+        from emu.plan import LabPlan
+        view = MachineView(Layout.from_dict(layout), LabPlan.from_dict(plan), machine, key, peers)
+        try:
+            self.parts[key] = (view, make(SimpleNamespace(name=view.plan.lab, plan=view.plan, backend=view)))
+        except BaseException:
+            view.close()
+            raise
+
+    def part_call(self, key: str, method: str, *args):
+        return getattr(self.parts[key][1], method)(*args)
+
+    def part_gates(self, key: str, changes: list[tuple]) -> None:
+        """Gates of this machine's nodes, set in order for another machine's part: (node, port, VL, closed)."""
+        gates = self.parts[key][0].gates(None).local
+        for change in changes:
+            gates.set(*change)
+
+    def part_end(self, key: str) -> None:
+        view, _ = self.parts.pop(key, (None, None))
+        if view:
+            view.close()
+
+    def node_read(self, netns: str, what: str):
+        """One reading (queues, links or tcp_retransmits: emu.fabric.reader) of one of its nodes."""
+        from emu.fabric.reader import NamespaceReader
+        reader = NamespaceReader(netns)
+        try:
+            found = getattr(reader, what)()
+            return found if isinstance(found, int) else list(found)
+        finally:
+            reader.close()
 
     def watch(self, wid: int, layout: dict, nodes: list[str]) -> None:
         """Open a reader (the backend's observe face) on each of `nodes`, kept until unwatch(wid)."""
@@ -222,6 +283,133 @@ class Watch:
         return {"reads": self.reads, "clock_offset_s": self.clock.offset, "clock_bound_s": self.clock.bound}
 
 
+class RemoteReader:
+    """A node's reader (the backend's observe face) on a cluster's machine: each reading is one
+    call to that machine's worker (~ms: for readings now and then; the sampler watches)."""
+
+    def __init__(self, crew: "Workers", machine: str, netns: str):
+        self.crew, self.machine, self.netns = crew, machine, netns
+
+    def queues(self):
+        return self.crew.run(self.machine, "node_read", self.netns, "queues")
+
+    def links(self):
+        return self.crew.run(self.machine, "node_read", self.netns, "links")
+
+    def tcp_retransmits(self) -> int:
+        return self.crew.run(self.machine, "node_read", self.netns, "tcp_retransmits")
+
+    def close(self) -> None:
+        pass
+
+
+def call_peers(calls: list[tuple]) -> None:
+    """(worker, method, args) each, from a worker, all at once: Ray actors, or workers in this process."""
+    refs = []
+    for peer, method, args in calls:
+        remote = getattr(getattr(peer, method), "remote", None)
+        if remote is None:
+            getattr(peer, method)(*args)
+        else:
+            refs.append(remote(*args))
+    if refs:
+        import ray
+        ray.get(refs)
+
+
+class RoutedGates:
+    """Gates of every node of the lab, from one machine: its own nodes' here (emu.fabric.gates),
+    another machine's set by that machine's worker at flush(): one call a machine, all at once."""
+
+    def __init__(self, local, view: "MachineView"):
+        self.local, self.view = local, view
+        self.pending: dict[str, list[tuple]] = {}       # machine -> its gate changes, in order
+
+    def _machine(self, node: str) -> str:
+        return self.view.layout.place(node).machine
+
+    def prepare(self, node: str, ifname: str) -> None:
+        if self._machine(node) == self.view.machine:
+            self.local.prepare(node, ifname)
+
+    def set(self, node: str, ifname: str, vl: int, closed: bool) -> None:
+        machine = self._machine(node)
+        if machine == self.view.machine:
+            self.local.set(node, ifname, vl, closed)
+        else:
+            self.pending.setdefault(machine, []).append((node, ifname, vl, closed))
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        call_peers([(self.view.peers[m], "part_gates", (self.view.key, changes)) for m, changes in pending.items()])
+
+    def close(self) -> None:
+        pass        # another machine's part may still open a gate here: the view closes them at its end
+
+
+class MachineView:
+    """The lab's backend as one machine of it sees it, for what a daemon runs there (run_on_machines):
+    the readings and arrival counters of its own nodes, and the gates of every node."""
+
+    def __init__(self, layout: Layout, plan, machine: str, key: str, peers: dict):
+        self.layout, self.plan, self.machine, self.key, self.peers = layout, plan, machine, key, peers
+        self.local = bind(replace(layout, cluster=None))        # its own nodes are this kernel's
+        self._gates: RoutedGates | None = None
+
+    def _mine(self, node: str) -> None:
+        if self.layout.place(node).machine != self.machine:
+            raise FabricError(f"node {node} is not on machine {self.machine}")
+
+    def reader(self, node: str):
+        self._mine(node)
+        return self.local.reader(node)
+
+    def arrivals(self, plan, switches: list[str], replace: bool = False):
+        for sw in switches:
+            self._mine(sw)
+        return self.local.arrivals(plan, switches, replace)
+
+    def gates(self, plan=None) -> RoutedGates:
+        if self._gates is None:
+            self._gates = RoutedGates(self.local.gates(self.plan), self)
+        return self._gates
+
+    def close(self) -> None:
+        if self._gates is not None:
+            self._gates.local.close()
+
+
+class Parts:
+    """An object made on each machine of a lab over machines by its worker, called from here
+    (emu.backends' run_on_machines): makers: machine -> make(lab) (lab: the plan and the
+    machine's view of the backend); each machine's clock measured against ours."""
+
+    def __init__(self, crew: "Workers", layout: Layout, plan, makers: dict):
+        self.crew, self.machines = crew, list(makers)
+        self.key = f"{os.getpid()}-{next(_PART_IDS)}"
+        peers = crew.peers([m.name for m in layout.machines])
+        self.clocks = {m: measure_clock(lambda m=m: crew.run(m, "clock")) for m in self.machines}
+        crew.each("part_start", {m: (m, make) for m, make in makers.items()}, self.key, layout.to_dict(),
+                  plan.to_dict(), peers)
+
+    def offset(self, machine: str) -> float:
+        return self.clocks[machine].offset
+
+    def call(self, method: str, *args) -> dict:
+        """method(*args) of every machine's part; machine -> what it returned."""
+        return self.crew.each("part_call", dict.fromkeys(self.machines, self.key), method, *args)
+
+    def call_each(self, method: str, args: dict) -> dict:
+        """method(args[machine]) of each machine's part."""
+        return {m: self.crew.run(m, "part_call", self.key, method, a) for m, a in args.items()}
+
+    def close(self) -> None:
+        self.crew.each("part_end", dict.fromkeys(self.machines, self.key))
+
+
+_PART_IDS = itertools.count(1)
+
+
 class Workers:
     """A worker per machine, made on first use and kept until close(); `run` calls one."""
     kind = ""
@@ -238,6 +426,10 @@ class Workers:
     def run(self, machine: str, method: str, *args):
         raise NotImplementedError
 
+    def peers(self, machines: list[str]) -> dict:
+        """machine -> its worker, as other workers call it (call_peer)."""
+        raise NotImplementedError
+
     def change(self, machine: str, tool: str, lines: list[str], netns: str) -> None:
         """A change's batch, run by the machine's worker in one of its namespaces."""
         self.run(machine, "run_change", tool, lines, netns)
@@ -247,10 +439,10 @@ class Workers:
         """parts: machine -> its lines; on_done(machine) as each is built."""
         self.each("build", parts, on_done=on_done)
 
-    def destroy(self, parts: dict[str, list[str]], lab: str | None = None) -> int:
+    def destroy(self, parts: dict[str, list[str]], lab: str | None = None, with_containers: bool = False) -> int:
         """parts: machine -> its nodes' namespaces; lab: also what the lab keeps on every machine
         (MachineWorker.destroy); how many processes were ended."""
-        return sum(self.each("destroy", parts, lab).values())
+        return sum(self.each("destroy", parts, lab, with_containers).values())
 
     def each(self, method: str, args: dict, *common, on_done=None) -> dict:
         """`method(args[machine], *common)` on every machine's worker; machine -> what it returned."""
@@ -283,9 +475,15 @@ class LocalWorkers(Workers):
         self.workers: dict[str, MachineWorker] = {}
 
     def run(self, machine: str, method: str, *args):
+        return getattr(self._worker(machine), method)(*args)
+
+    def _worker(self, machine: str) -> MachineWorker:
         if machine not in self.workers:
             self.workers[machine] = MachineWorker()
-        return getattr(self.workers[machine], method)(*args)
+        return self.workers[machine]
+
+    def peers(self, machines: list[str]) -> dict:
+        return {m: self._worker(m) for m in machines}
 
 
 class RayWorkers(Workers):
@@ -331,6 +529,9 @@ class RayWorkers(Workers):
                 self.actors[machine] = ray.remote(MachineWorker).options(
                     num_cpus=0, scheduling_strategy=there, max_concurrency=ACTOR_THREADS).remote()
             return self.actors[machine]
+
+    def peers(self, machines: list[str]) -> dict:
+        return {m: self._actor(m) for m in machines}
 
     def hosts(self) -> list[dict]:
         """The cluster's live nodes, by address: {"underlay": address, "node": Ray node ID}."""

@@ -16,6 +16,7 @@ from emu.fabric.batch import run_batch
 from emu.fabric.netns import NETNS_DIR
 from emu.plan.queues import vl_classid
 from emu.qos import QosPolicy
+from lossless import LOSSLESS, incast_star
 from raycluster import MTU, ray_cluster
 from waits import wait_until
 
@@ -36,6 +37,11 @@ def cluster(lab_name):
 def ours(lab: str) -> list:
     """The lab's namespaces: every machine's are this kernel's here."""
     return [p for p in NETNS_DIR.iterdir() if p.name.startswith(f"emu-{lab}-")]
+
+
+def containers_of(lab: str) -> list:
+    import docker
+    return docker.from_env().api.containers(all=True, filters={"label": f"emu.lab={lab}"})
 
 
 def ok(done) -> str:
@@ -75,11 +81,21 @@ def port_flags(cluster, lab: str, node: str, ifname: str) -> str:
     return ok(cluster.emu("exec", "--lab", lab, node, "--", "ip", "-o", "link", "show", "dev", ifname))
 
 
+def leaf_spine(name: str, image: str) -> dict:
+    """Two leaves, two spines, two hosts a leaf; c3 a container node (busybox). By placement: leaf0
+    and its hosts on m0, the rest on m1."""
+    nodes = {**{f"c{i}": {"kind": "compute"} for i in range(3)}, "c3": {"kind": "compute", "image": image},
+             **{s: {"kind": "switch"} for s in ("leaf0", "leaf1", "spine0", "spine1")}}
+    links = [(f"c{i}", f"leaf{i // 2}") for i in range(4)] + [(l, s) for l in ("leaf0", "leaf1")
+                                                               for s in ("spine0", "spine1")]
+    return {"name": name, "defaults": {"rate": "200Mbit"}, "nodes": nodes,
+            "links": [{"endpoints": list(ends)} for ends in links]}
+
+
 def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_machines_worker(
-        cluster, lab_name, tmp_path):
-    path = tmp_path / "leaf-spine.yaml"         # by placement: leaf0 and its hosts on m0, the rest on m1
-    path.write_text(yaml.safe_dump({"name": lab_name, "defaults": {"rate": "200Mbit"},
-                                    "fabric": {"type": "leaf-spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2}}))
+        cluster, lab_name, image, tmp_path):
+    path = tmp_path / "leaf-spine.yaml"
+    path.write_text(yaml.safe_dump(leaf_spine(lab_name, image)))
     assert ok(cluster.run("ls", "-A", str(NETNS_DIR))) == ""       # emu sees none of the machines' namespaces
     try:
         status = json.loads(ok(cluster.emu("up", str(path), "--cluster", cluster.address, "--json")))
@@ -89,7 +105,11 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         assert status["cluster"] == cluster.address and all(m["ray_node"] for m in machines)
         on = {n["name"]: n["machine"] for n in status["nodes"]}
         crossing = [(l["a"], l["b"]) for l in status["links"] if l["crosses"]]
-        assert set(on.values()) == {"m0", "m1"} and crossing
+        assert set(on.values()) == {"m0", "m1"} and crossing and on["c3"] == "m1"
+
+        # the container node, on its machine's Docker, reaches a node on the other machine by name
+        done = cluster.emu("exec", "--lab", lab_name, "c3", "--", "sh", "-c", "hostname; ping -c1 -W2 c0 >/dev/null")
+        assert ok(done).split() == ["c3"], done.stderr
 
         # a flow across the tunnels, at its shaped rate
         src, dst = (next(n["name"] for n in status["nodes"] if n["kind"] == "compute" and n["machine"] == m)
@@ -154,7 +174,32 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         if down.returncode != 0:        # whatever is left of a failed run, by name
             cluster.emu("clean", lab_name)
     assert down.returncode == 0, down.stderr[-2000:]
-    # every machine's namespaces are this kernel's here: nothing of the lab is left on any
+    # every machine's namespaces (and Docker) are this kernel's here: nothing of the lab is left on any
+    assert not ours(lab_name) and not containers_of(lab_name)
+
+    # lossless across machines: 8 storage nodes on m1 send to c0 at once through sw0 on m0 (32 KiB
+    # buffers, no request-to-send: a lossy fabric drops there, tests/integration/test_lossless.py);
+    # sw0's controller runs on m0 and pauses the senders' ports on m1 through m1's worker
+    pinned = {"sw0": {"machine": 0}, "c0": {"machine": 0}, "c1": {"machine": 0},
+              **{f"st{i}": {"machine": 1} for i in range(8)}}
+    (tmp_path / "incast-star.yaml").write_text(yaml.safe_dump(incast_star(lab_name, LOSSLESS, **pinned).to_dict()))
+    (tmp_path / "incast.yaml").write_text(yaml.safe_dump({
+        "name": "incast", "topology": "incast-star.yaml", "duration": "4s", "sample": "100ms",
+        "workloads": [{"name": "incast", "type": "incast", "client": "c0", "senders": [8], "rts": False,
+                       "rounds": 2}]}))
+    try:
+        ok(cluster.emu("up", str(tmp_path / "incast-star.yaml"), "--cluster", cluster.address))
+        summary = json.loads(ok(cluster.emu("run", str(tmp_path / "incast.yaml"), "--lab", lab_name, "--json",
+                                            "--out", str(tmp_path / "incast"))))
+        fc = summary["flow_control"]
+        assert summary["workloads"][0]["outcome"] == "ok" and fc["fabric_drops"] == 0 and fc["pauses"] > 0, fc
+        paused = {l["node"] for l in summary["links"] if l["pause_s"] > 0 and l["peer"] == "sw0"}
+        assert paused and paused <= {f"st{i}" for i in range(8)}, summary["links"]       # gates on m1
+    finally:
+        down = cluster.emu("down", lab_name)
+        if down.returncode != 0:
+            cluster.emu("clean", lab_name)
+    assert down.returncode == 0, down.stderr[-2000:]
     assert not ours(lab_name)
 
     # emu up killed by SIGKILL while the workers build: emu clean LAB removes every machine's part
@@ -166,7 +211,7 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         up.wait()
     assert ours(lab_name), "emu up ended before the workers made a namespace"
     assert "removed lab" in ok(cluster.emu("clean", lab_name))
-    assert not ours(lab_name) and not list(labfiles.STATE_DIR.glob(f"{lab_name}.*"))
+    assert not ours(lab_name) and not containers_of(lab_name) and not list(labfiles.STATE_DIR.glob(f"{lab_name}.*"))
 
     # crossing links that would ask more of a machine's underlay than half its speed (a veth: 10 Gbit/s)
     fast = tmp_path / "fast.yaml"

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,7 @@ from waits import wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).parents[2]
 HOSTS = ["c0", "c1", "c2"]
-
-
-@pytest.fixture(scope="module")
-def image():
-    """A busybox image made here (no registry is reachable), removed after the module."""
-    docker = pytest.importorskip("docker").from_env()
-    name = f"emu-test-{uuid.uuid4().hex[:8]}:latest"
-    subprocess.run(["bash", str(ROOT / "scripts" / "busybox_image.sh"), name], check=True, capture_output=True)
-    yield name
-    docker.images.remove(name, force=True)
 
 
 def topology_file(tmp_path, name: str, image: str, **container) -> Path:

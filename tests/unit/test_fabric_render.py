@@ -185,18 +185,6 @@ def test_a_state_file_keeps_a_clusters_machines_and_its_places_are_laid_out_agai
     assert layout_of("mx", state) == layout
 
 
-def test_what_needs_one_machines_kernel_is_refused_on_a_cluster_in_one_line():
-    from emu.errors import EmuError
-    from emu.lab import refuse_on_cluster
-    from lossless import LOSSLESS, incast_star
-    refuse_on_cluster(make_plan(incast_star("ok")), "h:6379")           # lossy: nothing to refuse
-    with pytest.raises(EmuError) as refused:
-        refuse_on_cluster(make_plan(incast_star("ll", LOSSLESS)), "h:6379")
-    assert str(refused.value) == (
-        "lab 'll' cannot run on the Ray cluster at h:6379: its lossless flow controller reads and gates every "
-        "switch each millisecond, which works on one machine only for now (docs/limitations.md)")
-
-
 def test_a_cut_whose_crossing_links_would_fill_a_machines_underlay_is_refused():
     from emu.errors import EmuError
     from emu.lab import crossing_load, refuse_underlay_bottleneck

@@ -88,6 +88,9 @@ class FakeGates:
     def set(self, node, ifname, vl, closed):
         self.changes.append((node, ifname, vl, closed))
 
+    def flush(self):
+        pass
+
     def close(self):
         pass
 
@@ -151,3 +154,71 @@ def test_controller_counts_an_ingress_over_all_queues_of_the_vl_and_opens_all_at
     assert fc.gates.changes == [("c1", up, 0, True)]
     fc.stop()
     assert fc.gates.changes[-1] == ("c1", up, 0, False) and not fc.closed and fake.detached
+
+
+# -- on a lab on a Ray cluster: a controller a machine (in-process workers here) ------------------
+
+def test_a_gate_on_another_machine_is_set_by_that_machines_worker():
+    from emu.fabric.render import kernel_layout
+    from emu.fabric.workers import MachineView, MachineWorker, RoutedGates
+    plan = make_plan(star({"mode": "lossless", "xoff": "64K", "xon": "32K"}))
+    layout = kernel_layout("fc", [n.name for n in plan.nodes], machines={"c0": 0, "c1": 1, "c2": 1, "sw0": 0})
+    there = MachineWorker()
+    views = {m: MachineView(layout, plan, m, "k", {"m1": there}) for m in ("m0", "m1")}
+    for view in views.values():
+        view._gates = RoutedGates(FakeGates(plan), view)
+    there.parts["k"] = (views["m1"], None)
+    gates = views["m0"].gates()
+    gates.set("c0", "eth0", 3, True)            # c0 is on m0: here, at once
+    gates.set("c1", "eth0", 3, True)            # c1 is on m1: by m1's worker, in order, at flush()
+    gates.set("c1", "eth0", 3, False)
+    assert views["m0"].gates().local.changes == [("c0", "eth0", 3, True)] and views["m1"].gates().local.changes == []
+    gates.flush()
+    assert views["m1"].gates().local.changes == [("c1", "eth0", 3, True), ("c1", "eth0", 3, False)]
+    with pytest.raises(Exception, match="node c1 is not on machine m0"):
+        views["m0"].reader("c1")
+
+
+def test_the_machines_controllers_answer_as_one(monkeypatch):
+    """SplitFlowController over parts made by in-process workers, each a controller on fake counters
+    (what runs on a machine is FlowController itself, tested above): windows, pauses (told to
+    on_pause once each) and figures merged."""
+    from emu.control.lossless import SplitFlowController, merged_figures
+    from emu.fabric.render import kernel_layout
+    from emu.fabric.workers import LocalWorkers, Parts
+    plan = make_plan(star({"mode": "lossless", "xoff": "64K", "xon": "32K"}))
+    layout = kernel_layout("fc", [n.name for n in plan.nodes], machines={"c0": 0, "c1": 1, "c2": 1, "sw0": 0})
+    switches, made = {}, {}
+
+    def make(machine):
+        def made_here(lab_here):
+            fake = FakeSwitch()
+            lab = SimpleNamespace(plan=plan, backend=SimpleNamespace(gates=FakeGates))
+            made[machine] = (FlowController(lab, readers={"sw0": fake}, arrivals=fake), fake)
+            return made[machine][0]
+        return made_here
+
+    def run_on_machines(plan_, makers):
+        switches.update({m: maker.keywords["switches"] for m, maker in makers.items()})
+        return Parts(LocalWorkers(), layout, plan_, {m: make(m) for m in makers})
+    lab = SimpleNamespace(plan=plan, layout=layout, backend=SimpleNamespace(run_on_machines=run_on_machines))
+    told = []
+    split = SplitFlowController(lab, on_pause=lambda *p: told.append(p))
+    assert switches == {"m0": ["sw0"], "m1": []}        # each machine decides for its own switches
+    wid = split.open_window()
+    fc, fake = made["m0"]
+    sw = plan.node("sw0")
+    to_c0, from_c1 = sw.port_to("c0").ifname, sw.port_to("c1").ifname
+    fake.sent = {(to_c0, from_c1, 3): 300_000}
+    fake.backlog[to_c0, 3] = 200_000
+    fc.step()                                           # c1 holds 200 KB > XOFF: paused
+    assert set(split.paused_all()) == {("c1", sw.port_to("c1").peer_ifname, 3)}
+    fake.backlog[to_c0, 3] = 0
+    fc.step()                                           # drained: resumed
+    closed = split.close_window(wid)
+    assert len(closed["pauses"]) == 1 and closed["pauses"][0][:3] == ["c1", sw.port_to("c1").peer_ifname, 3]
+    assert closed["summary"]["pauses"] == 1 and closed["summary"]["steps"] == 2
+    split._tell_ended()
+    split.stop()
+    assert len(told) == 1 and told[0][:3] == ("c1", sw.port_to("c1").peer_ifname, 3)   # once, not again at stop
+    assert merged_figures([{**closed["summary"], "error": "x"}, closed["summary"]])["error"] == "x"

@@ -52,6 +52,17 @@ def test_a_container_node_is_attached_not_added(tmp_path):
     assert "netns attach emu-own-c1 4242" in render(plan, layout, {"c1": 4242}).create_lines
 
 
+def test_what_a_machines_worker_needs_to_start_a_container_is_plain_data(tmp_path):
+    from emu.fabric import containers
+    plan = make_plan(load(tmp_path))
+    (spec,) = containers.specs(plan, plan_layout(plan))
+    assert json.loads(json.dumps(spec)) == spec == {
+        "lab": "own", "node": "c1", "image": "team/trainer:1", "cmd": ["sleep", "infinity"],
+        "env": {"DEBUG": "True", "RANKS": "2"}, "name": "emu-own-c1", "hosts": spec["hosts"]}
+    assert set(spec["hosts"]) >= {"c0", "c1", "sw"}         # the lab's names, in the container's /etc/hosts
+    assert containers.specs(plan, plan_layout(plan), {"c0"}) == []     # only the nodes asked for
+
+
 @pytest.mark.parametrize("node, key, why", [
     ('{kind: compute, image: "two words"}', "nodes.c1.image", "must be a container image's name"),
     ("{kind: compute, cmd: [sh]}", "nodes.c1.cmd", "a container's: give the node an image too"),
