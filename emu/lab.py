@@ -604,7 +604,9 @@ class Lab:
         ports = [{"node": n.name, "port": p.ifname, "addr": p.addr, "peer": p.peer, "peer_port": p.peer_ifname,
                   "rate_bps": p.rate_bps, "real_rate_bps": p.real_rate_bps, "up": p.up}
                  for n in plan.nodes for p in n.ports]
-        present = self.backend.present()
+        running = daemon.status(self.name)
+        present = running["present"] if "present" in running else self.backend.present()
+        failed = running.get("failed", {})
         return {
             "name": self.name, "scale": plan.scale, "routing": plan.routing,
             "isolation": self.topology.qos.isolation, "flow_control": plan.flow_control.mode,
@@ -613,7 +615,7 @@ class Lab:
             "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "machine": self.layout.place(n.name).machine,
                        "addrs": list(n.addrs),
                        "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy(),
-                       **self._container_status(n.name)}
+                       **self._container_status(n.name, failed)}
                       for n in self.nodes()],
             **({"workers": self.layout.workers} if self.layout.machines else {}),
             **({"cluster": self.layout.cluster} if self.layout.cluster else {}),
@@ -624,15 +626,16 @@ class Lab:
             "links": links,
             "ports": ports,
             "qos": self.qos_table(),
-            "daemon": daemon.status(self.name),
+            "daemon": {k: v for k, v in running.items() if k not in ("present", "failed")},
         }
 
-    def _container_status(self, node: str) -> dict:
-        """A container node's image, and why it failed if its container no longer runs."""
+    def _container_status(self, node: str, known: dict) -> dict:
+        """A container node's image, and why it failed if its container no longer runs (`known`:
+        node -> that, as the daemon found it)."""
         container = self.plan.node(node).container
         if container is None:
             return {}
-        return {"image": container.image, "failed": self.backend.failed(node)}
+        return {"image": container.image, "failed": known[node] if node in known else self.backend.failed(node)}
 
     def qos_table(self) -> list[dict]:
         """Per traffic class: its SL, the VL it rides, the TOS hosts mark it with, the VL's weight,

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """What a lab on a Ray cluster's machines costs against the same lab on one machine: bring-up,
 a command in a node (`emu exec`: a Ray driver's connection, the worker's spawn and streamed
-output), one flow across the machines (iperf3, 3 s), the sampler's clock bound, teardown.
+output), one flow across the machines (iperf3, 3 s), the sampler's clock bound, teardown; and a
+lossless incast whose senders are on the other machine than their switch (each machine's flow
+controller part pauses them through their machine's worker): drops, pauses, the controller's steps.
 The cluster is the tests' (tests/raycluster.py): two machine namespaces of this machine with a
 Ray node each, `emu` a driver on the head's machine that sees none of the machines' namespaces.
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))     # the cluster of the tests
+from lossless import LOSSLESS, incast_star                   # noqa: E402
 from raycluster import ray_cluster                           # noqa: E402
 from waits import wait_until                                 # noqa: E402
 
@@ -63,6 +66,28 @@ def measure(emu, lab: str, topology: Path, up_args: list[str], runs: int) -> dic
             "path": f"{src} -> {dst}"}
 
 
+def measure_incast(emu, lab: str, tmp: Path, up_args: list[str]) -> dict:
+    """8 storage nodes (on a cluster: on machine 1, their switch sw0 and c0 on 0) send to c0 at once, lossless."""
+    pinned = {"sw0": {"machine": 0}, "c0": {"machine": 0}, "c1": {"machine": 0},
+              **{f"st{i}": {"machine": 1} for i in range(8)}} if up_args else {}
+    (tmp / "incast-star.yaml").write_text(yaml.safe_dump(incast_star(lab, LOSSLESS, **pinned).to_dict()))
+    (tmp / "incast.yaml").write_text(yaml.safe_dump({
+        "name": "incast", "topology": "incast-star.yaml", "duration": "6s", "sample": "100ms",
+        "workloads": [{"name": "incast", "type": "incast", "client": "c0", "senders": [8], "rts": False,
+                       "rounds": 3}]}))
+    timed(emu, "up", str(tmp / "incast-star.yaml"), *up_args)
+    try:
+        summary = json.loads(timed(emu, "run", str(tmp / "incast.yaml"), "--lab", lab, "--json",
+                                   "--out", str(tmp / f"run-{lab}"))[1])
+    finally:
+        timed(emu, "down", lab)
+    (incast,), fc = summary["workloads"], summary["flow_control"]
+    steps = fc["controller"]
+    return {"goodput": incast["goodput_bps"] / 1e6, "drops": fc["fabric_drops"], "pauses": fc["pauses"],
+            "step_p50": steps["step_p50_s"] * 1e3, "step_p99": steps["step_p99_s"] * 1e3,
+            "step_max": steps["step_max_s"] * 1e3, "peak": steps["peak_backlog_bytes"] / 1024}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=3, help="commands and flows measured (the median is shown)")
@@ -76,6 +101,12 @@ def main() -> None:
                             Column("exec", "emu exec (true)", "{:.2f} s"), Column("path", "flow"),
                             Column("flow", "one flow", "{:.0f} Mbit/s"),
                             Column("bound", "clock bound", "{:.0f} us"), Column("down", "emu down", "{:.1f} s")])
+    lossless = bench.table("A lossless incast (8 storage nodes to one client at once, 200 Mbit/s links, 32 KiB "
+                           "switch buffers, 3 rounds): the senders on the other machine than their switch", [
+                               Column("where", "where"), Column("goodput", "goodput", "{:.0f} Mbit/s"),
+                               Column("drops", "switch drops"), Column("pauses", "pauses"),
+                               Column("step_p50", "step p50", "{:.2f} ms"), Column("step_p99", "step p99", "{:.1f} ms"),
+                               Column("step_max", "step max", "{:.1f} ms"), Column("peak", "deepest queue", "{:.0f} KiB")])
     tag = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory() as tmp:
         topology = Path(tmp) / "leaf-spine.yaml"
@@ -85,10 +116,16 @@ def main() -> None:
                 "type": "leaf-spine", "leaves": 2, "spines": 2, "hosts_per_leaf": 2}}))
             if where == "one machine":
                 table.add(where=where, **measure(emu_here, lab, topology, [], args.runs))
+                lossless.add(where=where, **measure_incast(emu_here, lab, Path(tmp), []))
                 continue
             with ray_cluster(tag) as cluster:
                 table.add(where=where, **measure(cluster.emu, lab, topology, ["--cluster", cluster.address],
                                                  args.runs))
+                lossless.add(where=where, **measure_incast(cluster.emu, lab, Path(tmp), ["--cluster", cluster.address]))
+    lossless.note("On one machine one controller decides for every switch; on the cluster each machine's worker runs "
+                  "the controller of its own switches, and a pause of a node on another machine is one Ray call to "
+                  "that machine's worker a step (all of a step's changes for a machine in one call): that call is "
+                  "what the cluster's slower steps are. The headroom (2 MiB here) covers what arrives meanwhile.")
     table.note("The cluster's machines are namespaces of this one machine (2 cores for both), each with its own "
                "Ray node; emu runs as a Ray driver on the head's machine and reaches the other only through its "
                "worker. emu exec includes starting Python and emu (~0.5 s here) and, on the cluster, connecting "

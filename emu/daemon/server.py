@@ -119,6 +119,11 @@ class LabDaemon:
 
     def status(self) -> dict:
         return {"controllers": self.controllers(), "up_s": round(time.monotonic() - self.started, 3),
+                # a lab on a Ray cluster: what is realised, asked through the daemon's own workers
+                # (an asker elsewhere would have to join the cluster for it, if it can reach it)
+                **({"present": self.lab.backend.present(),
+                    "failed": {n.name: self.lab.backend.failed(n.name) for n in self.lab.plan.nodes if n.container}}
+                   if self.lab.layout.cluster else {}),
                 "cpu_seconds": round(time.process_time(), 3),
                 **({"flow_control": self.flow.summary()} if self.flow else {}),
                 **({"adaptive": {"moves": self.router.moves, "period_s": self.router.period}} if self.router else {}),

@@ -4,6 +4,7 @@ Ray driver on the head's machine and reaches every other machine only through it
 import json
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -106,6 +107,13 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         on = {n["name"]: n["machine"] for n in status["nodes"]}
         crossing = [(l["a"], l["b"]) for l in status["links"] if l["crosses"]]
         assert set(on.values()) == {"m0", "m1"} and crossing and on["c3"] == "m1"
+        # from this machine's own namespace, which cannot reach the cluster: the lab's daemon says
+        # what is realised (emu ls and emu status ask it; another lab's emu ls never waits on Ray)
+        here = subprocess.run([sys.executable, "-m", "emu.cli", "status", lab_name, "--json"], capture_output=True,
+                              text=True, timeout=60)
+        seen = json.loads(ok(here))
+        assert seen["live"] and seen["namespaces"]["present"] == len(on), seen["namespaces"]
+        assert next(n for n in seen["nodes"] if n["name"] == "c3")["failed"] is None
 
         # the container node, on its machine's Docker, reaches a node on the other machine by name
         done = cluster.emu("exec", "--lab", lab_name, "c3", "--", "sh", "-c", "hostname; ping -c1 -W2 c0 >/dev/null")
@@ -132,6 +140,8 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         assert json.loads(ok(cluster.emu("agents", lab_name, "--json"))) == []      # asked of each machine
         shown = ok(cluster.emu("top", lab_name, "--count", "1", "--top", "200"))     # read by each machine's worker
         assert f"> {src}" in shown and f"> {dst}" in shown, shown
+        ok(cluster.emu("record", lab_name, "--seconds", "1", "--out", str(tmp_path / "record")))   # the daemon's samples
+        assert {on[r["node"]] for r in pq.read_table(tmp_path / "record" / "ports.parquet").to_pylist()} == {"m0", "m1"}
 
         # Open MPI across the machines: mpirun on src's machine, the daemon on dst's started through
         # dst's machine's worker, in the class: exact sums, and the bytes in its VL at dst's switch
