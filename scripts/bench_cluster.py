@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))     # the cluster of the tests
-from lossless import LOSSLESS, incast_star                   # noqa: E402
+from lossless import write_incast                            # noqa: E402
 from raycluster import ray_cluster                           # noqa: E402
 from waits import wait_until                                 # noqa: E402
 
@@ -68,16 +68,10 @@ def measure(emu, lab: str, topology: Path, up_args: list[str], runs: int) -> dic
 
 def measure_incast(emu, lab: str, tmp: Path, up_args: list[str]) -> dict:
     """8 storage nodes (on a cluster: on machine 1, their switch sw0 and c0 on 0) send to c0 at once, lossless."""
-    pinned = {"sw0": {"machine": 0}, "c0": {"machine": 0}, "c1": {"machine": 0},
-              **{f"st{i}": {"machine": 1} for i in range(8)}} if up_args else {}
-    (tmp / "incast-star.yaml").write_text(yaml.safe_dump(incast_star(lab, LOSSLESS, **pinned).to_dict()))
-    (tmp / "incast.yaml").write_text(yaml.safe_dump({
-        "name": "incast", "topology": "incast-star.yaml", "duration": "6s", "sample": "100ms",
-        "workloads": [{"name": "incast", "type": "incast", "client": "c0", "senders": [8], "rts": False,
-                       "rounds": 3}]}))
-    timed(emu, "up", str(tmp / "incast-star.yaml"), *up_args)
+    topology, scenario = write_incast(tmp, lab, across=bool(up_args), rounds=3)
+    timed(emu, "up", str(topology), *up_args)
     try:
-        summary = json.loads(timed(emu, "run", str(tmp / "incast.yaml"), "--lab", lab, "--json",
+        summary = json.loads(timed(emu, "run", str(scenario), "--lab", lab, "--json",
                                    "--out", str(tmp / f"run-{lab}"))[1])
     finally:
         timed(emu, "down", lab)
@@ -106,7 +100,8 @@ def main() -> None:
                                Column("where", "where"), Column("goodput", "goodput", "{:.0f} Mbit/s"),
                                Column("drops", "switch drops"), Column("pauses", "pauses"),
                                Column("step_p50", "step p50", "{:.2f} ms"), Column("step_p99", "step p99", "{:.1f} ms"),
-                               Column("step_max", "step max", "{:.1f} ms"), Column("peak", "deepest queue", "{:.0f} KiB")])
+                               Column("step_max", "step max", "{:.1f} ms"),
+                               Column("peak", "deepest queue", "{:.0f} KiB")])
     tag = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory() as tmp:
         topology = Path(tmp) / "leaf-spine.yaml"

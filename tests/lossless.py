@@ -15,3 +15,21 @@ def incast_star(name: str, flow_control: dict | None = None, **nodes):
     for node, keys in nodes.items():
         doc["nodes"][node].update(keys)
     return topology_from_dict({**doc, **({"flow_control": flow_control} if flow_control else {})})
+
+
+# the senders on another machine than their switch: sw0 and the clients on machine 0, the storage nodes on 1
+ACROSS = {"sw0": {"machine": 0}, "c0": {"machine": 0}, "c1": {"machine": 0},
+          **{f"st{i}": {"machine": 1} for i in range(8)}}
+
+
+def write_incast(directory, name: str, across: bool, rounds: int) -> tuple:
+    """The lossless incast star (its senders across machines if `across`) and a scenario of one
+    incast from all 8 at once, without request-to-send, written in `directory`: (topology, scenario)."""
+    import yaml
+    topology, scenario = directory / "incast-star.yaml", directory / "incast.yaml"
+    topology.write_text(yaml.safe_dump(incast_star(name, LOSSLESS, **(ACROSS if across else {})).to_dict()))
+    scenario.write_text(yaml.safe_dump({
+        "name": "incast", "topology": topology.name, "duration": f"{2 * rounds}s", "sample": "100ms",
+        "workloads": [{"name": "incast", "type": "incast", "client": "c0", "senders": [8], "rts": False,
+                       "rounds": rounds}]}))
+    return topology, scenario

@@ -17,7 +17,7 @@ from emu.fabric.batch import run_batch
 from emu.fabric.netns import NETNS_DIR
 from emu.plan.queues import vl_classid
 from emu.qos import QosPolicy
-from lossless import LOSSLESS, incast_star
+from lossless import write_incast
 from raycluster import MTU, ray_cluster
 from waits import wait_until
 
@@ -140,7 +140,7 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
         assert json.loads(ok(cluster.emu("agents", lab_name, "--json"))) == []      # asked of each machine
         shown = ok(cluster.emu("top", lab_name, "--count", "1", "--top", "200"))     # read by each machine's worker
         assert f"> {src}" in shown and f"> {dst}" in shown, shown
-        ok(cluster.emu("record", lab_name, "--seconds", "1", "--out", str(tmp_path / "record")))   # the daemon's samples
+        ok(cluster.emu("record", lab_name, "--seconds", "1", "--out", str(tmp_path / "record")))  # the daemon's samples
         assert {on[r["node"]] for r in pq.read_table(tmp_path / "record" / "ports.parquet").to_pylist()} == {"m0", "m1"}
 
         # Open MPI across the machines: mpirun on src's machine, the daemon on dst's started through
@@ -190,16 +190,10 @@ def test_a_lab_on_a_ray_cluster_is_built_run_changed_read_and_removed_by_each_ma
     # lossless across machines: 8 storage nodes on m1 send to c0 at once through sw0 on m0 (32 KiB
     # buffers, no request-to-send: a lossy fabric drops there, tests/integration/test_lossless.py);
     # sw0's controller runs on m0 and pauses the senders' ports on m1 through m1's worker
-    pinned = {"sw0": {"machine": 0}, "c0": {"machine": 0}, "c1": {"machine": 0},
-              **{f"st{i}": {"machine": 1} for i in range(8)}}
-    (tmp_path / "incast-star.yaml").write_text(yaml.safe_dump(incast_star(lab_name, LOSSLESS, **pinned).to_dict()))
-    (tmp_path / "incast.yaml").write_text(yaml.safe_dump({
-        "name": "incast", "topology": "incast-star.yaml", "duration": "4s", "sample": "100ms",
-        "workloads": [{"name": "incast", "type": "incast", "client": "c0", "senders": [8], "rts": False,
-                       "rounds": 2}]}))
+    topology, scenario = write_incast(tmp_path, lab_name, across=True, rounds=2)
     try:
-        ok(cluster.emu("up", str(tmp_path / "incast-star.yaml"), "--cluster", cluster.address))
-        summary = json.loads(ok(cluster.emu("run", str(tmp_path / "incast.yaml"), "--lab", lab_name, "--json",
+        ok(cluster.emu("up", str(topology), "--cluster", cluster.address))
+        summary = json.loads(ok(cluster.emu("run", str(scenario), "--lab", lab_name, "--json",
                                             "--out", str(tmp_path / "incast"))))
         fc = summary["flow_control"]
         assert summary["workloads"][0]["outcome"] == "ok" and fc["fabric_drops"] == 0 and fc["pauses"] > 0, fc
