@@ -218,9 +218,9 @@ class LabDaemon:
         if self.router:
             self.router.stop()
         self.sampler.stop()
-        self.lab.backend.close()        # the lab's workers (with Ray, its session)
         if self.flow:
-            self.flow.stop()        # every gate open, the counters removed
+            self.flow.stop()        # every gate open, the counters removed (on a cluster, by the workers)
+        self.lab.backend.close()        # the lab's workers (with Ray, its session)
         self.lab.log.append("daemon", what="stop", pid=os.getpid())
         # its PID file and socket are the stopper's to remove (emu.daemon.client.stop), once this
         # process is gone: a lab brought down and up again under one name never meets its old daemon
