@@ -592,7 +592,10 @@ class Lab:
         """TOS byte for a traffic class of this lab's QoS policy."""
         return self.topology.qos.tos_of(traffic_class)
 
-    def status(self) -> dict:
+    def status(self, ask_machines: bool = True) -> dict:
+        """ask_machines: on a lab on a Ray cluster whose daemon does not answer, ask the cluster what
+        is realised (a Ray connection, which waits long where the cluster does not answer); if
+        false, that is left unknown (None): `emu ls`."""
         plan = self.plan
         links = []
         for a, a_if, b, _ in plan.links:
@@ -605,13 +608,15 @@ class Lab:
                   "rate_bps": p.rate_bps, "real_rate_bps": p.real_rate_bps, "up": p.up}
                  for n in plan.nodes for p in n.ports]
         running = daemon.status(self.name)
-        present = running["present"] if "present" in running else self.backend.present()
-        failed = running.get("failed", {})
+        unknown = self.layout.cluster and not ask_machines and "present" not in running
+        present = running["present"] if "present" in running else None if unknown else self.backend.present()
+        failed = running.get("failed", {}) if not unknown else {n.name: None for n in plan.nodes if n.container}
         return {
             "name": self.name, "scale": plan.scale, "routing": plan.routing,
             "isolation": self.topology.qos.isolation, "flow_control": plan.flow_control.mode,
             # a state file outlives its namespaces when a host reboots or someone deletes them by hand
-            "live": present == len(plan.nodes), "namespaces": {"present": present, "planned": len(plan.nodes)},
+            "live": present == len(plan.nodes) if present is not None else None,
+            "namespaces": {"present": present, "planned": len(plan.nodes)},
             "nodes": [{"name": n.name, "kind": n.kind, "netns": n.netns, "machine": self.layout.place(n.name).machine,
                        "addrs": list(n.addrs),
                        "faults": self.faults(n.name), "unhealthy": n.name in self.unhealthy(),

@@ -88,7 +88,7 @@ def list_labs(as_json):
             rows.append(unknown_lab(name, "(being built, or a damaged state file)"))
             continue
         try:
-            rows.append({**lab.status(), "source": lab.state.get("source", "")})
+            rows.append({**lab.status(ask_machines=False), "source": lab.state.get("source", "")})
         except EmuError as e:     # a lab on a Ray cluster that does not answer from here: its line says so
             rows.append(unknown_lab(name, str(e)))
     if as_json:

@@ -177,3 +177,29 @@ def test_clean_all_says_what_it_removed_and_which_lab_it_could_not(monkeypatch):
     result = CliRunner().invoke(main, ["clean", "--all"])
     assert result.exit_code == 1 and result.stdout == "removed lab a (3 namespaces)\n"
     assert result.stderr == "emu: lab 'far' is not cleaned: cannot reach the Ray cluster at 10.9.9.9:6379: timed out\n"
+
+
+def test_ls_does_not_ask_the_ray_cluster_of_a_lab_whose_daemon_is_gone(tmp_path, monkeypatch):
+    """Its live state is unknown ("-"): asking an unreachable cluster took ~20 s a lab."""
+    import json
+    from emu import labfiles as lab_mod
+    from emu.backends import lay_out
+    from emu.fabric.workers import RayWorkers
+    from emu.plan import make_plan
+    from emu.topo import build
+    monkeypatch.setattr(lab_mod, "STATE_DIR", tmp_path)
+    topo = build("star", "far", hosts=2)
+    plan = make_plan(topo)
+    names = [n.name for n in plan.nodes]
+    hosts = [{"underlay": f"10.9.9.{k}", "device": "eth0", "node": f"n{k}"} for k in (1, 2)]
+    layout = lay_out("far", names, machines={n: i % 2 for i, n in enumerate(names)}).on_cluster("10.9.9.1:6379", hosts)
+    (tmp_path / "far.json").write_text(json.dumps({"name": "far", "claimed": True, "topology": topo.to_dict(),
+                                                   "plan": plan.to_dict(), "layout": layout.to_dict()}))
+
+    def asked(self):
+        raise AssertionError("emu ls asked the Ray cluster")
+    monkeypatch.setattr(RayWorkers, "_connect", asked)
+    result = CliRunner().invoke(main, ["ls", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert (row["name"], row["live"], row["nodes"]) == ("far", None, 3)
