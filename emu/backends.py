@@ -84,6 +84,14 @@ class Layout:
         except KeyError:
             raise EmuError(f"the layout has no node {node!r}") from None
 
+    def by_machine(self, nodes: list[str] | None = None) -> dict[str, list[str]]:
+        """machine -> its nodes (of `nodes` only, if given, in their order); every machine of the
+        layout is listed, with none if it has none."""
+        out: dict[str, list[str]] = {m.name: [] for m in self.machines}
+        for node in self.places if nodes is None else nodes:
+            out.setdefault(self.place(node).machine, []).append(node)
+        return out
+
     def crosses(self, a: str, b: str) -> bool:
         """Whether a link between nodes a and b crosses machines (a tunnel)."""
         return self.place(a).machine != self.place(b).machine

@@ -288,10 +288,7 @@ class SplitFlowController:
     POLL = 0.5
 
     def __init__(self, lab, on_pause=None, replace_counters: bool = False):
-        on: dict[str, list[str]] = {m.name: [] for m in lab.layout.machines}
-        for n in lab.plan.nodes:
-            if n.forwards:
-                on[lab.layout.place(n.name).machine].append(n.name)
+        on = lab.layout.by_machine([n.name for n in lab.plan.nodes if n.forwards])
         makers = {m: partial(machine_part, switches=s, replace_counters=replace_counters) for m, s in on.items()}
         self.parts = lab.backend.run_on_machines(lab.plan, makers)
         self.on_pause = on_pause

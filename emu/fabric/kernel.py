@@ -92,7 +92,7 @@ class KernelBackend:
         """The container nodes' containers (node -> PID), each on its machine's Docker."""
         if not self.layout.cluster:
             return containers.start(containers.specs(plan, self.layout))
-        wanted = {m: containers.specs(plan, self.layout, set(nodes)) for m, nodes in self._nodes_by_machine().items()}
+        wanted = {m: containers.specs(plan, self.layout, set(nodes)) for m, nodes in self.layout.by_machine().items()}
         started = self.crew().each("start_containers", {m: specs for m, specs in wanted.items() if specs})
         return {node: pid for pids in started.values() for node, pid in pids.items()}
 
@@ -102,9 +102,6 @@ class KernelBackend:
             return
         with_containers = {self.layout.place(n).machine for n in self.container_nodes()}
         self.crew().each("remove_containers", dict.fromkeys(with_containers, self.lab))
-
-    def _nodes_by_machine(self) -> dict[str, list[str]]:
-        return {m.name: [n for n, p in self.layout.places.items() if p.machine == m.name] for m in self.layout.machines}
 
     def destroy(self) -> int:
         """The containers, the namespaces and their processes; what the lab keeps outside them

@@ -586,9 +586,7 @@ class Watches:
     close() also closes if `owned`."""
 
     def __init__(self, layout: Layout, nodes: list[str], crew: Workers, owned: bool):
-        by_machine: dict[str, list[str]] = {}
-        for node in nodes:
-            by_machine.setdefault(layout.place(node).machine, []).append(node)
+        by_machine = {m: names for m, names in layout.by_machine(nodes).items() if names}
         self.crew, self.owned = crew, owned
         try:
             self.watches = crew.watch(layout, by_machine) if by_machine else []
@@ -622,7 +620,7 @@ class Watches:
 
 def node_namespaces(layout: Layout) -> dict[str, list[str]]:
     """machine -> the namespaces of its nodes (what its worker removes at teardown)."""
-    return {m.name: [p.netns for p in layout.places.values() if p.machine == m.name] for m in layout.machines}
+    return {m: [layout.netns(n) for n in nodes] for m, nodes in layout.by_machine().items()}
 
 
 def put(path: str, text: str, mode: int = 0o644) -> None:
