@@ -14,9 +14,13 @@ in the state file. A backend bound to a lab's Layout has three faces:
 - run: start a program in a node, open sockets from this process as a node, list the processes
   living in the lab's nodes.
 
+A backend may also have a control plane of its own, which the lab's daemon runs for the lab's
+life (control_plane(); `controlled`: the lab forwards only once it runs).
+
 Nothing above the seam imports a backend's modules: the Lab, controllers, metrics and launchers
-reach them through this registry. Today's one backend is the kernel's (emu.fabric.kernel);
-docs/ARCHITECTURE.md says how an OpenFlow one, or a lab across machines, fits.
+reach them through this registry. Two backends: the kernel's (emu.fabric.kernel: every switch a
+kernel router), and OpenFlow (emu.fabric.openflow: every switch an Open vSwitch bridge, its
+tables from an os-ken controller).
 """
 import importlib
 import re
@@ -25,8 +29,10 @@ from typing import Protocol
 
 from emu.errors import EmuError
 from emu.plan import LabPlan, NodePlan, PortPlan
+from emu.topo.model import BACKEND_OPTIONS
 
-BACKENDS = {"kernel": "emu.fabric.kernel:KernelBackend"}
+BACKENDS = {"kernel": "emu.fabric.kernel:KernelBackend", "openflow": "emu.fabric.openflow.backend:OpenFlowBackend"}
+assert set(BACKENDS) == set(BACKEND_OPTIONS), "every backend a topology may name is registered"
 LOCAL = "local"          # the machine a lab runs on unless its layout says otherwise
 WORKERS = ("local", "ray")      # who builds each machine's part of a lab over machines
 MACHINE_NAME = re.compile(r"m(\d{1,4})")      # machine K of a lab over several is "mK"
@@ -164,6 +170,7 @@ class Arrivals(Protocol):
 class Backend(Protocol):
     name: str
     layout: Layout
+    controlled: bool        # the switches forward only once control_plane() runs (Lab.up waits for the daemon)
 
     # -- build and change
     @classmethod
@@ -190,6 +197,10 @@ class Backend(Protocol):
     # changes run where the node is: on a lab over machines, by its machine's worker
 
     def close(self) -> None: ...            # what it keeps for the lab's life (the lab's daemon ends it)
+
+    def control_plane(self, plan: LabPlan, sweep_delay: float, **options): ...
+    # what the daemon runs for the lab's life (the topology's backend options), started and ready;
+    # None, or a handle with status() -> dict and close()
 
     def gates(self, plan: LabPlan) -> VLGates: ...
 

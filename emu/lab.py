@@ -227,24 +227,28 @@ class Lab:
 
     @classmethod
     def up(cls, topology: Topology, name: str | None = None, progress=None, machines: int | None = None,
-           workers: str = "local", cluster: str | None = None) -> "Lab":
+           workers: str = "local", cluster: str | None = None, backend: str | None = None) -> "Lab":
         """Build the lab in the kernel. Raises (having undone everything) on failure.
         progress(done, total) hears of each build step (the kernel backend's: fabric.apply.build).
         machines: over this many machines (emu.topo.placement), emulated on this one, each machine's
         part built by its worker (workers: "local" or "ray", emu.fabric.workers). cluster: over the
         machines of the Ray cluster at this address instead (`machines` of them; all if None), a
-        Ray worker on each."""
+        Ray worker on each. backend: the topology's `backend` if None (emu.backends)."""
         require_root()
         name = name or topology.name
-        if name != topology.name:
-            topology = topology_from_dict(topology.to_dict(), topology.source, name)
+        if name != topology.name or backend not in (None, topology.backend):
+            doc = topology.to_dict()
+            if backend not in (None, topology.backend):
+                doc["backend"] = backend
+            topology = topology_from_dict(doc, topology.source, name)
         plan = make_plan(topology, name)
         backends.check_workers(workers)
         if cluster:
-            hosts = backends.cluster_hosts(cluster, machines)
+            hosts = backends.cluster_hosts(cluster, machines, topology.backend)
             machines = len(hosts)
         machines = machines or 1
-        layout = backends.plan_layout(plan, machines=place(topology, machines).of if machines != 1 else None)
+        layout = backends.plan_layout(plan, topology.backend,
+                                      machines=place(topology, machines).of if machines != 1 else None)
         if cluster:
             layout = layout.on_cluster(cluster, hosts)
             refuse_underlay_bottleneck(plan, layout, hosts)
@@ -269,7 +273,14 @@ class Lab:
             _write_state(name, state)
             lab = cls(state)
             fabric.build(plan, progress)
-            daemon.start(name)          # from here on the daemon writes the state; we ask it
+            try:
+                daemon.start(name)          # from here on the daemon writes the state; we ask it
+                if fabric.controlled:
+                    lab.ready()             # its control plane has given the switches their tables
+            except BaseException:
+                daemon.stop(name)
+                fabric.destroy()
+                raise
         except BaseException:
             daemon.stop(name)
             fabric.forget(name)
@@ -339,7 +350,7 @@ class Lab:
     @change
     def replace_routes(self, node: str, routes: list[Route]) -> None:
         """Make `routes` the node's whole routing table (rules unchanged)."""
-        routes = [r if isinstance(r, Route) else Route(r["dst"], tuple(map(tuple, r["nexthops"])), r["table"])
+        routes = [r if isinstance(r, Route) else Route.from_dict(r)
                   for r in routes]         # as a client sends them
         with self.batch():
             n = self.plan.node(node)
@@ -612,7 +623,7 @@ class Lab:
         present = running["present"] if "present" in running else None if unknown else self.backend.present()
         failed = running.get("failed", {}) if not unknown else {n.name: None for n in plan.nodes if n.container}
         return {
-            "name": self.name, "scale": plan.scale, "routing": plan.routing,
+            "name": self.name, "backend": self.layout.backend, "scale": plan.scale, "routing": plan.routing,
             "isolation": self.topology.qos.isolation, "flow_control": plan.flow_control.mode,
             # a state file outlives its namespaces when a host reboots or someone deletes them by hand
             "live": present == len(plan.nodes) if present is not None else None,

@@ -7,6 +7,7 @@ import click
 
 from emu.cli.common import attach, console, lab_option, lab_or_all, main, one_or_all
 from emu.errors import EmuError
+from emu.topo.model import BACKEND_OPTIONS
 
 
 @main.command()
@@ -23,7 +24,10 @@ from emu.errors import EmuError
 @click.option("--cluster", metavar="ADDRESS",
               help="over the machines of the Ray cluster at ADDRESS (HEAD:6379, emu running on a node of it), "
                    "a worker on each: see the guide, 'A lab over real machines'")
-def up(file, name, as_json, machines, workers, cluster):
+@click.option("--backend", type=click.Choice(list(BACKEND_OPTIONS)),
+              help="what makes the fabric real: kernel routers, or Open vSwitch bridges programmed by an os-ken "
+                   "controller (docs/openflow.md) [default: the file's `backend`, else kernel]")
+def up(file, name, as_json, machines, workers, cluster, backend):
     """Build the lab described by FILE."""
     from emu.lab import Lab
     from emu.report.progress import work_progress
@@ -32,14 +36,15 @@ def up(file, name, as_json, machines, workers, cluster):
     start = time.perf_counter()
     # A bar for builds long enough to wonder about (a few hundred nodes take over a second).
     with work_progress(f"building {topo.name}", None, "steps", quiet=as_json or len(topo.nodes()) < 200) as step:
-        lab = Lab.up(topo, progress=step.set, machines=machines, workers=workers, cluster=cluster)
+        lab = Lab.up(topo, progress=step.set, machines=machines, workers=workers, cluster=cluster, backend=backend)
     seconds = time.perf_counter() - start
     if as_json:
         from emu.report.tables import json_rows
         click.echo(json_rows({**lab.status(), "up_seconds": seconds}))
         return
     over = f" over {len(lab.layout.machines)} machines" if lab.layout.machines else ""
-    console.print(f"lab [bold]{lab.name}[/] up{over} in {seconds:.2f} s: {topo.summary()}")
+    on = f" on {lab.layout.backend}" if lab.layout.backend != "kernel" else ""
+    console.print(f"lab [bold]{lab.name}[/] up{over}{on} in {seconds:.2f} s: {lab.topology.summary()}")
 
 
 @main.command()

@@ -21,6 +21,7 @@ import time
 
 from emu.daemon.client import socket_path
 from emu.errors import EmuError
+from emu.control.subnet_manager import DEFAULT_SWEEP_DELAY
 from emu.lab import CHANGES, Lab
 
 SAMPLE_PERIOD = 1.0         # seconds between the always-on sampler's readings
@@ -41,6 +42,10 @@ class LabDaemon:
         self._windows = itertools.count(1)
         self._jobs_lock = threading.Lock()
         plan = self.lab.plan
+        # the backend's own control plane (openflow: the switches' controller) before anything that
+        # sends: until it runs, such a lab's switches forward nothing
+        self.fabric = self.lab.backend.control_plane(plan, sweep_delay=DEFAULT_SWEEP_DELAY,
+                                                     **self.lab.topology.backend_options)
         if plan.flow_control.lossless:
             from emu.control.lossless import flow_controller
             if restart and not self.lab.layout.cluster:     # (on a cluster each machine's part does)
@@ -58,7 +63,8 @@ class LabDaemon:
                             controllers=self.controllers())
 
     def controllers(self) -> list[str]:
-        return ((["flow-control"] if self.flow else []) + (["adaptive"] if self.router else [])
+        return (([self.lab.backend.name] if self.fabric else []) + (["flow-control"] if self.flow else [])
+                + (["adaptive"] if self.router else [])
                 + ["subnet-manager", "sampler"] + (["jobs"] if self.queue else []))
 
     def _pause(self, node, port, vl, start, end) -> None:
@@ -126,6 +132,7 @@ class LabDaemon:
                    if self.lab.layout.cluster else {}),
                 "cpu_seconds": round(time.process_time(), 3),
                 **({"flow_control": self.flow.summary()} if self.flow else {}),
+                **({self.lab.backend.name: self.fabric.status()} if self.fabric else {}),
                 **({"adaptive": {"moves": self.router.moves, "period_s": self.router.period}} if self.router else {}),
                 "sampler": {"period_s": self.sampler.period, "samples": self.sampler.samples.taken,
                             "cpu_seconds": round(self.sampler.samples.cpu_seconds, 3),
@@ -220,6 +227,8 @@ class LabDaemon:
         self.sampler.stop()
         if self.flow:
             self.flow.stop()        # every gate open, the counters removed (on a cluster, by the workers)
+        if self.fabric:
+            self.fabric.close()     # the switches keep their tables (a restarted daemon's controller takes them)
         self.lab.backend.close()        # the lab's workers (with Ray, its session)
         self.lab.log.append("daemon", what="stop", pid=os.getpid())
         # its PID file and socket are the stopper's to remove (emu.daemon.client.stop), once this

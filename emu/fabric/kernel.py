@@ -23,6 +23,7 @@ from emu.fabric.render import (UNDERLAY_MTU, kernel_layout, link_change, netns_n
 
 class KernelBackend:
     name = "kernel"
+    controlled = False      # the kernel's routes are in place once build() returns
 
     def __init__(self, layout: Layout):
         self.layout = layout
@@ -176,6 +177,9 @@ class KernelBackend:
         if self._crew is not None:
             self._crew.close()
             self._crew = None
+
+    def control_plane(self, plan, sweep_delay: float, **options) -> None:
+        return None         # the kernel routes by itself; the daemon's subnet manager changes its routes
 
     def run_on_machines(self, plan, makers: dict) -> workers.Parts:
         """makers: machine -> make(lab), run by that machine's worker (lab: the plan and the

@@ -67,8 +67,15 @@ NO_IPV6 = {"net/ipv6/conf/all/disable_ipv6": "1",     # no IPv6 chatter in the V
            "net/ipv6/conf/default/disable_ipv6": "1"}
 
 
-def sysctls(node: NodePlan, routing: str) -> dict[str, str]:
-    values = {**NO_IPV6, "net/ipv4/ip_forward": "1" if node.forwards else "0"}
+def kernel_forwards(layout: Layout) -> bool:
+    """Whether the kernel's routing forwards between a switch's ports; not where the backend
+    forwards in a switch of its own (openflow: an OVS bridge reads the ports, and the kernel,
+    which sees every packet too, must drop what is not its own)."""
+    return layout.backend == "kernel"
+
+
+def sysctls(node: NodePlan, routing: str, forwards: bool = True) -> dict[str, str]:
+    values = {**NO_IPV6, "net/ipv4/ip_forward": "1" if node.forwards and forwards else "0"}
     if not node.forwards:
         # A TCP responder answers in the class it was asked in (as an IB responder's QP uses the
         # requester's SL): the SYN-ACK and every reply of an accepted connection carry the SYN's TOS.
@@ -129,8 +136,10 @@ def part(plan: LabPlan, layout: Layout, machine: str | None, pids: dict[str, int
     create += [f"link add name {a_if} netns {netns[a]} address {plan.node(a).port(a_if).mac} type veth "
                f"peer name {b_if} netns {netns[b]} address {plan.node(b).port(b_if).mac}"
                for a, a_if, b, b_if in plan.links if not layout.crosses(a, b) and machine in (None, on[a])]
-    return FabricLines(plan.lab, create, [NamespaceLines(n.name, netns[n.name], ip_lines(plan, n), tc_lines(plan, n),
-                                                         sysctls(n, plan.routing)) for n in nodes],
+    forwards = kernel_forwards(layout)
+    return FabricLines(plan.lab, create, [NamespaceLines(n.name, netns[n.name], ip_lines(plan, n, forwards),
+                                                         tc_lines(plan, n), sysctls(n, plan.routing, forwards))
+                                          for n in nodes],
                        tunnel_ends(plan, layout, netns, machine))
 
 
@@ -175,7 +184,8 @@ def tunnel_ends(plan: LabPlan, layout: Layout, netns: dict[str, str], machine: s
     return out
 
 
-def ip_lines(plan: LabPlan, node: NodePlan) -> list[str]:
+def ip_lines(plan: LabPlan, node: NodePlan, forwards: bool = True) -> list[str]:
+    """forwards: False where a switch's routes are not the kernel's (kernel_forwards)."""
     mark = lab_mark(plan.lab)
     lines = [f"link set dev lo alias {mark}:{node.name} up"]
     for p in node.ports:
@@ -186,8 +196,9 @@ def ip_lines(plan: LabPlan, node: NodePlan) -> list[str]:
             f"addr add {p.addr}/31 dev {p.ifname}",
             neighbour_line(p),
         ]
-    lines += [f"rule add from {r.src} lookup {r.table} pref {r.pref}" for r in node.rules]
-    lines += [route_line("add", r) for r in node.routes]
+    if forwards or not node.forwards:
+        lines += [f"rule add from {r.src} lookup {r.table} pref {r.pref}" for r in node.rules]
+        lines += [route_line("add", r) for r in node.routes]
     return lines
 
 

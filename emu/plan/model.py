@@ -106,7 +106,7 @@ class LabPlan:
         nodes = tuple(
             NodePlan(n["name"], n["kind"], n["forwards"],
                      tuple(PortPlan(**{**p, "queues": tuple(VLQueue(**q) for q in p["queues"])}) for p in n["ports"]),
-                     tuple(Route(r["dst"], tuple(tuple(h) for h in r["nexthops"]), r["table"]) for r in n["routes"]),
+                     tuple(map(Route.from_dict, n["routes"])),
                      tuple(Rule(**r) for r in n["rules"]),
                      _container(n.get("container")))
             for n in d["nodes"])

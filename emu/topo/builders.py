@@ -222,5 +222,5 @@ def apply_builder(topo: Topology, kind: str, params: dict, key: str = "fabric") 
 
 def build(kind: str, name: str, **params) -> Topology:
     """Python entry point: build('leaf-spine', 'ls', leaves=8, spines=4, hosts_per_leaf=8, scale=0.01)."""
-    topo_keys = {k: params.pop(k) for k in ("scale", "routing", "qos", "rate", "buffer") if k in params}
+    topo_keys = {k: params.pop(k) for k in ("scale", "routing", "qos", "rate", "buffer", "backend") if k in params}
     return apply_builder(Topology(name, source=f"<{kind} builder>", **topo_keys), kind, params)

@@ -1,4 +1,6 @@
 """YAML -> Topology. Every refusal names the file, the key and the reason."""
+from pathlib import Path
+
 import yaml
 
 from emu.errors import TopologyError
@@ -8,7 +10,7 @@ from emu.units import parse_duration, parse_size
 from emu.topo.builders import BUILDERS, apply_builder
 from emu.topo.model import Topology
 
-TOP_KEYS = {"name", "scale", "defaults", "routing", "qos", "flow_control", "nodes", "links", "fabric"}
+TOP_KEYS = {"name", "scale", "defaults", "routing", "qos", "flow_control", "nodes", "links", "fabric", "backend"}
 DEFAULT_KEYS = {"rate", "buffer"}
 LINK_KEYS = {"endpoints", "rate", "buffer"}
 QOS_KEYS = {"classes", "sl2vl", "vlarb", "isolation"}
@@ -97,8 +99,9 @@ def topology_from_dict(doc, source: str = "<dict>", name: str | None = None) -> 
         period = parse_duration(routing["period"]) if "period" in routing else None
     except ValueError as e:
         raise TopologyError(source, "routing.period", str(e)) from None
+    backend, options = _backend(doc.get("backend", "kernel"), source)
     topo = Topology(name or doc["name"], scale=doc.get("scale", 1.0), routing=routing.get("mode", "static"),
-                    routing_period=period,
+                    routing_period=period, backend=backend, backend_options=options,
                     qos=_qos(doc.get("qos"), source), flow_control=_flow_control(doc.get("flow_control"), source),
                     rate=defaults.get("rate", "200Gbit"), buffer=defaults.get("buffer", "128KiB"),
                     source=source)
@@ -182,6 +185,29 @@ def _bool(value, key, source) -> bool:
     if not isinstance(value, bool):
         raise TopologyError(source, key, f"must be true or false, got {value!r}")
     return value
+
+
+def _backend(spec, source: str) -> tuple[str, dict]:
+    """`backend: NAME` or `backend: {name: NAME, OPTION: VALUE...}`; an app file (openflow's `app`)
+    is found beside the topology file."""
+    if isinstance(spec, str):
+        return spec, {}
+    spec = dict(_mapping(spec, "backend", source))
+    if "name" not in spec:
+        raise TopologyError(source, "backend.name", "missing (kernel or openflow)")
+    name = spec.pop("name")
+    app = spec.get("app")
+    if app is not None:
+        if not isinstance(app, str) or not app:
+            raise TopologyError(source, "backend.app", f"must be a file (path.py[:Class]) or module:Class, got {app!r}")
+        where, sep, cls = app.partition(":")
+        if where.endswith(".py"):
+            path = Path(where) if Path(where).is_absolute() or not Path(source).is_file() else \
+                Path(source).parent / where
+            if not path.is_file():
+                raise TopologyError(source, "backend.app", f"no such file: {path}")
+            spec["app"] = f"{path.resolve()}{sep}{cls}"
+    return name, spec
 
 
 def _no_unknown(spec: dict, allowed: set, prefix: str, source: str) -> None:

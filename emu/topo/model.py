@@ -63,13 +63,14 @@ def natural_key(name: str):
 
 # What a topology may ask of routing; the plan stage's engines (emu.plan.routing.ENGINES) pick by these.
 ROUTING_MODES = ("static", "minhop", "ecmp", "adaptive")
+BACKEND_OPTIONS = {"kernel": (), "openflow": ("app",)}   # what makes a lab's fabric real (emu.backends), its options
 
 
 class Topology:
     def __init__(self, name: str, *, scale: float = 1.0, routing: str = "static",
                  qos: QosPolicy = DEFAULT_QOS, rate=DEFAULT_RATE, buffer=DEFAULT_BUFFER,
                  flow_control: FlowControl = LOSSY, routing_period: float | None = None,
-                 source: str = "<topology>"):
+                 backend: str = "kernel", backend_options: dict | None = None, source: str = "<topology>"):
         self.source = source
         self.name = self._check_name(name, "name", MAX_LAB_NAME)
         self.scale = _scale(scale, source)
@@ -84,6 +85,13 @@ class Topology:
         self.routing_period = routing_period or ADAPTIVE_PERIOD
         self.qos = qos
         self.flow_control = flow_control
+        if backend not in BACKEND_OPTIONS:
+            raise TopologyError(source, "backend", f"unknown backend {backend!r} (one of {', '.join(BACKEND_OPTIONS)})")
+        for option in backend_options or {}:
+            if option not in BACKEND_OPTIONS[backend]:
+                raise TopologyError(source, f"backend.{option}", f"not an option of the {backend} backend (its options: "
+                                                                 f"{', '.join(BACKEND_OPTIONS[backend]) or 'none'})")
+        self.backend, self.backend_options = backend, dict(backend_options or {})
         self.default_rate = self._rate(rate, "defaults.rate")
         self.default_buffer = self._size(buffer, "defaults.buffer")
         self.graph = nx.Graph()
@@ -212,6 +220,7 @@ class Topology:
             "routing": {"mode": self.routing, **({"period": self.routing_period} if self.routing == "adaptive" else {})},
             "defaults": {"rate": f"{self.default_rate}bit", "buffer": self.default_buffer},
             "qos": self.qos.to_dict(), "flow_control": self.flow_control.to_dict(),
+            **({"backend": {"name": self.backend, **self.backend_options}} if self.backend != "kernel" else {}),
             "nodes": {n.name: {"kind": n.kind, **n.attrs} for n in self.nodes()},
             "links": [{"endpoints": [l.a, l.b], "rate": f"{l.rate_bps}bit", "buffer": l.buffer_bytes}
                       for l in self._links],

@@ -27,6 +27,10 @@ class Route:
     nexthops: tuple[tuple[str, str], ...]    # (gateway, device); several = multipath
     table: int = MAIN_TABLE
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Route":
+        return cls(d["dst"], tuple(tuple(h) for h in d["nexthops"]), d.get("table", MAIN_TABLE))
+
 
 @dataclass(frozen=True)
 class Rule:
