@@ -138,7 +138,7 @@ def part(plan: LabPlan, layout: Layout, machine: str | None, pids: dict[str, int
                for a, a_if, b, b_if in plan.links if not layout.crosses(a, b) and machine in (None, on[a])]
     forwards = kernel_forwards(layout)
     return FabricLines(plan.lab, create, [NamespaceLines(n.name, netns[n.name], ip_lines(plan, n, forwards),
-                                                         tc_lines(plan, n), sysctls(n, plan.routing, forwards))
+                                                         tc_lines(plan, n, forwards), sysctls(n, plan.routing, forwards))
                                           for n in nodes],
                        tunnel_ends(plan, layout, netns, machine))
 
@@ -202,9 +202,10 @@ def ip_lines(plan: LabPlan, node: NodePlan, forwards: bool = True) -> list[str]:
     return lines
 
 
-def tc_lines(plan: LabPlan, node: NodePlan) -> list[str]:
+def tc_lines(plan: LabPlan, node: NodePlan, forwards: bool = True) -> list[str]:
+    """forwards: False where a switch's packets come from its own bridge (kernel_forwards)."""
     return [line for p in node.ports for line in render_port(p.ifname, p.rate_bps, p.queues, plan.filters,
-                                                             plan.default_vl)]
+                                                             plan.default_vl, node.forwards and not forwards)]
 
 
 def neighbour_line(port: PortPlan) -> str:

@@ -72,15 +72,19 @@ def tos_filters(policy: QosPolicy) -> tuple[tuple[int, int], ...]:
     return tuple((sl << 5, policy.vl_of_sl(sl)) for sl in sorted(policy.sl2vl) if policy.vl_of_sl(sl) != default)
 
 
-def render_port(dev: str, rate_bps: int, queues: tuple[VLQueue, ...], filters, default_vl: int) -> list[str]:
-    """The `tc -batch` lines of one egress port."""
+def render_port(dev: str, rate_bps: int, queues: tuple[VLQueue, ...], filters, default_vl: int,
+                from_packet_socket: bool = False) -> list[str]:
+    """The `tc -batch` lines of one egress port. from_packet_socket: what the port sends comes
+    from a packet socket (an OVS bridge on the userspace datapath), whose packets carry no
+    protocol for a `protocol ip` filter to match (their IP header is where it should be)."""
     lines = [f"qdisc add dev {dev} root handle 1: htb default {VL_CLASS_BASE + default_vl:x}",
              root_class_line("add", dev, rate_bps, queues)]
     for q in queues:
         lines.append(vl_class_line("add", dev, q))
         lines.append(fifo_line("add", dev, q))
+    protocol = "all" if from_packet_socket else "ip"
     for tos, vl in filters:
-        lines.append(f"filter add dev {dev} parent 1: protocol ip prio 1 u32 match ip tos 0x{tos:02x} 0xe0 "
+        lines.append(f"filter add dev {dev} parent 1: protocol {protocol} prio 1 u32 match ip tos 0x{tos:02x} 0xe0 "
                      f"flowid {vl_classid(vl)}")
     return lines
 

@@ -9,6 +9,7 @@ from emu.metrics.counters import interface_counters
 from emu.metrics.mesh import tcp_mesh
 from emu.plan.routing import Route
 from emu.topo import build
+from fabrics import both_backends
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +27,9 @@ def test_a_vl_rate_change_shapes_the_running_lab(make_lab, lab_name):
     assert logged(lab)[-1]["type"] == "vl_rate"
 
 
-def test_a_link_down_cuts_the_path_and_up_restores_it(make_lab, lab_name):
-    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1))
+@both_backends
+def test_a_link_down_cuts_the_path_and_up_restores_it(make_lab, lab_name, backend):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1), backend=backend)
     assert tcp_mesh(lab.hosts()).ok == 2
     lab.set_link("leaf0", "spine0", up=False)
     assert tcp_mesh(lab.hosts(), timeout=2).ok == 0
@@ -49,8 +51,9 @@ def uplink_tx(lab, node):
     return {dev: c["tx_bytes"] for dev, c in interface_counters(lab, [node])[node].items()}
 
 
-def test_replaced_routes_carry_the_traffic(make_lab, lab_name):
-    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=1, rate="100Mbit"))
+@both_backends
+def test_replaced_routes_carry_the_traffic(make_lab, lab_name, backend):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=1, rate="100Mbit"), backend=backend)
     leaf = lab.plan.node("leaf0")
     dst = lab.node("c1").addr
     (old,) = [r for r in leaf.routes if r.dst == f"{dst}/32"]
@@ -81,10 +84,11 @@ def test_status_changes_lists_what_differs_from_the_plan(make_lab, lab_name):
     assert sorted(changes().splitlines()) == ["c1:eth0: down -> up", "sw0:swp1: down -> up"]
 
 
-def test_the_subnet_manager_reroutes_around_a_cut_link_and_back(make_lab, lab_name):
+@both_backends
+def test_the_subnet_manager_reroutes_around_a_cut_link_and_back(make_lab, lab_name, backend):
     from emu.plan import make_plan
     from emu.plan.diff import diff
-    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=2))
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=2), backend=backend)
     assert tcp_mesh(lab.hosts()).ok == 12
     lab.set_link("leaf0", "spine0", up=False)             # the cut; no sweep yet
     cut = tcp_mesh(lab.hosts(), timeout=1)
@@ -96,11 +100,12 @@ def test_the_subnet_manager_reroutes_around_a_cut_link_and_back(make_lab, lab_na
     assert diff(lab.plan, make_plan(lab.topology, lab.name)) == []     # back to the planned tables
 
 
-def test_emu_link_down_reroutes_after_its_sweep_delay(make_lab, lab_name):
+@both_backends
+def test_emu_link_down_reroutes_after_its_sweep_delay(make_lab, lab_name, backend):
     import json
     import subprocess
     import sys
-    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=1))
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=1), backend=backend)
     done = subprocess.run([sys.executable, "-m", "emu.cli", "link", "down", "leaf1", "spine1", "--lab", lab.name,
                            "--sweep-delay", "200ms", "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -110,10 +115,11 @@ def test_emu_link_down_reroutes_after_its_sweep_delay(make_lab, lab_name):
     assert {"routes", "sweep"} <= {e["type"] for e in logged(lab)}
 
 
-def test_adaptive_routing_moves_load_off_a_hot_uplink(make_lab, lab_name):
+@both_backends
+def test_adaptive_routing_moves_load_off_a_hot_uplink(make_lab, lab_name, backend):
     """The lab's daemon runs the adaptive router: flows of any driver are moved."""
     lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=2, hosts_per_leaf=4, rate="100Mbit",
-                         routing="adaptive"))
+                         routing="adaptive"), backend=backend)
     leaf = lab.plan.node("leaf0")
     # d-mod-k puts leaf1's 1st and 3rd hosts (c4, c6) on the same spine uplink of leaf0
     via = {r.dst: r.nexthops[0][1] for r in leaf.routes}

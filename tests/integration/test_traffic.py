@@ -6,16 +6,22 @@ from emu.metrics.counters import fabric_drops, interface_counters
 from emu.metrics.mesh import tcp_mesh
 from emu.qos import QosPolicy
 from emu.topo import build
+from fabrics import both_backends
 
 pytestmark = pytest.mark.integration
 
 
-def test_two_zone_reaches_every_address(make_lab, lab_name):
-    lab = make_lab(build("two-zone", lab_name, leaves=2, spines=2, hosts_per_leaf=2, storage=2))
+@both_backends
+def test_two_zone_reaches_every_address(make_lab, lab_name, backend):
+    lab = make_lab(build("two-zone", lab_name, leaves=2, spines=2, hosts_per_leaf=2, storage=2), backend=backend)
     result = tcp_mesh(lab.hosts())
     addresses = 8 * 1 + 2 * 2                      # storage nodes answer on both of their addresses
     assert result.pairs == 8 * (addresses - 1) + 2 * (addresses - 2)
-    assert result.failures == [] and result.retransmits == 0
+    assert result.failures == [] and fabric_drops(lab) == 0
+    # OVS's userspace datapath drops nothing here either, but 1 mesh in 4 saw 1-6 retransmits (of
+    # ~650 packets; none with the kernel's routers): a packet it holds for milliseconds outlives
+    # the sender's probe timer (docs/openflow.md)
+    assert result.retransmits <= (0 if backend == "kernel" else result.pairs // 10), result
 
 
 def test_a_dual_tor_rail_fabric_reaches_every_nic_port(make_lab, lab_name):
@@ -47,9 +53,16 @@ def test_single_flow_gets_the_shaped_rate(make_lab, lab_name, rate, bps):
                                              f"{machine / 1e6:.0f} Mbit/s on the same path unshaped")
 
 
-def contend(make_lab, name, isolation: bool):
+# An OVS bridge on the userspace datapath serves its ports in turn: at 200 Mbit/s the marked flow's
+# packets wait behind the 4 others' at its ingress often enough for its VL to lend (55% of the link
+# measured, against 80% with the kernel's routers); at 100 Mbit/s it keeps 74-76% (docs/openflow.md).
+CONTENDED_RATE = {"kernel": "200Mbit", "openflow": "100Mbit"}
+
+
+def contend(make_lab, name, isolation: bool, backend: str = "kernel"):
     """1 hfreduce-marked flow against 4 unmarked ones, all into c0 (the switch's egress to c0 is the bottleneck)."""
-    lab = make_lab(build("star", name, hosts=6, rate="200Mbit", qos=QosPolicy(isolation=isolation)))
+    lab = make_lab(build("star", name, hosts=6, rate=CONTENDED_RATE[backend], qos=QosPolicy(isolation=isolation)),
+                   backend=backend)
     # cubic keeps every VL backlogged as lossless IB credit flow would; bbr paces below the
     # backlog and lends idle slots to the other VL (see docs/results.md, "Congestion control").
     flows = [Flow("c1", "c0", "hfreduce", cc="cubic")] + [Flow(f"c{i}", "c0", cc="cubic") for i in range(2, 6)]
@@ -57,15 +70,17 @@ def contend(make_lab, name, isolation: bool):
     return results[0]["bps"] / sum(r["bps"] for r in results)
 
 
-def test_marked_flow_keeps_its_weighted_share(make_lab, lab_name):
+@both_backends
+def test_marked_flow_keeps_its_weighted_share(make_lab, lab_name, backend):
     q = QosPolicy()
     weighted = q.vlarb[1] / (q.vlarb[1] + q.vlarb[0])       # 40 / (40 + 10) = 0.8 of the link
-    share = contend(make_lab, lab_name, isolation=True)
+    share = contend(make_lab, lab_name, isolation=True, backend=backend)
     assert share >= 0.8 * weighted, f"marked flow got {share:.0%} of the link, weighted share {weighted:.0%}"
 
 
-def test_without_isolation_the_marked_flow_falls_to_its_fair_share(make_lab, lab_name):
-    share = contend(make_lab, lab_name, isolation=False)
+@both_backends
+def test_without_isolation_the_marked_flow_falls_to_its_fair_share(make_lab, lab_name, backend):
+    share = contend(make_lab, lab_name, isolation=False, backend=backend)
     assert 0.08 <= share <= 0.35, f"marked flow got {share:.0%} of the link, fair share 20%"
 
 
@@ -74,9 +89,11 @@ def uplink_bytes(lab, leaf):
     return {dev: c["tx_bytes"] for dev, c in counters.items() if dev.startswith("swp")}
 
 
+@both_backends
 @pytest.mark.parametrize("mode,min_used", [("ecmp", 3), ("static", 1)])
-def test_ecmp_spreads_flows_over_spines(make_lab, lab_name, mode, min_used):
-    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=4, hosts_per_leaf=1, rate="100Mbit", routing=mode))
+def test_ecmp_spreads_flows_over_spines(make_lab, lab_name, mode, min_used, backend):
+    lab = make_lab(build("leaf-spine", lab_name, leaves=2, spines=4, hosts_per_leaf=1, rate="100Mbit", routing=mode),
+                   backend=backend)
     before = uplink_bytes(lab, "leaf0")
     flows = [Flow("c0", "c1")] * 16
     run_flows(lab, flows, seconds=2)

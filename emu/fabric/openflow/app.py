@@ -20,6 +20,7 @@ an equal-cost uplink itself.
 import json
 import logging
 import threading
+import time
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -35,6 +36,7 @@ from emu.plan.routing import Route, compute_routes
 from emu.topo.loader import topology_from_dict
 
 ETH_IP = 0x0800
+ANNOUNCED_FOR = 5.0     # seconds an announced change waits for its port-status message
 LOG = logging.getLogger("emu.openflow")
 
 
@@ -53,7 +55,7 @@ class FabricApp(app_manager.OSKenApp):
         self.installed: dict[str, dict] = {}            # switch -> match -> flows.Entry
         self.group_ids: dict[str, dict] = {}
         self.down: set[tuple[str, str]] = set()         # (switch, ifname) the wire says is down
-        self.announced: set[tuple[str, str, bool]] = set()   # changes the lab made (its sweep follows)
+        self.announced: dict[tuple[str, str, bool], float] = {}  # changes the lab makes (its sweep follows) -> when
         self.sweeps = 0
         self._barriers: dict[int, object] = {}
         self._sweep = None
@@ -210,8 +212,7 @@ class FabricApp(app_manager.OSKenApp):
         if ((switch, port) not in self.down) == up:
             return          # no change (an address or speed change, or news we had)
         (self.down.discard if up else self.down.add)((switch, port))
-        announced = (switch, port, up) in self.announced
-        self.announced.discard((switch, port, up))
+        announced = time.monotonic() - self.announced.pop((switch, port, up), -ANNOUNCED_FOR) < ANNOUNCED_FOR
         LOG.info("port %s %s %s%s", switch, port, "up" if up else "down", " (by the lab)" if announced else "")
         self.port_changed(switch, port, up, announced)
 
@@ -225,7 +226,8 @@ class FabricApp(app_manager.OSKenApp):
                     "down": sorted(f"{s}:{p}" for s, p in self.down)}
         if op == "routes":
             return self.install(req["switch"], tuple(Route.from_dict(r) for r in req["routes"]))
-        if op == "announce":        # the lab takes a port down or up itself; its subnet manager sweeps
-            self.announced.add((req["switch"], req["port"], req["up"]))
+        if op == "announce":        # the lab takes a link down or up itself; its subnet manager sweeps
+            for switch, port in req["ports"]:
+                self.announced[(switch, port, req["up"])] = time.monotonic()
             return True
         raise ValueError(f"unknown request {op!r}")

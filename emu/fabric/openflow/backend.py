@@ -96,7 +96,9 @@ class OpenFlowBackend(KernelBackend):
         from its bridge, told first that the lab's subnet manager sweeps after it)."""
         if not node.forwards:
             return super().set_link(node, port, up)
-        ask(str(self.api_socket()), {"op": "announce", "switch": node.name, "port": port.ifname, "up": up})
+        # both ends: taking this one down drops the peer's carrier before the lab sets the peer's state
+        ask(str(self.api_socket()), {"op": "announce", "ports": [[node.name, port.ifname], [port.peer, port.peer_ifname]],
+                                     "up": up})
         self._change(node.name, "ip", [f"link set dev {port.ifname} {'up' if up else 'down'}"]
                      + ([neighbour_line(port)] if up else []))
 

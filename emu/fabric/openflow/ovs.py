@@ -62,7 +62,9 @@ def commands(lab: str, switch: NodePlan, index: int, netns: str, controller: str
              "other-config:disable-in-band=true"]
     for number, port in enumerate(switch.ports, 1):
         vsctl += ["--", "add-port", bridge, port.ifname, "--", "set", "interface", port.ifname,
-                  f"ofport_request={number}"]
+                  f"ofport_request={number}", "--", "set", "port", port.ifname, "qos=@keep"]
+    # the ports' qdiscs are the lab's VL queues: without a QoS of type linux-noop OVS deletes them
+    vsctl += ["--", "--id=@keep", "create", "qos", "type=linux-noop"]
     vsctl += ["--", "set-controller", bridge, f"unix:{d}/{CONTROLLER_LINK}",
               "--", "set", "controller", bridge, f"max_backoff={RECONNECT_MS}"]
     return [["ln", "-s", controller, f"{d}/{CONTROLLER_LINK}"], ["ovsdb-tool", "create", f"{d}/conf.db", str(SCHEMA)],
