@@ -275,8 +275,12 @@ class Lab:
             fabric.build(plan, progress)
             try:
                 daemon.start(name)          # from here on the daemon writes the state; we ask it
-                if fabric.controlled:
-                    lab.ready()             # its control plane has given the switches their tables
+                if fabric.controlled:       # its control plane gives the switches their tables
+                    try:
+                        lab.ready()
+                    except EmuError:
+                        said = daemon.last_said(name) or "no word (see its log)"
+                        raise EmuError(said.removeprefix(f"emu daemon {name}: ")) from None
             except BaseException:
                 daemon.stop(name)
                 fabric.destroy()
@@ -284,6 +288,7 @@ class Lab:
         except BaseException:
             daemon.stop(name)
             fabric.forget(name)
+            daemon.log_path(name).unlink(missing_ok=True)     # (its last line is in the error)
             state_path(name).unlink(missing_ok=True)
             raise
         lab._topology, lab._plan = topology, plan

@@ -17,6 +17,8 @@ if [ "${EMU_NO_ROOT:-0}" != 1 ]; then
     command -v mpirun >/dev/null || need_apt+=(openmpi-bin)  # emu mpirun
     command -v dockerd >/dev/null || need_apt+=(docker.io)   # container nodes (image: in a topology)
     command -v busybox >/dev/null || need_apt+=(busybox-static)  # scripts/busybox_image.sh (the tests' image)
+    command -v ovs-vswitchd >/dev/null || need_apt+=(openvswitch-switch)   # the openflow backend's switches
+    command -v ethtool >/dev/null || need_apt+=(ethtool)     # (its ports send without checksum offload)
 fi
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -25,7 +27,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         exit 1
     fi
     echo "installing ${need_apt[*]} (apt)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # no service starts at install (openvswitch-switch's would: each lab runs OVS daemons of its own)
+    policy=/usr/sbin/policy-rc.d ours=0 apt_ok=1
+    [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && ours=1; }
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null; } || apt_ok=0
+    [ "$ours" = 1 ] && rm -f "$policy"
+    [ "$apt_ok" = 1 ] || { echo "emu: apt-get install ${need_apt[*]} failed" >&2; exit 1; }
 fi
 if [ "${EMU_NO_ROOT:-0}" != 1 ] && ! docker info >/dev/null 2>&1; then
     # No Docker daemon answers (a machine without systemd starts none): start one, for container nodes.

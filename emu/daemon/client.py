@@ -47,14 +47,20 @@ def labs() -> list[str]:
 _STARTED: dict[str, subprocess.Popen] = {}     # lab -> the daemon this process started (how it ended)
 
 
-def restart_hint(lab: str) -> str:
-    """The one line for a lab whose daemon is gone: how it ended if this process started it, what
-    it said last, if anything, and the cure."""
+def last_said(lab: str) -> str | None:
+    """The last line the lab's daemon wrote to its log, if any."""
     try:
         said = [line for line in log_path(lab).read_text().splitlines() if line.strip()][-1:]
     except OSError:
         said = []
-    last = f" (it said: {said[0].strip()[:200]})" if said else ""
+    return said[0].strip()[:300] if said else None
+
+
+def restart_hint(lab: str) -> str:
+    """The one line for a lab whose daemon is gone: how it ended if this process started it, what
+    it said last, if anything, and the cure."""
+    said = last_said(lab)
+    last = f" (it said: {said})" if said else ""
     proc = _STARTED.get(lab)
     try:
         code = proc.wait(timeout=0.5) if proc is not None else None     # its reaper may not have run yet

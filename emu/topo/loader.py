@@ -8,7 +8,7 @@ from emu.qos import QosPolicy
 from emu.qos.flow_control import FlowControl
 from emu.units import parse_duration, parse_size
 from emu.topo.builders import BUILDERS, apply_builder
-from emu.topo.model import Topology
+from emu.topo.model import BACKEND_OPTIONS, Topology
 
 TOP_KEYS = {"name", "scale", "defaults", "routing", "qos", "flow_control", "nodes", "links", "fabric", "backend"}
 DEFAULT_KEYS = {"rate", "buffer"}
@@ -197,7 +197,7 @@ def _backend(spec, source: str) -> tuple[str, dict]:
         raise TopologyError(source, "backend.name", "missing (kernel or openflow)")
     name = spec.pop("name")
     app = spec.get("app")
-    if app is not None:
+    if app is not None and "app" in BACKEND_OPTIONS.get(name, ()):       # (else Topology names the key)
         if not isinstance(app, str) or not app:
             raise TopologyError(source, "backend.app", f"must be a file (path.py[:Class]) or module:Class, got {app!r}")
         where, sep, cls = app.partition(":")

@@ -9,32 +9,20 @@ import time
 
 import pytest
 
-from emu.daemon import client as daemon
 from emu.errors import EmuError
 from emu.experiments.flows import Flow, run_flows
 from emu.fabric import apply, netns
 from emu.metrics.counters import interface_counters
 from emu.lab import Lab, state_path
-from emu.labfiles import STATE_DIR
 from emu.metrics.mesh import tcp_mesh
 from emu.topo import build
+from leftovers import NOTHING, leftovers
 
 pytestmark = pytest.mark.integration
 
 
-def leftovers(lab):
-    """Everything of `lab` the kernel or the state dir still holds."""
-    spaces = [p.name for p in netns.NETNS_DIR.glob(f"emu-{lab}-*")] if netns.NETNS_DIR.is_dir() else []
-    return {"namespaces": spaces, "marked": apply.owned_namespaces().get(lab, []),
-            "state": state_path(lab).exists(), "daemon": daemon.daemon_pid(lab),
-            "files": sorted(p.name for p in STATE_DIR.glob(f"{lab}.*"))}
-
-
 def emu(*args, **kwargs):
     return subprocess.run([sys.executable, "-m", "emu.cli", *args], capture_output=True, text=True, **kwargs)
-
-
-NOTHING = {"namespaces": [], "marked": [], "state": False, "daemon": None, "files": []}
 
 
 def test_build_that_fails_half_way_leaves_nothing(monkeypatch, lab_name):

@@ -12,7 +12,9 @@ To write your own forwarding, subclass FabricApp and name your file in the topol
 (`openflow: {app: my_app.py}`); override
   table(switch, routes)        -> the entries a switch gets for a routing table (or [] to place
                                   flows yourself),
-  packet_in(switch, dp, msg)   -> packets no entry matched (install with self.add_flow),
+  connected(switch, dp)        -> after a switch (re)connected and took its table (add your own
+                                  entries with self.add_flow, e.g. a table-miss to the controller),
+  packet_in(switch, dp, msg)   -> packets no entry matched,
   port_changed(switch, port, up, announced) -> after a port-status message.
 docs/openflow.md walks through examples/openflow/per_flow_ecmp.py, which places each new flow on
 an equal-cost uplink itself.
@@ -66,6 +68,9 @@ class FabricApp(app_manager.OSKenApp):
     def table(self, switch: str, routes: tuple[Route, ...]) -> list[flows.Entry]:
         """The entries switch `switch` gets for `routes`."""
         return flows.entries(self.plan.node(switch), routes)
+
+    def connected(self, switch: str, dp) -> None:
+        """Switch `switch` (re)connected and has its table (the default adds nothing)."""
 
     def packet_in(self, switch: str, dp, msg) -> None:
         """A packet that matched no entry (the default tables send none here)."""
@@ -151,10 +156,13 @@ class FabricApp(app_manager.OSKenApp):
             self._sweep = None
             self._sweep_now()
 
-    def _sweep_now(self) -> None:
+    def lab_state(self):
+        """The lab's topology and plan as its writer (the daemon) keeps them now."""
         state = json.loads(labfiles.state_path(self.lab).read_text())
-        topo = topology_from_dict(state["topology"], "<lab state>")
-        plan = LabPlan.from_dict(state["plan"])
+        return topology_from_dict(state["topology"], str(labfiles.state_path(self.lab))), LabPlan.from_dict(state["plan"])
+
+    def _sweep_now(self) -> None:
+        topo, plan = self.lab_state()
         down = {frozenset((n.name, p.peer)) for n in plan.nodes for p in n.ports if not p.up}
         down |= {frozenset((s, self.plan.node(s).port(ifname).peer)) for s, ifname in self.down}
         tables = compute_routes(topo, AddressPlan(topo), down=frozenset(down))
@@ -186,6 +194,8 @@ class FabricApp(app_manager.OSKenApp):
         self.installed[switch], self.group_ids[switch] = {}, {}
         self.datapaths[switch] = dp
         self.install(switch, self.routes[switch])
+        self.connected(switch, dp)
+        self.barrier(dp)
         LOG.info("switch %s connected: %d entries", switch, len(self.installed[switch]))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)

@@ -101,7 +101,10 @@ def main(config_path: str) -> None:
     cfg.CONF.set_override("ofp_listen_host", config["ofp_socket"])
     cfg.CONF.set_override("ofp_tcp_listen_port", OFP_PORT)
     Path(config["ofp_socket"]).unlink(missing_ok=True)
-    cls = load_app(config.get("app"))
+    try:
+        cls = load_app(config.get("app"))
+    except FabricError as e:
+        sys.exit(str(e))        # (the last line of its log: the daemon's word, and `emu up`'s)
     cls.config = config
     manager = AppManager.get_instance()
     by_name, default = {"emu-openflow-app": cls}, manager.load_app
@@ -152,7 +155,7 @@ class Controller:
         status = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise FabricError(f"the OpenFlow controller ended (exit {self.proc.returncode}): {self.last_line()}")
+                raise FabricError(f"the OpenFlow controller ended: {self.last_line()}")
             if os.path.exists(self.api):
                 try:
                     status = ask(self.api, {"op": "status"}, timeout=5)

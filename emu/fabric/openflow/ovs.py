@@ -77,7 +77,7 @@ def commands(lab: str, switch: NodePlan, index: int, netns: str, controller: str
 def check_installed() -> None:
     if not shutil.which("ovs-vswitchd") or not SCHEMA.exists():
         raise FabricError(f"the openflow backend needs Open vSwitch: apt-get install {PACKAGE} (scripts/setup.sh "
-                          "installs it when EMU_OPENFLOW=1)")
+                          "installs it)")
 
 
 def start(lab: str, switch: NodePlan, index: int, netns: str, controller: str) -> None:
