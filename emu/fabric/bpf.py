@@ -1,4 +1,4 @@
-"""Per-ingress arrival counters on switch ports: a ten-line BPF program at each port's egress hook.
+"""Per-ingress arrival counters on switch ports: a twenty-line BPF program at each port's egress hook.
 
 A lossless switch pauses an *ingress* port once the bytes it holds from that port pass XOFF; the
 kernel's queues count bytes per egress queue only. This program runs on every packet entering
@@ -8,6 +8,10 @@ under ECMP and after route changes. One hash map per switch, read in one batch s
 
 Written as bytecode here (a handful of instructions) and loaded with the bpf() syscall, so no
 compiler is needed on the machine; the kernel's verifier checks it at load.
+
+A packet an OVS bridge sent (the OpenFlow backend) went through a packet socket and carries no
+ingress port; the bridge of a lossless lab tags each packet with its in-port (a VLAN id), and
+the tagged program reads the tag as the ingress, and pops it before the port's queues.
 """
 import ctypes
 import os
@@ -26,8 +30,11 @@ KEY = struct.Struct("=I")               # egress << 16 | ingress << 3 | SL
 ETH_P_IP_BE = 0x0008                    # htons(0x0800), as __sk_buff.protocol holds it
 # __sk_buff offsets
 SKB_LEN, SKB_PROTOCOL, SKB_INGRESS_IFINDEX, SKB_IFINDEX = 0, 16, 36, 40
-FN_MAP_LOOKUP, FN_MAP_UPDATE, FN_SKB_LOAD_BYTES = 1, 2, 26
+FN_MAP_LOOKUP, FN_MAP_UPDATE, FN_SKB_VLAN_POP, FN_SKB_LOAD_BYTES = 1, 2, 19, 26
 TOS_OFFSET = 14 + 1                     # Ethernet header, then the IPv4 TOS byte
+VLAN_BYTES = 4
+ETH_P_8021Q_LE = 0x0081                 # the type 0x8100 as its two bytes load into a little-endian u16
+OUT = "out"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -36,19 +43,47 @@ def insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> b
     return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
 
 
+def assemble(parts) -> bytes:
+    """Instructions (bytes), and jumps to the program's end as (code, dst, imm, OUT) tuples."""
+    sizes = [1 if isinstance(p, tuple) else len(p) // 8 for p in parts]
+    end, at, out = sum(sizes) - 2, 0, []        # the end: r0 = TC_ACT_OK; exit
+    for part, size in zip(parts, sizes):
+        out.append(insn(part[0], part[1], 0, end - at - 1, part[2]) if isinstance(part, tuple) else part)
+        at += size
+    return b"".join(out)
+
+
+def load_bytes(offset: int, count: int) -> list:
+    """The packet's bytes [offset, offset + count) to fp - 8; to the end if they are not there."""
+    return [insn(0xbf, 1, 6), insn(0xb7, 2, 0, 0, offset), insn(0xbf, 3, 10), insn(0x07, 3, 0, 0, -8),
+            insn(0xb7, 4, 0, 0, count), insn(0x85, 0, 0, 0, FN_SKB_LOAD_BYTES), (0x55, 0, 0, OUT)]
+
+
+def count(map_fd: int) -> list:
+    """count[key at fp - 4] += r9; then the end (r0 = TC_ACT_OK)."""
+    ld_map = insn(0x18, 1, 1, 0, map_fd) + insn(0, 0, 0, 0, 0)     # r1 = map (pseudo map fd)
+    return [
+        ld_map, insn(0xbf, 2, 10), insn(0x07, 2, 0, 0, -4),
+        insn(0x85, 0, 0, 0, FN_MAP_LOOKUP),
+        insn(0x15, 0, 0, 2, 0),                             # no entry yet: insert
+        insn(0xdb, 0, 9, 0, 0),                             # lock *(u64 *)r0 += len
+        (0x05, 0, 0, OUT),
+        insn(0x7b, 10, 9, -16),                             # *(u64 *)(fp - 16) = len
+        ld_map, insn(0xbf, 2, 10), insn(0x07, 2, 0, 0, -4),
+        insn(0xbf, 3, 10), insn(0x07, 3, 0, 0, -16),
+        insn(0xb7, 4, 0, 0, 0),                             # BPF_ANY (a race lost to another CPU: overwrite, ~1 packet)
+        insn(0x85, 0, 0, 0, FN_MAP_UPDATE),
+        insn(0xb7, 0, 0, 0, 0), insn(0x95),                 # the end: TC_ACT_OK
+    ]
+
+
 def arrival_program(map_fd: int) -> bytes:
     """count[egress << 16 | ingress << 3 | tos >> 5] += len, for IPv4 packets; always pass."""
-    ld_map = insn(0x18, 1, 1, 0, map_fd) + insn(0, 0, 0, 0, 0)     # r1 = map (pseudo map fd)
-    prog = [
+    return assemble([
         insn(0xbf, 6, 1),                                   # r6 = ctx
         insn(0x61, 2, 6, SKB_PROTOCOL),                     # r2 = skb->protocol
-        insn(0x55, 2, 0, 34, ETH_P_IP_BE),                  # not IPv4: out
-        insn(0xbf, 1, 6),                                   # r1 = ctx
-        insn(0xb7, 2, 0, 0, TOS_OFFSET),                    # r2 = offset of TOS
-        insn(0xbf, 3, 10), insn(0x07, 3, 0, 0, -8),         # r3 = fp - 8
-        insn(0xb7, 4, 0, 0, 1),                             # r4 = 1 byte
-        insn(0x85, 0, 0, 0, FN_SKB_LOAD_BYTES),
-        insn(0x55, 0, 0, 27, 0),                            # failed: out
+        (0x55, 2, ETH_P_IP_BE, OUT),                        # not IPv4: out
+        *load_bytes(TOS_OFFSET, 1),
         insn(0x71, 1, 10, -8),                              # r1 = tos
         insn(0x77, 1, 0, 0, 5),                             # r1 >>= 5: the SL
         insn(0x61, 7, 6, SKB_IFINDEX), insn(0x67, 7, 0, 0, 16),          # r7 = egress << 16
@@ -56,19 +91,27 @@ def arrival_program(map_fd: int) -> bytes:
         insn(0x4f, 7, 8), insn(0x4f, 7, 1),                 # r7 = key
         insn(0x63, 10, 7, -4),                              # *(u32 *)(fp - 4) = key
         insn(0x61, 9, 6, SKB_LEN),                          # r9 = len
-        ld_map, insn(0xbf, 2, 10), insn(0x07, 2, 0, 0, -4),
-        insn(0x85, 0, 0, 0, FN_MAP_LOOKUP),
-        insn(0x15, 0, 0, 2, 0),                             # no entry yet: insert
-        insn(0xdb, 0, 9, 0, 0),                             # lock *(u64 *)r0 += len
-        insn(0x05, 0, 0, 9, 0),                             # out
-        insn(0x7b, 10, 9, -16),                             # *(u64 *)(fp - 16) = len
-        ld_map, insn(0xbf, 2, 10), insn(0x07, 2, 0, 0, -4),
-        insn(0xbf, 3, 10), insn(0x07, 3, 0, 0, -16),
-        insn(0xb7, 4, 0, 0, 0),                             # BPF_ANY (a race lost to another CPU: overwrite, ~1 packet)
-        insn(0x85, 0, 0, 0, FN_MAP_UPDATE),
-        insn(0xb7, 0, 0, 0, 0), insn(0x95),                 # out: TC_ACT_OK
-    ]
-    return b"".join(prog)
+        *count(map_fd)])
+
+
+def tagged_arrival_program(map_fd: int) -> bytes:
+    """For a VLAN-tagged packet: count[egress << 16 | vid << 3 | tos >> 5] += its untagged length,
+    and the tag popped; anything else passes as it is."""
+    return assemble([
+        insn(0xbf, 6, 1),                                   # r6 = ctx
+        *load_bytes(12, 4),                                 # type and tag
+        insn(0x69, 1, 10, -8),                              # r1 = type (as loaded)
+        (0x55, 1, ETH_P_8021Q_LE, OUT),                     # untagged: out
+        insn(0x71, 8, 10, -6), insn(0x57, 8, 0, 0, 0x0F), insn(0x67, 8, 0, 0, 8),   # r8 = vid's high 4 bits << 8
+        insn(0x71, 2, 10, -5), insn(0x4f, 8, 2), insn(0x67, 8, 0, 0, 3),            # r8 = vid << 3
+        *load_bytes(TOS_OFFSET + VLAN_BYTES, 1),
+        insn(0x71, 1, 10, -8), insn(0x77, 1, 0, 0, 5),     # r1 = the SL
+        insn(0x61, 7, 6, SKB_IFINDEX), insn(0x67, 7, 0, 0, 16),          # r7 = egress << 16
+        insn(0x4f, 7, 8), insn(0x4f, 7, 1),                 # r7 = key
+        insn(0x63, 10, 7, -4),                              # *(u32 *)(fp - 4) = key
+        insn(0x61, 9, 6, SKB_LEN), insn(0x07, 9, 0, 0, -VLAN_BYTES),     # r9 = len as it leaves
+        insn(0xbf, 1, 6), insn(0x85, 0, 0, 0, FN_SKB_VLAN_POP),
+        *count(map_fd)])
 
 
 def _bpf(cmd: int, attr: bytes) -> int:
@@ -90,8 +133,8 @@ def map_size(ports: int) -> int:
     return min(MAX_ENTRIES, 1 << (8 * (ports + 1) ** 2 - 1).bit_length())
 
 
-def load_program(map_fd: int) -> int:
-    code = arrival_program(map_fd)
+def load_program(map_fd: int, tagged: bool = False) -> int:
+    code = (tagged_arrival_program if tagged else arrival_program)(map_fd)
     text, license_ = ctypes.create_string_buffer(code, len(code)), ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(1 << 16)
     attr = struct.pack("=IIQQIIQI", BPF_PROG_TYPE_SCHED_CLS, len(code) // 8, ctypes.addressof(text),
@@ -142,12 +185,14 @@ def _remove_clsact(nl: NetlinkSocket, ifindex: int) -> None:
 class ArrivalCounters:
     """The program on every port of the given switches, one map a switch; detach() removes it all.
     replace: a port counted already is one a killed controller left behind (the lab's daemon, the
-    only controller, restarts): its counter is removed first."""
+    only controller, restarts): its counter is removed first. tagged: the switches' packets carry
+    their in-port as a VLAN id (OpenFlow port numbers: ports in plan order, from 1)."""
 
-    def __init__(self, plan, layout, switches: list[str], replace: bool = False):
-        self.replace, self.layout = replace, layout
+    def __init__(self, plan, layout, switches: list[str], replace: bool = False, tagged: bool = False):
+        self.replace, self.layout, self.tagged = replace, layout, tagged
         self.maps: dict[str, int] = {}
         self.names: dict[str, dict[int, str]] = {}        # switch -> ifindex -> port
+        self.ingress: dict[str, dict[int, str]] = {}      # switch -> ingress in a key (ifindex or tag) -> port
         self._fds: list[int] = []
         self._attached: list[tuple[NetlinkSocket, int]] = []
         try:
@@ -160,7 +205,7 @@ class ArrivalCounters:
     def _attach(self, node) -> None:
         map_fd = create_map(map_size(len(node.ports)))
         self._fds.append(map_fd)
-        prog_fd = load_program(map_fd)
+        prog_fd = load_program(map_fd, self.tagged)
         self._fds.append(prog_fd)
         ns = self.layout.netns(node.name)
         nl = NetlinkSocket(ns)
@@ -187,12 +232,14 @@ class ArrivalCounters:
                        f"attaching the arrival counter to {node.name} {port}")
         self.maps[node.name] = map_fd
         self.names[node.name] = {i: p for p, i in index.items()}
+        self.ingress[node.name] = {number: p.ifname for number, p in enumerate(node.ports, 1)} if self.tagged \
+            else self.names[node.name]
 
     def read(self, switch: str):
         """(egress port, ingress port, SL, bytes so far) of every counter of the switch."""
-        names = self.names[switch]
+        names, ingress_names = self.names[switch], self.ingress[switch]
         for key, nbytes in read_map(self.maps[switch]).items():
-            egress, ingress = names.get(key >> 16), names.get((key >> 3) & 0x1FFF)
+            egress, ingress = names.get(key >> 16), ingress_names.get((key >> 3) & 0x1FFF)
             if egress and ingress:
                 yield egress, ingress, key & 7, nbytes
 

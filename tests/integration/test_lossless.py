@@ -7,21 +7,23 @@ from emu.experiments.flows import Flow, run_flows
 from emu.experiments.storage import incast, last_hop
 from emu.metrics.counters import fabric_drops
 from emu.topo.loader import topology_from_dict
+from fabrics import both_backends
 from lossless import LOSSLESS, incast_star
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.heavy
-def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name):
+@both_backends
+def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name, backend):
     """8 senders at once (no request-to-send) through 32 KiB switch buffers: the lossy fabric drops
     and loses goodput to retransmission timeouts; the lossless one pauses instead and drops
     nothing (the headroom, 20 ms of line rate per port, covers the controller's reaction)."""
-    lossy = make_lab(incast_star(lab_name))
+    lossy = make_lab(incast_star(lab_name), backend=backend)
     lossy_row, = incast(lossy, "c0", [8], rts=False, rounds=2)
     assert fabric_drops(lossy) > 0, "the lossy fabric should have dropped"
     lossy.down()
-    lab = make_lab(incast_star(lab_name, LOSSLESS))
+    lab = make_lab(incast_star(lab_name, LOSSLESS), backend=backend)
     with lab.flow_control() as fc:
         row, = incast(lab, "c0", [8], rts=False, rounds=2)
     assert fabric_drops(lab) == 0, "lossless violations: a switch dropped"
@@ -54,10 +56,11 @@ def victim_share(lab, victim_class: str, alone: float) -> float:
 
 
 @pytest.mark.heavy
-def test_head_of_line_blocking_within_a_vl_only(make_lab, lab_name):
+@both_backends
+def test_head_of_line_blocking_within_a_vl_only(make_lab, lab_name, backend):
     """The incast's pauses reach back to leaf0's uplink; a victim in the incast's VL waits behind
     them, a victim in another VL does not."""
-    lab = make_lab(hol_topology(lab_name, "lossless"))
+    lab = make_lab(hol_topology(lab_name, "lossless"), backend=backend)
     with lab.flow_control() as fc:
         alone = run_flows(lab, [Flow("v0", "v1", "storage")], 3, port=5300)[0]["bps"]
         same_vl = victim_share(lab, "storage", alone)

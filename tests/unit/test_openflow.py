@@ -135,3 +135,19 @@ def test_an_app_file_names_one_fabric_app(tmp_path):
         load_app(f"{two}:C")
     with pytest.raises(FabricError, match="no such file"):
         load_app(str(tmp_path / "none.py"))
+
+
+@pytest.mark.parametrize("program", ["arrival_program", "tagged_arrival_program"])
+def test_the_counting_programs_jump_only_forward_and_within_them(program):
+    """The verifier refuses a program whose jumps leave it; every jump to the end lands on
+    `r0 = TC_ACT_OK` (checked here without root; the integration tests load them)."""
+    import struct
+    from emu.fabric import bpf
+    code = getattr(bpf, program)(3)
+    insns = [struct.unpack_from("<BBhi", code, 8 * i) for i in range(len(code) // 8)]
+    assert insns[-2] == (0xb7, 0, 0, 0) and insns[-1][0] == 0x95
+    for pc, (op, _, off, _) in enumerate(insns):
+        if op & 0x07 == 0x05 and op != 0x85 and op != 0x95:      # a jump (not a call, not exit)
+            assert 0 < off and pc + 1 + off < len(insns), (pc, off)
+    if program == "tagged_arrival_program":
+        assert any(op == 0x85 and imm == bpf.FN_SKB_VLAN_POP for op, _, _, imm in insns)

@@ -52,6 +52,10 @@ class FabricApp(app_manager.OSKenApp):
         self.plan = LabPlan.from_dict(self.config["plan"])
         self.switches = {int(dpid): name for name, dpid in self.config["switches"].items()}
         self.sweep_delay = self.config["sweep_delay"]
+        # a lossless lab's arrival counters learn each packet's in-port from a tag (emu.fabric.bpf):
+        # table 0 tags, the routing entries are in table 1
+        self.tag_in_port = self.plan.flow_control.lossless
+        self.entry_table = 1 if self.tag_in_port else 0
         self.datapaths: dict[str, object] = {}          # switch -> its connection (os-ken Datapath)
         self.routes = {n.name: n.routes for n in self.plan.nodes if n.forwards}     # what each switch has
         self.installed: dict[str, dict] = {}            # switch -> match -> flows.Entry
@@ -104,7 +108,8 @@ class FabricApp(app_manager.OSKenApp):
         for e in change.put:
             self.add_flow(dp, e.priority, self.entry_match(dp, e), self.entry_actions(switch, dp, e))
         for e in change.delete:
-            dp.send_msg(parser.OFPFlowMod(dp, command=ofp.OFPFC_DELETE_STRICT, priority=e.priority,
+            dp.send_msg(parser.OFPFlowMod(dp, table_id=self.entry_table, command=ofp.OFPFC_DELETE_STRICT,
+                                          priority=e.priority,
                                           match=self.entry_match(dp, e), out_port=ofp.OFPP_ANY,
                                           out_group=ofp.OFPG_ANY))
         for gid in change.delete_groups:
@@ -112,10 +117,22 @@ class FabricApp(app_manager.OSKenApp):
         self.barrier(dp)
         return len(change.add_groups) + len(change.put) + len(change.delete) + len(change.delete_groups)
 
-    def add_flow(self, dp, priority: int, match, actions, idle_timeout: int = 0) -> None:
+    def add_flow(self, dp, priority: int, match, actions, idle_timeout: int = 0, table: int | None = None) -> None:
+        """An entry of the routing table (self.entry_table, unless `table` says otherwise)."""
         parser = dp.ofproto_parser
-        dp.send_msg(parser.OFPFlowMod(dp, priority=priority, match=match, idle_timeout=idle_timeout, instructions=[
-            parser.OFPInstructionActions(dp.ofproto.OFPIT_APPLY_ACTIONS, actions)]))
+        dp.send_msg(parser.OFPFlowMod(dp, table_id=self.entry_table if table is None else table, priority=priority,
+                                      match=match, idle_timeout=idle_timeout, instructions=[
+                                          parser.OFPInstructionActions(dp.ofproto.OFPIT_APPLY_ACTIONS, actions)]))
+
+    def tag_ports(self, switch: str, dp) -> None:
+        """Table 0: every packet tagged with its in-port (a VLAN id), then on to the routing entries."""
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        for number in range(1, len(self.plan.node(switch).ports) + 1):
+            dp.send_msg(parser.OFPFlowMod(dp, table_id=0, priority=1, match=parser.OFPMatch(in_port=number), instructions=[
+                parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [
+                    parser.OFPActionPushVlan(0x8100),
+                    parser.OFPActionSetField(vlan_vid=number | ofp.OFPVID_PRESENT)]),
+                parser.OFPInstructionGotoTable(self.entry_table)]))
 
     @staticmethod
     def entry_match(dp, e: flows.Entry):
@@ -193,6 +210,8 @@ class FabricApp(app_manager.OSKenApp):
         dp.send_msg(parser.OFPGroupMod(dp, ofp.OFPGC_DELETE, ofp.OFPGT_SELECT, ofp.OFPG_ALL, []))
         self.installed[switch], self.group_ids[switch] = {}, {}
         self.datapaths[switch] = dp
+        if self.tag_in_port:
+            self.tag_ports(switch, dp)
         self.install(switch, self.routes[switch])
         self.connected(switch, dp)
         self.barrier(dp)

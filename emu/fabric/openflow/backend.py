@@ -10,9 +10,10 @@ switches as flow changes through the controller, which the lab's daemon runs
 (control_plane()). Checksums are filled in by the sender (no tx offload on the lab's veths):
 a packet socket hands OVS a partial checksum, which it would forward unfilled.
 
-On one machine only, and lossy only: the lossless flow controller counts a switch's arrivals
-per ingress port at the egress hook, where a packet OVS sent through a packet socket no
-longer says which port it came in on (docs/limitations.md).
+In a lossless lab the bridges tag every packet with its in-port (a VLAN id) for the flow
+controller's arrival counters, which read the tag and pop it before the port's queues
+(emu.fabric.bpf): a packet OVS sent through a packet socket says no more where it came in.
+On one machine only.
 """
 import os
 import subprocess
@@ -23,6 +24,7 @@ from emu import labfiles
 from emu.backends import Layout
 from emu.errors import EmuError, FabricError
 from emu.fabric import apply
+from emu.fabric.bpf import ArrivalCounters
 from emu.fabric.kernel import KernelBackend
 from emu.fabric.openflow import ovs
 from emu.fabric.openflow.controller import Controller, ask
@@ -49,9 +51,6 @@ class OpenFlowBackend(KernelBackend):
     # -- build and change
     def build(self, plan, progress=None) -> None:
         ovs.check_installed()
-        if plan.flow_control.lossless:
-            raise EmuError("the openflow backend runs lossy labs only: the flow controller's per-ingress "
-                           "counters see no ingress port on what OVS forwards (docs/limitations.md)")
         super().build(plan, progress)
         try:
             with ThreadPoolExecutor(8) as pool:
@@ -101,6 +100,11 @@ class OpenFlowBackend(KernelBackend):
                                      "up": up})
         self._change(node.name, "ip", [f"link set dev {port.ifname} {'up' if up else 'down'}"]
                      + ([neighbour_line(port)] if up else []))
+
+    def arrivals(self, plan, switches: list[str], replace: bool = False) -> ArrivalCounters:
+        """Counted from the in-port tag the bridges of a lossless lab put on every packet (the
+        controller's table 0), which the counting program pops before the port's queues."""
+        return ArrivalCounters(plan, self.layout, switches, replace, tagged=True)
 
     # -- the controller
     def ofp_socket(self):
