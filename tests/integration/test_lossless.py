@@ -55,12 +55,15 @@ def victim_share(lab, victim_class: str, alone: float) -> float:
     return victim["bps"] / alone
 
 
+# The kernel's routers only: on OpenFlow labs a victim in another VL also loses rate (45% of its
+# rate alone at scale 0.001, 52% at 0.00075, 71% at 0.0006: the bridge forwards all of leaf0's
+# ports in one thread), and at 0.0005 the incast's pauses no longer hold the same-VL victim back
+# (82%): no rate separates the two here (docs/openflow.md)
 @pytest.mark.heavy
-@both_backends
-def test_head_of_line_blocking_within_a_vl_only(make_lab, lab_name, backend):
+def test_head_of_line_blocking_within_a_vl_only(make_lab, lab_name):
     """The incast's pauses reach back to leaf0's uplink; a victim in the incast's VL waits behind
     them, a victim in another VL does not."""
-    lab = make_lab(hol_topology(lab_name, "lossless"), backend=backend)
+    lab = make_lab(hol_topology(lab_name, "lossless"))
     with lab.flow_control() as fc:
         alone = run_flows(lab, [Flow("v0", "v1", "storage")], 3, port=5300)[0]["bps"]
         same_vl = victim_share(lab, "storage", alone)
