@@ -279,7 +279,8 @@ class Lab:
                     try:
                         lab.ready()
                     except EmuError:
-                        said = daemon.last_said(name) or "no word (see its log)"
+                        said = daemon.last_said(name) or "no word"
+                        daemon.log_path(name).unlink(missing_ok=True)     # (its last line is the error)
                         raise EmuError(said.removeprefix(f"emu daemon {name}: ")) from None
             except BaseException:
                 daemon.stop(name)
@@ -288,7 +289,6 @@ class Lab:
         except BaseException:
             daemon.stop(name)
             fabric.forget(name)
-            daemon.log_path(name).unlink(missing_ok=True)     # (its last line is in the error)
             state_path(name).unlink(missing_ok=True)
             raise
         lab._topology, lab._plan = topology, plan

@@ -8,10 +8,10 @@ from emu.topo.loader import topology_from_dict
 LOSSLESS = {"mode": "lossless", "xoff": "64K", "xon": "32K", "headroom": "2M"}
 
 
-def incast_star(name: str, flow_control: dict | None = None, **nodes):
+def incast_star(name: str, flow_control: dict | None = None, scale: float = 0.001, **nodes):
     """2 hosts and 8 storage nodes on one switch of 32 KiB buffers; nodes: extra keys of nodes
     by name (e.g. c0={"machine": 1})."""
-    doc = build("star", name, hosts=2, storage=8, scale=0.001, rate="200Gbit", buffer="32KiB").to_dict()
+    doc = build("star", name, hosts=2, storage=8, scale=scale, rate="200Gbit", buffer="32KiB").to_dict()
     for node, keys in nodes.items():
         doc["nodes"][node].update(keys)
     return topology_from_dict({**doc, **({"flow_control": flow_control} if flow_control else {})})

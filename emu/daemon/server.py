@@ -19,9 +19,9 @@ import socket
 import threading
 import time
 
+from emu.control.subnet_manager import DEFAULT_SWEEP_DELAY
 from emu.daemon.client import socket_path
 from emu.errors import EmuError
-from emu.control.subnet_manager import DEFAULT_SWEEP_DELAY
 from emu.lab import CHANGES, Lab
 
 SAMPLE_PERIOD = 1.0         # seconds between the always-on sampler's readings
