@@ -31,6 +31,9 @@ from emu.fabric.openflow.controller import Controller, ask
 from emu.fabric.render import kernel_layout, neighbour_line
 
 
+ONE_MACHINE = "the openflow backend builds a lab on one machine (no --machines or --cluster)"
+
+
 class OpenFlowBackend(KernelBackend):
     name = "openflow"
     controlled = True       # the switches forward once the daemon's controller has given them their tables
@@ -38,12 +41,12 @@ class OpenFlowBackend(KernelBackend):
     @classmethod
     def lay_out(cls, lab: str, nodes: list[str], containers=(), machines=None) -> Layout:
         if machines and len(set(machines.values())) > 1:
-            raise EmuError("the openflow backend builds a lab on one machine (no --machines or --cluster)")
+            raise EmuError(ONE_MACHINE)
         return replace(kernel_layout(lab, nodes, containers), backend=cls.name)
 
     @classmethod
     def cluster_hosts(cls, cluster: str, count):
-        raise EmuError("the openflow backend builds a lab on one machine (no --machines or --cluster)")
+        raise EmuError(ONE_MACHINE)
 
     def switches(self, plan) -> list:
         return [n for n in plan.nodes if n.forwards]
@@ -55,12 +58,14 @@ class OpenFlowBackend(KernelBackend):
         try:
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(self._offload_off, plan.nodes))
-                list(pool.map(lambda s: ovs.start(self.lab, s[1], s[0], self.layout.netns(s[1].name),
-                                                  str(self.ofp_socket())), enumerate(self.switches(plan))))
+                list(pool.map(self._start_bridge, self.switches(plan), range(len(self.switches(plan)))))
         except BaseException:
             apply.destroy(self.namespaces())
             ovs.forget(self.lab)
             raise
+
+    def _start_bridge(self, switch, index: int) -> None:
+        ovs.start(self.lab, switch, index, self.layout.netns(switch.name), str(self.ofp_socket()))
 
     def _offload_off(self, node) -> None:
         """Checksums filled in by the sender on every port of the node."""

@@ -140,8 +140,7 @@ class Controller:
 
     def __init__(self, config: dict, config_path: Path, log_path: Path):
         self.config, self.api = {**config, "daemon": os.getpid()}, config["api_socket"]
-        config = self.config
-        config_path.write_text(json.dumps(config))
+        config_path.write_text(json.dumps(self.config))
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", __name__, str(config_path)], stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log,
