@@ -35,7 +35,7 @@ def check(file, as_json):
 @click.option("--name", help="lab name (default: the file's `name`)")
 @click.option("--json", "as_json", is_flag=True, help="the whole plan as JSON")
 @click.option("--lines", is_flag=True, help="what the backend would run to build it (the kernel's: the exact "
-              "ip/tc batch lines and sysctls)")
+              "ip/tc batch lines and sysctls; openflow's: those, then each switch's OVS commands)")
 @click.option("--machines", type=int, help="where each node would run with the lab over N machines, and the links "
               "that would cross between them (with --lines: the lines that build it so, tunnels included)")
 def plan(file, name, as_json, lines, machines):
@@ -48,7 +48,8 @@ def plan(file, name, as_json, lines, machines):
     lab_plan = make_plan(topology)
     from emu.topo.placement import place
     if lines:
-        layout = backends.plan_layout(lab_plan, machines=place(topology, machines).of if machines else None)
+        layout = backends.plan_layout(lab_plan, topology.backend,
+                                      machines=place(topology, machines).of if machines else None)
         click.echo(backends.bind(layout).describe(lab_plan))
     elif machines is not None:
         placement = place(topology, machines)

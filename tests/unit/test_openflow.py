@@ -151,3 +151,16 @@ def test_the_counting_programs_jump_only_forward_and_within_them(program):
             assert 0 < off and pc + 1 + off < len(insns), (pc, off)
     if program == "tagged_arrival_program":
         assert any(op == 0x85 and imm == bpf.FN_SKB_VLAN_POP for op, _, _, imm in insns)
+
+
+def test_topo_plan_lines_show_each_switchs_ovs_commands():
+    """The example topology names the openflow backend: its lines are the kernel's, then the bridges'."""
+    from pathlib import Path
+    from click.testing import CliRunner
+    from emu.cli import main
+    example = Path(__file__).parents[2] / "examples" / "openflow" / "leaf-spine.yaml"
+    done = CliRunner().invoke(main, ["topo", "plan", str(example), "--lines"])
+    assert done.exit_code == 0, done.output
+    assert [line for line in done.output.splitlines() if line.endswith(": Open vSwitch")] == [
+        f"# {s}: Open vSwitch" for s in ("spine0", "spine1", "leaf0", "leaf1")]
+    assert "route add" not in done.output.split("# emu-of-ecmp-leaf0: ip -batch")[1].split("#")[0]
