@@ -24,6 +24,10 @@ def status_tables(st: dict) -> list:
             f"[red]stale: {ns.get('present')} of {ns.get('planned')} namespaces exist (emu clean {st['name']})[/]")
     head = (f"lab [bold]{st['name']}[/] ({live}): scale {st['scale']:g}, routing {st['routing']}, "
             f"isolation {'on' if st['isolation'] else 'off'}, {st.get('flow_control', 'lossy')}")
+    if st.get("backend", "kernel") != "kernel":
+        of = st.get("daemon", {}).get(st["backend"], {})
+        head += f", on {st['backend']}" + (f" ({len(of['connected'])} of {of['switches']} switches connected, "
+                                           f"{of['entries']} entries, {of['sweeps']} sweeps of its own)" if of else "")
     d = st.get("daemon", {})
     head += (f"\ndaemon PID {d['pid']}: {', '.join(d['controllers'])}" if d.get("alive") else
              f"\n[red]{d.get('message', 'no daemon')}[/]")
