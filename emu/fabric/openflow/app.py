@@ -26,7 +26,7 @@ import time
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
-from os_ken.controller.handler import CONFIG_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
@@ -57,6 +57,7 @@ class FabricApp(app_manager.OSKenApp):
         self.tag_in_port = self.plan.flow_control.lossless
         self.entry_table = 1 if self.tag_in_port else 0
         self.datapaths: dict[str, object] = {}          # switch -> its connection (os-ken Datapath)
+        self.ready: set[str] = set()                    # switches that have taken their whole table
         self.routes = {n.name: n.routes for n in self.plan.nodes if n.forwards}     # what each switch has
         self.installed: dict[str, dict] = {}            # switch -> match -> flows.Entry
         self.group_ids: dict[str, dict] = {}
@@ -215,7 +216,17 @@ class FabricApp(app_manager.OSKenApp):
         self.install(switch, self.routes[switch])
         self.connected(switch, dp)
         self.barrier(dp)
+        self.ready.add(switch)
         LOG.info("switch %s connected: %d entries", switch, len(self.installed[switch]))
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def _disconnected(self, ev):
+        switch = self.switches.get(ev.datapath.id)
+        with self.lock:
+            if switch is not None and self.datapaths.get(switch) is ev.datapath:
+                del self.datapaths[switch]      # its table is installed whole when it connects again
+                self.ready.discard(switch)
+                LOG.warning("switch %s disconnected", switch)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier_reply(self, ev):
@@ -250,7 +261,7 @@ class FabricApp(app_manager.OSKenApp):
     def request(self, req: dict):
         op = req.get("op")
         if op == "status":
-            return {"connected": sorted(self.datapaths), "switches": len(self.switches),
+            return {"connected": sorted(self.ready), "switches": len(self.switches),
                     "entries": sum(map(len, self.installed.values())), "sweeps": self.sweeps,
                     "down": sorted(f"{s}:{p}" for s, p in self.down)}
         if op == "routes":
