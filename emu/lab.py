@@ -673,13 +673,14 @@ class Lab:
         return rows
 
 
-def clean(only: str | None = None, on_failure=None) -> dict[str, int]:
+def clean(only: str | None = None, on_failure=None, forget: bool = False) -> dict[str, int]:
     """Remove every lab (or only lab `only`): those with state files and those only the kernel's
     marks still know. A namespace goes only if its name and its mark both say it is the lab's,
     or if the lab's own state file claimed it before it was created. Cleaning every lab, one
     whose removal fails (a lab on a Ray cluster that does not answer from here) keeps its state
     file for another try, on_failure(name, error) hears of it, and the others are still removed
-    (without on_failure, the error ends the clean)."""
+    (without on_failure, the error ends the clean). forget: a lab on a Ray cluster that does not
+    answer loses its files here all the same (what its machines hold stays there)."""
     require_root("clean labs up")
     if only is not None:
         check_lab_name(only)
@@ -706,8 +707,14 @@ def clean(only: str | None = None, on_failure=None) -> dict[str, int]:
             removed[name] = removed.get(name, 0) + fabric.present()
             fabric.destroy()
         except EmuError as e:
+            if forget and fabric.layout.cluster:
+                removed[name] = 0       # its files go below
+                continue
+            if fabric.layout.cluster:
+                e = EmuError(f"{e} (emu clean {name} --forget removes its files here, leaving whatever its "
+                             f"machines hold)")
             if only is not None or on_failure is None:
-                raise
+                raise e from None
             failed.add(name)
             removed.pop(name, None)
             on_failure(name, e)

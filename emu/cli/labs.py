@@ -205,7 +205,9 @@ def mpirun(lab_opt, traffic_class, ranks, nodes, per_node, mca, prog):
 @main.command()
 @lab_or_all
 @click.option("--json", "as_json", is_flag=True)
-def clean(lab, lab_opt, every, as_json):
+@click.option("--forget", is_flag=True, help="a lab on a Ray cluster that no longer answers: remove its files here "
+              "all the same (its machines keep whatever they still hold)")
+def clean(lab, lab_opt, every, as_json, forget):
     """Remove every namespace, interface and process of LAB (or of every lab, with --all), stale ones too."""
     from emu.lab import clean as clean_labs
     failed = []
@@ -213,7 +215,7 @@ def clean(lab, lab_opt, every, as_json):
     def not_cleaned(name: str, error: EmuError) -> None:
         failed.append(name)
         click.echo(f"emu: lab {name!r} is not cleaned: {error}", err=True)
-    removed = clean_labs(one_or_all(lab, lab_opt, every, "clean"), on_failure=not_cleaned)
+    removed = clean_labs(one_or_all(lab, lab_opt, every, "clean"), on_failure=not_cleaned, forget=forget)
     if as_json:
         click.echo(json.dumps([{"name": k, "namespaces": v} for k, v in sorted(removed.items())], indent=1))
     elif not removed and not failed:

@@ -35,6 +35,7 @@ import itertools
 import logging
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -509,6 +510,7 @@ class RayWorkers(Workers):
             ray = import_ray()
             self.started = not ray.is_initialized()
             if self.started and self.cluster:
+                reachable(self.cluster)
                 try:
                     ray.init(address=self.cluster, log_to_driver=False, logging_level=logging.ERROR)
                 except Exception as e:      # Ray's own: ConnectionError, and others (a client address without grpc)
@@ -640,6 +642,21 @@ def remove(path: str) -> None:
         shutil.rmtree(target, ignore_errors=True)
     else:
         target.unlink(missing_ok=True)
+
+
+REACH_TIMEOUT = 3.0     # seconds to open a TCP connection to a cluster's head
+
+
+def reachable(address: str, timeout: float = REACH_TIMEOUT) -> None:
+    """EmuError unless the Ray cluster's head at HOST:PORT takes a TCP connection: Ray's own
+    connect waits over two minutes for a head that is gone (`emu clean` of such a lab hung)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return          # not HOST:PORT: Ray says what it makes of it
+    try:
+        socket.create_connection((host, int(port)), timeout).close()
+    except OSError as e:
+        raise EmuError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
 
 
 def import_ray():

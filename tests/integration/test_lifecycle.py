@@ -321,3 +321,26 @@ def test_a_multi_plane_lab_connects_every_nic_to_every_nic_on_its_plane(make_lab
     result = tcp_mesh(lab.hosts())
     assert result.pairs == 4 * 3 * 4 and result.ok == result.pairs, result.failures[:3]    # every NIC's address
     assert result.retransmits == 0
+
+
+def test_a_lab_on_a_cluster_that_is_gone_is_forgotten_on_request(tmp_path, lab_name):
+    """`emu clean LAB` of a lab whose Ray cluster no longer answers fails at once in one line
+    naming --forget (Ray's own connect waits for minutes); `--forget` removes its files here."""
+    import time
+    from emu import backends
+    from emu.plan import make_plan
+    topo = build("leaf-spine", lab_name, leaves=2, spines=1, hosts_per_leaf=1)
+    plan = make_plan(topo, lab_name)
+    layout = backends.plan_layout(plan, machines={n.name: i % 2 for i, n in enumerate(plan.nodes)}).on_cluster(
+        "127.0.0.1:1", [{"underlay": f"10.9.0.{i}", "device": "eth0", "node": f"n{i}"} for i in (1, 2)])
+    state_path(lab_name).write_text(json.dumps({
+        "name": lab_name, "pid": 1, "created": time.time(), "source": "<test>", "claimed": True, "backend": "kernel",
+        "topology": topo.to_dict(), "plan": plan.to_dict(), "layout": layout.to_dict()}))
+    start = time.monotonic()
+    done = emu("clean", lab_name)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in done.stderr and f"emu clean {lab_name} --forget" in done.stderr
+    assert time.monotonic() - start < 30 and state_path(lab_name).exists()
+    done = emu("clean", lab_name, "--forget")
+    assert done.returncode == 0, done.stderr
+    assert leftovers(lab_name) == NOTHING

@@ -170,7 +170,7 @@ def test_clean_all_says_what_it_removed_and_which_lab_it_could_not(monkeypatch):
     from emu import lab as lab_module
     from emu.errors import EmuError
 
-    def clean(only, on_failure):
+    def clean(only, on_failure, forget):
         on_failure("far", EmuError("cannot reach the Ray cluster at 10.9.9.9:6379: timed out"))
         return {"a": 3}
     monkeypatch.setattr(lab_module, "clean", clean)

@@ -1,9 +1,12 @@
-"""A machine's clock put on ours (emu.fabric.workers.measure_clock), and a watch that moves its
-worker's readings by the measured offset."""
+"""A machine's clock put on ours (emu.fabric.workers.measure_clock), a watch that moves its
+worker's readings by the measured offset, and the probe of a cluster's head."""
 import itertools
 import random
 
-from emu.fabric.workers import Clock, Watch, measure_clock
+import pytest
+
+from emu.errors import EmuError
+from emu.fabric.workers import Clock, Watch, measure_clock, reachable
 
 
 class Wire:
@@ -49,3 +52,16 @@ def test_a_watch_puts_its_workers_readings_on_our_clock():
     (node, t, queues, links), = watch.read()
     assert (node, t, queues, links) == ("c0", 0.75, readings[0][2], [])
     assert watch.summary() == {"reads": 2, "clock_offset_s": 999.5, "clock_bound_s": 1e-3}
+
+
+def test_a_cluster_head_that_does_not_answer_is_one_line_at_once():
+    """Ray's own connect waits over two minutes for a head that is gone; the probe says so in seconds."""
+    import socket
+    import time
+    start = time.monotonic()
+    with pytest.raises(EmuError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:1: Connection refused"):
+        reachable("127.0.0.1:1")
+    assert time.monotonic() - start < 3
+    with socket.create_server(("127.0.0.1", 0)) as head:
+        reachable(f"127.0.0.1:{head.getsockname()[1]}")         # answers: nothing said
+    reachable("auto")           # not HOST:PORT: left to Ray
