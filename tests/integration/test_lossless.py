@@ -13,6 +13,13 @@ from lossless import LOSSLESS, incast_star
 pytestmark = pytest.mark.integration
 
 
+# On OpenFlow labs the bridge, not the port, sets the incast's pace (about half the port's rate):
+# the port's queue seldom reaches the usual XOFF (a run with no pause at all in a full suite run),
+# so the bridges' lab pauses earlier; so it paused 32-66 times a run, dropped nothing, and kept
+# 1.02-1.37 of the lossy goodput with another suite running beside it (docs/openflow.md)
+BRIDGE_LOSSLESS = {**LOSSLESS, "xoff": "16K", "xon": "8K"}
+
+
 @pytest.mark.heavy
 @both_backends
 def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name, backend):
@@ -23,7 +30,7 @@ def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name, bac
     lossy_row, = incast(lossy, "c0", [8], rts=False, rounds=2)
     assert fabric_drops(lossy) > 0, "the lossy fabric should have dropped"
     lossy.down()
-    lab = make_lab(incast_star(lab_name, LOSSLESS), backend=backend)
+    lab = make_lab(incast_star(lab_name, LOSSLESS if backend == "kernel" else BRIDGE_LOSSLESS), backend=backend)
     with lab.flow_control() as fc:
         row, = incast(lab, "c0", [8], rts=False, rounds=2)
     assert fabric_drops(lab) == 0, "lossless violations: a switch dropped"
@@ -31,10 +38,7 @@ def test_lossless_incast_drops_nothing_and_keeps_goodput(make_lab, lab_name, bac
     paused = [p for p in fc.pauses if p[0] != switch]
     assert paused and all(end >= start for *_, start, end in paused), "no pause was logged"
     assert sum(end - start for *_, start, end in paused) > 0
-    # On OpenFlow labs the bridge, not the port, sets the incast's goodput (about half the port's
-    # rate), so the pauses are few and goodput moves with the machine's load: lossless over lossy
-    # was 1.4-2.0 alone and 0.67 once in a full suite run (docs/openflow.md)
-    floor = 0.95 if backend == "kernel" else 0.5
+    floor = 0.95 if backend == "kernel" else 0.8
     assert row["goodput_bps"] >= floor * lossy_row["goodput_bps"], (row, lossy_row)
     figures = fc.summary()
     assert figures["peak_ingress_bytes"] > figures["xoff"]      # a port did pass XOFF: the pauses were needed
